@@ -1,0 +1,207 @@
+//! `snapshot`: build, inspect and query link snapshot files.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use snapshots::input::{InputFormat, read_links};
+use snapshots::{Snapshot, SnapshotBuilder};
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "snapshot",
+    version,
+    about = "Build, inspect and query link snapshot files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build a snapshot from CSV (header row; columns code,target and optional
+    /// status,expires_at,forward_query,disabled) or JSON lines.
+    Build {
+        /// Input file (`-` for standard input).
+        #[arg(long)]
+        input: PathBuf,
+        /// Snapshot file to write (atomically replaced).
+        #[arg(long)]
+        output: PathBuf,
+        /// Input format. Default: from the extension (.jsonl/.ndjson/.json are JSON lines, else CSV).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Change-log sequence the snapshot includes.
+        #[arg(long, default_value_t = 0)]
+        sequence: u64,
+    },
+    /// Print a snapshot's header and counts (checks the whole file).
+    Inspect {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one link as JSON; exits 1 if the code is not in the snapshot.
+    Get { file: PathBuf, code: String },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Csv,
+    Jsonl,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("snapshot: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Build {
+            input,
+            output,
+            format,
+            sequence,
+        } => build(input, output, format, sequence),
+        Command::Inspect { file, json } => inspect(file, json),
+        Command::Get { file, code } => get(file, code),
+    }
+}
+
+fn build(input: PathBuf, output: PathBuf, format: Option<Format>, sequence: u64) -> Result<()> {
+    let started = Instant::now();
+    let format = match format {
+        Some(Format::Csv) => InputFormat::Csv,
+        Some(Format::Jsonl) => InputFormat::JsonLines,
+        None => InputFormat::from_path(&input),
+    };
+    let (reader, size): (Box<dyn std::io::Read>, u64) = if input.as_os_str() == "-" {
+        (Box::new(std::io::stdin().lock()), 0)
+    } else {
+        let file =
+            File::open(&input).with_context(|| format!("cannot open {}", input.display()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(file), size)
+    };
+    // Hidden automatically when stderr is not a terminal.
+    let progress = if size > 0 {
+        ProgressBar::new(size).with_style(
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta} {msg}",
+            )
+            .expect("static template"),
+        )
+    } else {
+        ProgressBar::new_spinner()
+    };
+    // Row line numbers, kept only to name both lines of a duplicate code.
+    let mut lines: Vec<u64> = Vec::new();
+    let mut builder = SnapshotBuilder::new(sequence);
+    let rows = read_links(reader, format, |link, row| {
+        builder.push(link).map_err(|e| e.to_string())?;
+        lines.push(row.line);
+        if lines.len().is_multiple_of(65_536) {
+            progress.set_position(row.offset);
+            progress.set_message(format!("{} links", lines.len()));
+        }
+        Ok(())
+    })
+    .with_context(|| format!("{}", input.display()))?;
+    progress.set_message("writing");
+    let summary = builder.write_to(&output).map_err(|e| match e {
+        snapshots::BuildError::DuplicateCode {
+            code,
+            first,
+            second,
+        } => anyhow::anyhow!(
+            "{}: code {code:?} appears on line {} and line {}",
+            input.display(),
+            lines[first as usize],
+            lines[second as usize]
+        ),
+        other => other.into(),
+    })?;
+    progress.finish_and_clear();
+    println!(
+        "wrote {} links to {} ({} bytes, sequence {}) in {:.2?}",
+        rows,
+        output.display(),
+        summary.file_len,
+        summary.header.sequence,
+        started.elapsed()
+    );
+    Ok(())
+}
+
+fn inspect(file: PathBuf, json: bool) -> Result<()> {
+    let started = Instant::now();
+    let snapshot = Snapshot::open(&file).with_context(|| format!("{} refused", file.display()))?;
+    let checked_in = started.elapsed();
+    let header = snapshot.header();
+    let (mut disabled, mut forward, mut expiring) = (0u64, 0u64, 0u64);
+    let mut by_status = std::collections::BTreeMap::<u16, u64>::new();
+    for (_, link) in snapshot.iter() {
+        disabled += link.disabled() as u64;
+        forward += link.forward_query() as u64;
+        expiring += link.expires_at().is_some() as u64;
+        *by_status.entry(link.status().code()).or_default() += 1;
+    }
+    if json {
+        let value = serde_json::json!({
+            "file": file,
+            "format_version": header.version,
+            "links": header.link_count,
+            "sequence": header.sequence,
+            "built_at_ms": header.built_at_ms,
+            "payload_bytes": header.payload_len,
+            "payload_checksum": format!("{:016x}", header.payload_checksum),
+            "file_bytes": snapshot.file_len(),
+            "by_status": by_status,
+            "disabled": disabled,
+            "forward_query": forward,
+            "with_expiry": expiring,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!("file            {}", file.display());
+    println!("format version  {}", header.version);
+    println!("links           {}", header.link_count);
+    println!("sequence        {}", header.sequence);
+    println!("built at        {} (unix ms)", header.built_at_ms);
+    println!("file bytes      {}", snapshot.file_len());
+    println!("payload bytes   {}", header.payload_len);
+    println!(
+        "checksum        {:016x} (xxh3-64, verified)",
+        header.payload_checksum
+    );
+    for (status, count) in by_status {
+        println!("status {status}      {count}");
+    }
+    println!("disabled        {disabled}");
+    println!("forward query   {forward}");
+    println!("with expiry     {expiring}");
+    println!("checked in      {checked_in:.2?}");
+    Ok(())
+}
+
+fn get(file: PathBuf, code: String) -> Result<()> {
+    let snapshot = Snapshot::open(&file).with_context(|| format!("{} refused", file.display()))?;
+    match snapshot.get(&code) {
+        Some(link) => {
+            println!("{}", serde_json::to_string_pretty(&link.to_link(&code))?);
+            Ok(())
+        }
+        None => {
+            eprintln!("snapshot: {code:?} is not in {}", file.display());
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Building a snapshot file: links stream in, one compact copy is kept, the
+//! archive streams out to a temporary file that is fsynced and renamed.
+
+use crate::archive::{Entry, FLAG_DISABLED, FLAG_FORWARD_QUERY, LinkTable, LinkValue};
+use crate::error::BuildError;
+use crate::header::{FORMAT_VERSION, HEADER_LEN, Header};
+use crate::link::Link;
+use rkyv::rancor;
+use rkyv::ser::writer::IoWriter;
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+use xxhash_rust::xxh3::Xxh3;
+
+/// The largest payload the format's 32-bit relative pointers can address.
+pub const MAX_PAYLOAD_LEN: u64 = i32::MAX as u64;
+
+/// Per-entry bytes in the archive beyond the code and target text: the table
+/// slot (key 8 + value 32), a control byte, and slack for the 7/8 load factor
+/// and alignment. Used only to refuse an oversized build before writing it.
+const ENTRY_OVERHEAD: u64 = 56;
+
+/// Collects links and writes them as one snapshot file.
+///
+/// Memory: one `Entry` per link (the code and target strings plus 48 bytes),
+/// and while writing, rkyv's scratch space for the hash table (a slot index
+/// and a control byte per bucket). The archive itself is streamed to disk.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    entries: Vec<Entry>,
+    sequence: u64,
+    built_at_ms: Option<i64>,
+    text_bytes: u64,
+}
+
+/// What a finished build wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildSummary {
+    pub header: Header,
+    /// Bytes of the whole file.
+    pub file_len: u64,
+}
+
+impl SnapshotBuilder {
+    /// A builder for a snapshot at change-log `sequence`.
+    pub fn new(sequence: u64) -> Self {
+        Self::with_capacity(sequence, 0)
+    }
+
+    /// Like [`SnapshotBuilder::new`], with room for `links` links.
+    pub fn with_capacity(sequence: u64, links: usize) -> Self {
+        SnapshotBuilder {
+            entries: Vec::with_capacity(links),
+            sequence,
+            built_at_ms: None,
+            text_bytes: 0,
+        }
+    }
+
+    /// Fixes the build time written to the header (default: now). Useful for
+    /// byte-identical fixtures.
+    pub fn built_at_ms(mut self, at: i64) -> Self {
+        self.built_at_ms = Some(at);
+        self
+    }
+
+    /// Links added so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no link was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds one link after checking it. Duplicates are found at write time.
+    pub fn push(&mut self, link: Link) -> Result<(), BuildError> {
+        let index = self.entries.len() as u64;
+        if let Err(reason) = link.validate() {
+            return Err(BuildError::InvalidLink {
+                index,
+                code: link.code,
+                reason,
+            });
+        }
+        let flags = if link.disabled { FLAG_DISABLED } else { 0 }
+            | if link.forward_query {
+                FLAG_FORWARD_QUERY
+            } else {
+                0
+            };
+        self.text_bytes += (link.code.len() + link.target.len()) as u64;
+        self.entries.push(Entry {
+            code: link.code,
+            value: LinkValue {
+                seq: link.seq,
+                expires_at: link.expires_at.unwrap_or(0),
+                target: link.target,
+                status: link.status.code(),
+                flags,
+            },
+            index,
+        });
+        Ok(())
+    }
+
+    /// Writes the snapshot to `path` atomically: a temporary file beside it,
+    /// fsynced, renamed over `path`, and the directory fsynced. On error the
+    /// temporary file is removed and `path` is untouched.
+    pub fn write_to(mut self, path: &Path) -> Result<BuildSummary, BuildError> {
+        let estimated = self.text_bytes + ENTRY_OVERHEAD * self.entries.len() as u64;
+        if estimated > MAX_PAYLOAD_LEN {
+            return Err(BuildError::TooLarge {
+                estimated,
+                max: MAX_PAYLOAD_LEN,
+            });
+        }
+        // Sorting makes duplicates adjacent; the map does not need the order.
+        self.entries
+            .sort_unstable_by(|a, b| a.code.cmp(&b.code).then(a.index.cmp(&b.index)));
+        if let Some(pair) = self.entries.windows(2).find(|w| w[0].code == w[1].code) {
+            return Err(BuildError::DuplicateCode {
+                code: pair[0].code.clone(),
+                first: pair[0].index,
+                second: pair[1].index,
+            });
+        }
+
+        let io_err = |source| BuildError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".snapshot-")
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(io_err)?;
+
+        let file = tmp.as_file_mut();
+        file.write_all(&[0u8; HEADER_LEN]).map_err(io_err)?;
+        let (payload_len, payload_checksum) =
+            write_payload(file, &self.entries).map_err(|e| match e {
+                PayloadError::Io(source) => io_err(source),
+                PayloadError::Archive(message) => BuildError::Serialize { message },
+            })?;
+
+        let header = Header {
+            version: FORMAT_VERSION,
+            flags: 0,
+            link_count: self.entries.len() as u64,
+            sequence: self.sequence,
+            built_at_ms: self.built_at_ms.unwrap_or_else(now_ms),
+            payload_len,
+            payload_checksum,
+        };
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        file.write_all(&header.encode()).map_err(io_err)?;
+        // Temporary files are created 0600; a snapshot is read by other
+        // services (the engine may run as another user), and holds no secret.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(io_err)?;
+        }
+        file.sync_all().map_err(io_err)?;
+        tmp.persist(path).map_err(|e| io_err(e.error))?;
+        // The rename is durable only once the directory entry is.
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)?;
+        Ok(BuildSummary {
+            header,
+            file_len: HEADER_LEN as u64 + payload_len,
+        })
+    }
+}
+
+enum PayloadError {
+    Io(io::Error),
+    Archive(String),
+}
+
+/// Streams the archive through a checksumming writer; returns its length and
+/// xxh3-64. rkyv positions are relative to the payload start, which sits at
+/// offset 64 in the file, so the archive's alignment holds in the file too.
+fn write_payload(file: &mut File, entries: &[Entry]) -> Result<(u64, u64), PayloadError> {
+    let sink = ChecksumWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hasher: Xxh3::new(),
+        len: 0,
+    };
+    let writer =
+        rkyv::api::high::to_bytes_in::<_, rancor::Error>(&LinkTable(entries), IoWriter::new(sink))
+            .map_err(|e| PayloadError::Archive(e.to_string()))?;
+    let mut sink = writer.into_inner();
+    sink.inner.flush().map_err(PayloadError::Io)?;
+    Ok((sink.len, sink.hasher.digest()))
+}
+
+struct ChecksumWriter<W> {
+    inner: W,
+    hasher: Xxh3,
+    len: u64,
+}
+
+impl<W: Write> Write for ChecksumWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

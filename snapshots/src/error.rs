@@ -1,0 +1,72 @@
+//! Errors of the snapshot reader and builder. Callers match on the variant;
+//! each carries the numbers that explain it.
+
+use crate::link::LinkError;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Why a snapshot was refused. Opening never panics and never serves from a
+/// file that failed any of these checks.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    #[error("cannot read snapshot {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("file is {len} bytes; a snapshot is at least {min}")]
+    TooShort { len: u64, min: u64 },
+    #[error("not a snapshot: magic is {found:02x?}, expected \"SHRTSNAP\"")]
+    BadMagic { found: [u8; 8] },
+    #[error(
+        "snapshot format version {found} is not supported (this build reads version {supported})"
+    )]
+    UnsupportedVersion { found: u16, supported: u16 },
+    #[error("header checksum mismatch: stored {stored:016x}, computed {computed:016x}")]
+    HeaderChecksum { stored: u64, computed: u64 },
+    #[error("header length is {found}; version 1 headers are {expected} bytes")]
+    HeaderLength { found: u32, expected: u32 },
+    #[error("header has unknown flags 0x{flags:04x}")]
+    UnknownFlags { flags: u16 },
+    #[error("truncated: header says {payload_len} payload bytes, file has {available}")]
+    Truncated { payload_len: u64, available: u64 },
+    #[error("{extra} unexpected bytes after the payload")]
+    TrailingBytes { extra: u64 },
+    #[error("payload checksum mismatch: stored {stored:016x}, computed {computed:016x}")]
+    PayloadChecksum { stored: u64, computed: u64 },
+    #[error("archive is malformed: {message}")]
+    Archive { message: String },
+    #[error("header says {header} links, archive holds {archive}")]
+    CountMismatch { header: u64, archive: u64 },
+    #[error("link {code:?} is invalid: {reason}")]
+    InvalidLink { code: String, reason: LinkError },
+}
+
+/// Why a snapshot could not be built. Nothing is left at the output path when
+/// building fails; a previous file there is untouched.
+#[derive(Debug, Error)]
+pub enum BuildError {
+    #[error("cannot write snapshot {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("link #{index} ({code:?}) is invalid: {reason}")]
+    InvalidLink {
+        index: u64,
+        code: String,
+        reason: LinkError,
+    },
+    #[error("code {code:?} appears twice (links #{first} and #{second})")]
+    DuplicateCode {
+        code: String,
+        first: u64,
+        second: u64,
+    },
+    #[error("snapshot would be about {estimated} bytes; the format's 32-bit offsets allow {max}")]
+    TooLarge { estimated: u64, max: u64 },
+    #[error("cannot serialize archive: {message}")]
+    Serialize { message: String },
+}

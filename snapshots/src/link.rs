@@ -1,0 +1,317 @@
+//! The link record every process agrees on, and the rules a valid one follows.
+//!
+//! These rules are enforced where links enter a snapshot (the builder), where a
+//! snapshot is opened (the reader re-checks every record once), and where a
+//! delta is decoded, so the engine can put a target straight into a `Location`
+//! header without looking at it again.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Longest code in bytes.
+pub const MAX_CODE_LEN: usize = 64;
+/// Longest target URL in bytes.
+pub const MAX_TARGET_LEN: usize = 8 * 1024;
+
+/// A link as it crosses process boundaries (snapshot input, deltas, the API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// 1 to 64 bytes of `[A-Za-z0-9_-]`, case-sensitive.
+    pub code: String,
+    /// Absolute `http` or `https` URL, printable ASCII, at most 8 KiB.
+    pub target: String,
+    /// Redirect status served. Defaults to 301.
+    #[serde(default)]
+    pub status: RedirectStatus,
+    /// Unix seconds after which the link no longer redirects. `None`: never.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// A disabled link does not redirect.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Whether the request's query string is merged into the target's.
+    #[serde(default)]
+    pub forward_query: bool,
+    /// The change-log sequence that last touched this link (0: unknown).
+    #[serde(default)]
+    pub seq: u64,
+}
+
+impl Link {
+    /// A link with defaults for everything but code and target.
+    pub fn new(code: impl Into<String>, target: impl Into<String>) -> Self {
+        Link {
+            code: code.into(),
+            target: target.into(),
+            status: RedirectStatus::default(),
+            expires_at: None,
+            disabled: false,
+            forward_query: false,
+            seq: 0,
+        }
+    }
+
+    /// Checks every rule of this module.
+    pub fn validate(&self) -> Result<(), LinkError> {
+        validate_code(self.code.as_bytes())?;
+        validate_target(&self.target)?;
+        if let Some(at) = self.expires_at {
+            validate_expiry(at)?;
+        }
+        Ok(())
+    }
+}
+
+/// The redirect statuses a link may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+#[repr(u16)]
+pub enum RedirectStatus {
+    /// Moved Permanently: browsers and proxies may cache it.
+    #[default]
+    MovedPermanently = 301,
+    /// Found: temporary, method may change to GET.
+    Found = 302,
+    /// Temporary Redirect: temporary, method preserved.
+    TemporaryRedirect = 307,
+    /// Permanent Redirect: permanent, method preserved.
+    PermanentRedirect = 308,
+}
+
+impl RedirectStatus {
+    /// The numeric HTTP status.
+    pub const fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// Whether clients may cache it (301 and 308).
+    pub const fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            RedirectStatus::MovedPermanently | RedirectStatus::PermanentRedirect
+        )
+    }
+}
+
+impl TryFrom<u16> for RedirectStatus {
+    type Error = LinkError;
+
+    fn try_from(status: u16) -> Result<Self, LinkError> {
+        match status {
+            301 => Ok(RedirectStatus::MovedPermanently),
+            302 => Ok(RedirectStatus::Found),
+            307 => Ok(RedirectStatus::TemporaryRedirect),
+            308 => Ok(RedirectStatus::PermanentRedirect),
+            other => Err(LinkError::Status { status: other }),
+        }
+    }
+}
+
+impl From<RedirectStatus> for u16 {
+    fn from(status: RedirectStatus) -> u16 {
+        status.code()
+    }
+}
+
+impl std::fmt::Display for RedirectStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}
+
+/// Why a link is invalid. Each variant carries the numbers that explain it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LinkError {
+    #[error("code is empty")]
+    CodeEmpty,
+    #[error("code is {len} bytes long; the limit is {max}")]
+    CodeTooLong { len: usize, max: usize },
+    #[error(
+        "code has byte 0x{byte:02x} at position {position}; only A-Z, a-z, 0-9, '_' and '-' are allowed"
+    )]
+    CodeCharacter { byte: u8, position: usize },
+    #[error("target is empty")]
+    TargetEmpty,
+    #[error("target is {len} bytes long; the limit is {max}")]
+    TargetTooLong { len: usize, max: usize },
+    #[error("target must be an absolute http:// or https:// URL")]
+    TargetScheme,
+    #[error("target has no host")]
+    TargetHost,
+    #[error(
+        "target has byte 0x{byte:02x} at position {position}; only printable ASCII is allowed (percent-encode the rest)"
+    )]
+    TargetCharacter { byte: u8, position: usize },
+    #[error("status {status} is not a redirect status (301, 302, 307 or 308)")]
+    Status { status: u16 },
+    #[error("expiry {value} is not a positive unix time in seconds")]
+    Expiry { value: i64 },
+    #[error("flags 0x{flags:02x} have unknown bits")]
+    Flags { flags: u8 },
+}
+
+/// Whether `byte` may appear in a code.
+#[inline]
+pub const fn is_code_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
+}
+
+/// Checks a code: 1 to [`MAX_CODE_LEN`] bytes of `[A-Za-z0-9_-]`.
+pub fn validate_code(code: &[u8]) -> Result<(), LinkError> {
+    if code.is_empty() {
+        return Err(LinkError::CodeEmpty);
+    }
+    if code.len() > MAX_CODE_LEN {
+        return Err(LinkError::CodeTooLong {
+            len: code.len(),
+            max: MAX_CODE_LEN,
+        });
+    }
+    match code.iter().position(|&b| !is_code_byte(b)) {
+        Some(position) => Err(LinkError::CodeCharacter {
+            byte: code[position],
+            position,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks a target: absolute `http`/`https`, a host, printable ASCII only
+/// (so it can go into a `Location` header as it is), at most [`MAX_TARGET_LEN`].
+///
+/// This is the floor every process relies on; the control plane applies
+/// stricter policy (blocklists, loops, normalisation) on top.
+pub fn validate_target(target: &str) -> Result<(), LinkError> {
+    let bytes = target.as_bytes();
+    if bytes.is_empty() {
+        return Err(LinkError::TargetEmpty);
+    }
+    if bytes.len() > MAX_TARGET_LEN {
+        return Err(LinkError::TargetTooLong {
+            len: bytes.len(),
+            max: MAX_TARGET_LEN,
+        });
+    }
+    if let Some(position) = bytes.iter().position(|&b| !(0x21..=0x7e).contains(&b)) {
+        return Err(LinkError::TargetCharacter {
+            byte: bytes[position],
+            position,
+        });
+    }
+    let rest = strip_prefix_ignore_case(bytes, b"https://")
+        .or_else(|| strip_prefix_ignore_case(bytes, b"http://"))
+        .ok_or(LinkError::TargetScheme)?;
+    let authority_end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    // Drop any userinfo, then the port: what is left must be a non-empty host.
+    let host_port = match authority.iter().rposition(|&b| b == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let host = if host_port.first() == Some(&b'[') {
+        host_port
+    } else {
+        match host_port.iter().rposition(|&b| b == b':') {
+            Some(colon) => &host_port[..colon],
+            None => host_port,
+        }
+    };
+    if host.is_empty() {
+        return Err(LinkError::TargetHost);
+    }
+    Ok(())
+}
+
+/// Checks an expiry: a positive unix time in seconds.
+pub fn validate_expiry(at: i64) -> Result<(), LinkError> {
+    if at <= 0 {
+        return Err(LinkError::Expiry { value: at });
+    }
+    Ok(())
+}
+
+fn strip_prefix_ignore_case<'a>(bytes: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    if bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        Some(&bytes[prefix.len()..])
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        assert_eq!(validate_code(b"aZ09_-"), Ok(()));
+        assert_eq!(validate_code(b""), Err(LinkError::CodeEmpty));
+        assert_eq!(
+            validate_code(&[b'a'; 65]),
+            Err(LinkError::CodeTooLong { len: 65, max: 64 })
+        );
+        assert_eq!(validate_code(&[b'a'; 64]), Ok(()));
+        assert_eq!(
+            validate_code(b"ab/c"),
+            Err(LinkError::CodeCharacter {
+                byte: b'/',
+                position: 2
+            })
+        );
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(validate_target("https://example.com"), Ok(()));
+        assert_eq!(validate_target("HTTP://example.com/a?b#c"), Ok(()));
+        assert_eq!(validate_target("http://u:p@[::1]:8080/x"), Ok(()));
+        assert_eq!(
+            validate_target("javascript:alert(1)"),
+            Err(LinkError::TargetScheme)
+        );
+        assert_eq!(validate_target("ftp://x"), Err(LinkError::TargetScheme));
+        assert_eq!(validate_target("https:///path"), Err(LinkError::TargetHost));
+        assert_eq!(validate_target("https://:80/"), Err(LinkError::TargetHost));
+        assert_eq!(
+            validate_target("https://a.com/\r\nSet-Cookie: x"),
+            Err(LinkError::TargetCharacter {
+                byte: b'\r',
+                position: 14
+            })
+        );
+        assert_eq!(
+            validate_target("https://a.com/ü"),
+            Err(LinkError::TargetCharacter {
+                byte: 0xc3,
+                position: 14
+            })
+        );
+        let long = format!("https://a.com/{}", "x".repeat(MAX_TARGET_LEN));
+        assert!(matches!(
+            validate_target(&long),
+            Err(LinkError::TargetTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn status_round_trip() {
+        for code in [301u16, 302, 307, 308] {
+            assert_eq!(RedirectStatus::try_from(code).unwrap().code(), code);
+        }
+        assert_eq!(
+            RedirectStatus::try_from(200),
+            Err(LinkError::Status { status: 200 })
+        );
+        let link: Link =
+            serde_json::from_str(r#"{"code":"a","target":"https://x.y","status":307}"#).unwrap();
+        assert_eq!(link.status, RedirectStatus::TemporaryRedirect);
+        assert!(
+            serde_json::from_str::<Link>(r#"{"code":"a","target":"https://x.y","status":200}"#)
+                .is_err()
+        );
+    }
+}
