@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The project's one test command (the README's second command; .ci/run calls it).
+#
+#   1. brings up PostgreSQL, NATS JetStream and ClickHouse on loopback (deploy/services.sh),
+#   2. checks formatting and clippy (-D warnings) over the whole workspace,
+#   3. builds every crate and test once, then runs all tests in parallel with
+#      cargo-nextest (installed from crates.io if missing; plain `cargo test` if that fails).
+#
+# Each test gets its own PostgreSQL database, ClickHouse database and JetStream
+# streams (see testkit/), so they run in parallel and leave nothing behind.
+# Extra arguments go to the test runner, e.g. `deploy/test.sh -p snapshots`.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+step() { printf '\n== %s\n' "$*"; }
+
+step "services"
+deploy/services.sh up
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --all-targets --locked
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest"
+  cargo install --locked cargo-nextest || true
+fi
+
+args=("$@")
+[ ${#args[@]} -gt 0 ] || args=(--workspace)
+if cargo nextest --version >/dev/null 2>&1; then
+  step "tests (nextest)"
+  cargo nextest run --locked --no-fail-fast "${args[@]}"
+  # nextest does not run doctests.
+  step "doctests"
+  cargo test --locked --doc "${args[@]}"
+else
+  step "tests (cargo test)"
+  cargo test --locked --no-fail-fast "${args[@]}"
+fi
