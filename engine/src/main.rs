@@ -1,4 +1,147 @@
+//! `engine`: the redirect node. See the crate documentation and README.md.
+
+use clap::{Args, Parser, Subcommand};
+use engine::config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "engine",
+    version,
+    about = "Thread-per-core redirect node: serves GET /{code} from a link snapshot plus the change stream"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve redirects. Prints one JSON line to stdout once every core is
+    /// listening: {"event":"ready","listen":ADDR,"admin":ADDR,"cores":N}.
+    Serve(ServeArgs),
+}
+
+/// Flags override the config file; the file overrides the defaults.
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML config file (every key is a field of engine::config::Config; unknown keys are refused).
+    #[arg(long, env = "ENGINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Snapshot file to serve from start; reloaded on SIGHUP and when it changes. Without it the engine answers 503 until a snapshot is pushed.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Redirect listener address [default: 127.0.0.1:8080]; port 0 picks a free port.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin listener (/healthz, /readyz, /metrics, PUT /snapshot) [default: 127.0.0.1:9080].
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// Number of cores (executors), from CPU 0 up [default: every CPU available].
+    #[arg(long)]
+    cores: Option<usize>,
+    /// NATS URL of the link change stream; absent: standalone (no changes applied).
+    #[arg(long)]
+    nats: Option<String>,
+    /// JetStream stream of link changes [default: LINKS].
+    #[arg(long)]
+    links_stream: Option<String>,
+    /// Subject of the link change stream [default: links.changes].
+    #[arg(long)]
+    links_subject: Option<String>,
+    /// Bearer token required by PUT /snapshot [default: none].
+    #[arg(long, env = "ENGINE_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Directory where pushed snapshots are written when no --snapshot is set [default: the temp dir].
+    #[arg(long)]
+    snapshot_dir: Option<PathBuf>,
+    /// Cache-Control max-age of 301/308 answers in seconds; 0 sends no-store [default: 3600].
+    #[arg(long)]
+    permanent_max_age: Option<u64>,
+    /// Status of expired and disabled links, 404 or 410 [default: 410].
+    #[arg(long)]
+    gone_status: Option<u16>,
+    /// Where `/` redirects (302) [default: none, 404].
+    #[arg(long)]
+    root_redirect: Option<String>,
+    /// glommio I/O memory per core in KiB; counts against RLIMIT_MEMLOCK [default: 512].
+    #[arg(long)]
+    io_memory_kib: Option<usize>,
+    /// Time a client has to send a request head, ms [default: 10000].
+    #[arg(long)]
+    header_timeout_ms: Option<u64>,
+    /// Idle keep-alive timeout, ms [default: 60000].
+    #[arg(long)]
+    idle_timeout_ms: Option<u64>,
+    /// Connection limit per core [default: 16384].
+    #[arg(long)]
+    max_connections_per_core: Option<usize>,
+    /// Time given to in-flight requests on SIGTERM, ms [default: 5000].
+    #[arg(long)]
+    shutdown_grace_ms: Option<u64>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+                toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if let Some(value) = self.$field { config.$field = value.into(); }
+            )*};
+        }
+        set!(
+            listen,
+            admin,
+            links_stream,
+            links_subject,
+            permanent_max_age,
+            gone_status,
+            io_memory_kib,
+            header_timeout_ms,
+            idle_timeout_ms,
+            max_connections_per_core,
+            shutdown_grace_ms
+        );
+        macro_rules! set_some {
+            ($($field:ident),*) => {$(
+                if self.$field.is_some() { config.$field = self.$field; }
+            )*};
+        }
+        set_some!(
+            snapshot,
+            cores,
+            nats,
+            admin_token,
+            snapshot_dir,
+            root_redirect
+        );
+        Ok(config)
+    }
+}
+
 fn main() {
-    eprintln!("engine: not built yet (see the open issues); exiting");
-    std::process::exit(2);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let Cli {
+        command: Command::Serve(args),
+    } = Cli::parse();
+    let result = args.into_config().and_then(engine::server::serve);
+    if let Err(e) = result {
+        eprintln!("engine: {e:#}");
+        std::process::exit(1);
+    }
 }

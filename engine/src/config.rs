@@ -1,0 +1,233 @@
+//! `engine serve` configuration: an optional TOML file, overridden by flags.
+//!
+//! Every field has a default (see [`Config::default`]), unknown keys in the
+//! file are an error, and [`Config::validate`] runs once before anything
+//! starts, so a typo never becomes a silently ignored setting.
+
+use serde::Deserialize;
+use snapshots::link::validate_target;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `engine serve` needs. Field docs name the default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Snapshot file to serve from start. Default: none (the engine starts
+    /// unready and answers 503 until a snapshot is pushed).
+    pub snapshot: Option<PathBuf>,
+    /// Directory for snapshots pushed to the admin port when no `snapshot`
+    /// path is set. Default: the system temp directory.
+    pub snapshot_dir: Option<PathBuf>,
+    /// Redirect listener. Default `127.0.0.1:8080`; port 0 picks one.
+    pub listen: SocketAddr,
+    /// Admin listener (health, metrics, snapshot push). Default `127.0.0.1:9080`.
+    pub admin: SocketAddr,
+    /// Executors, one per CPU starting at CPU 0. Default: every online CPU.
+    pub cores: Option<usize>,
+    /// NATS server for the link change stream. Default: none (standalone).
+    pub nats: Option<String>,
+    /// JetStream stream of link changes. Default `LINKS`.
+    pub links_stream: String,
+    /// Subject of that stream. Default `links.changes`.
+    pub links_subject: String,
+    /// Bearer token required by `PUT /snapshot`. Default: none (open; the
+    /// admin port should then listen on loopback only).
+    pub admin_token: Option<String>,
+    /// `Cache-Control: max-age` of 301 and 308 answers, seconds; 0 sends
+    /// `no-store`. Default 3600.
+    pub permanent_max_age: u64,
+    /// Status for expired and disabled links: 404 or 410. Default 410.
+    pub gone_status: u16,
+    /// Where `/` redirects (302). Default: none, `/` is 404.
+    pub root_redirect: Option<String>,
+    /// Longest request target, bytes (414 beyond). Default 4096.
+    pub max_uri_bytes: usize,
+    /// Longest request head, bytes (431 beyond). Default 8192.
+    pub max_head_bytes: usize,
+    /// Largest request body read and discarded; a larger one gets 413 and a
+    /// closed connection. Default 65536.
+    pub max_body_bytes: u64,
+    /// Time a client has to send a whole request head, ms (408 after). Default 10000.
+    pub header_timeout_ms: u64,
+    /// Idle keep-alive connections are closed after this, ms. Default 60000.
+    pub idle_timeout_ms: u64,
+    /// Connections per core; further ones are closed on accept. Default 16384.
+    pub max_connections_per_core: usize,
+    /// On SIGTERM, time in-flight requests get before exit, ms. Default 5000.
+    pub shutdown_grace_ms: u64,
+    /// glommio registered I/O memory per executor, KiB. It counts against
+    /// `RLIMIT_MEMLOCK` (see README). Default 512.
+    pub io_memory_kib: usize,
+    /// Listen backlog per core. Default 1024.
+    pub backlog: u32,
+    /// Poll the snapshot file for changes every this many ms; 0 disables.
+    /// Default 2000.
+    pub watch_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            snapshot: None,
+            snapshot_dir: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 9080)),
+            cores: None,
+            nats: None,
+            links_stream: snapshots::streams::LINKS_STREAM.to_owned(),
+            links_subject: snapshots::streams::LINKS_SUBJECT.to_owned(),
+            admin_token: None,
+            permanent_max_age: 3600,
+            gone_status: 410,
+            root_redirect: None,
+            max_uri_bytes: 4096,
+            max_head_bytes: 8192,
+            max_body_bytes: 65536,
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            max_connections_per_core: 16_384,
+            shutdown_grace_ms: 5000,
+            io_memory_kib: 512,
+            backlog: 1024,
+            watch_interval_ms: 2000,
+        }
+    }
+}
+
+/// A setting that cannot work, named.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("gone_status must be 404 or 410, not {0}")]
+    GoneStatus(u16),
+    #[error("root_redirect {url:?} is not a valid target: {reason}")]
+    RootRedirect { url: String, reason: String },
+    #[error("cores must be at least 1")]
+    NoCores,
+    #[error("max_uri_bytes ({uri}) must be at least 16 and below max_head_bytes ({head})")]
+    Limits { uri: usize, head: usize },
+    #[error("{0} must be greater than 0")]
+    Zero(&'static str),
+    #[error("links_stream {0:?} is not a valid stream name")]
+    StreamName(String),
+}
+
+impl Config {
+    /// Checks every field against the others.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.gone_status != 404 && self.gone_status != 410 {
+            return Err(ConfigError::GoneStatus(self.gone_status));
+        }
+        if let Some(url) = &self.root_redirect {
+            validate_target(url).map_err(|reason| ConfigError::RootRedirect {
+                url: url.clone(),
+                reason: reason.to_string(),
+            })?;
+        }
+        if self.cores == Some(0) {
+            return Err(ConfigError::NoCores);
+        }
+        if self.max_uri_bytes < 16 || self.max_uri_bytes >= self.max_head_bytes {
+            return Err(ConfigError::Limits {
+                uri: self.max_uri_bytes,
+                head: self.max_head_bytes,
+            });
+        }
+        for (name, value) in [
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            (
+                "max_connections_per_core",
+                self.max_connections_per_core as u64,
+            ),
+            ("io_memory_kib", self.io_memory_kib as u64),
+            ("backlog", u64::from(self.backlog)),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        if self.links_stream.is_empty()
+            || self
+                .links_stream
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || matches!(b, b'.' | b'*' | b'>' | b'/' | b'\\'))
+        {
+            return Err(ConfigError::StreamName(self.links_stream.clone()));
+        }
+        Ok(())
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// Where pushed snapshots are written before they are checked.
+    pub fn push_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.snapshot_dir {
+            return dir.clone();
+        }
+        match self.snapshot.as_ref().and_then(|p| p.parent()) {
+            // Beside the snapshot, so the rename over it is atomic.
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            Some(_) => PathBuf::from("."),
+            None => std::env::temp_dir(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let config = Config::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.admin.to_string(), "127.0.0.1:9080");
+        assert_eq!(config.links_stream, "LINKS");
+        assert_eq!(config.links_subject, "links.changes");
+        assert_eq!(toml::from_str::<Config>("").unwrap(), config);
+    }
+
+    #[test]
+    fn file_is_strict() {
+        let err = toml::from_str::<Config>("listen = \"0.0.0.0:80\"\nlisen = 1\n").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let config: Config = toml::from_str("gone_status = 404\ncores = 2\n").unwrap();
+        assert_eq!((config.gone_status, config.cores), (404, Some(2)));
+    }
+
+    #[test]
+    fn refusals() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(bad(|c| c.gone_status = 200), ConfigError::GoneStatus(200));
+        assert_eq!(bad(|c| c.cores = Some(0)), ConfigError::NoCores);
+        assert!(matches!(
+            bad(|c| c.root_redirect = Some("ftp://x".into())),
+            ConfigError::RootRedirect { .. }
+        ));
+        assert_eq!(
+            bad(|c| c.idle_timeout_ms = 0),
+            ConfigError::Zero("idle_timeout_ms")
+        );
+        assert!(matches!(
+            bad(|c| c.links_stream = "a.b".into()),
+            ConfigError::StreamName(_)
+        ));
+    }
+}

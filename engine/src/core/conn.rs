@@ -1,0 +1,242 @@
+//! Serving one connection: read, answer every complete request in the
+//! buffer, write the answers in one go, repeat.
+//!
+//! The connection owns two buffers for its whole life: the input buffer
+//! (exactly `max_head_bytes`, so a head that does not fit is refused rather
+//! than grown) and the output buffer (grows to the largest batch once). A
+//! request costs a parse, a lookup, some `extend_from_slice` calls and its
+//! share of one `write`: no allocation, no lock.
+//!
+//! Timeouts: while a request is incomplete, the remaining time before its
+//! header deadline (set when its first byte arrived) is the read timeout, so
+//! a client trickling bytes is cut off with 408; between requests the idle
+//! timeout applies and the connection is closed silently.
+
+use super::Core;
+use super::state::Lookup;
+use crate::http::request::{self, Body, Method, Parse, Reject, Request};
+use crate::http::response::{Canned, Persist, status_index};
+use futures::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::io::ErrorKind;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// A client that does not read its answers is dropped after this.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Flush mid-batch when this much output is pending.
+const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+
+/// Counts the connection as open, and as busy while a request is under way.
+struct Tracker<'a> {
+    core: &'a Core,
+    busy: bool,
+}
+
+impl<'a> Tracker<'a> {
+    fn new(core: &'a Core) -> Self {
+        core.open.set(core.open.get() + 1);
+        core.metrics.connections_open.add(1);
+        Tracker { core, busy: false }
+    }
+
+    fn set_busy(&mut self, busy: bool) {
+        if busy != self.busy {
+            self.busy = busy;
+            let count = self.core.busy.get();
+            self.core.busy.set(if busy { count + 1 } else { count - 1 });
+        }
+    }
+}
+
+impl Drop for Tracker<'_> {
+    fn drop(&mut self) {
+        self.set_busy(false);
+        self.core.open.set(self.core.open.get() - 1);
+        self.core.metrics.connections_open.add(-1);
+    }
+}
+
+pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
+    let core = &*core;
+    let mut tracker = Tracker::new(core);
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut buf = vec![0u8; core.limits.max_head].into_boxed_slice();
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let mut filled = 0usize;
+    // Body bytes of the last request still to be skipped.
+    let mut discard = 0u64;
+    let mut deadline: Option<Instant> = None;
+
+    loop {
+        let pending = filled > 0 || discard > 0;
+        if !pending && core.draining.get() {
+            return;
+        }
+        let timeout = match deadline {
+            Some(at) if pending => at
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+            _ => core.idle_timeout,
+        };
+        let _ = stream.set_read_timeout(Some(timeout));
+        let n = match stream.read(&mut buf[filled..]).await {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::TimedOut && pending => {
+                // Too slow: tell the client why, then hang up.
+                core.metrics.header_timeouts.inc();
+                out.clear();
+                core.pre
+                    .borrow()
+                    .canned(&mut out, Canned::RequestTimeout, false, Persist::Close);
+                count(core, 408);
+                let _ = stream.write_all(&out).await;
+                return;
+            }
+            Err(_) => return,
+        };
+        let arrived = Instant::now();
+        if !pending {
+            deadline = Some(arrived + core.header_timeout);
+        }
+        tracker.set_busy(true);
+        filled += n;
+
+        let mut start = 0usize;
+        let mut answered = 0u64;
+        let mut close = false;
+        loop {
+            if discard > 0 {
+                let skip = discard.min((filled - start) as u64);
+                start += skip as usize;
+                discard -= skip;
+                if discard > 0 {
+                    break;
+                }
+                // The next request's clock starts now.
+                deadline = Some(arrived + core.header_timeout);
+            }
+            if start == filled {
+                break;
+            }
+            match request::parse(&buf[start..filled], &core.limits) {
+                Parse::Complete(req) => {
+                    start += req.head_len;
+                    answered += 1;
+                    let (status, keep) = answer(core, &req, &mut out);
+                    count(core, status);
+                    if let Body::Length(n) = req.body {
+                        discard = n;
+                    }
+                    if !keep {
+                        close = true;
+                        break;
+                    }
+                    deadline = Some(arrived + core.header_timeout);
+                    if out.len() >= MAX_PENDING_OUTPUT {
+                        if stream.write_all(&out).await.is_err() {
+                            return;
+                        }
+                        out.clear();
+                    }
+                }
+                Parse::Partial => break,
+                Parse::Error(reject) => {
+                    let canned = match reject {
+                        Reject::BadRequest => Canned::BadRequest,
+                        Reject::UriTooLong => Canned::UriTooLong,
+                        Reject::HeadersTooLarge => Canned::HeadersTooLarge,
+                    };
+                    core.metrics.parse_errors.inc();
+                    core.pre
+                        .borrow()
+                        .canned(&mut out, canned, false, Persist::Close);
+                    count(core, canned.status());
+                    answered += 1;
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() {
+            let written = stream.write_all(&out).await;
+            out.clear();
+            if written.is_err() {
+                return;
+            }
+            let elapsed = arrived.elapsed().as_nanos() as u64;
+            core.metrics.observe_latency(elapsed, answered);
+        }
+        if close || (core.draining.get() && start == filled && discard == 0) {
+            return;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+        if filled == 0 && discard == 0 {
+            deadline = None;
+            tracker.set_busy(false);
+        }
+    }
+}
+
+#[inline]
+fn count(core: &Core, status: u16) {
+    core.metrics.responses[status_index(status)].inc();
+}
+
+/// Writes the answer to `req` into `out`; returns the status and whether the
+/// connection may carry another request.
+#[inline]
+fn answer(core: &Core, req: &Request<'_>, out: &mut Vec<u8>) -> (u16, bool) {
+    let pre = core.pre.borrow();
+    let head_only = req.method == Method::Head;
+    // A body is skipped only up to a limit, and a chunked one not at all:
+    // in both cases the connection ends after this answer.
+    let body_ok = match req.body {
+        Body::None => true,
+        Body::Length(n) => n <= core.max_body,
+        Body::Chunked => false,
+    };
+    if let Body::Length(n) = req.body
+        && n > core.max_body
+    {
+        pre.canned(out, Canned::PayloadTooLarge, head_only, Persist::Close);
+        return (413, false);
+    }
+    let keep = req.keep_alive && body_ok && !core.draining.get();
+    let persist = Persist::new(keep, req.http11);
+    if req.method == Method::Other {
+        pre.canned(out, Canned::MethodNotAllowed, false, persist);
+        return (405, keep);
+    }
+    let code = match req.path {
+        [b'/', code @ ..] => code,
+        _ => &b""[..],
+    };
+    if code.is_empty() {
+        return match &core.root_redirect {
+            Some(url) => {
+                pre.redirect(out, snapshots::RedirectStatus::Found, url, b"", persist);
+                (302, keep)
+            }
+            None => {
+                pre.canned(out, Canned::NotFound, head_only, persist);
+                (404, keep)
+            }
+        };
+    }
+    let state = core.state.borrow();
+    let canned = match state.lookup(code) {
+        Lookup::Found(target) if !target.is_gone(core.now_secs.get()) => {
+            let query = if target.forward_query { req.query } else { b"" };
+            pre.redirect(out, target.status, target.location, query, persist);
+            return (target.status.code(), keep);
+        }
+        Lookup::Found(_) => core.gone,
+        Lookup::Missing => Canned::NotFound,
+        Lookup::NotReady => Canned::NotReady,
+    };
+    pre.canned(out, canned, head_only, persist);
+    (canned.status(), keep)
+}

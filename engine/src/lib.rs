@@ -1,0 +1,44 @@
+//! The redirect node: `GET /{code}` answered from a memory-mapped link
+//! snapshot plus the change stream, one pinned executor per core.
+//!
+//! # The model
+//!
+//! Each core runs a glommio `LocalExecutor` pinned to one CPU with its own
+//! `SO_REUSEPORT` listener, its own connections, its own `Arc` of the current
+//! snapshot, its own delta map and its own counters ([`core`]). A request is
+//! parsed in place with httparse ([`http::request`]), looked up in the delta
+//! map and then the snapshot ([`core::state`]), and answered from
+//! preformatted bytes into the connection's reused output buffer
+//! ([`http::response`]); pipelined requests read together are answered with
+//! one write. Nothing on that path allocates, locks, or writes memory another
+//! core writes.
+//!
+//! Everything else happens on one control thread ([`control`]) that talks to
+//! the cores only through their bounded command channels ([`shared`]): the
+//! admin port ([`admin`]), snapshot loads and pushes ([`loader`]: checked
+//! once, pre-faulted, then swapped on every core; a request in flight sees
+//! the old or the new one, never neither), the `LINKS` change stream
+//! ([`links`]), and signals. Why a command channel polled on a 5 ms tick
+//! rather than a wake-up per message: it keeps cross-thread traffic off the
+//! request path entirely, and a change applied 5 ms later is well within
+//! what the change stream promises.
+//!
+//! # Layout
+//! - [`config`]: the settings, their defaults, their checks.
+//! - [`server`]: start-up (CPU choice, executor checks, readiness line) and shutdown.
+//! - [`core`]: executors, accept loop, per-core clock; [`core::conn`] serves a
+//!   connection; [`core::state`] is the lookup.
+//! - [`http`]: request parsing, response writing, the `Date` header.
+//! - [`metrics`]: per-core single-writer counters.
+//! - [`shared`], [`control`], [`admin`], [`loader`], [`links`]: the control side.
+
+pub mod admin;
+pub mod config;
+pub mod control;
+pub mod core;
+pub mod http;
+pub mod links;
+pub mod loader;
+pub mod metrics;
+pub mod server;
+pub mod shared;

@@ -1,0 +1,213 @@
+//! Start-up and shutdown of `engine serve`: pick CPUs, load the snapshot,
+//! start one executor per core and check each one started, start the control
+//! thread, print the readiness line, wait for a signal, drain, exit.
+
+use crate::config::Config;
+use crate::shared::Shared;
+use crate::{control, core};
+use anyhow::{Context, bail};
+use snapshots::Snapshot;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// What the main thread waits for.
+enum Event {
+    /// SIGTERM / SIGINT: drain and exit 0.
+    Stop,
+    /// A core's thread ended.
+    CoreExited(usize),
+}
+
+/// Runs the engine until a signal stops it. Returns an error (non-zero exit)
+/// when start-up fails or a core dies on its own.
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    config.validate()?;
+    let config = Arc::new(config);
+    let cpus = pick_cpus(config.cores)?;
+
+    let snapshot = match &config.snapshot {
+        Some(path) => {
+            let snapshot = Snapshot::open(path)
+                .with_context(|| format!("cannot serve snapshot {}", path.display()))?;
+            snapshot.prefault();
+            tracing::info!(path = %path.display(), sequence = snapshot.sequence(), links = snapshot.len(), "snapshot loaded");
+            Some(Arc::new(snapshot))
+        }
+        None => {
+            tracing::warn!("no --snapshot: answering 503 until one is pushed to PUT /snapshot");
+            None
+        }
+    };
+
+    // With port 0 the port is chosen once here; every core then binds that
+    // same port with SO_REUSEPORT. The probe socket never listens, so the
+    // kernel never hands it a connection.
+    let probe = reserve(config.listen)?;
+    let listen = probe.local_addr()?.as_socket().context("listen address")?;
+
+    let (shared, receivers) = Shared::new(config.clone(), cpus.len());
+    if let Some(s) = &snapshot {
+        let fingerprint = config
+            .snapshot
+            .as_deref()
+            .and_then(crate::shared::fingerprint);
+        *shared.snapshot.lock().expect("fresh lock") = Some(crate::shared::LoadedSnapshot {
+            sequence: s.sequence(),
+            links: s.len() as u64,
+            built_at_ms: s.header().built_at_ms,
+            file_len: s.file_len(),
+            loaded_at_ms: crate::shared::now_ms(),
+            source: config
+                .snapshot
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            fingerprint,
+        });
+    }
+
+    let (events, event_rx) = mpsc::channel::<Event>();
+    let (started_tx, started_rx) = mpsc::channel();
+    for (id, (&cpu, commands)) in cpus.iter().zip(receivers).enumerate() {
+        let events = events.clone();
+        let started = started_tx.clone();
+        let metrics = shared.metrics[id].clone();
+        let handle = core::spawn(
+            id,
+            cpu,
+            config.clone(),
+            listen,
+            commands,
+            metrics,
+            snapshot.clone(),
+            started,
+        )?;
+        // Tell the main thread when the core's thread ends, however it ends.
+        std::thread::Builder::new()
+            .name(format!("engine-watch-{id}"))
+            .spawn(move || {
+                if handle.join().is_err() {
+                    tracing::error!(core = id, "core thread panicked");
+                }
+                let _ = events.send(Event::CoreExited(id));
+            })?;
+    }
+    drop(started_tx);
+    drop(snapshot);
+    let mut failures = Vec::new();
+    for _ in 0..cpus.len() {
+        match started_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(message)) => failures.push(message),
+            Err(_) => {
+                failures.push("a core exited during start-up".to_owned());
+                break;
+            }
+        }
+    }
+    if !failures.is_empty() {
+        shared.shutdown();
+        bail!("{}", failures.join("\n"));
+    }
+    drop(probe);
+
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let admin = control::spawn(shared.clone(), stop_tx)?;
+    {
+        let events = events.clone();
+        std::thread::spawn(move || {
+            if stop_rx.recv().is_ok() {
+                let _ = events.send(Event::Stop);
+            }
+        });
+    }
+    let ready = serde_json::json!({
+        "event": "ready",
+        "listen": listen.to_string(),
+        "admin": admin.to_string(),
+        "cores": cpus.len(),
+    });
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{ready}")?;
+    stdout.flush()?;
+    drop(stdout);
+    tracing::info!(%listen, %admin, cores = cpus.len(), "engine ready");
+
+    let mut running = cpus.len();
+    let mut stopping = false;
+    while running > 0 {
+        match event_rx.recv() {
+            Ok(Event::Stop) if !stopping => {
+                stopping = true;
+                // A bound on the whole drain, whatever a core does.
+                let grace = config.shutdown_grace() + Duration::from_secs(1);
+                std::thread::spawn(move || {
+                    std::thread::sleep(grace);
+                    tracing::warn!("cores did not stop in time; exiting anyway");
+                    std::process::exit(0);
+                });
+            }
+            Ok(Event::Stop) => {}
+            Ok(Event::CoreExited(id)) => {
+                running -= 1;
+                if !stopping {
+                    shared.shutdown();
+                    bail!("core {id} stopped unexpectedly");
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    tracing::info!("all cores stopped");
+    Ok(())
+}
+
+/// Binds (without listening) to learn the port when it is 0, and to fail
+/// early with a clear message when the address is unusable.
+fn reserve(addr: SocketAddr) -> anyhow::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_reuse_address(true)?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("cannot bind {addr}"))?;
+    Ok(socket)
+}
+
+/// The first `cores` CPUs this process may run on (all when `None`).
+fn pick_cpus(cores: Option<usize>) -> anyhow::Result<Vec<usize>> {
+    let allowed = allowed_cpus()?;
+    match cores {
+        None => Ok(allowed),
+        Some(n) if n <= allowed.len() => Ok(allowed[..n].to_vec()),
+        Some(n) => bail!(
+            "--cores {n}: only {} CPUs are available to this process ({:?})",
+            allowed.len(),
+            allowed
+        ),
+    }
+}
+
+fn allowed_cpus() -> anyhow::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for the
+    // calling thread and we pass its exact size.
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(std::io::Error::last_os_error()).context("sched_getaffinity");
+        }
+        set
+    };
+    // SAFETY: CPU_ISSET only reads the set, for indices below CPU_SETSIZE.
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect();
+    if cpus.is_empty() {
+        bail!("no CPU available to this process");
+    }
+    Ok(cpus)
+}

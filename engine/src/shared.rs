@@ -1,0 +1,192 @@
+//! State shared between the cores and the control thread (admin, change
+//! stream, signals). Nothing here is touched on the request path except each
+//! core's own [`CoreMetrics`]; cores learn about changes through their
+//! command channel.
+
+use crate::config::Config;
+use crate::core::state::DeltaRecord;
+use crate::metrics::CoreMetrics;
+use crossbeam_channel::{Receiver, Sender, bounded};
+use snapshots::Snapshot;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Commands a core receives. Each core drains its channel on its clock tick.
+#[derive(Debug)]
+pub enum Command {
+    /// Serve this snapshot from now on; report the core id on `done`.
+    Snapshot {
+        snapshot: Arc<Snapshot>,
+        done: Sender<usize>,
+    },
+    /// Apply one change to the delta map.
+    Delta(Arc<DeltaRecord>),
+    /// Stop accepting, let in-flight requests finish, return.
+    Shutdown,
+}
+
+/// Capacity of each core's command channel. Deltas beyond it make the change
+/// stream wait (back-pressure), never drop.
+pub const COMMAND_CAPACITY: usize = 65_536;
+
+/// The snapshot being served, as the admin port reports it.
+#[derive(Debug, Clone)]
+pub struct LoadedSnapshot {
+    pub sequence: u64,
+    pub links: u64,
+    pub built_at_ms: i64,
+    pub file_len: u64,
+    pub loaded_at_ms: i64,
+    /// Where it came from: a path, or `push`.
+    pub source: String,
+    /// Identity of the file at the configured path when it was loaded, so
+    /// the watcher does not reload what it already serves.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// (device, inode, length, mtime in ns) of a file.
+pub type Fingerprint = (u64, u64, u64, i128);
+
+/// Reads a file's [`Fingerprint`].
+pub fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.len(),
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+    ))
+}
+
+/// Everything the control thread needs to reach the cores.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub senders: Vec<Sender<Command>>,
+    pub metrics: Vec<Arc<CoreMetrics>>,
+    /// The snapshot every core serves (after the last completed install).
+    pub snapshot: Mutex<Option<LoadedSnapshot>>,
+    /// Serializes installs so two pushes cannot interleave on the cores.
+    pub install_lock: Mutex<()>,
+    /// Highest change sequence sent to the cores.
+    pub delta_sent_seq: AtomicU64,
+    /// Changes still in the stream after the last one received.
+    pub delta_lag: AtomicU64,
+    pub deltas_received: AtomicU64,
+    pub deltas_invalid: AtomicU64,
+    pub nats_connected: AtomicBool,
+    pub snapshot_loads: AtomicU64,
+    pub snapshot_refusals: AtomicU64,
+    pub started: Instant,
+}
+
+impl Shared {
+    /// Channels for `cores` cores; the receivers go to the cores.
+    pub fn new(config: Arc<Config>, cores: usize) -> (Arc<Shared>, Vec<Receiver<Command>>) {
+        let (senders, receivers) = (0..cores).map(|_| bounded(COMMAND_CAPACITY)).unzip();
+        let shared = Shared {
+            config,
+            senders,
+            metrics: (0..cores).map(|_| Arc::new(CoreMetrics::new())).collect(),
+            snapshot: Mutex::new(None),
+            install_lock: Mutex::new(()),
+            delta_sent_seq: AtomicU64::new(0),
+            delta_lag: AtomicU64::new(0),
+            deltas_received: AtomicU64::new(0),
+            deltas_invalid: AtomicU64::new(0),
+            nats_connected: AtomicBool::new(false),
+            snapshot_loads: AtomicU64::new(0),
+            snapshot_refusals: AtomicU64::new(0),
+            started: Instant::now(),
+        };
+        (Arc::new(shared), receivers)
+    }
+
+    pub fn loaded(&self) -> Option<LoadedSnapshot> {
+        self.snapshot.lock().map(|s| s.clone()).unwrap_or(None)
+    }
+
+    /// Sends `snapshot` to every core and waits until each serves it.
+    /// Blocking: call it from a blocking context, never from a core.
+    pub fn install(
+        &self,
+        snapshot: Arc<Snapshot>,
+        source: String,
+        fingerprint: Option<Fingerprint>,
+    ) {
+        let (done, acks) = bounded(self.senders.len());
+        for sender in &self.senders {
+            // A closed channel means the core is shutting down.
+            let _ = sender.send(Command::Snapshot {
+                snapshot: snapshot.clone(),
+                done: done.clone(),
+            });
+        }
+        drop(done);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for _ in 0..self.senders.len() {
+            if acks.recv_deadline(deadline).is_err() {
+                tracing::warn!("a core did not confirm the snapshot swap in time");
+                break;
+            }
+        }
+        let header = snapshot.header();
+        let loaded = LoadedSnapshot {
+            sequence: header.sequence,
+            links: header.link_count,
+            built_at_ms: header.built_at_ms,
+            file_len: snapshot.file_len(),
+            loaded_at_ms: now_ms(),
+            source,
+            fingerprint,
+        };
+        tracing::info!(
+            sequence = loaded.sequence,
+            links = loaded.links,
+            source = %loaded.source,
+            "snapshot installed on every core"
+        );
+        if let Ok(mut slot) = self.snapshot.lock() {
+            *slot = Some(loaded);
+        }
+        self.snapshot_loads.fetch_add(1, Relaxed);
+    }
+
+    /// Sends one change to every core (waits if a core's channel is full).
+    pub fn broadcast_delta(&self, record: DeltaRecord) {
+        let seq = record.seq;
+        let record = Arc::new(record);
+        for sender in &self.senders {
+            let _ = sender.send(Command::Delta(record.clone()));
+        }
+        self.delta_sent_seq.fetch_max(seq, Relaxed);
+    }
+
+    /// Asks every core to stop.
+    pub fn shutdown(&self) {
+        for sender in &self.senders {
+            let _ = sender.send(Command::Shutdown);
+        }
+    }
+
+    /// The change sequence the engine already has: the larger of the
+    /// snapshot's and the last change sent to the cores.
+    pub fn known_seq(&self) -> u64 {
+        let snapshot = self.loaded().map_or(0, |s| s.sequence);
+        snapshot.max(self.delta_sent_seq.load(Relaxed))
+    }
+
+    /// The configured snapshot path, if any.
+    pub fn snapshot_path(&self) -> Option<PathBuf> {
+        self.config.snapshot.clone()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
