@@ -1,0 +1,242 @@
+//! The sidecar's configuration: a TOML file (optional) overridden by flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Everything `analytics run` needs. Every field has a default, so an empty
+/// file (or no file) is a valid configuration for a local stack.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// NATS server URL. Default `nats://127.0.0.1:4222`.
+    pub nats: String,
+    /// ClickHouse HTTP interface. Default `http://127.0.0.1:8123`.
+    pub clickhouse: String,
+    /// ClickHouse user; `None` uses the server's `default` user.
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password (only with `clickhouse_user`).
+    pub clickhouse_password: Option<String>,
+    /// ClickHouse database the sidecar owns (created on start). Default `analytics`.
+    pub database: String,
+    /// MaxMind-format database for country and city (GeoIP2/GeoLite2 City or
+    /// Country, or DB-IP's lite files). `None`: country and city stay empty.
+    pub geoip: Option<PathBuf>,
+    /// Address of the Prometheus `/metrics` endpoint. Default `127.0.0.1:9100`;
+    /// port 0 picks a free port (printed in the readiness line).
+    pub metrics: SocketAddr,
+    /// JetStream stream of click batches. Default `CLICKS`.
+    pub stream: String,
+    /// Subjects of the stream when the sidecar creates it. Default `clicks.>`.
+    pub subjects: String,
+    /// Durable consumer name. Default `analytics`.
+    pub consumer: String,
+    /// Seconds NATS waits for an ack before redelivering. Default 30; the
+    /// sidecar sends in-progress acks while it retries, so this only bounds
+    /// how long a crashed sidecar holds messages.
+    pub ack_wait_secs: u64,
+    /// Most batches (messages) inserted together in one ClickHouse insert.
+    /// Default 64.
+    pub max_group_batches: usize,
+    /// Most events in one group; a group closes early at this size. Default 50,000.
+    pub max_group_events: usize,
+    /// How long to wait for more batches once one has arrived, in
+    /// milliseconds. Default 20: bigger inserts under load, little delay otherwise.
+    pub linger_ms: u64,
+    /// Distinct user agents kept parsed in memory. Default 20,000.
+    pub ua_cache_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nats: "nats://127.0.0.1:4222".into(),
+            clickhouse: "http://127.0.0.1:8123".into(),
+            clickhouse_user: None,
+            clickhouse_password: None,
+            database: "analytics".into(),
+            geoip: None,
+            metrics: SocketAddr::from(([127, 0, 0, 1], 9100)),
+            stream: snapshots::streams::CLICKS_STREAM.into(),
+            subjects: snapshots::streams::CLICKS_SUBJECTS.into(),
+            consumer: "analytics".into(),
+            ack_wait_secs: 30,
+            max_group_batches: 64,
+            max_group_events: 50_000,
+            linger_ms: 20,
+            ua_cache_size: 20_000,
+        }
+    }
+}
+
+/// A configuration that cannot work, said before anything connects.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Reads a TOML file; missing fields take their defaults, unknown ones are refused.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Checks what can be checked without connecting anywhere.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, problem: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                problem: problem.to_owned(),
+            })
+        };
+        match url::Url::parse(&self.clickhouse) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+            Ok(_) => return invalid("clickhouse", "must be an http:// or https:// URL"),
+            Err(e) => return invalid("clickhouse", &format!("not a URL: {e}")),
+        }
+        if self.nats.trim().is_empty() {
+            return invalid("nats", "must not be empty");
+        }
+        if !is_identifier(&self.database) {
+            return invalid(
+                "database",
+                "must be a plain identifier: ASCII letters, digits and _, not starting with a digit",
+            );
+        }
+        if self.stream.is_empty()
+            || self
+                .stream
+                .contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+        {
+            return invalid(
+                "stream",
+                "must be a JetStream stream name (no spaces, '.', '*', '>', '/', '\\')",
+            );
+        }
+        if self.subjects.is_empty() || self.subjects.contains(char::is_whitespace) {
+            return invalid("subjects", "must be a subject filter such as clicks.>");
+        }
+        if self.consumer.is_empty()
+            || self
+                .consumer
+                .contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>'))
+        {
+            return invalid(
+                "consumer",
+                "must be a consumer name (no spaces, '.', '*', '>')",
+            );
+        }
+        if self.clickhouse_password.is_some() && self.clickhouse_user.is_none() {
+            return invalid("clickhouse_password", "needs clickhouse_user");
+        }
+        if self.ack_wait_secs < 2 {
+            return invalid("ack_wait_secs", "must be at least 2");
+        }
+        if self.max_group_batches == 0 || self.max_group_events == 0 {
+            return invalid("max_group_batches/max_group_events", "must be at least 1");
+        }
+        if self.ua_cache_size == 0 {
+            return invalid("ua_cache_size", "must be at least 1");
+        }
+        if let Some(path) = &self.geoip
+            && !path.is_file()
+        {
+            return invalid(
+                "geoip",
+                &format!("{} is not a readable file", path.display()),
+            );
+        }
+        Ok(())
+    }
+
+    /// [`ack_wait_secs`](Self::ack_wait_secs) as a duration.
+    pub fn ack_wait(&self) -> Duration {
+        Duration::from_secs(self.ack_wait_secs)
+    }
+
+    /// [`linger_ms`](Self::linger_ms) as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+}
+
+/// ClickHouse identifiers the sidecar interpolates into DDL: nothing to escape.
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones_and_valid() {
+        let c = Config::default();
+        assert_eq!(c.nats, "nats://127.0.0.1:4222");
+        assert_eq!(c.clickhouse, "http://127.0.0.1:8123");
+        assert_eq!(c.database, "analytics");
+        assert_eq!(c.metrics.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.stream, "CLICKS");
+        assert_eq!(c.subjects, "clicks.>");
+        assert_eq!(c.consumer, "analytics");
+        assert_eq!(c.ack_wait(), Duration::from_secs(30));
+        assert!(c.geoip.is_none());
+        c.validate().unwrap();
+        // An empty file means the defaults.
+        assert_eq!(toml::from_str::<Config>("").unwrap(), c);
+    }
+
+    #[test]
+    fn file_fields_override_and_unknown_fields_are_refused() {
+        let c: Config = toml::from_str("database = \"stats\"\nmetrics = \"127.0.0.1:0\"").unwrap();
+        assert_eq!(c.database, "stats");
+        assert_eq!(c.metrics.port(), 0);
+        assert_eq!(c.stream, "CLICKS");
+        let err = toml::from_str::<Config>("databse = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            match c.validate() {
+                Err(ConfigError::Invalid { field, .. }) => field,
+                other => panic!("expected invalid, got {other:?}"),
+            }
+        };
+        assert_eq!(bad(|c| c.database = "drop table".into()), "database");
+        assert_eq!(bad(|c| c.clickhouse = "tcp://x:9000".into()), "clickhouse");
+        assert_eq!(bad(|c| c.stream = "a.b".into()), "stream");
+        assert_eq!(bad(|c| c.consumer = "".into()), "consumer");
+        assert_eq!(bad(|c| c.geoip = Some("/nonexistent.mmdb".into())), "geoip");
+        assert_eq!(bad(|c| c.ack_wait_secs = 0), "ack_wait_secs");
+    }
+}

@@ -1,0 +1,136 @@
+//! Turning a captured click into a stored row: address truncation, GeoIP,
+//! user agent, referrer host, visitor hash.
+//!
+//! * [`privacy`]: /24 and /48 truncation and the visitor hash.
+//! * [`geo`]: country and city from a MaxMind-format database.
+//! * [`agent`]: browser, OS, device class and bot flag, cached per agent.
+
+pub mod agent;
+pub mod geo;
+pub mod privacy;
+
+use snapshots::click::ClickEvent;
+
+use crate::rows::ClickRow;
+use agent::AgentCache;
+use geo::GeoIp;
+
+/// Enriches events one at a time; owned by the single consumer task, so the
+/// cache needs no lock.
+#[derive(Debug)]
+pub struct Enricher {
+    geoip: Option<GeoIp>,
+    agents: AgentCache,
+}
+
+impl Enricher {
+    /// An enricher with an optional GeoIP database and a user-agent cache of
+    /// about `ua_cache_size` entries.
+    pub fn new(geoip: Option<GeoIp>, ua_cache_size: usize) -> Enricher {
+        Enricher {
+            geoip,
+            agents: AgentCache::new(ua_cache_size),
+        }
+    }
+
+    /// The row stored for one event of a batch from `node`.
+    ///
+    /// The full address is used only for the GeoIP lookup, in memory; the row
+    /// gets the truncated prefix and a hash of it.
+    pub fn enrich(&mut self, node: &str, batch_id: [u8; 16], event: &ClickEvent<'_>) -> ClickRow {
+        let truncated = privacy::truncate_ip(event.ip);
+        let place = self
+            .geoip
+            .as_ref()
+            .map(|g| g.lookup(event.ip.to_canonical()))
+            .unwrap_or_default();
+        let agent = self.agents.get(event.user_agent);
+        ClickRow {
+            event_id: event.event_id,
+            ts: (event.ts_ms / 1000).min(u64::from(u32::MAX)) as u32,
+            ts_ms: event.ts_ms,
+            batch_id,
+            node: node.to_owned(),
+            code: lossy(event.code),
+            status: event.status,
+            host: lossy(event.host).to_ascii_lowercase(),
+            ip_prefix: privacy::prefix_string(truncated),
+            country: place.country,
+            city: place.city,
+            device: agent.device.to_owned(),
+            browser: agent.browser.clone(),
+            os: agent.os.clone(),
+            referrer_host: referrer_host(event.referrer),
+            accept_language: lossy(event.accept_language),
+            is_bot: u8::from(agent.is_bot),
+            visitor_hash: privacy::visitor_hash(truncated, event.user_agent),
+        }
+    }
+
+    /// User-agent cache hits and misses since the last call.
+    pub fn take_cache_counts(&mut self) -> (u64, u64) {
+        self.agents.take_counts()
+    }
+}
+
+/// The lowercased host of a Referer URL; empty when absent or unparsable.
+pub fn referrer_host(referrer: &[u8]) -> String {
+    let Ok(text) = std::str::from_utf8(referrer) else {
+        return String::new();
+    };
+    match url::Url::parse(text.trim()) {
+        Ok(u) => u
+            .host_str()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn referrer_hosts() {
+        assert_eq!(
+            referrer_host(b"https://News.Example.COM/a?b=c"),
+            "news.example.com"
+        );
+        assert_eq!(referrer_host(b"http://t.co/x"), "t.co");
+        assert_eq!(referrer_host(b"android-app://com.slack/"), "com.slack");
+        assert_eq!(referrer_host(b""), "");
+        assert_eq!(referrer_host(b"not a url"), "");
+        assert_eq!(referrer_host(b"/relative/path"), "");
+        assert_eq!(referrer_host(&[0xff, 0xfe]), "");
+    }
+
+    #[test]
+    fn a_row_never_holds_the_full_address() {
+        let mut e = Enricher::new(None, 16);
+        let ip: IpAddr = "81.2.69.142".parse().unwrap();
+        let event = ClickEvent {
+            event_id: [7; 16],
+            ts_ms: 1_700_000_000_123,
+            status: 302,
+            ip,
+            code: b"abc",
+            user_agent: b"curl/8.5.0",
+            referrer: b"https://example.org/",
+            accept_language: b"en-GB",
+            host: b"Sho.RT",
+        };
+        let row = e.enrich("node-1", [1; 16], &event);
+        assert_eq!(row.ip_prefix, "81.2.69.0/24");
+        assert_eq!(row.ts, 1_700_000_000);
+        assert_eq!(row.host, "sho.rt");
+        assert_eq!(row.referrer_host, "example.org");
+        assert_eq!(row.is_bot, 1);
+        assert!(!format!("{row:?}").contains("81.2.69.142"));
+    }
+}

@@ -1,0 +1,156 @@
+//! The click-analytics sidecar: JetStream → enrichment → ClickHouse.
+//!
+//! Engines publish click batches (binary, [`snapshots::click`]) to the
+//! JetStream stream `CLICKS`, one subject per node (`clicks.<node>`), with the
+//! hex batch id as `Nats-Msg-Id`. This crate reads them through one durable
+//! pull consumer, turns every event into an enriched row and inserts the rows
+//! into ClickHouse, whose schema it owns ([`schema`]).
+//!
+//! # Delivery: at least once in, exactly once in the counts
+//!
+//! A message is acknowledged only after its rows are in ClickHouse, so a crash
+//! anywhere (before the insert, during it, between insert and ack) leads to a
+//! redelivery, never a loss. ClickHouse or NATS being down is the same case
+//! stretched out: the group is retried with backoff (sending in-progress acks
+//! so JetStream holds the messages for us), and the consumer is rebuilt when
+//! its message stream fails. Nothing is acked that is not stored.
+//!
+//! Redeliveries must not change any count. ClickHouse 18.16 deduplicates
+//! inserts only for replicated tables, and a `ReplacingMergeTree` would
+//! deduplicate the raw table only eventually (at merge time, never across
+//! partitions) while its materialized rollups would have already counted the
+//! duplicate. So the sidecar deduplicates **before** inserting: for every
+//! group it asks `clicks` which of the group's event ids it already holds and
+//! inserts only the others (and drops ids repeated within the group). The
+//! lookup is bounded by the events' own codes and time range — the table's
+//! sort key `(code, ts)` — so it reads a few granules whatever the table's
+//! size, and it works the same for a JetStream redelivery, for the same batch
+//! re-published under another message id after the 2-minute duplicate window
+//! (an engine replaying its spool), and for an insert that succeeded on the
+//! server while its response was lost. Because only new rows reach `clicks`,
+//! the rollup views (fed by the same insert) stay exact too.
+//!
+//! The lookup is done on every group, not only on redelivered messages,
+//! because a re-published batch arrives as a first delivery. Its price is one
+//! small query per group (groups hold up to 64 batches). What it does not
+//! cover: two sidecars inserting the same event at the same moment. One
+//! sidecar per consumer is the deployment; a second one only takes over
+//! messages after `ack_wait`, and the in-progress acks keep that from
+//! happening while the first is still retrying.
+//!
+//! # Bad batches
+//!
+//! A batch that fails [`snapshots::click::ClickBatch::parse`] (wrong magic,
+//! unknown version, cut short) can never succeed, so it is not retried: it is
+//! logged, counted (`analytics_batches_parked_total`) and written byte for
+//! byte with its error to the `parked_batches` table, and only then acked.
+//!
+//! # Privacy
+//!
+//! The client address is truncated to /24 (IPv4) or /48 (IPv6) before it is
+//! stored; the full address is used only in memory for the GeoIP lookup and
+//! is never logged. Unique visitors are counted from a 64-bit hash of the
+//! truncated address and the user agent ([`enrich::privacy`]).
+//!
+//! # Layout
+//!
+//! * [`config`]: the TOML/flag configuration, its defaults and validation.
+//! * [`nats`]: stream and durable consumer setup, the consumer-lag watcher.
+//! * [`pipeline`]: the group loop: decode, enrich, deduplicate, insert, ack, park.
+//! * [`enrich`]: address truncation, GeoIP, user agent (cached), referrer, bots.
+//! * [`store`]: ClickHouse client, the deduplication lookup, inserts.
+//! * [`schema`]: the tables and views, created on start.
+//! * [`rows`]: the row types sent to ClickHouse.
+//! * [`metrics`]: counters and the Prometheus `/metrics` endpoint.
+//! * [`backoff`]: retry delays.
+
+pub mod backoff;
+pub mod config;
+pub mod enrich;
+pub mod metrics;
+pub mod nats;
+pub mod pipeline;
+pub mod rows;
+pub mod schema;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+pub use config::Config;
+
+use backoff::Backoff;
+use enrich::{Enricher, geo::GeoIp};
+use metrics::Metrics;
+use pipeline::Pipeline;
+use store::Store;
+
+/// Runs the sidecar until the future is dropped.
+///
+/// Order: metrics endpoint bound, schema created (retried until ClickHouse
+/// answers), stream and consumer ensured (retried until NATS answers), then
+/// `ready` is called with the metrics address and consuming starts.
+pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    config.validate()?;
+    let geoip = match &config.geoip {
+        Some(path) => {
+            let db = GeoIp::open(path)
+                .with_context(|| format!("opening GeoIP database {}", path.display()))?;
+            tracing::info!(path = %path.display(), kind = db.database_type(), "GeoIP database loaded");
+            Some(db)
+        }
+        None => {
+            tracing::info!("no GeoIP database: country and city stay empty");
+            None
+        }
+    };
+    let metrics = Arc::new(Metrics::default());
+    let metrics_addr = metrics::serve(config.metrics, metrics.clone())
+        .await
+        .with_context(|| format!("binding the metrics endpoint {}", config.metrics))?;
+
+    let store = Store::new(&config);
+    let mut backoff = Backoff::new();
+    while let Err(error) = store.create_schema().await {
+        tracing::warn!(%error, url = %config.clickhouse, "creating the ClickHouse schema failed; retrying");
+        backoff.wait().await;
+    }
+
+    let client = nats::connect(&config)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", config.nats))?;
+    let js = async_nats::jetstream::new(client);
+    backoff.reset();
+    while let Err(error) = nats::consumer(&js, &config).await {
+        tracing::warn!(%error, "setting up the click consumer failed; retrying");
+        backoff.wait().await;
+    }
+    let lag = AbortOnDrop(tokio::spawn(nats::watch_lag(
+        js.clone(),
+        config.clone(),
+        metrics.clone(),
+    )));
+
+    tracing::info!(
+        stream = %config.stream, consumer = %config.consumer, database = %config.database,
+        metrics = %metrics_addr, "analytics sidecar ready"
+    );
+    ready(metrics_addr);
+    let enricher = Enricher::new(geoip, config.ua_cache_size);
+    Pipeline::new(config, store, enricher, metrics)
+        .run(&js)
+        .await;
+    drop(lag);
+    Ok(())
+}
+
+/// Stops a background task when the sidecar stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
