@@ -1,0 +1,389 @@
+//! Handlers of `/v1/links`.
+
+use super::input::{self, CreateLink, PatchLink};
+use super::model::{LINK_COLUMNS, LinkJson, LinkRow};
+use super::store::{self, NewLink};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::idempotency::{self, Claim};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::AssertSqlSafe;
+use time::OffsetDateTime;
+
+/// Most links one page returns.
+pub const MAX_LIMIT: i64 = 1000;
+
+fn with_etag(status: StatusCode, row: &LinkRow, body: LinkJson) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&row.etag()) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+/// Refuses a target whose host (or a parent domain) is blocklisted.
+async fn check_blocklist(conn: &mut sqlx::PgConnection, host: &str) -> ApiResult<()> {
+    match store::blocked_rule(conn, host).await? {
+        Some(rule) => Err(ApiError::BlockedHost {
+            host: host.to_owned(),
+            rule,
+        }),
+        None => Ok(()),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Json(req): Json<CreateLink>,
+) -> ApiResult<Response> {
+    auth.require("links:write")?;
+    let idem_key = idempotency::key_from(&headers)?;
+    let raw_target = req
+        .target
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid_field("target", "is required (or long_url)"))?;
+    let target = crate::target::normalize(raw_target, state.short_host.as_deref())?;
+    if let Some(alias) = &req.custom_alias {
+        crate::codes::validate_alias(alias)?;
+    }
+    let new = NewLink {
+        org_id: auth.org_id,
+        code: req.custom_alias.clone(),
+        target: target.url,
+        status: input::check_status(req.status.unwrap_or(301))?,
+        expires_at: req.expires_at.map(input::check_expiry).transpose()?,
+        forward_query: req.forward_query.unwrap_or(false),
+        tags: input::check_tags(req.tags.clone().unwrap_or_default())?,
+        title: input::check_title(req.title.clone())?,
+    };
+
+    let mut tx = state.db.begin().await?;
+    check_blocklist(&mut tx, &target.host).await?;
+    if let Some(key) = &idem_key {
+        let hash = idempotency::request_hash(&req);
+        if let Claim::Replay { status, body } =
+            idempotency::claim(&mut tx, auth.org_id, key, &hash).await?
+        {
+            tx.rollback().await?;
+            let mut r = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                axum::Json(body),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return Ok(r);
+        }
+    }
+    let row = store::insert(&mut tx, &new, state.config.code_length).await?;
+    store::audit(
+        &mut tx,
+        Some(auth.org_id),
+        Some(auth.key_id),
+        "link.create",
+        &row.code,
+        json!({ "target": row.target }),
+    )
+    .await?;
+    let row = store::record_change(&mut tx, row.id).await?;
+    let body = row.to_json(state.short_base());
+    if let Some(key) = &idem_key {
+        let value = serde_json::to_value(&body).map_err(anyhow::Error::from)?;
+        idempotency::store(&mut tx, auth.org_id, key, 201, &value).await?;
+    }
+    tx.commit().await?;
+    state.metrics.links_written.inc();
+    let mut r = with_etag(StatusCode::CREATED, &row, body);
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/links/{}", row.code)) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+/// A live link of the caller's organization.
+pub async fn fetch(state: &AppState, org_id: i64, code: &str) -> ApiResult<LinkRow> {
+    let sql = format!(
+        "SELECT {LINK_COLUMNS} FROM links WHERE code = $1 AND org_id = $2 AND deleted_at IS NULL"
+    );
+    sqlx::query_as(AssertSqlSafe(sql))
+        .bind(code)
+        .bind(org_id)
+        .fetch_optional(&state.db)
+        .await?
+        .ok_or(ApiError::NotFound { what: "link" })
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> ApiResult<Response> {
+    auth.require("links:read")?;
+    let row = fetch(&state, auth.org_id, &code).await?;
+    let etag = row.etag();
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).expect("ascii etag"),
+        );
+        return Ok(r);
+    }
+    Ok(with_etag(
+        StatusCode::OK,
+        &row,
+        row.to_json(state.short_base()),
+    ))
+}
+
+/// Fails with 412 when an `If-Match` header is present and names another version.
+fn check_if_match(headers: &HeaderMap, row: &LinkRow) -> ApiResult<()> {
+    let Some(given) = headers.get(header::IF_MATCH) else {
+        return Ok(());
+    };
+    let given = given.to_str().unwrap_or("").trim().to_owned();
+    let current = row.etag();
+    if given == "*" || given.split(',').any(|t| t.trim() == current) {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed { given, current })
+    }
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Json(req): Json<PatchLink>,
+) -> ApiResult<Response> {
+    auth.require("links:write")?;
+    // Validate before taking any lock.
+    let target = req
+        .target
+        .as_deref()
+        .map(|t| crate::target::normalize(t, state.short_host.as_deref()))
+        .transpose()?;
+    let status = req.status.map(input::check_status).transpose()?;
+    let expires_at = match req.expires_at {
+        Some(Some(at)) => Some(Some(input::check_expiry(at)?)),
+        other => other,
+    };
+    let tags = req.tags.map(input::check_tags).transpose()?;
+    let title = match req.title {
+        Some(t) => Some(input::check_title(t)?),
+        None => None,
+    };
+
+    let mut tx = state.db.begin().await?;
+    if let Some(t) = &target {
+        check_blocklist(&mut tx, &t.host).await?;
+    }
+    let mut row = store::lock(&mut tx, auth.org_id, &code).await?;
+    check_if_match(&headers, &row)?;
+    if let Some(t) = target {
+        row.target = t.url;
+    }
+    if let Some(s) = status {
+        row.status = s;
+    }
+    if let Some(e) = expires_at {
+        row.expires_at = e;
+    }
+    if let Some(d) = req.disabled {
+        row.disabled = d;
+    }
+    if let Some(f) = req.forward_query {
+        row.forward_query = f;
+    }
+    if let Some(t) = tags {
+        row.tags = t;
+    }
+    if let Some(t) = title {
+        row.title = t;
+    }
+    let row = store::save(&mut tx, &row).await?;
+    store::audit(
+        &mut tx,
+        Some(auth.org_id),
+        Some(auth.key_id),
+        "link.update",
+        &row.code,
+        json!({ "version": row.version }),
+    )
+    .await?;
+    let row = store::record_change(&mut tx, row.id).await?;
+    tx.commit().await?;
+    state.metrics.links_written.inc();
+    Ok(with_etag(
+        StatusCode::OK,
+        &row,
+        row.to_json(state.short_base()),
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> ApiResult<StatusCode> {
+    auth.require("links:write")?;
+    let mut tx = state.db.begin().await?;
+    let mut row = store::lock(&mut tx, auth.org_id, &code).await?;
+    check_if_match(&headers, &row)?;
+    row.deleted_at = Some(OffsetDateTime::now_utc());
+    let row = store::save(&mut tx, &row).await?;
+    store::audit(
+        &mut tx,
+        Some(auth.org_id),
+        Some(auth.key_id),
+        "link.delete",
+        &row.code,
+        json!({}),
+    )
+    .await?;
+    store::record_change(&mut tx, row.id).await?;
+    tx.commit().await?;
+    state.metrics.links_written.inc();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Disables a link at once (admin), whatever its ETag.
+pub async fn disable(state: &AppState, auth: &Auth, code: &str) -> ApiResult<LinkRow> {
+    let mut tx = state.db.begin().await?;
+    let mut row = store::lock(&mut tx, auth.org_id, code).await?;
+    row.disabled = true;
+    let row = store::save(&mut tx, &row).await?;
+    store::audit(
+        &mut tx,
+        Some(auth.org_id),
+        Some(auth.key_id),
+        "link.disable",
+        &row.code,
+        json!({}),
+    )
+    .await?;
+    let row = store::record_change(&mut tx, row.id).await?;
+    tx.commit().await?;
+    state.metrics.links_written.inc();
+    Ok(row)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    pub tag: Option<String>,
+    pub disabled: Option<bool>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_after: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_before: Option<OffsetDateTime>,
+    pub q: Option<String>,
+}
+
+/// Cursors are opaque to clients: hex of `l1:<last id>`. Pages run newest
+/// first by id, so links created while a client pages land before its
+/// position and never shift or repeat what it has yet to read.
+fn encode_cursor(id: i64) -> String {
+    hex::encode(format!("l1:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> ApiResult<i64> {
+    let bad = || ApiError::invalid_field("cursor", "is not a cursor this API returned");
+    let bytes = hex::decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix("l1:")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(bad)
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn like_pattern(q: &str) -> String {
+    let mut out = String::with_capacity(q.len() + 2);
+    out.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    auth.require("links:read")?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let after_id = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let sql = format!(
+        "SELECT {LINK_COLUMNS} FROM links
+          WHERE org_id = $1 AND deleted_at IS NULL
+            AND ($2::bigint IS NULL OR id < $2)
+            AND ($3::text IS NULL OR $3 = ANY(tags))
+            AND ($4::bool IS NULL OR disabled = $4)
+            AND ($5::timestamptz IS NULL OR created_at >= $5)
+            AND ($6::timestamptz IS NULL OR created_at < $6)
+            AND ($7::text IS NULL OR target ILIKE $7 OR title ILIKE $7)
+          ORDER BY id DESC LIMIT $8"
+    );
+    let mut rows: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(auth.org_id)
+        .bind(after_id)
+        .bind(&q.tag)
+        .bind(q.disabled)
+        .bind(q.created_after)
+        .bind(q.created_before)
+        .bind(q.q.as_deref().map(like_pattern))
+        .bind(limit + 1)
+        .fetch_all(&state.db)
+        .await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| encode_cursor(r.id))
+    } else {
+        None
+    };
+    let links: Vec<LinkJson> = rows.iter().map(|r| r.to_json(state.short_base())).collect();
+    Ok(axum::Json(
+        json!({ "links": links, "next_cursor": next_cursor }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_refusal() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        assert!(decode_cursor("zz").is_err());
+        assert!(decode_cursor(&hex::encode("x:1")).is_err());
+        assert_eq!(like_pattern("a%b_"), "%a\\%b\\_%");
+    }
+}

@@ -1,0 +1,102 @@
+//! Request bodies for links, and their checks.
+
+use crate::error::{ApiError, ApiResult};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+
+const MAX_TAGS: usize = 32;
+const MAX_TAG_LEN: usize = 64;
+const MAX_TITLE_LEN: usize = 512;
+
+/// `POST /v1/links`. `long_url` is accepted for `target`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    #[serde(alias = "long_url")]
+    pub target: Option<String>,
+    pub custom_alias: Option<String>,
+    pub status: Option<u16>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub forward_query: Option<bool>,
+    pub tags: Option<Vec<String>>,
+    pub title: Option<String>,
+}
+
+/// `PATCH /v1/links/{code}`: absent fields stay; `null` clears
+/// `expires_at` and `title`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchLink {
+    #[serde(alias = "long_url")]
+    pub target: Option<String>,
+    pub status: Option<u16>,
+    #[serde(default, deserialize_with = "nullable_time")]
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    pub disabled: Option<bool>,
+    pub forward_query: Option<bool>,
+    pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub title: Option<Option<String>>,
+}
+
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn nullable_time<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+    time::serde::rfc3339::option::deserialize(d).map(Some)
+}
+
+pub fn check_status(status: u16) -> ApiResult<i16> {
+    snapshots::RedirectStatus::try_from(status)
+        .map(|s| s.code() as i16)
+        .map_err(|e| ApiError::invalid_field("status", e))
+}
+
+pub fn check_expiry(at: OffsetDateTime) -> ApiResult<OffsetDateTime> {
+    if at <= OffsetDateTime::now_utc() {
+        return Err(ApiError::invalid_field(
+            "expires_at",
+            "must be in the future",
+        ));
+    }
+    Ok(at)
+}
+
+pub fn check_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::invalid_field(
+            "tags",
+            format!("{} tags; the limit is {MAX_TAGS}", tags.len()),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for t in tags {
+        let t = t.trim().to_owned();
+        if t.is_empty() || t.len() > MAX_TAG_LEN || t.chars().any(char::is_control) {
+            return Err(ApiError::invalid_field(
+                "tags",
+                format!("tag {t:?} must be 1 to {MAX_TAG_LEN} bytes without control characters"),
+            ));
+        }
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+pub fn check_title(title: Option<String>) -> ApiResult<Option<String>> {
+    match title {
+        Some(t) if t.len() > MAX_TITLE_LEN => Err(ApiError::invalid_field(
+            "title",
+            format!("{} bytes; the limit is {MAX_TITLE_LEN}", t.len()),
+        )),
+        other => Ok(other),
+    }
+}

@@ -1,0 +1,168 @@
+//! Link writes, each in one transaction with its outbox row and audit entry.
+//!
+//! Lock order, the same for every writer so none can deadlock: the link row
+//! first (the insert, or `SELECT ... FOR UPDATE`), the outbox counter last,
+//! just before commit. Taking the counter last also keeps the time link writes
+//! are serialised on it down to three statements and the commit.
+
+use super::model::{LINK_COLUMNS, LinkRow};
+use crate::error::{ApiError, ApiResult};
+use snapshots::delta::LinkDelta;
+use sqlx::{AssertSqlSafe, PgConnection};
+
+/// What a new link will be; `code: None` asks for a random one.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub org_id: i64,
+    pub code: Option<String>,
+    pub target: String,
+    pub status: i16,
+    pub expires_at: Option<time::OffsetDateTime>,
+    pub forward_query: bool,
+    pub tags: Vec<String>,
+    pub title: Option<String>,
+}
+
+/// Inserts a link. A random code that collides is redrawn; a custom alias that
+/// collides is a 409. `ON CONFLICT DO NOTHING` makes this race-free: the
+/// unique index decides, and a concurrent insert of the same code waits for
+/// the other transaction instead of failing it.
+pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> ApiResult<LinkRow> {
+    let sql = format!(
+        "INSERT INTO links (code, org_id, target, status, expires_at, forward_query, tags, title, seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
+         ON CONFLICT (code) DO NOTHING RETURNING {LINK_COLUMNS}"
+    );
+    for _attempt in 0..8 {
+        let code = new
+            .code
+            .clone()
+            .unwrap_or_else(|| crate::codes::random_code(code_len));
+        let row: Option<LinkRow> = sqlx::query_as(AssertSqlSafe(sql.clone()))
+            .bind(&code)
+            .bind(new.org_id)
+            .bind(&new.target)
+            .bind(new.status)
+            .bind(new.expires_at)
+            .bind(new.forward_query)
+            .bind(&new.tags)
+            .bind(&new.title)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            Some(row) => return Ok(row),
+            None if new.code.is_some() => return Err(ApiError::AliasTaken { code }),
+            None => continue,
+        }
+    }
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "8 random codes of length {code_len} collided; the code space is nearly full"
+    )))
+}
+
+/// Locks a live link of `org_id` for update.
+pub async fn lock(conn: &mut PgConnection, org_id: i64, code: &str) -> ApiResult<LinkRow> {
+    let sql = format!(
+        "SELECT {LINK_COLUMNS} FROM links
+          WHERE code = $1 AND org_id = $2 AND deleted_at IS NULL FOR UPDATE"
+    );
+    sqlx::query_as(AssertSqlSafe(sql))
+        .bind(code)
+        .bind(org_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(ApiError::NotFound { what: "link" })
+}
+
+/// Writes the mutable fields of `row` back, bumping version and update time.
+pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> {
+    let sql = format!(
+        "UPDATE links SET target = $2, status = $3, expires_at = $4, disabled = $5,
+                forward_query = $6, tags = $7, title = $8, deleted_at = $9,
+                version = version + 1, updated_at = now()
+          WHERE id = $1 RETURNING {LINK_COLUMNS}"
+    );
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(row.id)
+        .bind(&row.target)
+        .bind(row.status)
+        .bind(row.expires_at)
+        .bind(row.disabled)
+        .bind(row.forward_query)
+        .bind(&row.tags)
+        .bind(&row.title)
+        .bind(row.deleted_at)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// Takes the next outbox sequence, stamps it on the link, and writes the
+/// outbox row (an upsert, or a delete for a soft-deleted link). Call it last
+/// in the transaction: the counter's row lock is held until commit, which is
+/// what makes sequence order equal commit order (see the migration).
+pub async fn record_change(conn: &mut PgConnection, link_id: i64) -> ApiResult<LinkRow> {
+    let sql = format!(
+        "WITH s AS (UPDATE outbox_counter SET seq = seq + 1 RETURNING seq)
+         UPDATE links SET seq = s.seq FROM s WHERE links.id = $1
+         RETURNING {}",
+        LINK_COLUMNS
+            .split(", ")
+            .map(|c| format!("links.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let row: LinkRow = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(link_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let seq = row.seq as u64;
+    let delta = if row.deleted_at.is_some() {
+        LinkDelta::delete(seq, row.code.clone())
+    } else {
+        LinkDelta::upsert(seq, row.to_snapshot_link())
+    };
+    sqlx::query(
+        "WITH i AS (INSERT INTO link_outbox (seq, code, delta) VALUES ($1, $2, $3) RETURNING seq)
+         SELECT pg_notify('link_outbox', seq::text) FROM i",
+    )
+    .bind(row.seq)
+    .bind(&row.code)
+    .bind(delta.encode())
+    .execute(&mut *conn)
+    .await?;
+    Ok(row)
+}
+
+/// Appends to the audit log.
+pub async fn audit(
+    conn: &mut PgConnection,
+    org_id: Option<i64>,
+    key_id: Option<i64>,
+    action: &str,
+    subject: &str,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (org_id, api_key_id, action, subject, details)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(org_id)
+    .bind(key_id)
+    .bind(action)
+    .bind(subject)
+    .bind(sqlx::types::Json(details))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The first blocklist entry matching `host` or one of its parents.
+pub async fn blocked_rule(conn: &mut PgConnection, host: &str) -> ApiResult<Option<String>> {
+    let candidates = crate::target::candidate_hosts(host);
+    Ok(
+        sqlx::query_scalar("SELECT host FROM blocked_hosts WHERE host = ANY($1) LIMIT 1")
+            .bind(&candidates)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}

@@ -1,0 +1,100 @@
+//! Prometheus metrics in the text exposition format, from plain atomics:
+//! a handful of counters and gauges do not need a metrics framework.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Requests by (method, route template, status).
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    pub links_written: Counter,
+    pub rate_limited: Counter,
+    pub relay_published: Counter,
+    pub relay_errors: Counter,
+    pub relay_published_seq: Gauge,
+    pub snapshots_built: Counter,
+    pub snapshot_pushes: Counter,
+    pub snapshot_push_errors: Counter,
+    pub latest_snapshot_seq: Gauge,
+}
+
+impl Metrics {
+    pub fn observe_request(&self, method: &str, route: &str, status: u16) {
+        let mut map = self.requests.lock().expect("metrics lock");
+        *map.entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        out.push_str("# TYPE control_http_requests_total counter\n");
+        for ((method, route, status), n) in self.requests.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "control_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let counters = [
+            ("control_links_written_total", self.links_written.get()),
+            ("control_rate_limited_total", self.rate_limited.get()),
+            ("control_relay_published_total", self.relay_published.get()),
+            ("control_relay_errors_total", self.relay_errors.get()),
+            ("control_snapshots_built_total", self.snapshots_built.get()),
+            ("control_snapshot_pushes_total", self.snapshot_pushes.get()),
+            (
+                "control_snapshot_push_errors_total",
+                self.snapshot_push_errors.get(),
+            ),
+        ];
+        for (name, v) in counters {
+            let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");
+        }
+        let gauges = [
+            (
+                "control_relay_published_seq",
+                self.relay_published_seq.get(),
+            ),
+            (
+                "control_latest_snapshot_seq",
+                self.latest_snapshot_seq.get(),
+            ),
+        ];
+        for (name, v) in gauges {
+            let _ = writeln!(out, "# TYPE {name} gauge\n{name} {v}");
+        }
+        out
+    }
+}

@@ -1,0 +1,291 @@
+//! Snapshot generations: build from PostgreSQL at a known outbox sequence,
+//! keep a few on disk, push them to engines, and reconcile engines that lag.
+//!
+//! **Consistency.** The builder reads `outbox_counter` and every live link in
+//! one `REPEATABLE READ` transaction. Since sequences are assigned in commit
+//! order (the counter row lock is held to commit), "counter = S" in that
+//! transaction's view means exactly the changes 1..=S are visible and nothing
+//! after: the snapshot is the state at S, and an engine that loads it and then
+//! applies deltas with seq > S from the stream converges to PostgreSQL.
+//!
+//! **Delivery: push over each engine's admin port** (`PUT /snapshot`, body =
+//! the file), not a NATS object store: NATS 2.9 with async-nats 0.51 cannot
+//! use KV/object stores (see DESIGN.md), and a push needs nothing but HTTP.
+//! A reconcile loop asks each engine `GET /readyz`
+//! (`{"ready":bool,"snapshot_sequence":N|null,...}`) every few seconds and
+//! pushes the latest generation to an engine that has none or an older one;
+//! that is how a new or restarted engine gets the latest snapshot on start.
+
+use crate::metrics::Metrics;
+use anyhow::Context as _;
+use futures::TryStreamExt;
+use serde::Serialize;
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// One generation on disk.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Generation {
+    pub id: i64,
+    pub seq: i64,
+    pub path: String,
+    pub links: i64,
+    pub bytes: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The result of pushing to one engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushResult {
+    pub engine: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct SnapshotService {
+    db: PgPool,
+    dir: PathBuf,
+    keep: usize,
+    engines: Vec<String>,
+    http: reqwest::Client,
+    metrics: Arc<Metrics>,
+    /// One build at a time; pushes of the same generation may overlap.
+    build_lock: tokio::sync::Mutex<()>,
+}
+
+impl SnapshotService {
+    pub fn new(
+        db: PgPool,
+        dir: PathBuf,
+        keep: usize,
+        engines: Vec<String>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        SnapshotService {
+            db,
+            dir,
+            keep,
+            engines,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("an HTTP client builds"),
+            metrics,
+            build_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn engines(&self) -> &[String] {
+        &self.engines
+    }
+
+    /// The current outbox sequence (the newest committed change).
+    pub async fn current_seq(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT seq FROM outbox_counter")
+            .fetch_one(&self.db)
+            .await?)
+    }
+
+    /// Builds a generation now.
+    pub async fn build(&self) -> anyhow::Result<Generation> {
+        let _guard = self.build_lock.lock().await;
+        let mut tx = self.db.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let seq: i64 = sqlx::query_scalar("SELECT seq FROM outbox_counter")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut builder = snapshots::SnapshotBuilder::new(seq as u64);
+        {
+            let sql = format!(
+                "SELECT {} FROM links WHERE deleted_at IS NULL",
+                crate::links::model::LINK_COLUMNS
+            );
+            let mut rows =
+                sqlx::query_as::<_, crate::links::model::LinkRow>(sqlx::AssertSqlSafe(sql))
+                    .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                builder
+                    .push(row.to_snapshot_link())
+                    .with_context(|| format!("link {:?} cannot enter a snapshot", row.code))?;
+            }
+        }
+        tx.commit().await?;
+        let links = builder.len() as i64;
+
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let now = OffsetDateTime::now_utc();
+        let path = self.dir.join(format!(
+            "links-{seq:020}-{}.snap",
+            now.unix_timestamp_nanos() / 1_000_000
+        ));
+        let write_path = path.clone();
+        let summary = tokio::task::spawn_blocking(move || builder.write_to(&write_path))
+            .await
+            .context("snapshot writer panicked")??;
+        let generation: Generation = sqlx::query_as(
+            "INSERT INTO snapshot_generations (seq, path, links, bytes) VALUES ($1, $2, $3, $4)
+             RETURNING id, seq, path, links, bytes, created_at",
+        )
+        .bind(seq)
+        .bind(path.to_string_lossy().as_ref())
+        .bind(links)
+        .bind(summary.file_len as i64)
+        .fetch_one(&self.db)
+        .await?;
+        self.metrics.snapshots_built.inc();
+        self.metrics.latest_snapshot_seq.set(seq as u64);
+        tracing::info!(seq, links, bytes = summary.file_len, path = %path.display(), "snapshot built");
+        self.prune().await?;
+        Ok(generation)
+    }
+
+    /// Drops generations beyond the newest `keep`, rows and files.
+    async fn prune(&self) -> anyhow::Result<()> {
+        let old: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, path FROM snapshot_generations ORDER BY id DESC OFFSET $1")
+                .bind(self.keep as i64)
+                .fetch_all(&self.db)
+                .await?;
+        for (id, path) in old {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(%path, error = %e, "removing an old snapshot"),
+            }
+            sqlx::query("DELETE FROM snapshot_generations WHERE id = $1")
+                .bind(id)
+                .execute(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn list(&self) -> anyhow::Result<Vec<Generation>> {
+        Ok(sqlx::query_as(
+            "SELECT id, seq, path, links, bytes, created_at FROM snapshot_generations ORDER BY id DESC",
+        )
+        .fetch_all(&self.db)
+        .await?)
+    }
+
+    pub async fn latest(&self) -> anyhow::Result<Option<Generation>> {
+        Ok(self.list().await?.into_iter().next())
+    }
+
+    /// `PUT http://ENGINE/snapshot` with the file.
+    pub async fn push_to(&self, engine: &str, generation: &Generation) -> anyhow::Result<()> {
+        let body = tokio::fs::read(&generation.path)
+            .await
+            .with_context(|| format!("reading {}", generation.path))?;
+        let url = format!("http://{engine}/snapshot");
+        let result = async {
+            let resp = self.http.put(&url).body(body).send().await?;
+            let status = resp.status();
+            if !status.is_success() {
+                let text = resp.text().await.unwrap_or_default();
+                anyhow::bail!("{url} answered {status}: {text}");
+            }
+            Ok(())
+        }
+        .await;
+        match &result {
+            Ok(()) => {
+                self.metrics.snapshot_pushes.inc();
+                tracing::info!(engine, seq = generation.seq, "snapshot pushed");
+            }
+            Err(e) => {
+                self.metrics.snapshot_push_errors.inc();
+                tracing::warn!(engine, error = format!("{e:#}"), "snapshot push failed");
+            }
+        }
+        result
+    }
+
+    /// Pushes a generation to every engine.
+    pub async fn push_all(&self, generation: &Generation) -> Vec<PushResult> {
+        let pushes = self.engines.iter().map(|e| async move {
+            let r = self.push_to(e, generation).await;
+            PushResult {
+                engine: e.clone(),
+                ok: r.is_ok(),
+                error: r.err().map(|e| format!("{e:#}")),
+            }
+        });
+        futures::future::join_all(pushes).await
+    }
+
+    /// The snapshot sequence an engine reports, `None` when it has none, or an
+    /// error when it cannot be asked.
+    pub async fn engine_sequence(&self, engine: &str) -> anyhow::Result<Option<u64>> {
+        let resp = self
+            .http
+            .get(format!("http://{engine}/readyz"))
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await?;
+        // A 503 readyz still carries the JSON (an engine without a snapshot is not ready).
+        let body: serde_json::Value = resp.json().await.context("readyz is not JSON")?;
+        Ok(body.get("snapshot_sequence").and_then(|v| v.as_u64()))
+    }
+
+    /// One reconcile round: push the latest generation to engines behind it.
+    pub async fn reconcile_once(&self) -> anyhow::Result<()> {
+        if self.engines.is_empty() {
+            return Ok(());
+        }
+        let latest = match self.latest().await? {
+            Some(g) => g,
+            None => self.build().await?,
+        };
+        for engine in &self.engines {
+            match self.engine_sequence(engine).await {
+                Ok(Some(s)) if s >= latest.seq as u64 => {}
+                Ok(_) => {
+                    let _ = self.push_to(engine, &latest).await;
+                }
+                Err(e) => tracing::debug!(engine, error = format!("{e:#}"), "engine not reachable"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds on a schedule when links changed since the latest generation,
+    /// and pushes the result.
+    pub async fn run_schedule(self: Arc<Self>, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let result: anyhow::Result<()> = async {
+                let latest = self.latest().await?.map_or(-1, |g| g.seq);
+                if self.current_seq().await? != latest {
+                    let g = self.build().await?;
+                    self.push_all(&g).await;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = format!("{e:#}"), "scheduled snapshot failed");
+            }
+        }
+    }
+
+    pub async fn run_reconcile(self: Arc<Self>, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.reconcile_once().await {
+                tracing::warn!(error = format!("{e:#}"), "reconcile failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Click statistics from ClickHouse.
+//!
+//! The analytics sidecar owns and creates `<db>.clicks` (one row per click,
+//! inserted once per event). Queries here count `uniqExact(event_id)` rather
+//! than `count()`, so even a duplicated row could not inflate a number, and
+//! unique visitors as `uniq(visitor_hash)`. Only redirect statuses count, and
+//! bots are excluded unless `include_bots=true`. ClickHouse 18.16 notes: the
+//! crate's validation must be off, and values are bound client-side (`?`).
+
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Most buckets one series may have.
+const MAX_BUCKETS: i64 = 10_000;
+/// Most values listed per dimension, and most links in a summary.
+const MAX_ROWS: u64 = 1000;
+
+/// A ClickHouse client for the stats database.
+pub fn client(url: &str, database: &str) -> clickhouse::Client {
+    clickhouse::Client::default()
+        .with_url(url)
+        .with_database(database)
+        .with_validation(false)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub from: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub to: Option<OffsetDateTime>,
+    pub bucket: Option<String>,
+    pub dimensions: Option<String>,
+    #[serde(default)]
+    pub include_bots: bool,
+    pub format: Option<String>,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct BucketRow {
+    t: u32,
+    clicks: u64,
+    visitors: u64,
+}
+
+#[derive(Debug, Row, Deserialize, Serialize)]
+struct ValueRow {
+    value: String,
+    clicks: u64,
+    visitors: u64,
+}
+
+/// The dimensions one may break down by, and their columns.
+const DIMENSIONS: &[(&str, &str)] = &[
+    ("country", "country"),
+    ("city", "city"),
+    ("device", "device"),
+    ("browser", "browser"),
+    ("os", "os"),
+    ("referrer", "referrer_host"),
+];
+
+struct Range {
+    from: i64,
+    to: i64,
+}
+
+fn range(q: &StatsQuery) -> ApiResult<Range> {
+    let to =
+        q.to.unwrap_or_else(OffsetDateTime::now_utc)
+            .unix_timestamp();
+    let from = q.from.map_or(to - 7 * 86_400, |f| f.unix_timestamp());
+    if from >= to {
+        return Err(ApiError::invalid_field("from", "must be before to"));
+    }
+    if from < 0 || to > u32::MAX as i64 {
+        return Err(ApiError::invalid_field(
+            "from",
+            "is outside the DateTime range",
+        ));
+    }
+    Ok(Range { from, to })
+}
+
+fn bucket(q: &StatsQuery, r: &Range) -> ApiResult<(&'static str, &'static str, i64)> {
+    let (name, func, secs) = match q.bucket.as_deref().unwrap_or("day") {
+        "minute" => ("minute", "toStartOfMinute", 60),
+        "hour" => ("hour", "toStartOfHour", 3600),
+        "day" => ("day", "toStartOfDay", 86_400),
+        other => {
+            return Err(ApiError::invalid_field(
+                "bucket",
+                format!("{other:?} is not one of minute, hour, day"),
+            ));
+        }
+    };
+    if (r.to - r.from) / secs > MAX_BUCKETS {
+        return Err(ApiError::invalid_field(
+            "bucket",
+            format!("the range holds more than {MAX_BUCKETS} {name} buckets; use a coarser bucket"),
+        ));
+    }
+    Ok((name, func, secs))
+}
+
+fn dimensions(q: &StatsQuery) -> ApiResult<Vec<(&'static str, &'static str)>> {
+    let Some(list) = q.dimensions.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for d in list.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let found = DIMENSIONS.iter().find(|(n, _)| *n == d).ok_or_else(|| {
+            ApiError::invalid_field(
+                "dimensions",
+                format!("{d:?} is not one of country, city, device, browser, os, referrer"),
+            )
+        })?;
+        if !out.contains(found) {
+            out.push(*found);
+        }
+    }
+    Ok(out)
+}
+
+fn wants_csv(q: &StatsQuery) -> ApiResult<bool> {
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(false),
+        "csv" => Ok(true),
+        other => Err(ApiError::invalid_field(
+            "format",
+            format!("{other:?} is not json or csv"),
+        )),
+    }
+}
+
+fn filter(include_bots: bool) -> &'static str {
+    if include_bots {
+        "ts >= toDateTime(?) AND ts < toDateTime(?) AND status IN (301, 302, 307, 308)"
+    } else {
+        "ts >= toDateTime(?) AND ts < toDateTime(?) AND status IN (301, 302, 307, 308) AND is_bot = 0"
+    }
+}
+
+fn ch_error(e: clickhouse::error::Error) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("ClickHouse: {e}"))
+}
+
+fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn csv_response(name: &str, rows: Vec<Vec<String>>) -> ApiResult<Response> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.write_record(&r).map_err(anyhow::Error::from)?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut resp = bytes.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}.csv\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// `GET /v1/links/{code}/stats`.
+pub async fn link_stats(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(code): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> ApiResult<Response> {
+    auth.require("stats:read")?;
+    let r = range(&q)?;
+    let (bucket_name, bucket_fn, _) = bucket(&q, &r)?;
+    let dims = dimensions(&q)?;
+    let csv = wants_csv(&q)?;
+    // The link must belong to the caller's organization (deleted links keep their stats).
+    let owned: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM links WHERE code = $1 AND org_id = $2")
+            .bind(&code)
+            .bind(auth.org_id)
+            .fetch_optional(&state.db)
+            .await?;
+    owned.ok_or(ApiError::NotFound { what: "link" })?;
+    let ch = state
+        .clickhouse
+        .as_ref()
+        .ok_or(ApiError::Unavailable("ClickHouse"))?;
+    let where_ = filter(q.include_bots);
+
+    let series: Vec<BucketRow> = ch
+        .query(&format!(
+            "SELECT toUInt32({bucket_fn}(ts)) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
+               FROM clicks WHERE code = ? AND {where_} GROUP BY t ORDER BY t"
+        ))
+        .bind(&code)
+        .bind(r.from)
+        .bind(r.to)
+        .fetch_all()
+        .await
+        .map_err(ch_error)?;
+    let totals: Vec<BucketRow> = ch
+        .query(&format!(
+            "SELECT toUInt32(0) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
+               FROM clicks WHERE code = ? AND {where_}"
+        ))
+        .bind(&code)
+        .bind(r.from)
+        .bind(r.to)
+        .fetch_all()
+        .await
+        .map_err(ch_error)?;
+    let mut breakdown = Vec::new();
+    for (name, column) in &dims {
+        let rows: Vec<ValueRow> = ch
+            .query(&format!(
+                "SELECT toString({column}) AS value, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
+                   FROM clicks WHERE code = ? AND {where_}
+                  GROUP BY value ORDER BY clicks DESC, value LIMIT {MAX_ROWS}"
+            ))
+            .bind(&code)
+            .bind(r.from)
+            .bind(r.to)
+            .fetch_all()
+            .await
+            .map_err(ch_error)?;
+        breakdown.push((*name, rows));
+    }
+    let (total_clicks, total_visitors) = totals.first().map_or((0, 0), |t| (t.clicks, t.visitors));
+
+    if csv {
+        let mut rows = vec![vec![
+            "kind".to_string(),
+            "key".into(),
+            "clicks".into(),
+            "unique_visitors".into(),
+        ]];
+        rows.push(vec![
+            "total".into(),
+            String::new(),
+            total_clicks.to_string(),
+            total_visitors.to_string(),
+        ]);
+        for b in &series {
+            rows.push(vec![
+                bucket_name.into(),
+                rfc3339(b.t as i64),
+                b.clicks.to_string(),
+                b.visitors.to_string(),
+            ]);
+        }
+        for (name, values) in &breakdown {
+            for v in values {
+                rows.push(vec![
+                    (*name).into(),
+                    v.value.clone(),
+                    v.clicks.to_string(),
+                    v.visitors.to_string(),
+                ]);
+            }
+        }
+        return csv_response(&format!("{code}-stats"), rows);
+    }
+    let series: Vec<_> = series
+        .iter()
+        .map(|b| json!({ "t": rfc3339(b.t as i64), "clicks": b.clicks, "unique_visitors": b.visitors }))
+        .collect();
+    let mut dims_json = serde_json::Map::new();
+    for (name, values) in breakdown {
+        let list: Vec<_> = values
+            .iter()
+            .map(|v| json!({ "value": v.value, "clicks": v.clicks, "unique_visitors": v.visitors }))
+            .collect();
+        dims_json.insert(name.to_owned(), json!(list));
+    }
+    Ok(axum::Json(json!({
+        "code": code,
+        "from": rfc3339(r.from),
+        "to": rfc3339(r.to),
+        "bucket": bucket_name,
+        "include_bots": q.include_bots,
+        "totals": { "clicks": total_clicks, "unique_visitors": total_visitors },
+        "series": series,
+        "dimensions": dims_json,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/stats/summary`: the organization's top links over a range.
+pub async fn summary(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<StatsQuery>,
+) -> ApiResult<Response> {
+    auth.require("stats:read")?;
+    let r = range(&q)?;
+    let csv = wants_csv(&q)?;
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=MAX_ROWS).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be 1 to {MAX_ROWS}"),
+        ));
+    }
+    if q.bucket.is_some() || q.dimensions.is_some() {
+        return Err(ApiError::bad_request(
+            "summary takes from, to, limit, include_bots and format",
+        ));
+    }
+    let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM links WHERE org_id = $1")
+        .bind(auth.org_id)
+        .fetch_all(&state.db)
+        .await?;
+    let ch = state
+        .clickhouse
+        .as_ref()
+        .ok_or(ApiError::Unavailable("ClickHouse"))?;
+    let top: Vec<ValueRow> = if codes.is_empty() {
+        Vec::new()
+    } else {
+        ch.query(&format!(
+            "SELECT code AS value, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
+               FROM clicks WHERE has(?, code) AND {}
+              GROUP BY value ORDER BY clicks DESC, value LIMIT {limit}",
+            filter(q.include_bots)
+        ))
+        .bind(codes)
+        .bind(r.from)
+        .bind(r.to)
+        .fetch_all()
+        .await
+        .map_err(ch_error)?
+    };
+    if csv {
+        let mut rows = vec![vec![
+            "code".to_string(),
+            "clicks".into(),
+            "unique_visitors".into(),
+        ]];
+        for t in &top {
+            rows.push(vec![
+                t.value.clone(),
+                t.clicks.to_string(),
+                t.visitors.to_string(),
+            ]);
+        }
+        return csv_response("summary", rows);
+    }
+    let links: Vec<_> = top
+        .iter()
+        .map(|t| json!({ "code": t.value, "clicks": t.clicks, "unique_visitors": t.visitors }))
+        .collect();
+    Ok(axum::Json(json!({
+        "from": rfc3339(r.from),
+        "to": rfc3339(r.to),
+        "include_bots": q.include_bots,
+        "links": links,
+    }))
+    .into_response())
+}
