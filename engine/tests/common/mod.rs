@@ -1,0 +1,261 @@
+//! Helpers shared by the engine's integration tests: a running engine that
+//! is killed on drop, snapshot files, and raw HTTP over a socket.
+#![allow(dead_code)]
+
+use snapshots::{Link, RedirectStatus, SnapshotBuilder};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `engine serve`, killed when dropped.
+pub struct Engine {
+    pub child: Child,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub cores: usize,
+}
+
+impl Engine {
+    /// Starts the engine with `args` after `serve --listen 127.0.0.1:0
+    /// --admin 127.0.0.1:0` and waits for its readiness line.
+    pub fn start(args: &[&str]) -> Engine {
+        Self::start_command(Command::new(env!("CARGO_BIN_EXE_engine")), args)
+    }
+
+    /// Like [`Engine::start`] with a prepared command (a wrapper such as prlimit).
+    pub fn start_command(mut command: Command, args: &[&str]) -> Engine {
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("spawn engine");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if !line.is_empty() => line,
+            other => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("engine did not become ready: {other:?}, exit {status:?}");
+            }
+        };
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+        assert_eq!(ready["event"], "ready", "{line}");
+        Engine {
+            child,
+            listen: ready["listen"].as_str().unwrap().parse().unwrap(),
+            admin: ready["admin"].as_str().unwrap().parse().unwrap(),
+            cores: ready["cores"].as_u64().unwrap() as usize,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.listen, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// One GET on a fresh connection: (status, Location).
+    pub fn get(&self, path: &str) -> (u16, Option<String>) {
+        let response = raw(
+            self.listen,
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        let parsed = parse_responses(&response);
+        assert_eq!(parsed.len(), 1, "{}", String::from_utf8_lossy(&response));
+        (
+            parsed[0].status,
+            parsed[0].header("location").map(str::to_owned),
+        )
+    }
+
+    /// The admin port's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let response = raw(
+            self.admin,
+            b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        );
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    /// Sum of a metric's samples whose labels contain `label` (e.g. `status="301"`).
+    pub fn metric_sum(&self, name: &str, label: &str) -> f64 {
+        metric_values(&self.metrics(), name, label).iter().sum()
+    }
+
+    /// Sends a signal to the engine.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Values of `name{...label...}` samples in Prometheus text.
+pub fn metric_values(text: &str, name: &str, label: &str) -> Vec<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| line.contains(label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// Writes a snapshot of `links` (code, target, status) at `sequence`.
+pub fn write_snapshot(path: &Path, sequence: u64, links: &[Link]) {
+    let mut builder = SnapshotBuilder::new(sequence);
+    for link in links {
+        builder.push(link.clone()).unwrap();
+    }
+    builder.write_to(path).unwrap();
+}
+
+pub fn link(code: &str, target: &str, status: RedirectStatus) -> Link {
+    Link {
+        status,
+        ..Link::new(code, target)
+    }
+}
+
+/// A temp dir with a snapshot at `links.snap`.
+pub fn snapshot_dir(sequence: u64, links: &[Link]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("links.snap");
+    write_snapshot(&path, sequence, links);
+    (dir, path)
+}
+
+/// Sends `bytes`, then reads until the server closes (or 10 s pass).
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    read_to_close(&mut stream)
+}
+
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("read: {e} after {:?}", String::from_utf8_lossy(&out)),
+        }
+    }
+    out
+}
+
+/// Reads exactly `n` complete responses from a keep-alive connection.
+pub fn read_responses(stream: &mut TcpStream, n: usize) -> Vec<Response> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let parsed = parse_responses(&buf);
+        if parsed.len() >= n {
+            return parsed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out with {} responses",
+            parsed.len()
+        );
+        let read = stream.read(&mut chunk).unwrap();
+        assert!(
+            read > 0,
+            "closed after {} responses: {:?}",
+            parsed.len(),
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..read]);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Every complete response in `bytes` (bodies by Content-Length; HEAD
+/// responses are not distinguishable here, so tests of HEAD parse one).
+pub fn parse_responses(mut bytes: &[u8]) -> Vec<Response> {
+    let mut out = Vec::new();
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        let Ok(httparse::Status::Complete(head)) = response.parse(bytes) else {
+            return out;
+        };
+        let headers: Vec<(String, String)> = response
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |(_, v)| v.parse().unwrap());
+        if bytes.len() < head + length {
+            return out;
+        }
+        out.push(Response {
+            status: response.code.unwrap(),
+            headers,
+            body: bytes[head..head + length].to_vec(),
+        });
+        bytes = &bytes[head + length..];
+    }
+}
+
+/// Polls `check` every 10 ms until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
