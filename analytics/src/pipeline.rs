@@ -156,15 +156,22 @@ impl Pipeline {
 
     /// Stores a group, retrying until ClickHouse takes it, then acks its messages.
     pub async fn store_and_ack(&mut self, mut group: Group) {
+        self.store(&mut group).await;
+        self.ack(&group).await;
+    }
+
+    /// Stores a group's rows and parked batches, retrying with backoff until
+    /// ClickHouse takes them. Does not ack.
+    pub async fn store(&mut self, group: &mut Group) {
         let mut backoff = Backoff::new();
         let mut last_progress = Instant::now();
         let progress_every = self.config.ack_wait() / 3;
         self.metrics
             .duplicates_skipped
-            .fetch_add(group.duplicates_in_group, Relaxed);
+            .fetch_add(std::mem::take(&mut group.duplicates_in_group), Relaxed);
         loop {
-            match self.store_once(&mut group).await {
-                Ok(()) => break,
+            match self.store_once(group).await {
+                Ok(()) => return,
                 Err(error) => {
                     let batches = group.messages.len() as u64;
                     self.metrics.batches_retried.fetch_add(batches, Relaxed);
@@ -181,6 +188,10 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Acknowledges a stored group's messages.
+    pub async fn ack(&self, group: &Group) {
         let mut acked = 0;
         for m in &group.messages {
             match m.ack().await {

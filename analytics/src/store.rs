@@ -16,6 +16,10 @@ const MAX_QUERY_SIZE: &str = "67108864";
 /// A ClickHouse client bound to the sidecar's database.
 #[derive(Clone)]
 pub struct Store {
+    /// No default database: it may not exist yet when the schema is created.
+    admin: Client,
+    /// Default database set: inserts name the bare table (the crate quotes
+    /// a table name as one identifier, so `db.table` would not work).
     client: Client,
     database: String,
 }
@@ -42,7 +46,8 @@ impl Store {
             client = client.with_password(password);
         }
         Store {
-            client,
+            admin: client.clone(),
+            client: client.with_database(&config.database),
             database: config.database.clone(),
         }
     }
@@ -50,7 +55,7 @@ impl Store {
     /// Creates the database, tables and views if missing.
     pub async fn create_schema(&self) -> clickhouse::error::Result<()> {
         for sql in schema::statements(&self.database) {
-            self.client.query(&sql).execute().await?;
+            self.admin.query(&sql).execute().await?;
         }
         Ok(())
     }
@@ -83,8 +88,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let table = format!("{}.clicks", self.database);
-        let mut insert = self.client.insert::<ClickRow>(&table).await?;
+        let mut insert = self.client.insert::<ClickRow>("clicks").await?;
         for row in rows {
             insert.write(row).await?;
         }
@@ -96,8 +100,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let table = format!("{}.parked_batches", self.database);
-        let mut insert = self.client.insert::<ParkedRow>(&table).await?;
+        let mut insert = self.client.insert::<ParkedRow>("parked_batches").await?;
         for row in rows {
             insert.write(row).await?;
         }

@@ -1,0 +1,284 @@
+//! Shared by the integration tests: a fresh ClickHouse database and JetStream
+//! names per test, batches built with the engine's writer, the sidecar as a
+//! child process, and metric scraping.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use snapshots::click::{ClickBatchWriter, ClickEvent};
+
+pub const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+pub const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+pub const SLACKBOT: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+/// Resolves to London, GB in MaxMind's GeoIP2-City-Test.mmdb.
+pub const LONDON_IP: &str = "81.2.69.142";
+
+/// One test's namespace on the shared servers.
+pub struct Env {
+    pub ch: testkit::ClickHouseDatabase,
+    pub nats: testkit::JetStreamScope,
+    pub stream: String,
+    pub subjects: String,
+    pub consumer: String,
+}
+
+impl Env {
+    pub async fn new() -> Env {
+        testkit::require_services().await.expect("services up");
+        let ch = testkit::ClickHouseDatabase::create_with_prefix("analytics")
+            .await
+            .unwrap();
+        let nats = testkit::JetStreamScope::connect_with_prefix("analytics")
+            .await
+            .unwrap();
+        let stream = nats.stream_name("CLICKS");
+        let subjects = nats.subject("clicks.>");
+        let consumer = format!("analytics_{}", nats.token());
+        Env {
+            ch,
+            nats,
+            stream,
+            subjects,
+            consumer,
+        }
+    }
+
+    /// `clicks.<node>` under the test's prefix.
+    pub fn subject(&self, node: &str) -> String {
+        self.nats.subject(&format!("clicks.{node}"))
+    }
+
+    /// The sidecar's command line for this namespace.
+    pub fn sidecar_args(&self, clickhouse: &str) -> Vec<String> {
+        [
+            "run",
+            "--nats",
+            self.nats.url(),
+            "--clickhouse",
+            clickhouse,
+            "--database",
+            self.ch.name(),
+            "--geoip",
+            geoip_fixture().to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:0",
+            "--stream",
+            &self.stream,
+            "--subjects",
+            &self.subjects,
+            "--consumer",
+            &self.consumer,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// Starts the sidecar against the real ClickHouse.
+    pub fn start_sidecar(&self) -> Sidecar {
+        Sidecar::start(&self.sidecar_args(self.ch.url()), &[])
+    }
+
+    /// Publishes one batch and waits for JetStream's ack.
+    pub async fn publish(&self, node: &str, msg_id: &str, batch: Vec<u8>) {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        self.nats
+            .jetstream()
+            .publish_with_headers(self.subject(node), headers, batch.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Creates the stream the way the sidecar would, so tests can publish first.
+    pub async fn create_stream(&self) {
+        let config = analytics::Config {
+            stream: self.stream.clone(),
+            subjects: self.subjects.clone(),
+            ..Default::default()
+        };
+        self.nats
+            .create_stream(analytics::nats::stream_config(&config))
+            .await
+            .unwrap();
+    }
+
+    /// A single number from ClickHouse.
+    pub async fn number(&self, sql: &str) -> u64 {
+        let text = self.ch.query(sql).await.unwrap();
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{sql} gave {text:?}"))
+    }
+
+    pub async fn rows(&self) -> u64 {
+        self.number("SELECT count() FROM clicks").await
+    }
+
+    /// Waits until `clicks` has `n` rows and the sidecar has acked everything
+    /// (nothing pending, nothing awaiting ack), then checks the count again:
+    /// "exactly n", not "at least n at some moment".
+    pub async fn settle_exactly(&self, sidecar: &Sidecar, n: u64) {
+        let waited = testkit::wait_for(
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || async { self.rows().await == n },
+        )
+        .await;
+        assert!(
+            waited.is_ok(),
+            "expected {n} rows, have {}",
+            self.rows().await
+        );
+        testkit::wait_for(
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || async {
+                let m = sidecar.metrics().await;
+                m.get("analytics_consumer_pending") == Some(&0.0)
+                    && m.get("analytics_consumer_ack_pending") == Some(&0.0)
+            },
+        )
+        .await
+        .expect("consumer drained");
+        assert_eq!(
+            self.rows().await,
+            n,
+            "row count changed after the consumer drained"
+        );
+        assert_eq!(
+            self.number("SELECT uniqExact(event_id) FROM clicks").await,
+            n,
+            "duplicate event ids stored"
+        );
+    }
+}
+
+pub fn geoip_fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb")
+}
+
+/// A batch of `count` events with ids `(seed, i)`, cycling through a few
+/// agents, addresses and referrers.
+pub fn batch(node: &str, seed: u32, count: u32) -> Vec<u8> {
+    let mut w = ClickBatchWriter::new(node, 64 * 1024);
+    w.begin(id(seed, u32::MAX));
+    let ips: [IpAddr; 2] = [
+        LONDON_IP.parse().unwrap(),
+        "2001:db8:1234:5678::1".parse().unwrap(),
+    ];
+    let agents = [CHROME_WINDOWS, SAFARI_IPHONE, SLACKBOT];
+    let referrers = ["https://News.Example.com/story?id=1", "", "not a url"];
+    for i in 0..count {
+        let k = i as usize;
+        w.push(&ClickEvent {
+            event_id: id(seed, i),
+            ts_ms: 1_763_700_000_000 + u64::from(seed) * 1000 + u64::from(i),
+            status: if i % 10 == 9 { 404 } else { 301 },
+            ip: ips[k % 2],
+            code: if k % 2 == 0 { b"abc" } else { b"xyz" },
+            user_agent: agents[k % 3].as_bytes(),
+            referrer: referrers[k % 3].as_bytes(),
+            accept_language: b"en-GB",
+            host: b"sho.rt",
+        });
+    }
+    w.finish().to_vec()
+}
+
+/// A 16-byte id from two numbers.
+pub fn id(seed: u32, i: u32) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&seed.to_be_bytes());
+    out[4..8].copy_from_slice(&i.to_be_bytes());
+    out[8..].copy_from_slice(b"testevnt");
+    out
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The sidecar binary as a child process; SIGKILLed on drop.
+pub struct Sidecar {
+    child: Child,
+    pub metrics_addr: SocketAddr,
+    http: reqwest::Client,
+}
+
+impl Sidecar {
+    /// Spawns `analytics` and waits for its readiness line on stdout.
+    pub fn start(args: &[String], env: &[(&str, &str)]) -> Sidecar {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_analytics"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn analytics");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("analytics printed no readiness line");
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("JSON readiness line");
+        assert_eq!(ready["event"], "ready", "{line}");
+        let metrics_addr = ready["metrics"].as_str().unwrap().parse().unwrap();
+        Sidecar {
+            child,
+            metrics_addr,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Parsed `/metrics` (name with labels → value).
+    pub async fn metrics(&self) -> HashMap<String, f64> {
+        let text = self
+            .http
+            .get(format!("http://{}/metrics", self.metrics_addr))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        self.metrics().await.get(name).copied().unwrap_or(f64::NAN)
+    }
+
+    /// SIGKILL: no chance to ack or flush anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
