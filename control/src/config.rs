@@ -40,11 +40,11 @@ pub struct Config {
     /// Length of generated codes. Default 7 (62^7 ≈ 3.5e12 codes).
     pub code_length: usize,
     /// Token bucket per API key: sustained requests per second. Default 50.
-    pub rate_per_key: u32,
+    pub rate_per_key: f64,
     /// Token bucket per API key: burst. Default 100.
     pub burst_per_key: u32,
     /// Token bucket per client IP: sustained requests per second. Default 100.
-    pub rate_per_ip: u32,
+    pub rate_per_ip: f64,
     /// Token bucket per client IP: burst. Default 200.
     pub burst_per_ip: u32,
 }
@@ -66,9 +66,9 @@ impl Default for Config {
             snapshot_keep: 5,
             reconcile_interval_secs: 2,
             code_length: 7,
-            rate_per_key: 50,
+            rate_per_key: 50.0,
             burst_per_key: 100,
-            rate_per_ip: 100,
+            rate_per_ip: 100.0,
             burst_per_ip: 200,
         }
     }
@@ -83,6 +83,8 @@ pub enum ConfigError {
     ShortBase(String),
     #[error("{name} must be at least 1, got {value}")]
     Zero { name: &'static str, value: u64 },
+    #[error("{name} must be a positive number of requests per second, got {value}")]
+    Rate { name: &'static str, value: f64 },
     #[error("snapshot_keep must be at least 1")]
     Keep,
 }
@@ -105,15 +107,21 @@ impl Config {
             _ => return Err(ConfigError::ShortBase(self.short_base.clone())),
         }
         for (name, value) in [
-            ("rate_per_key", self.rate_per_key as u64),
             ("burst_per_key", self.burst_per_key as u64),
-            ("rate_per_ip", self.rate_per_ip as u64),
             ("burst_per_ip", self.burst_per_ip as u64),
             ("snapshot_interval_secs", self.snapshot_interval_secs),
             ("reconcile_interval_secs", self.reconcile_interval_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { name, value });
+            }
+        }
+        for (name, value) in [
+            ("rate_per_key", self.rate_per_key),
+            ("rate_per_ip", self.rate_per_ip),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                return Err(ConfigError::Rate { name, value });
             }
         }
         if self.snapshot_keep == 0 {
@@ -181,12 +189,12 @@ mod tests {
         };
         assert!(matches!(c.validate(), Err(ConfigError::ShortBase(_))));
         let c = Config {
-            rate_per_ip: 0,
+            rate_per_ip: 0.0,
             ..Config::default()
         };
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::Zero {
+            Err(ConfigError::Rate {
                 name: "rate_per_ip",
                 ..
             })

@@ -74,11 +74,11 @@ struct ServeArgs {
     #[arg(long)]
     code_length: Option<usize>,
     #[arg(long)]
-    rate_per_key: Option<u32>,
+    rate_per_key: Option<f64>,
     #[arg(long)]
     burst_per_key: Option<u32>,
     #[arg(long)]
-    rate_per_ip: Option<u32>,
+    rate_per_ip: Option<f64>,
     #[arg(long)]
     burst_per_ip: Option<u32>,
 }

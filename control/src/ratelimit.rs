@@ -47,9 +47,9 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    pub fn new(rate_per_sec: u32, burst: u32) -> Self {
+    pub fn new(rate_per_sec: f64, burst: u32) -> Self {
         Limiter {
-            rate: rate_per_sec as f64,
+            rate: rate_per_sec,
             burst,
             buckets: Mutex::new(HashMap::new()),
         }
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn bucket_drains_and_refills() {
-        let l = Limiter::new(1, 3);
+        let l = Limiter::new(1.0, 3);
         let t0 = Instant::now();
         for left in [2, 1, 0] {
             let d = l.check("k", t0);

@@ -1,0 +1,107 @@
+//! Shared test setup: a fresh PostgreSQL database per test, the service
+//! started in-process on 127.0.0.1:0, and an admin key for a fresh org.
+#![allow(dead_code)]
+
+use control::config::Config;
+use control::server::{Running, start};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub running: Running,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin_key: String,
+    pub pg: testkit::PgDatabase,
+    pub snapshot_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// Starts the service with defaults suited to tests (high rate limits).
+    pub async fn start() -> TestApp {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the service after `tweak` adjusts the config.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        testkit::require_services().await.expect("services up");
+        let pg = testkit::PgDatabase::create_with_prefix("ctl")
+            .await
+            .expect("database");
+        let snapshot_dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: pg.url().to_owned(),
+            short_base: "https://sho.rt".into(),
+            snapshot_dir: snapshot_dir.path().to_owned(),
+            rate_per_key: 10_000.0,
+            burst_per_key: 10_000,
+            rate_per_ip: 10_000.0,
+            burst_per_ip: 10_000,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let running = start(config).await.expect("control starts");
+        let (_, admin_key) =
+            control::keys::bootstrap_key(&running.state.db, "acme", &["admin".to_string()], "test")
+                .await
+                .expect("bootstrap key");
+        TestApp {
+            base: format!("http://{}", running.addr),
+            running,
+            http: reqwest::Client::new(),
+            admin_key,
+            pg,
+            snapshot_dir,
+        }
+    }
+
+    /// A key with `scopes` in organization `org` (created if missing).
+    pub async fn key(&self, org: &str, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        control::keys::bootstrap_key(&self.running.state.db, org, &scopes, "test")
+            .await
+            .expect("key")
+            .1
+    }
+
+    pub fn req(&self, method: Method, path: &str, key: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key)
+    }
+
+    /// Creates a link as the admin key and returns its JSON.
+    pub async fn create(&self, body: Value) -> Value {
+        let r = self
+            .req(Method::POST, "/v1/links", &self.admin_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "create {body}");
+        r.json().await.unwrap()
+    }
+}
+
+/// The status and JSON body of a response.
+pub async fn status_json(r: Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, body)
+}
+
+/// Asserts the one error shape and returns the code.
+pub fn error_code(body: &Value) -> &str {
+    let e = &body["error"];
+    assert!(e["message"].is_string(), "error shape: {body}");
+    assert!(e.get("details").is_some(), "error shape: {body}");
+    e["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error shape: {body}"))
+}
