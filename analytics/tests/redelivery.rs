@@ -1,0 +1,108 @@
+//! Redelivered and re-published batches do not change any count.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use analytics::enrich::Enricher;
+use analytics::metrics::Metrics;
+use analytics::pipeline::Pipeline;
+use analytics::store::Store;
+use common::*;
+use futures::StreamExt as _;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_batch_under_other_message_ids_counts_once() {
+    let env = Env::new().await;
+    env.create_stream().await;
+    let a = batch("node-a", 1, 200);
+    let b = batch("node-a", 2, 50);
+    // Published before the sidecar starts, so both copies of `a` are likely
+    // in one group (deduplicated in memory) or in two (deduplicated by the
+    // lookup); either way they count once.
+    env.publish("node-a", "a-first", a.clone()).await;
+    env.publish("node-a", "a-second", a.clone()).await;
+    env.publish("node-a", "b", b).await;
+    let sidecar = env.start_sidecar();
+    env.settle_exactly(&sidecar, 250).await;
+
+    // Long after the duplicate window, an engine replays `a` from its spool.
+    env.publish("node-a", "a-third", a).await;
+    let c = batch("node-b", 3, 10);
+    env.publish("node-b", "c", c).await;
+    env.settle_exactly(&sidecar, 260).await;
+
+    let m = sidecar.metrics().await;
+    assert_eq!(m["analytics_batches_acked_total"], 5.0);
+    assert_eq!(m["analytics_duplicates_skipped_total"], 400.0);
+    assert_eq!(m["analytics_rows_inserted_total"], 260.0);
+    assert_eq!(
+        env.number("SELECT countMerge(clicks) FROM clicks_per_minute")
+            .await,
+        260,
+        "rollup counted a duplicate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_redelivery_after_insert_without_ack_counts_once() {
+    let env = Env::new().await;
+    env.create_stream().await;
+    env.publish("node-a", "a", batch("node-a", 7, 300)).await;
+
+    // A first sidecar (in-process) stores the batch and "dies" before acking.
+    let config = analytics::Config {
+        clickhouse: env.ch.url().to_owned(),
+        database: env.ch.name().to_owned(),
+        nats: env.nats.url().to_owned(),
+        stream: env.stream.clone(),
+        subjects: env.subjects.clone(),
+        consumer: env.consumer.clone(),
+        ack_wait_secs: 2,
+        ..Default::default()
+    };
+    let store = Store::new(&config);
+    store.create_schema().await.unwrap();
+    let consumer = analytics::nats::consumer(env.nats.jetstream(), &config)
+        .await
+        .unwrap();
+    let messages: Vec<_> = consumer
+        .fetch()
+        .max_messages(10)
+        .messages()
+        .await
+        .unwrap()
+        .map(|m| m.unwrap())
+        .collect()
+        .await;
+    assert_eq!(messages.len(), 1);
+    let metrics = Arc::new(Metrics::default());
+    let mut pipeline = Pipeline::new(config, store, Enricher::new(None, 100), metrics);
+    let mut group = pipeline.decode(messages);
+    pipeline.store(&mut group).await;
+    drop(group); // never acked
+    assert_eq!(env.rows().await, 300);
+
+    // The real sidecar gets the batch again once ack_wait (2 s) has passed.
+    let sidecar = Sidecar::start(
+        &[
+            env.sidecar_args(env.ch.url()),
+            vec!["--ack-wait-secs".into(), "2".into()],
+        ]
+        .concat(),
+        &[],
+    );
+    testkit::wait_for(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async { sidecar.metric("analytics_batches_acked_total").await == 1.0 },
+    )
+    .await
+    .expect("redelivered batch acked");
+    env.settle_exactly(&sidecar, 300).await;
+    let m = sidecar.metrics().await;
+    assert_eq!(m["analytics_batches_redelivered_total"], 1.0);
+    assert_eq!(m["analytics_duplicates_skipped_total"], 300.0);
+    assert_eq!(m["analytics_rows_inserted_total"], 0.0);
+}
