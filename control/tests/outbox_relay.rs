@@ -1,0 +1,333 @@
+//! The change stream: outbox order under concurrency, the relay to a real
+//! JetStream stream (including being killed mid-stream), and consistent
+//! snapshots built while writes flow.
+
+mod common;
+
+use common::TestApp;
+use control::metrics::Metrics;
+use control::relay::{self, RelayTarget};
+use reqwest::Method;
+use serde_json::json;
+use snapshots::delta::{LinkChange, LinkDelta};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Makes `n` changes through the API from `workers` concurrent clients:
+/// creates, then an update and (for every third) a delete.
+async fn churn(app: &TestApp, workers: usize, n: usize) {
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let http = app.http.clone();
+            let base = app.base.clone();
+            let key = app.admin_key.clone();
+            tokio::spawn(async move {
+                for i in 0..n {
+                    let r = http
+                        .post(format!("{base}/v1/links"))
+                        .bearer_auth(&key)
+                        .json(&json!({ "target": format!("https://w{w}.example/{i}") }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 201);
+                    let code = r.json::<serde_json::Value>().await.unwrap()["code"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned();
+                    let r = http
+                        .patch(format!("{base}/v1/links/{code}"))
+                        .bearer_auth(&key)
+                        .json(&json!({ "title": "updated", "status": 302 }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    if i % 3 == 0 {
+                        let r = http
+                            .delete(format!("{base}/v1/links/{code}"))
+                            .bearer_auth(&key)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status(), 204);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Applies deltas in order to a map: what an engine would serve.
+fn apply(deltas: &[LinkDelta]) -> BTreeMap<String, snapshots::Link> {
+    let mut map = BTreeMap::new();
+    for d in deltas {
+        match &d.change {
+            LinkChange::Upsert { link } => {
+                map.insert(link.code.clone(), link.clone());
+            }
+            LinkChange::Delete { code } => {
+                map.remove(code);
+            }
+        }
+    }
+    map
+}
+
+async fn outbox(app: &TestApp) -> Vec<LinkDelta> {
+    let rows: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, delta FROM link_outbox ORDER BY seq")
+            .fetch_all(&app.running.state.db)
+            .await
+            .unwrap();
+    rows.iter()
+        .map(|(seq, d)| {
+            let d = LinkDelta::decode(d).unwrap();
+            assert_eq!(d.seq, *seq as u64);
+            d
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn outbox_sequences_are_gapless_and_match_links_under_concurrency() {
+    let app = TestApp::start().await;
+    churn(&app, 6, 10).await;
+    let deltas = outbox(&app).await;
+    let expected_changes = 6 * (10 * 2 + 4);
+    assert_eq!(deltas.len(), expected_changes);
+    for (i, d) in deltas.iter().enumerate() {
+        assert_eq!(d.seq, i as u64 + 1, "gapless and ordered");
+    }
+    // Replaying the outbox gives exactly the live links of PostgreSQL.
+    let replayed = apply(&deltas);
+    let snapshot_links = live_links(&app).await;
+    assert_eq!(replayed, snapshot_links);
+}
+
+async fn live_links(app: &TestApp) -> BTreeMap<String, snapshots::Link> {
+    let rows: Vec<control::links::model::LinkRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM links WHERE deleted_at IS NULL",
+        control::links::model::LINK_COLUMNS
+    )))
+    .fetch_all(&app.running.state.db)
+    .await
+    .unwrap();
+    rows.iter()
+        .map(|r| (r.code.clone(), r.to_snapshot_link()))
+        .collect()
+}
+
+#[tokio::test]
+async fn snapshot_built_during_writes_is_the_state_at_its_sequence() {
+    let app = TestApp::start().await;
+    let writer = {
+        let app_base = app.base.clone();
+        let key = app.admin_key.clone();
+        let http = app.http.clone();
+        tokio::spawn(async move {
+            for i in 0..60 {
+                let r = http
+                    .post(format!("{app_base}/v1/links"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "target": format!("https://s.example/{i}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+            }
+        })
+    };
+    let mut generations = Vec::new();
+    while !writer.is_finished() {
+        let (s, b) = common::status_json(
+            app.req(Method::POST, "/v1/admin/snapshots", &app.admin_key)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+        generations.push(b["generation"].clone());
+    }
+    writer.await.unwrap();
+    assert!(!generations.is_empty());
+    let deltas = outbox(&app).await;
+    let mut checked = 0;
+    for g in &generations {
+        let path = g["path"].as_str().unwrap();
+        let Ok(snap) = snapshots::Snapshot::open(std::path::Path::new(path)) else {
+            continue; // pruned: only the newest five are kept
+        };
+        let seq = g["seq"].as_u64().unwrap();
+        assert_eq!(snap.sequence(), seq);
+        let upto: Vec<LinkDelta> = deltas.iter().filter(|d| d.seq <= seq).cloned().collect();
+        let expected = apply(&upto);
+        let actual: BTreeMap<String, snapshots::Link> = snap
+            .iter()
+            .map(|(code, view)| (code.to_owned(), view.to_link(code)))
+            .collect();
+        assert_eq!(actual, expected, "snapshot at {seq}");
+        checked += 1;
+    }
+    assert!(checked >= 1);
+    let (_, list) = common::status_json(
+        app.req(Method::GET, "/v1/admin/snapshots", &app.admin_key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        list["generations"].as_array().unwrap().len() <= 5,
+        "old generations are pruned"
+    );
+}
+
+/// Every message of a stream, in stream order, decoded.
+async fn read_stream(js: &async_nats::jetstream::Context, name: &str) -> Vec<LinkDelta> {
+    let mut stream = js.get_stream(name).await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut out = Vec::new();
+    for seq in 1..=last {
+        let msg = stream.get_raw_message(seq).await.unwrap();
+        out.push(LinkDelta::decode(&msg.payload).unwrap());
+    }
+    out
+}
+
+async fn stream_len(js: &async_nats::jetstream::Context, name: &str) -> u64 {
+    match js.get_stream(name).await {
+        Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test]
+async fn relay_publishes_in_order_through_the_service() {
+    let nats = testkit::JetStreamScope::connect().await.unwrap();
+    let stream = nats.stream_name("LINKS");
+    let subject = nats.subject("links.changes");
+    let (s2, sub2) = (stream.clone(), subject.clone());
+    let app = TestApp::start_with(move |c| {
+        c.nats = Some(testkit::nats_url());
+        c.links_stream = s2;
+        c.links_subject = sub2;
+    })
+    .await;
+    churn(&app, 3, 5).await;
+    let expected = outbox(&app).await;
+    testkit::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async { stream_len(nats.jetstream(), &stream).await == expected.len() as u64 },
+    )
+    .await
+    .unwrap();
+    let published = read_stream(nats.jetstream(), &stream).await;
+    assert_eq!(published, expected);
+    let info = nats
+        .jetstream()
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .cached_info()
+        .clone();
+    assert_eq!(info.config.subjects, vec![subject]);
+    assert!(info.config.duplicate_window >= Duration::from_secs(120));
+    let watermark: i64 = sqlx::query_scalar("SELECT published_seq FROM relay_state")
+        .fetch_one(&app.running.state.db)
+        .await
+        .unwrap();
+    assert_eq!(watermark, expected.len() as i64);
+}
+
+#[tokio::test]
+async fn relay_killed_mid_stream_and_restarted_loses_and_reorders_nothing() {
+    let nats = testkit::JetStreamScope::connect().await.unwrap();
+    let stream = nats.stream_name("LINKS");
+    let subject = nats.subject("links.changes");
+    // The service runs without a relay; the test runs (and kills) relays itself.
+    let app = TestApp::start().await;
+    let target = RelayTarget {
+        nats_url: testkit::nats_url(),
+        stream: stream.clone(),
+        subject,
+    };
+    let db = app.running.state.db.clone();
+    let writer = {
+        let (http, base, key) = (app.http.clone(), app.base.clone(), app.admin_key.clone());
+        tokio::spawn(async move {
+            for i in 0..300 {
+                let r = http
+                    .post(format!("{base}/v1/links"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "target": format!("https://k.example/{i}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+            }
+        })
+    };
+    // Kill the relay repeatedly while changes flow: once it has published
+    // something new, abort it at that arbitrary point and start another.
+    let mut kills = 0;
+    let mut last_len = 0;
+    while !writer.is_finished() || kills < 3 {
+        let task = tokio::spawn(relay::run(
+            db.clone(),
+            target.clone(),
+            Arc::new(Metrics::default()),
+        ));
+        let before = last_len;
+        testkit::wait_for(
+            Duration::from_secs(10),
+            Duration::from_millis(1),
+            || async {
+                stream_len(nats.jetstream(), &stream).await > before || writer.is_finished()
+            },
+        )
+        .await
+        .unwrap();
+        task.abort();
+        let _ = task.await;
+        kills += 1;
+        last_len = stream_len(nats.jetstream(), &stream).await;
+        if kills == 2 {
+            // Forget the watermark, as if the relay died between the acks and
+            // saving it: the stream itself says what was published.
+            sqlx::query("UPDATE relay_state SET published_seq = 0")
+                .execute(&db)
+                .await
+                .unwrap();
+        }
+        if kills > 200 {
+            break;
+        }
+    }
+    writer.await.unwrap();
+    let task = tokio::spawn(relay::run(
+        db.clone(),
+        target.clone(),
+        Arc::new(Metrics::default()),
+    ));
+    let expected = outbox(&app).await;
+    assert_eq!(expected.len(), 300);
+    testkit::wait_for(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async { stream_len(nats.jetstream(), &stream).await >= 300 },
+    )
+    .await
+    .unwrap();
+    task.abort();
+    let published = read_stream(nats.jetstream(), &stream).await;
+    let seqs: Vec<u64> = published.iter().map(|d| d.seq).collect();
+    assert_eq!(seqs, (1..=300).collect::<Vec<u64>>(), "after {kills} kills");
+    assert_eq!(published, expected);
+}
