@@ -1,4 +1,156 @@
-fn main() {
-    eprintln!("perf: the load generator is not built yet (see the open issues); exiting");
-    std::process::exit(2);
+//! `perf`: the load generator (`perf load`) and the harness summary
+//! (`perf summarize`). See the crate documentation and README.md.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use perf::keys::{self, Distribution, Workload, WorkloadSpec};
+use perf::load::{self, LoadConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "perf",
+    version,
+    about = "Perf lab: HTTP/1.1 load generator and harness summary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load a loopback HTTP/1.1 server with GET /CODE requests and report
+    /// throughput, latency percentiles and errors.
+    Load(LoadArgs),
+    /// Read a harness results directory (runs/*.json) and write summary.md
+    /// and plot.svg into it; prints the table.
+    Summarize {
+        /// The results directory, e.g. perf/results/2026-11-22T02-30.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// host:port; only 127.0.0.0/8 and ::1 are accepted.
+    #[arg(long, short = 'u')]
+    target: String,
+    /// Codes: one per line, CSV with the code first (links.csv), or a snapshot file.
+    #[arg(long, short = 'k')]
+    keys: PathBuf,
+    /// uniform, zipf (s = 1) or zipf:S.
+    #[arg(long, default_value = "uniform")]
+    distribution: Distribution,
+    /// Share of requests for unknown codes (expecting --expect-unknown), 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    unknown: f64,
+    /// Status expected for a known code.
+    #[arg(long, default_value_t = 301)]
+    expect: u16,
+    /// Status expected for an unknown code.
+    #[arg(long, default_value_t = 404)]
+    expect_unknown: u16,
+    /// Connections in total.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    connections: usize,
+    /// Threads (each with its own epoll).
+    #[arg(long, short = 't', default_value_t = 1)]
+    threads: usize,
+    /// CPUs to pin threads to, comma-separated (thread i on the i-th, cycling).
+    #[arg(long, value_delimiter = ',')]
+    pin: Vec<usize>,
+    /// Requests in flight per connection (HTTP pipelining).
+    #[arg(long, default_value_t = 1)]
+    depth: usize,
+    /// Open loop at this total rate (requests/s); default: closed loop.
+    #[arg(long, short = 'R')]
+    rate: Option<f64>,
+    /// Measured seconds (after warm-up); also bounds --count runs.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    duration: f64,
+    /// Stop after this many requests.
+    #[arg(long, short = 'n')]
+    count: Option<u64>,
+    /// Seconds run before measuring.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
+    /// Seconds to wait for responses in flight after the last send.
+    #[arg(long, default_value_t = 2.0)]
+    drain: f64,
+    /// Requests in the pre-encoded sequence before it repeats.
+    #[arg(long, default_value_t = 1 << 20)]
+    sequence: usize,
+    /// Seed of the sequence.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the summary as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Load(args) => run_load(args),
+        Command::Summarize { dir } => {
+            let table = perf::summary::summarize(&dir)?;
+            print!("{table}");
+            Ok(())
+        }
+    }
+}
+
+fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s).with_context(|| format!("--{what} {s} is not a duration"))
+}
+
+fn run_load(a: LoadArgs) -> anyhow::Result<()> {
+    let addr = perf::target::loopback(&a.target)?;
+    let codes = keys::load_codes(&a.keys)?;
+    let spec = WorkloadSpec {
+        distribution: a.distribution,
+        unknown_share: a.unknown,
+        known_status: a.expect,
+        unknown_status: a.expect_unknown,
+        len: a.sequence,
+        seed: a.seed,
+        host: perf::target::host_header(&addr),
+    };
+    let workload = Arc::new(Workload::build(&codes, &spec)?);
+    let label = format!(
+        "{} over {} codes from {}, {:.1}% unknown",
+        a.distribution,
+        codes.len(),
+        a.keys.display(),
+        a.unknown * 100.0
+    );
+    drop(codes);
+    let cfg = LoadConfig {
+        addr,
+        connections: a.connections,
+        threads: a.threads,
+        pin: a.pin,
+        depth: a.depth,
+        rate: a.rate,
+        duration: secs(a.duration, "duration")?,
+        count: a.count,
+        warmup: secs(a.warmup, "warmup")?,
+        drain: secs(a.drain, "drain")?,
+    };
+    tracing::info!(%addr, connections = cfg.connections, threads = cfg.threads, "load starts");
+    let summary = load::run(&cfg, workload, &label)?;
+    print!("{}", summary.print());
+    if let Some(path) = &a.json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }

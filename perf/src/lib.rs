@@ -1,0 +1,41 @@
+//! The perf lab: a load generator that is never the bottleneck, the
+//! reference servers and the side-by-side harness's summary.
+//!
+//! # The model
+//!
+//! A run is a pre-encoded request sequence ([`keys::Workload`]: codes drawn
+//! uniformly or Zipf-distributed from a list or a snapshot, with a share of
+//! unknown codes expecting 404) played by a few threads, each owning an
+//! epoll instance and a set of keep-alive connections ([`load`]). Nothing is
+//! formatted or allocated per request; each response is delimited and its
+//! status checked against the one expected for its code ([`response`]).
+//! Closed loop measures the ceiling; open loop sends at a fixed rate and
+//! records latency from each request's *intended* send time, so a stalled
+//! server cannot hide its queue (coordinated omission). Latencies go into
+//! an hdrhistogram; [`stats::Summary`] is printed and written as JSON.
+//!
+//! Why epoll and not tokio: the generator must out-drive the servers it
+//! measures on one core, and a runtime's task machinery costs more per
+//! request than the redirect server being measured (see README.md, "The
+//! generator against wrk").
+//!
+//! Only loopback targets are accepted ([`target`]): load on any other
+//! address is forbidden on this machine.
+//!
+//! # Layout
+//! - [`target`]: address resolution and the loopback rule.
+//! - [`keys`]: code lists, distributions, the pre-encoded sequence.
+//! - [`zipf`], [`rng`]: sampling used while building the sequence.
+//! - [`load`]: the per-thread epoll loop, pinning, the run.
+//! - [`response`]: delimiting responses.
+//! - [`stats`]: counters, percentiles, the JSON summary.
+//! - [`summary`]: the harness's table and SVG plot from a results directory.
+
+pub mod keys;
+pub mod load;
+pub mod response;
+pub mod rng;
+pub mod stats;
+pub mod summary;
+pub mod target;
+pub mod zipf;
