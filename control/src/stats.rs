@@ -210,7 +210,7 @@ pub async fn link_stats(
 
     let series: Vec<BucketRow> = ch
         .query(&format!(
-            "SELECT toUInt32({bucket_fn}(ts)) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
+            "SELECT toUInt32({bucket_fn}(ts, 'UTC')) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
                FROM clicks WHERE code = ? AND {where_} GROUP BY t ORDER BY t"
         ))
         .bind(&code)
