@@ -8,7 +8,7 @@ use snapshots::{Link, RedirectStatus};
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 fn generation(sequence: u64) -> Vec<Link> {
@@ -60,10 +60,14 @@ fn swap_under_load_sees_only_old_or_new() {
         "2",
     ]));
     let stop = Arc::new(AtomicBool::new(false));
-    let max_seen = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let max_seen = Arc::new(AtomicU64::new(1));
+    // Generation whose push has completed, and the one being pushed.
+    let installed = Arc::new(AtomicU64::new(1));
+    let pushing = Arc::new(AtomicU64::new(1));
     let clients: Vec<_> = (0..4)
         .map(|client| {
             let (engine, stop, max_seen) = (engine.clone(), stop.clone(), max_seen.clone());
+            let (installed, pushing) = (installed.clone(), pushing.clone());
             std::thread::spawn(move || {
                 let mut count = 0u64;
                 let mut stream = TcpStream::connect(engine.listen).unwrap();
@@ -74,12 +78,13 @@ fn swap_under_load_sees_only_old_or_new() {
                     // Alternate keep-alive connections and fresh ones so both
                     // cores and both kinds see every swap.
                     let i = count % 50;
-                    if count % 20 == 0 {
+                    if count.is_multiple_of(20) {
                         stream = TcpStream::connect(engine.listen).unwrap();
                         stream
                             .set_read_timeout(Some(Duration::from_secs(10)))
                             .unwrap();
                     }
+                    let oldest = installed.load(Ordering::SeqCst);
                     stream
                         .write_all(format!("GET /c{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
                         .unwrap();
@@ -87,13 +92,17 @@ fn swap_under_load_sees_only_old_or_new() {
                     assert_eq!(response.status, 302, "client {client} request {count}");
                     let location = response.header("location").unwrap();
                     let generation: u64 = location.rsplit("gen").next().unwrap().parse().unwrap();
-                    // Old or new: never older than a generation this client
-                    // could have missed (swaps finish before the next starts).
+                    // Old or new: no older than what was installed when the
+                    // request was sent, no newer than what was being pushed.
+                    let newest = pushing.load(Ordering::SeqCst);
                     assert!(
                         location.starts_with(&format!("https://example.com/{i}/gen")),
                         "{location}"
                     );
-                    assert!(generation >= 1 && generation <= 11, "{location}");
+                    assert!(
+                        (oldest..=newest).contains(&generation),
+                        "{location} not in {oldest}..={newest}"
+                    );
                     max_seen.fetch_max(generation, Ordering::Relaxed);
                     count += 1;
                 }
@@ -102,6 +111,7 @@ fn swap_under_load_sees_only_old_or_new() {
         })
         .collect();
     for sequence in 2..=11 {
+        pushing.store(sequence, Ordering::SeqCst);
         let (status, body) = push(
             &engine,
             &snapshot_bytes(sequence, &generation(sequence)),
@@ -109,6 +119,7 @@ fn swap_under_load_sees_only_old_or_new() {
         );
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(&format!("\"sequence\":{sequence}")), "{body}");
+        installed.store(sequence, Ordering::SeqCst);
         // Once the push returned, every core serves the new generation.
         for _ in 0..8 {
             let (status, location) = engine.get("/c7");

@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(r.query, b"x=1");
         assert!(r.keep_alive && r.http11);
         assert_eq!(r.user_agent, b"curl");
-        assert_eq!(r.head_len, 52);
+        assert_eq!(r.head_len, 54);
     }
 
     #[test]
