@@ -10,9 +10,10 @@ use serde_json::json;
 /// 2026-01-01T10:00:00Z.
 const T10: u64 = 1_767_261_600;
 
-async fn clickhouse_with_clicks(
-    rows: &[(&str, u64, u64, u16, &str, &str, u8, u64)],
-) -> testkit::ClickHouseDatabase {
+/// code, event id, unix time, status, country, device, is_bot, visitor.
+type Click<'a> = (&'a str, u64, u64, u16, &'a str, &'a str, u8, u64);
+
+async fn clickhouse_with_clicks(rows: &[Click<'_>]) -> testkit::ClickHouseDatabase {
     let ch = testkit::ClickHouseDatabase::create_with_prefix("ctl")
         .await
         .unwrap();
