@@ -9,9 +9,11 @@ use crate::config::Config;
 use crate::rows::{ClickRow, EventIdRow, ParkedRow};
 use crate::schema;
 
-/// The deduplication lookup can carry tens of thousands of ids in its SQL;
-/// the server's default limit on query text is 256 KiB.
-const MAX_QUERY_SIZE: &str = "67108864";
+/// Ids per deduplication lookup. Each id is a few AST nodes and ~45 bytes of
+/// SQL; ClickHouse refuses queries over 50,000 AST elements by default.
+const LOOKUP_CHUNK: usize = 5_000;
+/// A lookup's text is up to ~250 KB, about the server's 256 KiB default.
+const MAX_QUERY_SIZE: &str = "4194304";
 
 /// A ClickHouse client bound to the sidecar's database.
 #[derive(Clone)]
@@ -69,17 +71,21 @@ impl Store {
         &self,
         rows: &[ClickRow],
     ) -> clickhouse::error::Result<HashSet<[u8; 16]>> {
-        let Some(sql) = existing_ids_sql(&self.database, rows) else {
-            return Ok(HashSet::new());
-        };
-        // Raw: codes may contain `?`, which `query()` would take for a placeholder.
-        let found: Vec<EventIdRow> = self
-            .client
-            .query_raw(&sql)
-            .with_setting("max_query_size", MAX_QUERY_SIZE)
-            .fetch_all()
-            .await?;
-        Ok(found.into_iter().map(|r| r.event_id).collect())
+        let mut existing = HashSet::new();
+        for chunk in rows.chunks(LOOKUP_CHUNK) {
+            let Some(sql) = existing_ids_sql(&self.database, chunk) else {
+                continue;
+            };
+            // Raw: codes may contain `?`, which `query()` would take for a placeholder.
+            let found: Vec<EventIdRow> = self
+                .admin
+                .query_raw(&sql)
+                .with_setting("max_query_size", MAX_QUERY_SIZE)
+                .fetch_all()
+                .await?;
+            existing.extend(found.into_iter().map(|r| r.event_id));
+        }
+        Ok(existing)
     }
 
     /// Inserts rows into `clicks` in one statement (the rollup views see the

@@ -32,7 +32,9 @@ async fn malformed_and_unknown_version_batches_are_parked_and_good_ones_flow() {
     )
     .await
     .expect("three batches parked");
-    assert_eq!(sidecar.metric("analytics_batches_acked_total").await, 5.0);
+    sidecar
+        .expect_metric("analytics_batches_acked_total", 5.0)
+        .await;
 
     let parked = env
         .ch

@@ -270,6 +270,22 @@ impl Sidecar {
         self.metrics().await.get(name).copied().unwrap_or(f64::NAN)
     }
 
+    /// Waits until a metric has exactly `value` (counters trail the acks
+    /// NATS has already seen by a moment), then reads it once more.
+    pub async fn expect_metric(&self, name: &str, value: f64) {
+        let reached = testkit::wait_for(
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || async { self.metric(name).await == value },
+        )
+        .await;
+        assert!(
+            reached.is_ok(),
+            "{name} is {} not {value}",
+            self.metric(name).await
+        );
+    }
+
     /// SIGKILL: no chance to ack or flush anything.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
