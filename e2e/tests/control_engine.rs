@@ -1,0 +1,409 @@
+//! The control plane and a running engine, as separate processes, against
+//! real PostgreSQL and NATS: API writes reach redirects promptly, snapshots
+//! rebuilt during writes lose nothing, and a killed relay loses nothing.
+
+use e2e::{Proc, run};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How soon a change made through the API must be served (the bound).
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+struct Stack {
+    engine: Proc,
+    control: Proc,
+    key: String,
+    http: reqwest::Client,
+    _pg: testkit::PgDatabase,
+    nats: testkit::JetStreamScope,
+    stream: String,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        Self::start_with(true).await
+    }
+
+    /// `relay: false` runs the API's control process without `--nats`.
+    async fn start_with(relay: bool) -> Stack {
+        testkit::require_services().await.unwrap();
+        let pg = testkit::PgDatabase::create_with_prefix("e2e")
+            .await
+            .unwrap();
+        let nats = testkit::JetStreamScope::connect().await.unwrap();
+        let stream = nats.stream_name("LINKS");
+        let subject = nats.subject("links.changes");
+        let (engine_dir, control_dir) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let url = testkit::nats_url();
+        let engine = Proc::spawn(
+            "engine",
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+                "--cores",
+                "1",
+                "--nats",
+                &url,
+                "--links-stream",
+                &stream,
+                "--links-subject",
+                &subject,
+                "--snapshot-dir",
+                engine_dir.path().to_str().unwrap(),
+            ],
+        )
+        .await
+        .unwrap();
+        let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            pg.url(),
+            "--links-stream",
+            &stream,
+            "--links-subject",
+            &subject,
+            "--short-base",
+            "https://sho.rt",
+            "--engine-admin",
+            &engine_admin,
+            "--snapshot-dir",
+            control_dir.path().to_str().unwrap(),
+            "--reconcile-interval-secs",
+            "1",
+            // The tests write faster than the default per-key budget.
+            "--rate-per-key",
+            "100000",
+            "--burst-per-key",
+            "100000",
+            "--rate-per-ip",
+            "100000",
+            "--burst-per-ip",
+            "100000",
+        ];
+        if relay {
+            args.extend(["--nats", url.as_str()]);
+        }
+        let control = Proc::spawn("control", &args).await.unwrap();
+        let key = run(
+            "control",
+            &[
+                "keys",
+                "create",
+                "--org",
+                "acme",
+                "--scopes",
+                "admin",
+                "--database-url",
+                pg.url(),
+            ],
+        )
+        .await
+        .unwrap()
+        .trim()
+        .to_owned();
+        assert!(key.starts_with("sk_"), "{key}");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        // The reconcile loop gives the new engine its first snapshot.
+        let readyz = format!("http://{engine_admin}/readyz");
+        testkit::wait_for(
+            Duration::from_secs(15),
+            Duration::from_millis(20),
+            || async {
+                match http.get(&readyz).send().await {
+                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["ready"] == true),
+                    Err(_) => false,
+                }
+            },
+        )
+        .await
+        .unwrap();
+        Stack {
+            engine,
+            control,
+            key,
+            http,
+            _pg: pg,
+            nats,
+            stream,
+            _dirs: (engine_dir, control_dir),
+        }
+    }
+
+    fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("http://{}{path}", self.control.listen()))
+            .bearer_auth(&self.key)
+    }
+
+    /// What the engine answers for a code: status and Location.
+    async fn redirect(&self, code: &str) -> (u16, Option<String>) {
+        let r = self
+            .http
+            .get(format!("http://{}/{code}", self.engine.listen()))
+            .send()
+            .await
+            .unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), location)
+    }
+
+    /// Waits up to `within` for the engine to answer `status` (and `location`).
+    async fn expect(&self, code: &str, status: u16, location: Option<&str>, within: Duration) {
+        let start = Instant::now();
+        let result = testkit::wait_for(within, Duration::from_millis(5), || async {
+            let (s, l) = self.redirect(code).await;
+            s == status && (location.is_none() || l.as_deref() == location)
+        })
+        .await;
+        if result.is_err() {
+            let now = self.redirect(code).await;
+            panic!(
+                "{code}: wanted {status} {location:?} within {within:?}, engine answers {now:?} after {:?}",
+                start.elapsed()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn api_changes_are_served_within_a_second() {
+    let stack = Stack::start().await;
+    let r = stack
+        .api(reqwest::Method::POST, "/v1/links")
+        .json(&json!({ "target": "https://example.com/one", "status": 302 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let code = r.json::<Value>().await.unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stack
+        .expect(&code, 302, Some("https://example.com/one"), PROPAGATION)
+        .await;
+
+    let r = stack
+        .api(reqwest::Method::PATCH, &format!("/v1/links/{code}"))
+        .json(&json!({ "target": "https://example.com/two", "status": 301 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    stack
+        .expect(&code, 301, Some("https://example.com/two"), PROPAGATION)
+        .await;
+
+    let r = stack
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/admin/links/{code}/disable"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The engine answers 410 Gone for a disabled link (its default).
+    stack.expect(&code, 410, None, PROPAGATION).await;
+
+    let r = stack
+        .api(reqwest::Method::DELETE, &format!("/v1/links/{code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    stack.expect(&code, 404, None, PROPAGATION).await;
+}
+
+#[tokio::test]
+async fn snapshot_rebuilt_while_changes_flow_loses_none() {
+    let stack = Stack::start().await;
+    let writer = {
+        let (http, base, key) = (
+            stack.http.clone(),
+            stack.control.listen(),
+            stack.key.clone(),
+        );
+        tokio::spawn(async move {
+            let mut expected: BTreeMap<String, (u16, Option<String>)> = BTreeMap::new();
+            for i in 0..120 {
+                let r = http
+                    .post(format!("http://{base}/v1/links"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "target": format!("https://flow.example/{i}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                let code = r.json::<Value>().await.unwrap()["code"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                expected.insert(
+                    code.clone(),
+                    (301, Some(format!("https://flow.example/{i}"))),
+                );
+                if i % 4 == 1 {
+                    let r = http
+                        .patch(format!("http://{base}/v1/links/{code}"))
+                        .bearer_auth(&key)
+                        .json(&json!({ "target": format!("https://flow.example/{i}/v2"), "status": 307 }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    expected.insert(
+                        code.clone(),
+                        (307, Some(format!("https://flow.example/{i}/v2"))),
+                    );
+                }
+                if i % 4 == 2 {
+                    let r = http
+                        .delete(format!("http://{base}/v1/links/{code}"))
+                        .bearer_auth(&key)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 204);
+                    expected.insert(code.clone(), (404, None));
+                }
+            }
+            expected
+        })
+    };
+    let mut builds = 0;
+    while !writer.is_finished() {
+        let r = stack
+            .api(reqwest::Method::POST, "/v1/admin/snapshots")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["pushes"][0]["ok"], true, "{body}");
+        builds += 1;
+    }
+    let expected = writer.await.unwrap();
+    assert!(builds >= 1);
+    // After quiescence every code answers as PostgreSQL says.
+    for (code, (status, location)) in &expected {
+        stack
+            .expect(code, *status, location.as_deref(), Duration::from_secs(5))
+            .await;
+    }
+    assert_eq!(expected.len(), 120);
+}
+
+async fn stream_last(js: &async_nats::jetstream::Context, name: &str) -> u64 {
+    match js.get_stream(name).await {
+        Ok(mut s) => s.info().await.map_or(0, |i| i.state.last_sequence),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test]
+async fn relay_process_killed_mid_stream_loses_and_reorders_nothing() {
+    // The API's control process does not relay; separate control processes
+    // relay the same database and are killed with SIGKILL mid-stream.
+    let stack = Stack::start_with(false).await;
+    let writer = {
+        let (http, base, key) = (
+            stack.http.clone(),
+            stack.control.listen(),
+            stack.key.clone(),
+        );
+        tokio::spawn(async move {
+            let mut codes = Vec::new();
+            for i in 0..150 {
+                let r = http
+                    .post(format!("http://{base}/v1/links"))
+                    .bearer_auth(&key)
+                    .json(&json!({ "target": format!("https://kill.example/{i}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                codes.push(
+                    r.json::<Value>().await.unwrap()["code"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+            codes
+        })
+    };
+    let subject = stack.nats.subject("links.changes");
+    let url = testkit::nats_url();
+    let db_url = stack._pg.url().to_owned();
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay_args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &db_url,
+        "--nats",
+        &url,
+        "--links-stream",
+        &stack.stream,
+        "--links-subject",
+        &subject,
+        "--snapshot-dir",
+        relay_dir.path().to_str().unwrap(),
+    ];
+    let js = stack.nats.jetstream();
+    let mut kills = 0;
+    while !writer.is_finished() && kills < 5 {
+        let relay = Proc::spawn("control", &relay_args).await.unwrap();
+        let before = stream_last(js, &stack.stream).await;
+        testkit::wait_for(
+            Duration::from_secs(10),
+            Duration::from_millis(2),
+            || async { stream_last(js, &stack.stream).await > before || writer.is_finished() },
+        )
+        .await
+        .unwrap();
+        relay.kill().await.unwrap();
+        kills += 1;
+    }
+    let codes = writer.await.unwrap();
+    let _relay = Proc::spawn("control", &relay_args).await.unwrap();
+    testkit::wait_for(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async { stream_last(js, &stack.stream).await >= 150 },
+    )
+    .await
+    .unwrap();
+    let stream = js.get_stream(&stack.stream).await.unwrap();
+    let mut seqs = Vec::new();
+    let mut published = Vec::new();
+    for s in 1..=stream_last(js, &stack.stream).await {
+        let msg = stream.get_raw_message(s).await.unwrap();
+        let delta = snapshots::delta::LinkDelta::decode(&msg.payload).unwrap();
+        seqs.push(delta.seq);
+        published.push(delta.change.code().to_owned());
+    }
+    assert_eq!(seqs, (1..=150).collect::<Vec<u64>>(), "after {kills} kills");
+    assert_eq!(published, codes, "every create, in commit order");
+    // The engine consumed through all of it and serves every link.
+    for code in &codes {
+        stack.expect(code, 301, None, Duration::from_secs(5)).await;
+    }
+}
