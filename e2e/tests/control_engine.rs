@@ -407,3 +407,63 @@ async fn relay_process_killed_mid_stream_loses_and_reorders_nothing() {
         stack.expect(code, 301, None, Duration::from_secs(5)).await;
     }
 }
+
+/// Create-to-served latency under a steady write load: `RATE` creates a
+/// second for `SECONDS`; for each, the time from sending the POST until the
+/// engine first answers the redirect (polled every millisecond). A
+/// measurement, not a pass/fail test: run it with
+/// `cargo test -p e2e --test control_engine create_to_served_latency -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "measurement; prints p50/p99"]
+async fn create_to_served_latency() {
+    const RATE: u64 = 50;
+    const SECONDS: u64 = 10;
+    let stack = std::sync::Arc::new(Stack::start().await);
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    let mut tasks = Vec::new();
+    for i in 0..RATE * SECONDS {
+        tick.tick().await;
+        let stack = stack.clone();
+        tasks.push(tokio::spawn(async move {
+            let start = Instant::now();
+            let r = stack
+                .api(reqwest::Method::POST, "/v1/links")
+                .json(&json!({ "target": format!("https://lat.example/{i}") }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            let api = start.elapsed();
+            let code = r.json::<Value>().await.unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            loop {
+                if stack.redirect(&code).await.0 == 301 {
+                    return (api, start.elapsed());
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }));
+    }
+    let mut api = Vec::new();
+    let mut served = Vec::new();
+    for t in tasks {
+        let (a, s) = t.await.unwrap();
+        api.push(a);
+        served.push(s);
+    }
+    api.sort();
+    served.sort();
+    let pct =
+        |v: &[Duration], p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1];
+    println!(
+        "create-to-served over {} links at {RATE}/s: p50 {:?} p99 {:?} max {:?} (API 201 alone: p50 {:?} p99 {:?})",
+        served.len(),
+        pct(&served, 0.50),
+        pct(&served, 0.99),
+        served[served.len() - 1],
+        pct(&api, 0.50),
+        pct(&api, 0.99),
+    );
+}
