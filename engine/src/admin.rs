@@ -285,6 +285,25 @@ pub fn render(shared: &Shared) -> String {
         );
     }
 
+    per_core!(
+        "engine_clicks_captured_total",
+        "counter",
+        "Click events recorded by the core.",
+        |m| m.clicks_captured.get()
+    );
+    per_core!(
+        "engine_clicks_dropped_total",
+        "counter",
+        "Click events dropped because the publisher's channel was full.",
+        |m| m.clicks_dropped.get()
+    );
+    per_core!(
+        "engine_click_batches_sent_total",
+        "counter",
+        "Click batches handed to the publisher.",
+        |m| m.click_batches_sent.get()
+    );
+
     let loaded = shared.loaded();
     let gauge = |out: &mut String, name: &str, help: &str, kind: &str, value: String| {
         let _ = writeln!(
@@ -375,6 +394,79 @@ pub fn render(shared: &Shared) -> String {
         "gauge",
         u8::from(shared.nats_connected.load(Relaxed)).to_string(),
     );
+    if let Some(clicks) = &shared.clicks {
+        for (name, kind, help, value) in [
+            (
+                "engine_click_events_published_total",
+                "counter",
+                "Click events acknowledged by JetStream.",
+                &clicks.events_published,
+            ),
+            (
+                "engine_click_batches_published_total",
+                "counter",
+                "Click batches acknowledged by JetStream.",
+                &clicks.batches_published,
+            ),
+            (
+                "engine_click_events_spooled_total",
+                "counter",
+                "Click events written to the disk spool.",
+                &clicks.events_spooled,
+            ),
+            (
+                "engine_click_events_replayed_total",
+                "counter",
+                "Spooled click events published later.",
+                &clicks.events_replayed,
+            ),
+            (
+                "engine_click_events_spool_dropped_total",
+                "counter",
+                "Click events dropped because the spool was full.",
+                &clicks.events_dropped,
+            ),
+            (
+                "engine_click_publish_failures_total",
+                "counter",
+                "Click batch publishes that failed or timed out.",
+                &clicks.publish_failures,
+            ),
+            (
+                "engine_click_spool_bytes",
+                "gauge",
+                "Bytes in the click spool.",
+                &clicks.spool_bytes,
+            ),
+            (
+                "engine_click_spool_batches",
+                "gauge",
+                "Batches in the click spool.",
+                &clicks.spool_batches,
+            ),
+            (
+                "engine_click_nats_connected",
+                "gauge",
+                "1 while the click stream accepts batches.",
+                &clicks.connected,
+            ),
+            (
+                "engine_click_publish_seconds_count",
+                "counter",
+                "Publish windows (pipelined batches, acks awaited).",
+                &clicks.publish_latency_count,
+            ),
+        ] {
+            gauge(&mut out, name, help, kind, value.load(Relaxed).to_string());
+        }
+        gauge(
+            &mut out,
+            "engine_click_publish_seconds_sum",
+            "Time spent publishing windows and awaiting their acks.",
+            "counter",
+            (clicks.publish_latency_us_sum.load(Relaxed) as f64 / 1e6).to_string(),
+        );
+    }
     gauge(
         &mut out,
         "engine_uptime_seconds",

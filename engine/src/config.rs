@@ -65,6 +65,31 @@ pub struct Config {
     /// Poll the snapshot file for changes every this many ms; 0 disables.
     /// Default 2000.
     pub watch_interval_ms: u64,
+    /// Capture clicks and publish them (only with `nats`). Default true.
+    pub clicks: bool,
+    /// This node's id in click records and the subject `clicks.<node_id>`.
+    /// Default: the host name (characters outside `[A-Za-z0-9_-]` become `_`).
+    pub node_id: Option<String>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed
+    /// (addresses or CIDR blocks). Default: none (the socket peer is the client).
+    pub trusted_proxies: Vec<String>,
+    /// JetStream stream of click batches. Default `CLICKS`.
+    pub clicks_stream: String,
+    /// Subject prefix: batches go to `<prefix>.<node_id>`. Default `clicks`.
+    pub clicks_subject_prefix: String,
+    /// Events per batch before it is handed over. Default 1000.
+    pub click_batch_events: u32,
+    /// Age after which a non-empty batch is handed over, ms. Default 100.
+    pub click_batch_age_ms: u64,
+    /// Batches waiting between the cores and the publisher; beyond it, a
+    /// core drops the batch (counted). Default 1024.
+    pub click_channel_batches: usize,
+    /// Spool directory for batches NATS cannot take. Default:
+    /// `<temp dir>/engine-spool-<node_id>`.
+    pub click_spool_dir: Option<PathBuf>,
+    /// Spool size limit in bytes; beyond it clicks are dropped (counted).
+    /// Default 1 GiB.
+    pub click_spool_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -92,6 +117,16 @@ impl Default for Config {
             io_memory_kib: 512,
             backlog: 1024,
             watch_interval_ms: 2000,
+            clicks: true,
+            node_id: None,
+            trusted_proxies: Vec::new(),
+            clicks_stream: snapshots::streams::CLICKS_STREAM.to_owned(),
+            clicks_subject_prefix: snapshots::streams::CLICKS_SUBJECT_PREFIX.to_owned(),
+            click_batch_events: 1000,
+            click_batch_age_ms: 100,
+            click_channel_batches: 1024,
+            click_spool_dir: None,
+            click_spool_max_bytes: 1 << 30,
         }
     }
 }
@@ -109,8 +144,10 @@ pub enum ConfigError {
     Limits { uri: usize, head: usize },
     #[error("{0} must be greater than 0")]
     Zero(&'static str),
-    #[error("links_stream {0:?} is not a valid stream name")]
+    #[error("{0:?} is not a valid stream name")]
     StreamName(String),
+    #[error("trusted_proxies: {0}")]
+    TrustedProxy(String),
 }
 
 impl Config {
@@ -143,20 +180,38 @@ impl Config {
             ),
             ("io_memory_kib", self.io_memory_kib as u64),
             ("backlog", u64::from(self.backlog)),
+            ("click_batch_events", u64::from(self.click_batch_events)),
+            ("click_batch_age_ms", self.click_batch_age_ms),
+            ("click_channel_batches", self.click_channel_batches as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
             }
         }
-        if self.links_stream.is_empty()
-            || self
-                .links_stream
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || matches!(b, b'.' | b'*' | b'>' | b'/' | b'\\'))
-        {
-            return Err(ConfigError::StreamName(self.links_stream.clone()));
+        for name in [&self.links_stream, &self.clicks_stream] {
+            if name.is_empty()
+                || name.bytes().any(|b| {
+                    b.is_ascii_whitespace() || matches!(b, b'.' | b'*' | b'>' | b'/' | b'\\')
+                })
+            {
+                return Err(ConfigError::StreamName(name.clone()));
+            }
         }
+        self.proxies()?;
         Ok(())
+    }
+
+    /// The trusted proxies, parsed.
+    pub fn proxies(&self) -> Result<Vec<crate::clicks::client_ip::Cidr>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| p.parse().map_err(ConfigError::TrustedProxy))
+            .collect()
+    }
+
+    /// Whether clicks are captured: enabled and a NATS server to send them to.
+    pub fn clicks_enabled(&self) -> bool {
+        self.clicks && self.nats.is_some()
     }
 
     pub fn header_timeout(&self) -> Duration {

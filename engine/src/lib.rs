@@ -31,8 +31,10 @@
 //! - [`http`]: request parsing, response writing, the `Date` header.
 //! - [`metrics`]: per-core single-writer counters.
 //! - [`shared`], [`control`], [`admin`], [`loader`], [`links`]: the control side.
+//! - [`clicks`]: per-core click batches, the publisher thread, the disk spool.
 
 pub mod admin;
+pub mod clicks;
 pub mod config;
 pub mod control;
 pub mod core;

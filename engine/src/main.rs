@@ -80,6 +80,33 @@ struct ServeArgs {
     /// Time given to in-flight requests on SIGTERM, ms [default: 5000].
     #[arg(long)]
     shutdown_grace_ms: Option<u64>,
+    /// Do not capture clicks even with --nats.
+    #[arg(long)]
+    no_clicks: bool,
+    /// Node id in click records and the subject clicks.<node-id> [default: the host name].
+    #[arg(long)]
+    node_id: Option<String>,
+    /// A proxy whose Forwarded / X-Forwarded-For headers are believed (address or CIDR; repeat for more) [default: none].
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<String>,
+    /// JetStream stream of click batches [default: CLICKS].
+    #[arg(long)]
+    clicks_stream: Option<String>,
+    /// Click subject prefix; batches go to <prefix>.<node-id> [default: clicks].
+    #[arg(long)]
+    clicks_subject_prefix: Option<String>,
+    /// Events per click batch [default: 1000].
+    #[arg(long)]
+    click_batch_events: Option<u32>,
+    /// Age after which a click batch is sent, ms [default: 100].
+    #[arg(long)]
+    click_batch_age_ms: Option<u64>,
+    /// Spool directory for click batches NATS cannot take [default: <temp>/engine-spool-<node-id>].
+    #[arg(long)]
+    click_spool_dir: Option<PathBuf>,
+    /// Spool size limit in bytes; beyond it clicks are dropped and counted [default: 1 GiB].
+    #[arg(long)]
+    click_spool_max_bytes: Option<u64>,
 }
 
 impl ServeArgs {
@@ -109,14 +136,27 @@ impl ServeArgs {
             header_timeout_ms,
             idle_timeout_ms,
             max_connections_per_core,
-            shutdown_grace_ms
+            shutdown_grace_ms,
+            clicks_stream,
+            clicks_subject_prefix,
+            click_batch_events,
+            click_batch_age_ms,
+            click_spool_max_bytes
         );
+        if self.no_clicks {
+            config.clicks = false;
+        }
+        if !self.trusted_proxies.is_empty() {
+            config.trusted_proxies = self.trusted_proxies.clone();
+        }
         macro_rules! set_some {
             ($($field:ident),*) => {$(
                 if self.$field.is_some() { config.$field = self.$field; }
             )*};
         }
         set_some!(
+            node_id,
+            click_spool_dir,
             snapshot,
             cores,
             nats,

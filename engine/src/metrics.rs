@@ -79,6 +79,12 @@ pub struct CoreMetrics {
     pub delta_entries: Gauge,
     /// Highest delta sequence this core has applied.
     pub delta_applied_seq: Gauge,
+    /// Click events recorded into the core's batch.
+    pub clicks_captured: Counter,
+    /// Click events dropped because the publisher's channel was full.
+    pub clicks_dropped: Counter,
+    /// Click batches handed to the publisher.
+    pub click_batches_sent: Counter,
 }
 
 impl CoreMetrics {

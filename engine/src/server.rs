@@ -70,12 +70,56 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
 
+    // Clicks: one bounded channel from every core to the publisher, and one
+    // back for recycled buffers.
+    let node_id = crate::clicks::node_id(config.node_id.as_deref());
+    let prefix = crate::clicks::process_prefix();
+    let (click_tx, click_rx) = crossbeam_channel::bounded(config.click_channel_batches);
+    let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(config.click_channel_batches);
+    let publisher = match (&shared.clicks, &config.nats) {
+        (Some(stats), Some(url)) => {
+            let spool_dir = config
+                .click_spool_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("engine-spool-{node_id}")));
+            tracing::info!(node_id, spool = %spool_dir.display(), "click capture on");
+            let handle = crate::clicks::publisher::spawn(
+                crate::clicks::publisher::PublisherConfig {
+                    url: url.clone(),
+                    stream: config.clicks_stream.clone(),
+                    subject_prefix: config.clicks_subject_prefix.clone(),
+                    node_id: node_id.clone(),
+                    spool_dir: spool_dir.clone(),
+                    spool_max_bytes: config.click_spool_max_bytes,
+                },
+                stats.clone(),
+                click_rx,
+                recycle_tx,
+            )
+            .with_context(|| format!("cannot open the click spool {}", spool_dir.display()))?;
+            Some(handle)
+        }
+        _ => None,
+    };
+
     let (events, event_rx) = mpsc::channel::<Event>();
     let (started_tx, started_rx) = mpsc::channel();
     for (id, (&cpu, commands)) in cpus.iter().zip(receivers).enumerate() {
         let events = events.clone();
         let started = started_tx.clone();
         let metrics = shared.metrics[id].clone();
+        let clicks = publisher.as_ref().map(|_| {
+            crate::clicks::ClickBuffer::new(
+                &node_id,
+                prefix,
+                id,
+                config.click_batch_events,
+                config.click_batch_age_ms,
+                click_tx.clone(),
+                recycle_rx.clone(),
+                metrics.clone(),
+            )
+        });
         let handle = core::spawn(
             id,
             cpu,
@@ -84,6 +128,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             commands,
             metrics,
             snapshot.clone(),
+            clicks,
             started,
         )?;
         // Tell the main thread when the core's thread ends, however it ends.
@@ -98,6 +143,9 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     }
     drop(started_tx);
     drop(snapshot);
+    // Only the cores hold click senders now: when they are gone, the
+    // publisher drains and ends.
+    drop(click_tx);
     let mut failures = Vec::new();
     for _ in 0..cpus.len() {
         match started_rx.recv() {
@@ -163,6 +211,18 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     tracing::info!("all cores stopped");
+    if let Some(publisher) = publisher {
+        // The cores flushed their batches; give the publisher a moment to
+        // send or spool them (the process-wide deadline still applies).
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = publisher.join();
+            let _ = done_tx.send(());
+        });
+        if done_rx.recv_timeout(Duration::from_secs(3)).is_err() {
+            tracing::warn!("click publisher did not finish in time");
+        }
+    }
     Ok(())
 }
 

@@ -81,12 +81,17 @@ pub struct Shared {
     pub snapshot_loads: AtomicU64,
     pub snapshot_refusals: AtomicU64,
     pub started: Instant,
+    /// The click publisher's counters, when clicks are on.
+    pub clicks: Option<Arc<crate::clicks::ClickStats>>,
 }
 
 impl Shared {
     /// Channels for `cores` cores; the receivers go to the cores.
     pub fn new(config: Arc<Config>, cores: usize) -> (Arc<Shared>, Vec<Receiver<Command>>) {
         let (senders, receivers) = (0..cores).map(|_| bounded(COMMAND_CAPACITY)).unzip();
+        let config_clicks = config
+            .clicks_enabled()
+            .then(|| Arc::new(crate::clicks::ClickStats::default()));
         let shared = Shared {
             config,
             senders,
@@ -101,6 +106,7 @@ impl Shared {
             snapshot_loads: AtomicU64::new(0),
             snapshot_refusals: AtomicU64::new(0),
             started: Instant::now(),
+            clicks: config_clicks,
         };
         (Arc::new(shared), receivers)
     }

@@ -14,11 +14,14 @@
 
 use super::Core;
 use super::state::Lookup;
+use crate::clicks::Capture;
+use crate::clicks::client_ip::client_ip;
 use crate::http::request::{self, Body, Method, Parse, Reject, Request};
 use crate::http::response::{Canned, Persist, status_index};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Flush mid-batch when this much output is pending.
 const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// Counts the connection as open, and as busy while a request is under way.
 struct Tracker<'a> {
@@ -67,6 +71,11 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
     // Body bytes of the last request still to be skipped.
     let mut discard = 0u64;
     let mut deadline: Option<Instant> = None;
+    // Only click records need the peer (one system call per connection).
+    let peer = match core.clicks.borrow().is_some() {
+        true => stream.peer_addr().map_or(UNSPECIFIED, |a| a.ip()),
+        false => UNSPECIFIED,
+    };
 
     loop {
         let pending = filled > 0 || discard > 0;
@@ -124,7 +133,7 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
                 Parse::Complete(req) => {
                     start += req.head_len;
                     answered += 1;
-                    let (status, keep) = answer(core, &req, &mut out);
+                    let (status, keep) = answer(core, &req, peer, &mut out);
                     count(core, status);
                     if let Body::Length(n) = req.body {
                         discard = n;
@@ -188,7 +197,7 @@ fn count(core: &Core, status: u16) {
 /// Writes the answer to `req` into `out`; returns the status and whether the
 /// connection may carry another request.
 #[inline]
-fn answer(core: &Core, req: &Request<'_>, out: &mut Vec<u8>) -> (u16, bool) {
+fn answer(core: &Core, req: &Request<'_>, peer: IpAddr, out: &mut Vec<u8>) -> (u16, bool) {
     let pre = core.pre.borrow();
     let head_only = req.method == Method::Head;
     // A body is skipped only up to a limit, and a chunked one not at all:
@@ -231,12 +240,39 @@ fn answer(core: &Core, req: &Request<'_>, out: &mut Vec<u8>) -> (u16, bool) {
         Lookup::Found(target) if !target.is_gone(core.now_secs.get()) => {
             let query = if target.forward_query { req.query } else { b"" };
             pre.redirect(out, target.status, target.location, query, persist);
-            return (target.status.code(), keep);
+            let status = target.status.code();
+            capture(core, req, peer, code, status);
+            return (status, keep);
         }
         Lookup::Found(_) => core.gone,
         Lookup::Missing => Canned::NotFound,
         Lookup::NotReady => Canned::NotReady,
     };
     pre.canned(out, canned, head_only, persist);
-    (canned.status(), keep)
+    let status = canned.status();
+    if canned != Canned::NotReady {
+        capture(core, req, peer, code, status);
+    }
+    (status, keep)
+}
+
+/// Records a click for a redirect, 404 or 410 when capture is on.
+#[inline]
+fn capture(core: &Core, req: &Request<'_>, peer: IpAddr, code: &[u8], status: u16) {
+    let mut clicks = core.clicks.borrow_mut();
+    if let Some(buffer) = clicks.as_mut() {
+        let ip = client_ip(peer, &core.proxies, req.forwarded, req.x_forwarded_for);
+        buffer.record(
+            super::unix_ms(),
+            &Capture {
+                status,
+                ip,
+                code,
+                user_agent: req.user_agent,
+                referer: req.referer,
+                accept_language: req.accept_language,
+                host: req.host,
+            },
+        );
+    }
 }

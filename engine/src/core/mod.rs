@@ -11,6 +11,8 @@
 pub mod conn;
 pub mod state;
 
+use crate::clicks::ClickBuffer;
+use crate::clicks::client_ip::Cidr;
 use crate::config::Config;
 use crate::http::date;
 use crate::http::request::Limits;
@@ -55,6 +57,10 @@ pub struct Core {
     pub busy: Cell<usize>,
     /// Set on shutdown: connections close after their current answer.
     pub draining: Cell<bool>,
+    /// The core's click batch; `None` when clicks are off.
+    pub clicks: RefCell<Option<ClickBuffer>>,
+    /// Peers whose forwarding headers name the client.
+    pub proxies: Vec<Cidr>,
 }
 
 impl Core {
@@ -63,6 +69,7 @@ impl Core {
         config: &Config,
         metrics: Arc<CoreMetrics>,
         snapshot: Option<Arc<Snapshot>>,
+        clicks: Option<ClickBuffer>,
     ) -> Core {
         let now = unix_secs();
         if let Some(s) = &snapshot {
@@ -96,6 +103,9 @@ impl Core {
             open: Cell::new(0),
             busy: Cell::new(0),
             draining: Cell::new(false),
+            clicks: RefCell::new(clicks),
+            // Checked by Config::validate before any core starts.
+            proxies: config.proxies().unwrap_or_default(),
         }
     }
 
@@ -142,6 +152,7 @@ pub fn spawn(
     commands: Receiver<Command>,
     metrics: Arc<CoreMetrics>,
     snapshot: Option<Arc<Snapshot>>,
+    clicks: Option<ClickBuffer>,
     started: mpsc::Sender<Started>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -168,7 +179,7 @@ pub fn spawn(
                         return;
                     }
                 };
-                let core = Rc::new(Core::new(id, &config, metrics, snapshot));
+                let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks));
                 let accept = glommio::spawn_local(accept_loop(
                     listener,
                     core.clone(),
@@ -183,6 +194,9 @@ pub fn spawn(
                 let deadline = Instant::now() + config.shutdown_grace();
                 while core.busy.get() > 0 && Instant::now() < deadline {
                     glommio::timer::sleep(TICK).await;
+                }
+                if let Some(clicks) = core.clicks.borrow_mut().as_mut() {
+                    clicks.flush();
                 }
                 tracing::debug!(core = id, busy = core.busy.get(), "core stopped");
             });
@@ -255,7 +269,11 @@ async fn clock(core: &Core, commands: &Receiver<Command>) {
     let mut last = core.now_secs.get();
     loop {
         glommio::timer::sleep(TICK).await;
-        let now = unix_secs();
+        let now_ms = unix_ms();
+        if let Some(clicks) = core.clicks.borrow_mut().as_mut() {
+            clicks.tick(now_ms);
+        }
+        let now = (now_ms / 1000) as i64;
         if now != last {
             last = now;
             core.now_secs.set(now);
@@ -274,6 +292,13 @@ async fn clock(core: &Core, commands: &Receiver<Command>) {
             }
         }
     }
+}
+
+/// Unix milliseconds (click timestamps, batch ages).
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn unix_secs() -> i64 {

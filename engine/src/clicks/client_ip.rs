@@ -1,0 +1,203 @@
+//! The client address of a click: the peer, unless the peer is a trusted
+//! proxy, in which case the forwarding headers say who the client is.
+//!
+//! Headers are walked right to left (the right end was written by the proxy
+//! nearest to us), skipping trusted proxies; the first untrusted address is
+//! the client. Anyone can write the left end of `X-Forwarded-For`, so it is
+//! only reached when every hop after it is trusted. Nothing here allocates.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// An address block, `10.0.0.0/8` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR block"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("{text:?} has an invalid prefix length"))?,
+            None => max,
+        };
+        Ok(Cidr { network, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn trusted(ip: IpAddr, proxies: &[Cidr]) -> bool {
+    proxies.iter().any(|cidr| cidr.contains(ip))
+}
+
+/// The client address for a request from `peer` with these header values.
+/// `Forwarded` (RFC 7239) wins over `X-Forwarded-For` when both are present.
+pub fn client_ip(
+    peer: IpAddr,
+    proxies: &[Cidr],
+    forwarded: &[u8],
+    x_forwarded_for: &[u8],
+) -> IpAddr {
+    let peer = peer.to_canonical();
+    if proxies.is_empty() || !trusted(peer, proxies) {
+        return peer;
+    }
+    let mut client = peer;
+    if !forwarded.is_empty() {
+        // Elements are comma-separated; each has `;`-separated pairs.
+        for element in forwarded.rsplit(|&b| b == b',') {
+            let Some(ip) = element.split(|&b| b == b';').find_map(forwarded_for) else {
+                // `for=unknown`, an obfuscated name or no `for`: stop here.
+                return client;
+            };
+            client = ip;
+            if !trusted(ip, proxies) {
+                return ip;
+            }
+        }
+        return client;
+    }
+    for hop in x_forwarded_for.rsplit(|&b| b == b',') {
+        let Some(ip) = parse_ip(trim(hop)) else {
+            return client;
+        };
+        client = ip;
+        if !trusted(ip, proxies) {
+            return ip;
+        }
+    }
+    client
+}
+
+/// The address of a `for=` pair: `for=1.2.3.4`, `for="1.2.3.4:80"`, `for="[::1]:80"`.
+fn forwarded_for(pair: &[u8]) -> Option<IpAddr> {
+    let pair = trim(pair);
+    if pair.len() < 4 || !pair[..4].eq_ignore_ascii_case(b"for=") {
+        return None;
+    }
+    let mut value = &pair[4..];
+    if let [b'"', inner @ .., b'"'] = value {
+        value = inner;
+    }
+    if let [b'[', rest @ ..] = value {
+        let end = rest.iter().position(|&b| b == b']')?;
+        return parse_ip(&rest[..end]);
+    }
+    // IPv4 with an optional port.
+    let host = match value.iter().position(|&b| b == b':') {
+        Some(colon) => &value[..colon],
+        None => value,
+    };
+    parse_ip(host)
+}
+
+fn parse_ip(bytes: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(bytes)
+        .ok()?
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| ip.to_canonical())
+}
+
+fn trim(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidrs() {
+        let net: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains(ip("10.1.2.3")) && !net.contains(ip("11.0.0.1")));
+        assert!(
+            net.contains(ip("::ffff:10.0.0.1")),
+            "mapped addresses are canonicalised"
+        );
+        let one: Cidr = "fd00::1".parse().unwrap();
+        assert!(one.contains(ip("fd00::1")) && !one.contains(ip("fd00::2")));
+        assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("1.2.3.4")));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("nope".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn forwarding_only_through_trusted_peers() {
+        let proxies = ["10.0.0.0/8".parse().unwrap()];
+        let xff = b"6.6.6.6, 1.2.3.4, 10.0.0.9";
+        // Untrusted peer: headers ignored.
+        assert_eq!(client_ip(ip("8.8.8.8"), &proxies, b"", xff), ip("8.8.8.8"));
+        // Trusted peer: rightmost untrusted hop; the spoofable left end is never reached.
+        assert_eq!(client_ip(ip("10.0.0.1"), &proxies, b"", xff), ip("1.2.3.4"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &proxies, b"", b""),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &proxies, b"", b"garbage"),
+            ip("10.0.0.1")
+        );
+        // No trusted proxies configured: the peer, always.
+        assert_eq!(client_ip(ip("10.0.0.1"), &[], b"", xff), ip("10.0.0.1"));
+        let fwd = b"for=192.0.2.43, for=\"[2001:db8:cafe::17]:4711\";proto=https, for=10.1.1.1";
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &proxies, fwd, xff),
+            ip("2001:db8:cafe::17")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &proxies, b"for=\"198.51.100.17:80\"", b""),
+            ip("198.51.100.17")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &proxies, b"for=unknown", b""),
+            ip("10.0.0.1")
+        );
+    }
+}
