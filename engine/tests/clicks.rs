@@ -99,7 +99,7 @@ async fn redirects_become_click_records() {
         .await
         .unwrap();
     let engine = tokio::task::spawn_blocking(move || {
-        for i in 0..40 {
+        for i in 0..40u32 {
             let path = if i.is_multiple_of(4) { "/nope" } else { "/abc" };
             let request = format!(
                 "GET {path} HTTP/1.1\r\nHost: sho.rt\r\nUser-Agent: ua-{i}\r\nReferer: https://ref.example/{i}\r\n\
