@@ -39,6 +39,7 @@ impl AppState {
             config.snapshot_dir.clone(),
             config.snapshot_keep,
             config.engine_admin.clone(),
+            config.engine_admin_token.clone(),
             metrics.clone(),
         ));
         AppState {

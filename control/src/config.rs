@@ -29,6 +29,8 @@ pub struct Config {
     pub short_base: String,
     /// Engine admin addresses (`host:port`) snapshots are pushed to. Default none.
     pub engine_admin: Vec<String>,
+    /// Bearer token sent with `PUT /snapshot` (the engine's `--admin-token`). Default none.
+    pub engine_admin_token: Option<String>,
     /// Where snapshot generations are written. Default `./snapshots`.
     pub snapshot_dir: PathBuf,
     /// Seconds between scheduled snapshot builds (only when links changed). Default 300.
@@ -61,6 +63,7 @@ impl Default for Config {
             clickhouse_database: "analytics".into(),
             short_base: "http://127.0.0.1:8080".into(),
             engine_admin: Vec::new(),
+            engine_admin_token: None,
             snapshot_dir: PathBuf::from("snapshots"),
             snapshot_interval_secs: 300,
             snapshot_keep: 5,

@@ -65,6 +65,9 @@ struct ServeArgs {
     /// Engine admin address (host:port); repeatable.
     #[arg(long = "engine-admin")]
     engine_admin: Vec<String>,
+    /// Bearer token for the engines' PUT /snapshot.
+    #[arg(long, env = "ENGINE_ADMIN_TOKEN")]
+    engine_admin_token: Option<String>,
     #[arg(long)]
     snapshot_dir: Option<PathBuf>,
     #[arg(long)]
@@ -110,6 +113,9 @@ impl ServeArgs {
         );
         if self.nats.is_some() {
             c.nats = self.nats;
+        }
+        if self.engine_admin_token.is_some() {
+            c.engine_admin_token = self.engine_admin_token;
         }
         if self.clickhouse.is_some() {
             c.clickhouse = self.clickhouse;

@@ -51,6 +51,7 @@ pub struct SnapshotService {
     dir: PathBuf,
     keep: usize,
     engines: Vec<String>,
+    token: Option<String>,
     http: reqwest::Client,
     metrics: Arc<Metrics>,
     /// One build at a time; pushes of the same generation may overlap.
@@ -63,6 +64,7 @@ impl SnapshotService {
         dir: PathBuf,
         keep: usize,
         engines: Vec<String>,
+        token: Option<String>,
         metrics: Arc<Metrics>,
     ) -> Self {
         SnapshotService {
@@ -70,6 +72,7 @@ impl SnapshotService {
             dir,
             keep,
             engines,
+            token,
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
@@ -187,7 +190,11 @@ impl SnapshotService {
             .with_context(|| format!("reading {}", generation.path))?;
         let url = format!("http://{engine}/snapshot");
         let result = async {
-            let resp = self.http.put(&url).body(body).send().await?;
+            let mut put = self.http.put(&url).body(body);
+            if let Some(token) = &self.token {
+                put = put.bearer_auth(token);
+            }
+            let resp = put.send().await?;
             let status = resp.status();
             if !status.is_success() {
                 let text = resp.text().await.unwrap_or_default();
@@ -265,6 +272,12 @@ impl SnapshotService {
         loop {
             tick.tick().await;
             let result: anyhow::Result<()> = async {
+                // Housekeeping rides on the same timer: replays last 24 hours.
+                sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'",
+                )
+                .execute(&self.db)
+                .await?;
                 let latest = self.latest().await?.map_or(-1, |g| g.seq);
                 if self.current_seq().await? != latest {
                     let g = self.build().await?;
