@@ -121,6 +121,18 @@ async fn relay(db: &PgPool, target: &RelayTarget, metrics: &Metrics) -> anyhow::
             Some((delta_seq, stream_seq)) => (delta_seq as i64, stream_seq),
             None => (watermark, 0),
         };
+    let head: i64 = sqlx::query_scalar("SELECT seq FROM outbox_counter")
+        .fetch_one(db)
+        .await?;
+    if published > head {
+        // Publishing would wait forever for sequences the stream already has,
+        // and engines would ignore them: the stream belongs to another database.
+        anyhow::bail!(
+            "stream {} is ahead of this database (stream at change {published}, database at {head}); \
+             it was written from another database: purge it or use another --links-stream",
+            target.stream
+        );
+    }
     tracing::info!(published, stream_seq, watermark, stream = %target.stream, "relay resuming");
     metrics.relay_published_seq.set(published as u64);
 

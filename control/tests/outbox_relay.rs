@@ -331,3 +331,78 @@ async fn relay_killed_mid_stream_and_restarted_loses_and_reorders_nothing() {
     assert_eq!(seqs, (1..=300).collect::<Vec<u64>>(), "after {kills} kills");
     assert_eq!(published, expected);
 }
+
+#[tokio::test]
+async fn relay_refuses_a_stream_written_from_another_database() {
+    let nats = testkit::JetStreamScope::connect().await.unwrap();
+    let stream = nats.stream_name("LINKS");
+    let subject = nats.subject("links.changes");
+    // Another database's history: change 500 is already in the stream.
+    relay::ensure_stream(nats.jetstream(), &stream, &subject)
+        .await
+        .unwrap();
+    let foreign = LinkDelta::upsert(500, snapshots::Link::new("old", "https://old.example/"));
+    nats.jetstream()
+        .publish(subject.clone(), foreign.encode().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let app = TestApp::start().await;
+    app.create(json!({ "target": "https://new.example/" }))
+        .await;
+    let metrics = Arc::new(Metrics::default());
+    let target = RelayTarget {
+        nats_url: testkit::nats_url(),
+        stream: stream.clone(),
+        subject,
+    };
+    let task = tokio::spawn(relay::run(
+        app.running.state.db.clone(),
+        target,
+        metrics.clone(),
+    ));
+    testkit::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || async { metrics.relay_errors.get() >= 1 },
+    )
+    .await
+    .unwrap();
+    task.abort();
+    assert_eq!(
+        stream_len(nats.jetstream(), &stream).await,
+        1,
+        "nothing was published"
+    );
+}
+
+#[tokio::test]
+async fn scheduled_snapshots_follow_changes() {
+    let app = TestApp::start_with(|c| c.snapshot_interval_secs = 1).await;
+    let link = app
+        .create(json!({ "target": "https://sched.example/" }))
+        .await;
+    let generation = testkit::wait_for_some(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let (_, b) = common::status_json(
+                app.req(Method::GET, "/v1/admin/snapshots", &app.admin_key)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            b["generations"].as_array().and_then(|g| g.first().cloned())
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(generation["seq"], 1);
+    let snap =
+        snapshots::Snapshot::open(std::path::Path::new(generation["path"].as_str().unwrap()))
+            .unwrap();
+    let code = link["code"].as_str().unwrap();
+    assert_eq!(snap.get(code).unwrap().target(), "https://sched.example/");
+}

@@ -23,11 +23,13 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Stack {
-        Self::start_with(true).await
+        Self::start_with(true, None).await
     }
 
     /// `relay: false` runs the API's control process without `--nats`.
-    async fn start_with(relay: bool) -> Stack {
+    /// `extra_engine`: one more engine admin address control pushes to (that
+    /// engine may start later).
+    async fn start_with(relay: bool, extra_engine: Option<&str>) -> Stack {
         testkit::require_services().await.unwrap();
         let pg = testkit::PgDatabase::create_with_prefix("e2e")
             .await
@@ -91,6 +93,9 @@ impl Stack {
         ];
         if relay {
             args.extend(["--nats", url.as_str()]);
+        }
+        if let Some(extra) = extra_engine {
+            args.extend(["--engine-admin", extra]);
         }
         let control = Proc::spawn("control", &args).await.unwrap();
         let key = run(
@@ -320,7 +325,7 @@ async fn stream_last(js: &async_nats::jetstream::Context, name: &str) -> u64 {
 async fn relay_process_killed_mid_stream_loses_and_reorders_nothing() {
     // The API's control process does not relay; separate control processes
     // relay the same database and are killed with SIGKILL mid-stream.
-    let stack = Stack::start_with(false).await;
+    let stack = Stack::start_with(false, None).await;
     let writer = {
         let (http, base, key) = (
             stack.http.clone(),
@@ -466,4 +471,117 @@ async fn create_to_served_latency() {
         pct(&api, 0.50),
         pct(&api, 0.99),
     );
+}
+
+#[tokio::test]
+async fn a_new_engine_gets_the_latest_snapshot_and_the_changes_after_it() {
+    // Control knows a second engine's admin address before that engine runs;
+    // the reconcile loop tolerates its absence and serves it once it starts.
+    let late_admin = testkit::free_addr().to_string();
+    let stack = Stack::start_with(true, Some(&late_admin)).await;
+    let create = |i: usize| {
+        stack
+            .api(reqwest::Method::POST, "/v1/links")
+            .json(&json!({ "target": format!("https://late.example/{i}") }))
+            .send()
+    };
+    let mut codes = Vec::new();
+    for i in 0..10 {
+        let r = create(i).await.unwrap();
+        assert_eq!(r.status(), 201);
+        codes.push(
+            r.json::<Value>().await.unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let r = stack
+        .api(reqwest::Method::POST, "/v1/admin/snapshots")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["generation"]["seq"], 10);
+    let pushes = body["pushes"].as_array().unwrap();
+    assert_eq!(
+        pushes.iter().filter(|p| p["ok"] == true).count(),
+        1,
+        "{body}"
+    );
+    // Changes after the snapshot exist only on the stream.
+    for i in 10..15 {
+        let r = create(i).await.unwrap();
+        codes.push(
+            r.json::<Value>().await.unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let url = testkit::nats_url();
+    let subject = stack.nats.subject("links.changes");
+    let dir = tempfile::tempdir().unwrap();
+    let late = Proc::spawn(
+        "engine",
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            &late_admin,
+            "--cores",
+            "1",
+            "--nats",
+            &url,
+            "--links-stream",
+            &stack.stream,
+            "--links-subject",
+            &subject,
+            "--snapshot-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let readyz = format!("http://{late_admin}/readyz");
+    let ready = testkit::wait_for_some(
+        Duration::from_secs(15),
+        Duration::from_millis(20),
+        || async {
+            let v: Value = stack
+                .http
+                .get(&readyz)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (v["ready"] == true).then_some(v)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        ready["snapshot"]["sequence"].as_u64().unwrap() >= 10,
+        "{ready}"
+    );
+    let client = &stack.http;
+    for (i, code) in codes.iter().enumerate() {
+        let want = format!("https://late.example/{i}");
+        testkit::wait_for(Duration::from_secs(5), Duration::from_millis(5), || async {
+            let r = client
+                .get(format!("http://{}/{code}", late.listen()))
+                .send()
+                .await
+                .unwrap();
+            r.status() == 301
+                && r.headers()
+                    .get("location")
+                    .is_some_and(|l| l == want.as_str())
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{code} not served by the new engine"));
+    }
 }
