@@ -39,7 +39,9 @@ fn snapshot_benches(c: &mut Criterion) {
         // `snapshot build` under /usr/bin/time (README), which also gives peak memory.
         if n <= 1_000_000 {
             let mut build = c.benchmark_group("snapshot_build");
-            build.sample_size(10).measurement_time(Duration::from_secs(30));
+            build
+                .sample_size(10)
+                .measurement_time(Duration::from_secs(30));
             build.throughput(Throughput::Elements(n as u64));
             build.bench_function(BenchmarkId::from_parameter(&label), |b| {
                 b.iter(|| build_snapshot(&path, &codes))
@@ -51,7 +53,8 @@ fn snapshot_benches(c: &mut Criterion) {
         eprintln!("{label}: file {} bytes", summary.file_len);
 
         let mut open = c.benchmark_group("snapshot_open_validate");
-        open.sample_size(10).measurement_time(Duration::from_secs(20));
+        open.sample_size(10)
+            .measurement_time(Duration::from_secs(20));
         open.throughput(Throughput::Bytes(summary.file_len));
         open.bench_function(BenchmarkId::from_parameter(&label), |b| {
             b.iter(|| Snapshot::open(&path).expect("valid"))
