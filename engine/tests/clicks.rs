@@ -4,12 +4,11 @@
 
 mod common;
 
-use common::{Engine, eventually, snapshot_dir};
+use common::{Engine, PrivateNats, eventually, snapshot_dir};
 use snapshots::Link;
 use snapshots::click::ClickBatch;
 use std::collections::HashSet;
-use std::net::{IpAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::IpAddr;
 use std::time::Duration;
 use testkit::JetStreamScope;
 
@@ -141,44 +140,6 @@ async fn redirects_become_click_records() {
     assert_eq!(seen.len(), 40);
     assert_eq!(engine.metric_sum("engine_clicks_captured_total", ""), 40.0);
     assert_eq!(engine.metric_sum("engine_clicks_dropped_total", ""), 0.0);
-}
-
-/// A private nats-server with JetStream, so the test can stop and restart it.
-struct PrivateNats {
-    child: Child,
-    port: u16,
-    store: tempfile::TempDir,
-}
-
-impl PrivateNats {
-    fn start(port: u16, store: tempfile::TempDir) -> PrivateNats {
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed");
-        eventually(Duration::from_secs(10), "nats-server listening", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        PrivateNats { child, port, store }
-    }
-
-    fn stop(mut self) -> (u16, tempfile::TempDir) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let store = tempfile::TempDir::new().unwrap();
-        let store = std::mem::replace(&mut self.store, store);
-        (self.port, store)
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

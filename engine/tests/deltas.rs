@@ -256,6 +256,58 @@ async fn starts_after_the_snapshot_sequence_in_a_long_stream() {
     .unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_at_start_then_up() {
+    let port = testkit::free_port();
+    let (_dir, path) = snapshot_dir(1, &[Link::new("a", "https://a/1")]);
+    let url = format!("nats://127.0.0.1:{port}");
+    let args: Vec<String> = [
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--cores",
+        "2",
+        "--nats",
+        &url,
+        "--no-clicks",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let (engine, nats) = tokio::task::spawn_blocking(move || {
+        // Nothing on the port yet: the engine starts and serves anyway.
+        let engine = Engine::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(engine.get("/a"), (301, Some("https://a/1".into())));
+        let nats = common::PrivateNats::start(port, tempfile::tempdir().unwrap());
+        eventually(
+            Duration::from_secs(30),
+            "engine connects once NATS is up",
+            || engine.metric_sum("engine_nats_connected", "") == 1.0,
+        );
+        (engine, nats)
+    })
+    .await
+    .unwrap();
+    // The engine created the LINKS stream itself; a change flows through.
+    let client = async_nats::connect(&url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.publish(
+        "links.changes",
+        LinkDelta::upsert(2, Link::new("a", "https://a/2"))
+            .encode()
+            .into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    tokio::task::spawn_blocking(move || {
+        converged(&engine, 2, &[("a", Some("https://a/2"))]);
+        drop(nats);
+    })
+    .await
+    .unwrap();
+}
+
 #[test]
 fn keeps_serving_when_nats_is_unreachable() {
     let (_dir, path) = snapshot_dir(1, &[Link::new("a", "https://a/1")]);

@@ -4,6 +4,7 @@
 
 use snapshots::{Link, RedirectStatus, SnapshotBuilder};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream as StdTcpStream;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -257,5 +258,43 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A private nats-server with JetStream, so the test can stop and restart it.
+pub struct PrivateNats {
+    child: Child,
+    pub port: u16,
+    store: tempfile::TempDir,
+}
+
+impl PrivateNats {
+    pub fn start(port: u16, store: tempfile::TempDir) -> PrivateNats {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server is installed");
+        eventually(Duration::from_secs(10), "nats-server listening", || {
+            StdTcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        PrivateNats { child, port, store }
+    }
+
+    pub fn stop(mut self) -> (u16, tempfile::TempDir) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let store = tempfile::TempDir::new().unwrap();
+        let store = std::mem::replace(&mut self.store, store);
+        (self.port, store)
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
