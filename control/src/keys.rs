@@ -13,7 +13,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     #[serde(default)]
@@ -24,7 +24,7 @@ pub struct CreateKey {
 }
 
 /// A key as listed (never the secret).
-#[derive(Debug, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub id: i64,
     pub name: String,

@@ -1,10 +1,15 @@
-//! The OpenAPI 3.1 document at `/openapi.json`, generated from [`ROUTES`].
-//! A test (`openapi_routes_exist`) requests every entry against the real
-//! router, so the table cannot name a route the service does not serve.
+//! The OpenAPI 3.1 document at `/openapi.json`, generated from code: the
+//! operations from [`ROUTES`], the request and response schemas derived by
+//! `utoipa` from the very Rust types the handlers (de)serialize. A test
+//! (`openapi_routes_exist`) requests every operation against the real router,
+//! so the table cannot name a route the service does not serve.
+
+use utoipa::OpenApi;
 
 use serde_json::{Value, json};
 
-/// One operation: method, path, required scope (if any), summary.
+/// One operation: method, path, required scope (if any), summary, success
+/// status, and the schemas of its JSON request and response bodies.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
     pub method: &'static str,
@@ -12,7 +17,24 @@ pub struct Route {
     pub scope: Option<&'static str>,
     pub summary: &'static str,
     pub success: u16,
+    pub request: Option<&'static str>,
+    pub response: Option<&'static str>,
 }
+
+/// The types whose schemas the document carries.
+#[derive(OpenApi)]
+#[openapi(components(schemas(
+    crate::links::model::LinkJson,
+    crate::links::input::CreateLink,
+    crate::links::input::PatchLink,
+    crate::keys::KeyInfo,
+    crate::keys::CreateKey,
+    crate::admin::BlockHost,
+    crate::admin::BlockedHost,
+    crate::snapshot::Generation,
+    crate::snapshot::PushResult,
+)))]
+struct Schemas;
 
 const fn r(
     method: &'static str,
@@ -20,6 +42,8 @@ const fn r(
     scope: Option<&'static str>,
     summary: &'static str,
     success: u16,
+    request: Option<&'static str>,
+    response: Option<&'static str>,
 ) -> Route {
     Route {
         method,
@@ -27,6 +51,8 @@ const fn r(
         scope,
         summary,
         success,
+        request,
+        response,
     }
 }
 
@@ -37,6 +63,8 @@ pub const ROUTES: &[Route] = &[
         Some("links:write"),
         "Create a link (Idempotency-Key honoured)",
         201,
+        Some("CreateLink"),
+        Some("LinkJson"),
     ),
     r(
         "get",
@@ -44,6 +72,8 @@ pub const ROUTES: &[Route] = &[
         Some("links:read"),
         "List links (limit, cursor, tag, disabled, created_after, created_before, q)",
         200,
+        None,
+        None,
     ),
     r(
         "get",
@@ -51,6 +81,8 @@ pub const ROUTES: &[Route] = &[
         Some("links:read"),
         "Read a link (ETag)",
         200,
+        None,
+        Some("LinkJson"),
     ),
     r(
         "patch",
@@ -58,6 +90,8 @@ pub const ROUTES: &[Route] = &[
         Some("links:write"),
         "Update a link (If-Match)",
         200,
+        Some("PatchLink"),
+        Some("LinkJson"),
     ),
     r(
         "delete",
@@ -65,6 +99,8 @@ pub const ROUTES: &[Route] = &[
         Some("links:write"),
         "Delete a link (soft)",
         204,
+        None,
+        None,
     ),
     r(
         "get",
@@ -72,6 +108,8 @@ pub const ROUTES: &[Route] = &[
         Some("stats:read"),
         "Clicks and unique visitors (from, to, bucket, dimensions, include_bots, format=json|csv)",
         200,
+        None,
+        None,
     ),
     r(
         "get",
@@ -79,6 +117,8 @@ pub const ROUTES: &[Route] = &[
         Some("links:read"),
         "QR code of the short URL (format=svg|png, size)",
         200,
+        None,
+        None,
     ),
     r(
         "get",
@@ -86,6 +126,8 @@ pub const ROUTES: &[Route] = &[
         Some("stats:read"),
         "Top links of the organization (from, to, limit, include_bots, format)",
         200,
+        None,
+        None,
     ),
     r(
         "post",
@@ -93,14 +135,26 @@ pub const ROUTES: &[Route] = &[
         Some("admin"),
         "Create an API key (the secret is shown once)",
         201,
+        Some("CreateKey"),
+        None,
     ),
-    r("get", "/v1/keys", Some("admin"), "List API keys", 200),
+    r(
+        "get",
+        "/v1/keys",
+        Some("admin"),
+        "List API keys",
+        200,
+        None,
+        None,
+    ),
     r(
         "delete",
         "/v1/keys/{id}",
         Some("admin"),
         "Revoke an API key",
         204,
+        None,
+        None,
     ),
     r(
         "post",
@@ -108,6 +162,8 @@ pub const ROUTES: &[Route] = &[
         Some("admin"),
         "Block a host and its subdomains",
         201,
+        Some("BlockHost"),
+        Some("BlockedHost"),
     ),
     r(
         "get",
@@ -115,6 +171,8 @@ pub const ROUTES: &[Route] = &[
         Some("admin"),
         "List blocked hosts",
         200,
+        None,
+        None,
     ),
     r(
         "delete",
@@ -122,6 +180,8 @@ pub const ROUTES: &[Route] = &[
         Some("admin"),
         "Unblock a host",
         204,
+        None,
+        None,
     ),
     r(
         "post",
@@ -129,6 +189,8 @@ pub const ROUTES: &[Route] = &[
         Some("admin"),
         "Disable a link at once",
         200,
+        None,
+        Some("LinkJson"),
     ),
     r(
         "post",
@@ -136,6 +198,8 @@ pub const ROUTES: &[Route] = &[
         Some("admin"),
         "Build a snapshot now and push it to the engines",
         201,
+        None,
+        None,
     ),
     r(
         "get",
@@ -143,17 +207,37 @@ pub const ROUTES: &[Route] = &[
         Some("admin"),
         "List snapshot generations",
         200,
+        None,
+        None,
     ),
-    r("get", "/healthz", None, "Liveness", 200),
+    r("get", "/healthz", None, "Liveness", 200, None, None),
     r(
         "get",
         "/readyz",
         None,
         "Readiness (PostgreSQL reachable)",
         200,
+        None,
+        None,
     ),
-    r("get", "/metrics", None, "Prometheus metrics", 200),
-    r("get", "/openapi.json", None, "This document", 200),
+    r(
+        "get",
+        "/metrics",
+        None,
+        "Prometheus metrics",
+        200,
+        None,
+        None,
+    ),
+    r(
+        "get",
+        "/openapi.json",
+        None,
+        "This document",
+        200,
+        None,
+        None,
+    ),
 ];
 
 fn error_schema() -> Value {
@@ -172,26 +256,6 @@ fn error_schema() -> Value {
     })
 }
 
-fn link_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "code": { "type": "string" },
-            "short_url": { "type": "string", "format": "uri" },
-            "target": { "type": "string", "format": "uri" },
-            "status": { "type": "integer", "enum": [301, 302, 307, 308] },
-            "expires_at": { "type": ["string", "null"], "format": "date-time" },
-            "disabled": { "type": "boolean" },
-            "forward_query": { "type": "boolean" },
-            "tags": { "type": "array", "items": { "type": "string" } },
-            "title": { "type": ["string", "null"] },
-            "created_at": { "type": "string", "format": "date-time" },
-            "updated_at": { "type": "string", "format": "date-time" },
-            "version": { "type": "integer" }
-        }
-    })
-}
-
 /// The document.
 pub fn document(server: &str) -> Value {
     let mut paths = serde_json::Map::new();
@@ -202,33 +266,44 @@ pub fn document(server: &str) -> Value {
             .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
             .collect();
+        let schema_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+        let mut success = json!({ "description": "success" });
+        if let Some(name) = route.response {
+            success["content"] = json!({ "application/json": { "schema": schema_ref(name) } });
+        }
         let mut op = json!({
             "summary": route.summary,
             "parameters": params,
             "responses": {
-                route.success.to_string(): { "description": "success" },
-                "default": { "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+                route.success.to_string(): success,
+                "default": { "description": "error", "content": { "application/json": { "schema": schema_ref("Error") } } }
             }
         });
         if let Some(scope) = route.scope {
             op["security"] = json!([{ "apiKey": [scope] }]);
             op["description"] = json!(format!("Requires scope `{scope}` (or `admin`)."));
         }
-        if route.path.starts_with("/v1/links") && matches!(route.method, "post" | "patch") {
-            op["requestBody"] = json!({ "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Link" } } } });
+        if let Some(name) = route.request {
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(name) } } });
         }
         let entry = paths
             .entry(route.path.to_owned())
             .or_insert_with(|| json!({}));
         entry[route.method] = op;
     }
+    let mut schemas = serde_json::to_value(Schemas::openapi().components.map(|c| c.schemas))
+        .unwrap_or_else(|_| json!({}));
+    if !schemas.is_object() {
+        schemas = json!({});
+    }
+    schemas["Error"] = error_schema();
     json!({
         "openapi": "3.1.0",
         "info": { "title": "Link shortener control plane", "version": env!("CARGO_PKG_VERSION") },
         "servers": [{ "url": server }],
         "paths": paths,
         "components": {
-            "schemas": { "Error": error_schema(), "Link": link_schema() },
+            "schemas": schemas,
             "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer" } }
         }
     })

@@ -49,7 +49,7 @@ pub fn reported_sequence(body: &serde_json::Value) -> Option<u64> {
 }
 
 /// One generation on disk.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Generation {
     pub id: i64,
     pub seq: i64,
@@ -61,7 +61,7 @@ pub struct Generation {
 }
 
 /// The result of pushing to one engine.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PushResult {
     pub engine: String,
     pub ok: bool,

@@ -9,7 +9,7 @@ const MAX_TAG_LEN: usize = 64;
 const MAX_TITLE_LEN: usize = 512;
 
 /// `POST /v1/links`. `long_url` is accepted for `target`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLink {
     #[serde(alias = "long_url")]
@@ -25,7 +25,7 @@ pub struct CreateLink {
 
 /// `PATCH /v1/links/{code}`: absent fields stay; `null` clears
 /// `expires_at` and `title`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchLink {
     #[serde(alias = "long_url")]

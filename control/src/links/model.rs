@@ -28,7 +28,7 @@ pub const LINK_COLUMNS: &str = "id, code, org_id, target, status, expires_at, di
     forward_query, tags, title, created_at, updated_at, deleted_at, version, seq";
 
 /// A link as the API shows it. The same field names are accepted on input.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct LinkJson {
     pub code: String,
     pub short_url: String,
