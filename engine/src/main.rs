@@ -41,7 +41,7 @@ struct ServeArgs {
     /// Number of cores (executors), from CPU 0 up [default: every CPU available].
     #[arg(long)]
     cores: Option<usize>,
-    /// NATS URL of the link change stream; absent: standalone (no changes applied).
+    /// NATS URL for the link change stream and click publishing; absent: standalone (no changes applied, no clicks).
     #[arg(long)]
     nats: Option<String>,
     /// JetStream stream of link changes [default: LINKS].

@@ -246,3 +246,46 @@ fn curl_reuses_the_connection() {
         1.0
     );
 }
+
+#[test]
+fn config_file_with_flags_overriding_it() {
+    let (dir, path) = snapshot_dir(1, &links());
+    let config = dir.path().join("engine.toml");
+    std::fs::write(
+        &config,
+        "gone_status = 404\nroot_redirect = \"https://home.example/\"\ncores = 1\n",
+    )
+    .unwrap();
+    let engine = Engine::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--gone-status",
+        "410",
+    ]);
+    assert_eq!(engine.cores, 1, "from the file");
+    assert_eq!(
+        engine.get("/"),
+        (302, Some("https://home.example/".into())),
+        "from the file"
+    );
+    assert_eq!(engine.get("/off").0, 410, "the flag wins over the file");
+
+    std::fs::write(&config, "gone_stauts = 404\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("gone_stauts"), "{stderr}");
+}
