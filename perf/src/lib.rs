@@ -29,7 +29,7 @@
 //! - [`load`]: the per-thread epoll loop, pinning, the run.
 //! - [`response`]: delimiting responses.
 //! - [`stats`]: counters, percentiles, the JSON summary.
-//! - [`summary`]: the harness's table and SVG plot from a results directory.
+//! - [`summary`]: the harness's table from a results directory; [`svg`] its plot.
 
 pub mod keys;
 pub mod load;
@@ -37,5 +37,6 @@ pub mod response;
 pub mod rng;
 pub mod stats;
 pub mod summary;
+pub mod svg;
 pub mod target;
 pub mod zipf;
