@@ -44,3 +44,5 @@ pub mod loader;
 pub mod metrics;
 pub mod server;
 pub mod shared;
+#[cfg(test)]
+mod test_alloc;

@@ -276,3 +276,92 @@ fn capture(core: &Core, req: &Request<'_>, peer: IpAddr, code: &[u8], status: u1
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clicks::ClickBuffer;
+    use crate::config::Config;
+    use crate::core::state::DeltaRecord;
+    use crate::metrics::CoreMetrics;
+    use crate::test_alloc;
+    use snapshots::delta::LinkDelta;
+    use snapshots::{Link, Snapshot, SnapshotBuilder};
+    use std::sync::Arc;
+
+    /// The request path (parse, lookup in deltas and snapshot, answer,
+    /// click record) allocates nothing once the buffers have their size.
+    #[test]
+    fn request_path_does_not_allocate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let mut builder = SnapshotBuilder::new(1);
+        builder
+            .push(Link {
+                forward_query: true,
+                ..Link::new("abc", "https://example.com/a?x=1#f")
+            })
+            .unwrap();
+        builder
+            .push(Link::new("old", "https://example.com/old"))
+            .unwrap();
+        builder.write_to(&path).unwrap();
+        let snapshot = Arc::new(Snapshot::open(&path).unwrap());
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (_recycle_tx, recycle_rx) = crossbeam_channel::bounded(4);
+        let metrics = Arc::new(CoreMetrics::new());
+        let clicks = ClickBuffer::new(
+            "n",
+            [7; 8],
+            0,
+            10_000,
+            1_000_000,
+            tx,
+            recycle_rx,
+            metrics.clone(),
+        );
+        let core = Core::new(0, &Config::default(), metrics, Some(snapshot), Some(clicks));
+        core.state
+            .borrow_mut()
+            .apply(Arc::new(DeltaRecord::from(LinkDelta::upsert(
+                2,
+                Link::new("new", "https://n/1"),
+            ))));
+        core.state
+            .borrow_mut()
+            .apply(Arc::new(DeltaRecord::from(LinkDelta::delete(3, "old"))));
+        let requests: [&[u8]; 6] = [
+            b"GET /abc?utm=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: x\r\nReferer: r\r\n\r\n",
+            b"HEAD /new HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /old HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /missing HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            b"POST /abc HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        ];
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut out = Vec::with_capacity(64 * 1024);
+        let mut run = |out: &mut Vec<u8>| {
+            out.clear();
+            for raw in requests {
+                let Parse::Complete(req) = request::parse(raw, &core.limits) else {
+                    panic!("parse");
+                };
+                let (status, _) = answer(&core, &req, peer, out);
+                count(&core, status);
+            }
+        };
+        run(&mut out);
+        let allocations = test_alloc::count(|| {
+            for _ in 0..1000 {
+                run(&mut out);
+            }
+        });
+        assert_eq!(allocations, 0);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("Location: https://example.com/a?x=1&utm=1#f"),
+            "{text}"
+        );
+        assert_eq!(core.metrics.clicks_captured.get(), 1001 * 4);
+    }
+}
