@@ -307,7 +307,7 @@ mod tests {
             .unwrap();
         builder.write_to(&path).unwrap();
         let snapshot = Arc::new(Snapshot::open(&path).unwrap());
-        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (tx, _rx) = crossbeam_channel::bounded(4);
         let (_recycle_tx, recycle_rx) = crossbeam_channel::bounded(4);
         let metrics = Arc::new(CoreMetrics::new());
         let clicks = ClickBuffer::new(
@@ -340,7 +340,7 @@ mod tests {
         ];
         let peer: IpAddr = "192.0.2.1".parse().unwrap();
         let mut out = Vec::with_capacity(64 * 1024);
-        let mut run = |out: &mut Vec<u8>| {
+        let run = |out: &mut Vec<u8>| {
             out.clear();
             for raw in requests {
                 let Parse::Complete(req) = request::parse(raw, &core.limits) else {
