@@ -220,7 +220,9 @@ impl Pipeline {
         if group.rows.is_empty() {
             return Ok(());
         }
+        let lookup_started = Instant::now();
         let existing = self.store.existing_ids(&group.rows).await?;
+        tracing::debug!(rows = group.rows.len(), found = existing.len(), took = ?lookup_started.elapsed(), "deduplication lookup");
         if !existing.is_empty() {
             let before = group.rows.len();
             group.rows.retain(|r| !existing.contains(&r.event_id));
@@ -231,6 +233,7 @@ impl Pipeline {
         let started = Instant::now();
         self.store.insert_clicks(&group.rows).await?;
         self.metrics.observe_insert(started.elapsed());
+        tracing::debug!(rows = group.rows.len(), took = ?started.elapsed(), "insert");
         self.metrics
             .rows_inserted
             .fetch_add(group.rows.len() as u64, Relaxed);

@@ -53,8 +53,8 @@ fn as_bytes<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error>
     s.serialize_bytes(bytes)
 }
 
-/// An event id read back for deduplication.
+/// An event or batch id read back for deduplication.
 #[derive(Debug, Row, Deserialize)]
-pub struct EventIdRow {
-    pub event_id: [u8; 16],
+pub struct IdRow {
+    pub id: [u8; 16],
 }

@@ -1,12 +1,12 @@
 //! The ClickHouse side: schema creation, the deduplication lookup and inserts.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use clickhouse::Client;
 
 use crate::config::Config;
-use crate::rows::{ClickRow, EventIdRow, ParkedRow};
+use crate::rows::{ClickRow, IdRow, ParkedRow};
 use crate::schema;
 
 /// Ids per deduplication lookup. Each id is a few AST nodes and ~45 bytes of
@@ -64,28 +64,50 @@ impl Store {
 
     /// The ids among `rows` that `clicks` already holds.
     ///
-    /// The lookup is bounded by the rows' own codes and time range, which is
-    /// the table's sort key, so it reads only the granules those events could
-    /// be in, however large the table grows.
+    /// Two steps, both bounded by the rows' own codes and time range (the
+    /// table's sort key), so they read only the granules those events could be
+    /// in, however large the table grows:
+    /// 1. which of the rows' batch ids have any row stored (a few dozen ids);
+    /// 2. only for rows of those batches: which event ids are stored.
+    ///
+    /// Step 2 is what makes the answer exact after a partial insert; step 1
+    /// keeps the common case (a batch never seen) to one small query, because
+    /// ClickHouse 18.16 parses long `IN` lists slowly (~16 µs per id). It is
+    /// sound because an event is written into exactly one batch and a batch
+    /// keeps its id wherever it is re-sent (FORMAT.md §3).
     pub async fn existing_ids(
         &self,
         rows: &[ClickRow],
     ) -> clickhouse::error::Result<HashSet<[u8; 16]>> {
         let mut existing = HashSet::new();
-        for chunk in rows.chunks(LOOKUP_CHUNK) {
-            let Some(sql) = existing_ids_sql(&self.database, chunk) else {
-                continue;
-            };
-            // Raw: codes may contain `?`, which `query()` would take for a placeholder.
-            let found: Vec<EventIdRow> = self
-                .admin
-                .query_raw(&sql)
-                .with_setting("max_query_size", MAX_QUERY_SIZE)
-                .fetch_all()
-                .await?;
-            existing.extend(found.into_iter().map(|r| r.event_id));
+        let Some(sql) = lookup_sql(&self.database, rows, Key::Batch) else {
+            return Ok(existing);
+        };
+        let present: HashSet<[u8; 16]> = self.fetch_ids(&sql).await?;
+        if present.is_empty() {
+            return Ok(existing);
+        }
+        let candidates: Vec<&ClickRow> = rows
+            .iter()
+            .filter(|r| present.contains(&r.batch_id))
+            .collect();
+        for chunk in candidates.chunks(LOOKUP_CHUNK) {
+            if let Some(sql) = lookup_sql(&self.database, chunk.iter().copied(), Key::Event) {
+                existing.extend(self.fetch_ids(&sql).await?);
+            }
         }
         Ok(existing)
+    }
+
+    async fn fetch_ids(&self, sql: &str) -> clickhouse::error::Result<HashSet<[u8; 16]>> {
+        // Raw: codes may contain `?`, which `query()` would take for a placeholder.
+        let found: Vec<IdRow> = self
+            .admin
+            .query_raw(sql)
+            .with_setting("max_query_size", MAX_QUERY_SIZE)
+            .fetch_all()
+            .await?;
+        Ok(found.into_iter().map(|r| r.id).collect())
     }
 
     /// Inserts rows into `clicks` in one statement (the rollup views see the
@@ -119,14 +141,43 @@ impl Store {
     }
 }
 
-/// `SELECT event_id FROM clicks WHERE code IN (...) AND ts BETWEEN ... AND
-/// event_id IN (...)`, or `None` for no rows. Values are escaped here
-/// because ClickHouse 18.16 cannot take server-side parameters.
-fn existing_ids_sql(database: &str, rows: &[ClickRow]) -> Option<String> {
-    let min_ts = rows.iter().map(|r| r.ts).min()?;
-    let max_ts = rows.iter().map(|r| r.ts).max()?;
-    let codes: HashSet<&str> = rows.iter().map(|r| r.code.as_str()).collect();
-    let mut sql = format!("SELECT event_id FROM {database}.clicks WHERE code IN (");
+/// Which id column a lookup asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Batch,
+    Event,
+}
+
+/// `SELECT DISTINCT <id> AS id FROM clicks WHERE code IN (...) AND ts BETWEEN
+/// ... AND <id> IN (...)`, or `None` for no rows. Values are escaped here
+/// because ClickHouse 18.16 cannot take server-side parameters; ids are
+/// `'\xHH...'` literals, which 18.16 parses ~2.5x faster than `unhex()` calls.
+fn lookup_sql<'a>(
+    database: &str,
+    rows: impl IntoIterator<Item = &'a ClickRow>,
+    key: Key,
+) -> Option<String> {
+    let mut min_ts = u32::MAX;
+    let mut max_ts = 0;
+    let mut codes = BTreeSet::new();
+    let mut ids = BTreeSet::new();
+    for r in rows {
+        min_ts = min_ts.min(r.ts);
+        max_ts = max_ts.max(r.ts);
+        codes.insert(r.code.as_str());
+        ids.insert(match key {
+            Key::Batch => r.batch_id,
+            Key::Event => r.event_id,
+        });
+    }
+    if ids.is_empty() {
+        return None;
+    }
+    let column = match key {
+        Key::Batch => "batch_id",
+        Key::Event => "event_id",
+    };
+    let mut sql = format!("SELECT DISTINCT {column} AS id FROM {database}.clicks WHERE code IN (");
     for (i, code) in codes.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
@@ -135,17 +186,17 @@ fn existing_ids_sql(database: &str, rows: &[ClickRow]) -> Option<String> {
     }
     let _ = write!(
         sql,
-        ") AND ts >= toDateTime({min_ts}) AND ts <= toDateTime({max_ts}) AND event_id IN ("
+        ") AND ts >= toDateTime({min_ts}) AND ts <= toDateTime({max_ts}) AND {column} IN ("
     );
-    for (i, row) in rows.iter().enumerate() {
+    for (i, id) in ids.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str("unhex('");
-        for b in row.event_id {
-            let _ = write!(sql, "{b:02x}");
+        sql.push('\'');
+        for b in id {
+            let _ = write!(sql, "\\x{b:02x}");
         }
-        sql.push_str("')");
+        sql.push('\'');
     }
     sql.push(')');
     Some(sql)
@@ -197,13 +248,24 @@ mod tests {
             is_bot: 0,
             visitor_hash: 0,
         };
-        assert_eq!(existing_ids_sql("db", &[]), None);
-        let sql = existing_ids_sql("db", &[row(1, 20, "x"), row(2, 10, "x")]).unwrap();
+        assert_eq!(lookup_sql("db", &[], Key::Event), None);
+        let rows = [row(1, 20, "x"), row(2, 10, "x")];
         assert_eq!(
-            sql,
-            "SELECT event_id FROM db.clicks WHERE code IN ('x') AND ts >= toDateTime(10) \
-             AND ts <= toDateTime(20) AND event_id IN (unhex('01010101010101010101010101010101'), \
-             unhex('02020202020202020202020202020202'))"
+            lookup_sql("db", &rows, Key::Event).unwrap(),
+            format!(
+                "SELECT DISTINCT event_id AS id FROM db.clicks WHERE code IN ('x') AND ts >= toDateTime(10) \
+                 AND ts <= toDateTime(20) AND event_id IN ('{}', '{}')",
+                r"\x01".repeat(16),
+                r"\x02".repeat(16)
+            )
+        );
+        let sql = lookup_sql("db", &rows, Key::Batch).unwrap();
+        assert!(
+            sql.starts_with("SELECT DISTINCT batch_id AS id FROM db.clicks WHERE code IN ('x')")
+        );
+        assert!(
+            sql.ends_with(&format!("batch_id IN ('{}')", r"\x00".repeat(16))),
+            "{sql}"
         );
     }
 }

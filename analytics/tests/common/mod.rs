@@ -185,7 +185,7 @@ pub fn batch(node: &str, seed: u32, count: u32) -> Vec<u8> {
             ts_ms: 1_763_700_000_000 + u64::from(seed) * 1000 + u64::from(i),
             status: if i % 10 == 9 { 404 } else { 301 },
             ip: ips[k % 2],
-            code: if k % 2 == 0 { b"abc" } else { b"xyz" },
+            code: if k.is_multiple_of(2) { b"abc" } else { b"xyz" },
             user_agent: agents[k % 3].as_bytes(),
             referrer: referrers[k % 3].as_bytes(),
             accept_language: b"en-GB",

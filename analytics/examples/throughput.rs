@@ -1,0 +1,133 @@
+//! Sidecar throughput into ClickHouse, enrichment on (GeoIP test database).
+//!
+//! Publishes `EVENTS` click events (default 1,000,000) in batches of 1,000 to a
+//! fresh JetStream stream, then starts the sidecar in-process and measures
+//! how long it takes until every row is queryable in a fresh ClickHouse
+//! database. Needs the local services (deploy/services.sh).
+//!
+//! `EVENTS=1000000 cargo run --release -p analytics --example throughput`
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use snapshots::click::{ClickBatchWriter, ClickEvent};
+
+const BATCH: u32 = 1_000;
+
+/// A realistic spread: many addresses, a few hundred agents, a thousand codes.
+fn agents() -> Vec<String> {
+    (0..300)
+        .map(|i| match i % 3 {
+            0 => format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{}.0.0.0 Safari/537.36", 90 + i),
+            1 => format!("Mozilla/5.0 (iPhone; CPU iPhone OS 17_{i} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"),
+            _ => format!("Mozilla/5.0 (X11; Linux x86_64; rv:{i}.0) Gecko/20100101 Firefox/{i}.0"),
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let events: u32 = std::env::var("EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let ch = testkit::ClickHouseDatabase::create_with_prefix("analytics_bench").await?;
+    let nats = testkit::JetStreamScope::connect_with_prefix("analytics_bench").await?;
+    let config = analytics::Config {
+        nats: nats.url().to_owned(),
+        clickhouse: ch.url().to_owned(),
+        database: ch.name().to_owned(),
+        geoip: Some(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb"),
+        ),
+        metrics: "127.0.0.1:0".parse()?,
+        stream: nats.stream_name("CLICKS"),
+        subjects: nats.subject("clicks.>"),
+        consumer: "bench".into(),
+        ..Default::default()
+    };
+    nats.create_stream(analytics::nats::stream_config(&config))
+        .await?;
+
+    let agents = agents();
+    let codes: Vec<String> = (0..1000).map(|i| format!("c{i:04}")).collect();
+    let mut writer = ClickBatchWriter::new("bench-node", 256 * 1024);
+    let js = nats.jetstream();
+    let subject = nats.subject("clicks.bench-node");
+    let started = Instant::now();
+    let mut acks = Vec::new();
+    for b in 0..events.div_ceil(BATCH) {
+        let mut id = [0u8; 16];
+        id[..4].copy_from_slice(&b.to_be_bytes());
+        writer.begin(id);
+        for i in 0..BATCH.min(events - b * BATCH) {
+            let n = b * BATCH + i;
+            let mut event_id = [0u8; 16];
+            event_id[..4].copy_from_slice(&n.to_be_bytes());
+            event_id[4..8].copy_from_slice(b"bnch");
+            let ip = IpAddr::V4(Ipv4Addr::from(
+                0x5102_4500u32.wrapping_add(n.wrapping_mul(2_654_435_761) >> 8),
+            ));
+            writer.push(&ClickEvent {
+                event_id,
+                ts_ms: 1_763_700_000_000 + u64::from(n),
+                status: 301,
+                ip,
+                code: codes[(n % 1000) as usize].as_bytes(),
+                user_agent: agents[(n % 300) as usize].as_bytes(),
+                referrer: b"https://news.example.com/story",
+                accept_language: b"en-GB",
+                host: b"sho.rt",
+            });
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("{b:032x}").as_str());
+        acks.push(
+            js.publish_with_headers(subject.clone(), headers, writer.finish().to_vec().into())
+                .await?,
+        );
+        if acks.len() >= 256 {
+            for a in acks.drain(..) {
+                a.await?;
+            }
+        }
+    }
+    for a in acks {
+        a.await?;
+    }
+    eprintln!("published {events} events in {:?}", started.elapsed());
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sidecar = tokio::spawn(analytics::run(config, move |_| {
+        let _ = tx.send(Instant::now());
+    }));
+    let ready = rx.await?;
+    loop {
+        let n: u64 = ch
+            .query("SELECT count() FROM clicks")
+            .await?
+            .trim()
+            .parse()?;
+        if n >= u64::from(events) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = ready.elapsed();
+    sidecar.abort();
+    println!(
+        "{events} events enriched and inserted in {:.2} s: {:.0} events/s",
+        took.as_secs_f64(),
+        f64::from(events) / took.as_secs_f64()
+    );
+    Ok(())
+}
