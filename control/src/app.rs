@@ -135,9 +135,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .fetch_one(&state.db)
         .await
     {
-        Ok(seq) => {
-            axum::Json(serde_json::json!({ "ready": true, "outbox_seq": seq })).into_response()
-        }
+        Ok(seq) => axum::Json(serde_json::json!({
+            "ready": true,
+            "outbox_seq": seq,
+            "relay_published_seq": state.metrics.relay_published_seq.get(),
+            "latest_snapshot_seq": state.metrics.latest_snapshot_seq.get(),
+        }))
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(serde_json::json!({ "ready": false, "error": e.to_string() })),

@@ -147,9 +147,9 @@ async fn main() -> anyhow::Result<()> {
             out.flush()?;
             drop(out);
             tracing::info!(listen = %running.addr, "control serving");
-            tokio::signal::ctrl_c().await?;
+            wait_for_stop_signal().await?;
             tracing::info!("shutting down");
-            running.abort();
+            running.shutdown(std::time::Duration::from_secs(10)).await;
             Ok(())
         }
         Command::Keys {
@@ -167,5 +167,61 @@ async fn main() -> anyhow::Result<()> {
             println!("{secret}");
             Ok(())
         }
+    }
+}
+
+/// SIGINT or SIGTERM (what systemd sends).
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("control.toml");
+        std::fs::write(
+            &file,
+            "code_length = 9\nshort_base = \"https://file.example\"\nengine_admin = [\"a:1\"]\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "control",
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--short-base",
+            "https://flag.example",
+            "--engine-admin",
+            "b:2",
+            "--engine-admin",
+            "c:3",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let c = args.into_config().unwrap();
+        assert_eq!(c.code_length, 9, "from the file");
+        assert_eq!(c.short_base, "https://flag.example", "the flag wins");
+        assert_eq!(c.engine_admin, vec!["b:2".to_string(), "c:3".into()]);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000", "the default");
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_before_start() {
+        let cli = Cli::parse_from(["control", "serve", "--code-length", "2"]);
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let err = args.into_config().unwrap_err().to_string();
+        assert!(err.contains("code_length 2"), "{err}");
     }
 }

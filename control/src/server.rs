@@ -31,15 +31,38 @@ pub async fn connect_db(url: &str) -> anyhow::Result<PgPool> {
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
-    /// The HTTP server and the background tasks; aborted on drop.
+    /// Background tasks (relay, snapshot schedule, reconcile); aborted on drop.
     pub tasks: Vec<JoinHandle<()>>,
+    server: Option<JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Running {
-    /// Stops the HTTP server and every background task.
+    /// Stops the HTTP server and every background task at once.
     pub fn abort(&self) {
         for t in &self.tasks {
             t.abort();
+        }
+        if let Some(s) = &self.server {
+            s.abort();
+        }
+    }
+
+    /// Stops accepting connections, lets requests in flight finish (up to
+    /// `grace`), and stops the background tasks. Aborting the relay mid-batch
+    /// is safe: it resumes from the stream's last message on the next start.
+    pub async fn shutdown(mut self, grace: std::time::Duration) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(server) = self.server.take()
+            && tokio::time::timeout(grace, server).await.is_err()
+        {
+            tracing::warn!(
+                ?grace,
+                "requests still running after the grace period; dropping them"
+            );
         }
     }
 }
@@ -89,10 +112,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         ));
     }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "HTTP server stopped");
         }
-    }));
-    Ok(Running { addr, state, tasks })
+    });
+    Ok(Running {
+        addr,
+        state,
+        tasks,
+        server: Some(server),
+        stop,
+    })
 }

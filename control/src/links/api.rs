@@ -66,7 +66,7 @@ pub async fn create(
     };
 
     let mut tx = state.db.begin().await?;
-    check_blocklist(&mut tx, &target.host).await?;
+    // A replay answers what the first request got, whatever changed since.
     if let Some(key) = &idem_key {
         let hash = idempotency::request_hash(&req);
         if let Claim::Replay { status, body } =
@@ -83,6 +83,7 @@ pub async fn create(
             return Ok(r);
         }
     }
+    check_blocklist(&mut tx, &target.host).await?;
     let row = store::insert(&mut tx, &new, state.config.code_length).await?;
     store::audit(
         &mut tx,
