@@ -77,11 +77,18 @@ struct Range {
     to: i64,
 }
 
+/// The requested range; without `from`, the last day for minute buckets, the
+/// last 7 days for hour buckets (and the summary), the last 30 for day buckets.
 fn range(q: &StatsQuery) -> ApiResult<Range> {
     let to =
         q.to.unwrap_or_else(OffsetDateTime::now_utc)
             .unix_timestamp();
-    let from = q.from.map_or(to - 7 * 86_400, |f| f.unix_timestamp());
+    let default_span = match q.bucket.as_deref() {
+        Some("minute") => 86_400,
+        Some("day") => 30 * 86_400,
+        _ => 7 * 86_400,
+    };
+    let from = q.from.map_or(to - default_span, |f| f.unix_timestamp());
     if from >= to {
         return Err(ApiError::invalid_field("from", "must be before to"));
     }

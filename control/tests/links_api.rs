@@ -524,3 +524,50 @@ async fn every_write_is_audited_and_has_an_outbox_row() {
         matches!(mid.change, snapshots::delta::LinkChange::Upsert { ref link } if link.seq == 2 && link.target == "https://a.com/")
     );
 }
+
+#[tokio::test]
+async fn expiry_and_patch_policy() {
+    let app = TestApp::start_with(|c| c.code_length = 10).await;
+    let b = app
+        .create(json!({ "target": "https://a.com", "expires_at": "2999-01-01T00:00:00Z" }))
+        .await;
+    assert_eq!(
+        b["code"].as_str().unwrap().len(),
+        10,
+        "configured code length"
+    );
+    assert_eq!(b["expires_at"], "2999-01-01T00:00:00Z");
+    let path = format!("/v1/links/{}", b["code"].as_str().unwrap());
+    // The blocklist and the loop rule apply to updates too.
+    app.req(Method::POST, "/v1/admin/blocklist", &app.admin_key)
+        .json(&json!({ "host": "bad.example" }))
+        .send()
+        .await
+        .unwrap();
+    for (target, status, code) in [
+        ("https://x.bad.example/", 422, "blocked_host"),
+        ("https://sho.rt/x", 400, "invalid_url"),
+    ] {
+        let (s, e) = status_json(
+            app.req(Method::PATCH, &path, &app.admin_key)
+                .json(&json!({ "target": target }))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((s, error_code(&e)), (status, code), "{target}");
+    }
+    // null clears the expiry.
+    let (s, b) = status_json(
+        app.req(Method::PATCH, &path, &app.admin_key)
+            .json(&json!({ "expires_at": null }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(b["expires_at"], serde_json::Value::Null);
+    assert_eq!(b["version"], 2, "refused updates changed nothing");
+}

@@ -235,6 +235,21 @@ async fn stats_refusals() {
         .await;
         assert_eq!((s, error_code(&b)), (400, "bad_request"), "{q}: {b}");
     }
+    // Every bucket works without a range (each has a default span).
+    for bucket in ["minute", "hour", "day"] {
+        let (s, b) = status_json(
+            app.req(
+                Method::GET,
+                &format!("/v1/links/abc/stats?bucket={bucket}"),
+                &app.admin_key,
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(s, 200, "{bucket}: {b}");
+    }
     let (s, _) = status_json(
         app.req(Method::GET, "/v1/links/nope/stats", &app.admin_key)
             .send()
