@@ -1,0 +1,215 @@
+//! The whole path of a click: a link made through control, followed on the
+//! engine, the click published to JetStream, enriched and stored by the
+//! analytics sidecar in ClickHouse, and counted by control's stats API.
+
+use e2e::{Proc, run};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+#[tokio::test]
+async fn a_followed_link_shows_up_in_its_stats() {
+    testkit::require_services().await.unwrap();
+    let pg = testkit::PgDatabase::create_with_prefix("e2e")
+        .await
+        .unwrap();
+    let ch = testkit::ClickHouseDatabase::create_with_prefix("e2e")
+        .await
+        .unwrap();
+    let nats = testkit::JetStreamScope::connect().await.unwrap();
+    let url = testkit::nats_url();
+    let (links_stream, links_subject) = (nats.stream_name("LINKS"), nats.subject("links.changes"));
+    let (clicks_stream, clicks_prefix) = (nats.stream_name("CLICKS"), nats.subject("clicks"));
+    let clicks_subjects = format!("{clicks_prefix}.>");
+    let dirs = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+
+    let _analytics = Proc::spawn(
+        "analytics",
+        &[
+            "run",
+            "--nats",
+            &url,
+            "--clickhouse",
+            ch.url(),
+            "--database",
+            ch.name(),
+            "--metrics",
+            "127.0.0.1:0",
+            "--stream",
+            &clicks_stream,
+            "--subjects",
+            &clicks_subjects,
+        ],
+    )
+    .await
+    .unwrap();
+    let engine = Proc::spawn(
+        "engine",
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--cores",
+            "1",
+            "--nats",
+            &url,
+            "--links-stream",
+            &links_stream,
+            "--links-subject",
+            &links_subject,
+            "--clicks-stream",
+            &clicks_stream,
+            "--clicks-subject-prefix",
+            &clicks_prefix,
+            "--node-id",
+            "e2e",
+            "--snapshot-dir",
+            dirs.0.path().to_str().unwrap(),
+            "--click-spool-dir",
+            dirs.2.path().to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
+    let control = Proc::spawn(
+        "control",
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            pg.url(),
+            "--nats",
+            &url,
+            "--links-stream",
+            &links_stream,
+            "--links-subject",
+            &links_subject,
+            "--clickhouse",
+            ch.url(),
+            "--clickhouse-database",
+            ch.name(),
+            "--short-base",
+            "https://sho.rt",
+            "--engine-admin",
+            &engine_admin,
+            "--snapshot-dir",
+            dirs.1.path().to_str().unwrap(),
+            "--reconcile-interval-secs",
+            "1",
+        ],
+    )
+    .await
+    .unwrap();
+    let key = run(
+        "control",
+        &[
+            "keys",
+            "create",
+            "--org",
+            "acme",
+            "--scopes",
+            "admin",
+            "--database-url",
+            pg.url(),
+        ],
+    )
+    .await
+    .unwrap()
+    .trim()
+    .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let api = format!("http://{}", control.listen());
+
+    let r = http
+        .post(format!("{api}/v1/links"))
+        .bearer_auth(&key)
+        .json(&json!({ "target": "https://example.com/clicked", "custom_alias": "clicked" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // Served once the engine has its snapshot and the change.
+    let follow = || {
+        http.get(format!("http://{}/clicked", engine.listen()))
+            .header("user-agent", BROWSER)
+            .header("referer", "https://news.example/story")
+            .send()
+    };
+    testkit::wait_for(
+        Duration::from_secs(15),
+        Duration::from_millis(10),
+        || async { follow().await.is_ok_and(|r| r.status() == 301) },
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        assert_eq!(follow().await.unwrap().status(), 301);
+    }
+    // Three redirects; they reach ClickHouse through NATS and the sidecar.
+    let stats_url = format!(
+        "{api}/v1/links/clicked/stats?bucket=day&dimensions=referrer,browser&include_bots=true"
+    );
+    let body = testkit::wait_for_ok(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let v: Value = http
+                .get(&stats_url)
+                .bearer_auth(&key)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            if v["totals"]["clicks"] == 3 {
+                Ok(v)
+            } else {
+                Err(format!("not yet: {v}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(body["totals"]["unique_visitors"], 1, "{body}");
+    assert_eq!(
+        body["dimensions"]["referrer"][0]["value"], "news.example",
+        "{body}"
+    );
+    // The summary agrees, and the CSV export carries the same total.
+    let summary: Value = http
+        .get(format!("{api}/v1/stats/summary?include_bots=true"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary["links"],
+        json!([{ "code": "clicked", "clicks": 3, "unique_visitors": 1 }])
+    );
+    let csv = http
+        .get(format!("{stats_url}&format=csv"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("\ntotal,,3,1\n"), "{csv}");
+}
