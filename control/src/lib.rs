@@ -13,7 +13,8 @@
 //! numbers are handed out at `nextval`, and a reader that sees seq 8 committed
 //! could still later see seq 7 commit, which a relay or a snapshot would skip
 //! forever. The price is that link writes commit one at a time, which a
-//! control plane's write rate affords (see README for the measured rate).
+//! control plane's write rate affords; the cost shows up as
+//! head-of-line waiting when one commit's WAL flush is slow (README, "Measured").
 //!
 //! **Engines converge through two paths.** The [`relay`] publishes outbox rows
 //! in order to JetStream (`LINKS` / `links.changes`); engines apply every

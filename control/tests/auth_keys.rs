@@ -270,3 +270,32 @@ async fn expired_keys_are_refused() {
     .await;
     assert_eq!(s, 401);
 }
+
+#[tokio::test]
+async fn last_use_is_recorded() {
+    let app = TestApp::start().await;
+    let key = app.key("acme", &["links:read"]).await;
+    let last_used = || async {
+        sqlx::query_scalar::<_, Option<time::OffsetDateTime>>(
+            "SELECT last_used_at FROM api_keys WHERE prefix = $1",
+        )
+        .bind(&key[..11])
+        .fetch_one(&app.running.state.db)
+        .await
+        .unwrap()
+    };
+    assert_eq!(last_used().await, None);
+    let r = app
+        .req(Method::GET, "/v1/links", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    testkit::wait_for(
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(10),
+        || async { last_used().await.is_some() },
+    )
+    .await
+    .unwrap();
+}

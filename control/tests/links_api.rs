@@ -571,3 +571,44 @@ async fn expiry_and_patch_policy() {
     assert_eq!(b["expires_at"], serde_json::Value::Null);
     assert_eq!(b["version"], 2, "refused updates changed nothing");
 }
+
+#[tokio::test]
+async fn admin_disable_takes_effect_and_is_streamed() {
+    let app = TestApp::start().await;
+    let b = app.create(json!({ "target": "https://a.com" })).await;
+    let code = b["code"].as_str().unwrap();
+    let (s, d) = status_json(
+        app.req(
+            Method::POST,
+            &format!("/v1/admin/links/{code}/disable"),
+            &app.admin_key,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(d["disabled"], true);
+    let delta: Vec<u8> =
+        sqlx::query_scalar("SELECT delta FROM link_outbox ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&app.running.state.db)
+            .await
+            .unwrap();
+    match snapshots::delta::LinkDelta::decode(&delta).unwrap().change {
+        snapshots::delta::LinkChange::Upsert { link } => assert!(link.disabled),
+        other => panic!("{other:?}"),
+    }
+    let (s, _) = status_json(
+        app.req(
+            Method::POST,
+            "/v1/admin/links/nosuch/disable",
+            &app.admin_key,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 404);
+}

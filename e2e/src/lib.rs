@@ -5,6 +5,7 @@
 //! Binaries are taken from the cargo target directory next to the test
 //! executable (`target/debug/` when the test runs from `target/debug/deps/`);
 //! the test script builds every binary first (`cargo build --workspace`).
+//! `E2E_BIN_DIR` points elsewhere, e.g. at release builds for measurements.
 //! Each child prints one JSON readiness line on stdout
 //! (`{"event":"ready","listen":...}`); [`Proc::spawn`] waits for it, so tests
 //! bind port 0 and never sleep. Children are killed when dropped; their stderr
@@ -17,8 +18,16 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// The path of a workspace binary built next to this test executable.
+/// The path of a workspace binary built next to this test executable, or in
+/// `E2E_BIN_DIR` when set (e.g. `target/release` for measurements).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = std::env::var("E2E_BIN_DIR") {
+        let path = PathBuf::from(dir).join(name);
+        if !path.exists() {
+            bail!("{} does not exist (E2E_BIN_DIR)", path.display());
+        }
+        return Ok(path);
+    }
     let exe = std::env::current_exe()?;
     let mut dir = exe.parent().context("test executable has no directory")?;
     if dir.ends_with("deps") {
