@@ -45,10 +45,10 @@ async fn main() -> anyhow::Result<()> {
         nats: nats.url().to_owned(),
         clickhouse: ch.url().to_owned(),
         database: ch.name().to_owned(),
-        geoip: Some(
+        geoip: vec![
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb"),
-        ),
+        ],
         metrics: "127.0.0.1:0".parse()?,
         stream: nats.stream_name("CLICKS"),
         subjects: nats.subject("clicks.>"),

@@ -22,9 +22,11 @@ pub struct Config {
     pub clickhouse_password: Option<String>,
     /// ClickHouse database the sidecar owns (created on start). Default `analytics`.
     pub database: String,
-    /// MaxMind-format database for country and city (GeoIP2/GeoLite2 City or
-    /// Country, or DB-IP's lite files). `None`: country and city stay empty.
-    pub geoip: Option<PathBuf>,
+    /// MaxMind-format databases for country and city (GeoIP2/GeoLite2 City or
+    /// Country, or DB-IP's lite files), asked in order until one knows the
+    /// address (DB-IP lite comes as separate IPv4 and IPv6 files). Empty
+    /// (the default): country and city stay empty.
+    pub geoip: Vec<PathBuf>,
     /// Address of the Prometheus `/metrics` endpoint. Default `127.0.0.1:9100`;
     /// port 0 picks a free port (printed in the readiness line).
     pub metrics: SocketAddr,
@@ -58,7 +60,7 @@ impl Default for Config {
             clickhouse_user: None,
             clickhouse_password: None,
             database: "analytics".into(),
-            geoip: None,
+            geoip: Vec::new(),
             metrics: SocketAddr::from(([127, 0, 0, 1], 9100)),
             stream: snapshots::streams::CLICKS_STREAM.into(),
             subjects: snapshots::streams::CLICKS_SUBJECTS.into(),
@@ -162,9 +164,7 @@ impl Config {
         if self.ua_cache_size == 0 {
             return invalid("ua_cache_size", "must be at least 1");
         }
-        if let Some(path) = &self.geoip
-            && !path.is_file()
-        {
+        if let Some(path) = self.geoip.iter().find(|p| !p.is_file()) {
             return invalid(
                 "geoip",
                 &format!("{} is not a readable file", path.display()),
@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(c.subjects, "clicks.>");
         assert_eq!(c.consumer, "analytics");
         assert_eq!(c.ack_wait(), Duration::from_secs(30));
-        assert!(c.geoip.is_none());
+        assert!(c.geoip.is_empty());
         c.validate().unwrap();
         // An empty file means the defaults.
         assert_eq!(toml::from_str::<Config>("").unwrap(), c);
@@ -236,7 +236,7 @@ mod tests {
         assert_eq!(bad(|c| c.clickhouse = "tcp://x:9000".into()), "clickhouse");
         assert_eq!(bad(|c| c.stream = "a.b".into()), "stream");
         assert_eq!(bad(|c| c.consumer = "".into()), "consumer");
-        assert_eq!(bad(|c| c.geoip = Some("/nonexistent.mmdb".into())), "geoip");
+        assert_eq!(bad(|c| c.geoip = vec!["/nonexistent.mmdb".into()]), "geoip");
         assert_eq!(bad(|c| c.ack_wait_secs = 0), "ack_wait_secs");
     }
 }

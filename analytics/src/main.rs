@@ -39,9 +39,10 @@ struct RunArgs {
     /// ClickHouse database owned by the sidecar [default: analytics]
     #[arg(long)]
     database: Option<String>,
-    /// MaxMind-format .mmdb file for country and city (GeoIP2/GeoLite2, DB-IP lite)
+    /// MaxMind-format .mmdb file for country and city (GeoIP2/GeoLite2, DB-IP
+    /// lite); repeat for several (asked in order, e.g. IPv4 and IPv6 files)
     #[arg(long)]
-    geoip: Option<PathBuf>,
+    geoip: Vec<PathBuf>,
     /// Prometheus metrics address; port 0 picks one [default: 127.0.0.1:9100]
     #[arg(long)]
     metrics: Option<SocketAddr>,
@@ -78,8 +79,8 @@ impl RunArgs {
             consumer,
             ack_wait_secs
         );
-        if let Some(g) = self.geoip {
-            c.geoip = Some(g);
+        if !self.geoip.is_empty() {
+            c.geoip = self.geoip;
         }
         c.validate()?;
         Ok(c)

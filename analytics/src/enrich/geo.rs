@@ -12,17 +12,18 @@ use std::path::Path;
 use maxminddb::Reader;
 use serde::Deserialize;
 
-/// An open database. Lookups take the full address, in memory only: the
-/// test databases (and real ones) hold networks smaller than a /24, so
-/// looking up the truncated address would give wrong answers.
+/// One or more open databases, asked in order. Lookups take the full
+/// address, in memory only: the test databases (and real ones) hold networks
+/// smaller than a /24, so looking up the truncated address would give wrong
+/// answers.
 pub struct GeoIp {
-    reader: Reader<Vec<u8>>,
+    readers: Vec<Reader<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for GeoIp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GeoIp")
-            .field("database_type", &self.reader.metadata().database_type)
+            .field("database_types", &self.database_types())
             .finish()
     }
 }
@@ -37,24 +38,38 @@ pub struct Place {
 impl GeoIp {
     /// Opens a `.mmdb` file (read into memory once).
     pub fn open(path: &Path) -> Result<GeoIp, maxminddb::MaxMindDbError> {
-        Ok(GeoIp {
-            reader: Reader::open_readfile(path)?,
-        })
+        GeoIp::open_all(&[path])
     }
 
-    /// The database's own type name, e.g. `GeoIP2-City`.
-    pub fn database_type(&self) -> &str {
-        &self.reader.metadata().database_type
+    /// Opens several files, asked in this order.
+    pub fn open_all<P: AsRef<Path>>(paths: &[P]) -> Result<GeoIp, maxminddb::MaxMindDbError> {
+        let readers = paths
+            .iter()
+            .map(Reader::open_readfile)
+            .collect::<Result<_, _>>()?;
+        Ok(GeoIp { readers })
     }
 
-    /// Looks an address up; unknown addresses and unreadable records give an
-    /// empty place (enrichment never fails a click).
+    /// The databases' own type names, e.g. `GeoIP2-City`.
+    pub fn database_types(&self) -> Vec<&str> {
+        self.readers
+            .iter()
+            .map(|r| r.metadata().database_type.as_str())
+            .collect()
+    }
+
+    /// Looks an address up in each database until one has a record; unknown
+    /// addresses and unreadable records give an empty place (enrichment never
+    /// fails a click).
     pub fn lookup(&self, ip: IpAddr) -> Place {
-        let record = match self.reader.lookup(ip) {
-            Ok(result) => result.decode::<Record>().ok().flatten(),
-            Err(_) => None,
-        };
-        record.map(Record::into_place).unwrap_or_default()
+        self.readers
+            .iter()
+            .find_map(|reader| match reader.lookup(ip) {
+                Ok(result) if result.has_data() => result.decode::<Record>().ok().flatten(),
+                _ => None,
+            })
+            .map(Record::into_place)
+            .unwrap_or_default()
     }
 }
 
@@ -125,7 +140,7 @@ mod tests {
     #[test]
     fn maxmind_city_test_database() {
         let db = fixture("GeoIP2-City-Test.mmdb");
-        assert_eq!(db.database_type(), "GeoIP2-City");
+        assert_eq!(db.database_types(), ["GeoIP2-City"]);
         let place = db.lookup("81.2.69.142".parse().unwrap());
         assert_eq!(place.country, "GB");
         assert_eq!(place.city, "London");
@@ -139,6 +154,31 @@ mod tests {
         let place = db.lookup("81.2.69.160".parse().unwrap());
         assert_eq!(place.country, "GB");
         assert_eq!(place.city, "");
+    }
+
+    #[test]
+    fn several_databases_are_asked_in_order() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geoip");
+        let db = GeoIp::open_all(&[
+            dir.join("GeoIP2-Country-Test.mmdb"),
+            dir.join("GeoIP2-City-Test.mmdb"),
+        ])
+        .unwrap();
+        // The country database knows the address first: no city.
+        assert_eq!(db.lookup("81.2.69.160".parse().unwrap()).city, "");
+        let db = GeoIp::open_all(&[
+            dir.join("GeoIP2-City-Test.mmdb"),
+            dir.join("GeoIP2-Country-Test.mmdb"),
+        ])
+        .unwrap();
+        assert_eq!(db.lookup("81.2.69.160".parse().unwrap()).city, "London");
+        // Unknown to the first, known to the second.
+        let db = GeoIp::open_all(&[
+            dir.join("GeoIP2-City-Test.mmdb"),
+            dir.join("GeoLite2-City-Test.mmdb"),
+        ])
+        .unwrap();
+        assert_eq!(db.lookup("10.0.0.1".parse().unwrap()), Place::default());
     }
 
     #[test]
