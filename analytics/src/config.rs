@@ -213,6 +213,12 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_the_defaults() {
+        let c: Config = toml::from_str(include_str!("../analytics.example.toml")).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
     fn file_fields_override_and_unknown_fields_are_refused() {
         let c: Config = toml::from_str("database = \"stats\"\nmetrics = \"127.0.0.1:0\"").unwrap();
         assert_eq!(c.database, "stats");

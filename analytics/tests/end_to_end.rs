@@ -119,11 +119,12 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         n
     );
 
-    let m = sidecar.metrics().await;
-    assert_eq!(m["analytics_rows_inserted_total"], n as f64);
+    // Acks are counted last, so once they are all counted the rest is final.
     sidecar
         .expect_metric("analytics_batches_acked_total", f64::from(batches))
         .await;
+    let m = sidecar.metrics().await;
+    assert_eq!(m["analytics_rows_inserted_total"], n as f64);
     assert_eq!(m["analytics_batches_parked_total"], 0.0);
     assert!(m["analytics_enrich_cache_hit_ratio"] > 0.9, "{m:?}");
     assert!(m["analytics_insert_seconds_count"] >= 1.0);

@@ -33,10 +33,10 @@ async fn the_same_batch_under_other_message_ids_counts_once() {
     env.publish("node-b", "c", c).await;
     env.settle_exactly(&sidecar, 260).await;
 
-    let m = sidecar.metrics().await;
     sidecar
         .expect_metric("analytics_batches_acked_total", 5.0)
         .await;
+    let m = sidecar.metrics().await;
     assert_eq!(m["analytics_duplicates_skipped_total"], 400.0);
     assert_eq!(m["analytics_rows_inserted_total"], 260.0);
     assert_eq!(
