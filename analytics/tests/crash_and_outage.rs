@@ -1,19 +1,17 @@
 //! The sidecar killed mid-run, and ClickHouse unreachable for a while: every
 //! event is stored exactly once in the end.
 //!
-//! ClickHouse is shared with other tests, so it is never stopped: the sidecar
-//! reaches it through a TCP proxy owned by the test, and the proxy is what
-//! goes down.
+//! ClickHouse and NATS are shared with other tests, so they are never
+//! stopped: the sidecar reaches them through a TCP proxy owned by the test,
+//! and the proxy is what goes down.
 
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::proxy::Proxy;
 use common::*;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_run_then_restart_counts_exactly_n() {
@@ -57,54 +55,6 @@ async fn sigkill_mid_run_then_restart_counts_exactly_n() {
     env.settle_exactly(&second, n).await;
 }
 
-/// A TCP proxy that can be switched off (listener closed, connections cut)
-/// and on again at the same address.
-struct Proxy {
-    addr: SocketAddr,
-    upstream: SocketAddr,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = Proxy {
-            addr: listener.local_addr().unwrap(),
-            upstream,
-            tasks: Arc::default(),
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn serve(&self, listener: TcpListener) {
-        let tasks = self.tasks.clone();
-        let upstream = self.upstream;
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                tasks.lock().unwrap().push(conn);
-            }
-        });
-        self.tasks.lock().unwrap().push(accept);
-    }
-
-    fn stop(&self) {
-        for t in self.tasks.lock().unwrap().drain(..) {
-            t.abort();
-        }
-    }
-
-    async fn restart(&self) {
-        let listener = TcpListener::bind(self.addr).await.unwrap();
-        self.serve(listener);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_unreachable_then_back_loses_and_duplicates_nothing() {
     let env = Env::new().await;
@@ -121,7 +71,7 @@ async fn clickhouse_unreachable_then_back_loses_and_duplicates_nothing() {
         .await;
     env.settle_exactly(&sidecar, 100).await;
 
-    proxy.stop();
+    proxy.stop().await;
     env.publish("node-a", "during-1", batch("node-a", 2, 100))
         .await;
     env.publish("node-a", "during-2", batch("node-a", 3, 100))
@@ -144,4 +94,51 @@ async fn clickhouse_unreachable_then_back_loses_and_duplicates_nothing() {
     sidecar
         .expect_metric("analytics_batches_acked_total", 3.0)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_unreachable_then_back_every_batch_arrives_once() {
+    let env = Env::new().await;
+    let upstream: SocketAddr = env
+        .nats
+        .url()
+        .trim_start_matches("nats://")
+        .parse()
+        .expect("TEST_NATS_URL as nats://ip:port");
+    let proxy = Proxy::start(upstream).await;
+    let mut args = env.sidecar_args(env.ch.url());
+    let nats_at = args.iter().position(|a| a == "--nats").unwrap() + 1;
+    args[nats_at] = format!("nats://{}", proxy.addr);
+    let sidecar = Sidecar::start(&args, &[]);
+
+    env.publish("node-a", "before", batch("node-a", 1, 100))
+        .await;
+    env.settle_exactly(&sidecar, 100).await;
+
+    // The sidecar loses NATS; engines keep publishing (straight to NATS).
+    proxy.stop().await;
+    for seed in 2..6 {
+        env.publish(
+            "node-a",
+            &format!("during-{seed}"),
+            batch("node-a", seed, 100),
+        )
+        .await;
+    }
+    // All four wait on the stream while the sidecar is cut off.
+    testkit::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async {
+            env.consumer_info()
+                .await
+                .is_some_and(|i| i.num_pending == 4)
+        },
+    )
+    .await
+    .expect("four batches pending");
+    assert_eq!(env.rows().await, 100);
+
+    proxy.restart().await;
+    env.settle_exactly(&sidecar, 500).await;
 }

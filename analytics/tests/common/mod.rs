@@ -3,6 +3,8 @@
 //! child process, and metric scraping.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::net::{IpAddr, SocketAddr};
@@ -110,6 +112,17 @@ impl Env {
             .create_stream(analytics::nats::stream_config(&config))
             .await
             .unwrap();
+    }
+
+    /// The sidecar's consumer as NATS sees it now (`None` before it exists).
+    pub async fn consumer_info(&self) -> Option<async_nats::jetstream::consumer::Info> {
+        let consumer: async_nats::jetstream::consumer::PullConsumer = self
+            .nats
+            .jetstream()
+            .get_consumer_from_stream(&self.consumer, &self.stream)
+            .await
+            .ok()?;
+        consumer.get_info().await.ok()
     }
 
     /// A single number from ClickHouse.
