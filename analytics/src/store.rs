@@ -12,6 +12,9 @@ use crate::schema;
 /// Ids per deduplication lookup. Each id is a few AST nodes and ~45 bytes of
 /// SQL; ClickHouse refuses queries over 50,000 AST elements by default.
 const LOOKUP_CHUNK: usize = 5_000;
+/// Above this many distinct codes a lookup leaves the `code IN` condition
+/// out (it would only add AST elements; the time range still bounds it).
+const MAX_LOOKUP_CODES: usize = 5_000;
 /// A lookup's text is up to ~250 KB, about the server's 256 KiB default.
 const MAX_QUERY_SIZE: &str = "4194304";
 
@@ -177,16 +180,20 @@ fn lookup_sql<'a>(
         Key::Batch => "batch_id",
         Key::Event => "event_id",
     };
-    let mut sql = format!("SELECT DISTINCT {column} AS id FROM {database}.clicks WHERE code IN (");
-    for (i, code) in codes.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
+    let mut sql = format!("SELECT DISTINCT {column} AS id FROM {database}.clicks WHERE ");
+    if codes.len() <= MAX_LOOKUP_CODES {
+        sql.push_str("code IN (");
+        for (i, code) in codes.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            push_string_literal(&mut sql, code);
         }
-        push_string_literal(&mut sql, code);
+        sql.push_str(") AND ");
     }
     let _ = write!(
         sql,
-        ") AND ts >= toDateTime({min_ts}) AND ts <= toDateTime({max_ts}) AND {column} IN ("
+        "ts >= toDateTime({min_ts}) AND ts <= toDateTime({max_ts}) AND {column} IN ("
     );
     for (i, id) in ids.iter().enumerate() {
         if i > 0 {
