@@ -182,9 +182,24 @@ mod tests {
     }
 
     #[test]
-    fn flat_dbip_shape() {
-        // The same serde shape the mmdb decoder feeds; JSON stands in for a
-        // flat-schema .mmdb file, which no small licensed fixture exists for.
+    fn flat_dbip_shape_database() {
+        let db = fixture("flat-city-test.mmdb");
+        let berlin = db.lookup("192.0.2.77".parse().unwrap());
+        assert_eq!(
+            (berlin.country.as_str(), berlin.city.as_str()),
+            ("DE", "Berlin")
+        );
+        let tokyo = db.lookup("2001:db8:1::5".parse().unwrap());
+        assert_eq!(
+            (tokyo.country.as_str(), tokyo.city.as_str()),
+            ("JP", "Tokyo")
+        );
+        let france = db.lookup("198.51.100.1".parse().unwrap());
+        assert_eq!((france.country.as_str(), france.city.as_str()), ("FR", ""));
+    }
+
+    #[test]
+    fn both_shapes_from_any_serde_source() {
         let r: Record =
             serde_json::from_str(r#"{"country_code":"DE","city":"Berlin","state1":"Berlin"}"#)
                 .unwrap();
