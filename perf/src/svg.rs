@@ -129,3 +129,39 @@ fn panel(s: &mut String, x0: f64, title: &str, groups: &[Vec<(String, f64, Vec<f
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_a_bar_and_dots_per_server() {
+        let rows = vec![
+            Row {
+                server: "nginx".into(),
+                rps: 100.0,
+                rps_all: vec![90.0, 100.0, 110.0],
+                open_p50: Some(50.0),
+                open_p99: Some(200.0),
+                open_p50_all: vec![50.0],
+                open_p99_all: vec![200.0],
+                ..Row::default()
+            },
+            Row {
+                server: "engine".into(),
+                rps: 300.0,
+                rps_all: vec![300.0],
+                ..Row::default()
+            },
+        ];
+        let svg = plot(&rows);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // Each server is labelled under both panels.
+        assert_eq!(svg.matches(">nginx</text>").count(), 2);
+        assert_eq!(svg.matches(">engine</text>").count(), 2);
+        // Bars: 2 throughput + 2 servers x (p50, p99).
+        assert_eq!(svg.matches("<rect x=").count(), 6);
+        // Dots: one per round: 3 + 1 throughput, 1 + 1 latency (engine has none).
+        assert_eq!(svg.matches("<circle").count(), 6);
+    }
+}
