@@ -10,6 +10,12 @@
 //! (`{"event":"ready","listen":...}`); [`Proc::spawn`] waits for it, so tests
 //! bind port 0 and never sleep. Children are killed when dropped; their stderr
 //! goes to a log file whose path is printed, for post-mortems.
+//!
+//! Modules: this file (spawning binaries), [`clicks`] (the click pipeline:
+//! engine + analytics sidecar + a private nats-server, and a request plan
+//! whose every request has a known expected ClickHouse row).
+
+pub mod clicks;
 
 use anyhow::{Context as _, bail};
 use std::path::PathBuf;
