@@ -17,7 +17,7 @@ use snapshots::click::{ClickBatchWriter, ClickEvent};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
-/// What Chrome sends for a typed short link (about 600 bytes).
+/// What Chrome sends for a short link clicked in a web mail (708 bytes, 15 headers).
 const BROWSER: &[u8] = b"GET /aZ3kP9q HTTP/1.1\r\n\
 Host: sho.rt\r\n\
 Connection: keep-alive\r\n\
