@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Engine vs nginx (map + return 301, one worker, access_log off) serving the
 # same links, one server core each (CPU 0), wrk on the other core (CPU 1),
-# in the same run. Release build. Usage:
+# in the same run. Release build. Also prints the CPU time per request of
+# each server process (perf stat task-clock; this VM has no hardware
+# counters), which other load skews less than throughput. Usage:
 #   engine/bench/vs-nginx.sh [LINKS=1000000] [CONNECTIONS=64] [SECONDS=10]
 set -euo pipefail
 N=${1:-1000000}; CONNS=${2:-64}; SECS=${3:-10}
@@ -9,7 +11,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=$(mktemp -d /tmp/engine-vs-nginx.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 cd "$ROOT"
-cargo build --release -q -p engine -p snapshots
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p engine -p snapshots
 
 # Links, minus codes that collide case-insensitively (nginx map keys are
 # case-insensitive), so both servers serve exactly the same table.
@@ -60,13 +62,20 @@ http {
 }
 CONF
 
-run_wrk() { # name url
+run_wrk() { # name url pid
+  perf stat -x, -e task-clock -p "$3" -o "$WORK/$1.perf" -- sleep "$SECS" 2>/dev/null &
+  local perf_pid=$!
   PATHS="$WORK/paths.txt" taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/paths.lua" "$2" > "$WORK/$1.wrk"
-  local rps p50 p99
+  wait "$perf_pid" || true
+  local rps p50 p99 total cpu_ms
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$1.wrk")
   p50=$(awk '$1=="50%" {print $2}' "$WORK/$1.wrk")
   p99=$(awk '$1=="99%" {print $2}' "$WORK/$1.wrk")
-  printf '%-8s %12s req/s   p50 %8s   p99 %8s   %s\n' "$1" "$rps" "$p50" "$p99" "$(grep -E 'Non-2xx|Socket errors' "$WORK/$1.wrk" | tr -s ' ' | tr '\n' ' ')"
+  total=$(awk '/requests in/ {print $1}' "$WORK/$1.wrk")
+  cpu_ms=$(awk -F, '/task-clock/ {print int($1)}' "$WORK/$1.perf")
+  printf '%-7s %9s req/s  p50 %8s  p99 %8s  server CPU %5s us/req  %s\n' "$1" "$rps" "$p50" "$p99" \
+    "$(awk -v ms="${cpu_ms:-0}" -v n="${total:-1}" 'BEGIN {printf "%.1f", ms * 1000 / n}')" \
+    "$(grep -E 'Non-2xx|Socket errors' "$WORK/$1.wrk" | tr -s ' ' | tr '\n' ' ')"
 }
 
 taskset -c 0 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
@@ -82,7 +91,9 @@ P=$(sed -n 7p "$WORK/paths.txt")
   "$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:18081$P")" ] || { echo "servers disagree on $P"; exit 1; }
 
 echo "$(nproc) CPUs, $(uname -r), $CONNS connections, ${SECS}s each, wrk on CPU 1, servers on CPU 0"
+ENGINE_PID=$(pgrep -f "engine serve --snapshot $WORK/links.snap" | head -1)
+NGINX_PID=$(pgrep -P "$(cat "$WORK/nginx/nginx.pid")" | head -1)
 for round in 1 2; do
-  run_wrk engine http://127.0.0.1:18080
-  run_wrk nginx http://127.0.0.1:18081
+  run_wrk engine http://127.0.0.1:18080 "$ENGINE_PID"
+  run_wrk nginx http://127.0.0.1:18081 "$NGINX_PID"
 done

@@ -7,21 +7,23 @@
 //! request costs a parse, a lookup, some `extend_from_slice` calls and its
 //! share of one `write`: no allocation, no lock.
 //!
-//! Timeouts: while a request is incomplete, the remaining time before its
-//! header deadline (set when its first byte arrived) is the read timeout, so
-//! a client trickling bytes is cut off with 408; between requests the idle
-//! timeout applies and the connection is closed silently.
+//! Timeouts: while a request is incomplete, its header deadline (set when its
+//! first byte arrived) applies, so a client trickling bytes is cut off with
+//! 408; between requests the idle timeout applies and the connection is
+//! closed silently. Deadlines are enforced by the core's sweeper
+//! ([`super::timers`]), not by a timer per read.
 
 use super::Core;
 use super::state::Lookup;
+use super::timers::Deadline;
 use crate::clicks::Capture;
 use crate::clicks::client_ip::client_ip;
 use crate::http::request::{self, Body, Method, Parse, Reject, Request};
 use crate::http::response::{Canned, Persist, status_index};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -61,6 +63,35 @@ impl Drop for Tracker<'_> {
     }
 }
 
+/// The connection's deadline, unregistered before the socket closes.
+struct Registered<'a> {
+    core: &'a Core,
+    deadline: Rc<Deadline>,
+}
+
+impl<'a> Registered<'a> {
+    fn new(core: &'a Core, fd: std::os::fd::RawFd) -> Self {
+        Registered {
+            core,
+            deadline: core.sweeper.register(fd),
+        }
+    }
+}
+
+impl std::ops::Deref for Registered<'_> {
+    type Target = Deadline;
+
+    fn deref(&self) -> &Deadline {
+        &self.deadline
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.core.sweeper.unregister(&self.deadline);
+    }
+}
+
 pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
     let core = &*core;
     let mut tracker = Tracker::new(core);
@@ -71,6 +102,8 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
     // Body bytes of the last request still to be skipped.
     let mut discard = 0u64;
     let mut deadline: Option<Instant> = None;
+    let mut last_activity = Instant::now();
+    let timer = Registered::new(core, stream.as_raw_fd());
     // Only click records need the peer (one system call per connection).
     let peer = match core.clicks.borrow().is_some() {
         true => stream.peer_addr().map_or(UNSPECIFIED, |a| a.ip()),
@@ -82,17 +115,13 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
         if !pending && core.draining.get() {
             return;
         }
-        let timeout = match deadline {
-            Some(at) if pending => at
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1)),
-            _ => core.idle_timeout,
-        };
-        let _ = stream.set_read_timeout(Some(timeout));
+        timer.set(match deadline {
+            Some(at) if pending => at,
+            _ => last_activity + core.idle_timeout,
+        });
         let n = match stream.read(&mut buf[filled..]).await {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::TimedOut && pending => {
+            Ok(n) if n > 0 => n,
+            _ if timer.fired() && pending => {
                 // Too slow: tell the client why, then hang up.
                 core.metrics.header_timeouts.inc();
                 out.clear();
@@ -103,9 +132,10 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
                 let _ = stream.write_all(&out).await;
                 return;
             }
-            Err(_) => return,
+            _ => return,
         };
         let arrived = Instant::now();
+        last_activity = arrived;
         if !pending {
             deadline = Some(arrived + core.header_timeout);
         }

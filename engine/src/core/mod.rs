@@ -10,6 +10,7 @@
 
 pub mod conn;
 pub mod state;
+pub mod timers;
 
 use crate::clicks::ClickBuffer;
 use crate::clicks::client_ip::Cidr;
@@ -61,6 +62,8 @@ pub struct Core {
     pub clicks: RefCell<Option<ClickBuffer>>,
     /// Peers whose forwarding headers name the client.
     pub proxies: Vec<Cidr>,
+    /// Every connection's deadline.
+    pub sweeper: timers::Sweeper,
 }
 
 impl Core {
@@ -106,6 +109,7 @@ impl Core {
             clicks: RefCell::new(clicks),
             // Checked by Config::validate before any core starts.
             proxies: config.proxies().unwrap_or_default(),
+            sweeper: timers::Sweeper::default(),
         }
     }
 
@@ -267,8 +271,13 @@ async fn accept_loop(listener: TcpListener, core: Rc<Core>, max_connections: usi
 /// Ticks until shutdown: the `Date` header and the command channel.
 async fn clock(core: &Core, commands: &Receiver<Command>) {
     let mut last = core.now_secs.get();
+    let mut ticks = 0u32;
     loop {
         glommio::timer::sleep(TICK).await;
+        ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(timers::SWEEP_EVERY) {
+            core.sweeper.sweep(Instant::now());
+        }
         let now_ms = unix_ms();
         if let Some(clicks) = core.clicks.borrow_mut().as_mut() {
             clicks.tick(now_ms);
