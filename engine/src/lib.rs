@@ -27,7 +27,8 @@
 //! - [`config`]: the settings, their defaults, their checks.
 //! - [`server`]: start-up (CPU choice, executor checks, readiness line) and shutdown.
 //! - [`core`]: executors, accept loop, per-core clock; [`core::conn`] serves a
-//!   connection; [`core::state`] is the lookup.
+//!   connection; [`core::state`] is the lookup; [`core::timers`] enforces
+//!   header and idle deadlines.
 //! - [`http`]: request parsing, response writing, the `Date` header.
 //! - [`metrics`]: per-core single-writer counters.
 //! - [`shared`], [`control`], [`admin`], [`loader`], [`links`]: the control side.
