@@ -207,8 +207,20 @@ impl Names {
 }
 
 /// Starts `engine serve` on one core with click capture into `names`,
-/// trusting 127.0.0.0/8 as a proxy; batches age out after 20 ms.
+/// trusting 127.0.0.0/8 as a proxy; batches age out after 20 ms (tests do
+/// not wait for the 100 ms default).
 pub async fn start_engine(names: &Names, snapshot: &Path, spool: &Path) -> anyhow::Result<Proc> {
+    start_engine_with_age(names, snapshot, spool, 20).await
+}
+
+/// [`start_engine`] with the batch age limit `batch_age_ms`.
+pub async fn start_engine_with_age(
+    names: &Names,
+    snapshot: &Path,
+    spool: &Path,
+    batch_age_ms: u64,
+) -> anyhow::Result<Proc> {
+    let age = batch_age_ms.to_string();
     Proc::spawn(
         "engine",
         &[
@@ -236,7 +248,7 @@ pub async fn start_engine(names: &Names, snapshot: &Path, spool: &Path) -> anyho
             "--trusted-proxy",
             "127.0.0.0/8",
             "--click-batch-age-ms",
-            "20",
+            &age,
             "--click-spool-dir",
             path_str(spool)?,
         ],
