@@ -8,6 +8,7 @@
 #        SERVER_CPU=0  CLIENT_CPU=1  SERVERS="nginx engine hyper"
 #        WRK=1 (also run perf/wrk-vs-perf.sh against nginx)  SKIP_BUILD=1
 #        WORK=/tmp/perf-harness-N (inputs: links.csv, snapshot, nginx map)
+#        DIST=uniform (or zipf, zipf:S)  UNKNOWN=0 (share of unknown codes, 404)
 # Output: perf/results/<UTC date-time>/ with machine.txt, commands.txt,
 #         runs/*.json (client) + runs/*.perfstat (server), summary.md, plot.svg.
 set -euo pipefail
@@ -15,13 +16,16 @@ N=${1:-1000000}
 ROUNDS=${ROUNDS:-3} SECS=${SECS:-5} CONNS=${CONNS:-64} RATE=${RATE:-10000}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1}
 SERVERS=${SERVERS:-"nginx engine hyper"}
+DIST=${DIST:-uniform} UNKNOWN=${UNKNOWN:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-/tmp/perf-harness-$N}
-OUT=$ROOT/perf/results/$(date -u +%Y-%m-%dT%H-%M)
+SUFFIX=
+[[ $DIST != uniform || $UNKNOWN != 0 ]] && SUFFIX="-${DIST//:/_}-unknown$UNKNOWN"
+OUT=$ROOT/perf/results/$(date -u +%Y-%m-%dT%H-%M)$SUFFIX
 BIN=$ROOT/target/release
 mkdir -p "$WORK" "$OUT/runs"
 log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" >&2; }
-echo "perf/run.sh $*  (N=$N ROUNDS=$ROUNDS SECS=$SECS CONNS=$CONNS RATE=$RATE SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU SERVERS=\"$SERVERS\")" > "$OUT/commands.txt"
+echo "perf/run.sh $*  (N=$N ROUNDS=$ROUNDS SECS=$SECS CONNS=$CONNS RATE=$RATE SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU SERVERS=\"$SERVERS\" DIST=$DIST UNKNOWN=$UNKNOWN)" > "$OUT/commands.txt"
 cmd() { echo "$*" >> "$OUT/commands.txt"; "$@"; }
 
 # --- 1. release binaries (measurement needs them) ---
@@ -112,7 +116,7 @@ run() {
   local s=$1 mode=$2 r=$3; shift 3
   local base=$OUT/runs/$s-$mode-$r
   local c=("$BIN/perf" load -u "${ADDR[$s]}" -k "$WORK/codes.txt" -c "$CONNS" -t 1 --pin "$CLIENT_CPU"
-           -d "$SECS" --warmup 1 --json "$base.json" "$@")
+           -d "$SECS" --warmup 1 --distribution "$DIST" --unknown "$UNKNOWN" --json "$base.json" "$@")
   [[ $r == 1 ]] && echo "${c[*]}" >> "$OUT/commands.txt"
   "${c[@]}" > "$base.txt" 2>&1 &
   local client=$!
