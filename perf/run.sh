@@ -54,7 +54,7 @@ if perf stat -e instructions,cycles true 2>&1 | grep -q "not supported"; then HW
   echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "git: $(cd "$ROOT" && git rev-parse --short HEAD)"
   echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
-  echo "links: $N ($(wc -l < "$WORK/codes.txt") asked for; the rest collide case-insensitively)"
+  echo "links: $N, of which $(wc -l < "$WORK/codes.txt") are asked for (codes colliding case-insensitively are left out)"
   echo "hardware counters (instructions, cycles): $([[ $HW_COUNTERS == 1 ]] && echo yes || echo 'not supported on this VM: server cost is CPU time (perf stat task-clock) per request')"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$OUT/machine.txt"
