@@ -233,6 +233,27 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_codes_of_a_snapshot() {
+        let dir = std::env::temp_dir().join(format!("perf-snap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("links.snap");
+        let mut builder = snapshots::SnapshotBuilder::with_capacity(1, 3);
+        for code in ["abc1234", "Zz9", "q"] {
+            builder
+                .push(snapshots::Link::new(
+                    code,
+                    format!("https://example.com/{code}"),
+                ))
+                .unwrap();
+        }
+        builder.write_to(&path).unwrap();
+        let mut codes = load_codes(&path).unwrap();
+        codes.sort();
+        assert_eq!(codes, ["Zz9", "abc1234", "q"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn parses_distributions_and_code_files() {
         assert_eq!(
             "zipf:0.9".parse::<Distribution>().unwrap(),
