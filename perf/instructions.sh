@@ -13,6 +13,7 @@
 # Usage: perf/instructions.sh [N_LINKS]   (default 100000: valgrind loads a
 #        1M-link map or snapshot slowly; lookups barely depend on size)
 # Env:   N1=2000 N2=22000 SERVERS="nginx engine hyper" SKIP_BUILD=1
+#        OUT=DIR (default perf/results/<UTC date-time>-instructions)
 # Needs: the inputs perf/run.sh N_LINKS prepares (it is run if they are missing).
 set -euo pipefail
 N=${1:-100000}
@@ -20,8 +21,9 @@ N1=${N1:-2000} N2=${N2:-22000}
 SERVERS=${SERVERS:-"nginx engine hyper"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=/tmp/perf-harness-$N
+mkdir -p "$WORK"
 BIN=$ROOT/target/release
-OUT=$ROOT/perf/results/$(date -u +%Y-%m-%dT%H-%M)-instructions
+OUT=${OUT:-$ROOT/perf/results/$(date -u +%Y-%m-%dT%H-%M)-instructions}
 mkdir -p "$OUT"
 log() { echo "[instructions.sh $(date -u +%H:%M:%S)] $*" >&2; }
 if [[ -z ${SKIP_BUILD:-} ]]; then (cd "$ROOT" && cargo build --release -p perf -p engine -p snapshots); fi
@@ -59,10 +61,18 @@ one() {
   awk '/I +refs:/ {gsub(",", "", $4); print $4}' "$base.err"
 }
 
+# top TOPFILE SERVER: where one request's instructions go (difference of the runs)
+top() {
+  cg_diff "$OUT/$1-$N1.cg" "$OUT/$1-$N2.cg" > "$OUT/$1-diff.cg" 2>/dev/null || return 0
+  cg_annotate "$OUT/$1-diff.cg" 2>/dev/null | sed -n '/Ir .*file:function/,/^$/p' | head -40 > "$OUT/$1-per-request-top.txt" || true
+  rm -f "$OUT/$1-diff.cg" "$OUT/$1-$N1.cg" "$OUT/$1-$N2.cg"
+}
+
 printf "server\tIr(%s)\tIr(%s)\tinstructions_per_request\n" "$N1" "$N2" > "$OUT/instructions.tsv"
 for s in $SERVERS; do
   a=$(one "$s" "$N1"); b=$(one "$s" "$N2")
   per=$(( (b - a) / (N2 - N1) ))
+  top "$s"
   printf "%s\t%s\t%s\t%s\n" "$s" "$a" "$b" "$per" | tee -a "$OUT/instructions.tsv"
   log "$s: $per user-space instructions per request"
 done

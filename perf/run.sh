@@ -9,8 +9,12 @@
 #        WRK=1 (also run perf/wrk-vs-perf.sh against nginx)  SKIP_BUILD=1
 #        WORK=/tmp/perf-harness-N (inputs: links.csv, snapshot, nginx map)
 #        DIST=uniform (or zipf, zipf:S)  UNKNOWN=0 (share of unknown codes, 404)
+#        INSTRUCTIONS=1 (default where perf stat has no hardware counters): run
+#        perf/instructions.sh (valgrind) on INSTR_N=100000 links for the
+#        user-space instructions per request column
 # Output: perf/results/<UTC date-time>/ with machine.txt, commands.txt,
-#         runs/*.json (client) + runs/*.perfstat (server), summary.md, plot.svg.
+#         runs/*.json (client) + runs/*.perfstat (server), wrk/, instructions/,
+#         summary.md, plot.svg.
 set -euo pipefail
 N=${1:-1000000}
 ROUNDS=${ROUNDS:-3} SECS=${SECS:-5} CONNS=${CONNS:-64} RATE=${RATE:-10000}
@@ -143,6 +147,13 @@ if [[ ${WRK:-1} == 1 && " $SERVERS " == *" nginx "* ]]; then
   tail -3 "$OUT/wrk/summary.txt" >&2
 fi
 
-# --- 7. the table and the plot ---
+# --- 7. user-space instructions per request under valgrind (where perf stat has none) ---
+if [[ ${INSTRUCTIONS:-$((1 - HW_COUNTERS))} == 1 ]] && command -v valgrind > /dev/null; then
+  log "instructions per request under valgrind (${INSTR_N:-100000} links)"
+  echo "OUT=$OUT/instructions SKIP_BUILD=1 SERVERS=\"$SERVERS\" perf/instructions.sh ${INSTR_N:-100000}" >> "$OUT/commands.txt"
+  OUT=$OUT/instructions SKIP_BUILD=1 SERVERS="$SERVERS" "$ROOT/perf/instructions.sh" "${INSTR_N:-100000}" >&2 || true
+fi
+
+# --- 8. the table and the plot ---
 cmd "$BIN/perf" summarize "$OUT"
 log "results in $OUT"

@@ -84,6 +84,9 @@ pub struct Row {
     pub cycles_per_req: Option<f64>,
     pub client_ns_per_req: f64,
     pub errors: u64,
+    /// User-space instructions per request counted by valgrind
+    /// (`instructions/instructions.tsv`, written by `perf/instructions.sh`).
+    pub vg_instr_per_req: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -188,9 +191,27 @@ pub fn collect(dir: &Path) -> anyhow::Result<Vec<Row>> {
             .sum();
         rows.push(row);
     }
+    if let Ok(tsv) = std::fs::read_to_string(dir.join("instructions/instructions.tsv")) {
+        for (server, per) in parse_instructions(&tsv) {
+            if let Some(row) = rows.iter_mut().find(|r| r.server == server) {
+                row.vg_instr_per_req = Some(per);
+            }
+        }
+    }
     // nginx first: it is the baseline of every ratio.
     rows.sort_by_key(|r| (r.server != "nginx", r.server.clone()));
     Ok(rows)
+}
+
+/// `server<TAB>...<TAB>instructions_per_request` lines after a header.
+pub fn parse_instructions(tsv: &str) -> Vec<(String, f64)> {
+    tsv.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some((f.first()?.to_string(), f.last()?.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// The markdown table.
@@ -206,11 +227,11 @@ pub fn table(rows: &[Row]) -> String {
     };
     let b = base.as_ref();
     let mut s = String::from(
-        "| server | req/s at saturation | p50 us at fixed rate | p99 us at fixed rate | p50 / p99 us at saturation | server CPU us/req | instructions/req | cycles/req | errors |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| server | req/s at saturation | p50 us at fixed rate | p99 us at fixed rate | p50 / p99 us at saturation | server CPU us/req | instructions/req | cycles/req | user-space instructions/req (valgrind) | errors |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s += &format!(
-            "| {} | {:.0}{} | {}{} | {}{} | {:.0} / {:.0} | {}{} | {}{} | {}{} | {} |\n",
+            "| {} | {:.0}{} | {}{} | {}{} | {:.0} / {:.0} | {}{} | {}{} | {}{} | {}{} | {} |\n",
             r.server,
             r.rps,
             ratio(Some(r.rps), b.map(|b| b.rps)),
@@ -226,6 +247,8 @@ pub fn table(rows: &[Row]) -> String {
             ratio(r.instr_per_req, b.and_then(|b| b.instr_per_req)),
             num(r.cycles_per_req, 0),
             ratio(r.cycles_per_req, b.and_then(|b| b.cycles_per_req)),
+            num(r.vg_instr_per_req, 0),
+            ratio(r.vg_instr_per_req, b.and_then(|b| b.vg_instr_per_req)),
             r.errors,
         );
     }
@@ -258,6 +281,15 @@ mod tests {
         assert_eq!(s.task_clock_ms, Some(5010.5));
         assert_eq!(s.instructions, None);
         assert_eq!(s.cycles, Some(123456.0));
+    }
+
+    #[test]
+    fn reads_valgrind_instruction_counts() {
+        let tsv = "server\tIr(2000)\tIr(22000)\tinstructions_per_request\nnginx\t1\t2\t9172\nengine\t3\t4\t6868\nbroken\n";
+        assert_eq!(
+            parse_instructions(tsv),
+            [("nginx".to_owned(), 9172.0), ("engine".to_owned(), 6868.0)]
+        );
     }
 
     #[test]
