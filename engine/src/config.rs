@@ -85,7 +85,8 @@ pub struct Config {
     /// core drops the batch (counted). Default 1024.
     pub click_channel_batches: usize,
     /// Spool directory for batches NATS cannot take. Default:
-    /// `<temp dir>/engine-spool-<node_id>`.
+    /// `<temp dir>/engine-spool-<node_id>-<listen port>`. One engine per
+    /// directory (locked).
     pub click_spool_dir: Option<PathBuf>,
     /// Spool size limit in bytes; beyond it clicks are dropped (counted).
     /// Default 1 GiB.

@@ -101,7 +101,7 @@ struct ServeArgs {
     /// Age after which a click batch is sent, ms [default: 100].
     #[arg(long)]
     click_batch_age_ms: Option<u64>,
-    /// Spool directory for click batches NATS cannot take [default: <temp>/engine-spool-<node-id>].
+    /// Spool directory for click batches NATS cannot take [default: <temp>/engine-spool-<node-id>-<port>].
     #[arg(long)]
     click_spool_dir: Option<PathBuf>,
     /// Spool size limit in bytes; beyond it clicks are dropped and counted [default: 1 GiB].

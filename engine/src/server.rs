@@ -81,7 +81,11 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             let spool_dir = config
                 .click_spool_dir
                 .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join(format!("engine-spool-{node_id}")));
+                // Per node and port: stable across restarts of one service,
+                // distinct for engines sharing a host.
+                .unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("engine-spool-{node_id}-{}", listen.port()))
+                });
             tracing::info!(node_id, spool = %spool_dir.display(), "click capture on");
             let handle = crate::clicks::publisher::spawn(
                 crate::clicks::publisher::PublisherConfig {

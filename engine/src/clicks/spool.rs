@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
 pub struct Spool {
+    /// Held open with an exclusive `flock`: one engine per spool directory.
+    _lock: fs::File,
     dir: PathBuf,
     max_bytes: u64,
     bytes: u64,
@@ -25,6 +27,23 @@ impl Spool {
     /// Opens (creating) `dir` and indexes the batches already in it.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Spool> {
         fs::create_dir_all(dir)?;
+        let lock = fs::File::create(dir.join(".lock"))?;
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        if unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&lock),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        } != 0
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "spool directory {} is in use by another engine (give each its own --click-spool-dir)",
+                    dir.display()
+                ),
+            ));
+        }
         let mut files = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -44,6 +63,7 @@ impl Spool {
         let next = files.last().map_or(0, |(seq, _)| seq + 1);
         let bytes = files.iter().map(|(_, len)| len).sum();
         Ok(Spool {
+            _lock: lock,
             dir: dir.to_path_buf(),
             max_bytes,
             bytes,
@@ -134,5 +154,10 @@ mod tests {
         .collect();
         assert_eq!(order, vec![b"bbbb".to_vec(), b"cccc".to_vec()]);
         assert!(!dir.path().join("x.tmp").exists());
+        let err = Spool::open(dir.path(), 10).unwrap_err();
+        assert!(
+            err.to_string().contains("in use by another engine"),
+            "{err}"
+        );
     }
 }
