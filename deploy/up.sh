@@ -26,7 +26,9 @@ ENGINE_LISTEN=127.0.0.1:8080
 ENGINE_ADMIN=127.0.0.1:9080
 CONTROL_LISTEN=127.0.0.1:8000
 ANALYTICS_METRICS=127.0.0.1:9100
-GEOIP="$repo/analytics/tests/fixtures/GeoIP2-City-Test.mmdb"
+# MaxMind's test database knows only a few addresses (81.2.69.142 is London); point
+# GEOIP at a real one for real traffic (analytics/README.md says where to get one).
+GEOIP="${GEOIP:-$repo/analytics/tests/fixtures/geoip/GeoIP2-City-Test.mmdb}"
 
 case "$PROFILE" in dev) target_dir=debug ;; *) target_dir="$PROFILE" ;; esac
 BIN="$repo/target/$target_dir"
@@ -105,7 +107,8 @@ start analytics '"event":"ready"' "$BIN/analytics" run \
   --geoip "$GEOIP" --metrics "$ANALYTICS_METRICS"
 start engine '"event":"ready"' "$BIN/engine" serve \
   --listen "$ENGINE_LISTEN" --admin "$ENGINE_ADMIN" --nats "$NATS_URL" \
-  --snapshot-dir "$STACK_DIR/engine"
+  --snapshot-dir "$STACK_DIR/engine" --node-id demo --trusted-proxy 127.0.0.1 \
+  --click-spool-dir "$STACK_DIR/engine/spool"
 start control '"event":"ready"' "$BIN/control" serve \
   --listen "$CONTROL_LISTEN" --database-url "$DATABASE_URL" --nats "$NATS_URL" \
   --clickhouse "$CLICKHOUSE_URL" --short-base "http://$ENGINE_LISTEN" \
@@ -134,7 +137,9 @@ The stack is up.
   API key   $KEY   (also in $STACK_DIR/demo-key)
 
 Try:
-  curl -i http://$ENGINE_LISTEN/rust
+  curl -i http://$ENGINE_LISTEN/rust            # or open it in a browser
+  curl -s -o /dev/null -H 'X-Forwarded-For: 81.2.69.142' -A 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36' http://$ENGINE_LISTEN/rust
+      (this engine trusts X-Forwarded-For from 127.0.0.1 for the demo: the click shows as London, GB)
   curl -s -X POST http://$CONTROL_LISTEN/v1/links -H "Authorization: Bearer $KEY" \\
        -H 'Content-Type: application/json' -d '{"target":"https://example.com/hello"}'
   curl -s "http://$CONTROL_LISTEN/v1/links/rust/stats?bucket=minute" -H "Authorization: Bearer $KEY"
