@@ -18,13 +18,7 @@ async fn missing_or_bad_keys_are_401() {
     )
     .await;
     assert_eq!((s, error_code(&b)), (401, "unauthorized"));
-    let (s, _) = status_json(
-        app.req(Method::GET, "/v1/links", "sk_AAAAAAAA_nope")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = app.call(Method::GET, "/v1/links", "sk_AAAAAAAA_nope").await;
     assert_eq!(s, 401);
     // X-API-Key works as well as Bearer.
     let r = app
@@ -69,33 +63,23 @@ async fn scopes_are_enforced() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let (s, _) = status_json(
-        app.req(Method::GET, "/v1/links", &stats)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = app.call(Method::GET, "/v1/links", &stats).await;
     assert_eq!(s, 403);
     for (method, path) in [
         (Method::GET, "/v1/keys"),
         (Method::GET, "/v1/admin/blocklist"),
         (Method::GET, "/v1/admin/snapshots"),
     ] {
-        let (s, _) = status_json(app.req(method, path, &writer).send().await.unwrap()).await;
+        let (s, _) = app.call(method, path, &writer).await;
         assert_eq!(s, 403, "{path}");
     }
-    let (s, _) = status_json(
-        app.req(
+    let (s, _) = app
+        .call(
             Method::POST,
             &format!("/v1/admin/links/{code}/disable"),
             &writer,
         )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(s, 403);
 }
 
@@ -118,7 +102,7 @@ async fn an_organization_sees_only_its_own_links() {
         (Method::GET, "/v1/links/acme-only/qr"),
         (Method::POST, "/v1/admin/links/acme-only/disable"),
     ] {
-        let (s, b) = status_json(app.req(method, path, &other).send().await.unwrap()).await;
+        let (s, b) = app.call(method, path, &other).await;
         assert_eq!((s, error_code(&b)), (404, "not_found"), "{path}");
     }
     let (s, b) = status_json(
@@ -130,21 +114,9 @@ async fn an_organization_sees_only_its_own_links() {
     )
     .await;
     assert_eq!((s, error_code(&b)), (404, "not_found"));
-    let (_, b) = status_json(
-        app.req(Method::GET, "/v1/links", &other)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = app.call(Method::GET, "/v1/links", &other).await;
     assert_eq!(b["links"], json!([]));
-    let (_, b) = status_json(
-        app.req(Method::GET, "/v1/keys", &other)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = app.call(Method::GET, "/v1/keys", &other).await;
     assert_eq!(
         b["keys"].as_array().unwrap().len(),
         1,
@@ -161,13 +133,9 @@ async fn an_organization_sees_only_its_own_links() {
     .await;
     assert_eq!(s, 409);
     // And acme's link is untouched.
-    let (_, b) = status_json(
-        app.req(Method::GET, "/v1/links/acme-only", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = app
+        .call(Method::GET, "/v1/links/acme-only", &app.admin_key)
+        .await;
     assert_eq!(b["disabled"], false);
 }
 
@@ -193,13 +161,7 @@ async fn keys_create_list_revoke() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let (_, list) = status_json(
-        app.req(Method::GET, "/v1/keys", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, list) = app.call(Method::GET, "/v1/keys", &app.admin_key).await;
     let text = list.to_string();
     assert!(!text.contains(&secret), "listings never show a secret");
     assert_eq!(list["keys"].as_array().unwrap().len(), 2);
@@ -226,29 +188,15 @@ async fn keys_create_list_revoke() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let (s, _) = status_json(
-        app.req(Method::GET, "/v1/links", &secret)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = app.call(Method::GET, "/v1/links", &secret).await;
     assert_eq!(s, 401, "a revoked key is refused");
-    let (s, b) = status_json(
-        app.req(Method::DELETE, "/v1/keys/999999", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = app
+        .call(Method::DELETE, "/v1/keys/999999", &app.admin_key)
+        .await;
     assert_eq!((s, error_code(&b)), (404, "not_found"));
-    let (s, b) = status_json(
-        app.req(Method::DELETE, "/v1/keys/abc", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = app
+        .call(Method::DELETE, "/v1/keys/abc", &app.admin_key)
+        .await;
     assert_eq!((s, error_code(&b)), (400, "bad_request"));
 }
 
@@ -261,13 +209,7 @@ async fn expired_keys_are_refused() {
         .execute(&app.running.state.db)
         .await
         .unwrap();
-    let (s, _) = status_json(
-        app.req(Method::GET, "/v1/links", &key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = app.call(Method::GET, "/v1/links", &key).await;
     assert_eq!(s, 401);
 }
 

@@ -242,8 +242,7 @@ async fn get_etag_patch_if_match_and_delete() {
         .unwrap();
     assert_eq!(r.status(), 204);
     for method in [Method::GET, Method::DELETE] {
-        let (s, b) =
-            status_json(app.req(method, &path, &app.admin_key).send().await.unwrap()).await;
+        let (s, b) = app.call(method, &path, &app.admin_key).await;
         assert_eq!((s, error_code(&b)), (404, "not_found"));
     }
     let (s, b) = status_json(
@@ -329,13 +328,7 @@ async fn list_pages_with_cursor_across_inserts_and_filters() {
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let (s, b) = status_json(
-            app.req(Method::GET, &path, &app.admin_key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (s, b) = app.call(Method::GET, &path, &app.admin_key).await;
         assert_eq!(s, 200, "{b}");
         for l in b["links"].as_array().unwrap() {
             seen.push(l["code"].as_str().unwrap().to_owned());
@@ -356,30 +349,18 @@ async fn list_pages_with_cursor_across_inserts_and_filters() {
         "every original link once, newest first, none repeated"
     );
 
-    let (_, b) = status_json(
-        app.req(Method::GET, "/v1/links?tag=five&limit=1000", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = app
+        .call(Method::GET, "/v1/links?tag=five&limit=1000", &app.admin_key)
+        .await;
     assert_eq!(b["links"].as_array().unwrap().len(), 5);
-    let (_, b) = status_json(
-        app.req(Method::GET, "/v1/links?q=number%2012", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = app
+        .call(Method::GET, "/v1/links?q=number%2012", &app.admin_key)
+        .await;
     assert_eq!(b["links"].as_array().unwrap().len(), 1);
     assert_eq!(b["links"][0]["code"], created[12]);
-    let (_, b) = status_json(
-        app.req(Method::GET, "/v1/links?q=site1", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = app
+        .call(Method::GET, "/v1/links?q=site1", &app.admin_key)
+        .await;
     assert_eq!(
         b["links"].as_array().unwrap().len(),
         11,
@@ -394,25 +375,17 @@ async fn list_pages_with_cursor_across_inserts_and_filters() {
     .send()
     .await
     .unwrap();
-    let (_, b) = status_json(
-        app.req(Method::GET, "/v1/links?disabled=true", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = app
+        .call(Method::GET, "/v1/links?disabled=true", &app.admin_key)
+        .await;
     assert_eq!(b["links"].as_array().unwrap().len(), 1);
-    let (_, b) = status_json(
-        app.req(
+    let (_, b) = app
+        .call(
             Method::GET,
             "/v1/links?created_after=2999-01-01T00:00:00Z",
             &app.admin_key,
         )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(b["links"].as_array().unwrap().len(), 0);
 
     for bad in [
@@ -422,13 +395,7 @@ async fn list_pages_with_cursor_across_inserts_and_filters() {
         "/v1/links?limit=x",
         "/v1/links?disabled=maybe",
     ] {
-        let (s, b) = status_json(
-            app.req(Method::GET, bad, &app.admin_key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (s, b) = app.call(Method::GET, bad, &app.admin_key).await;
         assert_eq!((s, error_code(&b)), (400, "bad_request"), "{bad}: {b}");
     }
 }
@@ -457,13 +424,9 @@ async fn blocklisted_hosts_and_subdomains_are_refused() {
     }
     app.create(json!({ "target": "https://notevil.example/" }))
         .await;
-    let (_, b) = status_json(
-        app.req(Method::GET, "/v1/admin/blocklist", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, b) = app
+        .call(Method::GET, "/v1/admin/blocklist", &app.admin_key)
+        .await;
     assert_eq!(b["hosts"][0]["host"], "evil.example");
     let r = app
         .req(
@@ -577,17 +540,13 @@ async fn admin_disable_takes_effect_and_is_streamed() {
     let app = TestApp::start().await;
     let b = app.create(json!({ "target": "https://a.com" })).await;
     let code = b["code"].as_str().unwrap();
-    let (s, d) = status_json(
-        app.req(
+    let (s, d) = app
+        .call(
             Method::POST,
             &format!("/v1/admin/links/{code}/disable"),
             &app.admin_key,
         )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(d["disabled"], true);
     let delta: Vec<u8> =
@@ -599,16 +558,12 @@ async fn admin_disable_takes_effect_and_is_streamed() {
         snapshots::delta::LinkChange::Upsert { link } => assert!(link.disabled),
         other => panic!("{other:?}"),
     }
-    let (s, _) = status_json(
-        app.req(
+    let (s, _) = app
+        .call(
             Method::POST,
             "/v1/admin/links/nosuch/disable",
             &app.admin_key,
         )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(s, 404);
 }

@@ -144,13 +144,9 @@ async fn snapshot_built_during_writes_is_the_state_at_its_sequence() {
     };
     let mut generations = Vec::new();
     while !writer.is_finished() {
-        let (s, b) = common::status_json(
-            app.req(Method::POST, "/v1/admin/snapshots", &app.admin_key)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (s, b) = app
+            .call(Method::POST, "/v1/admin/snapshots", &app.admin_key)
+            .await;
         assert_eq!(s, 201, "{b}");
         generations.push(b["generation"].clone());
     }
@@ -175,13 +171,9 @@ async fn snapshot_built_during_writes_is_the_state_at_its_sequence() {
         checked += 1;
     }
     assert!(checked >= 1);
-    let (_, list) = common::status_json(
-        app.req(Method::GET, "/v1/admin/snapshots", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, list) = app
+        .call(Method::GET, "/v1/admin/snapshots", &app.admin_key)
+        .await;
     assert!(
         list["generations"].as_array().unwrap().len() <= 5,
         "old generations are pruned"
@@ -387,13 +379,9 @@ async fn scheduled_snapshots_follow_changes() {
         Duration::from_secs(10),
         Duration::from_millis(50),
         || async {
-            let (_, b) = common::status_json(
-                app.req(Method::GET, "/v1/admin/snapshots", &app.admin_key)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await;
+            let (_, b) = app
+                .call(Method::GET, "/v1/admin/snapshots", &app.admin_key)
+                .await;
             b["generations"].as_array().and_then(|g| g.first().cloned())
         },
     )

@@ -103,21 +103,9 @@ async fn openapi_routes_exist() {
 #[tokio::test]
 async fn unknown_routes_and_methods_use_the_error_shape() {
     let app = TestApp::start().await;
-    let (s, b) = status_json(
-        app.req(Method::GET, "/v1/nope", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = app.call(Method::GET, "/v1/nope", &app.admin_key).await;
     assert_eq!((s, error_code(&b)), (404, "not_found"));
-    let (s, b) = status_json(
-        app.req(Method::PUT, "/v1/links", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = app.call(Method::PUT, "/v1/links", &app.admin_key).await;
     assert_eq!((s, error_code(&b)), (405, "method_not_allowed"));
 }
 
@@ -148,17 +136,13 @@ async fn qr_codes_in_svg_and_png() {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(u32::from_be_bytes(png[16..20].try_into().unwrap()) >= 300);
     for q in ["format=gif", "size=10", "size=big"] {
-        let (s, b) = status_json(
-            app.req(
+        let (s, b) = app
+            .call(
                 Method::GET,
                 &format!("/v1/links/{code}/qr?{q}"),
                 &app.admin_key,
             )
-            .send()
-            .await
-            .unwrap(),
-        )
-        .await;
+            .await;
         assert_eq!((s, error_code(&b)), (400, "bad_request"), "{q}");
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestApp, error_code, status_json};
+use common::{TestApp, error_code};
 use reqwest::Method;
 use serde_json::json;
 
@@ -71,17 +71,13 @@ async fn link_stats_series_dimensions_bots_and_csv() {
         .await;
     let range = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
 
-    let (s, b) = status_json(
-        app.req(
+    let (s, b) = app
+        .call(
             Method::GET,
             &format!("/v1/links/abc/stats?{range}&bucket=hour&dimensions=country,device"),
             &app.admin_key,
         )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["totals"], json!({ "clicks": 5, "unique_visitors": 2 }));
     assert_eq!(
@@ -100,17 +96,13 @@ async fn link_stats_series_dimensions_bots_and_csv() {
     );
     assert_eq!(b["dimensions"]["device"][0]["value"], "desktop");
 
-    let (_, b) = status_json(
-        app.req(
+    let (_, b) = app
+        .call(
             Method::GET,
             &format!("/v1/links/abc/stats?{range}&bucket=minute&include_bots=true"),
             &app.admin_key,
         )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(b["totals"]["clicks"], 6);
     assert_eq!(
         b["series"].as_array().unwrap().len(),
@@ -165,17 +157,13 @@ async fn summary_lists_only_the_organizations_links() {
         .await
         .unwrap();
     let range = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
-    let (s, b) = status_json(
-        app.req(
+    let (s, b) = app
+        .call(
             Method::GET,
             &format!("/v1/stats/summary?{range}"),
             &app.admin_key,
         )
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
         b["links"],
@@ -198,13 +186,9 @@ async fn summary_lists_only_the_organizations_links() {
         .unwrap();
     assert_eq!(text, "code,clicks,unique_visitors\none,2,2\n");
     // The other org's link is not readable here.
-    let (s, _) = status_json(
-        app.req(Method::GET, "/v1/links/theirs/stats", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = app
+        .call(Method::GET, "/v1/links/theirs/stats", &app.admin_key)
+        .await;
     assert_eq!(s, 404);
 }
 
@@ -222,50 +206,32 @@ async fn stats_refusals() {
         "from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&bucket=minute",
         "from=yesterday",
     ] {
-        let (s, b) = status_json(
-            app.req(
+        let (s, b) = app
+            .call(
                 Method::GET,
                 &format!("/v1/links/abc/stats?{q}"),
                 &app.admin_key,
             )
-            .send()
-            .await
-            .unwrap(),
-        )
-        .await;
+            .await;
         assert_eq!((s, error_code(&b)), (400, "bad_request"), "{q}: {b}");
     }
     // Every bucket works without a range (each has a default span).
     for bucket in ["minute", "hour", "day"] {
-        let (s, b) = status_json(
-            app.req(
+        let (s, b) = app
+            .call(
                 Method::GET,
                 &format!("/v1/links/abc/stats?bucket={bucket}"),
                 &app.admin_key,
             )
-            .send()
-            .await
-            .unwrap(),
-        )
-        .await;
+            .await;
         assert_eq!(s, 200, "{bucket}: {b}");
     }
-    let (s, _) = status_json(
-        app.req(Method::GET, "/v1/links/nope/stats", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = app
+        .call(Method::GET, "/v1/links/nope/stats", &app.admin_key)
+        .await;
     assert_eq!(s, 404);
     let reader = app.key("acme", &["links:read"]).await;
-    let (s, _) = status_json(
-        app.req(Method::GET, "/v1/links/abc/stats", &reader)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, _) = app.call(Method::GET, "/v1/links/abc/stats", &reader).await;
     assert_eq!(s, 403);
 }
 
@@ -274,12 +240,8 @@ async fn stats_without_clickhouse_are_503() {
     let app = TestApp::start().await;
     app.create(json!({ "target": "https://a.com", "custom_alias": "abc" }))
         .await;
-    let (s, b) = status_json(
-        app.req(Method::GET, "/v1/links/abc/stats", &app.admin_key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (s, b) = app
+        .call(Method::GET, "/v1/links/abc/stats", &app.admin_key)
+        .await;
     assert_eq!((s, error_code(&b)), (503, "unavailable"));
 }

@@ -71,6 +71,11 @@ impl TestApp {
             .bearer_auth(key)
     }
 
+    /// Sends a bodiless request and returns its status and JSON body.
+    pub async fn call(&self, method: Method, path: &str, key: &str) -> (u16, Value) {
+        status_json(self.req(method, path, key).send().await.unwrap()).await
+    }
+
     /// Creates a link as the admin key and returns its JSON.
     pub async fn create(&self, body: Value) -> Value {
         let r = self
