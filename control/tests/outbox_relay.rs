@@ -231,11 +231,26 @@ async fn relay_publishes_in_order_through_the_service() {
         .clone();
     assert_eq!(info.config.subjects, vec![subject]);
     assert!(info.config.duplicate_window >= Duration::from_secs(120));
-    let watermark: i64 = sqlx::query_scalar("SELECT published_seq FROM relay_state")
-        .fetch_one(&app.running.state.db)
-        .await
-        .unwrap();
-    assert_eq!(watermark, expected.len() as i64);
+    // The relay records its watermark after JetStream acks, so it may trail
+    // the stream by a moment; it must catch up exactly.
+    let db = &app.running.state.db;
+    let caught_up = testkit::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT published_seq FROM relay_state")
+                .fetch_one(db)
+                .await
+                .unwrap()
+                == expected.len() as i64
+        },
+    )
+    .await;
+    assert!(
+        caught_up.is_ok(),
+        "relay watermark never reached {}",
+        expected.len()
+    );
 }
 
 #[tokio::test]
