@@ -4,7 +4,9 @@
 #   1. brings up PostgreSQL, NATS JetStream and ClickHouse on loopback (deploy/services.sh),
 #   2. checks formatting and clippy (-D warnings) over the whole workspace,
 #   3. builds every crate and test once, then runs all tests in parallel with
-#      cargo-nextest (installed from crates.io if missing; plain `cargo test` if that fails).
+#      cargo-nextest (installed from crates.io if missing; plain `cargo test` if that fails),
+#   4. runs the engine's integration tests a second time on its other I/O backend
+#      (ENGINE_TEST_IO=glommio; the first run uses the io_uring backend).
 #
 # Each test gets its own PostgreSQL database, ClickHouse database and JetStream
 # streams (see testkit/), so they run in parallel and leave nothing behind.
@@ -33,13 +35,19 @@ fi
 
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(--workspace)
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
   step "tests (nextest)"
-  cargo nextest run --locked --no-fail-fast "${args[@]}"
+  cargo nextest run --locked --no-fail-fast "${args[@]}" || status=1
+  step "engine integration tests on the glommio backend"
+  ENGINE_TEST_IO=glommio cargo nextest run --locked --no-fail-fast -p engine --test '*' || status=1
   # nextest does not run doctests.
   step "doctests"
-  cargo test --locked --doc "${args[@]}"
+  cargo test --locked --doc "${args[@]}" || status=1
 else
   step "tests (cargo test)"
-  cargo test --locked --no-fail-fast "${args[@]}"
+  cargo test --locked --no-fail-fast "${args[@]}" || status=1
+  step "engine integration tests on the glommio backend"
+  ENGINE_TEST_IO=glommio cargo test --locked --no-fail-fast -p engine --test '*' || status=1
 fi
+exit $status

@@ -60,6 +60,13 @@ pub struct Config {
     /// glommio registered I/O memory per executor, KiB. It counts against
     /// `RLIMIT_MEMLOCK` (see README). Default 512.
     pub io_memory_kib: usize,
+    /// I/O backend of redirect connections: `uring` (the engine's own ring
+    /// per core), `glommio` (glommio's sockets), or `auto` (uring where the
+    /// kernel supports it, else glommio). Default `auto`.
+    pub io: IoChoice,
+    /// Provided receive buffers per core for the uring backend (4 KiB each,
+    /// a power of two up to 32768). Default 1024.
+    pub uring_buffers: u16,
     /// Listen backlog per core. Default 1024.
     pub backlog: u32,
     /// Poll the snapshot file for changes every this many ms; 0 disables.
@@ -116,6 +123,8 @@ impl Default for Config {
             max_connections_per_core: 16_384,
             shutdown_grace_ms: 5000,
             io_memory_kib: 512,
+            io: IoChoice::Auto,
+            uring_buffers: 1024,
             backlog: 1024,
             watch_interval_ms: 2000,
             clicks: true,
@@ -130,6 +139,15 @@ impl Default for Config {
             click_spool_max_bytes: 1 << 30,
         }
     }
+}
+
+/// The `io` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum IoChoice {
+    Auto,
+    Uring,
+    Glommio,
 }
 
 /// A setting that cannot work, named.
@@ -147,6 +165,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("{0:?} is not a valid stream name")]
     StreamName(String),
+    #[error("uring_buffers must be a power of two from 2 to 32768, not {0}")]
+    UringBuffers(u16),
     #[error("trusted_proxies: {0}")]
     TrustedProxy(String),
 }
@@ -188,6 +208,9 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
             }
+        }
+        if self.uring_buffers < 2 || !self.uring_buffers.is_power_of_two() {
+            return Err(ConfigError::UringBuffers(self.uring_buffers));
         }
         for name in [&self.links_stream, &self.clicks_stream] {
             if name.is_empty()
@@ -260,8 +283,12 @@ mod tests {
     fn file_is_strict() {
         let err = toml::from_str::<Config>("listen = \"0.0.0.0:80\"\nlisen = 1\n").unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
-        let config: Config = toml::from_str("gone_status = 404\ncores = 2\n").unwrap();
-        assert_eq!((config.gone_status, config.cores), (404, Some(2)));
+        let config: Config =
+            toml::from_str("gone_status = 404\ncores = 2\nio = \"glommio\"\n").unwrap();
+        assert_eq!(
+            (config.gone_status, config.cores, config.io),
+            (404, Some(2), IoChoice::Glommio)
+        );
     }
 
     #[test]
@@ -280,6 +307,10 @@ mod tests {
         assert_eq!(
             bad(|c| c.idle_timeout_ms = 0),
             ConfigError::Zero("idle_timeout_ms")
+        );
+        assert_eq!(
+            bad(|c| c.uring_buffers = 1000),
+            ConfigError::UringBuffers(1000)
         );
         assert!(matches!(
             bad(|c| c.links_stream = "a.b".into()),

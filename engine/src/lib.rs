@@ -26,9 +26,14 @@
 //! # Layout
 //! - [`config`]: the settings, their defaults, their checks.
 //! - [`server`]: start-up (CPU choice, executor checks, readiness line) and shutdown.
-//! - [`core`]: executors, accept loop, per-core clock; [`core::conn`] serves a
-//!   connection; [`core::state`] is the lookup; [`core::timers`] enforces
-//!   header and idle deadlines.
+//! - [`core`]: executors, per-core clock, the choice of I/O backend;
+//!   [`core::session`] is the HTTP exchange of a connection, shared by both
+//!   backends; [`core::state`] is the lookup.
+//! - [`uring`]: the io_uring backend (the default where the kernel has it):
+//!   one ring per core with multishot accept and receive, provided buffers,
+//!   and one send per connection per loop turn.
+//! - [`core::conn`] and [`core::timers`]: the glommio backend (a task per
+//!   connection, glommio's sockets) and its deadline sweeper.
 //! - [`http`]: request parsing, response writing, the `Date` header.
 //! - [`metrics`]: per-core single-writer counters.
 //! - [`shared`], [`control`], [`admin`], [`loader`], [`links`]: the control side.
@@ -47,3 +52,4 @@ pub mod server;
 pub mod shared;
 #[cfg(test)]
 mod test_alloc;
+pub mod uring;

@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve redirects. Prints one JSON line to stdout once every core is
-    /// listening: {"event":"ready","listen":ADDR,"admin":ADDR,"cores":N}.
+    /// listening: {"event":"ready","listen":ADDR,"admin":ADDR,"cores":N,"io":"uring"|"glommio"}.
     Serve(ServeArgs),
 }
 
@@ -68,6 +68,12 @@ struct ServeArgs {
     /// glommio I/O memory per core in KiB; counts against RLIMIT_MEMLOCK [default: 512].
     #[arg(long)]
     io_memory_kib: Option<usize>,
+    /// I/O backend of redirect connections: uring (the engine's own io_uring per core), glommio (glommio's sockets), auto (uring where the kernel supports it) [default: auto].
+    #[arg(long, value_enum)]
+    io: Option<engine::config::IoChoice>,
+    /// Provided 4 KiB receive buffers per core for the uring backend, a power of two [default: 1024].
+    #[arg(long)]
+    uring_buffers: Option<u16>,
     /// Time a client has to send a request head, ms [default: 10000].
     #[arg(long)]
     header_timeout_ms: Option<u64>,
@@ -133,6 +139,8 @@ impl ServeArgs {
             permanent_max_age,
             gone_status,
             io_memory_kib,
+            io,
+            uring_buffers,
             header_timeout_ms,
             idle_timeout_ms,
             max_connections_per_core,

@@ -2,7 +2,7 @@
 //! start one executor per core and check each one started, start the control
 //! thread, print the readiness line, wait for a signal, drain, exit.
 
-use crate::config::Config;
+use crate::config::{Config, IoChoice};
 use crate::shared::Shared;
 use crate::{control, core};
 use anyhow::{Context, bail};
@@ -28,6 +28,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     config.validate()?;
     let config = Arc::new(config);
     let cpus = pick_cpus(config.cores)?;
+    let backend = pick_backend(config.io)?;
 
     let snapshot = match &config.snapshot {
         Some(path) => {
@@ -128,6 +129,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             id,
             cpu,
             config.clone(),
+            backend,
             listen,
             commands,
             metrics,
@@ -182,12 +184,13 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         "listen": listen.to_string(),
         "admin": admin.to_string(),
         "cores": cpus.len(),
+        "io": backend.name(),
     });
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{ready}")?;
     stdout.flush()?;
     drop(stdout);
-    tracing::info!(%listen, %admin, cores = cpus.len(), "engine ready");
+    tracing::info!(%listen, %admin, cores = cpus.len(), io = backend.name(), "engine ready");
 
     let mut running = cpus.len();
     let mut stopping = false;
@@ -274,4 +277,29 @@ fn allowed_cpus() -> anyhow::Result<Vec<usize>> {
         bail!("no CPU available to this process");
     }
     Ok(cpus)
+}
+
+/// The I/O backend: uring when asked for or, for `auto`, when this kernel can
+/// run it; an explicit `uring` the kernel cannot run is a start-up error.
+fn pick_backend(choice: IoChoice) -> anyhow::Result<core::Backend> {
+    match choice {
+        IoChoice::Glommio => Ok(core::Backend::Glommio),
+        IoChoice::Uring => match crate::uring::setup::check() {
+            Ok(flavor) => {
+                tracing::info!(ring = flavor.name(), "io_uring backend");
+                Ok(core::Backend::Uring)
+            }
+            Err(reason) => bail!("--io uring is not available here: {reason} (use --io glommio)"),
+        },
+        IoChoice::Auto => match crate::uring::setup::check() {
+            Ok(flavor) => {
+                tracing::info!(ring = flavor.name(), "io_uring backend");
+                Ok(core::Backend::Uring)
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "io_uring backend unavailable, using glommio's sockets");
+                Ok(core::Backend::Glommio)
+            }
+        },
+    }
 }

@@ -9,6 +9,7 @@
 //! touch the request path.
 
 pub mod conn;
+pub mod session;
 pub mod state;
 pub mod timers;
 
@@ -36,7 +37,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often a core looks at its command channel and the clock.
-const TICK: Duration = Duration::from_millis(5);
+pub const TICK: Duration = Duration::from_millis(5);
 
 /// Everything a core's tasks share. Single-threaded: `Rc`, `Cell`, `RefCell`.
 pub struct Core {
@@ -58,6 +59,10 @@ pub struct Core {
     pub busy: Cell<usize>,
     /// Set on shutdown: connections close after their current answer.
     pub draining: Cell<bool>,
+    /// Set on shutdown, before draining: the listener closes.
+    pub stop_accepting: Cell<bool>,
+    /// Set when the core is done: the I/O loop ends.
+    pub stopped: Cell<bool>,
     /// The core's click batch; `None` when clicks are off.
     pub clicks: RefCell<Option<ClickBuffer>>,
     /// Peers whose forwarding headers name the client.
@@ -106,6 +111,8 @@ impl Core {
             open: Cell::new(0),
             busy: Cell::new(0),
             draining: Cell::new(false),
+            stop_accepting: Cell::new(false),
+            stopped: Cell::new(false),
             clicks: RefCell::new(clicks),
             // Checked by Config::validate before any core starts.
             proxies: config.proxies().unwrap_or_default(),
@@ -144,6 +151,24 @@ impl Core {
 /// What a core reports when it is listening, or why it could not start.
 pub type Started = Result<usize, String>;
 
+/// Which code moves the bytes of redirect connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The engine's own ring per core ([`crate::uring`]).
+    Uring,
+    /// glommio's sockets, a task per connection ([`conn`]).
+    Glommio,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Uring => "uring",
+            Backend::Glommio => "glommio",
+        }
+    }
+}
+
 /// Starts core `id` pinned to `cpu` on its own thread. It reports on
 /// `started` once its listener is bound (or why it failed), then serves
 /// until it receives [`Command::Shutdown`].
@@ -152,6 +177,7 @@ pub fn spawn(
     id: usize,
     cpu: usize,
     config: Arc<Config>,
+    backend: Backend,
     listen: SocketAddr,
     commands: Receiver<Command>,
     metrics: Arc<CoreMetrics>,
@@ -175,8 +201,8 @@ pub fn spawn(
                 }
             };
             executor.run(async move {
-                let listener = match bind(listen, config.backlog) {
-                    Ok(listener) => listener,
+                let socket = match bind(listen, config.backlog) {
+                    Ok(socket) => socket,
                     Err(e) => {
                         let _ =
                             started.send(Err(format!("core {id}: cannot listen on {listen}: {e}")));
@@ -184,16 +210,50 @@ pub fn spawn(
                     }
                 };
                 let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks));
-                let accept = glommio::spawn_local(accept_loop(
-                    listener,
-                    core.clone(),
-                    config.max_connections_per_core,
-                ));
+                let io = match backend {
+                    Backend::Glommio => {
+                        // SAFETY: the fd is a freshly created, bound,
+                        // listening TCP socket that nothing else owns.
+                        let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+                        glommio::spawn_local(accept_loop(
+                            listener,
+                            core.clone(),
+                            config.max_connections_per_core,
+                        ))
+                    }
+                    Backend::Uring => {
+                        let driver = match crate::uring::Driver::new(
+                            core.clone(),
+                            socket.into_raw_fd(),
+                            config.uring_buffers,
+                            config.max_connections_per_core,
+                        ) {
+                            Ok(driver) => driver,
+                            Err(e) => {
+                                let _ = started.send(Err(format!(
+                                    "core {id} (cpu {cpu}) could not set up its io_uring: {e} \
+                                     (try --io glommio)"
+                                )));
+                                return;
+                            }
+                        };
+                        tracing::debug!(core = id, ring = driver.flavor().name(), "io_uring ready");
+                        glommio::spawn_local(driver.run())
+                    }
+                };
                 let _ = started.send(Ok(id));
                 clock(&core, &commands).await;
-                // Shutdown: stop accepting (cancelling the task closes the
-                // listener), then let busy connections finish their answer.
-                accept.cancel().await;
+                // Shutdown: stop accepting (cancelling the glommio accept
+                // task closes its listener; the ring closes its own), then let
+                // busy connections finish their answer.
+                core.stop_accepting.set(true);
+                let io = match backend {
+                    Backend::Glommio => {
+                        io.cancel().await;
+                        None
+                    }
+                    Backend::Uring => Some(io),
+                };
                 core.draining.set(true);
                 let deadline = Instant::now() + config.shutdown_grace();
                 while core.busy.get() > 0 && Instant::now() < deadline {
@@ -201,6 +261,10 @@ pub fn spawn(
                 }
                 if let Some(clicks) = core.clicks.borrow_mut().as_mut() {
                     clicks.flush();
+                }
+                core.stopped.set(true);
+                if let Some(io) = io {
+                    io.await;
                 }
                 tracing::debug!(core = id, busy = core.busy.get(), "core stopped");
             });
@@ -232,18 +296,16 @@ fn describe_start_error(
     format!("core {id} (cpu {cpu}) could not start its executor: {text}{hint}")
 }
 
-/// A listener exactly like glommio's own, plus `TCP_NODELAY` (inherited by
-/// accepted sockets) and a configurable backlog.
-fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+/// A listening socket exactly like glommio's own, plus `TCP_NODELAY`
+/// (inherited by accepted sockets) and a configurable backlog.
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_port(true)?;
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog.min(i32::MAX as u32) as i32)?;
-    // SAFETY: the fd is a freshly created, bound, listening TCP socket that
-    // nothing else owns.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    Ok(socket)
 }
 
 async fn accept_loop(listener: TcpListener, core: Rc<Core>, max_connections: usize) {

@@ -27,9 +27,14 @@ impl Engine {
     }
 
     /// Like [`Engine::start`] with a prepared command (a wrapper such as prlimit).
+    ///
+    /// The I/O backend is `ENGINE_TEST_IO` (`uring` unless set), and the
+    /// readiness line must confirm it: the suite runs once per backend.
     pub fn start_command(mut command: Command, args: &[&str]) -> Engine {
+        let io = backend();
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--io", &io])
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -52,6 +57,7 @@ impl Engine {
         };
         let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
         assert_eq!(ready["event"], "ready", "{line}");
+        assert_eq!(ready["io"], io.as_str(), "{line}");
         Engine {
             child,
             listen: ready["listen"].as_str().unwrap().parse().unwrap(),
@@ -104,6 +110,11 @@ impl Engine {
             .unwrap();
         assert!(status.success());
     }
+}
+
+/// The backend under test: `ENGINE_TEST_IO`, default `uring`.
+pub fn backend() -> String {
+    std::env::var("ENGINE_TEST_IO").unwrap_or_else(|_| "uring".to_owned())
 }
 
 impl Drop for Engine {

@@ -1,0 +1,367 @@
+//! The HTTP/1.1 exchange of one connection, whatever delivers its bytes.
+//!
+//! Both I/O backends ([`super::conn`] on glommio, [`crate::uring`] on the
+//! engine's own ring) hand the bytes they received to a [`Session`] and send
+//! what it writes into their output buffer. Keeping the protocol here, once,
+//! is what makes the backends behave the same: pipelining, body skipping,
+//! limits, every malformed-input answer and both deadlines.
+//!
+//! Deadlines: while a request is incomplete (bytes buffered, or a body still
+//! to skip) the header deadline applies, set when its first byte arrived; in
+//! between requests the idle timeout applies. The backend enforces
+//! [`Session::cutoff`]: a slow head is answered `408` ([`timeout_answer`]), an
+//! idle connection is closed quietly.
+
+use super::Core;
+use super::state::Lookup;
+use crate::clicks::Capture;
+use crate::clicks::client_ip::client_ip;
+use crate::http::request::{self, Body, Method, Parse, Reject, Request};
+use crate::http::response::{Canned, Persist, status_index};
+use std::net::IpAddr;
+use std::time::Instant;
+
+/// Answers stop being produced once this much output is waiting to be sent:
+/// the backend sends, then hands over the rest of its input again.
+pub const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+
+/// One connection's protocol state between reads.
+#[derive(Debug)]
+pub struct Session {
+    /// Body bytes of the last request still to be skipped.
+    discard: u64,
+    /// When the request under way must be complete.
+    deadline: Option<Instant>,
+    /// When bytes last arrived (the idle timeout counts from here).
+    last_activity: Instant,
+}
+
+/// What one [`Session::process`] call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Input bytes used (answered requests and skipped body bytes).
+    pub consumed: usize,
+    /// Requests answered.
+    pub answered: u64,
+    /// The connection must close once the output is sent; the rest of the
+    /// input is never looked at.
+    pub close: bool,
+    /// Stopped at [`MAX_PENDING_OUTPUT`] with input left: send, then call
+    /// again with the rest.
+    pub full: bool,
+}
+
+impl Session {
+    pub fn new(now: Instant) -> Session {
+        Session {
+            discard: 0,
+            deadline: None,
+            last_activity: now,
+        }
+    }
+
+    /// Whether a request is under way, given `buffered` unconsumed bytes.
+    #[inline]
+    pub fn pending(&self, buffered: usize) -> bool {
+        buffered > 0 || self.discard > 0
+    }
+
+    /// Bytes arrived at `arrived`; `buffered` were already waiting.
+    #[inline]
+    pub fn arrived(&mut self, core: &Core, buffered: usize, arrived: Instant) {
+        if !self.pending(buffered) {
+            self.deadline = Some(arrived + core.header_timeout);
+        }
+        self.last_activity = arrived;
+    }
+
+    /// When the connection is cut off if nothing more arrives: the header
+    /// deadline while a request is under way, the idle timeout otherwise.
+    #[inline]
+    pub fn cutoff(&self, core: &Core, buffered: usize) -> Instant {
+        match self.deadline {
+            Some(at) if self.pending(buffered) => at,
+            _ => self.last_activity + core.idle_timeout,
+        }
+    }
+
+    /// After the consumed bytes were dropped: whether the connection is now
+    /// between requests (nothing buffered, no body to skip).
+    #[inline]
+    pub fn settle(&mut self, buffered: usize) -> bool {
+        let idle = !self.pending(buffered);
+        if idle {
+            self.deadline = None;
+        }
+        idle
+    }
+
+    /// Answers every complete request at the start of `input` into `out`.
+    /// `arrived` is when the input's last bytes came, `now_ms` the unix time
+    /// for click records.
+    pub fn process(
+        &mut self,
+        core: &Core,
+        input: &[u8],
+        peer: IpAddr,
+        arrived: Instant,
+        now_ms: u64,
+        out: &mut Vec<u8>,
+    ) -> Progress {
+        let mut progress = Progress {
+            consumed: 0,
+            answered: 0,
+            close: false,
+            full: false,
+        };
+        let filled = input.len();
+        let mut start = 0usize;
+        loop {
+            if self.discard > 0 {
+                let skip = self.discard.min((filled - start) as u64);
+                start += skip as usize;
+                self.discard -= skip;
+                if self.discard > 0 {
+                    break;
+                }
+                // The next request's clock starts now.
+                self.deadline = Some(arrived + core.header_timeout);
+            }
+            if start == filled {
+                break;
+            }
+            if out.len() >= MAX_PENDING_OUTPUT {
+                progress.full = true;
+                break;
+            }
+            // A head is only ever looked at through a window of the head
+            // limit, as if the input buffer were exactly that long.
+            let window = &input[start..filled.min(start + core.limits.max_head)];
+            match request::parse(window, &core.limits) {
+                Parse::Complete(req) => {
+                    start += req.head_len;
+                    progress.answered += 1;
+                    let (status, keep) = answer(core, &req, peer, now_ms, out);
+                    count(core, status);
+                    if let Body::Length(n) = req.body {
+                        self.discard = n;
+                    }
+                    if !keep {
+                        progress.close = true;
+                        break;
+                    }
+                    self.deadline = Some(arrived + core.header_timeout);
+                }
+                Parse::Partial => break,
+                Parse::Error(reject) => {
+                    let canned = match reject {
+                        Reject::BadRequest => Canned::BadRequest,
+                        Reject::UriTooLong => Canned::UriTooLong,
+                        Reject::HeadersTooLarge => Canned::HeadersTooLarge,
+                    };
+                    core.metrics.parse_errors.inc();
+                    core.pre.borrow().canned(out, canned, false, Persist::Close);
+                    count(core, canned.status());
+                    progress.answered += 1;
+                    progress.close = true;
+                    break;
+                }
+            }
+        }
+        progress.consumed = start;
+        progress
+    }
+}
+
+/// The answer to a head that did not arrive in time; the connection closes
+/// after it.
+pub fn timeout_answer(core: &Core, out: &mut Vec<u8>) {
+    core.metrics.header_timeouts.inc();
+    core.pre
+        .borrow()
+        .canned(out, Canned::RequestTimeout, false, Persist::Close);
+    count(core, 408);
+}
+
+#[inline]
+pub fn count(core: &Core, status: u16) {
+    core.metrics.responses[status_index(status)].inc();
+}
+
+/// Writes the answer to `req` into `out`; returns the status and whether the
+/// connection may carry another request.
+#[inline]
+pub fn answer(
+    core: &Core,
+    req: &Request<'_>,
+    peer: IpAddr,
+    now_ms: u64,
+    out: &mut Vec<u8>,
+) -> (u16, bool) {
+    let pre = core.pre.borrow();
+    let head_only = req.method == Method::Head;
+    // A body is skipped only up to a limit, and a chunked one not at all:
+    // in both cases the connection ends after this answer.
+    let body_ok = match req.body {
+        Body::None => true,
+        Body::Length(n) => n <= core.max_body,
+        Body::Chunked => false,
+    };
+    if let Body::Length(n) = req.body
+        && n > core.max_body
+    {
+        pre.canned(out, Canned::PayloadTooLarge, head_only, Persist::Close);
+        return (413, false);
+    }
+    let keep = req.keep_alive && body_ok && !core.draining.get();
+    let persist = Persist::new(keep, req.http11);
+    if req.method == Method::Other {
+        pre.canned(out, Canned::MethodNotAllowed, false, persist);
+        return (405, keep);
+    }
+    let code = match req.path {
+        [b'/', code @ ..] => code,
+        _ => &b""[..],
+    };
+    if code.is_empty() {
+        return match &core.root_redirect {
+            Some(url) => {
+                pre.redirect(out, snapshots::RedirectStatus::Found, url, b"", persist);
+                (302, keep)
+            }
+            None => {
+                pre.canned(out, Canned::NotFound, head_only, persist);
+                (404, keep)
+            }
+        };
+    }
+    let state = core.state.borrow();
+    let canned = match state.lookup(code) {
+        Lookup::Found(target) if !target.is_gone(core.now_secs.get()) => {
+            let query = if target.forward_query { req.query } else { b"" };
+            pre.redirect(out, target.status, target.location, query, persist);
+            let status = target.status.code();
+            capture(core, req, peer, code, status, now_ms);
+            return (status, keep);
+        }
+        Lookup::Found(_) => core.gone,
+        Lookup::Missing => Canned::NotFound,
+        Lookup::NotReady => Canned::NotReady,
+    };
+    pre.canned(out, canned, head_only, persist);
+    let status = canned.status();
+    if canned != Canned::NotReady {
+        capture(core, req, peer, code, status, now_ms);
+    }
+    (status, keep)
+}
+
+/// Records a click for a redirect, 404 or 410 when capture is on.
+#[inline]
+fn capture(core: &Core, req: &Request<'_>, peer: IpAddr, code: &[u8], status: u16, now_ms: u64) {
+    let mut clicks = core.clicks.borrow_mut();
+    if let Some(buffer) = clicks.as_mut() {
+        let ip = client_ip(peer, &core.proxies, req.forwarded, req.x_forwarded_for);
+        buffer.record(
+            now_ms,
+            &Capture {
+                status,
+                ip,
+                code,
+                user_agent: req.user_agent,
+                referer: req.referer,
+                accept_language: req.accept_language,
+                host: req.host,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clicks::ClickBuffer;
+    use crate::config::Config;
+    use crate::core::state::DeltaRecord;
+    use crate::metrics::CoreMetrics;
+    use crate::test_alloc;
+    use snapshots::delta::LinkDelta;
+    use snapshots::{Link, Snapshot, SnapshotBuilder};
+    use std::sync::Arc;
+
+    /// The request path (parse, lookup in deltas and snapshot, answer,
+    /// click record) allocates nothing once the buffers have their size.
+    #[test]
+    fn request_path_does_not_allocate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let mut builder = SnapshotBuilder::new(1);
+        builder
+            .push(Link {
+                forward_query: true,
+                ..Link::new("abc", "https://example.com/a?x=1#f")
+            })
+            .unwrap();
+        builder
+            .push(Link::new("old", "https://example.com/old"))
+            .unwrap();
+        builder.write_to(&path).unwrap();
+        let snapshot = Arc::new(Snapshot::open(&path).unwrap());
+        let (tx, _rx) = crossbeam_channel::bounded(4);
+        let (_recycle_tx, recycle_rx) = crossbeam_channel::bounded(4);
+        let metrics = Arc::new(CoreMetrics::new());
+        let clicks = ClickBuffer::new(
+            "n",
+            [7; 8],
+            0,
+            10_000,
+            1_000_000,
+            tx,
+            recycle_rx,
+            metrics.clone(),
+        );
+        let core = Core::new(0, &Config::default(), metrics, Some(snapshot), Some(clicks));
+        core.state
+            .borrow_mut()
+            .apply(Arc::new(DeltaRecord::from(LinkDelta::upsert(
+                2,
+                Link::new("new", "https://n/1"),
+            ))));
+        core.state
+            .borrow_mut()
+            .apply(Arc::new(DeltaRecord::from(LinkDelta::delete(3, "old"))));
+        let requests: [&[u8]; 6] = [
+            b"GET /abc?utm=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: x\r\nReferer: r\r\n\r\n",
+            b"HEAD /new HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /old HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /missing HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            b"POST /abc HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        ];
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut out = Vec::with_capacity(64 * 1024);
+        let run = |out: &mut Vec<u8>| {
+            out.clear();
+            for raw in requests {
+                let Parse::Complete(req) = request::parse(raw, &core.limits) else {
+                    panic!("parse");
+                };
+                let (status, _) = answer(&core, &req, peer, 1_700_000_000_000, out);
+                count(&core, status);
+            }
+        };
+        run(&mut out);
+        let allocations = test_alloc::count(|| {
+            for _ in 0..1000 {
+                run(&mut out);
+            }
+        });
+        assert_eq!(allocations, 0);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains("Location: https://example.com/a?x=1&utm=1#f"),
+            "{text}"
+        );
+        assert_eq!(core.metrics.clicks_captured.get(), 1001 * 4);
+    }
+}

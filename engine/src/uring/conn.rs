@@ -1,0 +1,169 @@
+//! One connection of the io_uring backend: its session, its buffers, and
+//! which of its operations the kernel holds.
+//!
+//! Slots are reused: a freed slot keeps its buffers' capacity for the next
+//! connection, so a new connection allocates nothing once the core has seen
+//! as many at once. A slot's generation changes on reuse and is part of every
+//! operation's user data, so a completion can never be applied to the wrong
+//! connection.
+
+use crate::core::session::Session;
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+#[derive(Debug)]
+pub struct Conn {
+    pub fd: RawFd,
+    pub generation: u32,
+    pub live: bool,
+    pub peer: IpAddr,
+    pub session: Session,
+    /// Received bytes not consumed yet: a partial head, or input held while
+    /// the output is full.
+    pub stash: Vec<u8>,
+    /// Answers not yet handed to the kernel.
+    pub out: Vec<u8>,
+    /// Answers the kernel is sending; never touched while a send is in flight.
+    pub sending: Vec<u8>,
+    /// Bytes of `sending` already sent (short sends are resumed).
+    pub sent: usize,
+    pub send_started: Instant,
+    /// A multishot receive is armed.
+    pub recv_armed: bool,
+    pub send_inflight: bool,
+    /// Output reached its limit: input waits in `stash` until a send ends.
+    pub blocked: bool,
+    /// `stash` grew too big while blocked: the receive was cancelled and is
+    /// re-armed once the output drains.
+    pub paused: bool,
+    /// The peer sent end-of-file (or the receive failed): nothing more comes.
+    pub eof: bool,
+    /// Close once everything in `out` and `sending` is sent.
+    pub close_after_send: bool,
+    /// Shut down; freed once the kernel holds no operation of it.
+    pub closing: bool,
+    /// Counted in the core's busy connections.
+    pub busy: bool,
+    /// Listed for this turn's flush.
+    pub dirty: bool,
+    /// Listed for a receive re-arm at the end of this turn.
+    pub rearm: bool,
+}
+
+impl Conn {
+    fn empty(now: Instant) -> Conn {
+        Conn {
+            fd: -1,
+            generation: 0,
+            live: false,
+            peer: IpAddr::from([0, 0, 0, 0]),
+            session: Session::new(now),
+            stash: Vec::new(),
+            out: Vec::new(),
+            sending: Vec::new(),
+            sent: 0,
+            send_started: now,
+            recv_armed: false,
+            send_inflight: false,
+            blocked: false,
+            paused: false,
+            eof: false,
+            close_after_send: false,
+            closing: false,
+            busy: false,
+            dirty: false,
+            rearm: false,
+        }
+    }
+
+    /// Whether the connection has anything under way: a request, or output.
+    pub fn is_busy(&self) -> bool {
+        self.session.pending(self.stash.len())
+            || !self.out.is_empty()
+            || self.send_inflight
+            || !self.sending.is_empty()
+    }
+
+    /// Whether the kernel still holds one of the connection's operations.
+    pub fn in_flight(&self) -> bool {
+        self.recv_armed || self.send_inflight
+    }
+}
+
+/// Every connection of one core.
+#[derive(Debug, Default)]
+pub struct Slab {
+    conns: Vec<Conn>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Slab {
+    /// A slot for a new connection on `fd`, reusing a freed one if any.
+    pub fn insert(&mut self, fd: RawFd, peer: IpAddr, now: Instant) -> u32 {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.conns.push(Conn::empty(now));
+                (self.conns.len() - 1) as u32
+            }
+        };
+        let conn = &mut self.conns[slot as usize];
+        conn.fd = fd;
+        conn.live = true;
+        conn.peer = peer;
+        conn.session = Session::new(now);
+        conn.send_started = now;
+        self.live += 1;
+        slot
+    }
+
+    /// Frees a slot whose operations have all completed; returns its fd,
+    /// which the caller closes.
+    pub fn remove(&mut self, slot: u32) -> RawFd {
+        let conn = &mut self.conns[slot as usize];
+        debug_assert!(conn.live && !conn.in_flight());
+        let fd = conn.fd;
+        conn.fd = -1;
+        conn.live = false;
+        conn.generation = conn.generation.wrapping_add(1);
+        conn.stash.clear();
+        conn.out.clear();
+        conn.sending.clear();
+        conn.sent = 0;
+        conn.blocked = false;
+        conn.paused = false;
+        conn.eof = false;
+        conn.close_after_send = false;
+        conn.closing = false;
+        conn.busy = false;
+        conn.dirty = false;
+        conn.rearm = false;
+        self.free.push(slot);
+        self.live -= 1;
+        fd
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, slot: u32) -> &mut Conn {
+        &mut self.conns[slot as usize]
+    }
+
+    /// The live connection in `slot` if it is still generation `generation`.
+    #[inline]
+    pub fn current(&mut self, slot: u32, generation: u32) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(slot as usize)
+            .filter(|c| c.live && c.generation == generation)
+    }
+
+    /// Number of slots ever used (live or free).
+    pub fn slots(&self) -> u32 {
+        self.conns.len() as u32
+    }
+
+    pub fn live(&self) -> usize {
+        self.live
+    }
+}
