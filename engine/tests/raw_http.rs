@@ -329,3 +329,41 @@ fn connection_limit_per_core() {
     });
     still_serves(&engine);
 }
+
+/// A client that pipelines far more than the engine buffers, and only then
+/// reads: the engine stops reading while its answers are unsent (so the
+/// client's writes block on TCP flow control, not the engine's memory), and
+/// every request is answered, in order, once the client reads.
+#[test]
+fn pipelining_beyond_the_output_limit_is_answered_in_full() {
+    let (_dir, engine) = engine(&[]);
+    const REQUESTS: usize = 50_000;
+    let one = b"GET /abc HTTP/1.1\r\nHost: h\r\n\r\n";
+    let mut stream = TcpStream::connect(engine.listen).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let mut batch = Vec::with_capacity(one.len() * 1000);
+        for _ in 0..REQUESTS / 1000 {
+            batch.clear();
+            for _ in 0..1000 {
+                batch.extend_from_slice(one);
+            }
+            writer.write_all(&batch).unwrap();
+        }
+        writer
+            .write_all(b"GET /abc HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            .unwrap();
+    });
+    // Let the engine's output back up before anything is read.
+    std::thread::sleep(Duration::from_millis(300));
+    let bytes = read_to_close(&mut stream);
+    sender.join().unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    let answers = text.matches("HTTP/1.1 301 ").count();
+    assert_eq!(answers, REQUESTS + 1);
+    assert!(text.ends_with("Connection: close\r\nContent-Length: 0\r\n\r\n"));
+    still_serves(&engine);
+}
