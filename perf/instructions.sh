@@ -10,15 +10,25 @@
 # the same for every server. Idle timers running during the longer run add
 # a little (the engine's 5 ms tick: tens of instructions per request).
 #
+# With click capture on (CLICKS=1, the default) the engines publish every
+# request's click to NATS, so their count includes capture and publishing
+# (the publisher thread is the same process). Each engine gets a private
+# click stream and links stream for the run, deleted at the end.
+#
 # Usage: perf/instructions.sh [N_LINKS]   (default 100000: valgrind loads a
 #        1M-link map or snapshot slowly; lookups barely depend on size)
-# Env:   N1=2000 N2=22000 SERVERS="nginx engine hyper" SKIP_BUILD=1
+# Env:   N1=2000 N2=22000 SKIP_BUILD=1
+#        SERVERS="nginx engine-uring engine-glommio hyper" (engine-X: the
+#          engine with `--io X`; plain engine: its default backend)
+#        ENGINE_IO_FLAG=1 (0: no --io, for engines without the flag)
+#        CLICKS=1 (0: no --nats)  NATS_URL=nats://127.0.0.1:4222
 #        OUT=DIR (default perf/results/<UTC date-time>-instructions)
 # Needs: the inputs perf/run.sh N_LINKS prepares (it is run if they are missing).
 set -euo pipefail
 N=${1:-100000}
 N1=${N1:-2000} N2=${N2:-22000}
-SERVERS=${SERVERS:-"nginx engine hyper"}
+SERVERS=${SERVERS:-"nginx engine-uring engine-glommio hyper"}
+ENGINE_IO_FLAG=${ENGINE_IO_FLAG:-1} CLICKS=${CLICKS:-1} NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=/tmp/perf-harness-$N
 mkdir -p "$WORK"
@@ -36,16 +46,73 @@ python3 "$ROOT/perf/scripts/prepare.py" "$WORK/links.csv" "$WORK" "$PORT" 0
 # One process for valgrind to follow: nginx without its master.
 sed 's/^worker_processes 1;/master_process off;\nworker_processes 1;/' "$WORK/nginx.conf" > "$WORK/nginx-vg.conf"
 VG=(valgrind --tool=cachegrind --cache-sim=no)
+TMP=$(mktemp -d /tmp/perf-instructions.XXXXXX)
+RUN_ID=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+STREAMS=()
+
+# js_api SUBJECT: one JetStream API request (empty body) over the plain NATS
+# protocol (no nats CLI or client library here); prints the JSON reply.
+js_api() {
+  python3 - "$NATS_URL" "$1" <<'PY'
+import socket, sys
+from urllib.parse import urlparse
+url = urlparse(sys.argv[1])
+s = socket.create_connection((url.hostname, url.port or 4222), timeout=5)
+f = s.makefile("rb")
+f.readline()  # INFO
+s.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.perf 1\r\nPUB %s _INBOX.perf 0\r\n\r\n' % sys.argv[2].encode())
+while True:
+    line = f.readline()
+    if not line:
+        sys.exit("NATS closed the connection")
+    if line.startswith(b"PING"):
+        s.sendall(b"PONG\r\n")
+    elif line.startswith(b"-ERR"):
+        sys.exit(line.decode().strip())
+    elif line.startswith(b"MSG"):
+        print(f.read(int(line.split()[-1]) + 2)[:-2].decode())
+        break
+PY
+}
+cleanup() {
+  for st in "${STREAMS[@]}"; do
+    js_api "\$JS.API.STREAM.DELETE.$st" > /dev/null 2>&1 || echo "could not delete stream $st at $NATS_URL" >&2
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+if [[ $CLICKS == 1 && " $SERVERS " == *" engine"* ]] && ! js_api '$JS.API.INFO' > /dev/null; then
+  echo "no JetStream at $NATS_URL: start nats-server -js, set NATS_URL, or run with CLICKS=0" >&2; exit 1
+fi
+
+# engine_args SERVER COUNT: the engine's flags beyond the common ones, for
+# engine or engine-X (a fresh spool per run: nothing replays into the next).
+engine_args() {
+  local s=$1 tag=${RUN_ID}_${1//-/_}
+  [[ $s != engine && $ENGINE_IO_FLAG == 1 ]] && printf '%s\n' --io "${s#engine-}"
+  if [[ $CLICKS == 1 ]]; then
+    # Private subjects: clicks.> (the default) would overlap any CLICKS stream on the server.
+    printf '%s\n' --nats "$NATS_URL" --node-id perf \
+      --clicks-stream "PERF_CLICKS_$tag" --clicks-subject-prefix "perf.$tag.clicks" \
+      --links-stream "PERF_LINKS_$tag" --links-subject "perf.$tag.links" \
+      --click-spool-dir "$TMP/spool-$s-$2"
+  fi
+  return 0
+}
 
 # one SERVER COUNT -> prints Ir of a whole run that served COUNT requests
 one() {
   local s=$1 n=$2 base=$OUT/$1-$2 pid addr
   case $s in
     nginx)  "${VG[@]}" --cachegrind-out-file="$base.cg" nginx -c "$WORK/nginx-vg.conf" -p "$WORK" > "$base.out" 2> "$base.err" & ;;
-    engine) "${VG[@]}" --cachegrind-out-file="$base.cg" "$BIN/engine" serve --snapshot "$WORK/links.snap" \
-              --listen 127.0.0.1:0 --admin 127.0.0.1:0 --cores 1 > "$base.out" 2> "$base.err" & ;;
+    engine|engine-*)
+            mapfile -t extra < <(engine_args "$s" "$n")
+            echo "$BIN/engine serve --snapshot $WORK/links.snap --listen 127.0.0.1:0 --admin 127.0.0.1:0 --cores 1 ${extra[*]}" > "$base.cmd"
+            "${VG[@]}" --cachegrind-out-file="$base.cg" "$BIN/engine" serve --snapshot "$WORK/links.snap" \
+              --listen 127.0.0.1:0 --admin 127.0.0.1:0 --cores 1 "${extra[@]}" > "$base.out" 2> "$base.err" & ;;
     hyper)  "${VG[@]}" --cachegrind-out-file="$base.cg" "$BIN/perf-hyper-ref" --input "$WORK/links.csv" \
               --listen 127.0.0.1:0 > "$base.out" 2> "$base.err" & ;;
+    *) echo "unknown server $s" >&2; return 2 ;;
   esac
   pid=$!
   for _ in $(seq 1 1200); do
@@ -70,11 +137,12 @@ top() {
 
 printf "server\tIr(%s)\tIr(%s)\tinstructions_per_request\n" "$N1" "$N2" > "$OUT/instructions.tsv"
 for s in $SERVERS; do
+  [[ $CLICKS == 1 && ($s == engine || $s == engine-*) ]] && STREAMS+=("PERF_CLICKS_${RUN_ID}_${s//-/_}" "PERF_LINKS_${RUN_ID}_${s//-/_}")
   a=$(one "$s" "$N1"); b=$(one "$s" "$N2")
   per=$(( (b - a) / (N2 - N1) ))
   top "$s"
   printf "%s\t%s\t%s\t%s\n" "$s" "$a" "$b" "$per" | tee -a "$OUT/instructions.tsv"
   log "$s: $per user-space instructions per request"
 done
-echo "perf/instructions.sh $N (N1=$N1 N2=$N2), $(valgrind --version), git $(cd "$ROOT" && git rev-parse --short HEAD)" > "$OUT/commands.txt"
+echo "perf/instructions.sh $N (N1=$N1 N2=$N2 SERVERS=\"$SERVERS\" ENGINE_IO_FLAG=$ENGINE_IO_FLAG CLICKS=$CLICKS NATS_URL=$NATS_URL), $(valgrind --version), git $(cd "$ROOT" && git rev-parse --short HEAD); engine command lines in *.cmd" > "$OUT/commands.txt"
 log "results in $OUT"

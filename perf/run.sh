@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# The side-by-side harness: engine vs nginx vs tokio+hyper, one server core
-# each, the load generator on the other core, alternating A B C A B C.
+# The side-by-side harness: nginx vs the engine (each I/O backend) vs
+# tokio+hyper, one server core each, the load generator on the other core,
+# alternating A B C D A B C D.
 #
 # Usage: perf/run.sh [N_LINKS]            (default 1000000)
-# Env:   ROUNDS=3  SECS=5 (measured seconds per run)  CONNS=64
-#        RATE=10000 (open-loop rate for the latency columns)
-#        SERVER_CPU=0  CLIENT_CPU=1  SERVERS="nginx engine hyper"
+# Env:   ROUNDS=3  SECS=5 (measured seconds per run; DURATION is an alias)
+#        CONNS="64 256" (connection counts; every server at each)
+#        RATE=10000 (open-loop rate for the fixed-rate latency columns)  OPEN=1 (0: skip them)
+#        SERVER_CPU=0  CLIENT_CPU=1
+#        SERVERS="nginx engine-uring engine-glommio hyper": engine-X is the
+#          engine started with `--io X`; plain `engine` is its default backend
+#        ENGINE_IO_FLAG=1 (0: start engine-X without --io, for engines that
+#          do not have the flag yet; the rows keep their names)
+#        CLICKS=1 (click capture on for every engine: --nats NATS_URL, a
+#          private click stream and links stream per engine and run, deleted
+#          at the end; 0: no --nats)  NATS_URL=nats://127.0.0.1:4222
+#        PERF_STAT=1 where the VM has hardware counters (attach perf stat to
+#          the server for instructions and cycles; 0 elsewhere)
 #        WRK=1 (also run perf/wrk-vs-perf.sh against nginx)  SKIP_BUILD=1
 #        WORK=/tmp/perf-harness-N (inputs: links.csv, snapshot, nginx map)
 #        DIST=uniform (or zipf, zipf:S)  UNKNOWN=0 (share of unknown codes, 404)
@@ -13,24 +24,70 @@
 #        perf/instructions.sh (valgrind) on INSTR_N=100000 links for the
 #        user-space instructions per request column
 # Output: perf/results/<UTC date-time>/ with machine.txt, commands.txt,
-#         runs/*.json (client) + runs/*.perfstat (server), wrk/, instructions/,
-#         summary.md, plot.svg.
+#         runs/SERVER-cCONNS-MODE-ROUND.{json,txt} (client),
+#         .proc (server CPU time from /proc/PID/stat around the window),
+#         .irq.before/.irq.after (/proc/interrupts), .perfstat (if PERF_STAT),
+#         clicks.txt (engines' click counters and stream contents), wrk/,
+#         instructions/, summary.md, plot.svg.
 set -euo pipefail
 N=${1:-1000000}
-ROUNDS=${ROUNDS:-3} SECS=${SECS:-5} CONNS=${CONNS:-64} RATE=${RATE:-10000}
+ROUNDS=${ROUNDS:-3} SECS=${SECS:-${DURATION:-5}} CONNS=${CONNS:-"64 256"} RATE=${RATE:-10000}
+OPEN=${OPEN:-1}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1}
-SERVERS=${SERVERS:-"nginx engine hyper"}
+SERVERS=${SERVERS:-"nginx engine-uring engine-glommio hyper"}
+ENGINE_IO_FLAG=${ENGINE_IO_FLAG:-1} CLICKS=${CLICKS:-1} NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 DIST=${DIST:-uniform} UNKNOWN=${UNKNOWN:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-/tmp/perf-harness-$N}
 SUFFIX=
 [[ $DIST != uniform || $UNKNOWN != 0 ]] && SUFFIX="-${DIST//:/_}-unknown$UNKNOWN"
+[[ $CLICKS == 0 ]] && SUFFIX="$SUFFIX-noclicks"
 OUT=$ROOT/perf/results/$(date -u +%Y-%m-%dT%H-%M)$SUFFIX
 BIN=$ROOT/target/release
 mkdir -p "$WORK" "$OUT/runs"
+# Per-run scratch (engine click spools): removed on exit.
+TMP=$(mktemp -d /tmp/perf-run.XXXXXX)
+RUN_ID=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" >&2; }
-echo "perf/run.sh $*  (N=$N ROUNDS=$ROUNDS SECS=$SECS CONNS=$CONNS RATE=$RATE SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU SERVERS=\"$SERVERS\" DIST=$DIST UNKNOWN=$UNKNOWN)" > "$OUT/commands.txt"
+echo "perf/run.sh $*  (N=$N ROUNDS=$ROUNDS SECS=$SECS CONNS=\"$CONNS\" RATE=$RATE OPEN=$OPEN SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU SERVERS=\"$SERVERS\" ENGINE_IO_FLAG=$ENGINE_IO_FLAG CLICKS=$CLICKS NATS_URL=$NATS_URL DIST=$DIST UNKNOWN=$UNKNOWN)" > "$OUT/commands.txt"
 cmd() { echo "$*" >> "$OUT/commands.txt"; "$@"; }
+
+# js_api SUBJECT: one JetStream API request (empty body) to NATS_URL over the
+# plain NATS protocol (no nats CLI or client library on this machine); prints
+# the JSON reply, fails if there is none within 5 s.
+js_api() {
+  python3 - "$NATS_URL" "$1" <<'PY'
+import socket, sys
+from urllib.parse import urlparse
+url = urlparse(sys.argv[1])
+s = socket.create_connection((url.hostname, url.port or 4222), timeout=5)
+f = s.makefile("rb")
+f.readline()  # INFO
+s.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.perf 1\r\nPUB %s _INBOX.perf 0\r\n\r\n' % sys.argv[2].encode())
+while True:
+    line = f.readline()
+    if not line:
+        sys.exit("NATS closed the connection")
+    if line.startswith(b"PING"):
+        s.sendall(b"PONG\r\n")
+    elif line.startswith(b"-ERR"):
+        sys.exit(line.decode().strip())
+    elif line.startswith(b"MSG"):
+        print(f.read(int(line.split()[-1]) + 2)[:-2].decode())
+        break
+PY
+}
+
+# stream_state JSON: "M messages, B bytes" from a stream info reply, or its error.
+stream_state() {
+  python3 -c 'import json, sys
+try:
+    d = json.loads(sys.argv[1])
+except ValueError:
+    sys.exit(print(sys.argv[1]))
+s = d.get("state")
+print("%s messages, %s bytes" % (s["messages"], s["bytes"]) if s else d.get("error"))' "$1"
+}
 
 # --- 1. release binaries (measurement needs them) ---
 if [[ -z ${SKIP_BUILD:-} ]]; then
@@ -50,16 +107,23 @@ cmd python3 "$ROOT/perf/scripts/prepare.py" "$WORK/links.csv" "$WORK" "$NGINX_PO
 # --- 3. the machine ---
 HW_COUNTERS=1
 if perf stat -e instructions,cycles true 2>&1 | grep -q "not supported"; then HW_COUNTERS=0; fi
+PERF_STAT=${PERF_STAT:-$HW_COUNTERS}
+ENGINES=()
+for s in $SERVERS; do [[ $s == engine || $s == engine-* ]] && ENGINES+=("$s"); done
+if [[ $CLICKS == 1 && ${#ENGINES[@]} -gt 0 ]] && ! js_api '$JS.API.INFO' > /dev/null; then
+  echo "no JetStream at $NATS_URL: start nats-server -js, set NATS_URL, or run with CLICKS=0" >&2; exit 1
+fi
 {
   echo "date: $(date -u +%FT%TZ)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
   echo "cores: $(nproc)"
   echo "kernel: $(uname -r)"
   echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-  echo "git: $(cd "$ROOT" && git rev-parse --short HEAD)"
+  echo "git: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- engine perf || echo ' (engine/ or perf/ modified)')"
   echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
   echo "links: $N, of which $(wc -l < "$WORK/codes.txt") are asked for (codes colliding case-insensitively are left out)"
-  echo "hardware counters (instructions, cycles): $([[ $HW_COUNTERS == 1 ]] && echo yes || echo 'not supported on this VM: server cost is CPU time (perf stat task-clock) per request')"
+  echo "hardware counters (instructions, cycles): $([[ $HW_COUNTERS == 1 ]] && echo yes || echo 'not supported on this VM: server cost is CPU time (/proc/PID/stat) per request, user-space instructions from valgrind')"
+  echo "click capture: $([[ $CLICKS == 1 ]] && echo "on, $NATS_URL ($(nats-server --version 2>/dev/null || echo 'nats-server version unknown'))" || echo off)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
@@ -68,14 +132,27 @@ EVENTS=task-clock
 
 # --- 4. servers ---
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+declare -A ADDR SPID ADMIN STREAMS
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  # The engines' streams: contents for the record, then deleted.
+  for s in "${!STREAMS[@]}"; do
+    for st in ${STREAMS[$s]}; do
+      info=$(js_api "\$JS.API.STREAM.INFO.$st" 2>&1 || true)
+      echo "$s stream $st: $(stream_state "$info")" >> "$OUT/clicks.txt"
+      js_api "\$JS.API.STREAM.DELETE.$st" > /dev/null 2>&1 || echo "could not delete stream $st at $NATS_URL" >&2
+    done
+  done
+  rm -rf "$TMP"
+}
 trap cleanup EXIT
 
-# wait_ready FILE: the JSON readiness line's "listen" field.
+# wait_ready FILE: the JSON readiness line's FIELD (listen or admin).
 wait_ready() {
   for _ in $(seq 1 600); do
     if grep -q '"ready"' "$1" 2>/dev/null; then
-      python3 -c 'import json,sys; print(next(json.loads(l)["listen"] for l in open(sys.argv[1]) if "ready" in l))' "$1"
+      python3 -c 'import json,sys; print(next(json.loads(l)[sys.argv[2]] for l in open(sys.argv[1]) if "ready" in l))' "$1" "${2:-listen}"
       return
     fi
     sleep 0.1
@@ -87,7 +164,6 @@ wait_port() {
   echo "port $1 never opened" >&2; exit 1
 }
 
-declare -A ADDR SPID
 for s in $SERVERS; do
   case $s in
     nginx)
@@ -96,12 +172,25 @@ for s in $SERVERS; do
       ADDR[nginx]=127.0.0.1:$NGINX_PORT
       SPID[nginx]=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)   # the worker
       echo "taskset -c $SERVER_CPU nginx -c $WORK/nginx.conf" >> "$OUT/commands.txt" ;;
-    engine)
+    engine|engine-*)
       c=(taskset -c "$SERVER_CPU" "$BIN/engine" serve --snapshot "$WORK/links.snap" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --cores 1)
+      [[ $s != engine && $ENGINE_IO_FLAG == 1 ]] && c+=(--io "${s#engine-}")
+      if [[ $CLICKS == 1 ]]; then
+        # Private streams and subjects: a click stream on clicks.> (the
+        # default) would overlap any CLICKS stream already on the server and
+        # the engine could not create it; LINKS is left alone the same way.
+        tag=${RUN_ID}_${s//-/_}
+        c+=(--nats "$NATS_URL" --node-id perf
+            --clicks-stream "PERF_CLICKS_$tag" --clicks-subject-prefix "perf.$tag.clicks"
+            --links-stream "PERF_LINKS_$tag" --links-subject "perf.$tag.links"
+            --click-spool-dir "$TMP/spool-$s")
+        STREAMS[$s]="PERF_CLICKS_$tag PERF_LINKS_$tag"
+      fi
       echo "${c[*]}" >> "$OUT/commands.txt"
-      "${c[@]}" > "$OUT/engine.out" 2> "$OUT/engine.log" &
-      PIDS+=($!); SPID[engine]=$!
-      ADDR[engine]=$(wait_ready "$OUT/engine.out") ;;
+      "${c[@]}" > "$OUT/$s.out" 2> "$OUT/$s.log" &
+      PIDS+=($!); SPID[$s]=$!
+      ADDR[$s]=$(wait_ready "$OUT/$s.out")
+      ADMIN[$s]=$(wait_ready "$OUT/$s.out" admin) ;;
     hyper)
       c=(taskset -c "$SERVER_CPU" "$BIN/perf-hyper-ref" --input "$WORK/links.csv" --listen 127.0.0.1:0)
       echo "${c[*]}" >> "$OUT/commands.txt"
@@ -114,46 +203,80 @@ for s in $SERVERS; do
 done
 
 # --- 5. rounds, alternating ---
-# run SERVER MODE ROUND [extra perf-load flags]: one client run with perf stat
-# attached to the server for the measured window (after a 1 s warm-up).
+# run SERVER CONNS MODE ROUND [extra perf-load flags]: one client run; over
+# its measured window (from 1 s after the generator starts sending) the
+# server's /proc/PID/stat and /proc/interrupts are read before and after
+# (and perf stat attached if PERF_STAT=1).
 run() {
-  local s=$1 mode=$2 r=$3; shift 3
-  local base=$OUT/runs/$s-$mode-$r
-  local c=("$BIN/perf" load -u "${ADDR[$s]}" -k "$WORK/codes.txt" -c "$CONNS" -t 1 --pin "$CLIENT_CPU"
+  local s=$1 conns=$2 mode=$3 r=$4; shift 4
+  local base=$OUT/runs/$s-c$conns-$mode-$r pid=${SPID[$s]}
+  local c=("$BIN/perf" load -u "${ADDR[$s]}" -k "$WORK/codes.txt" -c "$conns" -t 1 --pin "$CLIENT_CPU"
            -d "$SECS" --warmup 1 --distribution "$DIST" --unknown "$UNKNOWN" --json "$base.json" "$@")
   [[ $r == 1 ]] && echo "${c[*]}" >> "$OUT/commands.txt"
   "${c[@]}" > "$base.txt" 2>&1 &
   local client=$!
+  # The generator logs "load starts" once its request sequence is built.
+  for _ in $(seq 1 300); do grep -q "load starts" "$base.txt" && break; sleep 0.05; done
   sleep 1
-  echo "# window_s=$SECS" > "$base.perfstat"
-  perf stat -x, -e "$EVENTS" -p "${SPID[$s]}" -o "$base.perfstat.tmp" -- sleep "$SECS" 2>/dev/null || true
-  cat "$base.perfstat.tmp" >> "$base.perfstat"; rm -f "$base.perfstat.tmp"
+  local t0 t1 st0 st1
+  t0=$(date +%s%N); st0=$(cat "/proc/$pid/stat"); cat /proc/interrupts > "$base.irq.before"
+  if [[ $PERF_STAT == 1 ]]; then
+    echo "# window_s=$SECS" > "$base.perfstat"
+    perf stat -x, -e "$EVENTS" -p "$pid" -o "$base.perfstat.tmp" -- sleep "$SECS" 2>/dev/null || true
+    cat "$base.perfstat.tmp" >> "$base.perfstat"; rm -f "$base.perfstat.tmp"
+  else
+    sleep "$SECS"
+  fi
+  cat /proc/interrupts > "$base.irq.after"; st1=$(cat "/proc/$pid/stat"); t1=$(date +%s%N)
+  printf 'window_ns=%s\nclk_tck=%s\nserver_cpu=%s\nstat_before=%s\nstat_after=%s\n' \
+    "$((t1 - t0))" "$(getconf CLK_TCK)" "$SERVER_CPU" "$st0" "$st1" > "$base.proc"
   wait $client
-  log "$s $mode round $r: $(grep -h "requests/s" "$base.txt" | xargs)"
+  log "$s c$conns $mode round $r: $(grep -h "requests/s" "$base.txt" | xargs)"
 }
-echo "perf stat -x, -e $EVENTS -p SERVER_PID -- sleep $SECS   (during each run, after its 1 s warm-up)" >> "$OUT/commands.txt"
+echo "per run, over the measured window: /proc/SERVER_PID/stat and /proc/interrupts before and after$([[ $PERF_STAT == 1 ]] && echo ", perf stat -x, -e $EVENTS -p SERVER_PID -- sleep $SECS")" >> "$OUT/commands.txt"
 for r in $(seq 1 "$ROUNDS"); do
-  for s in $SERVERS; do run "$s" closed "$r"; done
-  for s in $SERVERS; do run "$s" open "$r" --rate "$RATE"; done
+  for conns in $CONNS; do
+    for s in $SERVERS; do run "$s" "$conns" closed "$r"; done
+    if [[ $OPEN == 1 ]]; then
+      for s in $SERVERS; do run "$s" "$conns" open "$r" --rate "$RATE"; done
+    fi
+  done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 
-# --- 6. the generator against wrk, same server ---
+# --- 6. clicks: what the engines counted (the streams' contents are added,
+# and the streams deleted, by cleanup once the engines have flushed) ---
+for s in "${ENGINES[@]}"; do
+  if [[ -n ${ADMIN[$s]:-} ]]; then
+    { echo "$s (http://${ADMIN[$s]}/metrics):"
+      curl -s "http://${ADMIN[$s]}/metrics" | grep -E '^engine_click' || echo "  no engine_click* metrics"
+    } >> "$OUT/clicks.txt"
+  fi
+done
+
+# --- 7. the generator against wrk, same server ---
 if [[ ${WRK:-1} == 1 && " $SERVERS " == *" nginx "* ]]; then
   log "wrk vs perf against nginx"
   mkdir -p "$OUT/wrk"
-  echo "perf/wrk-vs-perf.sh ${ADDR[nginx]} $WORK/codes.txt $WORK/wrk-paths.lua $OUT/wrk 3 $SECS $CONNS $CLIENT_CPU" >> "$OUT/commands.txt"
-  PERF_BIN=$BIN/perf "$ROOT/perf/wrk-vs-perf.sh" "${ADDR[nginx]}" "$WORK/codes.txt" "$WORK/wrk-paths.lua" "$OUT/wrk" 3 "$SECS" "$CONNS" "$CLIENT_CPU" > "$OUT/wrk/summary.txt" 2>&1 || true
+  c1=${CONNS%% *}
+  echo "perf/wrk-vs-perf.sh ${ADDR[nginx]} $WORK/codes.txt $WORK/wrk-paths.lua $OUT/wrk 3 $SECS $c1 $CLIENT_CPU" >> "$OUT/commands.txt"
+  PERF_BIN=$BIN/perf "$ROOT/perf/wrk-vs-perf.sh" "${ADDR[nginx]}" "$WORK/codes.txt" "$WORK/wrk-paths.lua" "$OUT/wrk" 3 "$SECS" "$c1" "$CLIENT_CPU" > "$OUT/wrk/summary.txt" 2>&1 || true
   tail -3 "$OUT/wrk/summary.txt" >&2
 fi
 
-# --- 7. user-space instructions per request under valgrind (where perf stat has none) ---
+# --- 8. user-space instructions per request under valgrind (where perf stat has none) ---
 if [[ ${INSTRUCTIONS:-$((1 - HW_COUNTERS))} == 1 ]] && command -v valgrind > /dev/null; then
   log "instructions per request under valgrind (${INSTR_N:-100000} links)"
-  echo "OUT=$OUT/instructions SKIP_BUILD=1 SERVERS=\"$SERVERS\" perf/instructions.sh ${INSTR_N:-100000}" >> "$OUT/commands.txt"
-  OUT=$OUT/instructions SKIP_BUILD=1 SERVERS="$SERVERS" "$ROOT/perf/instructions.sh" "${INSTR_N:-100000}" >&2 || true
+  echo "OUT=$OUT/instructions SKIP_BUILD=1 SERVERS=\"$SERVERS\" ENGINE_IO_FLAG=$ENGINE_IO_FLAG CLICKS=$CLICKS NATS_URL=$NATS_URL perf/instructions.sh ${INSTR_N:-100000}" >> "$OUT/commands.txt"
+  OUT=$OUT/instructions SKIP_BUILD=1 SERVERS="$SERVERS" ENGINE_IO_FLAG=$ENGINE_IO_FLAG CLICKS=$CLICKS NATS_URL=$NATS_URL \
+    "$ROOT/perf/instructions.sh" "${INSTR_N:-100000}" >&2 || true
 fi
 
-# --- 8. the table and the plot ---
+# --- 9. stop the servers (the engines flush their clicks), record and delete the streams ---
+cleanup
+trap - EXIT
+[[ -s $OUT/clicks.txt ]] && cat "$OUT/clicks.txt" >&2
+
+# --- 10. the table and the plot ---
 cmd "$BIN/perf" summarize "$OUT"
 log "results in $OUT"

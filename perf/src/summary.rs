@@ -1,11 +1,17 @@
 //! The harness's table and plot, from a results directory.
 //!
-//! `perf/run.sh` leaves, per server, mode (`closed`: saturation, `open`:
-//! fixed rate) and round, `runs/SERVER-MODE-ROUND.json` (the generator's
-//! [`crate::stats::Summary`]) and `runs/SERVER-MODE-ROUND.perfstat` (`perf stat -x,` on
-//! the server process over the measured window, `SECONDS` long, first line
-//! `# window_s=SECONDS`). This module takes the median of each figure over
-//! the rounds, divides by nginx's, and writes `summary.md` and `plot.svg`.
+//! `perf/run.sh` leaves, per server, connection count, mode (`closed`:
+//! saturation, `open`: fixed rate) and round, `runs/SERVER-cCONNS-MODE-ROUND.json`
+//! (the generator's [`crate::stats::Summary`]; older directories have no
+//! `-cCONNS` part) and next to it, over the measured window:
+//! - `.proc`: `key=value` lines, `window_ns`, `clk_tck`, `server_cpu`, and the
+//!   server's `/proc/PID/stat` line before and after (`stat_before`, `stat_after`),
+//! - `.irq.before` / `.irq.after`: copies of `/proc/interrupts`,
+//! - `.perfstat` (where written): `perf stat -x,` on the server process, first
+//!   line `# window_s=SECONDS`.
+//!
+//! This module takes the median of each figure over the rounds, divides by
+//! nginx's at the same connection count, and writes `summary.md` and `plot.svg`.
 //!
 //! Medians, because one round of a shared machine can be disturbed by a
 //! neighbour's compile; ratios, because they move less than the absolute
@@ -65,10 +71,105 @@ pub fn parse_perfstat(text: &str) -> PerfStat {
     s
 }
 
-/// Medians of one server over the rounds.
+/// The server's CPU time and the interrupts its core took over one run's
+/// measured window (from `.proc` and `.irq.before` / `.irq.after`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcWindow {
+    pub window_s: f64,
+    /// User + system CPU time of the whole server process (every thread).
+    pub cpu_s: f64,
+    /// Interrupts delivered to the server's CPU during the window, by
+    /// `/proc/interrupts` row (`RES`, `CAL`, `TLB`, `LOC`, `36`, ...), and
+    /// `total` (every row).
+    pub irq: BTreeMap<String, u64>,
+}
+
+/// utime + stime (clock ticks) of a `/proc/PID/stat` line.
+pub fn stat_ticks(line: &str) -> Option<u64> {
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &line[line.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime 15.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// One CPU's column of `/proc/interrupts`, by row label, plus `total` (the
+/// sum of every row that has a count for each CPU; `ERR` and `MIS` have a
+/// single system-wide count and are left out).
+pub fn parse_interrupts(text: &str, cpu: usize) -> Option<BTreeMap<String, u64>> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let ncpu = header.len();
+    let col = header.iter().position(|c| *c == format!("CPU{cpu}"))?;
+    let mut rows = BTreeMap::new();
+    let mut total = 0u64;
+    for line in lines {
+        let Some((label, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let counts: Vec<u64> = rest
+            .split_whitespace()
+            .take(ncpu)
+            .map_while(|t| t.parse().ok())
+            .collect();
+        if counts.len() != ncpu {
+            continue;
+        }
+        total += counts[col];
+        rows.insert(label.trim().to_owned(), counts[col]);
+    }
+    rows.insert("total".to_owned(), total);
+    Some(rows)
+}
+
+/// Reads a run's `.proc`, `.irq.before` and `.irq.after` files (`base` is
+/// the run's path without extension); `None` if any is missing or malformed.
+pub fn read_proc_window(base: &Path) -> Option<ProcWindow> {
+    let with = |ext: &str| {
+        let mut p = base.as_os_str().to_owned();
+        p.push(ext);
+        std::fs::read_to_string(p).ok()
+    };
+    let proc = with(".proc")?;
+    let kv: BTreeMap<&str, &str> = proc
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    let window_s = kv.get("window_ns")?.parse::<f64>().ok()? / 1e9;
+    let clk_tck = kv.get("clk_tck")?.parse::<f64>().ok()?;
+    let cpu: usize = kv.get("server_cpu")?.parse().ok()?;
+    let ticks =
+        stat_ticks(kv.get("stat_after")?)?.checked_sub(stat_ticks(kv.get("stat_before")?)?)?;
+    let before = parse_interrupts(&with(".irq.before")?, cpu)?;
+    let after = parse_interrupts(&with(".irq.after")?, cpu)?;
+    let irq = after
+        .iter()
+        .map(|(k, a)| {
+            (
+                k.clone(),
+                a.saturating_sub(before.get(k).copied().unwrap_or(0)),
+            )
+        })
+        .collect();
+    Some(ProcWindow {
+        window_s,
+        cpu_s: ticks as f64 / clk_tck,
+        irq,
+    })
+}
+
+/// The interrupt rows of the table, in order: rescheduling, function call
+/// and TLB shootdown IPIs (cross-core), and every interrupt on the core.
+pub const IRQ_ROWS: [&str; 4] = ["RES", "CAL", "TLB", "total"];
+
+/// Medians of one server at one connection count over the rounds.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     pub server: String,
+    /// Connections of the runs; `None` in directories from before the harness
+    /// ran several counts.
+    pub conns: Option<u32>,
     pub rounds: usize,
     pub rps: f64,
     pub rps_all: Vec<f64>,
@@ -79,14 +180,28 @@ pub struct Row {
     pub open_p50_all: Vec<f64>,
     pub open_p99_all: Vec<f64>,
     pub open_rate: Option<f64>,
+    /// Server CPU time (user + system) per request: from `/proc/PID/stat`
+    /// where recorded, else `perf stat`'s task-clock.
     pub cpu_us_per_req: Option<f64>,
     pub instr_per_req: Option<f64>,
     pub cycles_per_req: Option<f64>,
+    /// Interrupts on the server's CPU per request, [`IRQ_ROWS`] order.
+    pub irq_per_req: [Option<f64>; 4],
     pub client_ns_per_req: f64,
     pub errors: u64,
     /// User-space instructions per request counted by valgrind
     /// (`instructions/instructions.tsv`, written by `perf/instructions.sh`).
     pub vg_instr_per_req: Option<f64>,
+}
+
+impl Row {
+    /// `server` or `server c64`.
+    pub fn label(&self) -> String {
+        match self.conns {
+            Some(c) => format!("{} c{c}", self.server),
+            None => self.server.clone(),
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -102,11 +217,36 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// Reads every run of `dir/runs` into one row per server.
+/// Splits a run's file stem, `SERVER-cCONNS-MODE-ROUND` or the older
+/// `SERVER-MODE-ROUND`, into (server, conns, mode). Server names may hold '-'.
+pub fn parse_stem(stem: &str) -> Option<(String, Option<u32>, String)> {
+    let parts: Vec<&str> = stem.rsplitn(3, '-').collect();
+    let [round, mode, rest] = parts[..] else {
+        return None;
+    };
+    round.parse::<u32>().ok()?;
+    let conns = rest.rsplit_once('-').and_then(|(server, c)| {
+        let n = c.strip_prefix('c')?.parse::<u32>().ok()?;
+        Some((server, n))
+    });
+    Some(match conns {
+        Some((server, n)) => (server.to_owned(), Some(n), mode.to_owned()),
+        None => (rest.to_owned(), None, mode.to_owned()),
+    })
+}
+
+struct Sample {
+    run: Run,
+    stat: PerfStat,
+    proc: Option<ProcWindow>,
+}
+
+/// Reads every run of `dir/runs` into one row per server and connection count.
 pub fn collect(dir: &Path) -> anyhow::Result<Vec<Row>> {
     let runs = dir.join("runs");
-    // server -> mode -> [(run, perfstat)]
-    let mut by: BTreeMap<String, BTreeMap<String, Vec<(Run, PerfStat)>>> = BTreeMap::new();
+    // (server, conns) -> mode -> samples
+    type Key = (String, Option<u32>);
+    let mut by: BTreeMap<Key, BTreeMap<String, Vec<Sample>>> = BTreeMap::new();
     for entry in std::fs::read_dir(&runs).with_context(|| format!("reading {}", runs.display()))? {
         let path = entry?.path();
         if path.extension().is_none_or(|e| e != "json") {
@@ -117,8 +257,7 @@ pub fn collect(dir: &Path) -> anyhow::Result<Vec<Row>> {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let parts: Vec<&str> = stem.rsplitn(3, '-').collect();
-        let [_round, mode, server] = parts[..] else {
+        let Some((server, conns, mode)) = parse_stem(&stem) else {
             continue;
         };
         let run: Run = serde_json::from_str(&std::fs::read_to_string(&path)?)
@@ -126,64 +265,79 @@ pub fn collect(dir: &Path) -> anyhow::Result<Vec<Row>> {
         let stat = std::fs::read_to_string(path.with_extension("perfstat"))
             .map(|t| parse_perfstat(&t))
             .unwrap_or_default();
-        by.entry(server.to_owned())
+        let proc = read_proc_window(&path.with_extension(""));
+        by.entry((server, conns))
             .or_default()
-            .entry(mode.to_owned())
+            .entry(mode)
             .or_default()
-            .push((run, stat));
+            .push(Sample { run, stat, proc });
     }
     if by.is_empty() {
         bail!("no runs/*.json in {}", dir.display());
     }
     let mut rows = Vec::new();
-    for (server, modes) in by {
+    for ((server, conns), modes) in by {
         let mut row = Row {
             server: server.clone(),
+            conns,
             ..Row::default()
         };
         if let Some(closed) = modes.get("closed") {
             row.rounds = closed.len();
-            row.rps_all = closed.iter().map(|(r, _)| r.rps).collect();
+            row.rps_all = closed.iter().map(|x| x.run.rps).collect();
             row.rps = median(row.rps_all.clone()).unwrap_or(0.0);
             row.sat_p50 =
-                median(closed.iter().map(|(r, _)| r.latency_us.p50).collect()).unwrap_or(0.0);
+                median(closed.iter().map(|x| x.run.latency_us.p50).collect()).unwrap_or(0.0);
             row.sat_p99 =
-                median(closed.iter().map(|(r, _)| r.latency_us.p99).collect()).unwrap_or(0.0);
+                median(closed.iter().map(|x| x.run.latency_us.p99).collect()).unwrap_or(0.0);
             row.client_ns_per_req = median(
                 closed
                     .iter()
-                    .map(|(r, _)| r.client_cpu_ns_per_request)
+                    .map(|x| x.run.client_cpu_ns_per_request)
                     .collect(),
             )
             .unwrap_or(0.0);
-            // Requests in the perf stat window: the run's rate times the window.
-            let per_req = |f: &dyn Fn(&PerfStat) -> Option<f64>| {
+            // Requests in a window: the run's rate (over its own measured
+            // window) times the server-side window.
+            let per_req = |f: &dyn Fn(&Sample) -> Option<(f64, f64)>| {
                 median(
                     closed
                         .iter()
-                        .filter_map(|(r, s)| {
-                            let n = r.rps * s.window_s;
-                            f(s).filter(|_| n > 0.0).map(|v| v / n)
+                        .filter_map(|x| {
+                            let (value, window_s) = f(x)?;
+                            let n = x.run.rps * window_s;
+                            (n > 0.0).then(|| value / n)
                         })
                         .collect(),
                 )
             };
-            row.cpu_us_per_req = per_req(&|s| s.task_clock_ms.map(|ms| ms * 1000.0));
-            row.instr_per_req = per_req(&|s| s.instructions);
-            row.cycles_per_req = per_req(&|s| s.cycles);
+            let stat = |g: fn(&PerfStat) -> Option<f64>| {
+                move |x: &Sample| g(&x.stat).map(|v| (v, x.stat.window_s))
+            };
+            row.cpu_us_per_req = per_req(&|x| x.proc.as_ref().map(|p| (p.cpu_s * 1e6, p.window_s)))
+                .or_else(|| per_req(&stat(|s| s.task_clock_ms.map(|ms| ms * 1000.0))));
+            row.instr_per_req = per_req(&stat(|s| s.instructions));
+            row.cycles_per_req = per_req(&stat(|s| s.cycles));
+            for (i, name) in IRQ_ROWS.iter().enumerate() {
+                row.irq_per_req[i] = per_req(&|x| {
+                    let p = x.proc.as_ref()?;
+                    Some((p.irq.get(*name).copied().unwrap_or(0) as f64, p.window_s))
+                });
+            }
         }
         if let Some(open) = modes.get("open") {
-            row.open_p50_all = open.iter().map(|(r, _)| r.latency_us.p50).collect();
-            row.open_p99_all = open.iter().map(|(r, _)| r.latency_us.p99).collect();
+            row.open_p50_all = open.iter().map(|x| x.run.latency_us.p50).collect();
+            row.open_p99_all = open.iter().map(|x| x.run.latency_us.p99).collect();
             row.open_p50 = median(row.open_p50_all.clone());
             row.open_p99 = median(row.open_p99_all.clone());
-            row.open_rate = median(open.iter().map(|(r, _)| r.rps).collect());
+            row.open_rate = median(open.iter().map(|x| x.run.rps).collect());
         }
         row.errors = modes
             .values()
             .flatten()
-            .map(|(r, _)| {
-                r.errors
+            .map(|x| {
+                x.run
+                    .errors
                     .as_object()
                     .map(|o| o.values().filter_map(|v| v.as_u64()).sum::<u64>())
                     .unwrap_or(0)
@@ -193,13 +347,13 @@ pub fn collect(dir: &Path) -> anyhow::Result<Vec<Row>> {
     }
     if let Ok(tsv) = std::fs::read_to_string(dir.join("instructions/instructions.tsv")) {
         for (server, per) in parse_instructions(&tsv) {
-            if let Some(row) = rows.iter_mut().find(|r| r.server == server) {
+            for row in rows.iter_mut().filter(|r| r.server == server) {
                 row.vg_instr_per_req = Some(per);
             }
         }
     }
-    // nginx first: it is the baseline of every ratio.
-    rows.sort_by_key(|r| (r.server != "nginx", r.server.clone()));
+    // By connection count, nginx first in each: it is the baseline of every ratio.
+    rows.sort_by_key(|r| (r.conns, r.server != "nginx", r.server.clone()));
     Ok(rows)
 }
 
@@ -214,50 +368,131 @@ pub fn parse_instructions(tsv: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// The markdown table.
-pub fn table(rows: &[Row]) -> String {
-    let base = rows.iter().find(|r| r.server == "nginx").cloned();
-    let ratio = |v: Option<f64>, b: Option<f64>| match (v, b) {
-        (Some(v), Some(b)) if b > 0.0 => format!(" (x{:.2})", v / b),
-        _ => String::new(),
-    };
-    let num = |v: Option<f64>, digits: usize| match v {
+fn ratio_of(v: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (v, b) {
+        (Some(v), Some(b)) if b > 0.0 => Some(v / b),
+        _ => None,
+    }
+}
+
+fn ratio(v: Option<f64>, b: Option<f64>) -> String {
+    ratio_of(v, b)
+        .map(|r| format!(" (x{r:.2})"))
+        .unwrap_or_default()
+}
+
+fn num(v: Option<f64>, digits: usize) -> String {
+    match v {
         Some(v) => format!("{v:.digits$}"),
         None => "n/a".into(),
+    }
+}
+
+/// The markdown table, then the issue's targets checked row by row.
+pub fn table(rows: &[Row]) -> String {
+    let base = |r: &Row| {
+        rows.iter()
+            .find(|b| b.server == "nginx" && b.conns == r.conns)
     };
-    let b = base.as_ref();
+    let hw = rows.iter().any(|r| r.instr_per_req.is_some());
     let mut s = String::from(
-        "| server | req/s at saturation | p50 us at fixed rate | p99 us at fixed rate | p50 / p99 us at saturation | server CPU us/req | instructions/req | cycles/req | user-space instructions/req (valgrind) | errors |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| server | conns | req/s at saturation | p50 / p99 us at saturation | p50 / p99 us at fixed rate | server CPU us/req | RES / CAL / TLB / all interrupts per request (server CPU) | user-space instructions/req (valgrind) |",
     );
+    if hw {
+        s += " instructions/req | cycles/req |";
+    }
+    s += " errors |\n|---|---|---|---|---|---|---|---|";
+    if hw {
+        s += "---|---|";
+    }
+    s += "---|\n";
     for r in rows {
+        let b = base(r);
+        let irq: Vec<String> = r.irq_per_req.iter().map(|v| num(*v, 3)).collect();
         s += &format!(
-            "| {} | {:.0}{} | {}{} | {}{} | {:.0} / {:.0} | {}{} | {}{} | {}{} | {}{} | {} |\n",
+            "| {} | {} | {:.0}{} | {:.0} / {:.0}{} | {} / {}{} | {}{} | {} | {}{} |",
             r.server,
+            r.conns.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             r.rps,
             ratio(Some(r.rps), b.map(|b| b.rps)),
-            num(r.open_p50, 0),
-            ratio(r.open_p50, b.and_then(|b| b.open_p50)),
-            num(r.open_p99, 0),
-            ratio(r.open_p99, b.and_then(|b| b.open_p99)),
             r.sat_p50,
             r.sat_p99,
+            ratio(Some(r.sat_p99), b.map(|b| b.sat_p99)),
+            num(r.open_p50, 0),
+            num(r.open_p99, 0),
+            ratio(r.open_p99, b.and_then(|b| b.open_p99)),
             num(r.cpu_us_per_req, 2),
             ratio(r.cpu_us_per_req, b.and_then(|b| b.cpu_us_per_req)),
-            num(r.instr_per_req, 0),
-            ratio(r.instr_per_req, b.and_then(|b| b.instr_per_req)),
-            num(r.cycles_per_req, 0),
-            ratio(r.cycles_per_req, b.and_then(|b| b.cycles_per_req)),
+            irq.join(" / "),
             num(r.vg_instr_per_req, 0),
             ratio(r.vg_instr_per_req, b.and_then(|b| b.vg_instr_per_req)),
-            r.errors,
         );
+        if hw {
+            s += &format!(
+                " {}{} | {}{} |",
+                num(r.instr_per_req, 0),
+                ratio(r.instr_per_req, b.and_then(|b| b.instr_per_req)),
+                num(r.cycles_per_req, 0),
+                ratio(r.cycles_per_req, b.and_then(|b| b.cycles_per_req)),
+            );
+        }
+        s += &format!(" {} |\n", r.errors);
     }
     let rate = rows.iter().filter_map(|r| r.open_rate).fold(0.0, f64::max);
+    let fixed = if rate > 0.0 {
+        format!("Fixed rate: open loop at ~{rate:.0} req/s, latency from the intended send time. ")
+    } else {
+        "No fixed-rate runs. ".to_owned()
+    };
     s += &format!(
-        "\nMedians of {} rounds; (xN) is the ratio to nginx. Fixed rate: open loop at ~{rate:.0} req/s, latency from the intended send time.\n",
+        "\nMedians of {} rounds; (xN) is the ratio to nginx at the same connection count (p99 ratios after the p99). \
+         {fixed}\
+         Server CPU: user + system time of the server process (/proc/PID/stat, every thread) over the measured window, \
+         divided by the requests answered in it; interrupts: the server CPU's column of /proc/interrupts over the same window, \
+         divided the same way (RES rescheduling, CAL function call, TLB shootdown IPIs; all: every row, timer included).\n",
         rows.first().map(|r| r.rounds).unwrap_or(0)
     );
+    s += &targets(rows);
     s
+}
+
+/// The issue's targets for every server but nginx, against nginx at the same
+/// connection count: throughput >= 1.4x, p99 <= 1.0x (at saturation and at
+/// the fixed rate), CPU per request and user-space instructions per request <= 0.7x.
+fn targets(rows: &[Row]) -> String {
+    let check = |v: Option<f64>, ok: bool| match v {
+        Some(v) => format!("x{v:.2} {}", if ok { "yes" } else { "NO" }),
+        None => "n/a".into(),
+    };
+    let mut s = String::from(
+        "\n| targets vs nginx | conns | req/s >= x1.40 | p99 at saturation <= x1.00 | p99 at fixed rate <= x1.00 | server CPU/req <= x0.70 | instructions/req (valgrind) <= x0.70 |\n|---|---|---|---|---|---|---|\n",
+    );
+    let mut any = false;
+    for r in rows.iter().filter(|r| r.server != "nginx") {
+        let Some(b) = rows
+            .iter()
+            .find(|b| b.server == "nginx" && b.conns == r.conns)
+        else {
+            continue;
+        };
+        any = true;
+        let rps = ratio_of(Some(r.rps), Some(b.rps));
+        let p99 = ratio_of(Some(r.sat_p99), Some(b.sat_p99));
+        let open = ratio_of(r.open_p99, b.open_p99);
+        let cpu = ratio_of(r.cpu_us_per_req, b.cpu_us_per_req);
+        let vg = ratio_of(r.vg_instr_per_req, b.vg_instr_per_req);
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            r.server,
+            r.conns.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            check(rps, rps.is_some_and(|v| v >= 1.4)),
+            check(p99, p99.is_some_and(|v| v <= 1.0)),
+            check(open, open.is_some_and(|v| v <= 1.0)),
+            check(cpu, cpu.is_some_and(|v| v <= 0.7)),
+            check(vg, vg.is_some_and(|v| v <= 0.7)),
+        );
+    }
+    if any { s } else { String::new() }
 }
 
 /// Reads `dir`, writes `summary.md` and `plot.svg` there, returns the table.
@@ -293,6 +528,102 @@ mod tests {
     }
 
     #[test]
+    fn run_names_with_and_without_connection_counts() {
+        let p = |s: &str| parse_stem(s);
+        assert_eq!(
+            p("engine-uring-c256-closed-3"),
+            Some(("engine-uring".into(), Some(256), "closed".into()))
+        );
+        assert_eq!(
+            p("nginx-c64-open-1"),
+            Some(("nginx".into(), Some(64), "open".into()))
+        );
+        assert_eq!(
+            p("engine-closed-2"),
+            Some(("engine".into(), None, "closed".into()))
+        );
+        assert_eq!(
+            p("engine-glommio-open-2"),
+            Some(("engine-glommio".into(), None, "open".into()))
+        );
+        assert_eq!(p("closed-2"), None);
+        assert_eq!(p("a-b-x"), None);
+    }
+
+    #[test]
+    fn stat_line_cpu_ticks() {
+        // comm with a space and a parenthesis; utime 1500, stime 250.
+        let line = "1234 (engine (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 1500 250 0 0 20 0 3 0 12345 0 0";
+        assert_eq!(stat_ticks(line), Some(1750));
+        assert_eq!(stat_ticks("garbage"), None);
+    }
+
+    const IRQ_BEFORE: &str = "           CPU0       CPU1       \n 36:          0      67754 PCI-MSIX-0000:00:02.0   1-edge      virtio1-req.0\nLOC:      84245      74180   Local timer interrupts\nRES:      14072       9814   Rescheduling interrupts\nCAL:      83903      67736   Function call interrupts\nTLB:      10162       9481   TLB shootdowns\nERR:          0\nMIS:          0\n";
+    const IRQ_AFTER: &str = "           CPU0       CPU1       \n 36:          2      67800 PCI-MSIX-0000:00:02.0   1-edge      virtio1-req.0\nLOC:      84745      74680   Local timer interrupts\nRES:      14172       9914   Rescheduling interrupts\nCAL:      83913      67736   Function call interrupts\nTLB:      10163       9481   TLB shootdowns\nERR:          7\nMIS:          0\n";
+
+    #[test]
+    fn interrupt_columns() {
+        let cpu0 = parse_interrupts(IRQ_BEFORE, 0).unwrap();
+        assert_eq!(cpu0["RES"], 14072);
+        assert_eq!(cpu0["36"], 0);
+        assert!(!cpu0.contains_key("ERR"));
+        assert_eq!(cpu0["total"], 84245 + 14072 + 83903 + 10162);
+        let cpu1 = parse_interrupts(IRQ_BEFORE, 1).unwrap();
+        assert_eq!(cpu1["36"], 67754);
+        assert_eq!(parse_interrupts(IRQ_BEFORE, 2), None);
+    }
+
+    #[test]
+    fn proc_window_and_per_request_figures() {
+        let dir = std::env::temp_dir().join(format!("perf-summary-test-{}", std::process::id()));
+        let runs = dir.join("runs");
+        std::fs::create_dir_all(&runs).unwrap();
+        let stat = |u: u64, s: u64| {
+            format!("99 (nginx) S 1 99 99 0 -1 0 0 0 0 0 {u} {s} 0 0 20 0 1 0 5 0 0")
+        };
+        for (server, rps, ticks) in [("nginx", 1000.0, 40), ("engine-uring", 2000.0, 20)] {
+            for mode in ["closed", "open"] {
+                let base = runs.join(format!("{server}-c64-{mode}-1"));
+                let json = format!(
+                    r#"{{"rps":{rps},"latency_us":{{"p50":10,"p99":100}},"errors":{{"read":0}},"client_cpu_ns_per_request":5000}}"#
+                );
+                std::fs::write(base.with_extension("json"), json).unwrap();
+                let proc = format!(
+                    "window_ns=2000000000\nclk_tck=100\nserver_cpu=0\nstat_before={}\nstat_after={}\n",
+                    stat(100, 10),
+                    stat(100 + ticks, 10)
+                );
+                std::fs::write(base.with_extension("proc"), proc).unwrap();
+                let mut p = base.as_os_str().to_owned();
+                p.push(".irq.before");
+                std::fs::write(&p, IRQ_BEFORE).unwrap();
+                let mut p = base.as_os_str().to_owned();
+                p.push(".irq.after");
+                std::fs::write(&p, IRQ_AFTER).unwrap();
+            }
+        }
+        let rows = collect(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(rows[0].server, "nginx");
+        assert_eq!(rows[1].server, "engine-uring");
+        // nginx: 0.4 s of CPU over 2 s at 1000 req/s = 200 us per request.
+        assert!((rows[0].cpu_us_per_req.unwrap() - 200.0).abs() < 1e-9);
+        assert!((rows[1].cpu_us_per_req.unwrap() - 50.0).abs() < 1e-9);
+        // 100 RES over 2000 requests; total = 2 + 500 + 100 + 10 + 1.
+        assert!((rows[0].irq_per_req[0].unwrap() - 0.05).abs() < 1e-12);
+        assert!((rows[0].irq_per_req[3].unwrap() - 613.0 / 2000.0).abs() < 1e-12);
+        let t = table(&rows);
+        assert!(t.contains("| engine-uring | 64 | 2000 (x2.00) |"), "{t}");
+        assert!(t.contains("50.00 (x0.25)"), "{t}");
+        assert!(
+            t.contains(
+                "| engine-uring | 64 | x2.00 yes | x1.00 yes | x1.00 yes | x0.25 yes | n/a |"
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
     fn medians_and_ratios() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
@@ -313,7 +644,7 @@ mod tests {
             },
         ];
         let t = table(&rows);
-        assert!(t.contains("| engine | 250 (x2.50) |"), "{t}");
+        assert!(t.contains("| engine | - | 250 (x2.50) |"), "{t}");
         assert!(t.contains("4.00 (x0.40)"), "{t}");
     }
 }

@@ -1,61 +1,55 @@
 //! A dependency-free SVG of the harness results: throughput at saturation
 //! (left) and p50 / p99 latency at the fixed rate (right), one group of
-//! bars per server, each round as a dot over its median bar.
+//! bars per server (and connection count), each round as a dot over its
+//! median bar. Panels widen with the number of rows.
 
 use crate::summary::Row;
 use std::fmt::Write;
 
-const W: f64 = 900.0;
 const H: f64 = 420.0;
+/// Narrowest panel; each row gets at least `SLOT` of width.
 const PANEL: f64 = 400.0;
+const SLOT: f64 = 90.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 360.0;
 const COLORS: [&str; 4] = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"];
 
 /// Renders the plot.
 pub fn plot(rows: &[Row]) -> String {
+    let panel_w = PANEL.max(SLOT * rows.len() as f64);
+    let w = 2.0 * panel_w + 100.0;
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{H}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 "#
     );
     // Left: throughput.
     let series: Vec<(String, f64, Vec<f64>)> = rows
         .iter()
-        .map(|r| (r.server.clone(), r.rps, r.rps_all.clone()))
+        .map(|r| (r.label(), r.rps, r.rps_all.clone()))
         .collect();
     panel(
         &mut s,
         40.0,
+        panel_w,
         "requests/s at saturation (median, dots: rounds)",
         &[series],
     );
     // Right: latency at the fixed rate, p50 and p99 side by side.
     let p50: Vec<(String, f64, Vec<f64>)> = rows
         .iter()
-        .map(|r| {
-            (
-                r.server.clone(),
-                r.open_p50.unwrap_or(0.0),
-                r.open_p50_all.clone(),
-            )
-        })
+        .map(|r| (r.label(), r.open_p50.unwrap_or(0.0), r.open_p50_all.clone()))
         .collect();
     let p99: Vec<(String, f64, Vec<f64>)> = rows
         .iter()
-        .map(|r| {
-            (
-                r.server.clone(),
-                r.open_p99.unwrap_or(0.0),
-                r.open_p99_all.clone(),
-            )
-        })
+        .map(|r| (r.label(), r.open_p99.unwrap_or(0.0), r.open_p99_all.clone()))
         .collect();
     panel(
         &mut s,
-        480.0,
+        80.0 + panel_w,
+        panel_w,
         "latency us at fixed rate (p50 | p99)",
         &[p50, p99],
     );
@@ -64,7 +58,13 @@ pub fn plot(rows: &[Row]) -> String {
 }
 
 /// One bar chart at x offset `x0`; `groups` are bar series drawn side by side.
-fn panel(s: &mut String, x0: f64, title: &str, groups: &[Vec<(String, f64, Vec<f64>)>]) {
+fn panel(
+    s: &mut String,
+    x0: f64,
+    width: f64,
+    title: &str,
+    groups: &[Vec<(String, f64, Vec<f64>)>],
+) {
     let max = groups
         .iter()
         .flatten()
@@ -80,7 +80,7 @@ fn panel(s: &mut String, x0: f64, title: &str, groups: &[Vec<(String, f64, Vec<f
     let _ = writeln!(
         s,
         r#"<line x1="{x0}" y1="{BOTTOM}" x2="{}" y2="{BOTTOM}" stroke="black"/>"#,
-        x0 + PANEL
+        x0 + width
     );
     for i in 0..=4 {
         let v = max * i as f64 / 4.0;
@@ -88,14 +88,14 @@ fn panel(s: &mut String, x0: f64, title: &str, groups: &[Vec<(String, f64, Vec<f
         let _ = writeln!(
             s,
             r##"<line x1="{x0}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end" font-size="10">{:.0}</text>"##,
-            x0 + PANEL,
+            x0 + width,
             x0 - 3.0,
             y + 3.0,
             v
         );
     }
     let n = groups.first().map(Vec::len).unwrap_or(0).max(1);
-    let slot = PANEL / n as f64;
+    let slot = width / n as f64;
     let bar = slot * 0.7 / groups.len() as f64;
     for (gi, series) in groups.iter().enumerate() {
         for (i, (name, med, all)) in series.iter().enumerate() {
@@ -119,12 +119,21 @@ fn panel(s: &mut String, x0: f64, title: &str, groups: &[Vec<(String, f64, Vec<f
                 );
             }
             if gi == 0 {
+                // "engine-uring c64": the server, the connections under it.
+                let cx = x0 + slot * i as f64 + slot / 2.0;
+                let (server, conns) = name.split_once(' ').unwrap_or((name, ""));
                 let _ = writeln!(
                     s,
-                    r#"<text x="{:.1}" y="{}" text-anchor="middle">{name}</text>"#,
-                    x0 + slot * i as f64 + slot / 2.0,
+                    r#"<text x="{cx:.1}" y="{}" text-anchor="middle">{server}</text>"#,
                     BOTTOM + 18.0
                 );
+                if !conns.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        r#"<text x="{cx:.1}" y="{}" text-anchor="middle" font-size="10">{conns}</text>"#,
+                        BOTTOM + 32.0
+                    );
+                }
             }
         }
     }
