@@ -30,6 +30,9 @@ N1=${N1:-2000} N2=${N2:-22000}
 SERVERS=${SERVERS:-"nginx engine-uring engine-glommio hyper"}
 ENGINE_IO_FLAG=${ENGINE_IO_FLAG:-1} CLICKS=${CLICKS:-1} NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=perf/scripts/need-tools.sh
+. "$ROOT/perf/scripts/need-tools.sh"
+need_tools nginx valgrind taskset
 WORK=/tmp/perf-harness-$N
 mkdir -p "$WORK"
 BIN=$ROOT/target/release

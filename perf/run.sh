@@ -38,6 +38,9 @@ SERVERS=${SERVERS:-"nginx engine-uring engine-glommio hyper"}
 ENGINE_IO_FLAG=${ENGINE_IO_FLAG:-1} CLICKS=${CLICKS:-1} NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 DIST=${DIST:-uniform} UNKNOWN=${UNKNOWN:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=perf/scripts/need-tools.sh
+. "$ROOT/perf/scripts/need-tools.sh"
+need_tools nginx wrk valgrind taskset
 WORK=${WORK:-/tmp/perf-harness-$N}
 SUFFIX=
 [[ $DIST != uniform || $UNKNOWN != 0 ]] && SUFFIX="-${DIST//:/_}-unknown$UNKNOWN"

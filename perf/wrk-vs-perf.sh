@@ -13,6 +13,9 @@ set -euo pipefail
 TARGET=$1 CODES=$2 LUA=$3 OUT=$4
 ROUNDS=${5:-3} SECS=${6:-5} CONNS=${7:-64} CPU=${8:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=perf/scripts/need-tools.sh
+. "$ROOT/perf/scripts/need-tools.sh"
+need_tools nginx wrk taskset
 PERF_BIN=${PERF_BIN:-$ROOT/target/release/perf}
 mkdir -p "$OUT"
 TCK=$(getconf CLK_TCK)

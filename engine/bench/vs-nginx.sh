@@ -8,6 +8,9 @@
 set -euo pipefail
 N=${1:-1000000}; CONNS=${2:-64}; SECS=${3:-10}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=perf/scripts/need-tools.sh
+. "$ROOT/perf/scripts/need-tools.sh"
+need_tools nginx wrk taskset
 WORK=$(mktemp -d /tmp/engine-vs-nginx.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 cd "$ROOT"
