@@ -5,13 +5,17 @@
 //!
 //! Each core runs a glommio `LocalExecutor` pinned to one CPU with its own
 //! `SO_REUSEPORT` listener, its own connections, its own `Arc` of the current
-//! snapshot, its own delta map and its own counters ([`core`]). A request is
-//! parsed in place with httparse ([`http::request`]), looked up in the delta
-//! map and then the snapshot ([`core::state`]), and answered from
-//! preformatted bytes into the connection's reused output buffer
-//! ([`http::response`]); pipelined requests read together are answered with
-//! one write. Nothing on that path allocates, locks, or writes memory another
-//! core writes.
+//! snapshot, its own delta map and its own counters ([`core`]). Its socket
+//! I/O is done by one of two backends: by default its own io_uring
+//! ([`uring`]: multishot accept and receive into provided buffers, one send
+//! per connection per loop turn, completions that never interrupt the core),
+//! or glommio's sockets ([`core::conn`]). Either hands the bytes to the
+//! connection's [`core::session`]: a request is parsed in place with httparse
+//! ([`http::request`]), looked up in the delta map and then the snapshot
+//! ([`core::state`]), and answered from preformatted bytes into the
+//! connection's reused output buffer ([`http::response`]); pipelined requests
+//! received together are answered with one send. Nothing on that path
+//! allocates, locks, or writes memory another core writes.
 //!
 //! Everything else happens on one control thread ([`control`]) that talks to
 //! the cores only through their bounded command channels ([`shared`]): the

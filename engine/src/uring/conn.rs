@@ -1,5 +1,7 @@
-//! One connection of the io_uring backend: its session, its buffers, and
-//! which of its operations the kernel holds.
+//! One connection of the io_uring backend: its session, its buffers, which
+//! of its operations the kernel holds, and how received bytes reach the
+//! session ([`Conn::feed`]: straight out of the kernel's buffer when nothing
+//! is stashed, through the stash otherwise).
 //!
 //! Slots are reused: a freed slot keeps its buffers' capacity for the next
 //! connection, so a new connection allocates nothing once the core has seen
@@ -7,7 +9,8 @@
 //! operation's user data, so a completion can never be applied to the wrong
 //! connection.
 
-use crate::core::session::Session;
+use crate::core::Core;
+use crate::core::session::{Progress, Session};
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
@@ -88,6 +91,57 @@ impl Conn {
     /// Whether the kernel still holds one of the connection's operations.
     pub fn in_flight(&self) -> bool {
         self.recv_armed || self.send_inflight
+    }
+
+    /// Hands received bytes to the connection's session; returns the requests
+    /// answered.
+    pub fn feed(&mut self, core: &Core, data: &[u8], now: Instant, now_ms: u64) -> u64 {
+        if self.closing || self.close_after_send {
+            // Input after the last answer is never looked at.
+            return 0;
+        }
+        self.session.arrived(core, self.stash.len(), now);
+        if self.blocked || !self.stash.is_empty() {
+            self.stash.extend_from_slice(data);
+            if self.blocked {
+                return 0;
+            }
+            return self.process_stash(core, now, now_ms);
+        }
+        // The common case: whole requests, parsed straight out of the kernel's
+        // buffer; only a partial tail is copied.
+        let progress = self
+            .session
+            .process(core, data, self.peer, now, now_ms, &mut self.out);
+        if progress.close {
+            self.close_after_send = true;
+        } else {
+            self.stash.extend_from_slice(&data[progress.consumed..]);
+            self.blocked = progress.full;
+        }
+        self.session.settle(self.stash.len());
+        progress.answered
+    }
+
+    /// Answers what the stash holds.
+    pub fn process_stash(&mut self, core: &Core, now: Instant, now_ms: u64) -> u64 {
+        let Progress {
+            consumed,
+            answered,
+            close,
+            full,
+        } = self
+            .session
+            .process(core, &self.stash, self.peer, now, now_ms, &mut self.out);
+        if close {
+            self.close_after_send = true;
+            self.stash.clear();
+        } else {
+            self.stash.drain(..consumed);
+            self.blocked = full;
+        }
+        self.session.settle(self.stash.len());
+        answered
     }
 }
 

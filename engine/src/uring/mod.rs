@@ -34,7 +34,7 @@ mod bufring;
 pub mod conn;
 pub mod setup;
 
-use crate::core::session::{Progress, timeout_answer};
+use crate::core::session::timeout_answer;
 use crate::core::{Core, TICK, timers::SWEEP_EVERY};
 use bufring::BufRing;
 use conn::{Conn, Slab};
@@ -318,7 +318,7 @@ impl Driver {
         if result > 0 {
             let bid = bid.expect("a receive with data names its buffer");
             let data = self.buffers.get(bid, result as usize);
-            answered = feed(core, conn, data, now, now_ms);
+            answered = conn.feed(core, data, now, now_ms);
             if conn.blocked && conn.stash.len() >= STASH_PAUSE && !conn.paused && conn.recv_armed {
                 conn.paused = true;
                 let target = user_data(RECV, slot, generation);
@@ -386,7 +386,7 @@ impl Driver {
         let mut answered = 0;
         if conn.blocked && !conn.close_after_send {
             conn.blocked = false;
-            answered = process_stash(core, conn, now, now_ms);
+            answered = conn.process_stash(core, now, now_ms);
         }
         if conn.paused && !conn.blocked {
             conn.paused = false;
@@ -577,56 +577,6 @@ impl Driver {
         std::mem::forget(buffers);
         std::mem::forget(conns);
     }
-}
-
-/// Hands received bytes to the connection's session; returns the requests
-/// answered.
-fn feed(core: &Core, conn: &mut Conn, data: &[u8], now: Instant, now_ms: u64) -> u64 {
-    if conn.closing || conn.close_after_send {
-        // Input after the last answer is never looked at.
-        return 0;
-    }
-    conn.session.arrived(core, conn.stash.len(), now);
-    if conn.blocked || !conn.stash.is_empty() {
-        conn.stash.extend_from_slice(data);
-        if conn.blocked {
-            return 0;
-        }
-        return process_stash(core, conn, now, now_ms);
-    }
-    // The common case: whole requests, parsed straight out of the kernel's
-    // buffer; only a partial tail is copied.
-    let progress = conn
-        .session
-        .process(core, data, conn.peer, now, now_ms, &mut conn.out);
-    if progress.close {
-        conn.close_after_send = true;
-    } else {
-        conn.stash.extend_from_slice(&data[progress.consumed..]);
-        conn.blocked = progress.full;
-    }
-    conn.session.settle(conn.stash.len());
-    progress.answered
-}
-
-fn process_stash(core: &Core, conn: &mut Conn, now: Instant, now_ms: u64) -> u64 {
-    let Progress {
-        consumed,
-        answered,
-        close,
-        full,
-    } = conn
-        .session
-        .process(core, &conn.stash, conn.peer, now, now_ms, &mut conn.out);
-    if close {
-        conn.close_after_send = true;
-        conn.stash.clear();
-    } else {
-        conn.stash.drain(..consumed);
-        conn.blocked = full;
-    }
-    conn.session.settle(conn.stash.len());
-    answered
 }
 
 fn send_entry(slot: u32, conn: &mut Conn) -> Entry {
