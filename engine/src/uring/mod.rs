@@ -169,6 +169,13 @@ impl Driver {
                 if ticks.is_multiple_of(SWEEP_EVERY) {
                     self.sweep(now);
                 }
+                // This turn's answers go out before glommio gets the core,
+                // not after its loop iteration.
+                if !self.ring.submission().is_empty()
+                    && let Err(e) = self.ring.submit()
+                {
+                    tracing::warn!(core = self.core.id, error = %e, "io_uring submit failed");
+                }
                 // Let glommio run the core's other tasks (the clock, the
                 // shutdown sequence) and its timers.
                 glommio::executor().yield_task_queue_now().await;
