@@ -53,30 +53,8 @@ TMP=$(mktemp -d /tmp/perf-instructions.XXXXXX)
 RUN_ID=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 STREAMS=()
 
-# js_api SUBJECT: one JetStream API request (empty body) over the plain NATS
-# protocol (no nats CLI or client library here); prints the JSON reply.
-js_api() {
-  python3 - "$NATS_URL" "$1" <<'PY'
-import socket, sys
-from urllib.parse import urlparse
-url = urlparse(sys.argv[1])
-s = socket.create_connection((url.hostname, url.port or 4222), timeout=5)
-f = s.makefile("rb")
-f.readline()  # INFO
-s.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.perf 1\r\nPUB %s _INBOX.perf 0\r\n\r\n' % sys.argv[2].encode())
-while True:
-    line = f.readline()
-    if not line:
-        sys.exit("NATS closed the connection")
-    if line.startswith(b"PING"):
-        s.sendall(b"PONG\r\n")
-    elif line.startswith(b"-ERR"):
-        sys.exit(line.decode().strip())
-    elif line.startswith(b"MSG"):
-        print(f.read(int(line.split()[-1]) + 2)[:-2].decode())
-        break
-PY
-}
+# shellcheck source=perf/scripts/jetstream.sh
+. "$ROOT/perf/scripts/jetstream.sh"
 cleanup() {
   for st in "${STREAMS[@]}"; do
     js_api "\$JS.API.STREAM.DELETE.$st" > /dev/null 2>&1 || echo "could not delete stream $st at $NATS_URL" >&2

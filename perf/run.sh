@@ -55,31 +55,8 @@ log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" >&2; }
 echo "perf/run.sh $*  (N=$N ROUNDS=$ROUNDS SECS=$SECS CONNS=\"$CONNS\" RATE=$RATE OPEN=$OPEN SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU SERVERS=\"$SERVERS\" ENGINE_IO_FLAG=$ENGINE_IO_FLAG CLICKS=$CLICKS NATS_URL=$NATS_URL DIST=$DIST UNKNOWN=$UNKNOWN)" > "$OUT/commands.txt"
 cmd() { echo "$*" >> "$OUT/commands.txt"; "$@"; }
 
-# js_api SUBJECT: one JetStream API request (empty body) to NATS_URL over the
-# plain NATS protocol (no nats CLI or client library on this machine); prints
-# the JSON reply, fails if there is none within 5 s.
-js_api() {
-  python3 - "$NATS_URL" "$1" <<'PY'
-import socket, sys
-from urllib.parse import urlparse
-url = urlparse(sys.argv[1])
-s = socket.create_connection((url.hostname, url.port or 4222), timeout=5)
-f = s.makefile("rb")
-f.readline()  # INFO
-s.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.perf 1\r\nPUB %s _INBOX.perf 0\r\n\r\n' % sys.argv[2].encode())
-while True:
-    line = f.readline()
-    if not line:
-        sys.exit("NATS closed the connection")
-    if line.startswith(b"PING"):
-        s.sendall(b"PONG\r\n")
-    elif line.startswith(b"-ERR"):
-        sys.exit(line.decode().strip())
-    elif line.startswith(b"MSG"):
-        print(f.read(int(line.split()[-1]) + 2)[:-2].decode())
-        break
-PY
-}
+# shellcheck source=perf/scripts/jetstream.sh
+. "$ROOT/perf/scripts/jetstream.sh"
 
 # stream_state JSON: "M messages, B bytes" from a stream info reply, or its error.
 stream_state() {
