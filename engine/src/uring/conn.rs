@@ -15,6 +15,9 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
+/// Buffer capacity a freed slot keeps for its next connection.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
 #[derive(Debug)]
 pub struct Conn {
     pub fd: RawFd,
@@ -182,9 +185,14 @@ impl Slab {
         conn.fd = -1;
         conn.live = false;
         conn.generation = conn.generation.wrapping_add(1);
-        conn.stash.clear();
-        conn.out.clear();
-        conn.sending.clear();
+        // A slot keeps its buffers for the next connection, unless a
+        // pipelining client grew them past the usual size.
+        for buffer in [&mut conn.stash, &mut conn.out, &mut conn.sending] {
+            buffer.clear();
+            if buffer.capacity() > KEEP_CAPACITY {
+                *buffer = Vec::new();
+            }
+        }
         conn.sent = 0;
         conn.blocked = false;
         conn.paused = false;

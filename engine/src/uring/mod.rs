@@ -27,7 +27,7 @@
 //! connection whose head is late gets 408, an idle one is closed, and one
 //! whose send has not finished within 10 s (a client that does not read) is
 //! dropped. Back-pressure: at 64 KiB of unsent answers a connection stops
-//! answering and keeps input in its stash; at 256 KiB of stash its receive is
+//! answering and keeps input in its stash; at 32 KiB of stash its receive is
 //! cancelled until the output drains, so the TCP window closes on the client.
 
 mod bufring;
@@ -53,8 +53,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const BUFFER_SIZE: usize = 4096;
 /// A send that has not finished after this is abandoned with its connection.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Stash size at which a blocked connection stops receiving.
-const STASH_PAUSE: usize = 256 * 1024;
+/// Stash size at which a blocked connection stops receiving: a few heads'
+/// worth, so a client that pipelines without reading holds about what it
+/// would on the glommio backend (its input buffer plus 64 KiB of answers).
+const STASH_PAUSE: usize = 32 * 1024;
 /// Accept failures (out of descriptors and the like) back off this long.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
