@@ -40,6 +40,7 @@
 //!   connection, glommio's sockets) and its deadline sweeper.
 //! - [`http`]: request parsing, response writing, the `Date` header.
 //! - [`metrics`]: per-core single-writer counters.
+//! - [`sched`]: cores run as normal threads, everything else `SCHED_BATCH`.
 //! - [`shared`], [`control`], [`admin`], [`loader`], [`links`]: the control side.
 //! - [`clicks`]: per-core click batches, the publisher thread, the disk spool.
 
@@ -52,6 +53,7 @@ pub mod http;
 pub mod links;
 pub mod loader;
 pub mod metrics;
+pub mod sched;
 pub mod server;
 pub mod shared;
 #[cfg(test)]

@@ -26,6 +26,8 @@ enum Event {
 /// when start-up fails or a core dies on its own.
 pub fn serve(config: Config) -> anyhow::Result<()> {
     config.validate()?;
+    // Every thread started from here on is background work, but the cores.
+    crate::sched::background();
     let config = Arc::new(config);
     let cpus = pick_cpus(config.cores)?;
     let backend = pick_backend(config.io)?;

@@ -188,6 +188,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("engine-core-{id}"))
         .spawn(move || {
+            crate::sched::foreground();
             let io_memory = config.io_memory_kib * 1024;
             let executor = match LocalExecutorBuilder::new(Placement::Fixed(cpu))
                 .name(&format!("core{id}"))
