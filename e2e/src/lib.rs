@@ -111,6 +111,16 @@ impl Proc {
     }
 }
 
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // A failing test keeps the log its message points at; a passing
+        // one leaves nothing behind.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
 /// Runs a binary to completion and returns its stdout.
 pub async fn run(name: &str, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(binary(name)?).args(args).output().await?;

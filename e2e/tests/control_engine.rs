@@ -58,6 +58,9 @@ impl Stack {
                 &subject,
                 "--snapshot-dir",
                 engine_dir.path().to_str().unwrap(),
+                // Clicks are the click tests' business: no CLICKS stream
+                // or spool left behind here.
+                "--no-clicks",
             ],
         )
         .await
@@ -546,6 +549,7 @@ async fn a_new_engine_gets_the_latest_snapshot_and_the_changes_after_it() {
             &subject,
             "--snapshot-dir",
             dir.path().to_str().unwrap(),
+            "--no-clicks",
         ],
     )
     .await

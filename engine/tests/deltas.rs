@@ -60,6 +60,8 @@ impl Stream {
             &self.name,
             "--links-subject",
             &self.subject,
+            // No CLICKS stream or spool left behind by these tests.
+            "--no-clicks",
         ]
     }
 }
@@ -319,6 +321,7 @@ fn keeps_serving_when_nats_is_unreachable() {
         "1",
         "--nats",
         "nats://127.0.0.1:1",
+        "--no-clicks",
     ]);
     assert_eq!(engine.get("/a"), (301, Some("https://a/1".into())));
     assert_eq!(engine.metric_sum("engine_nats_connected", ""), 0.0);
