@@ -284,24 +284,20 @@ fn allowed_cpus() -> anyhow::Result<Vec<usize>> {
 /// The I/O backend: uring when asked for or, for `auto`, when this kernel can
 /// run it; an explicit `uring` the kernel cannot run is a start-up error.
 fn pick_backend(choice: IoChoice) -> anyhow::Result<core::Backend> {
-    match choice {
-        IoChoice::Glommio => Ok(core::Backend::Glommio),
-        IoChoice::Uring => match crate::uring::setup::check() {
-            Ok(flavor) => {
-                tracing::info!(ring = flavor.name(), "io_uring backend");
-                Ok(core::Backend::Uring)
-            }
-            Err(reason) => bail!("--io uring is not available here: {reason} (use --io glommio)"),
-        },
-        IoChoice::Auto => match crate::uring::setup::check() {
-            Ok(flavor) => {
-                tracing::info!(ring = flavor.name(), "io_uring backend");
-                Ok(core::Backend::Uring)
-            }
-            Err(reason) => {
-                tracing::warn!(%reason, "io_uring backend unavailable, using glommio's sockets");
-                Ok(core::Backend::Glommio)
-            }
-        },
+    if choice == IoChoice::Glommio {
+        return Ok(core::Backend::Glommio);
+    }
+    match crate::uring::setup::check() {
+        Ok(flavor) => {
+            tracing::info!(ring = flavor.name(), "io_uring backend");
+            Ok(core::Backend::Uring)
+        }
+        Err(reason) if choice == IoChoice::Uring => {
+            bail!("--io uring is not available here: {reason} (use --io glommio)")
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "io_uring backend unavailable, using glommio's sockets");
+            Ok(core::Backend::Glommio)
+        }
     }
 }

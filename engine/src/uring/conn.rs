@@ -148,6 +148,13 @@ impl Conn {
     }
 }
 
+/// An old connection's buffer, emptied, with its capacity.
+fn reuse(buffer: &mut Vec<u8>) -> Vec<u8> {
+    let mut buffer = std::mem::take(buffer);
+    buffer.clear();
+    buffer
+}
+
 /// Every connection of one core.
 #[derive(Debug, Default)]
 pub struct Slab {
@@ -166,12 +173,20 @@ impl Slab {
                 (self.conns.len() - 1) as u32
             }
         };
-        let conn = &mut self.conns[slot as usize];
-        conn.fd = fd;
-        conn.live = true;
-        conn.peer = peer;
-        conn.session = Session::new(now);
-        conn.send_started = now;
+        let old = &mut self.conns[slot as usize];
+        // Everything starts afresh but the generation and the buffers'
+        // capacity.
+        let fresh = Conn {
+            fd,
+            live: true,
+            peer,
+            generation: old.generation,
+            stash: reuse(&mut old.stash),
+            out: reuse(&mut old.out),
+            sending: reuse(&mut old.sending),
+            ..Conn::empty(now)
+        };
+        *old = fresh;
         self.live += 1;
         slot
     }
@@ -181,30 +196,18 @@ impl Slab {
     pub fn remove(&mut self, slot: u32) -> RawFd {
         let conn = &mut self.conns[slot as usize];
         debug_assert!(conn.live && !conn.in_flight());
-        let fd = conn.fd;
-        conn.fd = -1;
         conn.live = false;
         conn.generation = conn.generation.wrapping_add(1);
         // A slot keeps its buffers for the next connection, unless a
         // pipelining client grew them past the usual size.
         for buffer in [&mut conn.stash, &mut conn.out, &mut conn.sending] {
-            buffer.clear();
             if buffer.capacity() > KEEP_CAPACITY {
                 *buffer = Vec::new();
             }
         }
-        conn.sent = 0;
-        conn.blocked = false;
-        conn.paused = false;
-        conn.eof = false;
-        conn.close_after_send = false;
-        conn.closing = false;
-        conn.busy = false;
-        conn.dirty = false;
-        conn.rearm = false;
         self.free.push(slot);
         self.live -= 1;
-        fd
+        std::mem::replace(&mut conn.fd, -1)
     }
 
     #[inline]

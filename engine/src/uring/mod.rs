@@ -46,7 +46,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{BorrowedFd, RawFd};
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Bytes per provided receive buffer: a typical request head and then some;
 /// a longer one arrives in several completions and is joined in the stash.
@@ -326,23 +326,21 @@ impl Driver {
         let mut answered = 0;
         if result > 0 {
             let bid = bid.expect("a receive with data names its buffer");
-            let data = self.buffers.get(bid, result as usize);
-            answered = conn.feed(core, data, now, now_ms);
+            answered = conn.feed(core, self.buffers.get(bid, result as usize), now, now_ms);
+        }
+        // The bytes are parsed or copied: the buffer goes back at once.
+        if let Some(bid) = bid {
+            self.buffers.give(bid);
+        }
+        if result > 0 {
             if conn.blocked && conn.stash.len() >= STASH_PAUSE && !conn.paused && conn.recv_armed {
                 conn.paused = true;
-                let target = user_data(RECV, slot, generation);
-                let entry = opcode::AsyncCancel::new(target)
+                let entry = opcode::AsyncCancel::new(user_data(RECV, slot, generation))
                     .build()
                     .user_data(user_data(QUIET, slot, generation));
-                self.buffers.give(bid);
                 self.push(&entry);
-            } else {
-                self.buffers.give(bid);
             }
         } else {
-            if let Some(bid) = bid {
-                self.buffers.give(bid);
-            }
             let expected = result == -libc::ENOBUFS || (result == -libc::ECANCELED && conn.paused);
             if !expected && !conn.closing {
                 // End of file, or the connection failed: whatever is
@@ -618,9 +616,7 @@ impl UnixClock {
     fn new() -> UnixClock {
         UnixClock {
             base: Instant::now(),
-            base_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            base_ms: crate::core::unix_ms(),
         }
     }
 
