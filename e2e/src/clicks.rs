@@ -7,7 +7,7 @@
 //! sidecar), so a test compares every stored row with the row its request
 //! must have produced, not only the totals.
 
-use crate::Proc;
+use crate::{Proc, spawn_engine};
 use anyhow::Context as _;
 use snapshots::{Link, RedirectStatus, SnapshotBuilder};
 use std::collections::HashMap;
@@ -221,16 +221,9 @@ pub async fn start_engine_with_age(
     batch_age_ms: u64,
 ) -> anyhow::Result<Proc> {
     let age = batch_age_ms.to_string();
-    Proc::spawn(
-        "engine",
+    spawn_engine(
+        "127.0.0.1:0",
         &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--cores",
-            "1",
             "--snapshot",
             path_str(snapshot)?,
             "--nats",

@@ -121,6 +121,22 @@ impl Drop for Proc {
     }
 }
 
+/// Starts `engine serve` on one core with its redirect port free, its admin
+/// port at `admin` (`127.0.0.1:0` for a free one), and `args` after.
+pub async fn spawn_engine(admin: &str, args: &[&str]) -> anyhow::Result<Proc> {
+    let mut all = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        admin,
+        "--cores",
+        "1",
+    ];
+    all.extend_from_slice(args);
+    Proc::spawn("engine", &all).await
+}
+
 /// Runs a binary to completion and returns its stdout.
 pub async fn run(name: &str, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new(binary(name)?).args(args).output().await?;

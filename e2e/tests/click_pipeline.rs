@@ -145,6 +145,17 @@ async fn send_all(listen: &str, range: std::ops::Range<usize>, concurrency: usiz
     }
 }
 
+/// An engine on the test snapshot, with the snapshot and its click spool in
+/// a directory of its own (removed when the returned guard drops).
+async fn engine_on_the_test_snapshot(names: &Names) -> (tempfile::TempDir, Proc) {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = clicks::write_snapshot(dir.path()).unwrap();
+    let engine = clicks::start_engine(names, &snapshot, &dir.path().join("spool"))
+        .await
+        .unwrap();
+    (dir, engine)
+}
+
 async fn engine_metric(engine: &Proc, name: &str) -> f64 {
     let admin = engine.ready["admin"].as_str().unwrap();
     clicks::metrics(&clicks::client(), admin)
@@ -160,13 +171,9 @@ async fn n_redirects_become_exactly_n_enriched_rows_and_the_rollups_agree() {
     testkit::require_services().await.unwrap();
     let scope = testkit::JetStreamScope::connect().await.unwrap();
     let names = Names::new(&testkit::nats_url(), &scope);
-    let dir = tempfile::tempdir().unwrap();
-    let snapshot = clicks::write_snapshot(dir.path()).unwrap();
     let store = Store::new().await;
     let sidecar = clicks::start_sidecar(&names, &store.ch).await.unwrap();
-    let engine = clicks::start_engine(&names, &snapshot, &dir.path().join("spool"))
-        .await
-        .unwrap();
+    let (_dir, engine) = engine_on_the_test_snapshot(&names).await;
 
     send_all(&engine.listen(), 0..N / 2, 8).await;
     // A batch of an unknown version between the engine's: parked and
@@ -233,13 +240,9 @@ async fn the_sidecar_sigkilled_mid_run_and_restarted_still_counts_exactly_n() {
     testkit::require_services().await.unwrap();
     let scope = testkit::JetStreamScope::connect().await.unwrap();
     let names = Names::new(&testkit::nats_url(), &scope);
-    let dir = tempfile::tempdir().unwrap();
-    let snapshot = clicks::write_snapshot(dir.path()).unwrap();
     let store = Store::new().await;
     let first = clicks::start_sidecar(&names, &store.ch).await.unwrap();
-    let engine = clicks::start_engine(&names, &snapshot, &dir.path().join("spool"))
-        .await
-        .unwrap();
+    let (_dir, engine) = engine_on_the_test_snapshot(&names).await;
     // Redirects flow from before the kill until after the restart.
     let traffic = Traffic::start(engine.listen(), 4);
     let published = || engine_metric(&engine, "engine_click_events_published_total");
@@ -336,13 +339,9 @@ async fn nats_down_for_10_s_while_redirects_continue_loses_no_click_and_fails_no
     let port = testkit::free_port();
     let nats = PrivateNats::start(port, nats_dir.path()).await.unwrap();
     let names = Names::unique(&nats.url());
-    let dir = tempfile::tempdir().unwrap();
-    let snapshot = clicks::write_snapshot(dir.path()).unwrap();
     let store = Store::new().await;
     let sidecar = clicks::start_sidecar(&names, &store.ch).await.unwrap();
-    let engine = clicks::start_engine(&names, &snapshot, &dir.path().join("spool"))
-        .await
-        .unwrap();
+    let (_dir, engine) = engine_on_the_test_snapshot(&names).await;
     let listen = engine.listen();
 
     send_all(&listen, 0..500, 4).await;

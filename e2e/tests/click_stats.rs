@@ -2,7 +2,7 @@
 //! engine, the click published to JetStream, enriched and stored by the
 //! analytics sidecar in ClickHouse, and counted by control's stats API.
 
-use e2e::{Proc, run};
+use e2e::{Proc, run, spawn_engine};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -48,16 +48,9 @@ async fn a_followed_link_shows_up_in_its_stats() {
     )
     .await
     .unwrap();
-    let engine = Proc::spawn(
-        "engine",
+    let engine = spawn_engine(
+        "127.0.0.1:0",
         &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--cores",
-            "1",
             "--nats",
             &url,
             "--links-stream",

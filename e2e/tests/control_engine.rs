@@ -2,7 +2,7 @@
 //! real PostgreSQL and NATS: API writes reach redirects promptly, snapshots
 //! rebuilt during writes lose nothing, and a killed relay loses nothing.
 
-use e2e::{Proc, run};
+use e2e::{Proc, run, spawn_engine};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -40,16 +40,9 @@ impl Stack {
         let (engine_dir, control_dir) =
             (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let url = testkit::nats_url();
-        let engine = Proc::spawn(
-            "engine",
+        let engine = spawn_engine(
+            "127.0.0.1:0",
             &[
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin",
-                "127.0.0.1:0",
-                "--cores",
-                "1",
                 "--nats",
                 &url,
                 "--links-stream",
@@ -531,16 +524,9 @@ async fn a_new_engine_gets_the_latest_snapshot_and_the_changes_after_it() {
     let url = testkit::nats_url();
     let subject = stack.nats.subject("links.changes");
     let dir = tempfile::tempdir().unwrap();
-    let late = Proc::spawn(
-        "engine",
+    let late = spawn_engine(
+        &late_admin,
         &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            &late_admin,
-            "--cores",
-            "1",
             "--nats",
             &url,
             "--links-stream",
