@@ -18,8 +18,9 @@
 //!    binds, with errors that name the field ([`config::ConfigError`]).
 //!
 //! Beside it: one wall clock ([`clock`]) for every timestamp that crosses a
-//! process, one logging set-up ([`logging`]), and one readiness line
-//! ([`ready`]), the JSON line on stdout that scripts and tests wait for.
+//! process, one logging set-up ([`logging`]), one way to reach NATS as the
+//! process's role ([`nats`]), and one readiness line ([`ready`]), the JSON
+//! line on stdout that scripts and tests wait for.
 //!
 //! Why a crate and not a copy in each service: the three services must agree
 //! on these (a test harness starts all three the same way, an operator
@@ -31,11 +32,13 @@
 //! - [`config`]: the loader, the service trait, the error type.
 //! - [`clock`]: Unix time in milliseconds and seconds.
 //! - [`logging`]: `tracing` to stderr, filtered by `RUST_LOG`.
+//! - [`nats`]: the NATS servers and this process's role credentials.
 //! - [`ready`]: the `{"event":"ready",...}` line.
 
 pub mod clock;
 pub mod config;
 pub mod logging;
+pub mod nats;
 pub mod ready;
 
 pub use config::{ConfigError, ServiceConfig};

@@ -33,6 +33,7 @@
 //! - [`builder`]: streaming, atomic snapshot writes.
 //! - [`reader`]: mapping, checking and reading snapshots.
 //! - [`delta`], [`click`], [`streams`]: the stream records and names.
+//! - [`signing`]: Ed25519 signatures on link deltas (control signs, engines verify).
 //! - [`input`]: CSV / JSON-lines input for the `snapshot` tool.
 //! - [`error`]: the refusal and build error enums.
 #![deny(clippy::host_endian_bytes)]
@@ -46,6 +47,7 @@ pub mod header;
 pub mod input;
 pub mod link;
 pub mod reader;
+pub mod signing;
 pub mod streams;
 
 pub use builder::{BuildSummary, SnapshotBuilder};

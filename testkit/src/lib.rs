@@ -48,6 +48,8 @@
 //! * [`wait_for`], [`wait_for_some`], [`wait_for_ok`]: "eventually" assertions that poll
 //!   a condition until a deadline instead of sleeping a fixed time.
 //! * [`free_port`], [`free_addr`]: a loopback port that was free a moment ago.
+//! * [`PrivateNats`]: a nats-server of the test's own, to stop and restart (outages) or to
+//!   run with the deploy's users and permissions ([`Role`], [`StreamNames`]).
 //!
 //! # Example
 //!
@@ -79,6 +81,7 @@ mod names;
 mod nats;
 mod net;
 mod pg;
+mod private_nats;
 mod services;
 mod wait;
 
@@ -87,6 +90,7 @@ pub use names::unique_name;
 pub use nats::{JetStreamScope, nats_url};
 pub use net::{free_addr, free_port};
 pub use pg::{PgDatabase, admin_database_url};
+pub use private_nats::{PrivateNats, Role, StreamNames};
 pub use services::require_services;
 pub use wait::{wait_for, wait_for_ok, wait_for_some};
 

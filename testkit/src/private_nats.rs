@@ -1,0 +1,227 @@
+//! A nats-server of the test's own: its own port and store directory, so the
+//! test can stop and restart it (outages) or give it users and permissions
+//! (the deploy's `deploy/nats/auth.conf.template`) without touching the
+//! shared server on 4222.
+
+use anyhow::{Context as _, bail};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The deploy's users-and-permissions template, the very file deploy fills in.
+const AUTH_TEMPLATE: &str = include_str!("../../deploy/nats/auth.conf.template");
+
+/// The service roles of the template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Control,
+    Engine,
+    Analytics,
+    /// Full access, for people and tools (and tests that set up streams).
+    Operator,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Control, Role::Engine, Role::Analytics, Role::Operator];
+
+    /// The NATS user name.
+    pub fn user(self) -> &'static str {
+        match self {
+            Role::Control => "control",
+            Role::Engine => "engine",
+            Role::Analytics => "analytics",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// The names the permissions are written for (the template's `@NAMES@`).
+#[derive(Debug, Clone)]
+pub struct StreamNames {
+    pub links_stream: String,
+    pub links_subject: String,
+    pub clicks_stream: String,
+    /// Click batches go to `<prefix>.<node>`.
+    pub clicks_subject_prefix: String,
+    pub clicks_consumer: String,
+}
+
+impl Default for StreamNames {
+    /// The production names.
+    fn default() -> Self {
+        StreamNames {
+            links_stream: "LINKS".into(),
+            links_subject: "links.changes".into(),
+            clicks_stream: "CLICKS".into(),
+            clicks_subject_prefix: "clicks".into(),
+            clicks_consumer: "analytics".into(),
+        }
+    }
+}
+
+/// A running private nats-server with JetStream. Killed on drop; its store
+/// and credential files are removed.
+#[derive(Debug)]
+pub struct PrivateNats {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    config: Option<PathBuf>,
+}
+
+impl PrivateNats {
+    /// An open server (no users), like the shared one.
+    pub fn start() -> anyhow::Result<PrivateNats> {
+        Self::launch(None)
+    }
+
+    /// A server with the deploy's users and permissions for `names`; each
+    /// role's password is in [`password_file`](Self::password_file).
+    pub fn with_auth(names: &StreamNames) -> anyhow::Result<PrivateNats> {
+        Self::launch(Some(names))
+    }
+
+    fn launch(names: Option<&StreamNames>) -> anyhow::Result<PrivateNats> {
+        let dir = tempfile::Builder::new().prefix("testkit-nats-").tempdir()?;
+        let config = match names {
+            Some(names) => Some(write_auth(dir.path(), names)?),
+            None => None,
+        };
+        let mut nats = PrivateNats {
+            child: None,
+            port: crate::free_port(),
+            dir,
+            config,
+        };
+        nats.restart()?;
+        Ok(nats)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The file holding `role`'s password (only with [`with_auth`](Self::with_auth)).
+    pub fn password_file(&self, role: Role) -> PathBuf {
+        self.dir.path().join(format!("{}.password", role.user()))
+    }
+
+    /// `role`'s password.
+    pub fn password(&self, role: Role) -> String {
+        std::fs::read_to_string(self.password_file(role)).unwrap_or_default()
+    }
+
+    /// A client connected as `role`, with its private inbox prefix.
+    pub async fn connect_as(&self, role: Role) -> anyhow::Result<async_nats::Client> {
+        async_nats::ConnectOptions::new()
+            .user_and_password(role.user().into(), self.password(role))
+            .custom_inbox_prefix(format!("_INBOX_{}", role.user()))
+            .connection_timeout(Duration::from_secs(3))
+            .connect(self.url())
+            .await
+            .with_context(|| format!("connecting to the private nats-server as {}", role.user()))
+    }
+
+    /// SIGKILL, and wait until the port refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts it (again) on the same port and store; waits until it accepts.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let mut command = Command::new("nats-server");
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        command
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.dir.path().join("store"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(
+                self.dir.path().join("server.log"),
+            )?));
+        let mut child = command
+            .spawn()
+            .context("starting nats-server (is it installed? deploy/services.sh installs it)")?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = child.try_wait()? {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+                bail!("nats-server exited ({status}) at start:\n{log}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("nats-server not listening on {} after 15 s", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Fills in the template with `names` and a fresh password per role (files
+/// mode 0600 in `dir`); returns the config's path.
+fn write_auth(dir: &Path, names: &StreamNames) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // The comments name the placeholders too: leave them out.
+    let body: String = AUTH_TEMPLATE
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let mut config = body
+        .replace("@LINKS_STREAM@", &names.links_stream)
+        .replace("@LINKS_SUBJECT@", &names.links_subject)
+        .replace("@CLICKS_STREAM@", &names.clicks_stream)
+        .replace("@CLICKS_SUBJECT_PREFIX@", &names.clicks_subject_prefix)
+        .replace("@CLICKS_CONSUMER@", &names.clicks_consumer);
+    for role in Role::ALL {
+        let password = crate::unique_name("pw");
+        let placeholder = format!("@{}_PASSWORD@", role.user().to_ascii_uppercase());
+        config = config.replace(&placeholder, &password);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.join(format!("{}.password", role.user())))?;
+        std::io::Write::write_all(&mut file, password.as_bytes())?;
+    }
+    if let Some(at) = config.find('@') {
+        let near: String = config[at..].chars().take(40).collect();
+        bail!("the auth template has a name testkit does not fill: {near:?}");
+    }
+    let path = dir.join("auth.conf");
+    std::fs::write(&path, config)?;
+    Ok(path)
+}

@@ -1,0 +1,192 @@
+//! The deploy's NATS users and permissions (`deploy/nats/auth.conf.template`)
+//! on a real nats-server: each role can do its job and nothing else, and a
+//! client without credentials cannot connect at all.
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt as _;
+use std::time::Duration;
+use testkit::{PrivateNats, Role, StreamNames};
+
+/// Short enough that a refused publish (the server drops it; no ack ever
+/// comes) fails the test quickly, long enough for a loaded machine.
+const ACK_WAIT: Duration = Duration::from_secs(2);
+
+fn js(client: async_nats::Client) -> jetstream::Context {
+    let mut context = jetstream::new(client);
+    context.set_timeout(ACK_WAIT);
+    context
+}
+
+async fn setup() -> anyhow::Result<(PrivateNats, StreamNames)> {
+    let names = StreamNames::default();
+    let nats = PrivateNats::with_auth(&names)?;
+    // The owners create their streams, as control and analytics do.
+    js(nats.connect_as(Role::Control).await?)
+        .create_stream(stream::Config {
+            name: names.links_stream.clone(),
+            subjects: vec![names.links_subject.clone()],
+            ..Default::default()
+        })
+        .await?;
+    js(nats.connect_as(Role::Analytics).await?)
+        .create_stream(stream::Config {
+            name: names.clicks_stream.clone(),
+            subjects: vec![format!("{}.>", names.clicks_subject_prefix)],
+            ..Default::default()
+        })
+        .await?;
+    Ok((nats, names))
+}
+
+async fn stream_len(nats: &PrivateNats, name: &str) -> anyhow::Result<u64> {
+    let js = js(nats.connect_as(Role::Operator).await?);
+    Ok(js.get_stream(name).await?.info().await?.state.messages)
+}
+
+#[tokio::test]
+async fn a_client_without_credentials_is_refused() -> anyhow::Result<()> {
+    let (nats, _) = setup().await?;
+    let anonymous = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(nats.url())
+        .await;
+    assert!(anonymous.is_err(), "anonymous connection accepted");
+    let wrong = async_nats::ConnectOptions::new()
+        .user_and_password("engine".into(), "not-the-password".into())
+        .connection_timeout(Duration::from_secs(2))
+        .connect(nats.url())
+        .await;
+    assert!(wrong.is_err(), "a wrong password was accepted");
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_control_publishes_link_changes() -> anyhow::Result<()> {
+    let (nats, names) = setup().await?;
+    js(nats.connect_as(Role::Control).await?)
+        .publish(names.links_subject.clone(), "change".into())
+        .await?
+        .await?;
+    for role in [Role::Engine, Role::Analytics] {
+        let refused = js(nats.connect_as(role).await?)
+            .publish(names.links_subject.clone(), "forged".into())
+            .await?
+            .await;
+        assert!(refused.is_err(), "{} published a link change", role.user());
+    }
+    assert_eq!(stream_len(&nats, &names.links_stream).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_engines_publish_clicks() -> anyhow::Result<()> {
+    let (nats, names) = setup().await?;
+    let subject = format!("{}.node1", names.clicks_subject_prefix);
+    js(nats.connect_as(Role::Engine).await?)
+        .publish(subject.clone(), "batch".into())
+        .await?
+        .await?;
+    for role in [Role::Control, Role::Analytics] {
+        let refused = js(nats.connect_as(role).await?)
+            .publish(subject.clone(), "forged".into())
+            .await?
+            .await;
+        assert!(refused.is_err(), "{} published clicks", role.user());
+    }
+    assert_eq!(stream_len(&nats, &names.clicks_stream).await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn engines_read_link_changes_and_analytics_reads_clicks() -> anyhow::Result<()> {
+    let (nats, names) = setup().await?;
+    js(nats.connect_as(Role::Control).await?)
+        .publish(names.links_subject.clone(), "change".into())
+        .await?
+        .await?;
+    js(nats.connect_as(Role::Engine).await?)
+        .publish(format!("{}.n", names.clicks_subject_prefix), "batch".into())
+        .await?
+        .await?;
+
+    // The engine's ordered consumer on LINKS, as engine/src/links.rs makes it.
+    let engine = nats.connect_as(Role::Engine).await?;
+    let links = js(engine.clone()).get_stream(&names.links_stream).await?;
+    let mut changes = links
+        .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: engine.new_inbox(),
+            filter_subject: names.links_subject.clone(),
+            ..Default::default()
+        })
+        .await?
+        .messages()
+        .await?;
+    let first = tokio::time::timeout(ACK_WAIT, changes.next()).await?;
+    assert_eq!(&first.expect("a message")?.payload[..], b"change");
+
+    // Analytics' durable pull consumer on CLICKS, acked.
+    let analytics = js(nats.connect_as(Role::Analytics).await?);
+    let clicks = analytics.get_stream(&names.clicks_stream).await?;
+    let durable = clicks
+        .get_or_create_consumer(
+            &names.clicks_consumer,
+            consumer::pull::Config {
+                durable_name: Some(names.clicks_consumer.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut batch = durable.fetch().max_messages(1).messages().await?;
+    let message = tokio::time::timeout(ACK_WAIT, batch.next())
+        .await?
+        .expect("a message")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(&message.payload[..], b"batch");
+    message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Nobody else reads the clicks: the engine cannot make a consumer on CLICKS.
+    let engine_js = js(nats.connect_as(Role::Engine).await?);
+    let stolen = engine_js
+        .create_consumer_on_stream(
+            consumer::pull::Config {
+                durable_name: Some("stolen".into()),
+                ..Default::default()
+            },
+            names.clicks_stream.clone(),
+        )
+        .await;
+    assert!(stolen.is_err(), "the engine made a consumer on CLICKS");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_role_cannot_read_another_roles_replies_or_raw_subjects() -> anyhow::Result<()> {
+    let (nats, names) = setup().await?;
+    let engine = nats.connect_as(Role::Engine).await?;
+    // Subscriptions outside its inbox are refused by the server (nothing arrives).
+    let mut others = engine.subscribe("_INBOX_control.>").await?;
+    let mut raw_clicks = engine
+        .subscribe(format!("{}.>", names.clicks_subject_prefix))
+        .await?;
+    engine.flush().await?;
+    js(nats.connect_as(Role::Control).await?)
+        .get_stream(&names.links_stream)
+        .await?
+        .info()
+        .await?;
+    js(nats.connect_as(Role::Engine).await?)
+        .publish(format!("{}.n", names.clicks_subject_prefix), "batch".into())
+        .await?
+        .await?;
+    // Nothing may arrive: either nothing comes (timeout) or the client ends
+    // the refused subscription (None).
+    for sub in [&mut others, &mut raw_clicks] {
+        let got = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+        assert!(
+            !matches!(got, Ok(Some(_))),
+            "the engine read another role's traffic"
+        );
+    }
+    Ok(())
+}
