@@ -21,6 +21,8 @@
 # Environment:
 #   STACK_DIR                    where our ClickHouse keeps data, logs, pid (default <repo>/.stack)
 #   SERVICES_TIMEOUT             seconds to wait for each service (default 30)
+#   SERVICES_PG_TRUST=1          allow adding loopback trust auth to a running PostgreSQL that
+#                                asks for a password (never done otherwise)
 #   CLICKHOUSE_HTTP_PORT         default 8123
 #   CLICKHOUSE_TCP_PORT          default 9000
 #   CLICKHOUSE_INTERSERVER_PORT  default 9009 (replication port; bound on loopback, unused)
@@ -156,14 +158,16 @@ up_postgres() {
   local addr="$HOST:$PG_PORT"
   if pg_ready; then
     if ! pg_login_ok; then
-      # Answering but asking for a password: trust loopback, reload (not restart).
-      if pg_ensure_trust; then
+      # Someone else's PostgreSQL that wants a password: never weaken its
+      # authentication behind the operator's back. SERVICES_PG_TRUST=1 says
+      # "this is a throwaway machine, trust loopback".
+      if [[ ${SERVICES_PG_TRUST:-0} == 1 ]] && pg_ensure_trust; then
         pg_ctlcluster --skip-systemctl-redirect "$(pg_version)" main reload >&2 ||
           die "postgresql: could not reload after enabling trust auth"
         wait_until pg_login_ok ||
           die "postgresql: $addr answers but user postgres cannot log in without a password"
       else
-        die "postgresql: $addr answers but user postgres cannot log in without a password (need 'host all all 127.0.0.1/32 trust' in pg_hba.conf)"
+        die "postgresql: $addr answers but user postgres cannot log in without a password. This script does not change an existing server's pg_hba.conf; give the tests a URL with credentials (TEST_DATABASE_URL=postgres://user:pass@127.0.0.1:5432/postgres, DATABASE=... for up.sh), or, on a throwaway machine, rerun with SERVICES_PG_TRUST=1 to add 'host all all 127.0.0.1/32 trust'"
       fi
     fi
     report postgresql reused "$addr"
@@ -174,15 +178,21 @@ up_postgres() {
   fi
   local v; v="$(pg_version)"
   [[ -n $v ]] || die "postgresql: no cluster version under /etc/postgresql after installing"
-  [[ -d /etc/postgresql/$v/main ]] || pg_createcluster "$v" main >&2
-  pg_ensure_trust || true
+  # Only a cluster this script creates is for development and tests and gets
+  # loopback trust; an existing one is never changed (see above).
+  if [[ ! -d /etc/postgresql/$v/main ]]; then
+    pg_createcluster "$v" main >&2
+    pg_ensure_trust || true
+  elif [[ ${SERVICES_PG_TRUST:-0} == 1 ]]; then
+    pg_ensure_trust || true
+  fi
   pg_ctlcluster --skip-systemctl-redirect "$v" main start >&2 ||
     pg_ctlcluster --skip-systemctl-redirect "$v" main status >/dev/null 2>&1 ||
     die "postgresql: pg_ctlcluster $v main start failed (see /var/log/postgresql/postgresql-$v-main.log)"
   wait_until pg_ready ||
     die "postgresql: not answering on $addr after ${TIMEOUT}s (see /var/log/postgresql/postgresql-$v-main.log)"
   wait_until pg_login_ok ||
-    die "postgresql: $addr answers but user postgres cannot log in without a password"
+    die "postgresql: $addr answers but user postgres cannot log in without a password (this script changes pg_hba.conf only of a cluster it created, or with SERVICES_PG_TRUST=1)"
   report postgresql started "$addr"
 }
 
