@@ -20,7 +20,7 @@ pub fn clickhouse_url() -> String {
 
 /// A ClickHouse database that exists for as long as this guard does.
 ///
-/// The server is Debian's ClickHouse 18.16 (see `shared/DESIGN.md` for what it lacks).
+/// The server is Debian's ClickHouse 18.16 (see docs/ARCHITECTURE.md for what it lacks).
 /// Point the `clickhouse` crate at it with
 /// `Client::default().with_url(db.url()).with_database(db.name()).with_validation(false)`.
 #[derive(Debug)]
