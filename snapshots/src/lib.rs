@@ -33,7 +33,10 @@
 //! - [`builder`]: streaming, atomic snapshot writes.
 //! - [`reader`]: mapping, checking and reading snapshots.
 //! - [`delta`], [`click`], [`streams`]: the stream records and names.
-//! - [`input`]: CSV / JSON-lines input for the `snapshot` tool.
+//! - `input` (feature `cli`, on by default): CSV / JSON-lines input for the
+//!   `snapshot` tool. The feature also builds the tool; the services depend
+//!   on this crate without it, so they never compile csv, indicatif or clap
+//!   on its behalf.
 //! - [`error`]: the refusal and build error enums.
 #![deny(clippy::host_endian_bytes)]
 
@@ -43,6 +46,7 @@ pub mod click;
 pub mod delta;
 pub mod error;
 pub mod header;
+#[cfg(feature = "cli")]
 pub mod input;
 pub mod link;
 pub mod reader;
