@@ -1,11 +1,18 @@
-//! The sidecar's configuration: a TOML file (optional) overridden by flags.
+//! The sidecar's configuration, on the shared pattern
+//! ([`servicekit::config`]): defaults, then an optional TOML file, then flags,
+//! then [`ServiceConfig::validate`] once before anything connects.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use thiserror::Error;
+use servicekit::{ConfigError, ServiceConfig};
+
+/// The stream's duplicate window: JetStream drops a re-published batch with
+/// the same `Nats-Msg-Id` within it (the engines' publish retries). The
+/// stream's max age may not be shorter.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// Everything `analytics run` needs. Every field has a default, so an empty
 /// file (or no file) is a valid configuration for a local stack.
@@ -30,10 +37,22 @@ pub struct Config {
     /// Address of the Prometheus `/metrics` endpoint. Default `127.0.0.1:9100`;
     /// port 0 picks a free port (printed in the readiness line).
     pub metrics: SocketAddr,
-    /// JetStream stream of click batches. Default `CLICKS`.
+    /// JetStream stream of click batches, which the sidecar owns. Default `CLICKS`.
     pub stream: String,
-    /// Subjects of the stream when the sidecar creates it. Default `clicks.>`.
+    /// Subjects of the stream. Default `clicks.>`.
     pub subjects: String,
+    /// How long the stream keeps a batch, in seconds. Default 259,200 (72 h):
+    /// batches hold full client addresses, so the stream keeps them only as
+    /// long as a sidecar outage is expected to last. At least 120 (the
+    /// duplicate window).
+    pub clicks_max_age_secs: u64,
+    /// Most bytes the stream holds; beyond it the oldest batches go.
+    /// Default 1 GiB (about 4.5 million clicks at ~230 bytes each).
+    pub clicks_max_bytes: i64,
+    /// Update an existing stream whose settings differ from the ones above
+    /// (or that has no limits at all) instead of refusing to start.
+    /// Default false.
+    pub adopt_stream: bool,
     /// Durable consumer name. Default `analytics`.
     pub consumer: String,
     /// Seconds NATS waits for an ack before redelivering. Default 30; the
@@ -50,6 +69,13 @@ pub struct Config {
     pub linger_ms: u64,
     /// Distinct user agents kept parsed in memory. Default 20,000.
     pub ua_cache_size: usize,
+    /// A batch ClickHouse refuses on its own this many times (with backoff
+    /// between tries) is parked in `parked_batches` and acked. Default 5.
+    /// Unavailability (ClickHouse down) never counts.
+    pub park_after_attempts: u32,
+    /// Days a parked batch is kept; older ones are deleted at start and
+    /// daily. Default 30.
+    pub parked_retention_days: u32,
 }
 
 impl Default for Config {
@@ -64,57 +90,25 @@ impl Default for Config {
             metrics: SocketAddr::from(([127, 0, 0, 1], 9100)),
             stream: snapshots::streams::CLICKS_STREAM.into(),
             subjects: snapshots::streams::CLICKS_SUBJECTS.into(),
+            clicks_max_age_secs: 72 * 3600,
+            clicks_max_bytes: 1 << 30,
+            adopt_stream: false,
             consumer: "analytics".into(),
             ack_wait_secs: 30,
             max_group_batches: 64,
             max_group_events: 50_000,
             linger_ms: 20,
             ua_cache_size: 20_000,
+            park_after_attempts: 5,
+            parked_retention_days: 30,
         }
     }
 }
 
-/// A configuration that cannot work, said before anything connects.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("reading config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
-    #[error("{field}: {problem}")]
-    Invalid {
-        field: &'static str,
-        problem: String,
-    },
-}
-
-impl Config {
-    /// Reads a TOML file; missing fields take their defaults, unknown ones are refused.
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })
-    }
-
+impl ServiceConfig for Config {
     /// Checks what can be checked without connecting anywhere.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, problem: &str| {
-            Err(ConfigError::Invalid {
-                field,
-                problem: problem.to_owned(),
-            })
-        };
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, problem: &str| Err(ConfigError::invalid(field, problem));
         match url::Url::parse(&self.clickhouse) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
             Ok(_) => return invalid("clickhouse", "must be an http:// or https:// URL"),
@@ -142,6 +136,15 @@ impl Config {
         if self.subjects.is_empty() || self.subjects.contains(char::is_whitespace) {
             return invalid("subjects", "must be a subject filter such as clicks.>");
         }
+        if self.clicks_max_age_secs < DUPLICATE_WINDOW.as_secs() {
+            return invalid(
+                "clicks_max_age_secs",
+                "must be at least 120 (the stream's duplicate window)",
+            );
+        }
+        if self.clicks_max_bytes < 1 << 20 {
+            return invalid("clicks_max_bytes", "must be at least 1048576 (1 MiB)");
+        }
         if self.consumer.is_empty()
             || self
                 .consumer
@@ -164,6 +167,12 @@ impl Config {
         if self.ua_cache_size == 0 {
             return invalid("ua_cache_size", "must be at least 1");
         }
+        if self.park_after_attempts == 0 {
+            return invalid("park_after_attempts", "must be at least 1");
+        }
+        if self.parked_retention_days == 0 {
+            return invalid("parked_retention_days", "must be at least 1");
+        }
         if let Some(path) = self.geoip.iter().find(|p| !p.is_file()) {
             return invalid(
                 "geoip",
@@ -172,7 +181,9 @@ impl Config {
         }
         Ok(())
     }
+}
 
+impl Config {
     /// [`ack_wait_secs`](Self::ack_wait_secs) as a duration.
     pub fn ack_wait(&self) -> Duration {
         Duration::from_secs(self.ack_wait_secs)
@@ -181,6 +192,11 @@ impl Config {
     /// [`linger_ms`](Self::linger_ms) as a duration.
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)
+    }
+
+    /// [`clicks_max_age_secs`](Self::clicks_max_age_secs) as a duration.
+    pub fn clicks_max_age(&self) -> Duration {
+        Duration::from_secs(self.clicks_max_age_secs)
     }
 }
 
@@ -206,25 +222,33 @@ mod tests {
         assert_eq!(c.subjects, "clicks.>");
         assert_eq!(c.consumer, "analytics");
         assert_eq!(c.ack_wait(), Duration::from_secs(30));
+        assert_eq!(c.clicks_max_age(), Duration::from_secs(72 * 3600));
+        assert_eq!(c.clicks_max_bytes, 1024 * 1024 * 1024);
+        assert!(!c.adopt_stream);
+        assert_eq!(c.park_after_attempts, 5);
+        assert_eq!(c.parked_retention_days, 30);
         assert!(c.geoip.is_empty());
         c.validate().unwrap();
         // An empty file means the defaults.
-        assert_eq!(toml::from_str::<Config>("").unwrap(), c);
+        assert_eq!(servicekit::config::from_toml::<Config>("").unwrap(), c);
     }
 
     #[test]
     fn the_example_file_is_the_defaults() {
-        let c: Config = toml::from_str(include_str!("../analytics.example.toml")).unwrap();
+        let c: Config =
+            servicekit::config::from_toml(include_str!("../analytics.example.toml")).unwrap();
         assert_eq!(c, Config::default());
     }
 
     #[test]
     fn file_fields_override_and_unknown_fields_are_refused() {
-        let c: Config = toml::from_str("database = \"stats\"\nmetrics = \"127.0.0.1:0\"").unwrap();
+        let c: Config =
+            servicekit::config::from_toml("database = \"stats\"\nmetrics = \"127.0.0.1:0\"")
+                .unwrap();
         assert_eq!(c.database, "stats");
         assert_eq!(c.metrics.port(), 0);
         assert_eq!(c.stream, "CLICKS");
-        let err = toml::from_str::<Config>("databse = \"x\"").unwrap_err();
+        let err = servicekit::config::from_toml::<Config>("databse = \"x\"").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 
@@ -234,8 +258,10 @@ mod tests {
             let mut c = Config::default();
             f(&mut c);
             match c.validate() {
-                Err(ConfigError::Invalid { field, .. }) => field,
-                other => panic!("expected invalid, got {other:?}"),
+                Err(e) => e
+                    .field()
+                    .unwrap_or_else(|| panic!("expected invalid, got {e}")),
+                Ok(()) => panic!("expected invalid, got Ok"),
             }
         };
         assert_eq!(bad(|c| c.database = "drop table".into()), "database");
@@ -244,5 +270,12 @@ mod tests {
         assert_eq!(bad(|c| c.consumer = "".into()), "consumer");
         assert_eq!(bad(|c| c.geoip = vec!["/nonexistent.mmdb".into()]), "geoip");
         assert_eq!(bad(|c| c.ack_wait_secs = 0), "ack_wait_secs");
+        assert_eq!(bad(|c| c.clicks_max_age_secs = 60), "clicks_max_age_secs");
+        assert_eq!(bad(|c| c.clicks_max_bytes = -1), "clicks_max_bytes");
+        assert_eq!(bad(|c| c.park_after_attempts = 0), "park_after_attempts");
+        assert_eq!(
+            bad(|c| c.parked_retention_days = 0),
+            "parked_retention_days"
+        );
     }
 }

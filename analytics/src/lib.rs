@@ -62,18 +62,38 @@
 //! logged, counted (`analytics_batches_parked_total`) and written byte for
 //! byte with its error to the `parked_batches` table, and only then acked.
 //!
+//! A batch that decodes but that ClickHouse refuses (an exception about the
+//! rows, not about the server's state: [`refusal`]) would otherwise be
+//! retried for ever and hold up everything behind it. So a refused group is
+//! halved until each batch ClickHouse takes is stored and each batch it
+//! refuses on its own is isolated; such a batch is tried again with backoff
+//! and, once refused `park_after_attempts` times (default 5), parked with
+//! ClickHouse's answer and acked ([`pipeline`]). ClickHouse being down or
+//! overloaded never parks anything. Parked batches are deleted after
+//! `parked_retention_days` (default 30), checked at start and daily.
+//!
 //! # Privacy
 //!
 //! The client address is truncated to /24 (IPv4) or /48 (IPv6) before it is
 //! stored; the full address is used only in memory for the GeoIP lookup and
 //! is never logged. Unique visitors are counted from a 64-bit hash of the
-//! truncated address and the user agent ([`enrich::privacy`]).
+//! truncated address and the user agent ([`enrich::privacy`]). A decodable
+//! batch that is parked is re-encoded with its addresses cut the same way
+//! ([`group::redacted`]). Two places still hold full addresses, both
+//! bounded in time: the `CLICKS` stream (the engines publish them; the
+//! sidecar creates the stream with a 72-hour max age, [`nats`]) and an
+//! undecodable batch parked as received (kept `parked_retention_days`).
 //!
 //! # Layout
 //!
-//! * [`config`]: the TOML/flag configuration, its defaults and validation.
-//! * [`nats`]: stream and durable consumer setup, the consumer-lag watcher.
-//! * [`pipeline`]: the group loop: decode, enrich, deduplicate, insert, ack, park.
+//! * [`config`]: the TOML/flag configuration (servicekit's pattern), its
+//!   defaults and validation.
+//! * [`nats`]: the stream the sidecar owns (limits, refusing or adopting one
+//!   with other settings), the durable consumer, the consumer-lag watcher.
+//! * [`pipeline`]: the group loop: decode, enrich, deduplicate, insert,
+//!   split on refusal, park, ack.
+//! * [`group`]: a decoded group, its batches, parked rows with addresses cut.
+//! * [`refusal`]: ClickHouse unavailable, or refusing the rows.
 //! * [`enrich`]: address truncation, GeoIP, user agent (cached), referrer, bots.
 //! * [`store`]: ClickHouse client, the deduplication lookup, inserts.
 //! * [`schema`]: the tables and views, created on start.
@@ -84,19 +104,23 @@
 pub mod backoff;
 pub mod config;
 pub mod enrich;
+pub mod group;
 pub mod metrics;
 pub mod nats;
 pub mod pipeline;
+pub mod refusal;
 pub mod rows;
 pub mod schema;
 pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 pub use config::Config;
+use servicekit::ServiceConfig as _;
 
 use backoff::Backoff;
 use enrich::{Enricher, geo::GeoIp};
@@ -104,7 +128,8 @@ use metrics::Metrics;
 use pipeline::Pipeline;
 use store::Store;
 
-/// Runs the sidecar until the future is dropped.
+/// Runs the sidecar until the future is dropped, or until it finds the click
+/// stream with settings it does not own (an error, see [`nats`]).
 ///
 /// Order: metrics endpoint bound, schema created (retried until ClickHouse
 /// answers), stream and consumer ensured (retried until NATS answers), then
@@ -131,15 +156,25 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> anyhow::Resu
         tracing::warn!(%error, url = %config.clickhouse, "creating the ClickHouse schema failed; retrying");
         backoff.wait().await;
     }
+    let purge = AbortOnDrop(tokio::spawn(purge_parked(
+        store.clone(),
+        config.parked_retention_days,
+    )));
 
     let client = nats::connect(&config)
         .await
         .with_context(|| format!("connecting to NATS at {}", config.nats))?;
     let js = async_nats::jetstream::new(client);
     backoff.reset();
-    while let Err(error) = nats::consumer(&js, &config).await {
-        tracing::warn!(%error, "setting up the click consumer failed; retrying");
-        backoff.wait().await;
+    loop {
+        match nats::consumer(&js, &config).await {
+            Ok(_) => break,
+            Err(error) if error.is_unavailable() => {
+                tracing::warn!(%error, "setting up the click consumer failed; retrying");
+                backoff.wait().await;
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
     let lag = AbortOnDrop(tokio::spawn(nats::watch_lag(
         js.clone(),
@@ -153,11 +188,34 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> anyhow::Resu
     );
     ready(metrics_addr);
     let enricher = Enricher::new(geoip, config.ua_cache_size);
-    Pipeline::new(config, store, enricher, metrics)
+    let result = Pipeline::new(config, store, enricher, metrics)
         .run(&js)
         .await;
-    drop(lag);
-    Ok(())
+    drop((lag, purge));
+    Ok(result?)
+}
+
+/// How often parked batches past their retention are looked for.
+const PURGE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Deletes parked batches older than `days`, now and then daily; a failure
+/// (ClickHouse away) is tried again at the next round.
+async fn purge_parked(store: Store, days: u32) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        match store.purge_parked(days).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                batches = n,
+                days,
+                "deleting parked batches past their retention"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "purging old parked batches failed; next try in a day")
+            }
+        }
+    }
 }
 
 /// Stops a background task when the sidecar stops.

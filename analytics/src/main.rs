@@ -1,6 +1,5 @@
 //! `analytics run`: the click-analytics sidecar. See the crate doc of `analytics`.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -27,7 +26,8 @@ enum Command {
 /// Flags override the config file, which overrides the defaults.
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// TOML config file (fields as in `analytics::Config`).
+    /// TOML config file (fields as in `analytics::Config`, see
+    /// analytics.example.toml) [default: none]
     #[arg(long)]
     config: Option<PathBuf>,
     /// NATS URL [default: nats://127.0.0.1:4222]
@@ -41,64 +41,69 @@ struct RunArgs {
     database: Option<String>,
     /// MaxMind-format .mmdb file for country and city (GeoIP2/GeoLite2, DB-IP
     /// lite); repeat for several (asked in order, e.g. IPv4 and IPv6 files)
+    /// [default: none, country and city stay empty]
     #[arg(long)]
     geoip: Vec<PathBuf>,
     /// Prometheus metrics address; port 0 picks one [default: 127.0.0.1:9100]
     #[arg(long)]
     metrics: Option<SocketAddr>,
-    /// JetStream stream [default: CLICKS]
+    /// JetStream stream of click batches, owned by the sidecar [default: CLICKS]
     #[arg(long)]
     stream: Option<String>,
-    /// Subjects of the stream if the sidecar creates it [default: clicks.>]
+    /// Subjects of the stream [default: clicks.>]
     #[arg(long)]
     subjects: Option<String>,
+    /// Seconds the stream keeps a batch (batches hold full client addresses)
+    /// [default: 259200, 72 h]
+    #[arg(long)]
+    clicks_max_age_secs: Option<u64>,
+    /// Most bytes the stream holds; the oldest batches go first
+    /// [default: 1073741824, 1 GiB]
+    #[arg(long)]
+    clicks_max_bytes: Option<i64>,
+    /// Update an existing stream whose settings differ from the sidecar's
+    /// (or that has no limits) instead of refusing to start [default: off]
+    #[arg(long)]
+    adopt_stream: bool,
     /// Durable consumer name [default: analytics]
     #[arg(long)]
     consumer: Option<String>,
     /// Seconds before an unacknowledged batch is redelivered [default: 30]
     #[arg(long)]
     ack_wait_secs: Option<u64>,
+    /// Park a batch (and ack it) once ClickHouse has refused it on its own
+    /// this many times; unavailability never counts [default: 5]
+    #[arg(long)]
+    park_after_attempts: Option<u32>,
+    /// Days parked batches are kept [default: 30]
+    #[arg(long)]
+    parked_retention_days: Option<u32>,
 }
 
 impl RunArgs {
-    fn into_config(self) -> anyhow::Result<Config> {
-        let mut c = match &self.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
-        };
-        macro_rules! take {
-            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
-        }
-        take!(
-            nats,
-            clickhouse,
-            database,
-            metrics,
-            stream,
-            subjects,
-            consumer,
-            ack_wait_secs
-        );
-        if !self.geoip.is_empty() {
-            c.geoip = self.geoip;
-        }
-        c.validate()?;
-        Ok(c)
+    fn into_config(self) -> Result<Config, servicekit::ConfigError> {
+        servicekit::config::load(self.config.as_deref(), |c: &mut Config| {
+            servicekit::override_fields!(self => c;
+                nats, clickhouse, database, metrics, stream, subjects,
+                clicks_max_age_secs, clicks_max_bytes, consumer, ack_wait_secs,
+                park_after_attempts, parked_retention_days);
+            if !self.geoip.is_empty() {
+                c.geoip = self.geoip.clone();
+            }
+            if self.adopt_stream {
+                c.adopt_stream = true;
+            }
+        })
     }
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    servicekit::logging::init();
     let Command::Run(args) = Cli::parse().command;
     let config = match args.into_config() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("analytics: {e:#}");
+            eprintln!("analytics: {e}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -114,10 +119,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         let ready = |addr: SocketAddr| {
-            let line = serde_json::json!({"event": "ready", "metrics": addr.to_string()});
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            let mut fields = serde_json::Map::new();
+            fields.insert("metrics".into(), addr.to_string().into());
+            servicekit::ready::announce(fields);
         };
         tokio::select! {
             r = analytics::run(config, ready) => r,
@@ -132,7 +136,9 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Said on stderr like a configuration error: this is what an
+            // operator reads when the sidecar refuses to start.
+            eprintln!("analytics: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -24,9 +24,12 @@ pub struct Metrics {
     /// Events skipped because `clicks` (or the same group) already had them.
     pub duplicates_skipped: AtomicU64,
     pub batches_acked: AtomicU64,
-    /// Batches whose insert failed once and was tried again (one per batch per retry).
+    /// Batches tried again because ClickHouse was unavailable (one per batch per retry).
     pub batches_retried: AtomicU64,
+    /// Batches parked: undecodable, or refused by ClickHouse too often.
     pub batches_parked: AtomicU64,
+    /// Tries in which ClickHouse refused one batch on its own.
+    pub batches_refused: AtomicU64,
     /// Messages seen with a delivery count above 1.
     pub batches_redelivered: AtomicU64,
     pub ua_cache_hits: AtomicU64,
@@ -95,14 +98,20 @@ impl Metrics {
         one(
             "analytics_batches_retried_total",
             "counter",
-            "Batch inserts retried after a ClickHouse error.",
+            "Batches retried because ClickHouse was unavailable (one per batch per retry).",
             get(&self.batches_retried).to_string(),
         );
         one(
             "analytics_batches_parked_total",
             "counter",
-            "Malformed or unknown-version batches parked in parked_batches.",
+            "Batches parked in parked_batches: undecodable, or refused by ClickHouse park_after_attempts times.",
             get(&self.batches_parked).to_string(),
+        );
+        one(
+            "analytics_batches_refused_total",
+            "counter",
+            "Tries in which ClickHouse refused one batch on its own (not counting unavailability).",
+            get(&self.batches_refused).to_string(),
         );
         one(
             "analytics_batches_redelivered_total",

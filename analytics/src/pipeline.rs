@@ -3,25 +3,39 @@
 //! Messages are taken in groups (up to `max_group_batches` messages or
 //! `max_group_events` events, waiting at most `linger` after the first) so
 //! that one deduplication lookup and one insert serve many batches. A group
-//! is acknowledged only after all its rows are in ClickHouse; while ClickHouse
-//! fails the group is retried with backoff and its messages get in-progress
-//! acks, so JetStream does not hand them out again meanwhile.
+//! is acknowledged only after all its rows are in ClickHouse or parked.
+//!
+//! When a try fails, [`refusal::classify`] says why:
+//! * ClickHouse **unavailable**: the group is retried with backoff for as
+//!   long as it takes, and its messages get in-progress acks so JetStream
+//!   does not hand them out again meanwhile. Nothing is parked.
+//! * ClickHouse **refused** the rows: the batches are halved, and halved
+//!   again, each part looked up and inserted on its own, so every batch
+//!   ClickHouse takes is stored and every batch it refuses alone is found.
+//!   A refused batch is tried again after the backoff; once it has been
+//!   refused `park_after_attempts` times it is parked (its addresses cut,
+//!   [`Batch::parked_row`]) and acked with the rest of the group.
+//!
+//! Every part's lookup asks `clicks` again, so the deduplication holds
+//! across the split: rows a part stored (or a failed insert stored anyway)
+//! are never inserted twice.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt as _;
-use snapshots::click::{CLICK_MAGIC, ClickBatch};
+use snapshots::click::CLICK_MAGIC;
 
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::enrich::Enricher;
+use crate::group::{Batch, Group, Origin};
 use crate::metrics::Metrics;
-use crate::nats;
-use crate::rows::{ClickRow, ParkedRow};
+use crate::nats::{self, StreamError};
+use crate::refusal::{self, Failure};
+use crate::rows::ClickRow;
 use crate::store::Store;
 
 /// Owns the enricher and the store; runs on one task.
@@ -33,16 +47,13 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
 }
 
-/// A group of messages decoded into rows, waiting to be stored.
-#[derive(Debug, Default)]
-pub struct Group {
-    pub messages: Vec<Message>,
-    /// Rows not yet inserted (deduplicated within the group).
-    pub rows: Vec<ClickRow>,
-    /// Undecodable batches not yet written to `parked_batches`.
-    pub parked: Vec<ParkedRow>,
-    /// Events dropped because an earlier message of the group had them.
-    pub duplicates_in_group: u64,
+/// How one try at a group ended, when ClickHouse answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Everything is stored or parked.
+    Stored,
+    /// Some batch was refused and has tries left.
+    RefusalsLeft,
 }
 
 impl Pipeline {
@@ -102,66 +113,57 @@ impl Pipeline {
 
     /// Decodes and enriches a group's messages; undecodable ones become parked rows.
     pub fn decode(&mut self, messages: Vec<Message>) -> Group {
-        let mut group = Group::default();
-        let mut seen = HashSet::new();
-        for msg in &messages {
-            let info = msg.info().ok();
-            if info.as_ref().is_some_and(|i| i.delivered > 1) {
-                self.metrics.batches_redelivered.fetch_add(1, Relaxed);
-            }
-            match ClickBatch::parse(&msg.payload) {
-                Ok(batch) => {
-                    let node = String::from_utf8_lossy(batch.node_id()).into_owned();
-                    for event in batch.events() {
-                        if seen.insert(event.event_id) {
-                            group
-                                .rows
-                                .push(self.enricher.enrich(&node, batch.batch_id(), &event));
-                        } else {
-                            group.duplicates_in_group += 1;
-                        }
-                    }
+        let payloads: Vec<_> = messages
+            .iter()
+            .map(|msg| {
+                let info = msg.info().ok();
+                if info.as_ref().is_some_and(|i| i.delivered > 1) {
+                    self.metrics.batches_redelivered.fetch_add(1, Relaxed);
                 }
-                Err(error) => {
-                    let msg_id = msg
+                let origin = Origin {
+                    stream_seq: info.as_ref().map_or(0, |i| i.stream_sequence),
+                    subject: msg.subject.to_string(),
+                    msg_id: msg
                         .headers
                         .as_ref()
                         .and_then(|h| h.get("Nats-Msg-Id"))
                         .map(|v| v.as_str().to_owned())
-                        .unwrap_or_default();
-                    let stream_seq = info.as_ref().map_or(0, |i| i.stream_sequence);
-                    tracing::warn!(
-                        %error, subject = %msg.subject, stream_seq, msg_id,
-                        bytes = msg.payload.len(),
-                        "undecodable click batch; parking it in parked_batches"
-                    );
-                    group.parked.push(ParkedRow {
-                        parked_at: unix_now(),
-                        stream: self.config.stream.clone(),
-                        stream_seq,
-                        subject: msg.subject.to_string(),
-                        msg_id,
-                        error: error.to_string(),
-                        payload: msg.payload.to_vec(),
-                    });
-                }
-            }
-        }
-        let (hits, misses) = self.enricher.take_cache_counts();
-        self.metrics.ua_cache_hits.fetch_add(hits, Relaxed);
-        self.metrics.ua_cache_misses.fetch_add(misses, Relaxed);
+                        .unwrap_or_default(),
+                };
+                (msg.payload.clone(), origin)
+            })
+            .collect();
+        let mut group = self.decode_payloads(payloads);
         group.messages = messages;
         group
     }
 
-    /// Stores a group, retrying until ClickHouse takes it, then acks its messages.
+    /// Decodes and enriches payloads (with where they came from) into a
+    /// group without messages: what [`decode`](Self::decode) does after
+    /// reading the messages, usable without NATS.
+    pub fn decode_payloads(
+        &mut self,
+        payloads: impl IntoIterator<Item = (bytes::Bytes, Origin)>,
+    ) -> Group {
+        let now = servicekit::clock::unix_secs() as u32;
+        let group = Group::decode(&mut self.enricher, &self.config.stream, now, payloads);
+        let (hits, misses) = self.enricher.take_cache_counts();
+        self.metrics.ua_cache_hits.fetch_add(hits, Relaxed);
+        self.metrics.ua_cache_misses.fetch_add(misses, Relaxed);
+        group
+    }
+
+    /// Stores a group (retrying, splitting, parking: see the module doc),
+    /// then acks its messages.
     pub async fn store_and_ack(&mut self, mut group: Group) {
         self.store(&mut group).await;
         self.ack(&group).await;
     }
 
-    /// Stores a group's rows and parked batches, retrying with backoff until
-    /// ClickHouse takes them. Does not ack.
+    /// Stores a group's rows and parked batches: retries with backoff while
+    /// ClickHouse is unavailable, splits the group when it refuses rows, and
+    /// parks each batch refused `park_after_attempts` times. Returns when
+    /// every batch is stored or parked. Does not ack.
     pub async fn store(&mut self, group: &mut Group) {
         let mut backoff = Backoff::new();
         let mut last_progress = Instant::now();
@@ -171,22 +173,23 @@ impl Pipeline {
             .fetch_add(std::mem::take(&mut group.duplicates_in_group), Relaxed);
         loop {
             match self.store_once(group).await {
-                Ok(()) => return,
+                Ok(Outcome::Stored) => return,
+                Ok(Outcome::RefusalsLeft) => {}
                 Err(error) => {
-                    let batches = group.messages.len() as u64;
+                    let batches = group.batches.iter().filter(|b| !b.done).count() as u64;
                     self.metrics.batches_retried.fetch_add(batches, Relaxed);
-                    tracing::warn!(%error, batches, rows = group.rows.len(), "storing click batches failed; retrying");
-                    if last_progress.elapsed() >= progress_every {
-                        // Tell JetStream we are still on it, so it does not
-                        // redeliver these to another sidecar meanwhile.
-                        for m in &group.messages {
-                            let _ = m.ack_with(AckKind::Progress).await;
-                        }
-                        last_progress = Instant::now();
-                    }
-                    backoff.wait().await;
+                    tracing::warn!(%error, batches, "ClickHouse unavailable; retrying the click batches");
                 }
             }
+            if last_progress.elapsed() >= progress_every {
+                // Tell JetStream we are still on it, so it does not
+                // redeliver these to another sidecar meanwhile.
+                for m in &group.messages {
+                    let _ = m.ack_with(AckKind::Progress).await;
+                }
+                last_progress = Instant::now();
+            }
+            backoff.wait().await;
         }
     }
 
@@ -206,44 +209,115 @@ impl Pipeline {
         self.metrics.batches_acked.fetch_add(acked, Relaxed);
     }
 
-    /// One attempt: park what must be parked, then insert the rows `clicks`
-    /// does not have yet. Each step empties its part of the group when done,
-    /// so a retry does not repeat it.
-    async fn store_once(&mut self, group: &mut Group) -> clickhouse::error::Result<()> {
+    /// One try: store the batches not done yet, splitting on refusals; park
+    /// the batches out of tries; write the parked rows. Each step marks what
+    /// it finished, so the next try does not repeat it. `Err` only when
+    /// ClickHouse is unavailable.
+    async fn store_once(&mut self, group: &mut Group) -> clickhouse::error::Result<Outcome> {
+        // A stack of parts (indices into the batches), halved on refusal.
+        let mut parts: Vec<Vec<usize>> = vec![
+            (0..group.batches.len())
+                .filter(|&i| !group.batches[i].done)
+                .collect(),
+        ];
+        while let Some(part) = parts.pop() {
+            if part.is_empty() {
+                continue;
+            }
+            let Err(error) = self.insert_part(&mut group.batches, &part).await else {
+                continue;
+            };
+            if refusal::classify(&error) == Failure::Unavailable {
+                return Err(error);
+            }
+            if let [one] = part[..] {
+                let batch = &mut group.batches[one];
+                batch.refusals += 1;
+                batch.last_refusal = error.to_string();
+                self.metrics.batches_refused.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    %error, subject = %batch.origin.subject, stream_seq = batch.origin.stream_seq,
+                    msg_id = %batch.origin.msg_id, refusals = batch.refusals,
+                    "ClickHouse refused a click batch"
+                );
+            } else {
+                // Second half pushed first: the first half is tried first.
+                let (first, second) = part.split_at(part.len() / 2);
+                parts.push(second.to_vec());
+                parts.push(first.to_vec());
+            }
+        }
+
+        let now = servicekit::clock::unix_secs() as u32;
+        for batch in group.batches.iter_mut().filter(|b| !b.done) {
+            if batch.refusals >= self.config.park_after_attempts {
+                tracing::warn!(
+                    subject = %batch.origin.subject, stream_seq = batch.origin.stream_seq,
+                    msg_id = %batch.origin.msg_id, refusals = batch.refusals,
+                    "parking a click batch ClickHouse keeps refusing"
+                );
+                group
+                    .parked
+                    .push(batch.parked_row(&self.config.stream, now));
+                batch.done = true;
+                batch.rows = Vec::new();
+            }
+        }
         if !group.parked.is_empty() {
+            // Any failure here is retried: a parked row is strings and
+            // numbers, so only the server's state can make it fail.
             self.store.insert_parked(&group.parked).await?;
             self.metrics
                 .batches_parked
                 .fetch_add(group.parked.len() as u64, Relaxed);
             group.parked.clear();
         }
-        if group.rows.is_empty() {
-            return Ok(());
-        }
-        let lookup_started = Instant::now();
-        let existing = self.store.existing_ids(&group.rows).await?;
-        tracing::debug!(rows = group.rows.len(), found = existing.len(), took = ?lookup_started.elapsed(), "deduplication lookup");
-        if !existing.is_empty() {
-            let before = group.rows.len();
-            group.rows.retain(|r| !existing.contains(&r.event_id));
+        Ok(if group.is_stored() {
+            Outcome::Stored
+        } else {
+            Outcome::RefusalsLeft
+        })
+    }
+
+    /// Looks up and inserts the rows of `part` (indices into `batches`) in
+    /// one go; on success the batches are done.
+    async fn insert_part(
+        &mut self,
+        batches: &mut [Batch],
+        part: &[usize],
+    ) -> clickhouse::error::Result<()> {
+        let rows: Vec<&ClickRow> = part.iter().flat_map(|&i| &batches[i].rows).collect();
+        if !rows.is_empty() {
+            let lookup_started = Instant::now();
+            let existing = self.store.existing_ids(&rows).await?;
+            tracing::debug!(rows = rows.len(), found = existing.len(), took = ?lookup_started.elapsed(), "deduplication lookup");
+            let new: Vec<&ClickRow> = rows
+                .iter()
+                .copied()
+                .filter(|r| !existing.contains(&r.event_id))
+                .collect();
+            let started = Instant::now();
+            self.store.insert_clicks(&new).await?;
+            self.metrics.observe_insert(started.elapsed());
+            tracing::debug!(rows = new.len(), took = ?started.elapsed(), "insert");
+            self.metrics
+                .rows_inserted
+                .fetch_add(new.len() as u64, Relaxed);
             self.metrics
                 .duplicates_skipped
-                .fetch_add((before - group.rows.len()) as u64, Relaxed);
+                .fetch_add((rows.len() - new.len()) as u64, Relaxed);
         }
-        let started = Instant::now();
-        self.store.insert_clicks(&group.rows).await?;
-        self.metrics.observe_insert(started.elapsed());
-        tracing::debug!(rows = group.rows.len(), took = ?started.elapsed(), "insert");
-        self.metrics
-            .rows_inserted
-            .fetch_add(group.rows.len() as u64, Relaxed);
-        group.rows.clear();
+        for &i in part {
+            batches[i].done = true;
+            batches[i].rows = Vec::new();
+        }
         Ok(())
     }
 
-    /// Consumes forever: (re)creates the stream and consumer with backoff
-    /// whenever reading fails.
-    pub async fn run(&mut self, js: &jetstream::Context) {
+    /// Consumes until the stream turns out to have settings the sidecar
+    /// does not own (then returns the error): (re)creates the stream and
+    /// consumer with backoff whenever reading fails.
+    pub async fn run(&mut self, js: &jetstream::Context) -> Result<(), StreamError> {
         let mut backoff = Backoff::new();
         loop {
             match nats::consumer(js, &self.config).await {
@@ -254,10 +328,11 @@ impl Pipeline {
                         tracing::warn!(%error, "reading the click stream failed; reconnecting");
                     }
                 }
-                Err(error) => {
+                Err(error) if error.is_unavailable() => {
                     self.metrics.nats_errors.fetch_add(1, Relaxed);
                     tracing::warn!(%error, "setting up the click consumer failed; retrying");
                 }
+                Err(error) => return Err(error),
             }
             backoff.wait().await;
         }
@@ -272,10 +347,4 @@ fn event_count_hint(payload: &[u8]) -> usize {
     } else {
         0
     }
-}
-
-fn unix_now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as u32)
 }

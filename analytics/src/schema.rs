@@ -12,7 +12,8 @@
 //!   holding `countState()` and `uniqState(visitor_hash)`. Read them with
 //!   `countMerge(clicks)` and `uniqMerge(visitors)` and `GROUP BY`: parts are
 //!   merged in the background, so a key can have several rows at any moment.
-//! * `parked_batches`: batches that could not be decoded, raw bytes and error.
+//! * `parked_batches`: batches given up on (undecodable, or refused by ClickHouse
+//!   too often), with the error; kept `parked_retention_days` ([`crate::store::Store::purge_parked`]).
 //!
 //! Rollups are exact only if every event reaches `clicks` once; see the crate
 //! doc for how redeliveries are kept out.

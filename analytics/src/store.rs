@@ -80,10 +80,10 @@ impl Store {
     /// keeps its id wherever it is re-sent (FORMAT.md §3).
     pub async fn existing_ids(
         &self,
-        rows: &[ClickRow],
+        rows: &[&ClickRow],
     ) -> clickhouse::error::Result<HashSet<[u8; 16]>> {
         let mut existing = HashSet::new();
-        let Some(sql) = lookup_sql(&self.database, rows, Key::Batch) else {
+        let Some(sql) = lookup_sql(&self.database, rows.iter().copied(), Key::Batch) else {
             return Ok(existing);
         };
         let present: HashSet<[u8; 16]> = self.fetch_ids(&sql).await?;
@@ -92,6 +92,7 @@ impl Store {
         }
         let candidates: Vec<&ClickRow> = rows
             .iter()
+            .copied()
             .filter(|r| present.contains(&r.batch_id))
             .collect();
         for chunk in candidates.chunks(LOOKUP_CHUNK) {
@@ -115,7 +116,7 @@ impl Store {
 
     /// Inserts rows into `clicks` in one statement (the rollup views see the
     /// same block). Returns when the server has written them.
-    pub async fn insert_clicks(&self, rows: &[ClickRow]) -> clickhouse::error::Result<()> {
+    pub async fn insert_clicks(&self, rows: &[&ClickRow]) -> clickhouse::error::Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -136,6 +137,30 @@ impl Store {
             insert.write(row).await?;
         }
         insert.end().await
+    }
+
+    /// Deletes parked batches parked more than `days` days ago; returns how
+    /// many there were. ClickHouse 18.16 has no TTL, so this is a mutation
+    /// (`ALTER TABLE ... DELETE`, applied in the background), issued only
+    /// when there is something to delete.
+    pub async fn purge_parked(&self, days: u32) -> clickhouse::error::Result<u64> {
+        let condition = format!("parked_at < now() - INTERVAL {days} DAY");
+        let old: u64 = self
+            .client
+            .query(&format!(
+                "SELECT count() FROM parked_batches WHERE {condition}"
+            ))
+            .fetch_one()
+            .await?;
+        if old > 0 {
+            self.client
+                .query(&format!(
+                    "ALTER TABLE parked_batches DELETE WHERE {condition}"
+                ))
+                .execute()
+                .await?;
+        }
+        Ok(old)
     }
 
     /// The underlying client (for tests and tools).

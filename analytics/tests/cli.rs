@@ -47,6 +47,32 @@ fn unknown_config_fields_and_bad_flags_exit_2_with_the_reason() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn every_flag_names_its_default() {
+    let out = Command::new(env!("CARGO_BIN_EXE_analytics"))
+        .args(["run", "--help"])
+        .output()
+        .expect("run analytics");
+    let help = String::from_utf8_lossy(&out.stdout);
+    // One block per option: its line and the indented description after it.
+    let mut blocks: Vec<String> = Vec::new();
+    for line in help.lines() {
+        if line.trim_start().starts_with('-') {
+            blocks.push(line.to_owned());
+        } else if let Some(block) = blocks.last_mut() {
+            block.push_str(line);
+        }
+    }
+    let flags: Vec<&String> = blocks
+        .iter()
+        .filter(|b| !b.trim_start().starts_with("-h, --help"))
+        .collect();
+    assert!(flags.len() >= 15, "{help}");
+    for block in flags {
+        assert!(block.contains("[default: "), "no default named: {block}");
+    }
+}
+
 fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("analytics-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,5 +1,5 @@
 //! The sidecar killed mid-run, and ClickHouse unreachable for a while: every
-//! event is stored exactly once in the end.
+//! event is stored exactly once in the end, and an outage parks nothing.
 //!
 //! ClickHouse and NATS are shared with other tests, so they are never
 //! stopped: the sidecar reaches them through a TCP proxy owned by the test,
@@ -65,7 +65,14 @@ async fn clickhouse_unreachable_then_back_loses_and_duplicates_nothing() {
         .parse()
         .expect("TEST_CLICKHOUSE_URL as http://ip:port");
     let proxy = Proxy::start(upstream).await;
-    let sidecar = Sidecar::start(&env.sidecar_args(&format!("http://{}", proxy.addr)), &[]);
+    // Parking after a single refusal: if an outage counted as one, the
+    // batches would be parked (and acked) at the first failed try.
+    let args = [
+        env.sidecar_args(&format!("http://{}", proxy.addr)),
+        vec!["--park-after-attempts".into(), "1".into()],
+    ]
+    .concat();
+    let sidecar = Sidecar::start(&args, &[]);
 
     env.publish("node-a", "before", batch("node-a", 1, 100))
         .await;
@@ -94,6 +101,10 @@ async fn clickhouse_unreachable_then_back_loses_and_duplicates_nothing() {
     sidecar
         .expect_metric("analytics_batches_acked_total", 3.0)
         .await;
+    // The outage parked nothing.
+    assert_eq!(sidecar.metric("analytics_batches_parked_total").await, 0.0);
+    assert_eq!(sidecar.metric("analytics_batches_refused_total").await, 0.0);
+    assert_eq!(env.number("SELECT count() FROM parked_batches").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Undecodable batches are parked with their bytes and error, counted, acked;
-//! good batches around them still arrive.
+//! good batches around them still arrive. Parked batches are kept only for
+//! their retention.
 
 mod common;
 
@@ -62,4 +63,35 @@ async fn malformed_and_unknown_version_batches_are_parked_and_good_ones_flow() {
     assert_eq!(lines[2][1], env.subject("node-b"));
     assert!(lines[2][2].contains("not a click batch"), "{}", lines[2][2]);
     assert_eq!(lines[2][3], hex(&garbage).to_uppercase());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_batches_past_their_retention_are_deleted() {
+    let env = Env::new().await;
+    let store = analytics::store::Store::new(&env.config());
+    store.create_schema().await.unwrap();
+    env.ch
+        .query(
+            "INSERT INTO parked_batches (parked_at, msg_id, payload) VALUES \
+             (now() - 31 * 86400, 'old', 'x'), (now() - 29 * 86400, 'recent', 'y'), (now(), 'new', 'z')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.purge_parked(30).await.unwrap(), 1);
+    // The delete is a mutation, applied in the background.
+    testkit::wait_for(
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async { env.number("SELECT count() FROM parked_batches").await == 2 },
+    )
+    .await
+    .expect("the old parked batch deleted");
+    assert_eq!(
+        env.ch
+            .query("SELECT msg_id FROM parked_batches ORDER BY parked_at")
+            .await
+            .unwrap(),
+        "recent\nnew\n"
+    );
+    assert_eq!(store.purge_parked(30).await.unwrap(), 0);
 }

@@ -56,14 +56,8 @@ async fn a_real_redelivery_after_a_partial_insert_without_ack_counts_once() {
     // A first sidecar (in-process) stores half the batch (as if an insert
     // spanning two partitions had failed half-way) and "dies" before acking.
     let config = analytics::Config {
-        clickhouse: env.ch.url().to_owned(),
-        database: env.ch.name().to_owned(),
-        nats: env.nats.url().to_owned(),
-        stream: env.stream.clone(),
-        subjects: env.subjects.clone(),
-        consumer: env.consumer.clone(),
         ack_wait_secs: 2,
-        ..Default::default()
+        ..env.config()
     };
     let store = Store::new(&config);
     store.create_schema().await.unwrap();
@@ -83,7 +77,7 @@ async fn a_real_redelivery_after_a_partial_insert_without_ack_counts_once() {
     let metrics = Arc::new(Metrics::default());
     let mut pipeline = Pipeline::new(config, store, Enricher::new(None, 100), metrics);
     let mut group = pipeline.decode(messages);
-    group.rows.truncate(120);
+    group.batches[0].rows.truncate(120);
     pipeline.store(&mut group).await;
     drop(group); // never acked
     assert_eq!(env.rows().await, 120);

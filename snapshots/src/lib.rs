@@ -34,7 +34,10 @@
 //! - [`reader`]: mapping, checking and reading snapshots.
 //! - [`delta`], [`click`], [`streams`]: the stream records and names.
 //! - [`signing`]: Ed25519 signatures on link deltas (control signs, engines verify).
-//! - [`input`]: CSV / JSON-lines input for the `snapshot` tool.
+//! - `input` (feature `cli`, on by default): CSV / JSON-lines input for the
+//!   `snapshot` tool. The feature also builds the tool; the services depend
+//!   on this crate without it, so they never compile csv, indicatif or clap
+//!   on its behalf.
 //! - [`error`]: the refusal and build error enums.
 #![deny(clippy::host_endian_bytes)]
 
@@ -44,6 +47,7 @@ pub mod click;
 pub mod delta;
 pub mod error;
 pub mod header;
+#[cfg(feature = "cli")]
 pub mod input;
 pub mod link;
 pub mod reader;

@@ -21,6 +21,11 @@ pub const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Ma
 pub const SLACKBOT: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
 /// Resolves to London, GB in MaxMind's GeoIP2-City-Test.mmdb.
 pub const LONDON_IP: &str = "81.2.69.142";
+/// The test streams' max bytes: JetStream reserves a stream's max bytes on
+/// the shared server, so tests ask for little.
+pub const TEST_MAX_BYTES: i64 = 64 << 20;
+/// The code a poisoned `clicks` table refuses ([`Env::poison_clicks`]).
+pub const POISON: &str = "poison";
 
 /// One test's namespace on the shared servers.
 pub struct Env {
@@ -77,6 +82,8 @@ impl Env {
             &self.subjects,
             "--consumer",
             &self.consumer,
+            "--clicks-max-bytes",
+            &TEST_MAX_BYTES.to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -101,15 +108,45 @@ impl Env {
             .unwrap();
     }
 
-    /// Creates the stream the way the sidecar would, so tests can publish first.
-    pub async fn create_stream(&self) {
-        let config = analytics::Config {
+    /// The sidecar's configuration for this namespace (what
+    /// [`sidecar_args`](Self::sidecar_args) says, without GeoIP).
+    pub fn config(&self) -> analytics::Config {
+        analytics::Config {
+            clickhouse: self.ch.url().to_owned(),
+            database: self.ch.name().to_owned(),
+            nats: self.nats.url().to_owned(),
             stream: self.stream.clone(),
             subjects: self.subjects.clone(),
+            consumer: self.consumer.clone(),
+            clicks_max_bytes: TEST_MAX_BYTES,
             ..Default::default()
-        };
+        }
+    }
+
+    /// Creates the stream the way the sidecar would, so tests can publish first.
+    pub async fn create_stream(&self) {
         self.nats
-            .create_stream(analytics::nats::stream_config(&config))
+            .create_stream(analytics::nats::stream_config(&self.config()))
+            .await
+            .unwrap();
+    }
+
+    /// Creates the sidecar's schema and makes ClickHouse refuse every insert
+    /// into `clicks` that has a row with code [`POISON`]: a `MATERIALIZED`
+    /// column computed on insert, before anything is written, raises
+    /// `throwIf` (code 395). The row types leave ClickHouse nothing to refuse
+    /// (strings take any bytes, ids are exactly 16 bytes, times are clamped
+    /// to `DateTime`, and 18.16 has no per-insert partition limit), so this
+    /// is how a test gets a real refusal from the real server.
+    pub async fn poison_clicks(&self) {
+        analytics::store::Store::new(&self.config())
+            .create_schema()
+            .await
+            .unwrap();
+        self.ch
+            .query(&format!(
+                "ALTER TABLE clicks ADD COLUMN refuse UInt8 MATERIALIZED throwIf(code = '{POISON}')"
+            ))
             .await
             .unwrap();
     }
@@ -183,6 +220,11 @@ pub fn geoip_fixture() -> PathBuf {
 /// A batch of `count` events with ids `(seed, i)`, cycling through a few
 /// agents, addresses and referrers.
 pub fn batch(node: &str, seed: u32, count: u32) -> Vec<u8> {
+    batch_with_codes(node, seed, count, &["abc", "xyz"])
+}
+
+/// [`batch`], with the events' codes taken in turn from `codes`.
+pub fn batch_with_codes(node: &str, seed: u32, count: u32, codes: &[&str]) -> Vec<u8> {
     let mut w = ClickBatchWriter::new(node, 64 * 1024);
     w.begin(id(seed, u32::MAX));
     let ips: [IpAddr; 2] = [
@@ -198,7 +240,7 @@ pub fn batch(node: &str, seed: u32, count: u32) -> Vec<u8> {
             ts_ms: 1_763_700_000_000 + u64::from(seed) * 1000 + u64::from(i),
             status: if i % 10 == 9 { 404 } else { 301 },
             ip: ips[k % 2],
-            code: if k.is_multiple_of(2) { b"abc" } else { b"xyz" },
+            code: codes[k % codes.len()].as_bytes(),
             user_agent: agents[k % 3].as_bytes(),
             referrer: referrers[k % 3].as_bytes(),
             accept_language: b"en-GB",
