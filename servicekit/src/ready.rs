@@ -14,16 +14,20 @@ pub fn announce(fields: Map<String, Value>) {
     let _ = out.flush();
 }
 
-/// `{"event":"ready"}` followed by `fields`, in their order.
+/// `{"event":"ready"` first (a reader can match the line's start), then
+/// `fields` in key order; an `event` among them is dropped.
 pub fn line(fields: Map<String, Value>) -> String {
-    let mut line = Map::new();
-    line.insert("event".into(), Value::from("ready"));
+    let mut line = String::from(r#"{"event":"ready""#);
     for (key, value) in fields {
         if key != "event" {
-            line.insert(key, value);
+            line.push(',');
+            line.push_str(&Value::from(key).to_string());
+            line.push(':');
+            line.push_str(&value.to_string());
         }
     }
-    Value::Object(line).to_string()
+    line.push('}');
+    line
 }
 
 #[cfg(test)]
@@ -31,13 +35,13 @@ mod tests {
     #[test]
     fn the_event_comes_first_and_cannot_be_overridden() {
         let serde_json::Value::Object(fields) =
-            serde_json::json!({"event": "other", "listen": "127.0.0.1:1"})
+            serde_json::json!({"admin": "127.0.0.1:2", "event": "other", "listen": "127.0.0.1:1"})
         else {
             unreachable!()
         };
         assert_eq!(
             super::line(fields),
-            r#"{"event":"ready","listen":"127.0.0.1:1"}"#
+            r#"{"event":"ready","admin":"127.0.0.1:2","listen":"127.0.0.1:1"}"#
         );
     }
 }
