@@ -19,8 +19,15 @@ pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// NATS server URL. Default `nats://127.0.0.1:4222`.
+    /// NATS server URL, or several comma-separated (a cluster). Default
+    /// `nats://127.0.0.1:4222`.
     pub nats: String,
+    /// NATS user of this role (the deploy's is `analytics`). Default: none,
+    /// an anonymous connection (a development server without users).
+    pub nats_user: Option<String>,
+    /// File holding that user's password; without it `NATS_PASSWORD` is
+    /// read. Default: none.
+    pub nats_password_file: Option<PathBuf>,
     /// ClickHouse HTTP interface. Default `http://127.0.0.1:8123`.
     pub clickhouse: String,
     /// ClickHouse user; `None` uses the server's `default` user.
@@ -82,6 +89,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             nats: "nats://127.0.0.1:4222".into(),
+            nats_user: None,
+            nats_password_file: None,
             clickhouse: "http://127.0.0.1:8123".into(),
             clickhouse_user: None,
             clickhouse_password: None,
@@ -114,9 +123,7 @@ impl ServiceConfig for Config {
             Ok(_) => return invalid("clickhouse", "must be an http:// or https:// URL"),
             Err(e) => return invalid("clickhouse", &format!("not a URL: {e}")),
         }
-        if self.nats.trim().is_empty() {
-            return invalid("nats", "must not be empty");
-        }
+        self.nats_settings().validate()?;
         if !is_identifier(&self.database) {
             return invalid(
                 "database",
@@ -184,6 +191,15 @@ impl ServiceConfig for Config {
 }
 
 impl Config {
+    /// Where NATS is and who the sidecar is there.
+    pub fn nats_settings(&self) -> servicekit::nats::NatsSettings {
+        servicekit::nats::NatsSettings {
+            servers: self.nats.clone(),
+            user: self.nats_user.clone(),
+            password_file: self.nats_password_file.clone(),
+        }
+    }
+
     /// [`ack_wait_secs`](Self::ack_wait_secs) as a duration.
     pub fn ack_wait(&self) -> Duration {
         Duration::from_secs(self.ack_wait_secs)

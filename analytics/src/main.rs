@@ -30,9 +30,15 @@ struct RunArgs {
     /// analytics.example.toml) [default: none]
     #[arg(long)]
     config: Option<PathBuf>,
-    /// NATS URL [default: nats://127.0.0.1:4222]
+    /// NATS URL, or several comma-separated [default: nats://127.0.0.1:4222]
     #[arg(long)]
     nats: Option<String>,
+    /// NATS user of this role (the deploy's is `analytics`) [default: none, anonymous]
+    #[arg(long)]
+    nats_user: Option<String>,
+    /// File holding the NATS user's password; NATS_PASSWORD is read without it [default: none]
+    #[arg(long)]
+    nats_password_file: Option<PathBuf>,
     /// ClickHouse HTTP URL [default: http://127.0.0.1:8123]
     #[arg(long)]
     clickhouse: Option<String>,
@@ -86,7 +92,8 @@ impl RunArgs {
             servicekit::override_fields!(self => c;
                 nats, clickhouse, database, metrics, stream, subjects,
                 clicks_max_age_secs, clicks_max_bytes, consumer, ack_wait_secs,
-                park_after_attempts, parked_retention_days);
+                park_after_attempts, parked_retention_days;
+                optional: nats_user, nats_password_file);
             if !self.geoip.is_empty() {
                 c.geoip = self.geoip.clone();
             }

@@ -55,11 +55,12 @@ impl StreamError {
 }
 
 /// Connects to NATS, retrying in the background if it is down at start.
-pub async fn connect(config: &Config) -> Result<async_nats::Client, async_nats::ConnectError> {
-    async_nats::ConnectOptions::new()
-        .name("analytics")
-        .retry_on_initial_connect()
-        .connect(&config.nats)
+pub async fn connect(
+    config: &Config,
+) -> Result<async_nats::Client, servicekit::nats::ConnectError> {
+    config
+        .nats_settings()
+        .connect("analytics", |options| options.retry_on_initial_connect())
         .await
 }
 
