@@ -30,7 +30,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -188,7 +188,8 @@ pub fn load_dir(
         dir: dir.to_path_buf(),
         source,
     };
-    let mut stems: Vec<(String, bool, bool)> = Vec::new(); // name, has .crt, has .key
+    // File stem -> (has .crt, has .key), in name order.
+    let mut stems: BTreeMap<String, (bool, bool)> = BTreeMap::new();
     for entry in std::fs::read_dir(dir).map_err(dir_error)? {
         let path = entry.map_err(dir_error)?.path();
         let (Some(stem), Some(ext)) = (
@@ -197,27 +198,20 @@ pub fn load_dir(
         ) else {
             continue;
         };
-        if stem.starts_with('.') || !(ext == "crt" || ext == "key") {
+        if stem.starts_with('.') {
             continue;
         }
-        let slot = match stems.iter().position(|(s, _, _)| s == stem) {
-            Some(i) => i,
-            None => {
-                stems.push((stem.to_string(), false, false));
-                stems.len() - 1
-            }
-        };
-        if ext == "crt" {
-            stems[slot].1 = true;
-        } else {
-            stems[slot].2 = true;
+        let slot = stems.entry(stem.to_string());
+        match ext {
+            "crt" => slot.or_default().0 = true,
+            "key" => slot.or_default().1 = true,
+            _ => {}
         }
     }
-    stems.sort();
 
     let mut set = CertSet::default();
     let mut refused = Vec::new();
-    for (stem, has_crt, has_key) in stems {
+    for (stem, (has_crt, has_key)) in stems {
         let crt = dir.join(format!("{stem}.crt"));
         let key = dir.join(format!("{stem}.key"));
         let filed = stem.to_ascii_lowercase();
