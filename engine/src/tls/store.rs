@@ -3,13 +3,15 @@
 //! [`CertStore`] owns the certificate set, the ticketer and the session
 //! cache, and the `Arc<ServerConfig>` made of them. [`CertStore::poll`]
 //! looks at the certificate directory and the ticket key file (names,
-//! sizes, modification times, inodes: a few `stat`s, no reads) and, when
-//! something changed, reloads and returns a new config if what is served
-//! differs. [`CertStore::watch`] polls on its own thread, once a second by
-//! default, and hands each new config to a callback: the engine's control
+//! sizes, modification times, inodes: a few `stat`s) and, when something
+//! changed, reloads and returns a new config if what is served differs.
+//! [`CertStore::watch`] polls on its own thread ([`POLL_EVERY`]: once a
+//! second) and hands each new config to a callback: the engine's control
 //! thread passes it to every core over the command channel, a core keeps
 //! the latest for new connections, and established connections keep the
-//! one they started with. Nothing is locked on the request path.
+//! one they started with. Nothing is locked per request; per handshake,
+//! rustls's rotating ticketer takes a read lock and its TLS 1.2 session
+//! cache a mutex, both shared by the node's cores.
 //!
 //! Why polling rather than inotify: it is what the snapshot watcher does,
 //! it works the same for a directory replaced by a symlink swap (the way
@@ -29,6 +31,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often [`CertStore::watch`] should look, unless a caller has reason
+/// to look more often.
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
