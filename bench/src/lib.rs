@@ -3,6 +3,12 @@
 //! Link sets are generated from a fixed seed so every run (and every machine)
 //! measures the same keys: 7-character base62 codes, as the control plane
 //! issues them, and targets of 40 to 120 bytes.
+//!
+//! [`tls`] joins a rustls client and server over byte buffers for the TLS
+//! handshake and keep-alive benchmarks (`benches/tls.rs`) and the
+//! instruction counts under callgrind (`src/bin/tls-instructions.rs`).
+
+pub mod tls;
 
 use snapshots::{Link, SnapshotBuilder};
 use std::path::Path;

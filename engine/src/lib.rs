@@ -58,4 +58,5 @@ pub mod server;
 pub mod shared;
 #[cfg(test)]
 mod test_alloc;
+pub mod tls;
 pub mod uring;
