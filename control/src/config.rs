@@ -1,6 +1,9 @@
-//! `control serve` configuration: an optional TOML file, overridden by flags.
+//! `control serve` configuration on the shared pattern
+//! ([`servicekit::config`]): defaults, an optional TOML file, flags, one
+//! validation before anything connects.
 
 use serde::Deserialize;
+use servicekit::{ConfigError, ServiceConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,12 +24,26 @@ pub struct Config {
     pub links_stream: String,
     /// Subject of that stream. Default `links.changes`.
     pub links_subject: String,
+    /// Oldest change the stream keeps, seconds. Default 604800 (7 days); at
+    /// least 10 snapshot intervals, so an engine that loads any kept snapshot
+    /// finds every later change still in the stream.
+    pub links_stream_max_age_secs: u64,
+    /// Most bytes the stream keeps (oldest changes dropped first). Default
+    /// 1073741824 (1 GiB).
+    pub links_stream_max_bytes: i64,
+    /// When the stream exists with other settings: `false` (default) refuses
+    /// to relay into it (logged, `control_links_stream_mismatch` 1, `/readyz`
+    /// says why); `true` updates it to these settings.
+    pub links_stream_adopt: bool,
     /// ClickHouse HTTP URL. `None` (default): the stats endpoints answer 503.
     pub clickhouse: Option<String>,
     /// ClickHouse database holding `clicks`. Default `analytics`.
     pub clickhouse_database: String,
     /// Public base of short links, e.g. `https://sho.rt`. Default `http://127.0.0.1:8080`.
     pub short_base: String,
+    /// Accept targets on loopback, private and link-local addresses (and
+    /// `localhost`). Default `false`: public hosts only.
+    pub allow_private_targets: bool,
     /// Engine admin addresses (`host:port`) snapshots are pushed to. Default none.
     pub engine_admin: Vec<String>,
     /// Bearer token sent with `PUT /snapshot` (the engine's `--admin-token`). Default none.
@@ -41,6 +58,8 @@ pub struct Config {
     pub reconcile_interval_secs: u64,
     /// Length of generated codes. Default 7 (62^7 ≈ 3.5e12 codes).
     pub code_length: usize,
+    /// Largest request body, bytes; a larger one gets 413. Default 1048576 (1 MiB).
+    pub max_body_bytes: usize,
     /// Token bucket per API key: sustained requests per second. Default 50.
     pub rate_per_key: f64,
     /// Token bucket per API key: burst. Default 100.
@@ -59,9 +78,13 @@ impl Default for Config {
             nats: None,
             links_stream: snapshots::streams::LINKS_STREAM.into(),
             links_subject: snapshots::streams::LINKS_SUBJECT.into(),
+            links_stream_max_age_secs: 7 * 24 * 3600,
+            links_stream_max_bytes: 1 << 30,
+            links_stream_adopt: false,
             clickhouse: None,
             clickhouse_database: "analytics".into(),
             short_base: "http://127.0.0.1:8080".into(),
+            allow_private_targets: false,
             engine_admin: Vec::new(),
             engine_admin_token: None,
             snapshot_dir: PathBuf::from("snapshots"),
@@ -69,6 +92,7 @@ impl Default for Config {
             snapshot_keep: 5,
             reconcile_interval_secs: 2,
             code_length: 7,
+            max_body_bytes: 1 << 20,
             rate_per_key: 50.0,
             burst_per_key: 100,
             rate_per_ip: 100.0,
@@ -77,46 +101,42 @@ impl Default for Config {
     }
 }
 
-/// A setting that cannot work, with the value that was given.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ConfigError {
-    #[error("code_length {0} is out of range 5..=32 (short codes must stay hard to guess)")]
-    CodeLength(usize),
-    #[error("short_base {0:?} is not an absolute http(s) URL with a host")]
-    ShortBase(String),
-    #[error("{name} must be at least 1, got {value}")]
-    Zero { name: &'static str, value: u64 },
-    #[error("{name} must be a positive number of requests per second, got {value}")]
-    Rate { name: &'static str, value: f64 },
-    #[error("snapshot_keep must be at least 1")]
-    Keep,
-}
+/// How many snapshot intervals the stream must cover at least.
+pub const STREAM_AGE_INTERVALS: u64 = 10;
 
-impl Config {
-    /// Reads a TOML file.
-    pub fn from_toml_file(path: &std::path::Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
-    }
-
-    /// Checks the settings before anything starts.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl ServiceConfig for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
         if !(5..=32).contains(&self.code_length) {
-            return Err(ConfigError::CodeLength(self.code_length));
+            return Err(ConfigError::invalid(
+                "code_length",
+                format!(
+                    "{} is out of range 5..=32 (short codes must stay hard to guess)",
+                    self.code_length
+                ),
+            ));
         }
         match url::Url::parse(&self.short_base) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
-            _ => return Err(ConfigError::ShortBase(self.short_base.clone())),
+            _ => {
+                return Err(ConfigError::invalid(
+                    "short_base",
+                    format!(
+                        "{:?} is not an absolute http(s) URL with a host",
+                        self.short_base
+                    ),
+                ));
+            }
         }
         for (name, value) in [
             ("burst_per_key", self.burst_per_key as u64),
             ("burst_per_ip", self.burst_per_ip as u64),
             ("snapshot_interval_secs", self.snapshot_interval_secs),
             ("reconcile_interval_secs", self.reconcile_interval_secs),
+            ("snapshot_keep", self.snapshot_keep as u64),
+            ("max_body_bytes", self.max_body_bytes as u64),
         ] {
             if value == 0 {
-                return Err(ConfigError::Zero { name, value });
+                return Err(ConfigError::invalid(name, "must be at least 1, got 0"));
             }
         }
         for (name, value) in [
@@ -124,25 +144,39 @@ impl Config {
             ("rate_per_ip", self.rate_per_ip),
         ] {
             if !(value > 0.0 && value.is_finite()) {
-                return Err(ConfigError::Rate { name, value });
+                return Err(ConfigError::invalid(
+                    name,
+                    format!("must be a positive number of requests per second, got {value}"),
+                ));
             }
         }
-        if self.snapshot_keep == 0 {
-            return Err(ConfigError::Keep);
+        let min_age = self
+            .snapshot_interval_secs
+            .saturating_mul(STREAM_AGE_INTERVALS);
+        if self.links_stream_max_age_secs < min_age {
+            return Err(ConfigError::invalid(
+                "links_stream_max_age_secs",
+                format!(
+                    "{} s is shorter than {STREAM_AGE_INTERVALS} snapshot intervals ({min_age} s): \
+                     an engine on an older snapshot would miss changes",
+                    self.links_stream_max_age_secs
+                ),
+            ));
+        }
+        if self.links_stream_max_bytes < 1 << 20 {
+            return Err(ConfigError::invalid(
+                "links_stream_max_bytes",
+                format!("{} is below 1 MiB (1048576)", self.links_stream_max_bytes),
+            ));
         }
         Ok(())
     }
+}
 
+impl Config {
     /// The short base without a trailing slash.
     pub fn short_base_trimmed(&self) -> &str {
         self.short_base.trim_end_matches('/')
-    }
-
-    /// The host of the short base, lowercased (links to it would loop).
-    pub fn short_host(&self) -> Option<String> {
-        url::Url::parse(&self.short_base)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
     }
 
     pub fn snapshot_interval(&self) -> Duration {
@@ -161,46 +195,50 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_documented_values() {
         let c = Config::default();
-        assert_eq!(c.validate(), Ok(()));
+        c.validate().unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
         assert_eq!(c.links_stream, "LINKS");
         assert_eq!(c.clickhouse_database, "analytics");
         assert_eq!(c.code_length, 7);
+        assert_eq!(c.max_body_bytes, 1_048_576);
+        assert_eq!(c.links_stream_max_age_secs, 604_800);
+        assert!(!c.allow_private_targets);
     }
 
     #[test]
     fn toml_subset_and_unknown_fields() {
         let c: Config =
-            toml::from_str("code_length = 9\nengine_admin = [\"127.0.0.1:9080\"]").unwrap();
+            servicekit::config::from_toml("code_length = 9\nengine_admin = [\"127.0.0.1:9080\"]")
+                .unwrap();
         assert_eq!(c.code_length, 9);
         assert_eq!(c.engine_admin, vec!["127.0.0.1:9080".to_string()]);
         assert_eq!(c.listen, Config::default().listen);
-        let err = toml::from_str::<Config>("colde_length = 9").unwrap_err();
+        let err = servicekit::config::from_toml::<Config>("colde_length = 9").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
     }
 
     #[test]
-    fn validation_refusals() {
-        let c = Config {
-            code_length: 3,
-            ..Config::default()
+    fn validation_refusals_name_the_field() {
+        let refused = |tweak: fn(&mut Config)| {
+            let mut c = Config::default();
+            tweak(&mut c);
+            c.validate().unwrap_err().field()
         };
-        assert_eq!(c.validate(), Err(ConfigError::CodeLength(3)));
-        let c = Config {
-            short_base: "ftp://x".into(),
-            ..Config::default()
-        };
-        assert!(matches!(c.validate(), Err(ConfigError::ShortBase(_))));
-        let c = Config {
-            rate_per_ip: 0.0,
-            ..Config::default()
-        };
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::Rate {
-                name: "rate_per_ip",
-                ..
-            })
-        ));
+        assert_eq!(refused(|c| c.code_length = 3), Some("code_length"));
+        assert_eq!(
+            refused(|c| c.short_base = "ftp://x".into()),
+            Some("short_base")
+        );
+        assert_eq!(refused(|c| c.rate_per_ip = 0.0), Some("rate_per_ip"));
+        assert_eq!(refused(|c| c.snapshot_keep = 0), Some("snapshot_keep"));
+        assert_eq!(refused(|c| c.max_body_bytes = 0), Some("max_body_bytes"));
+        assert_eq!(
+            refused(|c| c.links_stream_max_age_secs = 60),
+            Some("links_stream_max_age_secs")
+        );
+        assert_eq!(
+            refused(|c| c.links_stream_max_bytes = 10),
+            Some("links_stream_max_bytes")
+        );
     }
 }

@@ -18,16 +18,28 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("missing or invalid API key")]
-    Unauthorized,
+    /// No credential, or one that is not an active key (`presented`: a
+    /// token was sent, which the `WWW-Authenticate` challenge says).
+    #[error("{}", if *presented { "the API key is not valid (unknown, revoked or expired)" } else { "an API key is required (Authorization: Bearer <key>)" })]
+    Unauthorized { presented: bool },
     #[error("this API key lacks the {required:?} scope")]
     Forbidden { required: &'static str },
+    #[error("this route is the operator's; an organization's key cannot use it")]
+    OperatorRequired,
+    #[error("this route acts on an organization's data; an operator key has no organization")]
+    OrganizationRequired,
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("the code {code:?} is already taken")]
     AliasTaken { code: String },
     #[error("{0}")]
     Conflict(String),
+    #[error(
+        "the request with this Idempotency-Key created the link {code:?}, which has since been deleted"
+    )]
+    LinkDeleted { code: String },
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
     #[error("If-Match {given} does not match the current ETag {current}")]
     PreconditionFailed { given: String, current: String },
     #[error("this Idempotency-Key was used with a different request body")]
@@ -68,11 +80,17 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden { .. }
+            | ApiError::OperatorRequired
+            | ApiError::OrganizationRequired => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::AliasTaken { .. } => (StatusCode::CONFLICT, "alias_taken"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::LinkDeleted { .. } => (StatusCode::GONE, "link_deleted"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
             ApiError::PreconditionFailed { .. } => {
                 (StatusCode::PRECONDITION_FAILED, "precondition_failed")
             }
@@ -90,6 +108,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest { details, .. } => details.clone(),
             ApiError::Forbidden { required } => json!({ "required_scope": required }),
+            ApiError::OperatorRequired => json!({ "required_principal": "operator" }),
+            ApiError::OrganizationRequired => json!({ "required_principal": "organization" }),
+            ApiError::LinkDeleted { code } => json!({ "code": code }),
+            ApiError::PayloadTooLarge { limit } => json!({ "limit": limit }),
             ApiError::AliasTaken { code } => json!({ "code": code }),
             ApiError::PreconditionFailed { current, .. } => json!({ "current_etag": current }),
             ApiError::BlockedHost { host, rule } => json!({ "host": host, "rule": rule }),
@@ -105,8 +127,30 @@ impl ApiError {
     }
 }
 
+/// A database failure. Inputs are checked before they reach SQL (see
+/// [`crate::text`]); should one still be refused by PostgreSQL as data
+/// (SQLSTATE class 22: NUL in text, a value out of range, ...; or 23514, a
+/// CHECK), it is the request's fault and a 400, never a 500. An unreachable
+/// database is a 503.
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if let Some(db) = e.as_database_error()
+            && let Some(code) = db.code()
+            && (code.starts_with("22") || code == "23514")
+        {
+            tracing::info!(sqlstate = %code, error = %db, "a request value refused by PostgreSQL");
+            return ApiError::BadRequest {
+                message: format!("a value in the request cannot be stored (SQLSTATE {code})"),
+                details: json!({ "sqlstate": code }),
+            };
+        }
+        if matches!(
+            e,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+        ) {
+            tracing::warn!(error = %e, "PostgreSQL unavailable");
+            return ApiError::Unavailable("PostgreSQL");
+        }
         ApiError::Internal(e.into())
     }
 }
@@ -118,10 +162,25 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "internal error");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
-        if let ApiError::RateLimited { retry_after } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        match self {
+            ApiError::RateLimited { retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            // RFC 6750 section 3: the challenge, and `invalid_token` when a
+            // token was presented and refused.
+            ApiError::Unauthorized { presented } => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(if presented {
+                        r#"Bearer realm="shortener", error="invalid_token""#
+                    } else {
+                        r#"Bearer realm="shortener""#
+                    }),
+                );
+            }
+            _ => {}
         }
         response
     }

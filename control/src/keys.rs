@@ -1,11 +1,13 @@
-//! API key management: `POST/GET /v1/keys`, `DELETE /v1/keys/{id}` (admin
-//! scope), and the bootstrap used by `control keys create`.
+//! API key management: `POST/GET /v1/keys`, `DELETE /v1/keys/{id}` (an
+//! organization's `admin` scope, its own keys only), and the bootstrap the
+//! `control keys` command uses, which is also the only way to make or revoke
+//! an operator key.
 
-use crate::app::AppState;
-use crate::auth::{self, Auth};
+use crate::audit::{Actor, audit};
+use crate::auth::{self, Auth, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::links::store::audit;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -13,12 +15,18 @@ use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
+/// Longest key name, bytes.
+pub const MAX_NAME_LEN: usize = 100;
+/// Longest organization name, bytes.
+pub const MAX_ORG_LEN: usize = 100;
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     #[serde(default)]
     pub name: String,
     pub scopes: Vec<String>,
+    /// When the key stops working; must be in the future.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
 }
@@ -43,29 +51,63 @@ pub struct KeyInfo {
 const KEY_COLUMNS: &str =
     "id, name, prefix, scopes, expires_at, revoked_at, last_used_at, created_at";
 
-/// Inserts a key for `org_id`; returns its info and the secret (shown once).
+/// Who a new key is for.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyFor<'a> {
+    Org { org_id: i64, scopes: &'a [String] },
+    Operator,
+}
+
+fn check_name(name: &str) -> ApiResult<()> {
+    crate::text::check("name", name, MAX_NAME_LEN)
+}
+
+/// Inserts a key; returns its info and the secret (shown once).
 pub async fn insert_key(
     conn: &mut sqlx::PgConnection,
-    org_id: i64,
+    owner: KeyFor<'_>,
     name: &str,
-    scopes: &[String],
     expires_at: Option<OffsetDateTime>,
 ) -> ApiResult<(KeyInfo, String)> {
-    auth::validate_scopes(scopes)?;
+    check_name(name)?;
+    if let Some(at) = expires_at
+        && at <= OffsetDateTime::now_utc()
+    {
+        return Err(ApiError::invalid_field(
+            "expires_at",
+            "must be in the future (a key that is already expired is of no use)",
+        ));
+    }
+    let (org_id, operator, scopes): (Option<i64>, bool, Vec<&str>) = match owner {
+        KeyFor::Org { org_id, scopes } => (
+            Some(org_id),
+            false,
+            Scope::parse_list(scopes)?
+                .into_iter()
+                .map(Scope::as_str)
+                .collect(),
+        ),
+        KeyFor::Operator => (None, true, Vec::new()),
+    };
     let key = auth::generate_key();
     let info: KeyInfo = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO api_keys (org_id, name, prefix, secret_hash, scopes, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {KEY_COLUMNS}"
+        "INSERT INTO api_keys (org_id, operator, name, prefix, secret_hash, scopes, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {KEY_COLUMNS}"
     )))
     .bind(org_id)
+    .bind(operator)
     .bind(name)
     .bind(&key.prefix)
     .bind(&key.hash)
-    .bind(scopes)
+    .bind(&scopes)
     .bind(expires_at)
     .fetch_one(&mut *conn)
     .await?;
     Ok((info, key.secret))
+}
+
+fn cli_error(e: ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
 
 /// Bootstrap: creates the organization if needed and a key in it.
@@ -75,6 +117,10 @@ pub async fn bootstrap_key(
     scopes: &[String],
     name: &str,
 ) -> anyhow::Result<(i64, String)> {
+    crate::text::check("org", org, MAX_ORG_LEN).map_err(cli_error)?;
+    if org.trim().is_empty() {
+        anyhow::bail!("org: the organization name is empty");
+    }
     let mut tx = db.begin().await?;
     let org_id: i64 = sqlx::query_scalar(
         "INSERT INTO organizations (name) VALUES ($1)
@@ -83,21 +129,74 @@ pub async fn bootstrap_key(
     .bind(org)
     .fetch_one(&mut *tx)
     .await?;
-    let (info, secret) = insert_key(&mut tx, org_id, name, scopes, None)
+    let (info, secret) = insert_key(&mut tx, KeyFor::Org { org_id, scopes }, name, None)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(cli_error)?;
     audit(
         &mut tx,
         Some(org_id),
-        None,
+        Actor::CLI,
         "key.create",
         &info.prefix,
+        json!({ "via": "cli", "scopes": info.scopes }),
+    )
+    .await
+    .map_err(cli_error)?;
+    tx.commit().await?;
+    Ok((org_id, secret))
+}
+
+/// Bootstrap: an operator key.
+pub async fn bootstrap_operator_key(db: &PgPool, name: &str) -> anyhow::Result<String> {
+    let mut tx = db.begin().await?;
+    let (info, secret) = insert_key(&mut tx, KeyFor::Operator, name, None)
+        .await
+        .map_err(cli_error)?;
+    audit(
+        &mut tx,
+        None,
+        Actor {
+            key_id: None,
+            operator: true,
+        },
+        "key.create",
+        &info.prefix,
+        json!({ "via": "cli", "operator": true }),
+    )
+    .await
+    .map_err(cli_error)?;
+    tx.commit().await?;
+    Ok(secret)
+}
+
+/// Revokes any key by its visible prefix (the CLI's way for operator keys).
+pub async fn revoke_by_prefix(db: &PgPool, prefix: &str) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    let row: Option<(Option<i64>, bool)> = sqlx::query_as(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+          WHERE prefix = $1 RETURNING org_id, operator",
+    )
+    .bind(prefix)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((org_id, operator)) = row else {
+        anyhow::bail!("no key has the prefix {prefix:?}");
+    };
+    audit(
+        &mut tx,
+        org_id,
+        Actor {
+            key_id: None,
+            operator,
+        },
+        "key.revoke",
+        prefix,
         json!({ "via": "cli" }),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .map_err(cli_error)?;
     tx.commit().await?;
-    Ok((org_id, secret))
+    Ok(())
 }
 
 pub async fn create(
@@ -105,14 +204,22 @@ pub async fn create(
     auth: Auth,
     Json(req): Json<CreateKey>,
 ) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
-    auth.require("admin")?;
+    let org_id = auth.org(Scope::Admin)?;
     let mut tx = state.db.begin().await?;
-    let (info, secret) =
-        insert_key(&mut tx, auth.org_id, &req.name, &req.scopes, req.expires_at).await?;
+    let (info, secret) = insert_key(
+        &mut tx,
+        KeyFor::Org {
+            org_id,
+            scopes: &req.scopes,
+        },
+        &req.name,
+        req.expires_at,
+    )
+    .await?;
     audit(
         &mut tx,
-        Some(auth.org_id),
-        Some(auth.key_id),
+        Some(org_id),
+        auth.actor(),
         "key.create",
         &info.prefix,
         json!({ "scopes": info.scopes }),
@@ -129,11 +236,11 @@ pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
-    auth.require("admin")?;
+    let org_id = auth.org(Scope::Admin)?;
     let keys: Vec<KeyInfo> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY id"
     )))
-    .bind(auth.org_id)
+    .bind(org_id)
     .fetch_all(&state.db)
     .await?;
     Ok(axum::Json(json!({ "keys": keys })))
@@ -144,21 +251,21 @@ pub async fn revoke(
     auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    auth.require("admin")?;
+    let org_id = auth.org(Scope::Admin)?;
     let mut tx = state.db.begin().await?;
     let prefix: Option<String> = sqlx::query_scalar(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
           WHERE id = $1 AND org_id = $2 RETURNING prefix",
     )
     .bind(id)
-    .bind(auth.org_id)
+    .bind(org_id)
     .fetch_optional(&mut *tx)
     .await?;
     let prefix = prefix.ok_or(ApiError::NotFound { what: "key" })?;
     audit(
         &mut tx,
-        Some(auth.org_id),
-        Some(auth.key_id),
+        Some(org_id),
+        auth.actor(),
         "key.revoke",
         &prefix,
         json!({}),

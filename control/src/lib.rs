@@ -24,44 +24,64 @@
 //! sequence; it pushes the file to each engine's admin port and a reconcile
 //! loop re-pushes to engines that report an older one (or none) on `/readyz`.
 //!
-//! **The API** ([`app`]) is axum under `/v1`, JSON, with one error shape built
-//! from [`error::ApiError`]. API keys ([`auth`]) are random 190-bit secrets of
-//! which only a SHA-256 is stored; scopes `links:read`, `links:write`,
-//! `stats:read`, `admin`; a key sees only its organization. Rate limits are
-//! token buckets per key and per client IP ([`ratelimit`]).
+//! **The API** ([`router`]) is axum under `/v1`, JSON, with one error shape
+//! built from [`error::ApiError`]; no input a client sends gives a 5xx (text
+//! is checked before it reaches SQL, see [`text`]). API keys ([`auth`]) are
+//! random 190-bit secrets of which only a SHA-256 is stored. A key stands for
+//! a [`auth::Principal`]: a member of one organization with scopes
+//! `links:read`, `links:write`, `stats:read`, `admin` (its own links, keys
+//! and stats, nothing else), or the service's **operator** (the global
+//! routes under `/v1/admin`: blocklist, any organization's links, snapshots,
+//! organizations), made only with `control keys create --operator`. Rate
+//! limits are token buckets per client IP and per verified key
+//! ([`ratelimit`]).
 //!
 //! # Layout
-//! - [`config`]: settings (TOML + flags), defaults, validation.
+//! - [`config`]: settings (servicekit: defaults, TOML, flags), validation.
 //! - [`server`]: connecting, migrating, starting the tasks and HTTP.
-//! - [`app`]: state and router; health, readiness, metrics, OpenAPI.
-//! - [`error`], [`extract`]: the error type and extractors that use it.
-//! - [`auth`], [`keys`]: API keys, the `Auth` extractor, key management.
+//! - [`state`]: what handlers share; [`router`]: every route and layer;
+//!   [`middleware`]: metrics, rate limits, key verification.
+//! - [`health`]: liveness, readiness, metrics, OpenAPI endpoints.
+//! - [`error`], [`extract`], [`text`]: the error type, extractors that use
+//!   it, and checks of free text.
+//! - [`auth`], [`keys`]: principals, API keys, the `Auth` extractor, key
+//!   management; [`audit`]: the audit log.
 //! - [`links`]: link rows, input checks, transactional writes, handlers.
 //! - [`codes`], [`target`]: short codes and target URL policy.
 //! - [`idempotency`]: `Idempotency-Key` replays.
-//! - [`relay`]: outbox → JetStream.
-//! - [`snapshot`]: build, keep, push, reconcile.
+//! - [`relay`]: outbox → JetStream, and the stream's settings.
+//! - [`snapshot`]: build, keep, push, reconcile; [`snapshot_builds`]:
+//!   operator-requested builds, coalesced.
 //! - [`stats`]: ClickHouse queries and CSV/JSON export.
 //! - [`qr`]: QR codes (SVG, PNG).
-//! - [`admin`]: blocklist, disable, snapshots.
+//! - [`admin`]: the operator's routes.
 //! - [`metrics`], [`openapi`], [`ratelimit`].
+//!
+//! Modules depend one way: handlers on [`state`] and below, [`router`] on
+//! handlers, [`server`] on [`router`]; no cycle.
 
 pub mod admin;
-pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod codes;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod health;
 pub mod idempotency;
 pub mod keys;
 pub mod links;
 pub mod metrics;
+pub mod middleware;
 pub mod openapi;
 pub mod qr;
 pub mod ratelimit;
 pub mod relay;
+pub mod router;
 pub mod server;
 pub mod snapshot;
+pub mod snapshot_builds;
+pub mod state;
 pub mod stats;
 pub mod target;
+pub mod text;

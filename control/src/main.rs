@@ -2,7 +2,6 @@
 
 use clap::{Args, Parser, Subcommand};
 use control::config::Config;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -26,127 +25,158 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum KeysCommand {
-    /// Create an organization (if needed) and a key in it; prints the key once.
-    Create {
+    /// Create a key and print it once: an organization's key (the
+    /// organization is created if needed) or, with --operator, an operator key.
+    Create(CreateKeyArgs),
+    /// Revoke a key (an operator key, or any other) by its visible prefix.
+    Revoke {
+        /// The key's visible prefix, `sk_` and 8 characters (required).
         #[arg(long)]
-        org: String,
-        /// Comma-separated: links:read, links:write, stats:read, admin.
-        #[arg(long, value_delimiter = ',', default_value = "admin")]
-        scopes: Vec<String>,
-        #[arg(long, default_value = "bootstrap")]
-        name: String,
+        prefix: String,
+        /// PostgreSQL URL (required; or the DATABASE_URL environment variable).
         #[arg(long, env = "DATABASE_URL")]
         database_url: String,
     },
 }
 
-/// Flags override the TOML file; both are optional.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false, id = "principal")]
+struct Principal {
+    /// The organization the key belongs to (created if missing). Default: none; this or --operator is required.
+    #[arg(long)]
+    org: Option<String>,
+    /// Make an operator key: the global routes (/v1/admin/*), no organization. Default off.
+    #[arg(long)]
+    operator: bool,
+}
+
+#[derive(Args, Debug)]
+struct CreateKeyArgs {
+    #[command(flatten)]
+    principal: Principal,
+    /// Comma-separated scopes of an organization key: links:read,
+    /// links:write, stats:read, admin. Default `admin`. Ignored with --operator.
+    #[arg(long, value_delimiter = ',', default_value = "admin")]
+    scopes: Vec<String>,
+    /// A name for the key, shown in listings. Default `bootstrap`.
+    #[arg(long, default_value = "bootstrap")]
+    name: String,
+    /// PostgreSQL URL (required; or the DATABASE_URL environment variable).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+/// Flags override the TOML file, which overrides the defaults; every flag
+/// is the TOML key of the same name with `-` for `_`.
 #[derive(Args, Debug)]
 struct ServeArgs {
-    /// TOML config file (see control::config::Config for the fields).
+    /// TOML config file with any of the settings below (control::config::Config). Default: none.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// REST API address; port 0 picks a free one. Default 127.0.0.1:8000.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// PostgreSQL URL. Default postgres://postgres@127.0.0.1:5432/shortener.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
+    /// NATS URL for the change relay. Default: none (no relay; the outbox keeps every change).
     #[arg(long)]
     nats: Option<String>,
+    /// JetStream stream of link changes. Default LINKS.
     #[arg(long)]
     links_stream: Option<String>,
+    /// Subject of that stream. Default links.changes.
     #[arg(long)]
     links_subject: Option<String>,
+    /// Oldest change the stream keeps, seconds (at least 10 snapshot intervals). Default 604800 (7 days).
+    #[arg(long)]
+    links_stream_max_age_secs: Option<u64>,
+    /// Most bytes the stream keeps. Default 1073741824 (1 GiB).
+    #[arg(long)]
+    links_stream_max_bytes: Option<i64>,
+    /// Update an existing stream whose settings differ, instead of refusing it. Default off.
+    #[arg(long)]
+    links_stream_adopt: bool,
+    /// ClickHouse HTTP URL for stats. Default: none (stats answer 503).
     #[arg(long)]
     clickhouse: Option<String>,
+    /// ClickHouse database holding clicks. Default analytics.
     #[arg(long)]
     clickhouse_database: Option<String>,
+    /// Public base of short links; targets on its host are refused. Default http://127.0.0.1:8080.
     #[arg(long)]
     short_base: Option<String>,
-    /// Engine admin address (host:port); repeatable.
+    /// Accept targets on loopback, private and link-local addresses. Default off.
+    #[arg(long)]
+    allow_private_targets: bool,
+    /// Engine admin address (host:port) snapshots are pushed to; repeatable. Default: none.
     #[arg(long = "engine-admin")]
     engine_admin: Vec<String>,
-    /// Bearer token for the engines' PUT /snapshot.
+    /// Bearer token for the engines' PUT /snapshot. Default: none.
     #[arg(long, env = "ENGINE_ADMIN_TOKEN")]
     engine_admin_token: Option<String>,
+    /// Directory of snapshot generations. Default ./snapshots.
     #[arg(long)]
     snapshot_dir: Option<PathBuf>,
+    /// Seconds between scheduled snapshot builds (only when links changed). Default 300.
     #[arg(long)]
     snapshot_interval_secs: Option<u64>,
+    /// Snapshot generations kept on disk. Default 5.
+    #[arg(long)]
+    snapshot_keep: Option<usize>,
+    /// Seconds between checks of the engines' /readyz. Default 2.
     #[arg(long)]
     reconcile_interval_secs: Option<u64>,
+    /// Length of random short codes, 5 to 32. Default 7.
     #[arg(long)]
     code_length: Option<usize>,
+    /// Largest request body in bytes (413 beyond). Default 1048576 (1 MiB).
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Sustained requests per second per API key. Default 50.
     #[arg(long)]
     rate_per_key: Option<f64>,
+    /// Burst per API key. Default 100.
     #[arg(long)]
     burst_per_key: Option<u32>,
+    /// Sustained requests per second per client IP. Default 100.
     #[arg(long)]
     rate_per_ip: Option<f64>,
+    /// Burst per client IP. Default 200.
     #[arg(long)]
     burst_per_ip: Option<u32>,
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<Config> {
-        let mut c = match &self.config {
-            Some(path) => Config::from_toml_file(path)?,
-            None => Config::default(),
-        };
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
-        }
-        set!(
-            listen,
-            database_url,
-            links_stream,
-            links_subject,
-            clickhouse_database,
-            short_base,
-            snapshot_dir,
-            snapshot_interval_secs,
-            reconcile_interval_secs,
-            code_length,
-            rate_per_key,
-            burst_per_key,
-            rate_per_ip,
-            burst_per_ip
-        );
-        if self.nats.is_some() {
-            c.nats = self.nats;
-        }
-        if self.engine_admin_token.is_some() {
-            c.engine_admin_token = self.engine_admin_token;
-        }
-        if self.clickhouse.is_some() {
-            c.clickhouse = self.clickhouse;
-        }
-        if !self.engine_admin.is_empty() {
-            c.engine_admin = self.engine_admin;
-        }
-        c.validate()?;
-        Ok(c)
+    fn into_config(self) -> Result<Config, servicekit::ConfigError> {
+        servicekit::config::load(self.config.as_deref(), |c: &mut Config| {
+            servicekit::override_fields!(self => c;
+                listen, database_url, links_stream, links_subject,
+                links_stream_max_age_secs, links_stream_max_bytes, clickhouse_database,
+                short_base, snapshot_dir, snapshot_interval_secs, snapshot_keep,
+                reconcile_interval_secs, code_length, max_body_bytes, rate_per_key,
+                burst_per_key, rate_per_ip, burst_per_ip;
+                optional: nats, clickhouse, engine_admin_token);
+            // Switches only switch on: the file's `true` stays without the flag.
+            c.links_stream_adopt |= self.links_stream_adopt;
+            c.allow_private_targets |= self.allow_private_targets;
+            if !self.engine_admin.is_empty() {
+                c.engine_admin = self.engine_admin.clone();
+            }
+        })
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
+    servicekit::logging::init();
     match Cli::parse().command {
         Command::Serve(args) => {
             let config = args.into_config()?;
             let running = control::server::start(config).await?;
-            let line = serde_json::json!({ "event": "ready", "listen": running.addr.to_string() });
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{line}")?;
-            out.flush()?;
-            drop(out);
+            let mut fields = serde_json::Map::new();
+            fields.insert("listen".into(), running.addr.to_string().into());
+            servicekit::ready::announce(fields);
             tracing::info!(listen = %running.addr, "control serving");
             wait_for_stop_signal().await?;
             tracing::info!("shutting down");
@@ -154,18 +184,37 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys {
+            command: KeysCommand::Create(args),
+        } => {
+            let db = control::server::connect_db(&args.database_url).await?;
+            let (org, secret) = match &args.principal.org {
+                Some(org) => {
+                    let (org_id, secret) =
+                        control::keys::bootstrap_key(&db, org, &args.scopes, &args.name).await?;
+                    tracing::info!(org, org_id, "key created");
+                    (Some(org_id), secret)
+                }
+                None => (
+                    None,
+                    control::keys::bootstrap_operator_key(&db, &args.name).await?,
+                ),
+            };
+            if org.is_none() {
+                tracing::info!("operator key created");
+            }
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Keys {
             command:
-                KeysCommand::Create {
-                    org,
-                    scopes,
-                    name,
+                KeysCommand::Revoke {
+                    prefix,
                     database_url,
                 },
         } => {
             let db = control::server::connect_db(&database_url).await?;
-            let (org_id, secret) = control::keys::bootstrap_key(&db, &org, &scopes, &name).await?;
-            tracing::info!(org, org_id, "key created");
-            println!("{secret}");
+            control::keys::revoke_by_prefix(&db, &prefix).await?;
+            tracing::info!(prefix, "key revoked");
             Ok(())
         }
     }
@@ -184,6 +233,7 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn flags_override_the_file() {
@@ -191,7 +241,8 @@ mod tests {
         let file = dir.path().join("control.toml");
         std::fs::write(
             &file,
-            "code_length = 9\nshort_base = \"https://file.example\"\nengine_admin = [\"a:1\"]\n",
+            "code_length = 9\nshort_base = \"https://file.example\"\nengine_admin = [\"a:1\"]\n\
+             allow_private_targets = true\n",
         )
         .unwrap();
         let cli = Cli::parse_from([
@@ -205,6 +256,8 @@ mod tests {
             "b:2",
             "--engine-admin",
             "c:3",
+            "--max-body-bytes",
+            "4096",
         ]);
         let Command::Serve(args) = cli.command else {
             panic!("serve")
@@ -213,6 +266,8 @@ mod tests {
         assert_eq!(c.code_length, 9, "from the file");
         assert_eq!(c.short_base, "https://flag.example", "the flag wins");
         assert_eq!(c.engine_admin, vec!["b:2".to_string(), "c:3".into()]);
+        assert_eq!(c.max_body_bytes, 4096);
+        assert!(c.allow_private_targets, "the file's switch stays on");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8000", "the default");
     }
 
@@ -222,7 +277,58 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("serve")
         };
-        let err = args.into_config().unwrap_err().to_string();
-        assert!(err.contains("code_length 2"), "{err}");
+        let err = args.into_config().unwrap_err();
+        assert_eq!(err.field(), Some("code_length"), "{err}");
+    }
+
+    /// Every flag of every subcommand says its default (or that it is required).
+    #[test]
+    fn every_flag_names_its_default() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut checked = 0;
+        for sub in cli.get_subcommands() {
+            let mut commands: Vec<&clap::Command> = vec![sub];
+            commands.extend(sub.get_subcommands());
+            for command in commands {
+                for arg in command.get_arguments() {
+                    if matches!(arg.get_id().as_str(), "help" | "version") {
+                        continue;
+                    }
+                    let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                    assert!(
+                        help.contains("Default") || help.contains("required"),
+                        "{} --{}: {help:?}",
+                        command.get_name(),
+                        arg.get_id()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 25, "{checked}");
+    }
+
+    #[test]
+    fn a_key_is_for_an_org_or_the_operator() {
+        let url = ["--database-url", "postgres://x"];
+        assert!(Cli::try_parse_from(["control", "keys", "create", url[0], url[1]]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "control",
+                "keys",
+                "create",
+                "--org",
+                "a",
+                "--operator",
+                url[0],
+                url[1]
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["control", "keys", "create", "--operator", url[0], url[1]])
+                .is_ok()
+        );
     }
 }

@@ -34,26 +34,44 @@ impl Gauge {
     }
 }
 
+/// A short text that is set while something is wrong (for `/readyz`).
+#[derive(Debug, Default)]
+pub struct Problem(Mutex<Option<String>>);
+
+impl Problem {
+    pub fn set(&self, problem: Option<String>) {
+        *self.0.lock().expect("problem lock") = problem;
+    }
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().expect("problem lock").clone()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Requests by (method, route template, status).
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Requests by (method, route template, status). The labels are static
+    /// strings from closed sets ([`crate::middleware`]), so the map stays small
+    /// whatever clients send.
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     pub links_written: Counter,
     pub rate_limited: Counter,
     pub relay_published: Counter,
     pub relay_errors: Counter,
+    /// Publishes refused because something else moved the stream.
+    pub relay_resyncs: Counter,
     pub relay_published_seq: Gauge,
     pub snapshots_built: Counter,
     pub snapshot_pushes: Counter,
     pub snapshot_push_errors: Counter,
     pub latest_snapshot_seq: Gauge,
+    /// Why the relay refuses the links stream (its settings differ), if it does.
+    pub links_stream_problem: Problem,
 }
 
 impl Metrics {
-    pub fn observe_request(&self, method: &str, route: &str, status: u16) {
+    pub fn observe_request(&self, method: &'static str, route: &'static str, status: u16) {
         let mut map = self.requests.lock().expect("metrics lock");
-        *map.entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
+        *map.entry((method, route, status)).or_default() += 1;
     }
 
     /// The text exposition.
@@ -72,6 +90,7 @@ impl Metrics {
             ("control_rate_limited_total", self.rate_limited.get()),
             ("control_relay_published_total", self.relay_published.get()),
             ("control_relay_errors_total", self.relay_errors.get()),
+            ("control_relay_resyncs_total", self.relay_resyncs.get()),
             ("control_snapshots_built_total", self.snapshots_built.get()),
             ("control_snapshot_pushes_total", self.snapshot_pushes.get()),
             (
@@ -90,6 +109,10 @@ impl Metrics {
             (
                 "control_latest_snapshot_seq",
                 self.latest_snapshot_seq.get(),
+            ),
+            (
+                "control_links_stream_mismatch",
+                u64::from(self.links_stream_problem.get().is_some()),
             ),
         ];
         for (name, v) in gauges {

@@ -8,17 +8,31 @@ use utoipa::OpenApi;
 
 use serde_json::{Value, json};
 
-/// One operation: method, path, required scope (if any), summary, success
-/// status, and the schemas of its JSON request and response bodies.
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, metrics, this document).
+    Public,
+    /// An organization's key with this scope (or `admin`).
+    Scope(&'static str),
+    /// The operator's key.
+    Operator,
+}
+
+/// One operation: method, path, who may call it, summary, success status,
+/// the schemas of its JSON request and response bodies, and the error
+/// statuses particular to it (the ones every authenticated route or every
+/// route with a body can answer are added by [`document`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
-    pub scope: Option<&'static str>,
+    pub access: Access,
     pub summary: &'static str,
     pub success: u16,
     pub request: Option<&'static str>,
     pub response: Option<&'static str>,
+    pub errors: &'static [u16],
 }
 
 /// The types whose schemas the document carries.
@@ -29,216 +43,287 @@ pub struct Route {
     crate::links::input::PatchLink,
     crate::keys::KeyInfo,
     crate::keys::CreateKey,
-    crate::admin::BlockHost,
-    crate::admin::BlockedHost,
-    crate::snapshot::Generation,
+    crate::admin::blocklist::BlockHost,
+    crate::admin::blocklist::BlockedHost,
+    crate::admin::snapshots::GenerationInfo,
+    crate::admin::orgs::OrgInfo,
     crate::snapshot::PushResult,
 )))]
 struct Schemas;
 
+#[allow(clippy::too_many_arguments)]
 const fn r(
     method: &'static str,
     path: &'static str,
-    scope: Option<&'static str>,
+    access: Access,
     summary: &'static str,
     success: u16,
     request: Option<&'static str>,
     response: Option<&'static str>,
+    errors: &'static [u16],
 ) -> Route {
     Route {
         method,
         path,
-        scope,
+        access,
         summary,
         success,
         request,
         response,
+        errors,
     }
 }
+
+use Access::{Operator, Public, Scope};
 
 pub const ROUTES: &[Route] = &[
     r(
         "post",
         "/v1/links",
-        Some("links:write"),
-        "Create a link (Idempotency-Key honoured)",
+        Scope("links:write"),
+        "Create a link (Idempotency-Key honoured: a replay answers the first response, \
+         or 410 link_deleted when the link it created has been deleted since)",
         201,
         Some("CreateLink"),
         Some("LinkJson"),
+        &[409, 410, 422],
     ),
     r(
         "get",
         "/v1/links",
-        Some("links:read"),
+        Scope("links:read"),
         "List links (limit, cursor, tag, disabled, created_after, created_before, q)",
         200,
         None,
         None,
+        &[400],
     ),
     r(
         "get",
         "/v1/links/{code}",
-        Some("links:read"),
-        "Read a link (ETag)",
+        Scope("links:read"),
+        "Read a link (ETag; If-None-Match gives 304)",
         200,
         None,
         Some("LinkJson"),
+        &[304, 400, 404],
     ),
     r(
         "patch",
         "/v1/links/{code}",
-        Some("links:write"),
-        "Update a link (If-Match)",
+        Scope("links:write"),
+        "Update a link (If-Match); a patch that changes nothing answers the same version and writes nothing",
         200,
         Some("PatchLink"),
         Some("LinkJson"),
+        &[404, 412, 422],
     ),
     r(
         "delete",
         "/v1/links/{code}",
-        Some("links:write"),
-        "Delete a link (soft)",
+        Scope("links:write"),
+        "Delete a link (soft; the code is never reused)",
         204,
         None,
         None,
+        &[400, 404, 412],
     ),
     r(
         "get",
         "/v1/links/{code}/stats",
-        Some("stats:read"),
+        Scope("stats:read"),
         "Clicks and unique visitors (from, to, bucket, dimensions, include_bots, format=json|csv)",
         200,
         None,
         None,
+        &[400, 404, 503],
     ),
     r(
         "get",
         "/v1/links/{code}/qr",
-        Some("links:read"),
+        Scope("links:read"),
         "QR code of the short URL (format=svg|png, size)",
         200,
         None,
         None,
+        &[400, 404],
     ),
     r(
         "get",
         "/v1/stats/summary",
-        Some("stats:read"),
+        Scope("stats:read"),
         "Top links of the organization (from, to, limit, include_bots, format)",
         200,
         None,
         None,
+        &[400, 503],
     ),
     r(
         "post",
         "/v1/keys",
-        Some("admin"),
-        "Create an API key (the secret is shown once)",
+        Scope("admin"),
+        "Create an API key of the organization (the secret is shown once)",
         201,
         Some("CreateKey"),
         None,
+        &[],
     ),
     r(
         "get",
         "/v1/keys",
-        Some("admin"),
-        "List API keys",
+        Scope("admin"),
+        "List the organization's API keys",
         200,
         None,
         None,
+        &[],
     ),
     r(
         "delete",
         "/v1/keys/{id}",
-        Some("admin"),
-        "Revoke an API key",
+        Scope("admin"),
+        "Revoke an API key of the organization",
         204,
         None,
         None,
+        &[400, 404],
     ),
     r(
         "post",
         "/v1/admin/blocklist",
-        Some("admin"),
-        "Block a host and its subdomains",
+        Operator,
+        "Block a host and its subdomains, for every organization",
         201,
         Some("BlockHost"),
         Some("BlockedHost"),
+        &[],
     ),
     r(
         "get",
         "/v1/admin/blocklist",
-        Some("admin"),
+        Operator,
         "List blocked hosts",
         200,
         None,
         None,
+        &[],
     ),
     r(
         "delete",
         "/v1/admin/blocklist/{host}",
-        Some("admin"),
+        Operator,
         "Unblock a host",
         204,
         None,
         None,
+        &[400, 404],
     ),
     r(
         "post",
         "/v1/admin/links/{code}/disable",
-        Some("admin"),
-        "Disable a link at once",
+        Operator,
+        "Disable any organization's link at once",
         200,
         None,
         Some("LinkJson"),
+        &[400, 404],
+    ),
+    r(
+        "post",
+        "/v1/admin/links/{code}/enable",
+        Operator,
+        "Re-enable any organization's link",
+        200,
+        None,
+        Some("LinkJson"),
+        &[400, 404],
+    ),
+    r(
+        "get",
+        "/v1/admin/orgs",
+        Operator,
+        "List organizations with their live links and active keys",
+        200,
+        None,
+        None,
+        &[],
     ),
     r(
         "post",
         "/v1/admin/snapshots",
-        Some("admin"),
-        "Build a snapshot now and push it to the engines",
+        Operator,
+        "Build a snapshot and push it to the engines: 201 with a new generation, or 200 with \
+         the latest one when it already holds every change made before the request (coalesced)",
         201,
         None,
         None,
+        &[200],
     ),
     r(
         "get",
         "/v1/admin/snapshots",
-        Some("admin"),
-        "List snapshot generations",
+        Operator,
+        "List snapshot generations (file names, not paths)",
         200,
         None,
         None,
+        &[],
     ),
-    r("get", "/healthz", None, "Liveness", 200, None, None),
+    r("get", "/healthz", Public, "Liveness", 200, None, None, &[]),
     r(
         "get",
         "/readyz",
-        None,
-        "Readiness (PostgreSQL reachable)",
+        Public,
+        "Readiness: PostgreSQL reachable and the links stream accepted (503 with a reason otherwise)",
         200,
         None,
         None,
+        &[503],
     ),
     r(
         "get",
         "/metrics",
-        None,
+        Public,
         "Prometheus metrics",
         200,
         None,
         None,
+        &[],
     ),
     r(
         "get",
         "/openapi.json",
-        None,
+        Public,
         "This document",
         200,
         None,
         None,
+        &[],
     ),
 ];
+
+/// What a status means in this API.
+fn status_description(status: u16) -> &'static str {
+    match status {
+        200 => "success (for a build request: an existing generation already held every change)",
+        304 => "not modified (If-None-Match)",
+        400 => "bad_request / invalid_json / invalid_url: the request names the field at fault",
+        401 => "unauthorized: no key, or not an active key (WWW-Authenticate: Bearer)",
+        403 => {
+            "forbidden: the key lacks the scope, or the route is for the operator (or for an organization)"
+        }
+        404 => "not_found",
+        409 => "alias_taken / conflict",
+        410 => "link_deleted: an Idempotency-Key replay whose link has been deleted since",
+        412 => "precondition_failed: If-Match names another version",
+        413 => "payload_too_large: the body is over max_body_bytes",
+        415 => "unsupported_media_type: the body is not application/json",
+        422 => "blocked_host / idempotency_key_reused",
+        429 => "rate_limited (Retry-After)",
+        503 => "unavailable: a dependency (PostgreSQL, ClickHouse) is not reachable",
+        _ => "error",
+    }
+}
 
 fn error_schema() -> Value {
     json!({
@@ -271,17 +356,47 @@ pub fn document(server: &str) -> Value {
         if let Some(name) = route.response {
             success["content"] = json!({ "application/json": { "schema": schema_ref(name) } });
         }
+        let error_body = json!({ "application/json": { "schema": schema_ref("Error") } });
+        let mut responses = serde_json::Map::new();
+        responses.insert(route.success.to_string(), success);
+        let mut errors: Vec<u16> = route.errors.to_vec();
+        if route.access != Access::Public {
+            errors.extend([400, 401, 403, 429]);
+        }
+        if route.request.is_some() {
+            errors.extend([400, 413, 415]);
+        }
+        errors.sort_unstable();
+        errors.dedup();
+        for status in errors {
+            let mut response = json!({ "description": status_description(status) });
+            if status >= 400 {
+                response["content"] = error_body.clone();
+            }
+            responses.insert(status.to_string(), response);
+        }
+        responses.insert(
+            "default".into(),
+            json!({ "description": "error", "content": error_body }),
+        );
         let mut op = json!({
             "summary": route.summary,
             "parameters": params,
-            "responses": {
-                route.success.to_string(): success,
-                "default": { "description": "error", "content": { "application/json": { "schema": schema_ref("Error") } } }
-            }
+            "responses": responses,
         });
-        if let Some(scope) = route.scope {
-            op["security"] = json!([{ "apiKey": [scope] }]);
-            op["description"] = json!(format!("Requires scope `{scope}` (or `admin`)."));
+        match route.access {
+            Access::Scope(scope) => {
+                op["security"] = json!([{ "apiKey": [scope] }]);
+                op["description"] = json!(format!(
+                    "Requires an organization's key with scope `{scope}` (or `admin`)."
+                ));
+            }
+            Access::Operator => {
+                op["security"] = json!([{ "apiKey": ["operator"] }]);
+                op["description"] =
+                    json!("Requires an operator key (`control keys create --operator`).");
+            }
+            Access::Public => {}
         }
         if let Some(name) = route.request {
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(name) } } });

@@ -2,10 +2,10 @@
 //! PNG is drawn straight from the QR module matrix with the small `png`
 //! encoder, which avoids the `image` crate and its codecs.
 
-use crate::app::AppState;
-use crate::auth::Auth;
+use crate::auth::{Auth, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -60,7 +60,7 @@ pub async fn qr(
     Path(code): Path<String>,
     Query(q): Query<QrQuery>,
 ) -> ApiResult<Response> {
-    auth.require("links:read")?;
+    let org_id = auth.org(Scope::LinksRead)?;
     let size = q.size.unwrap_or(256);
     if !(64..=2048).contains(&size) {
         return Err(ApiError::invalid_field("size", "must be 64 to 2048 pixels"));
@@ -72,7 +72,7 @@ pub async fn qr(
             format!("{format:?} is not svg or png"),
         ));
     }
-    let row = crate::links::api::fetch(&state, auth.org_id, &code).await?;
+    let row = crate::links::api::fetch(&state, org_id, &code).await?;
     let url = format!("{}/{}", state.short_base(), row.code);
     let qr = QrCode::new(url.as_bytes()).map_err(|e| anyhow::anyhow!("QR encoding: {e}"))?;
     let (body, content_type) = if format == "png" {

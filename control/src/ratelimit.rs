@@ -1,24 +1,25 @@
-//! Token-bucket rate limits per API key and per client IP.
+//! Token buckets: one family per client IP, one per verified API key.
 //!
-//! Every request spends one token from its IP's bucket and, when it presents
-//! something shaped like a key, one from that key's bucket (keyed by the
-//! visible prefix, before the key is checked, so a flood of bad keys still
-//! drains only the IP's bucket and the made-up prefix's). The response carries
-//! the tighter of the two as `X-RateLimit-Limit` (burst), `-Remaining` and
-//! `-Reset` (seconds until full); a refusal is a 429 with `Retry-After`.
-//! The client IP is the TCP peer: behind a proxy, put the limiter there or
-//! teach this one to trust `X-Forwarded-For` from it.
+//! Every request spends one token from its IP's bucket, checked first and
+//! before anything else is done for it. A key's bucket is charged only after
+//! the key is verified, and it is found by the key's id: the visible prefix
+//! of a key appears in listings, and charging by it let anyone who had seen
+//! one keep that key at 429. Unverified tokens (wrong keys, junk) cost their
+//! IP's bucket only. The middleware ([`crate::middleware`]) sends the tighter
+//! of the two as `X-RateLimit-Limit` (burst), `-Remaining` and `-Reset`
+//! (seconds until full); a refusal is a 429 with `Retry-After`. The client IP
+//! is the TCP peer: behind a proxy, put the limiter there or teach this one to
+//! trust `X-Forwarded-For` from it.
 
-use crate::app::AppState;
-use crate::error::ApiError;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use crate::config::Config;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// Above this many buckets, full (stateless) ones are forgotten.
+const PRUNE_ABOVE: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -38,15 +39,27 @@ pub struct Decision {
     pub retry_after: u64,
 }
 
-/// One family of buckets (all keys, or all IPs) with the same rate.
-#[derive(Debug)]
-pub struct Limiter {
-    rate: f64,
-    burst: u32,
-    buckets: Mutex<HashMap<String, Bucket>>,
+impl Decision {
+    /// The tighter of two decisions: a refusal, else the fewer remaining.
+    pub fn tighter(self, other: Option<Decision>) -> Decision {
+        match other {
+            None => self,
+            Some(b) if !b.allowed && self.allowed => b,
+            Some(b) if self.allowed == b.allowed && b.remaining < self.remaining => b,
+            Some(_) => self,
+        }
+    }
 }
 
-impl Limiter {
+/// One family of buckets (all keys, or all IPs) with the same rate.
+#[derive(Debug)]
+pub struct Limiter<K> {
+    rate: f64,
+    burst: u32,
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
     pub fn new(rate_per_sec: f64, burst: u32) -> Self {
         Limiter {
             rate: rate_per_sec,
@@ -55,14 +68,14 @@ impl Limiter {
         }
     }
 
-    pub fn check(&self, key: &str, now: Instant) -> Decision {
+    pub fn check(&self, key: &K, now: Instant) -> Decision {
         let mut map = self.buckets.lock().expect("limiter lock");
-        if map.len() > 100_000 {
+        if map.len() > PRUNE_ABOVE {
             // Forget buckets that are full again: they carry no state.
             let (rate, burst) = (self.rate, self.burst as f64);
             map.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
         }
-        let bucket = map.entry(key.to_owned()).or_insert(Bucket {
+        let bucket = map.entry(key.clone()).or_insert(Bucket {
             tokens: self.burst as f64,
             at: now,
         });
@@ -91,58 +104,18 @@ impl Limiter {
 /// Both limiters of the service.
 #[derive(Debug)]
 pub struct RateLimits {
-    pub per_key: Limiter,
-    pub per_ip: Limiter,
+    /// By key id (`api_keys.id`), verified keys only.
+    pub per_key: Limiter<i64>,
+    pub per_ip: Limiter<IpAddr>,
 }
 
-fn tighter(a: Decision, b: Option<Decision>) -> Decision {
-    match b {
-        None => a,
-        Some(b) if !b.allowed && a.allowed => b,
-        Some(b) if a.allowed == b.allowed && b.remaining < a.remaining => b,
-        Some(_) => a,
-    }
-}
-
-/// The middleware.
-pub async fn middleware(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let now = Instant::now();
-    let ip = state.limits.per_ip.check(&peer.ip().to_string(), now);
-    let key = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .or_else(|| request.headers().get("x-api-key"))
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.trim_start_matches("Bearer ")
-                .trim_start_matches("bearer ")
-                .trim()
-        })
-        .and_then(crate::auth::presented_prefix)
-        .map(|prefix| state.limits.per_key.check(prefix, now));
-    let decision = tighter(ip, key);
-    let mut response = if decision.allowed {
-        next.run(request).await
-    } else {
-        state.metrics.rate_limited.inc();
-        ApiError::RateLimited {
-            retry_after: decision.retry_after,
+impl RateLimits {
+    pub fn new(config: &Config) -> Self {
+        RateLimits {
+            per_key: Limiter::new(config.rate_per_key, config.burst_per_key),
+            per_ip: Limiter::new(config.rate_per_ip, config.burst_per_ip),
         }
-        .into_response()
-    };
-    let h = response.headers_mut();
-    h.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    h.insert(
-        "x-ratelimit-remaining",
-        HeaderValue::from(decision.remaining),
-    );
-    h.insert("x-ratelimit-reset", HeaderValue::from(decision.reset));
-    response
+    }
 }
 
 #[cfg(test)]
@@ -155,14 +128,14 @@ mod tests {
         let l = Limiter::new(1.0, 3);
         let t0 = Instant::now();
         for left in [2, 1, 0] {
-            let d = l.check("k", t0);
+            let d = l.check(&1, t0);
             assert!(d.allowed);
             assert_eq!(d.remaining, left);
         }
-        let d = l.check("k", t0);
+        let d = l.check(&1, t0);
         assert!(!d.allowed);
         assert_eq!(d.retry_after, 1);
-        assert!(l.check("other", t0).allowed, "buckets are per key");
-        assert!(l.check("k", t0 + Duration::from_millis(1001)).allowed);
+        assert!(l.check(&2, t0).allowed, "buckets are per key");
+        assert!(l.check(&1, t0 + Duration::from_millis(1001)).allowed);
     }
 }

@@ -1,25 +1,52 @@
 //! The outbox relay: publishes `link_outbox` rows, in sequence order, to the
-//! JetStream stream of link changes.
+//! JetStream stream of link changes, which control owns.
 //!
 //! Guarantees and how they are kept:
 //! - **Nothing lost, nothing reordered.** Outbox sequences are assigned in
 //!   commit order (see the migration), so reading `seq > published` never
 //!   skips a row that commits later. Each message carries
-//!   `Nats-Expected-Last-Sequence` (the stream sequence it must follow): if
-//!   one publish in a pipelined batch is lost (a dropped connection), every
-//!   later one is refused by the server too, so the stream never gets a gap.
-//! - **Survives restarts and outages.** On every (re)connect the relay reads
-//!   the last message of the stream and resumes after the delta sequence it
-//!   carries; the stream is the truth of what was published. `relay_state`
-//!   records the acknowledged watermark too (for an empty or recreated
-//!   stream, and for operators). `Nats-Msg-Id` = the outbox sequence adds the
+//!   `Nats-Expected-Last-Sequence` (the stream sequence it must follow) and,
+//!   after the first of a pipelined batch, `Nats-Expected-Last-Msg-Id` (the
+//!   outbox sequence of the message before it). If one publish is lost (a
+//!   dropped connection), every later one is refused by the sequence check.
+//!   If something else lands in the stream mid-batch, the sequence check
+//!   alone would not do: it refuses the next message, but the one after it
+//!   expects exactly the intruder's sequence and would be stored, leaving a
+//!   gap. The message-id check refuses it and every later one (the intruder
+//!   has another id or none). The first message of a batch carries only the
+//!   sequence check: the server forgets the last message id on restart
+//!   unless it falls in the duplicate window.
+//! - **Other publishers on the subject.** The stream's messages are ours
+//!   when their `Nats-Msg-Id` is the outbox sequence their delta carries;
+//!   anything else is foreign (a stray `nats pub`, a misconfigured service).
+//!   A refused publish triggers a resynchronisation: the relay walks back
+//!   from the stream's end to its own newest message, resumes after that
+//!   delta sequence, and expects the stream's real last sequence, foreign
+//!   messages included. So it never republishes what the stream holds and
+//!   never leaves a gap. Engines skip what they cannot decode.
+//! - **Survives restarts and outages.** Every (re)connect resynchronises the
+//!   same way; the stream is the truth of what was published. `relay_state`
+//!   records the acknowledged watermark too, used when the stream holds none
+//!   of our messages (empty, recreated, aged out). `Nats-Msg-Id` adds the
 //!   server's duplicate window on top.
+//! - **One owner of the stream's settings.** [`ensure_stream`] creates the
+//!   stream with explicit limits (file storage, limits retention, discard
+//!   old, max age, max bytes, two-minute duplicate window). A stream that
+//!   exists with other settings is refused loudly (error log,
+//!   `control_links_stream_mismatch` 1, `/readyz` 503 saying why) and nothing
+//!   is published into it, unless `links_stream_adopt` says to update it.
 //! - **Prompt.** Writers `pg_notify('link_outbox')` in their transaction; the
 //!   relay `LISTEN`s and wakes at once, with a slow poll as a safety net.
 
+use crate::config::Config;
 use crate::metrics::Metrics;
 use anyhow::Context as _;
-use async_nats::jetstream::{self, message::PublishMessage, stream};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::{PublishMessage, StreamMessage};
+use async_nats::jetstream::stream::{
+    self, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType,
+};
+use async_nats::jetstream::{self, ErrorCode};
 use snapshots::delta::LinkDelta;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -30,6 +57,36 @@ use std::time::Duration;
 const BATCH: i64 = 256;
 /// How long the relay sleeps without a notification before looking anyway.
 const POLL: Duration = Duration::from_secs(5);
+/// The duplicate window the stream is created with.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How many messages back from the stream's end a resynchronisation looks
+/// for our newest one before falling back to the recorded watermark.
+const RESYNC_SCAN: u64 = 10_000;
+
+/// The settings control keeps the stream at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSettings {
+    pub max_age: Duration,
+    pub max_bytes: i64,
+    /// Update a stream whose settings differ instead of refusing it.
+    pub adopt: bool,
+}
+
+impl StreamSettings {
+    pub fn from_config(c: &Config) -> Self {
+        StreamSettings {
+            max_age: Duration::from_secs(c.links_stream_max_age_secs),
+            max_bytes: c.links_stream_max_bytes,
+            adopt: c.links_stream_adopt,
+        }
+    }
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        StreamSettings::from_config(&Config::default())
+    }
+}
 
 /// Where to publish.
 #[derive(Debug, Clone)]
@@ -37,24 +94,188 @@ pub struct RelayTarget {
     pub nats_url: String,
     pub stream: String,
     pub subject: String,
+    pub settings: StreamSettings,
 }
 
-/// Creates the stream if it is missing: one subject, file storage, a two-minute
-/// duplicate window (NATS 2.9 has no newer options to set).
+impl RelayTarget {
+    /// A target with the default stream settings.
+    pub fn new(nats_url: String, stream: String, subject: String) -> Self {
+        RelayTarget {
+            nats_url,
+            stream,
+            subject,
+            settings: StreamSettings::default(),
+        }
+    }
+
+    pub fn from_config(nats_url: &str, c: &Config) -> Self {
+        RelayTarget {
+            nats_url: nats_url.to_owned(),
+            stream: c.links_stream.clone(),
+            subject: c.links_subject.clone(),
+            settings: StreamSettings::from_config(c),
+        }
+    }
+}
+
+/// Why the stream cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(
+        "stream {name} exists with other settings than control keeps it at ({differences}); \
+         nothing is published into it: fix or delete the stream, or set links_stream_adopt \
+         (--links-stream-adopt) to update it"
+    )]
+    Mismatch { name: String, differences: String },
+    #[error("stream {name} has other settings and adopting it failed: {source:#}")]
+    AdoptFailed { name: String, source: anyhow::Error },
+    #[error("stream {name}: {source:#}")]
+    Nats { name: String, source: anyhow::Error },
+}
+
+impl StreamError {
+    /// The stream is there but control will not use it (as opposed to NATS
+    /// being unreachable): what `/readyz` and the mismatch gauge report.
+    pub fn refuses_stream(&self) -> bool {
+        matches!(
+            self,
+            StreamError::Mismatch { .. } | StreamError::AdoptFailed { .. }
+        )
+    }
+}
+
+/// The stream as control wants it.
+pub fn stream_config(name: &str, subject: &str, settings: &StreamSettings) -> stream::Config {
+    stream::Config {
+        name: name.to_owned(),
+        subjects: vec![subject.to_owned()],
+        storage: StorageType::File,
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        max_age: settings.max_age,
+        max_bytes: settings.max_bytes,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    }
+}
+
+/// What differs between the stream's settings and `want`, in words.
+fn differences(have: &stream::Config, want: &stream::Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differ = |name: &str, have: String, want: String| {
+        if have != want {
+            out.push(format!("{name} is {have}, wants {want}"));
+        }
+    };
+    differ(
+        "subjects",
+        format!("{:?}", have.subjects),
+        format!("{:?}", want.subjects),
+    );
+    differ(
+        "storage",
+        format!("{:?}", have.storage),
+        format!("{:?}", want.storage),
+    );
+    differ(
+        "retention",
+        format!("{:?}", have.retention),
+        format!("{:?}", want.retention),
+    );
+    differ(
+        "discard",
+        format!("{:?}", have.discard),
+        format!("{:?}", want.discard),
+    );
+    differ(
+        "max_age",
+        format!("{:?}", have.max_age),
+        format!("{:?}", want.max_age),
+    );
+    differ(
+        "max_bytes",
+        have.max_bytes.to_string(),
+        want.max_bytes.to_string(),
+    );
+    differ(
+        "duplicate_window",
+        format!("{:?}", have.duplicate_window),
+        format!("{:?}", want.duplicate_window),
+    );
+    // Limits control does not set must be off: a message or per-subject
+    // cap would silently drop changes engines still need.
+    let unlimited = |v: i64| {
+        if v <= 0 {
+            "unlimited".to_owned()
+        } else {
+            v.to_string()
+        }
+    };
+    differ("max_msgs", unlimited(have.max_messages), "unlimited".into());
+    differ(
+        "max_msgs_per_subject",
+        unlimited(have.max_messages_per_subject),
+        "unlimited".into(),
+    );
+    differ("sealed", have.sealed.to_string(), "false".into());
+    out
+}
+
+/// Creates the stream with control's settings, or checks an existing one:
+/// the same settings, or (with `settings.adopt`) updated to them, or refused.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     name: &str,
     subject: &str,
-) -> anyhow::Result<stream::Stream> {
-    js.get_or_create_stream(stream::Config {
+    settings: &StreamSettings,
+) -> Result<stream::Stream, StreamError> {
+    let nats = |source: anyhow::Error| StreamError::Nats {
         name: name.to_owned(),
-        subjects: vec![subject.to_owned()],
-        storage: stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("creating or opening stream {name}"))
+        source,
+    };
+    let want = stream_config(name, subject, settings);
+    match js.get_stream(name).await {
+        Ok(mut stream) => {
+            let have = stream
+                .info()
+                .await
+                .map_err(|e| nats(e.into()))?
+                .config
+                .clone();
+            let diff = differences(&have, &want);
+            if diff.is_empty() {
+                return Ok(stream);
+            }
+            if !settings.adopt {
+                return Err(StreamError::Mismatch {
+                    name: name.to_owned(),
+                    differences: diff.join("; "),
+                });
+            }
+            tracing::warn!(
+                stream = name,
+                differences = diff.join("; "),
+                "adopting the stream: updating its settings"
+            );
+            js.update_stream(&want)
+                .await
+                .map_err(|e| StreamError::AdoptFailed {
+                    name: name.to_owned(),
+                    source: anyhow::Error::from(e)
+                        .context(format!("updating its settings ({})", diff.join("; "))),
+                })?;
+            js.get_stream(name).await.map_err(|e| nats(e.into()))
+        }
+        Err(e)
+            if matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref j)
+                if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            js.create_stream(want)
+                .await
+                .map_err(|e| nats(anyhow::Error::from(e).context("creating it")))
+        }
+        Err(e) => Err(nats(e.into())),
+    }
 }
 
 /// Runs forever: connect, relay, and on any error back off and start again.
@@ -65,11 +286,21 @@ pub async fn run(db: PgPool, target: RelayTarget, metrics: Arc<Metrics>) {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
                 metrics.relay_errors.inc();
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    ?backoff,
-                    "relay stopped; restarting"
-                );
+                if e.downcast_ref::<StreamError>()
+                    .is_some_and(StreamError::refuses_stream)
+                {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        ?backoff,
+                        "relay refuses the links stream"
+                    );
+                } else {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        ?backoff,
+                        "relay stopped; restarting"
+                    );
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
@@ -77,27 +308,92 @@ pub async fn run(db: PgPool, target: RelayTarget, metrics: Arc<Metrics>) {
     }
 }
 
-/// The last delta sequence in the stream, and the stream's own last sequence.
-async fn stream_position(
-    stream: &mut stream::Stream,
-    subject: &str,
-) -> anyhow::Result<Option<(u64, u64)>> {
-    let last = stream
-        .info()
-        .await
-        .context("stream info")?
-        .state
-        .last_sequence;
-    if last == 0 {
-        return Ok(None);
+/// The outbox sequence of one of our messages, or `None` for a foreign one:
+/// ours carry a delta whose sequence is their `Nats-Msg-Id`.
+fn ours(message: &StreamMessage) -> Option<u64> {
+    let id: u64 = message
+        .headers
+        .get(async_nats::header::NATS_MESSAGE_ID)?
+        .as_str()
+        .parse()
+        .ok()?;
+    let delta = LinkDelta::decode(&message.payload).ok()?;
+    (delta.seq == id).then_some(id)
+}
+
+/// Where publishing resumes: after outbox sequence `published`, expecting
+/// the stream's last sequence to be `stream_seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    published: i64,
+    stream_seq: u64,
+}
+
+/// Reads the position from the stream: our newest message (walking back
+/// past foreign ones), else the recorded watermark.
+async fn resync(stream: &mut stream::Stream, db: &PgPool) -> anyhow::Result<Position> {
+    let state = stream.info().await.context("stream info")?.state.clone();
+    let last = state.last_sequence;
+    let floor = state
+        .first_sequence
+        .max(last.saturating_sub(RESYNC_SCAN))
+        .max(1);
+    let mut foreign = 0u64;
+    let mut seq = last;
+    while seq >= floor && seq > 0 {
+        match stream.get_raw_message(seq).await {
+            Ok(message) => match ours(&message) {
+                Some(published) => {
+                    if foreign > 0 {
+                        tracing::warn!(
+                            foreign,
+                            after = seq,
+                            "skipping foreign messages at the end of the links stream"
+                        );
+                    }
+                    return Ok(Position {
+                        published: published as i64,
+                        stream_seq: last,
+                    });
+                }
+                None => foreign += 1,
+            },
+            // Deleted or aged out meanwhile.
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {}
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!("reading stream message {seq}")));
+            }
+        }
+        seq -= 1;
     }
-    let msg = stream
-        .get_last_raw_message_by_subject(subject)
-        .await
-        .context("reading the stream's last message")?;
-    let delta =
-        LinkDelta::decode(&msg.payload).context("the stream's last message is not a delta")?;
-    Ok(Some((delta.seq, msg.sequence.max(last))))
+    let watermark: i64 = sqlx::query_scalar("SELECT published_seq FROM relay_state")
+        .fetch_one(db)
+        .await?;
+    if foreign > 0 {
+        tracing::warn!(
+            foreign,
+            watermark,
+            "none of the relay's messages in the links stream's tail; resuming from the recorded watermark"
+        );
+    }
+    Ok(Position {
+        published: watermark,
+        stream_seq: last,
+    })
+}
+
+/// The message for outbox row `seq`, expecting `after` as the stream's last
+/// sequence and, unless it is the first of its batch, `previous` as the last
+/// message id.
+fn message(seq: i64, delta: &[u8], after: u64, previous: Option<i64>) -> PublishMessage {
+    let msg = PublishMessage::build()
+        .payload(delta.to_vec().into())
+        .message_id(seq.to_string())
+        .expected_last_sequence(after);
+    match previous {
+        Some(p) => msg.expected_last_message_id(p.to_string()),
+        None => msg,
+    }
 }
 
 async fn relay(db: &PgPool, target: &RelayTarget, metrics: &Metrics) -> anyhow::Result<()> {
@@ -107,20 +403,28 @@ async fn relay(db: &PgPool, target: &RelayTarget, metrics: &Metrics) -> anyhow::
         .await
         .with_context(|| format!("connecting to NATS at {}", target.nats_url))?;
     let js = jetstream::new(client);
-    let mut stream = ensure_stream(&js, &target.stream, &target.subject).await?;
+    let mut stream =
+        match ensure_stream(&js, &target.stream, &target.subject, &target.settings).await {
+            Ok(s) => {
+                metrics.links_stream_problem.set(None);
+                s
+            }
+            Err(e) => {
+                if e.refuses_stream() {
+                    metrics.links_stream_problem.set(Some(e.to_string()));
+                }
+                return Err(e.into());
+            }
+        };
     let mut listener = PgListener::connect_with(db)
         .await
         .context("LISTEN connection")?;
     listener.listen("link_outbox").await?;
 
-    let watermark: i64 = sqlx::query_scalar("SELECT published_seq FROM relay_state")
-        .fetch_one(db)
-        .await?;
-    let (mut published, mut stream_seq) =
-        match stream_position(&mut stream, &target.subject).await? {
-            Some((delta_seq, stream_seq)) => (delta_seq as i64, stream_seq),
-            None => (watermark, 0),
-        };
+    let Position {
+        mut published,
+        mut stream_seq,
+    } = resync(&mut stream, db).await?;
     let head: i64 = sqlx::query_scalar("SELECT seq FROM outbox_counter")
         .fetch_one(db)
         .await?;
@@ -133,7 +437,7 @@ async fn relay(db: &PgPool, target: &RelayTarget, metrics: &Metrics) -> anyhow::
             target.stream
         );
     }
-    tracing::info!(published, stream_seq, watermark, stream = %target.stream, "relay resuming");
+    tracing::info!(published, stream_seq, stream = %target.stream, "relay resuming");
     metrics.relay_published_seq.set(published as u64);
 
     loop {
@@ -165,28 +469,81 @@ async fn relay(db: &PgPool, target: &RelayTarget, metrics: &Metrics) -> anyhow::
         }
         let mut acks = Vec::with_capacity(rows.len());
         for (i, (seq, delta)) in rows.iter().enumerate() {
-            let msg = PublishMessage::build()
-                .payload(delta.clone().into())
-                .message_id(seq.to_string())
-                .expected_last_sequence(stream_seq + i as u64);
+            let previous = i.checked_sub(1).map(|p| rows[p].0);
+            let msg = message(*seq, delta, stream_seq + i as u64, previous);
             acks.push(
                 js.send_publish(target.subject.clone(), msg)
                     .await
                     .context("publish")?,
             );
         }
+        let mut refused = false;
         for (ack, (seq, _)) in acks.into_iter().zip(&rows) {
-            let ack = ack
-                .await
-                .with_context(|| format!("ack of outbox seq {seq}"))?;
-            stream_seq = ack.sequence;
-            published = *seq;
-            metrics.relay_published.inc();
+            match ack.await {
+                Ok(ack) => {
+                    stream_seq = ack.sequence;
+                    published = *seq;
+                    metrics.relay_published.inc();
+                }
+                // Something else is in the stream: every later message of
+                // the batch is refused too; find our place again.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        PublishErrorKind::WrongLastSequence | PublishErrorKind::WrongLastMessageId
+                    ) =>
+                {
+                    tracing::warn!(outbox_seq = seq, error = %e, "publish refused: the links stream moved under the relay; resynchronising");
+                    metrics.relay_resyncs.inc();
+                    refused = true;
+                    break;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::from(e).context(format!("ack of outbox seq {seq}")));
+                }
+            }
         }
         sqlx::query("UPDATE relay_state SET published_seq = $1, updated_at = now()")
             .bind(published)
             .execute(db)
             .await?;
         metrics.relay_published_seq.set(published as u64);
+        if refused {
+            let position = resync(&mut stream, db).await?;
+            published = position.published;
+            stream_seq = position.stream_seq;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_differences_are_named() {
+        let s = StreamSettings::default();
+        let want = stream_config("LINKS", "links.changes", &s);
+        assert!(differences(&want, &want).is_empty());
+        // What a plain get_or_create_stream makes: no limits.
+        let bare = stream::Config {
+            name: "LINKS".into(),
+            subjects: vec!["links.changes".into()],
+            max_bytes: -1,
+            max_messages: -1,
+            max_messages_per_subject: -1,
+            ..Default::default()
+        };
+        let d = differences(&bare, &want).join("; ");
+        assert!(d.contains("max_age") && d.contains("max_bytes"), "{d}");
+        assert!(d.contains("duplicate_window"), "{d}");
+        let capped = stream::Config {
+            max_messages_per_subject: 1,
+            ..want.clone()
+        };
+        assert_eq!(
+            differences(&capped, &want),
+            vec!["max_msgs_per_subject is 1, wants unlimited".to_string()]
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! Starting the service: database, migrations, background tasks, HTTP.
 
-use crate::app::{AppState, router};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::relay::{self, RelayTarget};
+use crate::router::router;
+use crate::state::AppState;
 use anyhow::Context as _;
+use servicekit::ServiceConfig as _;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use std::net::SocketAddr;
@@ -86,11 +88,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut tasks = Vec::new();
 
     if let Some(nats) = &config.nats {
-        let target = RelayTarget {
-            nats_url: nats.clone(),
-            stream: config.links_stream.clone(),
-            subject: config.links_subject.clone(),
-        };
+        let target = RelayTarget::from_config(nats, &config);
         tasks.push(tokio::spawn(relay::run(
             db.clone(),
             target,

@@ -7,10 +7,10 @@
 //! bots are excluded unless `include_bots=true`. ClickHouse 18.16 notes: the
 //! crate's validation must be off, and values are bound client-side (`?`).
 
-use crate::app::AppState;
-use crate::auth::Auth;
+use crate::auth::{Auth, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -24,14 +24,6 @@ use time::format_description::well_known::Rfc3339;
 const MAX_BUCKETS: i64 = 10_000;
 /// Most values listed per dimension, and most links in a summary.
 const MAX_ROWS: u64 = 1000;
-
-/// A ClickHouse client for the stats database.
-pub fn client(url: &str, database: &str) -> clickhouse::Client {
-    clickhouse::Client::default()
-        .with_url(url)
-        .with_database(database)
-        .with_validation(false)
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,10 +84,17 @@ fn range(q: &StatsQuery) -> ApiResult<Range> {
     if from >= to {
         return Err(ApiError::invalid_field("from", "must be before to"));
     }
-    if from < 0 || to > u32::MAX as i64 {
+    // ClickHouse DateTime is an unsigned 32-bit Unix time.
+    if from < 0 {
         return Err(ApiError::invalid_field(
             "from",
-            "is outside the DateTime range",
+            "is before 1970, outside the DateTime range",
+        ));
+    }
+    if to > u32::MAX as i64 {
+        return Err(ApiError::invalid_field(
+            "to",
+            "is after 2106, outside the DateTime range",
         ));
     }
     Ok(Range { from, to })
@@ -160,8 +159,16 @@ fn filter(include_bots: bool) -> &'static str {
     }
 }
 
+/// ClickHouse down or slow is a 503 (as without ClickHouse at all); any other
+/// failure is ours.
 fn ch_error(e: clickhouse::error::Error) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!("ClickHouse: {e}"))
+    match e {
+        clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => {
+            tracing::warn!(error = %e, "ClickHouse unavailable");
+            ApiError::Unavailable("ClickHouse")
+        }
+        e => ApiError::Internal(anyhow::anyhow!("ClickHouse: {e}")),
+    }
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -196,18 +203,21 @@ pub async fn link_stats(
     Path(code): Path<String>,
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Response> {
-    auth.require("stats:read")?;
+    let org_id = auth.org(Scope::StatsRead)?;
+    crate::text::check_code(&code)?;
     let r = range(&q)?;
     let (bucket_name, bucket_fn, _) = bucket(&q, &r)?;
     let dims = dimensions(&q)?;
     let csv = wants_csv(&q)?;
-    // The link must belong to the caller's organization (deleted links keep their stats).
-    let owned: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM links WHERE code = $1 AND org_id = $2")
-            .bind(&code)
-            .bind(auth.org_id)
-            .fetch_optional(&state.db)
-            .await?;
+    // The link must be a live link of the caller's organization: a deleted
+    // link is gone (404), as it is for every other link route.
+    let owned: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM links WHERE code = $1 AND org_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(&code)
+    .bind(org_id)
+    .fetch_optional(&state.db)
+    .await?;
     owned.ok_or(ApiError::NotFound { what: "link" })?;
     let ch = state
         .clickhouse
@@ -319,7 +329,7 @@ pub async fn summary(
     auth: Auth,
     Query(q): Query<StatsQuery>,
 ) -> ApiResult<Response> {
-    auth.require("stats:read")?;
+    let org_id = auth.org(Scope::StatsRead)?;
     let r = range(&q)?;
     let csv = wants_csv(&q)?;
     let limit = q.limit.unwrap_or(10);
@@ -335,7 +345,7 @@ pub async fn summary(
         ));
     }
     let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM links WHERE org_id = $1")
-        .bind(auth.org_id)
+        .bind(org_id)
         .fetch_all(&state.db)
         .await?;
     let ch = state

@@ -100,11 +100,15 @@ async fn an_organization_sees_only_its_own_links() {
         (Method::GET, "/v1/links/acme-only"),
         (Method::DELETE, "/v1/links/acme-only"),
         (Method::GET, "/v1/links/acme-only/qr"),
-        (Method::POST, "/v1/admin/links/acme-only/disable"),
     ] {
         let (s, b) = app.call(method, path, &other).await;
         assert_eq!((s, error_code(&b)), (404, "not_found"), "{path}");
     }
+    // Disabling another organization's link is the operator's business.
+    let (s, b) = app
+        .call(Method::POST, "/v1/admin/links/acme-only/disable", &other)
+        .await;
+    assert_eq!((s, error_code(&b)), (403, "forbidden"));
     let (s, b) = status_json(
         app.req(Method::PATCH, "/v1/links/acme-only", &other)
             .json(&json!({ "disabled": true }))

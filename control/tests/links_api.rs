@@ -404,7 +404,7 @@ async fn list_pages_with_cursor_across_inserts_and_filters() {
 async fn blocklisted_hosts_and_subdomains_are_refused() {
     let app = TestApp::start().await;
     let r = app
-        .req(Method::POST, "/v1/admin/blocklist", &app.admin_key)
+        .req(Method::POST, "/v1/admin/blocklist", &app.operator_key)
         .json(&json!({ "host": "Evil.example", "reason": "phishing" }))
         .send()
         .await
@@ -425,14 +425,14 @@ async fn blocklisted_hosts_and_subdomains_are_refused() {
     app.create(json!({ "target": "https://notevil.example/" }))
         .await;
     let (_, b) = app
-        .call(Method::GET, "/v1/admin/blocklist", &app.admin_key)
+        .call(Method::GET, "/v1/admin/blocklist", &app.operator_key)
         .await;
     assert_eq!(b["hosts"][0]["host"], "evil.example");
     let r = app
         .req(
             Method::DELETE,
             "/v1/admin/blocklist/evil.example",
-            &app.admin_key,
+            &app.operator_key,
         )
         .send()
         .await
@@ -444,7 +444,7 @@ async fn blocklisted_hosts_and_subdomains_are_refused() {
         .req(
             Method::DELETE,
             "/v1/admin/blocklist/evil.example",
-            &app.admin_key,
+            &app.operator_key,
         )
         .send()
         .await
@@ -502,7 +502,7 @@ async fn expiry_and_patch_policy() {
     assert_eq!(b["expires_at"], "2999-01-01T00:00:00Z");
     let path = format!("/v1/links/{}", b["code"].as_str().unwrap());
     // The blocklist and the loop rule apply to updates too.
-    app.req(Method::POST, "/v1/admin/blocklist", &app.admin_key)
+    app.req(Method::POST, "/v1/admin/blocklist", &app.operator_key)
         .json(&json!({ "host": "bad.example" }))
         .send()
         .await
@@ -544,7 +544,7 @@ async fn admin_disable_takes_effect_and_is_streamed() {
         .call(
             Method::POST,
             &format!("/v1/admin/links/{code}/disable"),
-            &app.admin_key,
+            &app.operator_key,
         )
         .await;
     assert_eq!(s, 200, "{d}");
@@ -562,7 +562,7 @@ async fn admin_disable_takes_effect_and_is_streamed() {
         .call(
             Method::POST,
             "/v1/admin/links/nosuch/disable",
-            &app.admin_key,
+            &app.operator_key,
         )
         .await;
     assert_eq!(s, 404);

@@ -2,12 +2,13 @@
 
 use super::input::{self, CreateLink, PatchLink};
 use super::model::{LINK_COLUMNS, LinkJson, LinkRow};
-use super::store::{self, NewLink};
-use crate::app::AppState;
-use crate::auth::Auth;
+use super::store::{self, NewLink, Owner};
+use crate::audit::{Actor, audit};
+use crate::auth::{Auth, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::idempotency::{self, Claim};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,24 +39,59 @@ async fn check_blocklist(conn: &mut sqlx::PgConnection, host: &str) -> ApiResult
     }
 }
 
+/// What a replayed create answers. The first response is replayed as it was,
+/// unless the link it created has been deleted since: then 410
+/// `link_deleted` naming the code. A client retrying a create must learn
+/// that its create did happen (a new key would make a second link), and must
+/// not be handed a short URL that no longer works as if it did.
+async fn replay(
+    conn: &mut sqlx::PgConnection,
+    org_id: i64,
+    status: u16,
+    body: serde_json::Value,
+) -> ApiResult<Response> {
+    if let Some(code) = body.get("code").and_then(|c| c.as_str()) {
+        let deleted: Option<bool> = sqlx::query_scalar(
+            "SELECT deleted_at IS NOT NULL FROM links WHERE code = $1 AND org_id = $2",
+        )
+        .bind(code)
+        .bind(org_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if deleted != Some(false) {
+            return Err(ApiError::LinkDeleted {
+                code: code.to_owned(),
+            });
+        }
+    }
+    let mut r = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        axum::Json(body),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(r)
+}
+
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
     Json(req): Json<CreateLink>,
 ) -> ApiResult<Response> {
-    auth.require("links:write")?;
+    let org_id = auth.org(Scope::LinksWrite)?;
     let idem_key = idempotency::key_from(&headers)?;
     let raw_target = req
         .target
         .as_deref()
         .ok_or_else(|| ApiError::invalid_field("target", "is required (or long_url)"))?;
-    let target = crate::target::normalize(raw_target, state.short_host.as_deref())?;
+    let target = state.targets.check(raw_target)?;
     if let Some(alias) = &req.custom_alias {
         crate::codes::validate_alias(alias)?;
     }
     let new = NewLink {
-        org_id: auth.org_id,
+        org_id,
         code: req.custom_alias.clone(),
         target: target.url,
         status: input::check_status(req.status.unwrap_or(301))?,
@@ -66,29 +102,23 @@ pub async fn create(
     };
 
     let mut tx = state.db.begin().await?;
-    // A replay answers what the first request got, whatever changed since.
+    // A replay answers what the first request got (see `replay`).
     if let Some(key) = &idem_key {
         let hash = idempotency::request_hash(&req);
         if let Claim::Replay { status, body } =
-            idempotency::claim(&mut tx, auth.org_id, key, &hash).await?
+            idempotency::claim(&mut tx, org_id, key, &hash).await?
         {
+            let r = replay(&mut tx, org_id, status, body).await;
             tx.rollback().await?;
-            let mut r = (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                axum::Json(body),
-            )
-                .into_response();
-            r.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            return Ok(r);
+            return r;
         }
     }
     check_blocklist(&mut tx, &target.host).await?;
     let row = store::insert(&mut tx, &new, state.config.code_length).await?;
-    store::audit(
+    audit(
         &mut tx,
-        Some(auth.org_id),
-        Some(auth.key_id),
+        Some(org_id),
+        auth.actor(),
         "link.create",
         &row.code,
         json!({ "target": row.target }),
@@ -98,7 +128,7 @@ pub async fn create(
     let body = row.to_json(state.short_base());
     if let Some(key) = &idem_key {
         let value = serde_json::to_value(&body).map_err(anyhow::Error::from)?;
-        idempotency::store(&mut tx, auth.org_id, key, 201, &value).await?;
+        idempotency::store(&mut tx, org_id, key, 201, &value).await?;
     }
     tx.commit().await?;
     state.metrics.links_written.inc();
@@ -109,8 +139,10 @@ pub async fn create(
     Ok(r)
 }
 
-/// A live link of the caller's organization.
+/// A live link of the caller's organization. A code that breaks the code
+/// rules is a 400 naming `code` (it cannot exist, and must not reach SQL).
 pub async fn fetch(state: &AppState, org_id: i64, code: &str) -> ApiResult<LinkRow> {
+    crate::text::check_code(code)?;
     let sql = format!(
         "SELECT {LINK_COLUMNS} FROM links WHERE code = $1 AND org_id = $2 AND deleted_at IS NULL"
     );
@@ -128,8 +160,8 @@ pub async fn get(
     headers: HeaderMap,
     Path(code): Path<String>,
 ) -> ApiResult<Response> {
-    auth.require("links:read")?;
-    let row = fetch(&state, auth.org_id, &code).await?;
+    let org_id = auth.org(Scope::LinksRead)?;
+    let row = fetch(&state, org_id, &code).await?;
     let etag = row.etag();
     if headers
         .get(header::IF_NONE_MATCH)
@@ -164,6 +196,64 @@ fn check_if_match(headers: &HeaderMap, row: &LinkRow) -> ApiResult<()> {
     }
 }
 
+/// Applies a patch to a row; `false` when nothing changed.
+fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
+    let before = (
+        row.target.clone(),
+        row.status,
+        row.expires_at,
+        row.disabled,
+        row.forward_query,
+        row.tags.clone(),
+        row.title.clone(),
+    );
+    if let Some(t) = patch.target {
+        row.target = t;
+    }
+    if let Some(s) = patch.status {
+        row.status = s;
+    }
+    if let Some(e) = patch.expires_at {
+        row.expires_at = e;
+    }
+    if let Some(d) = patch.disabled {
+        row.disabled = d;
+    }
+    if let Some(f) = patch.forward_query {
+        row.forward_query = f;
+    }
+    if let Some(t) = patch.tags {
+        row.tags = t;
+    }
+    if let Some(t) = patch.title {
+        row.title = t;
+    }
+    before
+        != (
+            row.target.clone(),
+            row.status,
+            row.expires_at,
+            row.disabled,
+            row.forward_query,
+            row.tags.clone(),
+            row.title.clone(),
+        )
+}
+
+/// A checked [`PatchLink`].
+struct Patch {
+    target: Option<String>,
+    status: Option<i16>,
+    expires_at: Option<Option<OffsetDateTime>>,
+    disabled: Option<bool>,
+    forward_query: Option<bool>,
+    tags: Option<Vec<String>>,
+    title: Option<Option<String>>,
+}
+
+/// `PATCH /v1/links/{code}`. A patch that changes nothing (`{}`, or values
+/// equal to the current ones) answers 200 with the same version and ETag and
+/// writes nothing: no version bump, no audit entry, no change for engines.
 pub async fn patch(
     State(state): State<AppState>,
     auth: Auth,
@@ -171,56 +261,46 @@ pub async fn patch(
     Path(code): Path<String>,
     Json(req): Json<PatchLink>,
 ) -> ApiResult<Response> {
-    auth.require("links:write")?;
+    let org_id = auth.org(Scope::LinksWrite)?;
+    crate::text::check_code(&code)?;
     // Validate before taking any lock.
     let target = req
         .target
         .as_deref()
-        .map(|t| crate::target::normalize(t, state.short_host.as_deref()))
+        .map(|t| state.targets.check(t))
         .transpose()?;
-    let status = req.status.map(input::check_status).transpose()?;
-    let expires_at = match req.expires_at {
-        Some(Some(at)) => Some(Some(input::check_expiry(at)?)),
-        other => other,
+    let blocklist_host = target.as_ref().map(|t| t.host.clone());
+    let patch = Patch {
+        target: target.map(|t| t.url),
+        status: req.status.map(input::check_status).transpose()?,
+        expires_at: match req.expires_at {
+            Some(Some(at)) => Some(Some(input::check_expiry(at)?)),
+            other => other,
+        },
+        disabled: req.disabled,
+        forward_query: req.forward_query,
+        tags: req.tags.map(input::check_tags).transpose()?,
+        title: req.title.map(input::check_title).transpose()?,
     };
-    let tags = req.tags.map(input::check_tags).transpose()?;
-    let title = match req.title {
-        Some(t) => Some(input::check_title(t)?),
-        None => None,
-    };
-
     let mut tx = state.db.begin().await?;
-    if let Some(t) = &target {
-        check_blocklist(&mut tx, &t.host).await?;
+    if let Some(host) = &blocklist_host {
+        check_blocklist(&mut tx, host).await?;
     }
-    let mut row = store::lock(&mut tx, auth.org_id, &code).await?;
+    let mut row = store::lock(&mut tx, Owner::Org(org_id), &code).await?;
     check_if_match(&headers, &row)?;
-    if let Some(t) = target {
-        row.target = t.url;
-    }
-    if let Some(s) = status {
-        row.status = s;
-    }
-    if let Some(e) = expires_at {
-        row.expires_at = e;
-    }
-    if let Some(d) = req.disabled {
-        row.disabled = d;
-    }
-    if let Some(f) = req.forward_query {
-        row.forward_query = f;
-    }
-    if let Some(t) = tags {
-        row.tags = t;
-    }
-    if let Some(t) = title {
-        row.title = t;
+    if !apply_patch(&mut row, patch) {
+        tx.rollback().await?;
+        return Ok(with_etag(
+            StatusCode::OK,
+            &row,
+            row.to_json(state.short_base()),
+        ));
     }
     let row = store::save(&mut tx, &row).await?;
-    store::audit(
+    audit(
         &mut tx,
-        Some(auth.org_id),
-        Some(auth.key_id),
+        Some(org_id),
+        auth.actor(),
         "link.update",
         &row.code,
         json!({ "version": row.version }),
@@ -242,16 +322,17 @@ pub async fn delete(
     headers: HeaderMap,
     Path(code): Path<String>,
 ) -> ApiResult<StatusCode> {
-    auth.require("links:write")?;
+    let org_id = auth.org(Scope::LinksWrite)?;
+    crate::text::check_code(&code)?;
     let mut tx = state.db.begin().await?;
-    let mut row = store::lock(&mut tx, auth.org_id, &code).await?;
+    let mut row = store::lock(&mut tx, Owner::Org(org_id), &code).await?;
     check_if_match(&headers, &row)?;
     row.deleted_at = Some(OffsetDateTime::now_utc());
     let row = store::save(&mut tx, &row).await?;
-    store::audit(
+    audit(
         &mut tx,
-        Some(auth.org_id),
-        Some(auth.key_id),
+        Some(org_id),
+        auth.actor(),
         "link.delete",
         &row.code,
         json!({}),
@@ -263,17 +344,33 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Disables a link at once (admin), whatever its ETag.
-pub async fn disable(state: &AppState, auth: &Auth, code: &str) -> ApiResult<LinkRow> {
+/// Disables or re-enables a link at once, whatever its ETag. Already in that
+/// state: the row as it is, nothing written.
+pub async fn set_disabled(
+    state: &AppState,
+    owner: Owner,
+    actor: Actor,
+    code: &str,
+    disabled: bool,
+) -> ApiResult<LinkRow> {
+    crate::text::check_code(code)?;
     let mut tx = state.db.begin().await?;
-    let mut row = store::lock(&mut tx, auth.org_id, code).await?;
-    row.disabled = true;
+    let mut row = store::lock(&mut tx, owner, code).await?;
+    if row.disabled == disabled {
+        tx.rollback().await?;
+        return Ok(row);
+    }
+    row.disabled = disabled;
     let row = store::save(&mut tx, &row).await?;
-    store::audit(
+    audit(
         &mut tx,
-        Some(auth.org_id),
-        Some(auth.key_id),
-        "link.disable",
+        Some(row.org_id),
+        actor,
+        if disabled {
+            "link.disable"
+        } else {
+            "link.enable"
+        },
         &row.code,
         json!({}),
     )
@@ -307,6 +404,9 @@ fn encode_cursor(id: i64) -> String {
 
 fn decode_cursor(cursor: &str) -> ApiResult<i64> {
     let bad = || ApiError::invalid_field("cursor", "is not a cursor this API returned");
+    if cursor.len() > 64 {
+        return Err(bad());
+    }
     let bytes = hex::decode(cursor).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     text.strip_prefix("l1:")
@@ -333,7 +433,7 @@ pub async fn list(
     auth: Auth,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
-    auth.require("links:read")?;
+    let org_id = auth.org(Scope::LinksRead)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid_field(
@@ -342,6 +442,12 @@ pub async fn list(
         ));
     }
     let after_id = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    if let Some(tag) = &q.tag {
+        input::check_tag_filter(tag)?;
+    }
+    if let Some(text) = &q.q {
+        crate::text::check("q", text, input::MAX_QUERY_LEN)?;
+    }
     let sql = format!(
         "SELECT {LINK_COLUMNS} FROM links
           WHERE org_id = $1 AND deleted_at IS NULL
@@ -354,7 +460,7 @@ pub async fn list(
           ORDER BY id DESC LIMIT $8"
     );
     let mut rows: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(auth.org_id)
+        .bind(org_id)
         .bind(after_id)
         .bind(&q.tag)
         .bind(q.disabled)
@@ -385,6 +491,7 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
         assert!(decode_cursor("zz").is_err());
         assert!(decode_cursor(&hex::encode("x:1")).is_err());
+        assert!(decode_cursor(&"00".repeat(1000)).is_err());
         assert_eq!(like_pattern("a%b_"), "%a\\%b\\_%");
     }
 }

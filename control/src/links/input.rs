@@ -68,6 +68,14 @@ pub fn check_expiry(at: OffsetDateTime) -> ApiResult<OffsetDateTime> {
     Ok(at)
 }
 
+/// Checks a tag given as a list filter (the same rules as a stored tag).
+pub fn check_tag_filter(tag: &str) -> ApiResult<()> {
+    crate::text::check("tag", tag, MAX_TAG_LEN)
+}
+
+/// Longest `q` search text, bytes.
+pub const MAX_QUERY_LEN: usize = 256;
+
 pub fn check_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
     if tags.len() > MAX_TAGS {
         return Err(ApiError::invalid_field(
@@ -81,7 +89,10 @@ pub fn check_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
         if t.is_empty() || t.len() > MAX_TAG_LEN || t.chars().any(char::is_control) {
             return Err(ApiError::invalid_field(
                 "tags",
-                format!("tag {t:?} must be 1 to {MAX_TAG_LEN} bytes without control characters"),
+                format!(
+                    "tag {:?} must be 1 to {MAX_TAG_LEN} bytes without control characters",
+                    t.chars().take(MAX_TAG_LEN).collect::<String>()
+                ),
             ));
         }
         if !out.contains(&t) {
@@ -92,11 +103,8 @@ pub fn check_tags(tags: Vec<String>) -> ApiResult<Vec<String>> {
 }
 
 pub fn check_title(title: Option<String>) -> ApiResult<Option<String>> {
-    match title {
-        Some(t) if t.len() > MAX_TITLE_LEN => Err(ApiError::invalid_field(
-            "title",
-            format!("{} bytes; the limit is {MAX_TITLE_LEN}", t.len()),
-        )),
-        other => Ok(other),
+    if let Some(t) = &title {
+        crate::text::check("title", t, MAX_TITLE_LEN)?;
     }
+    Ok(title)
 }

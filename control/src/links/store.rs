@@ -60,15 +60,34 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
     )))
 }
 
-/// Locks a live link of `org_id` for update.
-pub async fn lock(conn: &mut PgConnection, org_id: i64, code: &str) -> ApiResult<LinkRow> {
+/// Whose links a lookup may find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// One organization's (tenant routes).
+    Org(i64),
+    /// Any organization's (the operator's routes).
+    Any,
+}
+
+impl Owner {
+    fn org_id(self) -> Option<i64> {
+        match self {
+            Owner::Org(id) => Some(id),
+            Owner::Any => None,
+        }
+    }
+}
+
+/// Locks a live link of `owner` for update.
+pub async fn lock(conn: &mut PgConnection, owner: Owner, code: &str) -> ApiResult<LinkRow> {
     let sql = format!(
         "SELECT {LINK_COLUMNS} FROM links
-          WHERE code = $1 AND org_id = $2 AND deleted_at IS NULL FOR UPDATE"
+          WHERE code = $1 AND ($2::bigint IS NULL OR org_id = $2) AND deleted_at IS NULL
+          FOR UPDATE"
     );
     sqlx::query_as(AssertSqlSafe(sql))
         .bind(code)
-        .bind(org_id)
+        .bind(owner.org_id())
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound { what: "link" })
@@ -131,29 +150,6 @@ pub async fn record_change(conn: &mut PgConnection, link_id: i64) -> ApiResult<L
     .execute(&mut *conn)
     .await?;
     Ok(row)
-}
-
-/// Appends to the audit log.
-pub async fn audit(
-    conn: &mut PgConnection,
-    org_id: Option<i64>,
-    key_id: Option<i64>,
-    action: &str,
-    subject: &str,
-    details: serde_json::Value,
-) -> ApiResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (org_id, api_key_id, action, subject, details)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(org_id)
-    .bind(key_id)
-    .bind(action)
-    .bind(subject)
-    .bind(sqlx::types::Json(details))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// The first blocklist entry matching `host` or one of its parents.

@@ -1,5 +1,6 @@
 //! Shared test setup: a fresh PostgreSQL database per test, the service
-//! started in-process on 127.0.0.1:0, and an admin key for a fresh org.
+//! started in-process on 127.0.0.1:0, an admin key for a fresh org and an
+//! operator key.
 #![allow(dead_code)]
 
 use control::config::Config;
@@ -12,6 +13,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub admin_key: String,
+    /// The operator's key (`control keys create --operator`).
+    pub operator_key: String,
     pub pg: testkit::PgDatabase,
     pub snapshot_dir: tempfile::TempDir,
 }
@@ -46,11 +49,15 @@ impl TestApp {
             control::keys::bootstrap_key(&running.state.db, "acme", &["admin".to_string()], "test")
                 .await
                 .expect("bootstrap key");
+        let operator_key = control::keys::bootstrap_operator_key(&running.state.db, "test")
+            .await
+            .expect("operator key");
         TestApp {
             base: format!("http://{}", running.addr),
             running,
             http: reqwest::Client::new(),
             admin_key,
+            operator_key,
             pg,
             snapshot_dir,
         }
@@ -74,6 +81,24 @@ impl TestApp {
     /// Sends a bodiless request and returns its status and JSON body.
     pub async fn call(&self, method: Method, path: &str, key: &str) -> (u16, Value) {
         status_json(self.req(method, path, key).send().await.unwrap()).await
+    }
+
+    /// The path of a listed snapshot generation (the API shows its file name).
+    pub fn snapshot_path(&self, generation: &Value) -> std::path::PathBuf {
+        let file = generation["file"].as_str().expect("a file name");
+        assert!(!file.contains('/'), "a name, not a path: {file}");
+        self.snapshot_dir.path().join(file)
+    }
+
+    /// Sends a JSON body and returns the status and JSON body.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        status_json(self.req(method, path, key).json(body).send().await.unwrap()).await
     }
 
     /// Creates a link as the admin key and returns its JSON.

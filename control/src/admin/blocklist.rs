@@ -1,16 +1,19 @@
-//! Admin endpoints (scope `admin`): the host blocklist (service-wide), disabling
-//! a link at once, building and pushing a snapshot now, listing generations.
+//! The host blocklist: a host blocks itself and its subdomains, for every
+//! organization's new and updated links.
 
-use crate::app::AppState;
+use crate::audit::audit;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::links::store::audit;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
+
+/// Longest reason, bytes.
+pub const MAX_REASON_LEN: usize = 500;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -33,8 +36,9 @@ pub async fn block(
     auth: Auth,
     Json(req): Json<BlockHost>,
 ) -> ApiResult<(StatusCode, axum::Json<BlockedHost>)> {
-    auth.require("admin")?;
+    auth.operator()?;
     let host = crate::target::normalize_host(&req.host)?;
+    crate::text::check("reason", &req.reason, MAX_REASON_LEN)?;
     let mut tx = state.db.begin().await?;
     let row: BlockedHost = sqlx::query_as(
         "INSERT INTO blocked_hosts (host, reason) VALUES ($1, $2)
@@ -47,8 +51,8 @@ pub async fn block(
     .await?;
     audit(
         &mut tx,
-        Some(auth.org_id),
-        Some(auth.key_id),
+        None,
+        auth.actor(),
         "blocklist.add",
         &host,
         json!({ "reason": req.reason }),
@@ -58,11 +62,11 @@ pub async fn block(
     Ok((StatusCode::CREATED, axum::Json(row)))
 }
 
-pub async fn blocklist(
+pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
-    auth.require("admin")?;
+    auth.operator()?;
     let hosts: Vec<BlockedHost> =
         sqlx::query_as("SELECT host, reason, created_at FROM blocked_hosts ORDER BY host")
             .fetch_all(&state.db)
@@ -75,7 +79,7 @@ pub async fn unblock(
     auth: Auth,
     Path(host): Path<String>,
 ) -> ApiResult<StatusCode> {
-    auth.require("admin")?;
+    auth.operator()?;
     let host = crate::target::normalize_host(&host)?;
     let mut tx = state.db.begin().await?;
     let n = sqlx::query("DELETE FROM blocked_hosts WHERE host = $1")
@@ -90,8 +94,8 @@ pub async fn unblock(
     }
     audit(
         &mut tx,
-        Some(auth.org_id),
-        Some(auth.key_id),
+        None,
+        auth.actor(),
         "blocklist.remove",
         &host,
         json!({}),
@@ -99,42 +103,4 @@ pub async fn unblock(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn disable(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(code): Path<String>,
-) -> ApiResult<axum::Json<crate::links::model::LinkJson>> {
-    auth.require("admin")?;
-    let row = crate::links::api::disable(&state, &auth, &code).await?;
-    Ok(axum::Json(row.to_json(state.short_base())))
-}
-
-pub async fn build_snapshot(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
-    auth.require("admin")?;
-    let generation = state.snapshots.build().await?;
-    let pushes = state.snapshots.push_all(&generation).await;
-    sqlx::query("INSERT INTO audit_log (org_id, api_key_id, action, subject, details) VALUES ($1, $2, 'snapshot.build', $3, '{}')")
-        .bind(auth.org_id)
-        .bind(auth.key_id)
-        .bind(generation.seq.to_string())
-        .execute(&state.db)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "generation": generation, "pushes": pushes })),
-    ))
-}
-
-pub async fn snapshots(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<axum::Json<serde_json::Value>> {
-    auth.require("admin")?;
-    let generations = state.snapshots.list().await?;
-    Ok(axum::Json(json!({ "generations": generations })))
 }

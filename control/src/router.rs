@@ -1,0 +1,66 @@
+//! Every route of the service and the layers around them. This module
+//! imports the handlers; handlers import [`crate::state`], never this.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{admin, health, keys, links, middleware, qr, stats};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+
+/// Every route of the service. [`crate::openapi`] describes the same table.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/links", post(links::api::create).get(links::api::list))
+        .route(
+            "/links/{code}",
+            get(links::api::get)
+                .patch(links::api::patch)
+                .delete(links::api::delete),
+        )
+        .route("/links/{code}/stats", get(stats::link_stats))
+        .route("/links/{code}/qr", get(qr::qr))
+        .route("/stats/summary", get(stats::summary))
+        .route("/keys", post(keys::create).get(keys::list))
+        .route("/keys/{id}", delete(keys::revoke))
+        .route(
+            "/admin/blocklist",
+            post(admin::blocklist::block).get(admin::blocklist::list),
+        )
+        .route("/admin/blocklist/{host}", delete(admin::blocklist::unblock))
+        .route("/admin/links/{code}/disable", post(admin::links::disable))
+        .route("/admin/links/{code}/enable", post(admin::links::enable))
+        .route("/admin/orgs", get(admin::orgs::list))
+        .route(
+            "/admin/snapshots",
+            post(admin::snapshots::build).get(admin::snapshots::list),
+        );
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), middleware::limit))
+        .layer(from_fn_with_state(state.clone(), middleware::observe))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound { what: "route" }
+}
+
+async fn method_not_allowed() -> Response {
+    let body = serde_json::json!({ "error": {
+        "code": "method_not_allowed",
+        "message": "this method is not allowed on this route",
+        "details": null
+    }});
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}

@@ -1,0 +1,70 @@
+//! What every handler can reach: the database, the settings, the clients and
+//! the shared services. Handlers import this module; this module imports no
+//! handler, so the router can import every handler without a cycle.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimits;
+use crate::snapshot::SnapshotService;
+use crate::snapshot_builds::SnapshotBuilds;
+use crate::target::TargetPolicy;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// The shared state. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: PgPool,
+    pub config: Arc<Config>,
+    /// What a link may point at (our own short host, loopback, private).
+    pub targets: Arc<TargetPolicy>,
+    pub clickhouse: Option<clickhouse::Client>,
+    pub limits: Arc<RateLimits>,
+    pub metrics: Arc<Metrics>,
+    pub snapshots: Arc<SnapshotService>,
+    /// Operator-requested builds, coalesced.
+    pub builds: Arc<SnapshotBuilds>,
+}
+
+impl AppState {
+    pub fn new(db: PgPool, config: Config, metrics: Arc<Metrics>) -> Self {
+        let clickhouse = config
+            .clickhouse
+            .as_deref()
+            .map(|url| clickhouse_client(url, &config.clickhouse_database));
+        let snapshots = Arc::new(SnapshotService::new(
+            db.clone(),
+            config.snapshot_dir.clone(),
+            config.snapshot_keep,
+            config.engine_admin.clone(),
+            config.engine_admin_token.clone(),
+            metrics.clone(),
+        ));
+        AppState {
+            targets: Arc::new(TargetPolicy::new(
+                &config.short_base,
+                config.allow_private_targets,
+            )),
+            limits: Arc::new(RateLimits::new(&config)),
+            builds: Arc::new(SnapshotBuilds::new(snapshots.clone())),
+            config: Arc::new(config),
+            db,
+            clickhouse,
+            metrics,
+            snapshots,
+        }
+    }
+
+    pub fn short_base(&self) -> &str {
+        self.config.short_base_trimmed()
+    }
+}
+
+/// A ClickHouse client for the stats database. ClickHouse 18.16 cannot answer
+/// the crate's schema validation queries, so validation is off.
+pub fn clickhouse_client(url: &str, database: &str) -> clickhouse::Client {
+    clickhouse::Client::default()
+        .with_url(url)
+        .with_database(database)
+        .with_validation(false)
+}
