@@ -98,6 +98,7 @@ async fn a_followed_link_shows_up_in_its_stats() {
             dirs.1.path().to_str().unwrap(),
             "--reconcile-interval-secs",
             "1",
+            "--links-stream-adopt",
         ],
     )
     .await
