@@ -18,8 +18,23 @@ pub struct Config {
     pub listen: SocketAddr,
     /// PostgreSQL URL. Default `postgres://postgres@127.0.0.1:5432/shortener`.
     pub database_url: String,
-    /// NATS URL. `None` (default): no change relay runs; the outbox keeps filling.
+    /// NATS URL, or several comma-separated (a cluster). `None` (default): no
+    /// change relay runs; the outbox keeps filling.
     pub nats: Option<String>,
+    /// NATS user of this role (the deploy's is `control`). Default: none,
+    /// anonymous (a development server without users).
+    pub nats_user: Option<String>,
+    /// File holding that user's password; without it `NATS_PASSWORD` is
+    /// read. Default: none.
+    pub nats_password_file: Option<PathBuf>,
+    /// Ed25519 private key (PKCS#8 PEM, `openssl genpkey -algorithm ed25519`)
+    /// that signs every link change the relay publishes; engines apply only
+    /// changes signed by a key they trust. Required with `nats` unless
+    /// `allow_unsigned_links`. Default: none.
+    pub links_signing_key: Option<PathBuf>,
+    /// Publish link changes unsigned (development only: engines then need
+    /// their own `allow_unsigned_links`). Default false.
+    pub allow_unsigned_links: bool,
     /// JetStream stream for link changes. Default `LINKS`.
     pub links_stream: String,
     /// Subject of that stream. Default `links.changes`.
@@ -81,6 +96,10 @@ impl Default for Config {
             links_stream_max_age_secs: 7 * 24 * 3600,
             links_stream_max_bytes: 1 << 30,
             links_stream_adopt: false,
+            nats_user: None,
+            nats_password_file: None,
+            links_signing_key: None,
+            allow_unsigned_links: false,
             clickhouse: None,
             clickhouse_database: "analytics".into(),
             short_base: "http://127.0.0.1:8080".into(),
@@ -169,7 +188,39 @@ impl ServiceConfig for Config {
                 format!("{} is below 1 MiB (1048576)", self.links_stream_max_bytes),
             ));
         }
+        if let Some(nats) = self.nats_settings() {
+            nats.validate()?;
+            if self.links_signing_key.is_none() && !self.allow_unsigned_links {
+                return Err(ConfigError::invalid(
+                    "links_signing_key",
+                    "required with nats: engines apply only signed link changes \
+                     (openssl genpkey -algorithm ed25519 -out links-signing.pem); \
+                     allow_unsigned_links is for development",
+                ));
+            }
+        }
+        self.links_signer()?;
         Ok(())
+    }
+}
+
+impl Config {
+    /// Where NATS is and who control is there; `None` without `nats`.
+    pub fn nats_settings(&self) -> Option<servicekit::nats::NatsSettings> {
+        Some(servicekit::nats::NatsSettings {
+            servers: self.nats.clone()?,
+            user: self.nats_user.clone(),
+            password_file: self.nats_password_file.clone(),
+        })
+    }
+
+    /// The key that signs link changes, read from `links_signing_key`.
+    pub fn links_signer(&self) -> Result<Option<snapshots::signing::DeltaSigner>, ConfigError> {
+        self.links_signing_key
+            .as_deref()
+            .map(snapshots::signing::DeltaSigner::from_pem_file)
+            .transpose()
+            .map_err(|e| ConfigError::invalid("links_signing_key", e.to_string()))
     }
 }
 
@@ -239,6 +290,31 @@ mod tests {
         assert_eq!(
             refused(|c| c.links_stream_max_bytes = 10),
             Some("links_stream_max_bytes")
+        );
+        assert_eq!(refused(|c| c.nats = Some("nats://x:1,".into())), Some("links_signing_key"));
+        assert_eq!(refused(|c| c.nats = Some("http://x".into())), Some("nats"));
+        assert_eq!(
+            refused(|c| c.links_signing_key = Some("/nonexistent.pem".into())),
+            Some("links_signing_key")
+        );
+    }
+
+    #[test]
+    fn a_relay_signs_unless_told_it_is_a_development_setup() {
+        let mut c = Config {
+            nats: Some("nats://127.0.0.1:4222".into()),
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().field(), Some("links_signing_key"));
+        c.allow_unsigned_links = true;
+        c.validate().unwrap();
+        let keys = testkit::LinkKeys::new().unwrap();
+        c.allow_unsigned_links = false;
+        c.links_signing_key = Some(keys.signing_key());
+        c.validate().unwrap();
+        assert_eq!(
+            c.links_signer().unwrap().unwrap().key_id(),
+            keys.signer().key_id()
         );
     }
 }

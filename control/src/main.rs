@@ -79,9 +79,21 @@ struct ServeArgs {
     /// PostgreSQL URL. Default postgres://postgres@127.0.0.1:5432/shortener.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
-    /// NATS URL for the change relay. Default: none (no relay; the outbox keeps every change).
+    /// NATS URL for the change relay, or several comma-separated. Default: none (no relay; the outbox keeps every change).
     #[arg(long)]
     nats: Option<String>,
+    /// NATS user of this role (the deploy's is `control`). Default: none (anonymous).
+    #[arg(long)]
+    nats_user: Option<String>,
+    /// File holding the NATS user's password; NATS_PASSWORD is read without it. Default: none.
+    #[arg(long)]
+    nats_password_file: Option<PathBuf>,
+    /// Ed25519 private key (PKCS#8 PEM) signing every published link change; required with --nats. Default: none.
+    #[arg(long)]
+    links_signing_key: Option<PathBuf>,
+    /// Publish link changes unsigned (development only; engines must allow it too). Default off.
+    #[arg(long)]
+    allow_unsigned_links: bool,
     /// JetStream stream of link changes. Default LINKS.
     #[arg(long)]
     links_stream: Option<String>,
@@ -156,10 +168,12 @@ impl ServeArgs {
                 short_base, snapshot_dir, snapshot_interval_secs, snapshot_keep,
                 reconcile_interval_secs, code_length, max_body_bytes, rate_per_key,
                 burst_per_key, rate_per_ip, burst_per_ip;
-                optional: nats, clickhouse, engine_admin_token);
+                optional: nats, nats_user, nats_password_file, links_signing_key, clickhouse,
+                engine_admin_token);
             // Switches only switch on: the file's `true` stays without the flag.
             c.links_stream_adopt |= self.links_stream_adopt;
             c.allow_private_targets |= self.allow_private_targets;
+            c.allow_unsigned_links |= self.allow_unsigned_links;
             if !self.engine_admin.is_empty() {
                 c.engine_admin = self.engine_admin.clone();
             }

@@ -35,6 +35,11 @@
 //!   exists with other settings is refused loudly (error log,
 //!   `control_links_stream_mismatch` 1, `/readyz` 503 saying why) and nothing
 //!   is published into it, unless `links_stream_adopt` says to update it.
+//! - **Signed.** Each message carries `Links-Signature`, control's Ed25519
+//!   signature over the delta bytes (`snapshots::signing`), so an engine can
+//!   tell a change from control from anything else on the subject, whatever
+//!   NATS lets through. The relay connects as its own NATS user
+//!   (`servicekit::nats`), allowed to publish only here.
 //! - **Prompt.** Writers `pg_notify('link_outbox')` in their transaction; the
 //!   relay `LISTEN`s and wakes at once, with a slow poll as a safety net.
 
@@ -47,7 +52,9 @@ use async_nats::jetstream::stream::{
     self, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType,
 };
 use async_nats::jetstream::{self, ErrorCode};
+use servicekit::nats::NatsSettings;
 use snapshots::delta::LinkDelta;
+use snapshots::signing::{DeltaSigner, SIGNATURE_HEADER};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
@@ -88,33 +95,52 @@ impl Default for StreamSettings {
     }
 }
 
-/// Where to publish.
+/// Where to publish, as whom, and the key that signs each change.
 #[derive(Debug, Clone)]
 pub struct RelayTarget {
-    pub nats_url: String,
+    pub nats: NatsSettings,
     pub stream: String,
     pub subject: String,
     pub settings: StreamSettings,
+    /// Signs every published change (`Links-Signature`); `None` publishes
+    /// unsigned (development only: engines refuse them unless told not to).
+    pub signer: Option<Arc<DeltaSigner>>,
 }
 
 impl RelayTarget {
-    /// A target with the default stream settings.
+    /// An anonymous, unsigned target with the default stream settings.
     pub fn new(nats_url: String, stream: String, subject: String) -> Self {
         RelayTarget {
-            nats_url,
+            nats: NatsSettings {
+                servers: nats_url,
+                user: None,
+                password_file: None,
+            },
             stream,
             subject,
             settings: StreamSettings::default(),
+            signer: None,
         }
     }
 
-    pub fn from_config(nats_url: &str, c: &Config) -> Self {
-        RelayTarget {
-            nats_url: nats_url.to_owned(),
+    /// Signs every change with `signer`.
+    pub fn signed_by(mut self, signer: DeltaSigner) -> Self {
+        self.signer = Some(Arc::new(signer));
+        self
+    }
+
+    /// The relay of a validated config; `None` without `nats`.
+    pub fn from_config(c: &Config) -> Result<Option<Self>, servicekit::ConfigError> {
+        let Some(nats) = c.nats_settings() else {
+            return Ok(None);
+        };
+        Ok(Some(RelayTarget {
+            nats,
             stream: c.links_stream.clone(),
             subject: c.links_subject.clone(),
             settings: StreamSettings::from_config(c),
-        }
+            signer: c.links_signer()?.map(Arc::new),
+        }))
     }
 }
 
@@ -385,11 +411,20 @@ async fn resync(stream: &mut stream::Stream, db: &PgPool) -> anyhow::Result<Posi
 /// The message for outbox row `seq`, expecting `after` as the stream's last
 /// sequence and, unless it is the first of its batch, `previous` as the last
 /// message id.
-fn message(seq: i64, delta: &[u8], after: u64, previous: Option<i64>) -> PublishMessage {
-    let msg = PublishMessage::build()
+fn message(
+    seq: i64,
+    delta: &[u8],
+    after: u64,
+    previous: Option<i64>,
+    signer: Option<&DeltaSigner>,
+) -> PublishMessage {
+    let mut msg = PublishMessage::build()
         .payload(delta.to_vec().into())
         .message_id(seq.to_string())
         .expected_last_sequence(after);
+    if let Some(signer) = signer {
+        msg = msg.header(SIGNATURE_HEADER, signer.sign(delta).as_str());
+    }
     match previous {
         Some(p) => msg.expected_last_message_id(p.to_string()),
         None => msg,
@@ -397,11 +432,13 @@ fn message(seq: i64, delta: &[u8], after: u64, previous: Option<i64>) -> Publish
 }
 
 async fn relay(db: &PgPool, target: &RelayTarget, metrics: &Metrics) -> anyhow::Result<()> {
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(&target.nats_url)
+    let client = target
+        .nats
+        .connect("control relay", |options| {
+            options.retry_on_initial_connect()
+        })
         .await
-        .with_context(|| format!("connecting to NATS at {}", target.nats_url))?;
+        .with_context(|| format!("connecting to NATS at {}", target.nats.servers))?;
     let js = jetstream::new(client);
     let mut stream =
         match ensure_stream(&js, &target.stream, &target.subject, &target.settings).await {
@@ -470,7 +507,13 @@ async fn relay(db: &PgPool, target: &RelayTarget, metrics: &Metrics) -> anyhow::
         let mut acks = Vec::with_capacity(rows.len());
         for (i, (seq, delta)) in rows.iter().enumerate() {
             let previous = i.checked_sub(1).map(|p| rows[p].0);
-            let msg = message(*seq, delta, stream_seq + i as u64, previous);
+            let msg = message(
+                *seq,
+                delta,
+                stream_seq + i as u64,
+                previous,
+                target.signer.as_deref(),
+            );
             acks.push(
                 js.send_publish(target.subject.clone(), msg)
                     .await

@@ -87,8 +87,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let state = AppState::new(db.clone(), config.clone(), metrics.clone());
     let mut tasks = Vec::new();
 
-    if let Some(nats) = &config.nats {
-        let target = RelayTarget::from_config(nats, &config);
+    if let Some(target) = RelayTarget::from_config(&config)? {
         tasks.push(tokio::spawn(relay::run(
             db.clone(),
             target,

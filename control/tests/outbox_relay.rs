@@ -223,6 +223,21 @@ async fn relay_publishes_in_order_through_the_service() {
     .unwrap();
     let published = read_stream(nats.jetstream(), &stream).await;
     assert_eq!(published, expected);
+    // Every change is signed by control's key, over exactly its bytes.
+    let mut verifier = snapshots::signing::DeltaVerifier::default();
+    verifier.trust(app.link_keys.signer());
+    let links = nats.jetstream().get_stream(&stream).await.unwrap();
+    for seq in 1..=expected.len() as u64 {
+        let msg = links.get_raw_message(seq).await.unwrap();
+        let header = msg
+            .headers
+            .get(snapshots::signing::SIGNATURE_HEADER)
+            .map(|v| v.as_str().to_owned());
+        assert!(
+            verifier.verify(&msg.payload, header.as_deref()).is_ok(),
+            "stream message {seq} is not signed by control's key: {header:?}"
+        );
+    }
     let info = nats
         .jetstream()
         .get_stream(&stream)

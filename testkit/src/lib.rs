@@ -48,6 +48,7 @@
 //! * [`wait_for`], [`wait_for_some`], [`wait_for_ok`]: "eventually" assertions that poll
 //!   a condition until a deadline instead of sleeping a fixed time.
 //! * [`free_port`], [`free_addr`]: a loopback port that was free a moment ago.
+//! * [`LinkKeys`]: a link-signing key pair in PEM files (control signs, engines verify).
 //! * [`PrivateNats`]: a nats-server of the test's own, to stop and restart (outages) or to
 //!   run with the deploy's users and permissions ([`Role`], [`StreamNames`]).
 //!
@@ -77,6 +78,7 @@
 
 mod cleanup;
 mod clickhouse;
+mod link_keys;
 mod names;
 mod nats;
 mod net;
@@ -86,6 +88,7 @@ mod services;
 mod wait;
 
 pub use clickhouse::{ClickHouseDatabase, clickhouse_url};
+pub use link_keys::LinkKeys;
 pub use names::unique_name;
 pub use nats::{JetStreamScope, nats_url};
 pub use net::{free_addr, free_port};

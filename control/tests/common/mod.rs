@@ -17,6 +17,8 @@ pub struct TestApp {
     pub operator_key: String,
     pub pg: testkit::PgDatabase,
     pub snapshot_dir: tempfile::TempDir,
+    /// The key pair the relay signs with (used when a test sets `nats`).
+    pub link_keys: testkit::LinkKeys,
 }
 
 impl TestApp {
@@ -44,6 +46,10 @@ impl TestApp {
             ..Config::default()
         };
         tweak(&mut config);
+        let link_keys = testkit::LinkKeys::new().expect("link keys");
+        if config.nats.is_some() && config.links_signing_key.is_none() {
+            config.links_signing_key = Some(link_keys.signing_key());
+        }
         let running = start(config).await.expect("control starts");
         let (_, admin_key) =
             control::keys::bootstrap_key(&running.state.db, "acme", &["admin".to_string()], "test")
@@ -60,6 +66,7 @@ impl TestApp {
             operator_key,
             pg,
             snapshot_dir,
+            link_keys,
         }
     }
 
