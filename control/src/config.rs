@@ -291,7 +291,10 @@ mod tests {
             refused(|c| c.links_stream_max_bytes = 10),
             Some("links_stream_max_bytes")
         );
-        assert_eq!(refused(|c| c.nats = Some("nats://x:1,".into())), Some("links_signing_key"));
+        assert_eq!(
+            refused(|c| c.nats = Some("nats://x:1,".into())),
+            Some("links_signing_key")
+        );
         assert_eq!(refused(|c| c.nats = Some("http://x".into())), Some("nats"));
         assert_eq!(
             refused(|c| c.links_signing_key = Some("/nonexistent.pem".into())),

@@ -72,6 +72,7 @@ async fn a_followed_link_shows_up_in_its_stats() {
     .await
     .unwrap();
     let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
+    let keys = testkit::LinkKeys::new().unwrap();
     let control = Proc::spawn(
         "control",
         &[
@@ -82,6 +83,8 @@ async fn a_followed_link_shows_up_in_its_stats() {
             pg.url(),
             "--nats",
             &url,
+            "--links-signing-key",
+            keys.signing_key().to_str().unwrap(),
             "--links-stream",
             &links_stream,
             "--links-subject",

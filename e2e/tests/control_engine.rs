@@ -19,6 +19,8 @@ struct Stack {
     _pg: testkit::PgDatabase,
     nats: testkit::JetStreamScope,
     stream: String,
+    /// Control signs link changes with it; engines trust its public half.
+    keys: testkit::LinkKeys,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
@@ -41,6 +43,8 @@ impl Stack {
         let (engine_dir, control_dir) =
             (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let url = testkit::nats_url();
+        let keys = testkit::LinkKeys::new().unwrap();
+        let signing_key = keys.signing_key();
         let engine = spawn_engine(
             "127.0.0.1:0",
             &[
@@ -91,7 +95,12 @@ impl Stack {
             "--links-stream-adopt",
         ];
         if relay {
-            args.extend(["--nats", url.as_str()]);
+            args.extend([
+                "--nats",
+                url.as_str(),
+                "--links-signing-key",
+                signing_key.to_str().unwrap(),
+            ]);
         }
         if let Some(extra) = extra_engine {
             args.extend(["--engine-admin", extra]);
@@ -146,6 +155,7 @@ impl Stack {
             control,
             key,
             operator_key,
+            keys,
             http,
             _pg: pg,
             nats,
@@ -372,6 +382,7 @@ async fn relay_process_killed_mid_stream_loses_and_reorders_nothing() {
     let url = testkit::nats_url();
     let db_url = stack._pg.url().to_owned();
     let relay_dir = tempfile::tempdir().unwrap();
+    let signing_key = stack.keys.signing_key();
     let relay_args = [
         "serve",
         "--listen",
@@ -380,6 +391,8 @@ async fn relay_process_killed_mid_stream_loses_and_reorders_nothing() {
         &db_url,
         "--nats",
         &url,
+        "--links-signing-key",
+        signing_key.to_str().unwrap(),
         "--links-stream",
         &stack.stream,
         "--links-subject",
