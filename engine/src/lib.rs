@@ -45,6 +45,7 @@
 //! - [`clicks`]: per-core click batches, the publisher thread, the disk spool.
 
 pub mod admin;
+pub mod backend;
 pub mod clicks;
 pub mod config;
 pub mod control;
@@ -58,4 +59,3 @@ pub mod server;
 pub mod shared;
 #[cfg(test)]
 mod test_alloc;
-pub mod uring;

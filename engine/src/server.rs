@@ -2,9 +2,10 @@
 //! start one executor per core and check each one started, start the control
 //! thread, print the readiness line, wait for a signal, drain, exit.
 
-use crate::config::{Config, IoChoice};
+use crate::backend;
+use crate::config::Config;
+use crate::control;
 use crate::shared::Shared;
-use crate::{control, core};
 use anyhow::{Context, bail};
 use snapshots::Snapshot;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -30,7 +31,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     crate::sched::background();
     let config = Arc::new(config);
     let cpus = pick_cpus(config.cores)?;
-    let backend = pick_backend(config.io)?;
+    let backend = backend::pick(config.io)?;
 
     let snapshot = match &config.snapshot {
         Some(path) => {
@@ -127,7 +128,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 metrics.clone(),
             )
         });
-        let handle = core::spawn(
+        let handle = backend::spawn(
             id,
             cpu,
             config.clone(),
@@ -279,25 +280,4 @@ fn allowed_cpus() -> anyhow::Result<Vec<usize>> {
         bail!("no CPU available to this process");
     }
     Ok(cpus)
-}
-
-/// The I/O backend: uring when asked for or, for `auto`, when this kernel can
-/// run it; an explicit `uring` the kernel cannot run is a start-up error.
-fn pick_backend(choice: IoChoice) -> anyhow::Result<core::Backend> {
-    if choice == IoChoice::Glommio {
-        return Ok(core::Backend::Glommio);
-    }
-    match crate::uring::setup::check() {
-        Ok(flavor) => {
-            tracing::info!(ring = flavor.name(), "io_uring backend");
-            Ok(core::Backend::Uring)
-        }
-        Err(reason) if choice == IoChoice::Uring => {
-            bail!("--io uring is not available here: {reason} (use --io glommio)")
-        }
-        Err(reason) => {
-            tracing::warn!(%reason, "io_uring backend unavailable, using glommio's sockets");
-            Ok(core::Backend::Glommio)
-        }
-    }
 }

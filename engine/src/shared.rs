@@ -4,6 +4,7 @@
 //! command channel.
 
 use crate::config::Config;
+use crate::core::command::{COMMAND_CAPACITY, Command};
 use crate::core::state::DeltaRecord;
 use crate::metrics::CoreMetrics;
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -12,24 +13,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Commands a core receives. Each core drains its channel on its clock tick.
-#[derive(Debug)]
-pub enum Command {
-    /// Serve this snapshot from now on; report the core id on `done`.
-    Snapshot {
-        snapshot: Arc<Snapshot>,
-        done: Sender<usize>,
-    },
-    /// Apply one change to the delta map.
-    Delta(Arc<DeltaRecord>),
-    /// Stop accepting, let in-flight requests finish, return.
-    Shutdown,
-}
-
-/// Capacity of each core's command channel. Deltas beyond it make the change
-/// stream wait (back-pressure), never drop.
-pub const COMMAND_CAPACITY: usize = 65_536;
 
 /// The snapshot being served, as the admin port reports it.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! The HTTP/1.1 exchange of one connection, whatever delivers its bytes.
 //!
-//! Both I/O backends ([`super::conn`] on glommio, [`crate::uring`] on the
-//! engine's own ring) hand the bytes they received to a [`Session`] and send
+//! Both I/O backends ([`crate::backend::glommio_net`] on glommio's sockets,
+//! [`crate::backend::uring`] on the engine's own ring) hand the bytes they
+//! received to a [`Session`] and send
 //! what it writes into their output buffer. Keeping the protocol here, once,
 //! is what makes the backends behave the same: pipelining, body skipping,
 //! limits, every malformed-input answer and both deadlines.

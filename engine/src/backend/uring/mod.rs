@@ -35,7 +35,7 @@ pub mod conn;
 pub mod setup;
 
 use crate::core::session::timeout_answer;
-use crate::core::{Core, TICK, timers::SWEEP_EVERY};
+use crate::core::{Core, SWEEP_EVERY, TICK};
 use bufring::BufRing;
 use conn::{Conn, Slab};
 use io_uring::squeue::Entry;
