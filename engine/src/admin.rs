@@ -4,10 +4,11 @@
 //! is on the request path. `/metrics` reads every core's counters with
 //! relaxed loads.
 
+use crate::clock;
 use crate::http::response::STATUSES;
 use crate::loader::{self, LoadError};
 use crate::metrics::LATENCY_BOUNDS_US;
-use crate::shared::{Shared, now_ms};
+use crate::shared::Shared;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -342,7 +343,9 @@ pub fn render(shared: &Shared) -> String {
         "gauge",
         loaded
             .as_ref()
-            .map_or(0.0, |s| (now_ms() - s.built_at_ms) as f64 / 1e3)
+            .map_or(0.0, |s| {
+                (clock::unix_ms() as i64 - s.built_at_ms) as f64 / 1e3
+            })
             .to_string(),
     );
     gauge(

@@ -47,6 +47,7 @@
 pub mod admin;
 pub mod backend;
 pub mod clicks;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod core;

@@ -64,7 +64,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             links: s.len() as u64,
             built_at_ms: s.header().built_at_ms,
             file_len: s.file_len(),
-            loaded_at_ms: crate::shared::now_ms(),
+            loaded_at_ms: crate::clock::unix_ms(),
             source: config
                 .snapshot
                 .as_ref()

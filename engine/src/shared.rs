@@ -12,7 +12,7 @@ use snapshots::Snapshot;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The snapshot being served, as the admin port reports it.
 #[derive(Debug, Clone)]
@@ -21,7 +21,7 @@ pub struct LoadedSnapshot {
     pub links: u64,
     pub built_at_ms: i64,
     pub file_len: u64,
-    pub loaded_at_ms: i64,
+    pub loaded_at_ms: u64,
     /// Where it came from: a path, or `push`.
     pub source: String,
     /// Identity of the file at the configured path when it was loaded, so
@@ -128,7 +128,7 @@ impl Shared {
             links: header.link_count,
             built_at_ms: header.built_at_ms,
             file_len: snapshot.file_len(),
-            loaded_at_ms: now_ms(),
+            loaded_at_ms: crate::clock::unix_ms(),
             source,
             fingerprint,
         };
@@ -172,10 +172,4 @@ impl Shared {
     pub fn snapshot_path(&self) -> Option<PathBuf> {
         self.config.snapshot.clone()
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

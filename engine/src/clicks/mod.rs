@@ -181,7 +181,7 @@ pub fn process_prefix() -> [u8; 8] {
     let mut prefix = [0u8; 8];
     if getrandom::fill(&mut prefix).is_err() {
         // No entropy source: time and pid still differ across restarts.
-        let now = crate::shared::now_ms() as u64;
+        let now = crate::clock::unix_ms();
         prefix = (now ^ (u64::from(std::process::id()) << 40)).to_be_bytes();
     }
     prefix

@@ -3,9 +3,9 @@
 //! Commands arrive on the core's bounded channel and are drained by its tick
 //! ([`Core::tick`]), never on the request path.
 
+use super::Core;
 use super::state::DeltaRecord;
-use super::{Core, unix_ms};
-use crate::http::date;
+use crate::clock;
 use crossbeam_channel::{Receiver, Sender};
 use snapshots::Snapshot;
 use std::sync::Arc;
@@ -33,14 +33,12 @@ impl Core {
     /// Returns `false` once the core is told to stop (or every sender is
     /// gone: the process is exiting).
     pub fn tick(&self, commands: &Receiver<Command>) -> bool {
-        let now_ms = unix_ms();
+        let now_ms = clock::unix_ms();
         if let Some(clicks) = self.clicks.borrow_mut().as_mut() {
             clicks.tick(now_ms);
         }
-        let now = (now_ms / 1000) as i64;
-        if now != self.now_secs.get() {
-            self.now_secs.set(now);
-            self.pre.borrow_mut().set_date(&date::format(now));
+        if self.clock.advance(now_ms) {
+            self.pre.borrow_mut().set_date(&self.clock.date());
         }
         loop {
             match commands.try_recv() {

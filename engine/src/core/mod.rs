@@ -17,8 +17,8 @@ pub mod state;
 
 use crate::clicks::ClickBuffer;
 use crate::clicks::client_ip::Cidr;
+use crate::clock::CoreClock;
 use crate::config::Config;
-use crate::http::date;
 use crate::http::request::Limits;
 use crate::http::response::{Canned, Preformatted};
 use crate::metrics::CoreMetrics;
@@ -26,7 +26,7 @@ use snapshots::Snapshot;
 use state::CoreState;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How often a core looks at its command channel and the clock.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -39,8 +39,8 @@ pub struct Core {
     pub id: usize,
     pub state: RefCell<CoreState>,
     pub pre: RefCell<Preformatted>,
-    /// Unix seconds, refreshed by the clock tick (link expiry checks).
-    pub now_secs: Cell<i64>,
+    /// Unix seconds, refreshed by the tick (link expiry, the `Date` header).
+    pub clock: CoreClock,
     pub metrics: Arc<CoreMetrics>,
     pub limits: Limits,
     pub gone: Canned,
@@ -72,18 +72,15 @@ impl Core {
         snapshot: Option<Arc<Snapshot>>,
         clicks: Option<ClickBuffer>,
     ) -> Core {
-        let now = unix_secs();
+        let clock = CoreClock::new();
         if let Some(s) = &snapshot {
             metrics.snapshot_sequence.set(s.sequence() as i64);
         }
         Core {
             id,
             state: RefCell::new(CoreState::new(snapshot)),
-            pre: RefCell::new(Preformatted::new(
-                config.permanent_max_age,
-                &date::format(now),
-            )),
-            now_secs: Cell::new(now),
+            pre: RefCell::new(Preformatted::new(config.permanent_max_age, &clock.date())),
+            clock,
             metrics,
             limits: Limits {
                 max_uri: config.max_uri_bytes,
@@ -111,17 +108,4 @@ impl Core {
             proxies: config.proxies().unwrap_or_default(),
         }
     }
-}
-
-/// Unix milliseconds (click timestamps, batch ages).
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn unix_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

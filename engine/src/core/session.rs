@@ -238,7 +238,7 @@ pub fn answer(
     }
     let state = core.state.borrow();
     let canned = match state.lookup(code) {
-        Lookup::Found(target) if !target.is_gone(core.now_secs.get()) => {
+        Lookup::Found(target) if !target.is_gone(core.clock.secs()) => {
             let query = if target.forward_query { req.query } else { b"" };
             pre.redirect(out, target.status, target.location, query, persist);
             let status = target.status.code();

@@ -121,7 +121,7 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>, sweeper: Rc<Sweeper>) 
         tracker.set_busy(true);
         filled += n;
 
-        let now_ms = crate::core::unix_ms();
+        let now_ms = crate::clock::unix_ms();
         let mut start = 0usize;
         let mut answered = 0u64;
         let close = loop {

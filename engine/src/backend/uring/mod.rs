@@ -34,6 +34,7 @@ mod bufring;
 pub mod conn;
 pub mod setup;
 
+use crate::clock::TurnClock;
 use crate::core::session::timeout_answer;
 use crate::core::{Core, SWEEP_EVERY, TICK};
 use bufring::BufRing;
@@ -105,7 +106,7 @@ pub struct Driver {
     rearm: Vec<u32>,
     /// This turn's completions, copied out of the ring.
     completions: Vec<(u64, i32, u32)>,
-    clock: UnixClock,
+    clock: TurnClock,
 }
 
 impl Driver {
@@ -133,7 +134,7 @@ impl Driver {
             dirty: Vec::with_capacity(1024),
             rearm: Vec::with_capacity(1024),
             completions: Vec::with_capacity(setup::CQ_ENTRIES as usize),
-            clock: UnixClock::new(),
+            clock: TurnClock::new(),
         })
     }
 
@@ -167,7 +168,7 @@ impl Driver {
             if now >= next_tick {
                 next_tick = now + TICK;
                 ticks = ticks.wrapping_add(1);
-                self.clock = UnixClock::new();
+                self.clock = TurnClock::new();
                 if ticks.is_multiple_of(SWEEP_EVERY) {
                     self.sweep(now);
                 }
@@ -603,27 +604,6 @@ fn peer_ip(fd: RawFd) -> IpAddr {
         .ok()
         .and_then(|a| a.as_socket())
         .map_or(UNSPECIFIED, |a| a.ip())
-}
-
-/// Unix milliseconds from the monotonic clock read the loop makes anyway,
-/// re-based every tick: one clock read per turn instead of one per click.
-struct UnixClock {
-    base: Instant,
-    base_ms: u64,
-}
-
-impl UnixClock {
-    fn new() -> UnixClock {
-        UnixClock {
-            base: Instant::now(),
-            base_ms: crate::core::unix_ms(),
-        }
-    }
-
-    #[inline]
-    fn unix_ms(&self, now: Instant) -> u64 {
-        self.base_ms + now.saturating_duration_since(self.base).as_millis() as u64
-    }
 }
 
 #[cfg(test)]
