@@ -441,6 +441,11 @@ impl Driver {
             return;
         }
         conn.closing = true;
+        // Counted closed now, when the client can see it closed, as the
+        // glommio backend does; the slot itself waits for the kernel.
+        let core = &*self.core;
+        core.open.set(core.open.get() - 1);
+        core.metrics.connections_open.add(-1);
         if conn.in_flight() {
             // Ends the armed receive (end of file) and any send (broken
             // pipe); their completions free the slot.
@@ -458,8 +463,6 @@ impl Driver {
             core.busy.set(core.busy.get() - 1);
         }
         let fd = self.conns.remove(slot);
-        core.open.set(core.open.get() - 1);
-        core.metrics.connections_open.add(-1);
         let entry = opcode::Close::new(Fd(fd))
             .build()
             .user_data(user_data(QUIET, slot, 0));
