@@ -159,7 +159,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     for _ in 0..cpus.len() {
         match started_rx.recv() {
             Ok(Ok(_)) => {}
-            Ok(Err(message)) => failures.push(message),
+            Ok(Err(error)) => failures.push(error.to_string()),
             Err(_) => {
                 failures.push("a core exited during start-up".to_owned());
                 break;

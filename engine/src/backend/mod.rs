@@ -17,6 +17,7 @@
 //! Both hand the bytes to the connection's [`crate::core::session::Session`],
 //! which is why they answer alike; neither is known to [`crate::core`].
 
+pub mod error;
 pub mod glommio_net;
 pub mod uring;
 
@@ -25,8 +26,8 @@ use crate::config::{Config, IoChoice};
 use crate::core::command::Command;
 use crate::core::{Core, TICK};
 use crate::metrics::CoreMetrics;
-use anyhow::bail;
 use crossbeam_channel::Receiver;
+use error::{StartError, Started};
 use glommio::{LocalExecutorBuilder, Placement};
 use snapshots::Snapshot;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -58,7 +59,7 @@ impl Backend {
 
 /// The I/O backend: uring when asked for or, for `auto`, when this kernel can
 /// run it; an explicit `uring` the kernel cannot run is a start-up error.
-pub fn pick(choice: IoChoice) -> anyhow::Result<Backend> {
+pub fn pick(choice: IoChoice) -> Result<Backend, StartError> {
     if choice == IoChoice::Glommio {
         return Ok(Backend::Glommio);
     }
@@ -67,18 +68,13 @@ pub fn pick(choice: IoChoice) -> anyhow::Result<Backend> {
             tracing::info!(ring = flavor.name(), "io_uring backend");
             Ok(Backend::Uring)
         }
-        Err(reason) if choice == IoChoice::Uring => {
-            bail!("--io uring is not available here: {reason} (use --io glommio)")
-        }
+        Err(reason) if choice == IoChoice::Uring => Err(StartError::UringUnsupported { reason }),
         Err(reason) => {
             tracing::warn!(%reason, "io_uring backend unavailable, using glommio's sockets");
             Ok(Backend::Glommio)
         }
     }
 }
-
-/// What a core reports when it is listening, or why it could not start.
-pub type Started = Result<usize, String>;
 
 /// A backend's work on a running core.
 enum Running {
@@ -118,16 +114,20 @@ pub fn spawn(
             {
                 Ok(executor) => executor,
                 Err(e) => {
-                    let _ = started.send(Err(describe_start_error(id, cpu, io_memory, &e)));
+                    let limit = error::memlock_limit();
+                    let _ = started.send(Err(StartError::executor(id, cpu, io_memory, e, limit)));
                     return;
                 }
             };
             executor.run(async move {
                 let socket = match bind(listen, config.backlog) {
                     Ok(socket) => socket,
-                    Err(e) => {
-                        let _ =
-                            started.send(Err(format!("core {id}: cannot listen on {listen}: {e}")));
+                    Err(source) => {
+                        let _ = started.send(Err(StartError::Listen {
+                            core: id,
+                            addr: listen,
+                            source,
+                        }));
                         return;
                     }
                 };
@@ -146,11 +146,12 @@ pub fn spawn(
                             config.max_connections_per_core,
                         ) {
                             Ok(driver) => driver,
-                            Err(e) => {
-                                let _ = started.send(Err(format!(
-                                    "core {id} (cpu {cpu}) could not set up its io_uring: {e} \
-                                     (try --io glommio)"
-                                )));
+                            Err(source) => {
+                                let _ = started.send(Err(StartError::Ring {
+                                    core: id,
+                                    cpu,
+                                    source,
+                                }));
                                 return;
                             }
                         };
@@ -188,31 +189,6 @@ pub fn spawn(
                 tracing::debug!(core = id, busy = core.busy.get(), "core stopped");
             });
         })
-}
-
-fn describe_start_error(
-    id: usize,
-    cpu: usize,
-    io_memory: usize,
-    e: &glommio::GlommioError<()>,
-) -> String {
-    let text = e.to_string();
-    let hint = if text.contains("MemLock") || text.contains("memlock") || text.contains("locked") {
-        format!(
-            "; each core registers {io_memory} bytes of I/O memory with io_uring, which counts \
-             against RLIMIT_MEMLOCK: raise the limit (systemd LimitMEMLOCK=, see engine/README.md), \
-             grant CAP_IPC_LOCK, or lower io_memory_kib"
-        )
-    } else if text.contains("io_uring")
-        || text.contains("ENOSYS")
-        || text.contains("Function not implemented")
-    {
-        "; io_uring is unavailable (old kernel, or disabled by seccomp / kernel.io_uring_disabled)"
-            .to_owned()
-    } else {
-        String::new()
-    };
-    format!("core {id} (cpu {cpu}) could not start its executor: {text}{hint}")
 }
 
 /// A listening socket exactly like glommio's own, plus `TCP_NODELAY`
