@@ -15,10 +15,10 @@
 
 use super::Core;
 use super::state::Lookup;
-use crate::clicks::Capture;
 use crate::clicks::client_ip::client_ip;
 use crate::http::request::{self, Body, Method, Parse, Reject, Request};
 use crate::http::response::{Canned, Persist, status_index};
+use snapshots::click::ClickEvent;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -263,18 +263,17 @@ fn capture(core: &Core, req: &Request<'_>, peer: IpAddr, code: &[u8], status: u1
     let mut clicks = core.clicks.borrow_mut();
     if let Some(buffer) = clicks.as_mut() {
         let ip = client_ip(peer, &core.proxies, req.forwarded, req.x_forwarded_for);
-        buffer.record(
-            now_ms,
-            &Capture {
-                status,
-                ip,
-                code,
-                user_agent: req.user_agent,
-                referer: req.referer,
-                accept_language: req.accept_language,
-                host: req.host,
-            },
-        );
+        buffer.record(|event_id| ClickEvent {
+            event_id,
+            ts_ms: now_ms,
+            status,
+            ip,
+            code,
+            user_agent: req.user_agent,
+            referrer: req.referer,
+            accept_language: req.accept_language,
+            host: req.host,
+        });
     }
 }
 
