@@ -20,6 +20,9 @@
 //! - **Click batches** ([`click`]): what engines publish and the sidecar
 //!   consumes; a compact, versioned, length-prefixed binary layout that an
 //!   engine core appends to without allocating.
+//! - **Engine readiness** ([`readiness::EngineReadiness`]): the JSON an
+//!   engine's `GET /readyz` answers and the control plane reads to decide
+//!   whether an engine needs the latest snapshot.
 //!
 //! Why rkyv and one hash map rather than a sorted array or a perfect hash: the
 //! measurements in `FORMAT.md` ("Lookup structure"). Why these format controls
@@ -33,6 +36,7 @@
 //! - [`builder`]: streaming, atomic snapshot writes.
 //! - [`reader`]: mapping, checking and reading snapshots.
 //! - [`delta`], [`click`], [`streams`]: the stream records and names.
+//! - [`readiness`]: the engine's `/readyz` record.
 //! - [`input`]: CSV / JSON-lines input for the `snapshot` tool.
 //! - [`error`]: the refusal and build error enums.
 #![deny(clippy::host_endian_bytes)]
@@ -46,6 +50,7 @@ pub mod header;
 pub mod input;
 pub mod link;
 pub mod reader;
+pub mod readiness;
 pub mod streams;
 
 pub use builder::{BuildSummary, SnapshotBuilder};

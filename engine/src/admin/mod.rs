@@ -19,6 +19,7 @@ use axum::routing::{get, put};
 use error::AdminError;
 use futures::StreamExt;
 use serde_json::json;
+use snapshots::readiness::{CoreReadiness, EngineReadiness, ServedSnapshot};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -35,33 +36,44 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// `GET /readyz`: the [`EngineReadiness`] record, 200 once a snapshot is
+/// loaded, 503 before.
 async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let loaded = shared.loaded();
-    let body = json!({
-        "ready": loaded.is_some(),
-        "snapshot": loaded.as_ref().map(|s| json!({
-            "sequence": s.sequence,
-            "links": s.links,
-            "built_at_ms": s.built_at_ms,
-            "loaded_at_ms": s.loaded_at_ms,
-            "source": s.source,
-        })),
-        "nats": shared.config.nats.is_some(),
-        "nats_connected": shared.nats_connected.load(Relaxed),
-        "delta_seq": shared.delta_sent_seq.load(Relaxed),
-        "delta_lag": shared.delta_lag.load(Relaxed),
-        "cores": shared.metrics.iter().map(|m| json!({
-            "snapshot_sequence": m.snapshot_sequence.get(),
-            "delta_applied_seq": m.delta_applied_seq.get(),
-            "delta_entries": m.delta_entries.get(),
-        })).collect::<Vec<_>>(),
-    });
-    let status = if loaded.is_some() {
+    let readiness = readiness(&shared);
+    let status = if readiness.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, axum::Json(body)).into_response()
+    (status, axum::Json(readiness)).into_response()
+}
+
+/// The engine's state as `/readyz` reports it.
+pub fn readiness(shared: &Shared) -> EngineReadiness {
+    let snapshot = shared.loaded().map(|s| ServedSnapshot {
+        sequence: s.sequence,
+        links: s.links,
+        built_at_ms: s.built_at_ms,
+        loaded_at_ms: s.loaded_at_ms,
+        source: s.source,
+    });
+    EngineReadiness {
+        ready: snapshot.is_some(),
+        snapshot,
+        nats: shared.config.nats.is_some(),
+        nats_connected: shared.nats_connected.load(Relaxed),
+        delta_seq: shared.delta_sent_seq.load(Relaxed),
+        delta_lag: shared.delta_lag.load(Relaxed),
+        cores: shared
+            .metrics
+            .iter()
+            .map(|m| CoreReadiness {
+                snapshot_sequence: m.snapshot_sequence.get(),
+                delta_applied_seq: m.delta_applied_seq.get(),
+                delta_entries: m.delta_entries.get(),
+            })
+            .collect(),
+    }
 }
 
 /// `PUT /snapshot`: the body is written to a file beside the served one,
