@@ -9,7 +9,6 @@ use crate::shared::Shared;
 use anyhow::{Context, bail};
 use snapshots::Snapshot;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -24,9 +23,9 @@ enum Event {
 }
 
 /// Runs the engine until a signal stops it. Returns an error (non-zero exit)
-/// when start-up fails or a core dies on its own.
+/// when start-up fails or a core dies on its own. `config` is validated
+/// ([`servicekit::config::load`] does it).
 pub fn serve(config: Config) -> anyhow::Result<()> {
-    config.validate()?;
     // Every thread started from here on is background work, but the cores.
     crate::sched::background();
     let config = Arc::new(config);
@@ -182,17 +181,12 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
-    let ready = serde_json::json!({
-        "event": "ready",
-        "listen": listen.to_string(),
-        "admin": admin.to_string(),
-        "cores": cpus.len(),
-        "io": backend.name(),
-    });
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{ready}")?;
-    stdout.flush()?;
-    drop(stdout);
+    let mut ready = serde_json::Map::new();
+    ready.insert("listen".into(), listen.to_string().into());
+    ready.insert("admin".into(), admin.to_string().into());
+    ready.insert("cores".into(), cpus.len().into());
+    ready.insert("io".into(), backend.name().into());
+    servicekit::ready::announce(ready);
     tracing::info!(%listen, %admin, cores = cpus.len(), io = backend.name(), "engine ready");
 
     let mut running = cpus.len();
