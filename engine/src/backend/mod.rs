@@ -5,7 +5,7 @@
 //! binds its own `SO_REUSEPORT` listener on the shared address (the kernel
 //! spreads connections across the cores), starts one I/O backend on it, and
 //! runs the core's tick ([`crate::core::Core::tick`]) every
-//! [`TICK`](crate::core::TICK) until it is told to stop. Two backends, picked
+//! [`TICK`] until it is told to stop. Two backends, picked
 //! once for the process ([`pick`]):
 //!
 //! - [`uring`]: the engine's own io_uring per core (multishot accept and

@@ -7,7 +7,7 @@
 //!
 //! - one multishot accept on the core's `SO_REUSEPORT` listener;
 //! - one multishot receive per connection into a provided-buffer ring
-//!   ([`bufring`]): the kernel picks the buffer, requests are parsed straight
+//!   (`bufring`): the kernel picks the buffer, requests are parsed straight
 //!   out of it, and it goes back to the kernel before the turn ends;
 //! - answers go into the connection's output buffer, and each connection's
 //!   output of the whole turn is sent with one send, submitted together with
@@ -17,8 +17,8 @@
 //!   `COOP_TASKRUN`, or nothing, by kernel; [`setup`]), so completions never
 //!   interrupt the core: they are run when the loop asks for them.
 //!
-//! The loop is a glommio task, so glommio stays the core's executor: its
-//! clock task (the `Date` header, commands, click batch ages) runs whenever
+//! The loop is a glommio task, so glommio stays the core's executor: the
+//! core's tick (the `Date` header, commands, click batch ages) runs whenever
 //! the loop yields, which it does every tick (5 ms). The loop waits in its
 //! own ring for at most the time to the next tick, so the core never sleeps
 //! past work glommio has. Nothing else on the core uses glommio's I/O.
