@@ -4,7 +4,7 @@
 //! Every core is a glommio `LocalExecutor` pinned to one CPU ([`spawn`]). It
 //! binds its own `SO_REUSEPORT` listener on the shared address (the kernel
 //! spreads connections across the cores), starts one I/O backend on it, and
-//! runs the core's tick ([`crate::core::Core::tick`]) every
+//! runs the core's tick ([`crate::core::command::tick`]) every
 //! [`TICK`] until it is told to stop. Two backends, picked
 //! once for the process ([`pick`]):
 //!
@@ -23,7 +23,7 @@ pub mod uring;
 
 use crate::clicks::ClickBuffer;
 use crate::config::{Config, IoChoice};
-use crate::core::command::Command;
+use crate::core::command::{self, Command};
 use crate::core::{Core, TICK};
 use crate::metrics::CoreMetrics;
 use crossbeam_channel::Receiver;
@@ -162,7 +162,7 @@ pub fn spawn(
                 let _ = started.send(Ok(id));
                 loop {
                     glommio::timer::sleep(TICK).await;
-                    if !core.tick(&commands) {
+                    if !command::tick(&core, &commands) {
                         break;
                     }
                 }

@@ -1,7 +1,8 @@
 //! The core's tick, and what the control thread asks of a core through it.
 //!
 //! Commands arrive on the core's bounded channel and are drained by its tick
-//! ([`Core::tick`]), never on the request path.
+//! ([`tick`]), never on the request path. These are functions of a [`Core`]
+//! rather than its methods so that `Core` itself needs nothing from here.
 
 use super::Core;
 use super::state::DeltaRecord;
@@ -28,56 +29,54 @@ pub enum Command {
 /// stream wait (back-pressure), never drop.
 pub const COMMAND_CAPACITY: usize = 65_536;
 
-impl Core {
-    /// One tick: click batch ages, the clock, then every queued command.
-    /// Returns `false` once the core is told to stop (or every sender is
-    /// gone: the process is exiting).
-    pub fn tick(&self, commands: &Receiver<Command>) -> bool {
-        let now_ms = clock::unix_ms();
-        if let Some(clicks) = self.clicks.borrow_mut().as_mut() {
-            clicks.tick(now_ms);
-        }
-        if self.clock.advance(now_ms) {
-            self.pre.borrow_mut().set_date(&self.clock.date());
-        }
-        loop {
-            match commands.try_recv() {
-                Ok(command) => {
-                    if !self.handle(command) {
-                        return false;
-                    }
+/// One tick: click batch ages, the clock, then every queued command.
+/// Returns `false` once the core is told to stop (or every sender is gone:
+/// the process is exiting).
+pub fn tick(core: &Core, commands: &Receiver<Command>) -> bool {
+    let now_ms = clock::unix_ms();
+    if let Some(clicks) = core.clicks.borrow_mut().as_mut() {
+        clicks.tick(now_ms);
+    }
+    if core.clock.advance(now_ms) {
+        core.pre.borrow_mut().set_date(&core.clock.date());
+    }
+    loop {
+        match commands.try_recv() {
+            Ok(command) => {
+                if !handle(core, command) {
+                    return false;
                 }
-                Err(crossbeam_channel::TryRecvError::Empty) => return true,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
             }
+            Err(crossbeam_channel::TryRecvError::Empty) => return true,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
         }
     }
+}
 
-    /// Carries out one command; `false` for [`Command::Shutdown`].
-    pub fn handle(&self, command: Command) -> bool {
-        match command {
-            Command::Snapshot { snapshot, done } => {
-                let sequence = snapshot.sequence();
-                let old = self.state.borrow_mut().install(snapshot);
-                self.metrics.snapshot_sequence.set(sequence as i64);
-                self.metrics
-                    .delta_entries
-                    .set(self.state.borrow().delta_len() as i64);
-                let _ = done.send(self.id);
-                // The old mapping is unmapped here (or by the last core to
-                // let go of it): a short munmap off the request path.
-                drop(old);
-            }
-            Command::Delta(record) => {
-                let mut state = self.state.borrow_mut();
-                state.apply(record);
-                self.metrics.delta_entries.set(state.delta_len() as i64);
-                self.metrics
-                    .delta_applied_seq
-                    .set(state.applied_seq() as i64);
-            }
-            Command::Shutdown => return false,
+/// Carries out one command; `false` for [`Command::Shutdown`].
+fn handle(core: &Core, command: Command) -> bool {
+    match command {
+        Command::Snapshot { snapshot, done } => {
+            let sequence = snapshot.sequence();
+            let old = core.state.borrow_mut().install(snapshot);
+            core.metrics.snapshot_sequence.set(sequence as i64);
+            core.metrics
+                .delta_entries
+                .set(core.state.borrow().delta_len() as i64);
+            let _ = done.send(core.id);
+            // The old mapping is unmapped here (or by the last core to
+            // let go of it): a short munmap off the request path.
+            drop(old);
         }
-        true
+        Command::Delta(record) => {
+            let mut state = core.state.borrow_mut();
+            state.apply(record);
+            core.metrics.delta_entries.set(state.delta_len() as i64);
+            core.metrics
+                .delta_applied_seq
+                .set(state.applied_seq() as i64);
+        }
+        Command::Shutdown => return false,
     }
+    true
 }

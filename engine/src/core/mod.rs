@@ -6,7 +6,7 @@
 //! business, and this module knows none of them. Every backend hands the
 //! bytes of a connection to a [`session::Session`], which answers from
 //! [`state::CoreState`] (the lookup) through the [`Core`]. A tick every
-//! [`TICK`] ([`Core::tick`]) refreshes the cached `Date` (once a second), ages
+//! [`TICK`] ([`command::tick`]) refreshes the cached `Date` (once a second), ages
 //! the click batch and drains the core's command channel ([`command`]:
 //! snapshot swaps, deltas, shutdown), so cross-thread messages never touch the
 //! request path.
