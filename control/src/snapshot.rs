@@ -11,42 +11,21 @@
 //! **Delivery: push over each engine's admin port** (`PUT /snapshot`, body =
 //! the file), not a NATS object store: NATS 2.9 with async-nats 0.51 cannot
 //! use KV/object stores (see DESIGN.md), and a push needs nothing but HTTP.
-//! A reconcile loop asks each engine `GET /readyz` (its snapshot sequence, see
-//! [`reported_sequence`] for the shapes accepted) every few seconds and
-//! pushes the latest generation to an engine that has none or an older one;
-//! that is how a new or restarted engine gets the latest snapshot on start.
+//! A reconcile loop asks each engine `GET /readyz` (an
+//! [`EngineReadiness`] record; the sequence that counts is its lowest core's,
+//! [`EngineReadiness::served_sequence`]) every few seconds and pushes the
+//! latest generation to an engine that has none or an older one; that is how
+//! a new or restarted engine gets the latest snapshot on start.
 
 use crate::metrics::Metrics;
 use anyhow::Context as _;
 use futures::TryStreamExt;
 use serde::Serialize;
+use snapshots::readiness::EngineReadiness;
 use sqlx::PgPool;
 use std::path::PathBuf;
 use std::sync::Arc;
 use time::OffsetDateTime;
-
-/// The snapshot sequence in an engine's `/readyz` body. Accepts the agreed
-/// top-level `snapshot_sequence`, the engine's `snapshot.sequence`, and
-/// otherwise the lowest `cores[].snapshot_sequence` (a core still on an old
-/// snapshot counts as old). Negative or missing: no snapshot.
-pub fn reported_sequence(body: &serde_json::Value) -> Option<u64> {
-    if let Some(s) = body.get("snapshot_sequence").and_then(|v| v.as_u64()) {
-        return Some(s);
-    }
-    let cores = body.get("cores").and_then(|c| c.as_array());
-    let lowest_core = cores.and_then(|cores| {
-        cores
-            .iter()
-            .map(|c| c.get("snapshot_sequence").and_then(|v| v.as_u64()))
-            .collect::<Option<Vec<u64>>>()
-            .and_then(|v| v.into_iter().min())
-    });
-    let whole = body.pointer("/snapshot/sequence").and_then(|v| v.as_u64());
-    match (whole, lowest_core) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
 
 /// One generation on disk.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -261,9 +240,12 @@ impl SnapshotService {
             .timeout(std::time::Duration::from_secs(2))
             .send()
             .await?;
-        // A 503 readyz still carries the JSON (an engine without a snapshot is not ready).
-        let body: serde_json::Value = resp.json().await.context("readyz is not JSON")?;
-        Ok(reported_sequence(&body))
+        // A 503 readyz still carries the record (an engine without a snapshot is not ready).
+        let readiness: EngineReadiness = resp
+            .json()
+            .await
+            .context("readyz is not an engine readiness record")?;
+        Ok(readiness.served_sequence())
     }
 
     /// One reconcile round: push the latest generation to engines behind it.
@@ -328,24 +310,31 @@ impl SnapshotService {
 
 #[cfg(test)]
 mod tests {
-    use super::reported_sequence;
-    use serde_json::json;
+    use snapshots::readiness::EngineReadiness;
+
+    fn readiness(body: serde_json::Value) -> EngineReadiness {
+        serde_json::from_value(body).unwrap()
+    }
 
     #[test]
     fn engine_readyz_shapes() {
-        assert_eq!(
-            reported_sequence(&json!({ "ready": true, "snapshot_sequence": 7 })),
-            Some(7)
-        );
-        assert_eq!(
-            reported_sequence(&json!({ "snapshot": { "sequence": 9 }, "cores": [
-                { "snapshot_sequence": 9 }, { "snapshot_sequence": 8 } ] })),
-            Some(8)
-        );
-        assert_eq!(
-            reported_sequence(&json!({ "snapshot": null, "cores": [{ "snapshot_sequence": -1 }] })),
-            None
-        );
-        assert_eq!(reported_sequence(&json!({ "ready": false })), None);
+        let core = |seq: i64| {
+            serde_json::json!({
+                "snapshot_sequence": seq, "delta_applied_seq": 0, "delta_entries": 0
+            })
+        };
+        let ready = readiness(serde_json::json!({
+            "ready": true, "nats": true, "nats_connected": true, "delta_seq": 9, "delta_lag": 0,
+            "snapshot": {
+                "sequence": 9, "links": 1, "built_at_ms": 1, "loaded_at_ms": 2, "source": "push"
+            },
+            "cores": [core(9), core(8)],
+        }));
+        assert_eq!(ready.served_sequence(), Some(8));
+        let unready = readiness(serde_json::json!({
+            "ready": false, "nats": true, "nats_connected": false, "delta_seq": 0, "delta_lag": 0,
+            "snapshot": null, "cores": [core(-1)],
+        }));
+        assert_eq!(unready.served_sequence(), None);
     }
 }

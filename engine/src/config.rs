@@ -1,10 +1,12 @@
-//! `engine serve` configuration: an optional TOML file, overridden by flags.
+//! `engine serve` configuration: an optional TOML file, overridden by flags,
+//! loaded the way every service loads its settings ([`servicekit::config`]).
 //!
 //! Every field has a default (see [`Config::default`]), unknown keys in the
 //! file are an error, and [`Config::validate`] runs once before anything
 //! starts, so a typo never becomes a silently ignored setting.
 
 use serde::Deserialize;
+use servicekit::{ConfigError, ServiceConfig};
 use snapshots::link::validate_target;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -150,47 +152,34 @@ pub enum IoChoice {
     Glommio,
 }
 
-/// A setting that cannot work, named.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ConfigError {
-    #[error("gone_status must be 404 or 410, not {0}")]
-    GoneStatus(u16),
-    #[error("root_redirect {url:?} is not a valid target: {reason}")]
-    RootRedirect { url: String, reason: String },
-    #[error("cores must be at least 1")]
-    NoCores,
-    #[error("max_uri_bytes ({uri}) must be at least 16 and below max_head_bytes ({head})")]
-    Limits { uri: usize, head: usize },
-    #[error("{0} must be greater than 0")]
-    Zero(&'static str),
-    #[error("{0:?} is not a valid stream name")]
-    StreamName(String),
-    #[error("uring_buffers must be a power of two from 2 to 32768, not {0}")]
-    UringBuffers(u16),
-    #[error("trusted_proxies: {0}")]
-    TrustedProxy(String),
-}
-
-impl Config {
-    /// Checks every field against the others.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl ServiceConfig for Config {
+    /// Checks every field against the others; the error names the field.
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.gone_status != 404 && self.gone_status != 410 {
-            return Err(ConfigError::GoneStatus(self.gone_status));
+            return Err(ConfigError::invalid(
+                "gone_status",
+                format!("must be 404 or 410, not {}", self.gone_status),
+            ));
         }
         if let Some(url) = &self.root_redirect {
-            validate_target(url).map_err(|reason| ConfigError::RootRedirect {
-                url: url.clone(),
-                reason: reason.to_string(),
+            validate_target(url).map_err(|reason| {
+                ConfigError::invalid(
+                    "root_redirect",
+                    format!("{url:?} is not a valid target: {reason}"),
+                )
             })?;
         }
         if self.cores == Some(0) {
-            return Err(ConfigError::NoCores);
+            return Err(ConfigError::invalid("cores", "must be at least 1"));
         }
         if self.max_uri_bytes < 16 || self.max_uri_bytes >= self.max_head_bytes {
-            return Err(ConfigError::Limits {
-                uri: self.max_uri_bytes,
-                head: self.max_head_bytes,
-            });
+            return Err(ConfigError::invalid(
+                "max_uri_bytes",
+                format!(
+                    "{} must be at least 16 and below max_head_bytes ({})",
+                    self.max_uri_bytes, self.max_head_bytes
+                ),
+            ));
         }
         for (name, value) in [
             ("header_timeout_ms", self.header_timeout_ms),
@@ -206,30 +195,47 @@ impl Config {
             ("click_channel_batches", self.click_channel_batches as u64),
         ] {
             if value == 0 {
-                return Err(ConfigError::Zero(name));
+                return Err(ConfigError::invalid(name, "must be greater than 0"));
             }
         }
         if self.uring_buffers < 2 || !self.uring_buffers.is_power_of_two() {
-            return Err(ConfigError::UringBuffers(self.uring_buffers));
+            return Err(ConfigError::invalid(
+                "uring_buffers",
+                format!(
+                    "must be a power of two from 2 to 32768, not {}",
+                    self.uring_buffers
+                ),
+            ));
         }
-        for name in [&self.links_stream, &self.clicks_stream] {
+        for (field, name) in [
+            ("links_stream", &self.links_stream),
+            ("clicks_stream", &self.clicks_stream),
+        ] {
             if name.is_empty()
                 || name.bytes().any(|b| {
                     b.is_ascii_whitespace() || matches!(b, b'.' | b'*' | b'>' | b'/' | b'\\')
                 })
             {
-                return Err(ConfigError::StreamName(name.clone()));
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("{name:?} is not a valid stream name"),
+                ));
             }
         }
         self.proxies()?;
         Ok(())
     }
+}
 
+impl Config {
     /// The trusted proxies, parsed.
     pub fn proxies(&self) -> Result<Vec<crate::clicks::client_ip::Cidr>, ConfigError> {
         self.trusted_proxies
             .iter()
-            .map(|p| p.parse().map_err(ConfigError::TrustedProxy))
+            .map(|p| {
+                p.parse()
+                    .map_err(|problem| ConfigError::invalid("trusted_proxies", problem))
+            })
             .collect()
     }
 
@@ -267,24 +273,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use servicekit::config::from_toml;
 
     #[test]
     fn defaults_are_valid_and_documented_values() {
         let config = Config::default();
-        assert_eq!(config.validate(), Ok(()));
+        assert!(config.validate().is_ok());
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.admin.to_string(), "127.0.0.1:9080");
         assert_eq!(config.links_stream, "LINKS");
         assert_eq!(config.links_subject, "links.changes");
-        assert_eq!(toml::from_str::<Config>("").unwrap(), config);
+        assert_eq!(from_toml::<Config>("").unwrap(), config);
     }
 
     #[test]
     fn file_is_strict() {
-        let err = toml::from_str::<Config>("listen = \"0.0.0.0:80\"\nlisen = 1\n").unwrap_err();
+        let err = from_toml::<Config>("listen = \"0.0.0.0:80\"\nlisen = 1\n").unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
-        let config: Config =
-            toml::from_str("gone_status = 404\ncores = 2\nio = \"glommio\"\n").unwrap();
+        let config: Config = from_toml("gone_status = 404\ncores = 2\nio = \"glommio\"\n").unwrap();
         assert_eq!(
             (config.gone_status, config.cores, config.io),
             (404, Some(2), IoChoice::Glommio)
@@ -296,25 +302,39 @@ mod tests {
         let bad = |f: fn(&mut Config)| {
             let mut c = Config::default();
             f(&mut c);
-            c.validate().unwrap_err()
+            let err = c.validate().unwrap_err();
+            (err.field().unwrap(), err.to_string())
         };
-        assert_eq!(bad(|c| c.gone_status = 200), ConfigError::GoneStatus(200));
-        assert_eq!(bad(|c| c.cores = Some(0)), ConfigError::NoCores);
-        assert!(matches!(
-            bad(|c| c.root_redirect = Some("ftp://x".into())),
-            ConfigError::RootRedirect { .. }
-        ));
+        assert_eq!(
+            bad(|c| c.gone_status = 200),
+            (
+                "gone_status",
+                "gone_status: must be 404 or 410, not 200".into()
+            )
+        );
+        assert_eq!(bad(|c| c.cores = Some(0)).0, "cores");
+        assert_eq!(
+            bad(|c| c.root_redirect = Some("ftp://x".into())).0,
+            "root_redirect"
+        );
         assert_eq!(
             bad(|c| c.idle_timeout_ms = 0),
-            ConfigError::Zero("idle_timeout_ms")
+            (
+                "idle_timeout_ms",
+                "idle_timeout_ms: must be greater than 0".into()
+            )
         );
         assert_eq!(
             bad(|c| c.uring_buffers = 1000),
-            ConfigError::UringBuffers(1000)
+            (
+                "uring_buffers",
+                "uring_buffers: must be a power of two from 2 to 32768, not 1000".into()
+            )
         );
-        assert!(matches!(
-            bad(|c| c.links_stream = "a.b".into()),
-            ConfigError::StreamName(_)
-        ));
+        assert_eq!(bad(|c| c.links_stream = "a.b".into()).0, "links_stream");
+        assert_eq!(
+            bad(|c| c.trusted_proxies = vec!["nope".into()]).0,
+            "trusted_proxies"
+        );
     }
 }

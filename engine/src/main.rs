@@ -23,13 +23,14 @@ enum Command {
     Serve(ServeArgs),
 }
 
-/// Flags override the config file; the file overrides the defaults.
+/// Flags override the config file; the file overrides the defaults
+/// (`servicekit::config::load`).
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML config file (every key is a field of engine::config::Config; unknown keys are refused).
+    /// TOML config file (every key is a field of engine::config::Config; unknown keys are refused) [default: none, the defaults below].
     #[arg(long, env = "ENGINE_CONFIG")]
     config: Option<PathBuf>,
-    /// Snapshot file to serve from start; reloaded on SIGHUP and when it changes. Without it the engine answers 503 until a snapshot is pushed.
+    /// Snapshot file to serve from start; reloaded on SIGHUP and when it changes [default: none: the engine answers 503 until a snapshot is pushed].
     #[arg(long)]
     snapshot: Option<PathBuf>,
     /// Redirect listener address [default: 127.0.0.1:8080]; port 0 picks a free port.
@@ -41,7 +42,7 @@ struct ServeArgs {
     /// Number of cores (executors), from CPU 0 up [default: every CPU available].
     #[arg(long)]
     cores: Option<usize>,
-    /// NATS URL for the link change stream and click publishing; absent: standalone (no changes applied, no clicks).
+    /// NATS URL for the link change stream and click publishing [default: none: standalone, no changes applied, no clicks].
     #[arg(long)]
     nats: Option<String>,
     /// JetStream stream of link changes [default: LINKS].
@@ -86,7 +87,7 @@ struct ServeArgs {
     /// Time given to in-flight requests on SIGTERM, ms [default: 5000].
     #[arg(long)]
     shutdown_grace_ms: Option<u64>,
-    /// Do not capture clicks even with --nats.
+    /// Do not capture clicks even with --nats [default: clicks are captured when --nats is set].
     #[arg(long)]
     no_clicks: bool,
     /// Node id in click records and the subject clicks.<node-id> [default: the host name].
@@ -116,79 +117,39 @@ struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-                toml::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?
+    /// Defaults, then `--config`, then these flags, then one validation.
+    fn into_config(self) -> Result<Config, servicekit::ConfigError> {
+        servicekit::config::load(self.config.as_deref(), |config: &mut Config| {
+            servicekit::override_fields!(self => config;
+                listen, admin, links_stream, links_subject, permanent_max_age, gone_status,
+                io_memory_kib, io, uring_buffers, header_timeout_ms, idle_timeout_ms,
+                max_connections_per_core, shutdown_grace_ms, clicks_stream,
+                clicks_subject_prefix, click_batch_events, click_batch_age_ms,
+                click_spool_max_bytes;
+                optional: node_id, click_spool_dir, snapshot, cores, nats, admin_token,
+                snapshot_dir, root_redirect
+            );
+            if self.no_clicks {
+                config.clicks = false;
             }
-            None => Config::default(),
-        };
-        macro_rules! set {
-            ($($field:ident),*) => {$(
-                if let Some(value) = self.$field { config.$field = value.into(); }
-            )*};
-        }
-        set!(
-            listen,
-            admin,
-            links_stream,
-            links_subject,
-            permanent_max_age,
-            gone_status,
-            io_memory_kib,
-            io,
-            uring_buffers,
-            header_timeout_ms,
-            idle_timeout_ms,
-            max_connections_per_core,
-            shutdown_grace_ms,
-            clicks_stream,
-            clicks_subject_prefix,
-            click_batch_events,
-            click_batch_age_ms,
-            click_spool_max_bytes
-        );
-        if self.no_clicks {
-            config.clicks = false;
-        }
-        if !self.trusted_proxies.is_empty() {
-            config.trusted_proxies = self.trusted_proxies.clone();
-        }
-        macro_rules! set_some {
-            ($($field:ident),*) => {$(
-                if self.$field.is_some() { config.$field = self.$field; }
-            )*};
-        }
-        set_some!(
-            node_id,
-            click_spool_dir,
-            snapshot,
-            cores,
-            nats,
-            admin_token,
-            snapshot_dir,
-            root_redirect
-        );
-        Ok(config)
+            if !self.trusted_proxies.is_empty() {
+                config.trusted_proxies = self.trusted_proxies.clone();
+            }
+        })
     }
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    servicekit::logging::init();
     let Cli {
         command: Command::Serve(args),
     } = Cli::parse();
-    let result = args.into_config().and_then(engine::server::serve);
-    if let Err(e) = result {
+    // A config error's message already includes its cause: `{e}`, not `{e:#}`.
+    let config = args.into_config().unwrap_or_else(|e| {
+        eprintln!("engine: {e}");
+        std::process::exit(1);
+    });
+    if let Err(e) = engine::server::serve(config) {
         eprintln!("engine: {e:#}");
         std::process::exit(1);
     }

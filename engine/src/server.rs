@@ -2,13 +2,13 @@
 //! start one executor per core and check each one started, start the control
 //! thread, print the readiness line, wait for a signal, drain, exit.
 
-use crate::config::{Config, IoChoice};
+use crate::backend;
+use crate::config::Config;
+use crate::control;
 use crate::shared::Shared;
-use crate::{control, core};
 use anyhow::{Context, bail};
 use snapshots::Snapshot;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -23,14 +23,14 @@ enum Event {
 }
 
 /// Runs the engine until a signal stops it. Returns an error (non-zero exit)
-/// when start-up fails or a core dies on its own.
+/// when start-up fails or a core dies on its own. `config` is validated
+/// ([`servicekit::config::load`] does it).
 pub fn serve(config: Config) -> anyhow::Result<()> {
-    config.validate()?;
     // Every thread started from here on is background work, but the cores.
     crate::sched::background();
     let config = Arc::new(config);
     let cpus = pick_cpus(config.cores)?;
-    let backend = pick_backend(config.io)?;
+    let backend = backend::pick(config.io)?;
 
     let snapshot = match &config.snapshot {
         Some(path) => {
@@ -63,7 +63,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             links: s.len() as u64,
             built_at_ms: s.header().built_at_ms,
             file_len: s.file_len(),
-            loaded_at_ms: crate::shared::now_ms(),
+            loaded_at_ms: crate::clock::unix_ms(),
             source: config
                 .snapshot
                 .as_ref()
@@ -127,7 +127,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 metrics.clone(),
             )
         });
-        let handle = core::spawn(
+        let handle = backend::spawn(
             id,
             cpu,
             config.clone(),
@@ -158,7 +158,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     for _ in 0..cpus.len() {
         match started_rx.recv() {
             Ok(Ok(_)) => {}
-            Ok(Err(message)) => failures.push(message),
+            Ok(Err(error)) => failures.push(error.to_string()),
             Err(_) => {
                 failures.push("a core exited during start-up".to_owned());
                 break;
@@ -181,17 +181,12 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             }
         });
     }
-    let ready = serde_json::json!({
-        "event": "ready",
-        "listen": listen.to_string(),
-        "admin": admin.to_string(),
-        "cores": cpus.len(),
-        "io": backend.name(),
-    });
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{ready}")?;
-    stdout.flush()?;
-    drop(stdout);
+    let mut ready = serde_json::Map::new();
+    ready.insert("listen".into(), listen.to_string().into());
+    ready.insert("admin".into(), admin.to_string().into());
+    ready.insert("cores".into(), cpus.len().into());
+    ready.insert("io".into(), backend.name().into());
+    servicekit::ready::announce(ready);
     tracing::info!(%listen, %admin, cores = cpus.len(), io = backend.name(), "engine ready");
 
     let mut running = cpus.len();
@@ -279,25 +274,4 @@ fn allowed_cpus() -> anyhow::Result<Vec<usize>> {
         bail!("no CPU available to this process");
     }
     Ok(cpus)
-}
-
-/// The I/O backend: uring when asked for or, for `auto`, when this kernel can
-/// run it; an explicit `uring` the kernel cannot run is a start-up error.
-fn pick_backend(choice: IoChoice) -> anyhow::Result<core::Backend> {
-    if choice == IoChoice::Glommio {
-        return Ok(core::Backend::Glommio);
-    }
-    match crate::uring::setup::check() {
-        Ok(flavor) => {
-            tracing::info!(ring = flavor.name(), "io_uring backend");
-            Ok(core::Backend::Uring)
-        }
-        Err(reason) if choice == IoChoice::Uring => {
-            bail!("--io uring is not available here: {reason} (use --io glommio)")
-        }
-        Err(reason) => {
-            tracing::warn!(%reason, "io_uring backend unavailable, using glommio's sockets");
-            Ok(core::Backend::Glommio)
-        }
-    }
 }

@@ -4,6 +4,7 @@
 //! command channel.
 
 use crate::config::Config;
+use crate::core::command::{COMMAND_CAPACITY, Command};
 use crate::core::state::DeltaRecord;
 use crate::metrics::CoreMetrics;
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -11,25 +12,7 @@ use snapshots::Snapshot;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Commands a core receives. Each core drains its channel on its clock tick.
-#[derive(Debug)]
-pub enum Command {
-    /// Serve this snapshot from now on; report the core id on `done`.
-    Snapshot {
-        snapshot: Arc<Snapshot>,
-        done: Sender<usize>,
-    },
-    /// Apply one change to the delta map.
-    Delta(Arc<DeltaRecord>),
-    /// Stop accepting, let in-flight requests finish, return.
-    Shutdown,
-}
-
-/// Capacity of each core's command channel. Deltas beyond it make the change
-/// stream wait (back-pressure), never drop.
-pub const COMMAND_CAPACITY: usize = 65_536;
+use std::time::{Duration, Instant};
 
 /// The snapshot being served, as the admin port reports it.
 #[derive(Debug, Clone)]
@@ -38,7 +21,7 @@ pub struct LoadedSnapshot {
     pub links: u64,
     pub built_at_ms: i64,
     pub file_len: u64,
-    pub loaded_at_ms: i64,
+    pub loaded_at_ms: u64,
     /// Where it came from: a path, or `push`.
     pub source: String,
     /// Identity of the file at the configured path when it was loaded, so
@@ -145,7 +128,7 @@ impl Shared {
             links: header.link_count,
             built_at_ms: header.built_at_ms,
             file_len: snapshot.file_len(),
-            loaded_at_ms: now_ms(),
+            loaded_at_ms: crate::clock::unix_ms(),
             source,
             fingerprint,
         };
@@ -189,10 +172,4 @@ impl Shared {
     pub fn snapshot_path(&self) -> Option<PathBuf> {
         self.config.snapshot.clone()
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

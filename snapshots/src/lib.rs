@@ -20,6 +20,9 @@
 //! - **Click batches** ([`click`]): what engines publish and the sidecar
 //!   consumes; a compact, versioned, length-prefixed binary layout that an
 //!   engine core appends to without allocating.
+//! - **Engine readiness** ([`readiness::EngineReadiness`]): the JSON an
+//!   engine's `GET /readyz` answers and the control plane reads to decide
+//!   whether an engine needs the latest snapshot.
 //!
 //! Why rkyv and one hash map rather than a sorted array or a perfect hash: the
 //! measurements in `FORMAT.md` ("Lookup structure"). Why these format controls
@@ -34,6 +37,7 @@
 //! - [`reader`]: mapping, checking and reading snapshots.
 //! - [`delta`], [`click`], [`streams`]: the stream records and names.
 //! - [`signing`]: Ed25519 signatures on link deltas (control signs, engines verify).
+//! - [`readiness`]: the engine's `/readyz` record.
 //! - `input` (feature `cli`, on by default): CSV / JSON-lines input for the
 //!   `snapshot` tool. The feature also builds the tool; the services depend
 //!   on this crate without it, so they never compile csv, indicatif or clap
@@ -51,6 +55,7 @@ pub mod header;
 pub mod input;
 pub mod link;
 pub mod reader;
+pub mod readiness;
 pub mod signing;
 pub mod streams;
 

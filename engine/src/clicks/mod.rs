@@ -35,18 +35,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// more maximal record (every field at its cap is about 2 KiB).
 pub const MAX_BATCH_BYTES: usize = 512 * 1024;
 
-/// What the request path hands over with each click.
-#[derive(Debug, Clone, Copy)]
-pub struct Capture<'a> {
-    pub status: u16,
-    pub ip: std::net::IpAddr,
-    pub code: &'a [u8],
-    pub user_agent: &'a [u8],
-    pub referer: &'a [u8],
-    pub accept_language: &'a [u8],
-    pub host: &'a [u8],
-}
-
 /// Counters of the publisher thread (its single writer) read by the admin port.
 #[derive(Debug, Default)]
 pub struct ClickStats {
@@ -120,28 +108,20 @@ impl ClickBuffer {
         id
     }
 
-    /// Appends one click; hands the batch over when it is full.
+    /// Appends one click; hands the batch over when it is full. The buffer
+    /// names the event (its id); `describe` fills in the rest from the
+    /// request, borrowing its bytes.
     #[inline]
-    pub fn record(&mut self, now_ms: u64, capture: &Capture<'_>) {
+    pub fn record<'a>(&mut self, describe: impl FnOnce([u8; 16]) -> ClickEvent<'a>) {
+        let event = describe(self.id(b'E', self.next_event));
+        self.next_event += 1;
         if self.opened_ms == 0 {
             let batch_id = self.id(b'B', self.next_batch);
             self.next_batch += 1;
             self.writer.begin(batch_id);
-            self.opened_ms = now_ms.max(1);
+            self.opened_ms = event.ts_ms.max(1);
         }
-        let event_id = self.id(b'E', self.next_event);
-        self.next_event += 1;
-        self.writer.push(&ClickEvent {
-            event_id,
-            ts_ms: now_ms,
-            status: capture.status,
-            ip: capture.ip,
-            code: capture.code,
-            user_agent: capture.user_agent,
-            referrer: capture.referer,
-            accept_language: capture.accept_language,
-            host: capture.host,
-        });
+        self.writer.push(&event);
         self.metrics.clicks_captured.inc();
         if self.writer.count() >= self.max_events || self.writer.byte_len() >= MAX_BATCH_BYTES {
             self.flush();
@@ -181,7 +161,7 @@ pub fn process_prefix() -> [u8; 8] {
     let mut prefix = [0u8; 8];
     if getrandom::fill(&mut prefix).is_err() {
         // No entropy source: time and pid still differ across restarts.
-        let now = crate::shared::now_ms() as u64;
+        let now = crate::clock::unix_ms();
         prefix = (now ^ (u64::from(std::process::id()) << 40)).to_be_bytes();
     }
     prefix

@@ -1,7 +1,8 @@
 //! The HTTP/1.1 exchange of one connection, whatever delivers its bytes.
 //!
-//! Both I/O backends ([`super::conn`] on glommio, [`crate::uring`] on the
-//! engine's own ring) hand the bytes they received to a [`Session`] and send
+//! Both I/O backends ([`crate::backend::glommio_net`] on glommio's sockets,
+//! [`crate::backend::uring`] on the engine's own ring) hand the bytes they
+//! received to a [`Session`] and send
 //! what it writes into their output buffer. Keeping the protocol here, once,
 //! is what makes the backends behave the same: pipelining, body skipping,
 //! limits, every malformed-input answer and both deadlines.
@@ -14,10 +15,10 @@
 
 use super::Core;
 use super::state::Lookup;
-use crate::clicks::Capture;
 use crate::clicks::client_ip::client_ip;
 use crate::http::request::{self, Body, Method, Parse, Reject, Request};
 use crate::http::response::{Canned, Persist, status_index};
+use snapshots::click::ClickEvent;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -237,7 +238,7 @@ pub fn answer(
     }
     let state = core.state.borrow();
     let canned = match state.lookup(code) {
-        Lookup::Found(target) if !target.is_gone(core.now_secs.get()) => {
+        Lookup::Found(target) if !target.is_gone(core.clock.secs()) => {
             let query = if target.forward_query { req.query } else { b"" };
             pre.redirect(out, target.status, target.location, query, persist);
             let status = target.status.code();
@@ -262,18 +263,17 @@ fn capture(core: &Core, req: &Request<'_>, peer: IpAddr, code: &[u8], status: u1
     let mut clicks = core.clicks.borrow_mut();
     if let Some(buffer) = clicks.as_mut() {
         let ip = client_ip(peer, &core.proxies, req.forwarded, req.x_forwarded_for);
-        buffer.record(
-            now_ms,
-            &Capture {
-                status,
-                ip,
-                code,
-                user_agent: req.user_agent,
-                referer: req.referer,
-                accept_language: req.accept_language,
-                host: req.host,
-            },
-        );
+        buffer.record(|event_id| ClickEvent {
+            event_id,
+            ts_ms: now_ms,
+            status,
+            ip,
+            code,
+            user_agent: req.user_agent,
+            referrer: req.referer,
+            accept_language: req.accept_language,
+            host: req.host,
+        });
     }
 }
 

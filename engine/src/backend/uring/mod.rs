@@ -7,7 +7,7 @@
 //!
 //! - one multishot accept on the core's `SO_REUSEPORT` listener;
 //! - one multishot receive per connection into a provided-buffer ring
-//!   ([`bufring`]): the kernel picks the buffer, requests are parsed straight
+//!   (`bufring`): the kernel picks the buffer, requests are parsed straight
 //!   out of it, and it goes back to the kernel before the turn ends;
 //! - answers go into the connection's output buffer, and each connection's
 //!   output of the whole turn is sent with one send, submitted together with
@@ -17,8 +17,8 @@
 //!   `COOP_TASKRUN`, or nothing, by kernel; [`setup`]), so completions never
 //!   interrupt the core: they are run when the loop asks for them.
 //!
-//! The loop is a glommio task, so glommio stays the core's executor: its
-//! clock task (the `Date` header, commands, click batch ages) runs whenever
+//! The loop is a glommio task, so glommio stays the core's executor: the
+//! core's tick (the `Date` header, commands, click batch ages) runs whenever
 //! the loop yields, which it does every tick (5 ms). The loop waits in its
 //! own ring for at most the time to the next tick, so the core never sleeps
 //! past work glommio has. Nothing else on the core uses glommio's I/O.
@@ -34,8 +34,9 @@ mod bufring;
 pub mod conn;
 pub mod setup;
 
+use crate::clock::TurnClock;
 use crate::core::session::timeout_answer;
-use crate::core::{Core, TICK, timers::SWEEP_EVERY};
+use crate::core::{Core, SWEEP_EVERY, TICK};
 use bufring::BufRing;
 use conn::{Conn, Slab};
 use io_uring::squeue::Entry;
@@ -105,7 +106,7 @@ pub struct Driver {
     rearm: Vec<u32>,
     /// This turn's completions, copied out of the ring.
     completions: Vec<(u64, i32, u32)>,
-    clock: UnixClock,
+    clock: TurnClock,
 }
 
 impl Driver {
@@ -133,7 +134,7 @@ impl Driver {
             dirty: Vec::with_capacity(1024),
             rearm: Vec::with_capacity(1024),
             completions: Vec::with_capacity(setup::CQ_ENTRIES as usize),
-            clock: UnixClock::new(),
+            clock: TurnClock::new(),
         })
     }
 
@@ -167,7 +168,7 @@ impl Driver {
             if now >= next_tick {
                 next_tick = now + TICK;
                 ticks = ticks.wrapping_add(1);
-                self.clock = UnixClock::new();
+                self.clock = TurnClock::new();
                 if ticks.is_multiple_of(SWEEP_EVERY) {
                     self.sweep(now);
                 }
@@ -440,6 +441,11 @@ impl Driver {
             return;
         }
         conn.closing = true;
+        // Counted closed now, when the client can see it closed, as the
+        // glommio backend does; the slot itself waits for the kernel.
+        let core = &*self.core;
+        core.open.set(core.open.get() - 1);
+        core.metrics.connections_open.add(-1);
         if conn.in_flight() {
             // Ends the armed receive (end of file) and any send (broken
             // pipe); their completions free the slot.
@@ -457,8 +463,6 @@ impl Driver {
             core.busy.set(core.busy.get() - 1);
         }
         let fd = self.conns.remove(slot);
-        core.open.set(core.open.get() - 1);
-        core.metrics.connections_open.add(-1);
         let entry = opcode::Close::new(Fd(fd))
             .build()
             .user_data(user_data(QUIET, slot, 0));
@@ -603,27 +607,6 @@ fn peer_ip(fd: RawFd) -> IpAddr {
         .ok()
         .and_then(|a| a.as_socket())
         .map_or(UNSPECIFIED, |a| a.ip())
-}
-
-/// Unix milliseconds from the monotonic clock read the loop makes anyway,
-/// re-based every tick: one clock read per turn instead of one per click.
-struct UnixClock {
-    base: Instant,
-    base_ms: u64,
-}
-
-impl UnixClock {
-    fn new() -> UnixClock {
-        UnixClock {
-            base: Instant::now(),
-            base_ms: crate::core::unix_ms(),
-        }
-    }
-
-    #[inline]
-    fn unix_ms(&self, now: Instant) -> u64 {
-        self.base_ms + now.saturating_duration_since(self.base).as_millis() as u64
-    }
 }
 
 #[cfg(test)]

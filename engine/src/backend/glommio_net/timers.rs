@@ -2,19 +2,18 @@
 //!
 //! Arming a glommio read timeout on every wait costs a timer insertion and
 //! removal per request. Instead each connection publishes one deadline in a
-//! `Cell` (a store per read), and the core's clock sweeps all deadlines every
+//! `Cell` (a store per read), and the backend sweeps all deadlines every
 //! [`SWEEP_EVERY`] ticks: an expired connection gets `shutdown(SHUT_RD)`,
 //! which wakes its pending read with end-of-file, and a `fired` flag that
 //! tells the connection why (slow head: answer 408; idle: close quietly).
 //! Deadlines are therefore honoured to within a sweep interval (100 ms).
 
+#[cfg(doc)]
+use crate::core::SWEEP_EVERY;
 use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::Instant;
-
-/// Clock ticks between sweeps (5 ms ticks: 100 ms).
-pub const SWEEP_EVERY: u32 = 20;
 
 /// One connection's deadline.
 #[derive(Debug)]

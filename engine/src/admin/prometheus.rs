@@ -1,181 +1,16 @@
-//! The admin port: health, readiness, Prometheus metrics, snapshot push.
+//! Prometheus text exposition of every core's counters and the engine's
+//! state, for `GET /metrics`.
 //!
-//! Plain HTTP on its own thread (axum on the control runtime); nothing here
-//! is on the request path. `/metrics` reads every core's counters with
-//! relaxed loads.
+//! Per-core series carry a `core` label; everything is read with relaxed
+//! loads, so a scrape may see one counter a moment older than another, which
+//! is all Prometheus needs.
 
+use crate::clock;
 use crate::http::response::STATUSES;
-use crate::loader::{self, LoadError};
 use crate::metrics::LATENCY_BOUNDS_US;
-use crate::shared::{Shared, now_ms};
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use futures::StreamExt;
-use serde_json::json;
+use crate::shared::Shared;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-
-/// Largest body `PUT /snapshot` accepts: the format's limit plus the header.
-const MAX_PUSH_BYTES: u64 = snapshots::builder::MAX_PAYLOAD_LEN + 64;
-
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/snapshot", put(put_snapshot))
-        .with_state(shared)
-}
-
-fn error(status: StatusCode, code: &str, message: String) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": {"code": code, "message": message, "details": {}}})),
-    )
-        .into_response()
-}
-
-async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    let loaded = shared.loaded();
-    let body = json!({
-        "ready": loaded.is_some(),
-        "snapshot": loaded.as_ref().map(|s| json!({
-            "sequence": s.sequence,
-            "links": s.links,
-            "built_at_ms": s.built_at_ms,
-            "loaded_at_ms": s.loaded_at_ms,
-            "source": s.source,
-        })),
-        "nats": shared.config.nats.is_some(),
-        "nats_connected": shared.nats_connected.load(Relaxed),
-        "delta_seq": shared.delta_sent_seq.load(Relaxed),
-        "delta_lag": shared.delta_lag.load(Relaxed),
-        "cores": shared.metrics.iter().map(|m| json!({
-            "snapshot_sequence": m.snapshot_sequence.get(),
-            "delta_applied_seq": m.delta_applied_seq.get(),
-            "delta_entries": m.delta_entries.get(),
-        })).collect::<Vec<_>>(),
-    });
-    let status = if loaded.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(body)).into_response()
-}
-
-async fn put_snapshot(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if let Some(token) = &shared.config.admin_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a valid bearer token is required".into(),
-            );
-        }
-    }
-    let dir = shared.config.push_dir();
-    let mut temp = match tempfile::Builder::new()
-        .prefix(".push-")
-        .suffix(".snap")
-        .tempfile_in(&dir)
-    {
-        Ok(temp) => temp,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "store_failed",
-                format!("cannot create a file in {}: {e}", dir.display()),
-            );
-        }
-    };
-    let mut stream = body.into_data_stream();
-    let mut received = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "body_error",
-                    format!("reading the body failed: {e}"),
-                );
-            }
-        };
-        received += chunk.len() as u64;
-        if received > MAX_PUSH_BYTES {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("a snapshot is at most {MAX_PUSH_BYTES} bytes"),
-            );
-        }
-        if let Err(e) = temp.write_all(&chunk) {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "store_failed",
-                format!("writing the body failed: {e}"),
-            );
-        }
-    }
-    if let Err(e) = temp.as_file().sync_all() {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            format!("fsync failed: {e}"),
-        );
-    }
-    let worker = shared.clone();
-    let result = tokio::task::spawn_blocking(move || loader::install_pushed(&worker, temp)).await;
-    match result {
-        Ok(Ok((sequence, links))) => (
-            StatusCode::OK,
-            axum::Json(
-                json!({"installed": true, "sequence": sequence, "links": links, "bytes": received}),
-            ),
-        )
-            .into_response(),
-        Ok(Err(e @ LoadError::Invalid(_))) => {
-            tracing::warn!(error = %e, "pushed snapshot refused");
-            error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_snapshot",
-                e.to_string(),
-            )
-        }
-        Ok(Err(e @ LoadError::Stale { .. })) => {
-            error(StatusCode::CONFLICT, "stale_snapshot", e.to_string())
-        }
-        Ok(Err(e @ LoadError::Store { .. })) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_failed",
-            e.to_string(),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
-    }
-}
-
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&shared),
-    )
-        .into_response()
-}
 
 /// Prometheus text exposition of every core's counters and the engine's state.
 pub fn render(shared: &Shared) -> String {
@@ -342,7 +177,9 @@ pub fn render(shared: &Shared) -> String {
         "gauge",
         loaded
             .as_ref()
-            .map_or(0.0, |s| (now_ms() - s.built_at_ms) as f64 / 1e3)
+            .map_or(0.0, |s| {
+                (clock::unix_ms() as i64 - s.built_at_ms) as f64 / 1e3
+            })
             .to_string(),
     );
     gauge(

@@ -11,9 +11,9 @@
 //! ([`super::timers`]), not by a timer per read: it shuts the socket's read
 //! side, which ends the pending read, and marks why.
 
-use super::Core;
-use super::session::{Session, timeout_answer};
-use super::timers::Deadline;
+use super::timers::{Deadline, Sweeper};
+use crate::core::Core;
+use crate::core::session::{Session, timeout_answer};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::net::{IpAddr, Ipv4Addr};
@@ -57,15 +57,15 @@ impl Drop for Tracker<'_> {
 
 /// The connection's deadline, unregistered before the socket closes.
 struct Registered<'a> {
-    core: &'a Core,
+    sweeper: &'a Sweeper,
     deadline: Rc<Deadline>,
 }
 
 impl<'a> Registered<'a> {
-    fn new(core: &'a Core, fd: std::os::fd::RawFd) -> Self {
+    fn new(sweeper: &'a Sweeper, fd: std::os::fd::RawFd) -> Self {
         Registered {
-            core,
-            deadline: core.sweeper.register(fd),
+            sweeper,
+            deadline: sweeper.register(fd),
         }
     }
 }
@@ -80,11 +80,11 @@ impl std::ops::Deref for Registered<'_> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.core.sweeper.unregister(&self.deadline);
+        self.sweeper.unregister(&self.deadline);
     }
 }
 
-pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
+pub async fn serve(mut stream: TcpStream, core: Rc<Core>, sweeper: Rc<Sweeper>) {
     let core = &*core;
     let mut tracker = Tracker::new(core);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -92,7 +92,7 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut filled = 0usize;
     let mut session = Session::new(Instant::now());
-    let timer = Registered::new(core, stream.as_raw_fd());
+    let timer = Registered::new(&sweeper, stream.as_raw_fd());
     // Only click records need the peer (one system call per connection).
     let peer = match core.clicks.borrow().is_some() {
         true => stream.peer_addr().map_or(UNSPECIFIED, |a| a.ip()),
@@ -121,7 +121,7 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>) {
         tracker.set_busy(true);
         filled += n;
 
-        let now_ms = super::unix_ms();
+        let now_ms = crate::clock::unix_ms();
         let mut start = 0usize;
         let mut answered = 0u64;
         let close = loop {

@@ -1,0 +1,92 @@
+//! Every way an admin request fails, each with its one status and one code.
+//!
+//! Handlers return `Result<_, AdminError>`; [`AdminError::status`] is the
+//! only place a failure becomes a status and a code, and every error body has
+//! the same shape: `{"error":{"code":..,"message":..,"details":{}}}`.
+
+use crate::loader::LoadError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// `PUT /snapshot` without the configured bearer token.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The request body could not be read.
+    #[error("reading the body failed: {0}")]
+    Body(#[source] axum::Error),
+    /// A pushed body longer than any snapshot can be.
+    #[error("a snapshot is at most {max} bytes")]
+    TooLarge { max: u64 },
+    /// The pushed file could not be written down before checking it.
+    #[error("storing the pushed snapshot in {dir} failed ({step}): {source}")]
+    Spool {
+        /// What failed: creating the file, writing, or fsync.
+        step: &'static str,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pushed snapshot was refused or could not be installed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The install task died (a bug, not the request).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    /// The answer's status and its machine-readable code.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            AdminError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AdminError::Body(_) => (StatusCode::BAD_REQUEST, "body_error"),
+            AdminError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AdminError::Load(LoadError::Invalid(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_snapshot")
+            }
+            AdminError::Load(LoadError::Stale { .. }) => (StatusCode::CONFLICT, "stale_snapshot"),
+            AdminError::Spool { .. } | AdminError::Load(LoadError::Store { .. }) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
+            }
+            AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status();
+        let body = json!({"error": {"code": code, "message": self.to_string(), "details": {}}});
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_has_its_status_and_code() {
+        let stale = AdminError::from(LoadError::Stale {
+            offered: 1,
+            served: 2,
+        });
+        assert_eq!(stale.status(), (StatusCode::CONFLICT, "stale_snapshot"));
+        assert_eq!(
+            stale.to_string(),
+            "snapshot sequence 1 is older than the served sequence 2"
+        );
+        assert_eq!(
+            AdminError::TooLarge { max: 9 }.status(),
+            (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+        );
+        assert_eq!(
+            AdminError::Unauthorized.status(),
+            (StatusCode::UNAUTHORIZED, "unauthorized")
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! The glommio backend: glommio's sockets, one task per connection.
+//!
+//! An accept loop on the core's listener spawns a task per connection
+//! ([`conn`]), which reads, hands the bytes to its session, and writes the
+//! answers in one go. Deadlines are not a timer per read: each connection
+//! publishes one in the core's [`timers::Sweeper`], which a task of its own
+//! sweeps every [`SWEEP_EVERY`] ticks.
+
+pub mod conn;
+pub mod timers;
+
+use crate::core::{Core, SWEEP_EVERY, TICK};
+use glommio::Task;
+use glommio::net::TcpListener;
+use socket2::Socket;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use timers::Sweeper;
+
+/// The backend's tasks on one core.
+pub struct Io {
+    /// `None` once accepting stopped (cancelling it closed the listener).
+    accept: Option<Task<()>>,
+    sweeper: Task<()>,
+}
+
+impl Io {
+    /// Starts accepting on `listener` (bound and listening) and sweeping.
+    pub fn start(core: Rc<Core>, listener: Socket, max_connections: usize) -> Io {
+        // SAFETY: the fd is a freshly created, bound, listening TCP socket
+        // that nothing else owns.
+        let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+        let sweeper = Rc::new(Sweeper::default());
+        Io {
+            accept: Some(glommio::spawn_local(accept_loop(
+                listener,
+                core,
+                sweeper.clone(),
+                max_connections,
+            ))),
+            sweeper: glommio::spawn_local(sweep_loop(sweeper)),
+        }
+    }
+
+    /// Closes the listener; open connections carry on.
+    pub async fn stop_accepting(&mut self) {
+        if let Some(accept) = self.accept.take() {
+            accept.cancel().await;
+        }
+    }
+
+    /// The core has stopped: no more sweeping.
+    pub async fn finish(mut self) {
+        self.stop_accepting().await;
+        self.sweeper.cancel().await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    core: Rc<Core>,
+    sweeper: Rc<Sweeper>,
+    max_connections: usize,
+) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                if core.open.get() >= max_connections {
+                    core.metrics.connections_refused.inc();
+                    drop(stream);
+                    continue;
+                }
+                core.metrics.connections_accepted.inc();
+                glommio::spawn_local(conn::serve(stream, core.clone(), sweeper.clone())).detach();
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly
+                // instead of spinning.
+                tracing::warn!(core = core.id, error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Cuts off late and idle connections every [`SWEEP_EVERY`] ticks.
+async fn sweep_loop(sweeper: Rc<Sweeper>) {
+    loop {
+        glommio::timer::sleep(TICK * SWEEP_EVERY).await;
+        sweeper.sweep(Instant::now());
+    }
+}

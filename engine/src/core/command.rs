@@ -1,0 +1,82 @@
+//! The core's tick, and what the control thread asks of a core through it.
+//!
+//! Commands arrive on the core's bounded channel and are drained by its tick
+//! ([`tick`]), never on the request path. These are functions of a [`Core`]
+//! rather than its methods so that `Core` itself needs nothing from here.
+
+use super::Core;
+use super::state::DeltaRecord;
+use crate::clock;
+use crossbeam_channel::{Receiver, Sender};
+use snapshots::Snapshot;
+use std::sync::Arc;
+
+/// Commands a core receives. Each core drains its channel on its clock tick.
+#[derive(Debug)]
+pub enum Command {
+    /// Serve this snapshot from now on; report the core id on `done`.
+    Snapshot {
+        snapshot: Arc<Snapshot>,
+        done: Sender<usize>,
+    },
+    /// Apply one change to the delta map.
+    Delta(Arc<DeltaRecord>),
+    /// Stop accepting, let in-flight requests finish, return.
+    Shutdown,
+}
+
+/// Capacity of each core's command channel. Deltas beyond it make the change
+/// stream wait (back-pressure), never drop.
+pub const COMMAND_CAPACITY: usize = 65_536;
+
+/// One tick: click batch ages, the clock, then every queued command.
+/// Returns `false` once the core is told to stop (or every sender is gone:
+/// the process is exiting).
+pub fn tick(core: &Core, commands: &Receiver<Command>) -> bool {
+    let now_ms = clock::unix_ms();
+    if let Some(clicks) = core.clicks.borrow_mut().as_mut() {
+        clicks.tick(now_ms);
+    }
+    if core.clock.advance(now_ms) {
+        core.pre.borrow_mut().set_date(&core.clock.date());
+    }
+    loop {
+        match commands.try_recv() {
+            Ok(command) => {
+                if !handle(core, command) {
+                    return false;
+                }
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => return true,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
+        }
+    }
+}
+
+/// Carries out one command; `false` for [`Command::Shutdown`].
+fn handle(core: &Core, command: Command) -> bool {
+    match command {
+        Command::Snapshot { snapshot, done } => {
+            let sequence = snapshot.sequence();
+            let old = core.state.borrow_mut().install(snapshot);
+            core.metrics.snapshot_sequence.set(sequence as i64);
+            core.metrics
+                .delta_entries
+                .set(core.state.borrow().delta_len() as i64);
+            let _ = done.send(core.id);
+            // The old mapping is unmapped here (or by the last core to
+            // let go of it): a short munmap off the request path.
+            drop(old);
+        }
+        Command::Delta(record) => {
+            let mut state = core.state.borrow_mut();
+            state.apply(record);
+            core.metrics.delta_entries.set(state.delta_len() as i64);
+            core.metrics
+                .delta_applied_seq
+                .set(state.applied_seq() as i64);
+        }
+        Command::Shutdown => return false,
+    }
+    true
+}
