@@ -27,7 +27,7 @@
 use crate::keys::Workload;
 use crate::mode::Mode;
 use crate::response::{self, Parsed};
-use crate::stats::{Summary, ThreadStats};
+use crate::stats::{Summary, ThreadStats, TlsStats};
 use crate::tls::TlsClient;
 use anyhow::{Context, bail};
 use rustls::{ClientConnection, HandshakeKind};
@@ -142,7 +142,10 @@ pub fn run(cfg: &LoadConfig, workload: Arc<Workload>, label: &str) -> anyhow::Re
         lost: all.lost,
         reconnects: all.reconnects,
         connects: all.connects,
-        tls: cfg.mode.tls().then_some(all.tls),
+        tls: cfg.mode.tls().then(|| TlsStats {
+            tickets: cfg.tls.as_ref().map_or(0, |t| t.tickets_received()),
+            ..all.tls
+        }),
         statuses: all.statuses,
         latency_us: Summary::latency(&all.hist),
         client_cpu_s: all.cpu.as_secs_f64(),
@@ -344,6 +347,9 @@ impl Worker {
     fn run(mut self, barrier: &Barrier) -> anyhow::Result<ThreadStats> {
         if let Some(cpu) = self.pin {
             pin_current_thread(cpu)?;
+        }
+        if self.tls.is_some() {
+            crate::tls::warm_up_random();
         }
         let now = Instant::now();
         if !self.mode.new_connection_per_request() {

@@ -50,6 +50,9 @@ pub struct TlsStats {
     pub hello_retry: u64,
     /// Handshakes the server resumed (rustls's `handshake_kind()`).
     pub resumed: u64,
+    /// tls-resume: TLS 1.3 session tickets received (the other modes keep
+    /// none, and count none).
+    pub tickets: u64,
     /// Negotiated version, cipher suite and key exchange group, e.g.
     /// `TLSv1_3 TLS13_AES_128_GCM_SHA256 X25519`.
     pub negotiated: Option<String>,
@@ -239,7 +242,7 @@ impl Summary {
         );
         if let Some(t) = &self.tls {
             s += &format!(
-                "  TLS: {} handshakes, {} full ({} with hello retry), {} resumed ({:.1}%); {}\n",
+                "  TLS: {} handshakes, {} full ({} with hello retry), {} resumed ({:.1}%), {} tickets kept; {}\n",
                 t.handshakes,
                 t.full,
                 t.hello_retry,
@@ -249,6 +252,7 @@ impl Summary {
                 } else {
                     0.0
                 },
+                t.tickets,
                 t.negotiated.as_deref().unwrap_or("nothing negotiated")
             );
         }

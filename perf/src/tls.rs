@@ -8,6 +8,13 @@
 //! order (nginx's default) then negotiates what one that imposes its own
 //! (the engine) does, and both are measured on the suite browsers get.
 //!
+//! Certificates are checked against the CA as always, but the chain is
+//! verified once ([`CachedChainVerifier`]): every connection of a run gets
+//! the same bytes, and rebuilding the chain costs the client an ECDSA
+//! verification per handshake (a fifth of its CPU in `tls-full`, which
+//! shares the machine with the server measured). The server's handshake
+//! signature is still verified on every connection.
+//!
 //! Resumption: `tls-keepalive` and `tls-full` offer nothing (a full
 //! handshake per connection). `tls-resume` gives every connection slot its
 //! own [`SlotTicket`] store holding the newest ticket that slot received,
@@ -20,14 +27,18 @@
 
 use crate::mode::Mode;
 use anyhow::{Context, bail};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionStore, Resumption, Tls12ClientSessionValue};
-use rustls::client::{Tls12Resumption, Tls13ClientSessionValue};
+use rustls::client::{Tls12Resumption, Tls13ClientSessionValue, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, NamedGroup, RootCertStore, version};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, NamedGroup};
+use rustls::{RootCertStore, SignatureScheme, version};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// TLS versions the client offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +80,9 @@ pub struct TlsClient {
     name: ServerName<'static>,
     /// One config for every slot, or (tls-resume) one per slot.
     configs: Vec<Arc<ClientConfig>>,
+    /// tls-resume: each slot's store, for counting the tickets received.
+    stores: Vec<Arc<SlotTicket>>,
+    verifier: Arc<CachedChainVerifier>,
 }
 
 impl TlsClient {
@@ -80,22 +94,49 @@ impl TlsClient {
         }
         let name = ServerName::try_from(opts.sni.clone())
             .with_context(|| format!("--sni {:?} is not a DNS name or IP address", opts.sni))?;
-        let base = client_config(&opts.ca, opts.versions)?;
+        let verifier = Arc::new(CachedChainVerifier::new(&opts.ca)?);
+        let base = client_config(verifier.clone(), opts.versions)?;
+        let mut stores = Vec::new();
         let configs = if mode.resumes() {
             (0..slots.max(1))
                 .map(|_| {
+                    let store = Arc::new(SlotTicket::default());
+                    stores.push(store.clone());
                     let mut c = base.clone();
-                    c.resumption = Resumption::store(Arc::new(SlotTicket::default()))
+                    c.resumption = Resumption::store(store)
                         .tls12_resumption(Tls12Resumption::SessionIdOrTickets);
                     Arc::new(c)
                 })
                 .collect()
         } else {
+            // No ticket kept. The ClientHello still offers PSK-DHE resumption
+            // (rustls always does for TLS 1.3), so the server issues its
+            // tickets, as for a browser's first visit.
             let mut c = base;
             c.resumption = Resumption::disabled();
             vec![Arc::new(c)]
         };
-        Ok(TlsClient { name, configs })
+        Ok(TlsClient {
+            name,
+            configs,
+            stores,
+            verifier,
+        })
+    }
+
+    /// Full chain verifications so far (one per run, or per minute, unless
+    /// the server changes its certificate).
+    pub fn chain_verifications(&self) -> u64 {
+        self.verifier.verifications.load(Ordering::Relaxed)
+    }
+
+    /// tls-resume: TLS 1.3 tickets received so far, over every slot (0 in
+    /// the other modes, which keep none).
+    pub fn tickets_received(&self) -> u64 {
+        self.stores
+            .iter()
+            .map(|s| s.received.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// A new connection for connection slot `slot`.
@@ -107,6 +148,13 @@ impl TlsClient {
     pub fn server_name(&self) -> &ServerName<'static> {
         &self.name
     }
+}
+
+/// Seeds aws-lc's random generator on the calling thread: its first use
+/// gathers CPU jitter entropy for tens of milliseconds, which belongs
+/// before a run, not in its client CPU.
+pub fn warm_up_random() {
+    let _ = provider().secure_random.fill(&mut [0u8; 32]);
 }
 
 /// The provider: aws-lc-rs, X25519 only, suites in the browsers' order.
@@ -129,8 +177,8 @@ pub fn provider() -> CryptoProvider {
     }
 }
 
-/// The base config: the roots from `ca`, `versions`, ALPN `http/1.1`.
-pub fn client_config(ca: &Path, versions: Versions) -> anyhow::Result<ClientConfig> {
+/// The roots of a CA file.
+fn roots(ca: &Path) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(ca)
         .with_context(|| format!("reading the CA file {}", ca.display()))?;
@@ -143,6 +191,14 @@ pub fn client_config(ca: &Path, versions: Versions) -> anyhow::Result<ClientConf
     if roots.is_empty() {
         bail!("the CA file {} holds no certificate", ca.display());
     }
+    Ok(roots)
+}
+
+/// The base config: `verifier`, `versions`, ALPN `http/1.1`.
+pub fn client_config(
+    verifier: Arc<CachedChainVerifier>,
+    versions: Versions,
+) -> anyhow::Result<ClientConfig> {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match versions {
         Versions::Tls13 => &[&version::TLS13],
         Versions::Tls12 => &[&version::TLS12],
@@ -151,10 +207,112 @@ pub fn client_config(ca: &Path, versions: Versions) -> anyhow::Result<ClientConf
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(versions)
         .context("the provider does not support the TLS versions asked for")?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// rustls's webpki verifier over the CA file, remembering the last chain
+/// it accepted: the same end-entity and intermediates for the same name,
+/// accepted less than [`CachedChainVerifier::REVERIFY`] ago, are accepted
+/// again without rebuilding the chain. Handshake signatures always go to
+/// webpki.
+#[derive(Debug)]
+pub struct CachedChainVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    /// The last chain accepted.
+    last: Mutex<Option<Accepted>>,
+    verifications: AtomicU64,
+}
+
+/// A chain [`CachedChainVerifier`] accepted.
+#[derive(Debug)]
+struct Accepted {
+    name: ServerName<'static>,
+    end_entity: Vec<u8>,
+    intermediates: Vec<Vec<u8>>,
+    at: Instant,
+}
+
+impl CachedChainVerifier {
+    /// How long an accepted chain is trusted without a new check (a run's
+    /// certificate lives two days; a minute keeps expiry honest).
+    pub const REVERIFY: Duration = Duration::from_secs(60);
+
+    pub fn new(ca: &Path) -> anyhow::Result<CachedChainVerifier> {
+        let inner =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots(ca)?), Arc::new(provider()))
+                .build()
+                .with_context(|| format!("a verifier for the CA file {}", ca.display()))?;
+        Ok(CachedChainVerifier {
+            inner,
+            last: Mutex::new(None),
+            verifications: AtomicU64::new(0),
+        })
+    }
+}
+
+impl ServerCertVerifier for CachedChainVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(a) = &*lock(&self.last)
+            && a.at.elapsed() < Self::REVERIFY
+            && a.name == *server_name
+            && a.end_entity[..] == end_entity[..]
+            && a.intermediates.len() == intermediates.len()
+            && a.intermediates
+                .iter()
+                .zip(intermediates)
+                .all(|(x, y)| x[..] == y[..])
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        *lock(&self.last) = Some(Accepted {
+            name: server_name.to_owned(),
+            end_entity: end_entity.to_vec(),
+            intermediates: intermediates.iter().map(|c| c.to_vec()).collect(),
+            at: Instant::now(),
+        });
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// One connection slot's session memory: the newest TLS 1.3 ticket (used
@@ -163,6 +321,8 @@ pub fn client_config(ca: &Path, versions: Versions) -> anyhow::Result<ClientConf
 pub struct SlotTicket {
     tls13: Mutex<Option<Tls13ClientSessionValue>>,
     tls12: Mutex<Option<Tls12ClientSessionValue>>,
+    /// TLS 1.3 tickets received (servers send one or two per handshake).
+    received: AtomicU64,
 }
 
 impl ClientSessionStore for SlotTicket {
@@ -186,6 +346,7 @@ impl ClientSessionStore for SlotTicket {
     }
 
     fn insert_tls13_ticket(&self, _: ServerName<'static>, value: Tls13ClientSessionValue) {
+        self.received.fetch_add(1, Ordering::Relaxed);
         *lock(&self.tls13) = Some(value);
     }
 
@@ -194,8 +355,8 @@ impl ClientSessionStore for SlotTicket {
     }
 }
 
-/// Only the slot's own thread takes these locks, so a poisoned one can
-/// only mean that thread panicked; the value is still a plain Option.
+/// A poisoned lock can only mean a load thread panicked mid-assignment of
+/// a plain Option; the value is still usable.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -228,17 +228,21 @@ fn tls_full_does_a_full_handshake_per_request() {
     let pki = Pki::new("full");
     let server = TlsServer::start(&pki);
     let mode = Mode::TlsFull;
-    let s = run(
-        &config(server.addr, &pki, mode, 120),
-        workload(mode),
-        "test",
-    )
-    .unwrap();
+    let cfg = config(server.addr, &pki, mode, 120);
+    let s = run(&cfg, workload(mode), "test").unwrap();
     assert_eq!((s.requests, s.ok, s.connects), (120, 120, 120));
     assert_eq!(s.errors.total(), 0, "{:?}", s.errors);
     assert_eq!((s.lost, s.reconnects), (0, 0));
     let tls = s.tls.unwrap();
     assert_eq!((tls.handshakes, tls.full, tls.resumed), (120, 120, 0));
+    assert_eq!(tls.tickets, 0, "tls-full keeps no ticket");
+    // The chain is built once (by each of the two threads at most, if
+    // their first handshakes finish together), not per handshake.
+    let verified = cfg.tls.as_ref().unwrap().chain_verifications();
+    assert!(
+        (1..=2).contains(&verified),
+        "{verified} chain verifications"
+    );
     let c = &server.counts;
     assert_eq!(c.accepted.load(Ordering::Relaxed), 120);
     assert_eq!(
@@ -267,6 +271,8 @@ fn tls_resume_offers_each_slots_ticket_and_the_server_resumes() {
     // the ticket its previous connection received.
     let tls = s.tls.unwrap();
     assert_eq!((tls.handshakes, tls.full, tls.resumed), (120, 4, 116));
+    // rustls sends two tickets after every handshake, resumed ones too.
+    assert_eq!(tls.tickets, 240);
     let c = &server.counts;
     assert_eq!(
         (
