@@ -514,11 +514,29 @@ pub fn table(rows: &[Row]) -> String {
         }
         s += &format!(" {} |\n", r.errors);
     }
-    let rate = rows.iter().filter_map(|r| r.open_rate).fold(0.0, f64::max);
-    let fixed = if rate > 0.0 {
-        format!("Fixed rate: open loop at ~{rate:.0} req/s, latency from the intended send time. ")
-    } else {
-        "No fixed-rate runs. ".to_owned()
+    // The fixed rate of each connection mode (the new-connection modes run
+    // at lower rates than keep-alive).
+    let mut rates: Vec<(&str, f64)> = Vec::new();
+    for r in rows {
+        let Some(rate) = r.open_rate else { continue };
+        match rates.iter_mut().find(|(m, _)| *m == r.mode) {
+            Some((_, max)) => *max = max.max(rate),
+            None => rates.push((&r.mode, rate)),
+        }
+    }
+    let fixed = match rates.as_slice() {
+        [] => "No fixed-rate runs. ".to_owned(),
+        [(_, rate)] => format!(
+            "Fixed rate: open loop at ~{rate:.0} req/s, latency from the intended send time. "
+        ),
+        _ => format!(
+            "Fixed rate: open loop at ~{} req/s, latency from the intended send time. ",
+            rates
+                .iter()
+                .map(|(m, r)| format!("{r:.0} ({m})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     s += &format!(
         "\nMedians of {} rounds; (xN) is the ratio to nginx in the same mode at the same connection count (p99 ratios after the p99). \
