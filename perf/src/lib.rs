@@ -6,7 +6,7 @@
 //! A run is a pre-encoded request sequence ([`keys::Workload`]: codes drawn
 //! uniformly or Zipf-distributed from a list or a snapshot, with a share of
 //! unknown codes expecting 404) played by a few threads, each owning an
-//! epoll instance and a set of keep-alive connections ([`load`]). Nothing is
+//! epoll instance and a set of connection slots ([`load`]). Nothing is
 //! formatted or allocated per request; each response is delimited and its
 //! status checked against the one expected for its code ([`response`]).
 //! Closed loop measures the ceiling; open loop sends at a fixed rate and
