@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The side-by-side harness: nginx vs the engine (each I/O backend) vs
 # tokio+hyper, one server core each, the load generator on the other core,
-# alternating A B C D A B C D.
+# alternating A B C D A B C D, in each connection mode.
 #
 # Usage: perf/run.sh [N_LINKS]            (default 1000000)
 # Env:   ROUNDS=3  SECS=5 (measured seconds per run; DURATION is an alias)
+#        MODES="keepalive close tls-keepalive tls-full tls-resume" (perf load
+#          --mode: keep-alive or one request per new connection, plain or TLS;
+#          hyper has no TLS, the engine's TLS modes need `engine serve
+#          --tls-listen` and are skipped with a note where it has none)
+#        TLS_NAME=perf.test (the SNI name: a test CA and an ECDSA P-256 leaf
+#          for it are made per run by scripts/tls-certs.sh, and deleted)
 #        CONNS="64 256" (connection counts; every server at each)
-#        RATE=10000 (open-loop rate for the fixed-rate latency columns)  OPEN=1 (0: skip them)
+#        RATE=10000 (open-loop rate of the keep-alive modes' fixed-rate latency
+#          columns)  RATE_CLOSE=5000 RATE_TLS_FULL=500 RATE_TLS_RESUME=1000
+#          (the new-connection modes')  OPEN=1 (0: skip the fixed-rate runs)
 #        SERVER_CPU=0  CLIENT_CPU=1
 #        SERVERS="nginx engine-uring engine-glommio hyper": engine-X is the
 #          engine started with `--io X`; plain `engine` is its default backend
@@ -19,20 +27,31 @@
 #          the server for instructions and cycles; 0 elsewhere)
 #        WRK=1 (also run perf/wrk-vs-perf.sh against nginx)  SKIP_BUILD=1
 #        WORK=/tmp/perf-harness-N (inputs: links.csv, snapshot, nginx map)
+#        OUT=perf/results/<UTC date-time> (where the results go; a smoke run
+#          that is not worth keeping can write to /tmp)
 #        DIST=uniform (or zipf, zipf:S)  UNKNOWN=0 (share of unknown codes, 404)
 #        INSTRUCTIONS=1 (default where perf stat has no hardware counters): run
 #        perf/instructions.sh (valgrind) on INSTR_N=100000 links for the
 #        user-space instructions per request column
 # Output: perf/results/<UTC date-time>/ with machine.txt, commands.txt,
-#         runs/SERVER-cCONNS-MODE-ROUND.{json,txt} (client),
+#         notes.txt (what was skipped and why),
+#         runs/MODE/SERVER-cCONNS-LOOP-ROUND.{json,txt} (client),
 #         .proc (server CPU time from /proc/PID/stat around the window),
 #         .irq.before/.irq.after (/proc/interrupts), .perfstat (if PERF_STAT),
 #         clicks.txt (engines' click counters and stream contents), wrk/,
-#         instructions/, summary.md, plot.svg.
+#         instructions/, summary.md, plot.svg, plot-MODE.svg.
 set -euo pipefail
 N=${1:-1000000}
 ROUNDS=${ROUNDS:-3} SECS=${SECS:-${DURATION:-5}} CONNS=${CONNS:-"64 256"} RATE=${RATE:-10000}
 OPEN=${OPEN:-1}
+MODES=${MODES:-"keepalive close tls-keepalive tls-full tls-resume"} TLS_NAME=${TLS_NAME:-perf.test}
+declare -A MODE_RATE=([keepalive]=$RATE [close]=${RATE_CLOSE:-5000} [tls-keepalive]=$RATE
+                      [tls-full]=${RATE_TLS_FULL:-500} [tls-resume]=${RATE_TLS_RESUME:-1000})
+TLS_MODES=0
+for m in $MODES; do
+  [[ -n ${MODE_RATE[$m]:-} ]] || { echo "unknown mode $m (keepalive close tls-keepalive tls-full tls-resume)" >&2; exit 2; }
+  [[ $m == tls-* ]] && TLS_MODES=1
+done
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1}
 SERVERS=${SERVERS:-"nginx engine-uring engine-glommio hyper"}
 ENGINE_IO_FLAG=${ENGINE_IO_FLAG:-1} CLICKS=${CLICKS:-1} NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
@@ -40,19 +59,19 @@ DIST=${DIST:-uniform} UNKNOWN=${UNKNOWN:-0}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=perf/scripts/need-tools.sh
 . "$ROOT/perf/scripts/need-tools.sh"
-need_tools nginx wrk valgrind taskset
+need_tools nginx wrk valgrind taskset openssl
 WORK=${WORK:-/tmp/perf-harness-$N}
 SUFFIX=
 [[ $DIST != uniform || $UNKNOWN != 0 ]] && SUFFIX="-${DIST//:/_}-unknown$UNKNOWN"
 [[ $CLICKS == 0 ]] && SUFFIX="$SUFFIX-noclicks"
-OUT=$ROOT/perf/results/$(date -u +%Y-%m-%dT%H-%M)$SUFFIX
+OUT=${OUT:-$ROOT/perf/results/$(date -u +%Y-%m-%dT%H-%M)$SUFFIX}
 BIN=$ROOT/target/release
 mkdir -p "$WORK" "$OUT/runs"
 # Per-run scratch (engine click spools): removed on exit.
 TMP=$(mktemp -d /tmp/perf-run.XXXXXX)
 RUN_ID=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 log() { echo "[run.sh $(date -u +%H:%M:%S)] $*" >&2; }
-echo "perf/run.sh $*  (N=$N ROUNDS=$ROUNDS SECS=$SECS CONNS=\"$CONNS\" RATE=$RATE OPEN=$OPEN SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU SERVERS=\"$SERVERS\" ENGINE_IO_FLAG=$ENGINE_IO_FLAG CLICKS=$CLICKS NATS_URL=$NATS_URL DIST=$DIST UNKNOWN=$UNKNOWN)" > "$OUT/commands.txt"
+echo "perf/run.sh $*  (N=$N ROUNDS=$ROUNDS SECS=$SECS MODES=\"$MODES\" TLS_NAME=$TLS_NAME CONNS=\"$CONNS\" RATE=$RATE RATE_CLOSE=${MODE_RATE[close]} RATE_TLS_FULL=${MODE_RATE[tls-full]} RATE_TLS_RESUME=${MODE_RATE[tls-resume]} OPEN=$OPEN SERVER_CPU=$SERVER_CPU CLIENT_CPU=$CLIENT_CPU SERVERS=\"$SERVERS\" ENGINE_IO_FLAG=$ENGINE_IO_FLAG CLICKS=$CLICKS NATS_URL=$NATS_URL DIST=$DIST UNKNOWN=$UNKNOWN)" > "$OUT/commands.txt"
 cmd() { echo "$*" >> "$OUT/commands.txt"; "$@"; }
 
 # shellcheck source=perf/scripts/jetstream.sh
@@ -81,8 +100,17 @@ if [[ ! -s $WORK/links.snap || ! -s $WORK/nginx.conf ]]; then
   python3 "$ROOT/deploy/gen-links.py" "$N" > "$WORK/links.csv"
   cmd "$BIN/snapshot" build --input "$WORK/links.csv" --output "$WORK/links.snap"
 fi
-NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cmd python3 "$ROOT/perf/scripts/prepare.py" "$WORK/links.csv" "$WORK" "$NGINX_PORT" "$SERVER_CPU"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+NGINX_PORT=$(free_port)
+# TLS material for this run only (in $TMP, deleted at the end): CA, leaf, ticket key.
+TLS_DIR=$TMP/tls
+PREPARE_TLS=()
+if [[ $TLS_MODES == 1 ]]; then
+  cmd "$ROOT/perf/scripts/tls-certs.sh" "$TLS_DIR" "$TLS_NAME"
+  NGINX_TLS_PORT=$(free_port)
+  PREPARE_TLS=("$NGINX_TLS_PORT" "$TLS_DIR" "$TLS_NAME")
+fi
+cmd python3 "$ROOT/perf/scripts/prepare.py" "$WORK/links.csv" "$WORK" "$NGINX_PORT" "$SERVER_CPU" "${PREPARE_TLS[@]}"
 
 # --- 3. the machine ---
 HW_COUNTERS=1
@@ -90,6 +118,19 @@ if perf stat -e instructions,cycles true 2>&1 | grep -q "not supported"; then HW
 PERF_STAT=${PERF_STAT:-$HW_COUNTERS}
 ENGINES=()
 for s in $SERVERS; do [[ $s == engine || $s == engine-* ]] && ENGINES+=("$s"); done
+# The engine's TLS port (issue 13) is being written: without --tls-listen its
+# TLS modes are skipped, everything else runs.
+ENGINE_TLS=0
+if [[ $TLS_MODES == 1 && ${#ENGINES[@]} -gt 0 ]]; then
+  if "$BIN/engine" serve --help 2>&1 | grep -q -- '--tls-listen'; then
+    ENGINE_TLS=1
+  else
+    echo "engine: \`engine serve --help\` has no --tls-listen ($BIN/engine, git $(cd "$ROOT" && git rev-parse --short HEAD)): the engine's TLS modes were skipped" >> "$OUT/notes.txt"
+  fi
+fi
+if [[ $TLS_MODES == 1 && " $SERVERS " == *" hyper "* ]]; then
+  echo "hyper: plain HTTP only, no TLS modes" >> "$OUT/notes.txt"
+fi
 if [[ $CLICKS == 1 && ${#ENGINES[@]} -gt 0 ]] && ! js_api '$JS.API.INFO' > /dev/null; then
   echo "no JetStream at $NATS_URL: start nats-server -js, set NATS_URL, or run with CLICKS=0" >&2; exit 1
 fi
@@ -100,7 +141,8 @@ fi
   echo "kernel: $(uname -r)"
   echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "git: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- engine perf || echo ' (engine/ or perf/ modified)')"
-  echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
+  echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2), $(nginx -V 2>&1 | grep -o 'built with OpenSSL [^ ]*' || echo 'OpenSSL version unknown'), running on $(openssl version 2>/dev/null || echo 'unknown')"
+  echo "modes: $MODES$([[ $TLS_MODES == 1 ]] && echo "; TLS: SNI $TLS_NAME, ECDSA P-256 leaf from a per-run test CA, TLS 1.3 + X25519, engine TLS $([[ $ENGINE_TLS == 1 ]] && echo on || echo 'skipped (no --tls-listen)')")"
   echo "links: $N, of which $(wc -l < "$WORK/codes.txt") are asked for (codes colliding case-insensitively are left out)"
   echo "hardware counters (instructions, cycles): $([[ $HW_COUNTERS == 1 ]] && echo yes || echo 'not supported on this VM: server cost is CPU time (/proc/PID/stat) per request, user-space instructions from valgrind')"
   echo "click capture: $([[ $CLICKS == 1 ]] && echo "on, $NATS_URL ($(nats-server --version 2>/dev/null || echo 'nats-server version unknown'))" || echo off)"
@@ -112,7 +154,7 @@ EVENTS=task-clock
 
 # --- 4. servers ---
 PIDS=()
-declare -A ADDR SPID ADMIN STREAMS
+declare -A ADDR TLSADDR SPID ADMIN STREAMS
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -150,11 +192,17 @@ for s in $SERVERS; do
       taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" -p "$WORK" > "$OUT/nginx.log" 2>&1 &
       PIDS+=($!); wait_port "$NGINX_PORT"
       ADDR[nginx]=127.0.0.1:$NGINX_PORT
+      if [[ $TLS_MODES == 1 ]]; then wait_port "$NGINX_TLS_PORT"; TLSADDR[nginx]=127.0.0.1:$NGINX_TLS_PORT; fi
       SPID[nginx]=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)   # the worker
       echo "taskset -c $SERVER_CPU nginx -c $WORK/nginx.conf" >> "$OUT/commands.txt" ;;
     engine|engine-*)
       c=(taskset -c "$SERVER_CPU" "$BIN/engine" serve --snapshot "$WORK/links.snap" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --cores 1)
       [[ $s != engine && $ENGINE_IO_FLAG == 1 ]] && c+=(--io "${s#engine-}")
+      tls_port=
+      if [[ $ENGINE_TLS == 1 ]]; then
+        tls_port=$(free_port)
+        c+=(--tls-listen "127.0.0.1:$tls_port" --tls-certs "$TLS_DIR/certs")
+      fi
       if [[ $CLICKS == 1 ]]; then
         # Private streams and subjects: a click stream on clicks.> (the
         # default) would overlap any CLICKS stream already on the server and
@@ -170,7 +218,8 @@ for s in $SERVERS; do
       "${c[@]}" > "$OUT/$s.out" 2> "$OUT/$s.log" &
       PIDS+=($!); SPID[$s]=$!
       ADDR[$s]=$(wait_ready "$OUT/$s.out")
-      ADMIN[$s]=$(wait_ready "$OUT/$s.out" admin) ;;
+      ADMIN[$s]=$(wait_ready "$OUT/$s.out" admin)
+      if [[ -n $tls_port ]]; then wait_port "$tls_port"; TLSADDR[$s]=127.0.0.1:$tls_port; fi ;;
     hyper)
       c=(taskset -c "$SERVER_CPU" "$BIN/perf-hyper-ref" --input "$WORK/links.csv" --listen 127.0.0.1:0)
       echo "${c[*]}" >> "$OUT/commands.txt"
@@ -179,18 +228,26 @@ for s in $SERVERS; do
       ADDR[hyper]=$(wait_ready "$OUT/hyper.out") ;;
     *) echo "unknown server $s" >&2; exit 2 ;;
   esac
-  log "$s ready on ${ADDR[$s]} (pid ${SPID[$s]})"
+  log "$s ready on ${ADDR[$s]}${TLSADDR[$s]:+, TLS on ${TLSADDR[$s]}} (pid ${SPID[$s]})"
 done
 
 # --- 5. rounds, alternating ---
-# run SERVER CONNS MODE ROUND [extra perf-load flags]: one client run; over
-# its measured window (from 1 s after the generator starts sending) the
-# server's /proc/PID/stat and /proc/interrupts are read before and after
-# (and perf stat attached if PERF_STAT=1).
+# has_mode SERVER MODE: whether SERVER runs in connection mode MODE.
+has_mode() {
+  [[ $2 != tls-* || -n ${TLSADDR[$1]:-} ]]
+}
+
+# run SERVER CONNS CONNECTION_MODE LOOP ROUND [extra perf-load flags]: one
+# client run; over its measured window (from 1 s after the generator starts
+# sending) the server's /proc/PID/stat and /proc/interrupts are read before
+# and after (and perf stat attached if PERF_STAT=1).
 run() {
-  local s=$1 conns=$2 mode=$3 r=$4; shift 4
-  local base=$OUT/runs/$s-c$conns-$mode-$r pid=${SPID[$s]}
-  local c=("$BIN/perf" load -u "${ADDR[$s]}" -k "$WORK/codes.txt" -c "$conns" -t 1 --pin "$CLIENT_CPU"
+  local s=$1 conns=$2 cmode=$3 mode=$4 r=$5; shift 5
+  mkdir -p "$OUT/runs/$cmode"
+  local base=$OUT/runs/$cmode/$s-c$conns-$mode-$r pid=${SPID[$s]}
+  local target=(-u "${ADDR[$s]}")
+  [[ $cmode == tls-* ]] && target=(-u "${TLSADDR[$s]}" --sni "$TLS_NAME" --ca "$TLS_DIR/ca.crt")
+  local c=("$BIN/perf" load "${target[@]}" --mode "$cmode" -k "$WORK/codes.txt" -c "$conns" -t 1 --pin "$CLIENT_CPU"
            -d "$SECS" --warmup 1 --distribution "$DIST" --unknown "$UNKNOWN" --json "$base.json" "$@")
   [[ $r == 1 ]] && echo "${c[*]}" >> "$OUT/commands.txt"
   "${c[@]}" > "$base.txt" 2>&1 &
@@ -211,15 +268,21 @@ run() {
   printf 'window_ns=%s\nclk_tck=%s\nserver_cpu=%s\nstat_before=%s\nstat_after=%s\n' \
     "$((t1 - t0))" "$(getconf CLK_TCK)" "$SERVER_CPU" "$st0" "$st1" > "$base.proc"
   wait $client
-  log "$s c$conns $mode round $r: $(grep -h "requests/s" "$base.txt" | xargs)"
+  log "$s $cmode c$conns $mode round $r: $(grep -hE "requests/s|TLS:" "$base.txt" | xargs)"
 }
 echo "per run, over the measured window: /proc/SERVER_PID/stat and /proc/interrupts before and after$([[ $PERF_STAT == 1 ]] && echo ", perf stat -x, -e $EVENTS -p SERVER_PID -- sleep $SECS")" >> "$OUT/commands.txt"
 for r in $(seq 1 "$ROUNDS"); do
-  for conns in $CONNS; do
-    for s in $SERVERS; do run "$s" "$conns" closed "$r"; done
-    if [[ $OPEN == 1 ]]; then
-      for s in $SERVERS; do run "$s" "$conns" open "$r" --rate "$RATE"; done
-    fi
+  for cmode in $MODES; do
+    for conns in $CONNS; do
+      for s in $SERVERS; do
+        if has_mode "$s" "$cmode"; then run "$s" "$conns" "$cmode" closed "$r"; fi
+      done
+      if [[ $OPEN == 1 ]]; then
+        for s in $SERVERS; do
+          if has_mode "$s" "$cmode"; then run "$s" "$conns" "$cmode" open "$r" --rate "${MODE_RATE[$cmode]}"; fi
+        done
+      fi
+    done
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
@@ -257,6 +320,8 @@ cleanup
 trap - EXIT
 [[ -s $OUT/clicks.txt ]] && cat "$OUT/clicks.txt" >&2
 
-# --- 10. the table and the plot ---
+[[ -s $OUT/notes.txt ]] && cat "$OUT/notes.txt" >&2
+
+# --- 10. the table and the plots ---
 cmd "$BIN/perf" summarize "$OUT"
 log "results in $OUT"

@@ -91,6 +91,8 @@ pub struct WorkloadSpec {
     pub seed: u64,
     /// `Host` header value.
     pub host: String,
+    /// Every request says `Connection: close` (the new-connection modes).
+    pub connection_close: bool,
 }
 
 /// Ready-to-send requests: request `i` is `bytes[offsets[i]..offsets[i+1]]`
@@ -124,7 +126,7 @@ impl Workload {
         };
 
         let mut w = Workload {
-            bytes: Vec::with_capacity(spec.len * (40 + spec.host.len())),
+            bytes: Vec::with_capacity(spec.len * (60 + spec.host.len())),
             offsets: Vec::with_capacity(spec.len + 1),
             expect: Vec::with_capacity(spec.len),
         };
@@ -146,6 +148,9 @@ impl Workload {
             w.bytes.extend_from_slice(code.as_bytes());
             w.bytes.extend_from_slice(b" HTTP/1.1\r\nHost: ");
             w.bytes.extend_from_slice(spec.host.as_bytes());
+            if spec.connection_close {
+                w.bytes.extend_from_slice(b"\r\nConnection: close");
+            }
             w.bytes.extend_from_slice(b"\r\n\r\n");
             let end = u32::try_from(w.bytes.len()).context("request sequence above 4 GiB")?;
             w.offsets.push(end);
@@ -195,6 +200,7 @@ mod tests {
             len: 20_000,
             seed: 5,
             host: "127.0.0.1:1".into(),
+            connection_close: false,
         }
     }
 
@@ -216,6 +222,19 @@ mod tests {
         }
         let share = unknown as f64 / w.len() as f64;
         assert!((share - 0.25).abs() < 0.02, "unknown share {share}");
+    }
+
+    #[test]
+    fn new_connection_requests_say_connection_close() {
+        let codes = vec!["abc".to_owned()];
+        let mut s = spec(Distribution::Uniform, 0.0);
+        s.connection_close = true;
+        s.host = "perf.test".into();
+        let w = Workload::build(&codes, &s).unwrap();
+        assert_eq!(
+            w.request(0),
+            b"GET /abc HTTP/1.1\r\nHost: perf.test\r\nConnection: close\r\n\r\n"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! A run is a pre-encoded request sequence ([`keys::Workload`]: codes drawn
 //! uniformly or Zipf-distributed from a list or a snapshot, with a share of
 //! unknown codes expecting 404) played by a few threads, each owning an
-//! epoll instance and a set of keep-alive connections ([`load`]). Nothing is
+//! epoll instance and a set of connection slots ([`load`]). Nothing is
 //! formatted or allocated per request; each response is delimited and its
 //! status checked against the one expected for its code ([`response`]).
 //! Closed loop measures the ceiling; open loop sends at a fixed rate and
@@ -19,6 +19,10 @@
 //! request than the redirect server being measured (see README.md, "The
 //! generator against wrk").
 //!
+//! Connections follow a [`mode::Mode`]: kept open or one request per new
+//! connection, plain or over TLS ([`tls`]: a rustls client on aws-lc-rs,
+//! the engine's provider, driven by the same epoll loop).
+//!
 //! Only loopback targets are accepted ([`target`]): load on any other
 //! address is forbidden on this machine.
 //!
@@ -27,16 +31,20 @@
 //! - [`keys`]: code lists, distributions, the pre-encoded sequence.
 //! - [`zipf`], [`rng`]: sampling used while building the sequence.
 //! - [`load`]: the per-thread epoll loop, pinning, the run.
+//! - [`mode`]: keep-alive or new connections, plain or TLS.
+//! - [`tls`]: the rustls client config and the per-slot ticket store.
 //! - [`response`]: delimiting responses.
 //! - [`stats`]: counters, percentiles, the JSON summary.
 //! - [`summary`]: the harness's table from a results directory; [`svg`] its plot.
 
 pub mod keys;
 pub mod load;
+pub mod mode;
 pub mod response;
 pub mod rng;
 pub mod stats;
 pub mod summary;
 pub mod svg;
 pub mod target;
+pub mod tls;
 pub mod zipf;

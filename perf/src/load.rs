@@ -13,11 +13,25 @@
 //! request sent in it; requests are copied from the pre-encoded
 //! [`Workload`], and all requests a connection may send at once go out in
 //! one `write`.
+//!
+//! Connections are opened with a non-blocking `connect` (a full accept
+//! queue must not stall the other connections) and follow the run's
+//! [`Mode`]: kept open, or one request per new connection, opened when the
+//! request is due so that its latency includes connecting (and the TLS
+//! handshake) and dropped as soon as the response is in. TLS runs the same
+//! loop through a rustls `ClientConnection` per connection: ciphertext is
+//! read and written with `read_tls` / `write_tls` on the socket, the
+//! decrypted responses land in the same read buffer as plain ones, and a
+//! request written during the handshake is sent with the client's Finished.
 
 use crate::keys::Workload;
+use crate::mode::Mode;
 use crate::response::{self, Parsed};
-use crate::stats::{Summary, ThreadStats};
+use crate::stats::{Summary, ThreadStats, TlsStats};
+use crate::tls::TlsClient;
 use anyhow::{Context, bail};
+use rustls::{ClientConnection, HandshakeKind};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -49,6 +63,10 @@ pub struct LoadConfig {
     pub warmup: Duration,
     /// After the last send, how long to wait for responses still in flight.
     pub drain: Duration,
+    /// How requests use connections.
+    pub mode: Mode,
+    /// The TLS client; required by (and only for) the TLS modes.
+    pub tls: Option<Arc<TlsClient>>,
 }
 
 /// Runs the load and merges the threads' results.
@@ -61,6 +79,19 @@ pub fn run(cfg: &LoadConfig, workload: Arc<Workload>, label: &str) -> anyhow::Re
     }
     if cfg.threads == 0 || cfg.connections < cfg.threads || cfg.depth == 0 {
         bail!("need threads >= 1, connections >= threads, depth >= 1");
+    }
+    if cfg.mode.tls() != cfg.tls.is_some() {
+        bail!(
+            "mode {} {} a TLS client (--ca and --sni)",
+            cfg.mode,
+            if cfg.mode.tls() { "needs" } else { "takes no" }
+        );
+    }
+    if cfg.mode.new_connection_per_request() && cfg.depth != 1 {
+        bail!(
+            "mode {} sends one request per connection: depth must be 1",
+            cfg.mode
+        );
     }
     if let Some(r) = cfg.rate
         && !(r > 0.0 && r.is_finite())
@@ -92,6 +123,7 @@ pub fn run(cfg: &LoadConfig, workload: Arc<Workload>, label: &str) -> anyhow::Re
     Ok(Summary {
         target: cfg.addr.to_string(),
         mode: if cfg.rate.is_some() { "open" } else { "closed" }.into(),
+        connection_mode: cfg.mode.name().into(),
         rate: cfg.rate,
         connections: cfg.connections,
         threads: cfg.threads,
@@ -109,6 +141,11 @@ pub fn run(cfg: &LoadConfig, workload: Arc<Workload>, label: &str) -> anyhow::Re
         errors: all.errors,
         lost: all.lost,
         reconnects: all.reconnects,
+        connects: all.connects,
+        tls: cfg.mode.tls().then(|| TlsStats {
+            tickets: cfg.tls.as_ref().map_or(0, |t| t.tickets_received()),
+            ..all.tls
+        }),
         statuses: all.statuses,
         latency_us: Summary::latency(&all.hist),
         client_cpu_s: all.cpu.as_secs_f64(),
@@ -147,9 +184,21 @@ fn thread_cpu_time() -> Duration {
 const READ_BUF: usize = 64 * 1024;
 const MAX_READ_BUF: usize = 1 << 20;
 const RETRY: Duration = Duration::from_millis(10);
+const EPOLLIN: u32 = libc::EPOLLIN as u32;
+const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
 
 struct Conn {
+    /// Index over all threads' connections: the TLS ticket slot.
+    slot: usize,
     stream: Option<TcpStream>,
+    /// TLS modes: the open connection's TLS state.
+    tls: Option<ClientConnection>,
+    /// A non-blocking `connect` not finished yet (EPOLLOUT says when).
+    connecting: bool,
+    /// This connection's handshake has been counted.
+    handshake_counted: bool,
+    /// Requests sent on this connection.
+    sent: u64,
     /// Next index into the workload.
     next: usize,
     /// (workload index, intended send time) of each request in flight.
@@ -157,6 +206,7 @@ struct Conn {
     rbuf: Vec<u8>,
     rstart: usize,
     rend: usize,
+    /// Requests to send (plaintext; TLS encrypts them on the way out).
     wbuf: Vec<u8>,
     wpos: usize,
     /// Open loop: when the next request is due.
@@ -166,12 +216,35 @@ struct Conn {
     want_out: bool,
 }
 
+/// Frees room at the end of a read buffer (moving the unparsed part
+/// `start..end` to the front, else growing it); false once it is at its
+/// limit. Takes the fields, not the `Conn`, so the socket and the TLS state
+/// can stay borrowed.
+fn make_room(buf: &mut Vec<u8>, start: &mut usize, end: &mut usize) -> bool {
+    if *end < buf.len() {
+        return true;
+    }
+    if *start > 0 {
+        buf.copy_within(*start..*end, 0);
+        *end -= *start;
+        *start = 0;
+    } else if buf.len() < MAX_READ_BUF {
+        let len = buf.len() * 2;
+        buf.resize(len, 0);
+    } else {
+        return false;
+    }
+    true
+}
+
 struct Worker {
     addr: SocketAddr,
     epoll: OwnedFd,
     conns: Vec<Conn>,
     workload: Arc<Workload>,
     depth: usize,
+    mode: Mode,
+    tls: Option<Arc<TlsClient>>,
     pin: Option<usize>,
     interval: Option<Duration>,
     /// Requests this thread may still send.
@@ -183,10 +256,32 @@ struct Worker {
     events: Vec<libc::epoll_event>,
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Fail {
+    Connect,
     Read,
     Write,
     Parse,
+    Tls,
+}
+
+/// Why a connection is dropped.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    /// Its one request is answered (new-connection modes).
+    Done,
+    /// The server closed it cleanly, nothing in flight (or said
+    /// `Connection: close`) in a keep-alive mode.
+    Server,
+    Fail(Fail),
+}
+
+/// What reading a connection left to do.
+enum Filled {
+    /// Bytes (maybe none) are in the read buffer; `eof`: the peer closed.
+    Data { eof: bool },
+    /// The connection was dropped.
+    Closed,
 }
 
 impl Worker {
@@ -212,7 +307,12 @@ impl Worker {
         let conns = mine
             .iter()
             .map(|&c| Conn {
+                slot: c,
                 stream: None,
+                tls: None,
+                connecting: false,
+                handshake_counted: false,
+                sent: 0,
                 next: c * len / cfg.connections,
                 inflight: VecDeque::with_capacity(cfg.depth),
                 rbuf: vec![0; READ_BUF],
@@ -231,6 +331,8 @@ impl Worker {
             conns,
             workload,
             depth: cfg.depth,
+            mode: cfg.mode,
+            tls: cfg.tls.clone(),
             pin: (!cfg.pin.is_empty()).then(|| cfg.pin[t % cfg.pin.len()]),
             interval: cfg.rate.map(|r| Duration::from_secs_f64(total as f64 / r)),
             budget,
@@ -246,9 +348,14 @@ impl Worker {
         if let Some(cpu) = self.pin {
             pin_current_thread(cpu)?;
         }
+        if self.tls.is_some() {
+            crate::tls::warm_up_random();
+        }
         let now = Instant::now();
-        for i in 0..self.conns.len() {
-            self.connect(i, now);
+        if !self.mode.new_connection_per_request() {
+            for i in 0..self.conns.len() {
+                self.connect(i, now);
+            }
         }
         barrier.wait();
         let cpu0 = thread_cpu_time();
@@ -291,10 +398,14 @@ impl Worker {
             for e in 0..ready {
                 let ev = self.events[e];
                 let i = ev.u64 as usize;
-                if ev.events & (libc::EPOLLOUT as u32) != 0 {
+                let hup = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                if self.conns[i].connecting && ev.events & (EPOLLOUT | hup) != 0 {
+                    self.finish_connect(i, now);
+                }
+                if ev.events & EPOLLOUT != 0 {
                     self.flush(i, now);
                 }
-                if ev.events & (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                if ev.events & (EPOLLIN | hup) != 0 {
                     self.read(i, now, measure_from, &mut last_response);
                 }
                 dirty.push(i);
@@ -319,10 +430,16 @@ impl Worker {
         if !sending {
             return now + Duration::from_millis(10);
         }
+        let open_per_request = self.mode.new_connection_per_request() && self.interval.is_some();
         let mut wake = stop_at.min(now + Duration::from_millis(50));
         for c in &self.conns {
             if c.stream.is_none() {
-                wake = wake.min(c.retry_at);
+                // A new-connection request is opened when it is due.
+                wake = wake.min(if open_per_request {
+                    c.retry_at.max(c.due)
+                } else {
+                    c.retry_at
+                });
             } else if self.interval.is_some() && c.inflight.len() < self.depth {
                 wake = wake.min(c.due);
             }
@@ -356,22 +473,42 @@ impl Worker {
         Ok(n as usize)
     }
 
+    /// Starts a non-blocking connect (and, in TLS modes, the TLS client
+    /// whose ClientHello goes out once it is established).
     fn connect(&mut self, i: usize, now: Instant) {
-        let stream = TcpStream::connect(self.addr).and_then(|s| {
-            s.set_nodelay(true)?;
-            s.set_nonblocking(true)?;
+        let socket = Socket::new(
+            Domain::for_address(self.addr),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )
+        .and_then(|s| {
+            s.set_tcp_nodelay(true)?;
             Ok(s)
         });
-        let stream = match stream {
-            Ok(s) => s,
-            Err(_) => {
-                self.stats.errors.connect += 1;
-                self.conns[i].retry_at = now + RETRY;
-                return;
-            }
+        let connecting = socket.and_then(|s| match s.connect(&SockAddr::from(self.addr)) {
+            Ok(()) => Ok((s, false)),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((s, true)),
+            Err(e) => Err(e),
+        });
+        let Ok((socket, connecting)) = connecting else {
+            self.stats.errors.connect += 1;
+            self.conns[i].retry_at = now + RETRY;
+            return;
         };
+        let tls = match &self.tls {
+            Some(client) => match client.connect(self.conns[i].slot) {
+                Ok(conn) => Some(conn),
+                Err(_) => {
+                    self.stats.errors.tls += 1;
+                    self.conns[i].retry_at = now + RETRY;
+                    return;
+                }
+            },
+            None => None,
+        };
+        let stream = TcpStream::from(socket);
         let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
+            events: EPOLLIN | if connecting { EPOLLOUT } else { 0 },
             u64: i as u64,
         };
         // SAFETY: both descriptors are open; ev lives for the call.
@@ -388,35 +525,77 @@ impl Worker {
             self.conns[i].retry_at = now + RETRY;
             return;
         }
+        if !connecting {
+            self.stats.connects += 1;
+        }
         let c = &mut self.conns[i];
         c.stream = Some(stream);
+        c.tls = tls;
+        c.connecting = connecting;
+        c.handshake_counted = false;
+        c.sent = 0;
         c.rstart = 0;
         c.rend = 0;
         c.wbuf.clear();
         c.wpos = 0;
-        c.want_out = false;
+        c.want_out = connecting;
+    }
+
+    /// EPOLLOUT (or an error) on a connecting socket: connected, or failed.
+    fn finish_connect(&mut self, i: usize, now: Instant) {
+        let c = &mut self.conns[i];
+        let Some(stream) = c.stream.as_ref() else {
+            return;
+        };
+        match stream.take_error() {
+            Ok(None) => {
+                c.connecting = false;
+                self.stats.connects += 1;
+            }
+            _ => self.close(i, now, Why::Fail(Fail::Connect)),
+        }
     }
 
     /// Drops the connection; what was in flight is lost. It is reopened on
-    /// the next pump.
-    fn close(&mut self, i: usize, now: Instant, fail: Option<Fail>) {
-        match fail {
-            Some(Fail::Read) => self.stats.errors.read += 1,
-            Some(Fail::Write) => self.stats.errors.write += 1,
-            Some(Fail::Parse) => self.stats.errors.parse += 1,
-            None => self.stats.reconnects += 1,
+    /// the next pump (at once unless it failed).
+    fn close(&mut self, i: usize, now: Instant, why: Why) {
+        match why {
+            Why::Fail(Fail::Connect) => self.stats.errors.connect += 1,
+            Why::Fail(Fail::Read) => self.stats.errors.read += 1,
+            Why::Fail(Fail::Write) => self.stats.errors.write += 1,
+            Why::Fail(Fail::Parse) => self.stats.errors.parse += 1,
+            Why::Fail(Fail::Tls) => self.stats.errors.tls += 1,
+            Why::Server => self.stats.reconnects += 1,
+            Why::Done => {}
         }
         let c = &mut self.conns[i];
         self.stats.lost += c.inflight.len() as u64;
         c.inflight.clear();
-        c.stream = None; // closing the fd also removes it from the epoll set
-        c.retry_at = if fail.is_some() { now + RETRY } else { now };
+        // No close_notify: like a browser done with a `Connection: close`
+        // response, the client just closes. Closing the fd also removes it
+        // from the epoll set.
+        c.tls = None;
+        c.stream = None;
+        c.connecting = false;
+        c.retry_at = if matches!(why, Why::Fail(_)) {
+            now + RETRY
+        } else {
+            now
+        };
     }
 
-    /// Sends what is due, then writes.
+    /// Opens the connection if needed, queues what is due, then writes.
     fn pump(&mut self, i: usize, now: Instant, sending: bool) {
+        let per_request = self.mode.new_connection_per_request();
         if self.conns[i].stream.is_none() {
-            if !sending || self.conns[i].retry_at > now {
+            // `sending` is from the start of this round of pumps: an
+            // earlier connection may have taken the last of the budget.
+            if !sending || self.budget == 0 || self.conns[i].retry_at > now {
+                return;
+            }
+            // A new-connection request's latency includes connecting: the
+            // connection is opened when the request is due, not before.
+            if per_request && self.interval.is_some() && self.conns[i].due > now {
                 return;
             }
             self.connect(i, now);
@@ -425,13 +604,14 @@ impl Worker {
             }
         }
         if sending {
+            let per_conn = if per_request { 1 } else { u64::MAX };
             let w = &*self.workload;
             let c = &mut self.conns[i];
             if c.wpos == c.wbuf.len() {
                 c.wbuf.clear();
                 c.wpos = 0;
             }
-            while c.inflight.len() < self.depth && self.budget > 0 {
+            while c.inflight.len() < self.depth && self.budget > 0 && c.sent < per_conn {
                 let intended = match self.interval {
                     None => now,
                     Some(iv) if c.due <= now => {
@@ -443,6 +623,7 @@ impl Worker {
                 };
                 c.wbuf.extend_from_slice(w.request(c.next));
                 c.inflight.push_back((c.next as u32, intended));
+                c.sent += 1;
                 c.next += 1;
                 if c.next == w.len() {
                     c.next = 0;
@@ -458,20 +639,45 @@ impl Worker {
         let Some(stream) = c.stream.as_mut() else {
             return;
         };
-        while c.wpos < c.wbuf.len() {
-            match stream.write(&c.wbuf[c.wpos..]) {
-                Ok(n) => c.wpos += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return self.close(i, now, Some(Fail::Write)),
-            }
+        if c.connecting {
+            return; // EPOLLOUT is registered: finish_connect comes first.
         }
-        let want_out = c.wpos < c.wbuf.len();
+        let want_out = if let Some(tls) = c.tls.as_mut() {
+            loop {
+                // rustls keeps plaintext written during the handshake and
+                // sends it after the client's Finished.
+                while c.wpos < c.wbuf.len() {
+                    match tls.writer().write(&c.wbuf[c.wpos..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => c.wpos += n,
+                    }
+                }
+                if !tls.wants_write() {
+                    break;
+                }
+                match tls.write_tls(stream) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return self.close(i, now, Why::Fail(Fail::Write)),
+                }
+            }
+            tls.wants_write()
+        } else {
+            while c.wpos < c.wbuf.len() {
+                match stream.write(&c.wbuf[c.wpos..]) {
+                    Ok(n) => c.wpos += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => return self.close(i, now, Why::Fail(Fail::Write)),
+                }
+            }
+            c.wpos < c.wbuf.len()
+        };
         if want_out != c.want_out {
             c.want_out = want_out;
-            let events = libc::EPOLLIN as u32 | if want_out { libc::EPOLLOUT as u32 } else { 0 };
             let mut ev = libc::epoll_event {
-                events,
+                events: EPOLLIN | if want_out { EPOLLOUT } else { 0 },
                 u64: i as u64,
             };
             // SAFETY: both descriptors are open; ev lives for the call.
@@ -486,43 +692,113 @@ impl Worker {
         }
     }
 
-    fn read(&mut self, i: usize, now: Instant, measure_from: Instant, last: &mut Instant) {
+    /// One read from the socket into the connection's read buffer; for TLS,
+    /// the records read are processed and their plaintext appended.
+    fn fill(&mut self, i: usize, now: Instant) -> Filled {
         let c = &mut self.conns[i];
         let Some(stream) = c.stream.as_mut() else {
+            return Filled::Closed;
+        };
+        if c.connecting {
+            return Filled::Data { eof: false };
+        }
+        let Some(tls) = c.tls.as_mut() else {
+            if !make_room(&mut c.rbuf, &mut c.rstart, &mut c.rend) {
+                self.close(i, now, Why::Fail(Fail::Parse));
+                return Filled::Closed;
+            }
+            return match stream.read(&mut c.rbuf[c.rend..]) {
+                Ok(0) => Filled::Data { eof: true },
+                Ok(n) => {
+                    c.rend += n;
+                    Filled::Data { eof: false }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                    Filled::Data { eof: false }
+                }
+                Err(_) => {
+                    self.close(i, now, Why::Fail(Fail::Read));
+                    Filled::Closed
+                }
+            };
+        };
+        let mut eof = match tls.read_tls(stream) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                return Filled::Data { eof: false };
+            }
+            Err(_) => {
+                self.close(i, now, Why::Fail(Fail::Read));
+                return Filled::Closed;
+            }
+        };
+        if tls.process_new_packets().is_err() {
+            self.close(i, now, Why::Fail(Fail::Tls));
+            return Filled::Closed;
+        }
+        if !c.handshake_counted && !tls.is_handshaking() {
+            c.handshake_counted = true;
+            let t = &mut self.stats.tls;
+            t.handshakes += 1;
+            match tls.handshake_kind() {
+                Some(HandshakeKind::Resumed) => t.resumed += 1,
+                Some(HandshakeKind::FullWithHelloRetryRequest) => {
+                    t.full += 1;
+                    t.hello_retry += 1;
+                }
+                _ => t.full += 1,
+            }
+            if t.negotiated.is_none() {
+                t.negotiated = Some(format!(
+                    "{:?} {:?} {:?}",
+                    tls.protocol_version()
+                        .unwrap_or(rustls::ProtocolVersion::Unknown(0)),
+                    tls.negotiated_cipher_suite().map(|s| s.suite()),
+                    tls.negotiated_key_exchange_group().map(|g| g.name()),
+                ));
+            }
+        }
+        loop {
+            if !make_room(&mut c.rbuf, &mut c.rstart, &mut c.rend) {
+                self.close(i, now, Why::Fail(Fail::Parse));
+                return Filled::Closed;
+            }
+            match tls.reader().read(&mut c.rbuf[c.rend..]) {
+                Ok(0) => {
+                    // close_notify
+                    eof = true;
+                    break;
+                }
+                Ok(n) => c.rend += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // The peer closed without close_notify.
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        Filled::Data { eof }
+    }
+
+    fn read(&mut self, i: usize, now: Instant, measure_from: Instant, last: &mut Instant) {
+        let Filled::Data { eof } = self.fill(i, now) else {
             return;
         };
-        if c.rend == c.rbuf.len() {
-            if c.rstart > 0 {
-                c.rbuf.copy_within(c.rstart..c.rend, 0);
-                c.rend -= c.rstart;
-                c.rstart = 0;
-            } else if c.rbuf.len() < MAX_READ_BUF {
-                let len = c.rbuf.len() * 2;
-                c.rbuf.resize(len, 0);
-            } else {
-                return self.close(i, now, Some(Fail::Parse));
-            }
-        }
-        match stream.read(&mut c.rbuf[c.rend..]) {
-            Ok(0) => {
-                let fail = (!c.inflight.is_empty()).then_some(Fail::Read);
-                return self.close(i, now, fail);
-            }
-            Ok(n) => c.rend += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return,
-            Err(_) => return self.close(i, now, Some(Fail::Read)),
-        }
+        let per_request = self.mode.new_connection_per_request();
         let w = &*self.workload;
-        let mut close_after = false;
+        let c = &mut self.conns[i];
+        let mut close_after = None;
         while c.rstart < c.rend {
             match response::parse(&c.rbuf[c.rstart..c.rend]) {
                 Parsed::Partial => break,
-                Parsed::Invalid => return self.close(i, now, Some(Fail::Parse)),
+                Parsed::Invalid => return self.close(i, now, Why::Fail(Fail::Parse)),
                 Parsed::Complete { status, len, close } => {
                     c.rstart += len;
                     let Some((idx, intended)) = c.inflight.pop_front() else {
                         // A response nobody asked for.
-                        return self.close(i, now, Some(Fail::Parse));
+                        return self.close(i, now, Why::Fail(Fail::Parse));
                     };
                     if intended >= measure_from {
                         self.stats.completed += 1;
@@ -534,8 +810,17 @@ impl Worker {
                         self.stats.hist.saturating_record(ns.max(1));
                         *last = now;
                     }
+                    if per_request && c.inflight.is_empty() {
+                        // Its one request is answered: a new connection
+                        // takes the next one.
+                        close_after = Some(Why::Done);
+                        break;
+                    }
                     if close {
-                        close_after = true;
+                        // The server ends the connection after this
+                        // response: anything pipelined behind it is lost,
+                        // a fresh connection takes over.
+                        close_after = Some(Why::Server);
                         break;
                     }
                 }
@@ -545,10 +830,15 @@ impl Worker {
             c.rstart = 0;
             c.rend = 0;
         }
-        if close_after {
-            // The server ends the connection after this response: anything
-            // pipelined behind it is lost, a fresh connection takes over.
-            self.close(i, now, None);
+        if close_after.is_none() && eof {
+            close_after = Some(if c.inflight.is_empty() {
+                Why::Server
+            } else {
+                Why::Fail(Fail::Read)
+            });
+        }
+        if let Some(why) = close_after {
+            self.close(i, now, why);
         }
     }
 }

@@ -5,6 +5,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use perf::keys::{self, Distribution, Workload, WorkloadSpec};
 use perf::load::{self, LoadConfig};
+use perf::mode::Mode;
+use perf::tls::{TlsClient, TlsOptions, Versions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +24,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load a loopback HTTP/1.1 server with GET /CODE requests and report
-    /// throughput, latency percentiles and errors.
-    Load(LoadArgs),
+    /// Load a loopback HTTP/1.1 server with GET /CODE requests, plain or over
+    /// TLS, on kept-alive or new connections, and report throughput, latency
+    /// percentiles and errors.
+    Load(Box<LoadArgs>),
     /// Read a harness results directory (runs/*.json) and write summary.md
     /// and plot.svg into it; prints the table.
     Summarize {
@@ -38,6 +41,23 @@ struct LoadArgs {
     /// host:port; only 127.0.0.0/8 and ::1 are accepted.
     #[arg(long, short = 'u')]
     target: String,
+    /// keepalive: every request on connections kept open; close: one request
+    /// per new connection (`Connection: close`); tls-keepalive, tls-full (a
+    /// new connection and full handshake per request), tls-resume (a new
+    /// connection per request, resuming with the slot's last ticket): the
+    /// same over TLS.
+    #[arg(long, default_value = "keepalive")]
+    mode: Mode,
+    /// TLS modes: the server name sent (SNI) and checked against the
+    /// certificate; also the Host header.
+    #[arg(long)]
+    sni: Option<String>,
+    /// TLS modes: PEM file of the CA to trust (the only root).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// TLS modes: versions offered, 1.3, 1.2 or any.
+    #[arg(long, default_value = "1.3")]
+    tls_version: Versions,
     /// Codes: one per line, CSV with the code first (links.csv), or a snapshot file.
     #[arg(long, short = 'k')]
     keys: PathBuf,
@@ -62,7 +82,8 @@ struct LoadArgs {
     /// CPUs to pin threads to, comma-separated (thread i on the i-th, cycling).
     #[arg(long, value_delimiter = ',')]
     pin: Vec<usize>,
-    /// Requests in flight per connection (HTTP pipelining).
+    /// Requests in flight per connection (HTTP pipelining; 1 in the
+    /// new-connection modes).
     #[arg(long, default_value_t = 1)]
     depth: usize,
     /// Open loop at this total rate (requests/s); default: closed loop.
@@ -99,7 +120,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Load(args) => run_load(args),
+        Command::Load(args) => run_load(*args),
         Command::Summarize { dir } => {
             let table = perf::summary::summarize(&dir)?;
             print!("{table}");
@@ -114,6 +135,25 @@ fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
 
 fn run_load(a: LoadArgs) -> anyhow::Result<()> {
     let addr = perf::target::loopback(&a.target)?;
+    let tls = if a.mode.tls() {
+        let (Some(sni), Some(ca)) = (a.sni.clone(), a.ca.clone()) else {
+            anyhow::bail!("--mode {} needs --sni NAME and --ca FILE", a.mode);
+        };
+        let opts = TlsOptions {
+            ca,
+            sni,
+            versions: a.tls_version,
+        };
+        Some(Arc::new(TlsClient::new(&opts, a.mode, a.connections)?))
+    } else {
+        if a.sni.is_some() || a.ca.is_some() {
+            anyhow::bail!(
+                "--sni and --ca are for the TLS modes, not --mode {}",
+                a.mode
+            );
+        }
+        None
+    };
     let codes = keys::load_codes(&a.keys)?;
     let spec = WorkloadSpec {
         distribution: a.distribution,
@@ -122,7 +162,11 @@ fn run_load(a: LoadArgs) -> anyhow::Result<()> {
         unknown_status: a.expect_unknown,
         len: a.sequence,
         seed: a.seed,
-        host: perf::target::host_header(&addr),
+        host: match (&a.sni, a.mode.tls()) {
+            (Some(name), true) => name.clone(),
+            _ => perf::target::host_header(&addr),
+        },
+        connection_close: a.mode.new_connection_per_request(),
     };
     let workload = Arc::new(Workload::build(&codes, &spec)?);
     let label = format!(
@@ -144,8 +188,10 @@ fn run_load(a: LoadArgs) -> anyhow::Result<()> {
         count: a.count,
         warmup: secs(a.warmup, "warmup")?,
         drain: secs(a.drain, "drain")?,
+        mode: a.mode,
+        tls,
     };
-    tracing::info!(%addr, connections = cfg.connections, threads = cfg.threads, "load starts");
+    tracing::info!(%addr, mode = %cfg.mode, connections = cfg.connections, threads = cfg.threads, "load starts");
     let summary = load::run(&cfg, workload, &label)?;
     print!("{}", summary.print());
     if let Some(path) = &a.json {

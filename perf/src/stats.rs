@@ -20,11 +20,14 @@ pub struct Errors {
     pub status: u64,
     /// A response that could not be delimited, or one nobody asked for.
     pub parse: u64,
+    /// A TLS handshake or record the client refused (or rustls could not
+    /// start a connection).
+    pub tls: u64,
 }
 
 impl Errors {
     pub fn total(&self) -> u64 {
-        self.connect + self.read + self.write + self.status + self.parse
+        self.connect + self.read + self.write + self.status + self.parse + self.tls
     }
 
     fn add(&mut self, o: &Errors) {
@@ -33,6 +36,37 @@ impl Errors {
         self.write += o.write;
         self.status += o.status;
         self.parse += o.parse;
+        self.tls += o.tls;
+    }
+}
+
+/// TLS handshakes completed, by kind, and what the first one negotiated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TlsStats {
+    pub handshakes: u64,
+    pub full: u64,
+    /// Full handshakes with a HelloRetryRequest (none expected: the client
+    /// offers an X25519 key share, the only group it supports).
+    pub hello_retry: u64,
+    /// Handshakes the server resumed (rustls's `handshake_kind()`).
+    pub resumed: u64,
+    /// tls-resume: TLS 1.3 session tickets received (the other modes keep
+    /// none, and count none).
+    pub tickets: u64,
+    /// Negotiated version, cipher suite and key exchange group, e.g.
+    /// `TLSv1_3 TLS13_AES_128_GCM_SHA256 X25519`.
+    pub negotiated: Option<String>,
+}
+
+impl TlsStats {
+    fn add(&mut self, o: &TlsStats) {
+        self.handshakes += o.handshakes;
+        self.full += o.full;
+        self.hello_retry += o.hello_retry;
+        self.resumed += o.resumed;
+        if self.negotiated.is_none() {
+            self.negotiated.clone_from(&o.negotiated);
+        }
     }
 }
 
@@ -46,6 +80,9 @@ pub struct ThreadStats {
     pub errors: Errors,
     pub lost: u64,
     pub reconnects: u64,
+    /// Connections established.
+    pub connects: u64,
+    pub tls: TlsStats,
     pub statuses: BTreeMap<u16, u64>,
     /// CPU time of the thread over the run.
     pub cpu: Duration,
@@ -61,6 +98,8 @@ impl ThreadStats {
             errors: Errors::default(),
             lost: 0,
             reconnects: 0,
+            connects: 0,
+            tls: TlsStats::default(),
             statuses: BTreeMap::new(),
             cpu: Duration::ZERO,
             window: Duration::ZERO,
@@ -91,6 +130,9 @@ pub struct Summary {
     pub target: String,
     /// `closed` (as fast as responses come back) or `open` (fixed rate).
     pub mode: String,
+    /// How requests use connections ([`crate::mode::Mode`]): `keepalive`,
+    /// `close`, `tls-keepalive`, `tls-full` or `tls-resume`.
+    pub connection_mode: String,
     /// Requested rate of an open-loop run, requests/s.
     pub rate: Option<f64>,
     pub connections: usize,
@@ -109,7 +151,13 @@ pub struct Summary {
     pub errors: Errors,
     /// Requests in flight on connections that failed.
     pub lost: u64,
+    /// Connections the server closed (`Connection: close` or EOF) with
+    /// nothing in flight, outside the new-connection modes.
     pub reconnects: u64,
+    /// Connections established over the whole run (warm-up included).
+    pub connects: u64,
+    /// TLS modes: handshakes over the whole run (warm-up included).
+    pub tls: Option<TlsStats>,
     pub statuses: BTreeMap<u16, u64>,
     pub latency_us: Latency,
     /// CPU time of the load generator's threads.
@@ -128,6 +176,8 @@ impl Summary {
             all.errors.add(&p.errors);
             all.lost += p.lost;
             all.reconnects += p.reconnects;
+            all.connects += p.connects;
+            all.tls.add(&p.tls);
             for (s, n) in p.statuses {
                 *all.statuses.entry(s).or_default() += n;
             }
@@ -156,8 +206,9 @@ impl Summary {
     pub fn print(&self) -> String {
         let l = &self.latency_us;
         let mut s = format!(
-            "{} {} loop{}, {} connections on {} threads (pin {:?}), depth {}, {}\n",
+            "{} {}, {} loop{}, {} connections on {} threads (pin {:?}), depth {}, {}\n",
             self.target,
+            self.connection_mode,
             self.mode,
             self.rate
                 .map(|r| format!(" at {r:.0} req/s"))
@@ -178,9 +229,33 @@ impl Summary {
         );
         let e = &self.errors;
         s += &format!(
-            "  errors: connect {} read {} write {} status {} parse {}; lost {} reconnects {}\n",
-            e.connect, e.read, e.write, e.status, e.parse, self.lost, self.reconnects
+            "  errors: connect {} read {} write {} status {} parse {} tls {}; lost {} reconnects {}; {} connections opened\n",
+            e.connect,
+            e.read,
+            e.write,
+            e.status,
+            e.parse,
+            e.tls,
+            self.lost,
+            self.reconnects,
+            self.connects
         );
+        if let Some(t) = &self.tls {
+            s += &format!(
+                "  TLS: {} handshakes, {} full ({} with hello retry), {} resumed ({:.1}%), {} tickets kept; {}\n",
+                t.handshakes,
+                t.full,
+                t.hello_retry,
+                t.resumed,
+                if t.handshakes > 0 {
+                    t.resumed as f64 * 100.0 / t.handshakes as f64
+                } else {
+                    0.0
+                },
+                t.tickets,
+                t.negotiated.as_deref().unwrap_or("nothing negotiated")
+            );
+        }
         s += &format!("  statuses: {:?}\n", self.statuses);
         s += &format!(
             "  client CPU {:.2}s = {:.0} ns per request\n",

@@ -1,9 +1,12 @@
 //! The harness's table and plot, from a results directory.
 //!
-//! `perf/run.sh` leaves, per server, connection count, mode (`closed`:
-//! saturation, `open`: fixed rate) and round, `runs/SERVER-cCONNS-MODE-ROUND.json`
-//! (the generator's [`crate::stats::Summary`]; older directories have no
-//! `-cCONNS` part) and next to it, over the measured window:
+//! `perf/run.sh` leaves, per connection mode ([`crate::mode::Mode`]: keep-alive
+//! or new connections, plain or TLS), server, connection count, loop (`closed`:
+//! saturation, `open`: fixed rate) and round,
+//! `runs/CONNECTION_MODE/SERVER-cCONNS-LOOP-ROUND.json` (the generator's
+//! [`crate::stats::Summary`]; older directories have every run directly in
+//! `runs/`, all keep-alive, and the oldest no `-cCONNS` part) and next to it,
+//! over the measured window:
 //! - `.proc`: `key=value` lines, `window_ns`, `clk_tck`, `server_cpu`, and the
 //!   server's `/proc/PID/stat` line before and after (`stat_before`, `stat_after`),
 //! - `.irq.before` / `.irq.after`: copies of `/proc/interrupts`,
@@ -11,12 +14,15 @@
 //!   line `# window_s=SECONDS`.
 //!
 //! This module takes the median of each figure over the rounds, divides by
-//! nginx's at the same connection count, and writes `summary.md` and `plot.svg`.
+//! nginx's in the same connection mode at the same connection count, and
+//! writes `summary.md` (with the harness's `notes.txt`, if any, at the end),
+//! `plot.svg` (keep-alive) and `plot-MODE.svg` for each other connection mode.
 //!
 //! Medians, because one round of a shared machine can be disturbed by a
 //! neighbour's compile; ratios, because they move less than the absolute
 //! numbers between runs.
 
+use crate::mode::Mode;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -29,6 +35,14 @@ struct Run {
     latency_us: Lat,
     errors: serde_json::Value,
     client_cpu_ns_per_request: f64,
+    #[serde(default)]
+    tls: Option<RunTls>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RunTls {
+    handshakes: u64,
+    resumed: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,10 +177,14 @@ pub fn read_proc_window(base: &Path) -> Option<ProcWindow> {
 /// and TLB shootdown IPIs (cross-core), and every interrupt on the core.
 pub const IRQ_ROWS: [&str; 4] = ["RES", "CAL", "TLB", "total"];
 
-/// Medians of one server at one connection count over the rounds.
+/// Medians of one server in one connection mode at one connection count
+/// over the rounds.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     pub server: String,
+    /// The connection mode (`keepalive`, `tls-full`, ...); directories from
+    /// before the modes are all `keepalive`.
+    pub mode: String,
     /// Connections of the runs; `None` in directories from before the harness
     /// ran several counts.
     pub conns: Option<u32>,
@@ -190,16 +208,25 @@ pub struct Row {
     pub client_ns_per_req: f64,
     pub errors: u64,
     /// User-space instructions per request counted by valgrind
-    /// (`instructions/instructions.tsv`, written by `perf/instructions.sh`).
+    /// (`instructions/instructions.tsv`, written by `perf/instructions.sh`;
+    /// keep-alive only).
     pub vg_instr_per_req: Option<f64>,
+    /// TLS modes: handshakes and how many the server resumed, over every
+    /// run of the row (warm-up included).
+    pub handshakes: u64,
+    pub resumed: u64,
 }
 
 impl Row {
-    /// `server` or `server c64`.
+    /// `server`, `server c64`, or `server tls-full c64` outside keep-alive.
     pub fn label(&self) -> String {
+        let mut l = self.server.clone();
+        if !self.mode.is_empty() && self.mode != Mode::KeepAlive.name() {
+            l = format!("{l} {}", self.mode);
+        }
         match self.conns {
-            Some(c) => format!("{} c{c}", self.server),
-            None => self.server.clone(),
+            Some(c) => format!("{l} c{c}"),
+            None => l,
         }
     }
 }
@@ -241,14 +268,47 @@ struct Sample {
     proc: Option<ProcWindow>,
 }
 
-/// Reads every run of `dir/runs` into one row per server and connection count.
+/// The run files of `dir/runs`: `runs/MODE/*.json` with their connection
+/// mode, and (older layout) `runs/*.json` as keep-alive.
+fn run_files(runs: &Path) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    let mut files = Vec::new();
+    let list = |dir: &Path| -> anyhow::Result<Vec<std::path::PathBuf>> {
+        let mut v = Vec::new();
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            v.push(entry?.path());
+        }
+        v.sort();
+        Ok(v)
+    };
+    for path in list(runs)? {
+        if path.is_dir() {
+            let mode = path.file_name().unwrap_or_default().to_string_lossy();
+            for file in list(&path)? {
+                files.push((mode.clone().into_owned(), file));
+            }
+        } else {
+            files.push((Mode::KeepAlive.name().to_owned(), path));
+        }
+    }
+    Ok(files)
+}
+
+/// Where a connection mode sorts: the harness's order, unknown names last.
+fn mode_rank(mode: &str) -> usize {
+    Mode::ALL
+        .iter()
+        .position(|m| m.name() == mode)
+        .unwrap_or(Mode::ALL.len())
+}
+
+/// Reads every run of `dir/runs` into one row per connection mode, server
+/// and connection count.
 pub fn collect(dir: &Path) -> anyhow::Result<Vec<Row>> {
     let runs = dir.join("runs");
-    // (server, conns) -> mode -> samples
-    type Key = (String, Option<u32>);
+    // (connection mode, server, conns) -> loop -> samples
+    type Key = (String, String, Option<u32>);
     let mut by: BTreeMap<Key, BTreeMap<String, Vec<Sample>>> = BTreeMap::new();
-    for entry in std::fs::read_dir(&runs).with_context(|| format!("reading {}", runs.display()))? {
-        let path = entry?.path();
+    for (conn_mode, path) in run_files(&runs)? {
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
@@ -266,22 +326,27 @@ pub fn collect(dir: &Path) -> anyhow::Result<Vec<Row>> {
             .map(|t| parse_perfstat(&t))
             .unwrap_or_default();
         let proc = read_proc_window(&path.with_extension(""));
-        by.entry((server, conns))
+        by.entry((conn_mode, server, conns))
             .or_default()
             .entry(mode)
             .or_default()
             .push(Sample { run, stat, proc });
     }
     if by.is_empty() {
-        bail!("no runs/*.json in {}", dir.display());
+        bail!("no runs/*.json or runs/MODE/*.json in {}", dir.display());
     }
     let mut rows = Vec::new();
-    for ((server, conns), modes) in by {
+    for ((conn_mode, server, conns), modes) in by {
         let mut row = Row {
             server: server.clone(),
+            mode: conn_mode,
             conns,
             ..Row::default()
         };
+        for t in modes.values().flatten().filter_map(|x| x.run.tls.as_ref()) {
+            row.handshakes += t.handshakes;
+            row.resumed += t.resumed;
+        }
         if let Some(closed) = modes.get("closed") {
             row.rounds = closed.len();
             row.rps_all = closed.iter().map(|x| x.run.rps).collect();
@@ -347,13 +412,26 @@ pub fn collect(dir: &Path) -> anyhow::Result<Vec<Row>> {
     }
     if let Ok(tsv) = std::fs::read_to_string(dir.join("instructions/instructions.tsv")) {
         for (server, per) in parse_instructions(&tsv) {
-            for row in rows.iter_mut().filter(|r| r.server == server) {
+            // instructions.sh measures keep-alive connections only.
+            for row in rows
+                .iter_mut()
+                .filter(|r| r.server == server && r.mode == Mode::KeepAlive.name())
+            {
                 row.vg_instr_per_req = Some(per);
             }
         }
     }
-    // By connection count, nginx first in each: it is the baseline of every ratio.
-    rows.sort_by_key(|r| (r.conns, r.server != "nginx", r.server.clone()));
+    // By connection mode and count, nginx first in each: it is the baseline
+    // of every ratio.
+    rows.sort_by_key(|r| {
+        (
+            mode_rank(&r.mode),
+            r.mode.clone(),
+            r.conns,
+            r.server != "nginx",
+            r.server.clone(),
+        )
+    });
     Ok(rows)
 }
 
@@ -390,18 +468,15 @@ fn num(v: Option<f64>, digits: usize) -> String {
 
 /// The markdown table, then the issue's targets checked row by row.
 pub fn table(rows: &[Row]) -> String {
-    let base = |r: &Row| {
-        rows.iter()
-            .find(|b| b.server == "nginx" && b.conns == r.conns)
-    };
+    let base = |r: &Row| baseline(rows, r);
     let hw = rows.iter().any(|r| r.instr_per_req.is_some());
     let mut s = String::from(
-        "| server | conns | req/s at saturation | p50 / p99 us at saturation | p50 / p99 us at fixed rate | server CPU us/req | RES / CAL / TLB / all interrupts per request (server CPU) | user-space instructions/req (valgrind) |",
+        "| server | mode | conns | req/s at saturation | p50 / p99 us at saturation | p50 / p99 us at fixed rate | server CPU us/req | RES / CAL / TLB / all interrupts per request (server CPU) | user-space instructions/req (valgrind) |",
     );
     if hw {
         s += " instructions/req | cycles/req |";
     }
-    s += " errors |\n|---|---|---|---|---|---|---|---|";
+    s += " errors |\n|---|---|---|---|---|---|---|---|---|";
     if hw {
         s += "---|---|";
     }
@@ -410,8 +485,9 @@ pub fn table(rows: &[Row]) -> String {
         let b = base(r);
         let irq: Vec<String> = r.irq_per_req.iter().map(|v| num(*v, 3)).collect();
         s += &format!(
-            "| {} | {} | {:.0}{} | {:.0} / {:.0}{} | {} / {}{} | {}{} | {} | {}{} |",
+            "| {} | {} | {} | {:.0}{} | {:.0} / {:.0}{} | {} / {}{} | {}{} | {} | {}{} |",
             r.server,
+            r.mode,
             r.conns.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             r.rps,
             ratio(Some(r.rps), b.map(|b| b.rps)),
@@ -438,14 +514,32 @@ pub fn table(rows: &[Row]) -> String {
         }
         s += &format!(" {} |\n", r.errors);
     }
-    let rate = rows.iter().filter_map(|r| r.open_rate).fold(0.0, f64::max);
-    let fixed = if rate > 0.0 {
-        format!("Fixed rate: open loop at ~{rate:.0} req/s, latency from the intended send time. ")
-    } else {
-        "No fixed-rate runs. ".to_owned()
+    // The fixed rate of each connection mode (the new-connection modes run
+    // at lower rates than keep-alive).
+    let mut rates: Vec<(&str, f64)> = Vec::new();
+    for r in rows {
+        let Some(rate) = r.open_rate else { continue };
+        match rates.iter_mut().find(|(m, _)| *m == r.mode) {
+            Some((_, max)) => *max = max.max(rate),
+            None => rates.push((&r.mode, rate)),
+        }
+    }
+    let fixed = match rates.as_slice() {
+        [] => "No fixed-rate runs. ".to_owned(),
+        [(_, rate)] => format!(
+            "Fixed rate: open loop at ~{rate:.0} req/s, latency from the intended send time. "
+        ),
+        _ => format!(
+            "Fixed rate: open loop at ~{} req/s, latency from the intended send time. ",
+            rates
+                .iter()
+                .map(|(m, r)| format!("{r:.0} ({m})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     s += &format!(
-        "\nMedians of {} rounds; (xN) is the ratio to nginx at the same connection count (p99 ratios after the p99). \
+        "\nMedians of {} rounds; (xN) is the ratio to nginx in the same mode at the same connection count (p99 ratios after the p99). \
          {fixed}\
          Server CPU: user + system time of the server process (/proc/PID/stat, every thread) over the measured window, \
          divided by the requests answered in it; interrupts: the server CPU's column of /proc/interrupts over the same window, \
@@ -453,12 +547,75 @@ pub fn table(rows: &[Row]) -> String {
         rows.first().map(|r| r.rounds).unwrap_or(0)
     );
     s += &targets(rows);
+    s += &issue13(rows);
     s
 }
 
-/// The issue's targets for every server but nginx, against nginx at the same
-/// connection count: throughput >= 1.4x, p99 <= 1.0x (at saturation and at
-/// the fixed rate), CPU per request and user-space instructions per request <= 0.7x.
+/// nginx's row in `r`'s connection mode at `r`'s connection count.
+fn baseline<'a>(rows: &'a [Row], r: &Row) -> Option<&'a Row> {
+    rows.iter()
+        .find(|b| b.server == "nginx" && b.conns == r.conns && b.mode == r.mode)
+}
+
+/// Issue 13's target for server CPU per request against nginx, per mode.
+pub fn cpu_target(mode: &str) -> Option<f64> {
+    Some(match mode.parse::<Mode>().ok()? {
+        Mode::KeepAlive => 0.6,
+        Mode::Close => 0.8,
+        Mode::TlsKeepAlive => 0.6,
+        Mode::TlsFull => 0.3,
+        Mode::TlsResume => 0.5,
+    })
+}
+
+/// Issue 13 (HTTPS at the edge): server CPU per request against nginx in
+/// each connection mode, and, in the TLS modes, the share of handshakes
+/// the server resumed (tls-resume must be near 100%, the others 0%).
+fn issue13(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "\n| issue 13 | mode | conns | server CPU us/req | nginx | ratio | target | met | TLS handshakes resumed |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut any = false;
+    for r in rows.iter().filter(|r| r.server != "nginx") {
+        let (Some(b), Some(target)) = (baseline(rows, r), cpu_target(&r.mode)) else {
+            continue;
+        };
+        any = true;
+        let ratio = ratio_of(r.cpu_us_per_req, b.cpu_us_per_req);
+        let resumed = if r.handshakes > 0 {
+            format!(
+                "{} of {} ({:.1}%)",
+                r.resumed,
+                r.handshakes,
+                r.resumed as f64 * 100.0 / r.handshakes as f64
+            )
+        } else {
+            "-".into()
+        };
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | <= x{target:.1} | {} | {resumed} |\n",
+            r.server,
+            r.mode,
+            r.conns.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            num(r.cpu_us_per_req, 2),
+            num(b.cpu_us_per_req, 2),
+            ratio
+                .map(|v| format!("x{v:.2}"))
+                .unwrap_or_else(|| "n/a".into()),
+            match ratio {
+                Some(v) if v <= target => "yes",
+                Some(_) => "NO",
+                None => "n/a",
+            },
+        );
+    }
+    if any { s } else { String::new() }
+}
+
+/// The first issue's targets for every server but nginx on keep-alive
+/// connections, against nginx at the same connection count: throughput >=
+/// 1.4x, p99 <= 1.0x (at saturation and at the fixed rate), CPU per request
+/// and user-space instructions per request <= 0.7x.
 fn targets(rows: &[Row]) -> String {
     let check = |v: Option<f64>, ok: bool| match v {
         Some(v) => format!("x{v:.2} {}", if ok { "yes" } else { "NO" }),
@@ -468,11 +625,13 @@ fn targets(rows: &[Row]) -> String {
         "\n| targets vs nginx | conns | req/s >= x1.40 | p99 at saturation <= x1.00 | p99 at fixed rate <= x1.00 | server CPU/req <= x0.70 | instructions/req (valgrind) <= x0.70 |\n|---|---|---|---|---|---|---|\n",
     );
     let mut any = false;
-    for r in rows.iter().filter(|r| r.server != "nginx") {
-        let Some(b) = rows
-            .iter()
-            .find(|b| b.server == "nginx" && b.conns == r.conns)
-        else {
+    let keepalive = |r: &&Row| r.mode.is_empty() || r.mode == Mode::KeepAlive.name();
+    for r in rows
+        .iter()
+        .filter(|r| r.server != "nginx")
+        .filter(keepalive)
+    {
+        let Some(b) = baseline(rows, r) else {
             continue;
         };
         any = true;
@@ -495,12 +654,29 @@ fn targets(rows: &[Row]) -> String {
     if any { s } else { String::new() }
 }
 
-/// Reads `dir`, writes `summary.md` and `plot.svg` there, returns the table.
+/// Reads `dir`, writes `summary.md`, `plot.svg` and `plot-MODE.svg` there,
+/// returns the table.
 pub fn summarize(dir: &Path) -> anyhow::Result<String> {
     let rows = collect(dir)?;
-    let t = table(&rows);
+    let mut t = table(&rows);
+    if let Ok(notes) = std::fs::read_to_string(dir.join("notes.txt"))
+        && !notes.trim().is_empty()
+    {
+        t += &format!("\nNotes from the run:\n\n{notes}");
+    }
     std::fs::write(dir.join("summary.md"), &t)?;
-    std::fs::write(dir.join("plot.svg"), crate::svg::plot(&rows))?;
+    // One plot per connection mode: their rates differ by orders of magnitude.
+    let mut modes: Vec<&str> = rows.iter().map(|r| r.mode.as_str()).collect();
+    modes.dedup();
+    for mode in modes {
+        let of_mode: Vec<Row> = rows.iter().filter(|r| r.mode == mode).cloned().collect();
+        let name = if mode == Mode::KeepAlive.name() {
+            "plot.svg".to_owned()
+        } else {
+            format!("plot-{mode}.svg")
+        };
+        std::fs::write(dir.join(name), crate::svg::plot(&of_mode))?;
+    }
     Ok(t)
 }
 
@@ -613,7 +789,10 @@ mod tests {
         assert!((rows[0].irq_per_req[0].unwrap() - 0.05).abs() < 1e-12);
         assert!((rows[0].irq_per_req[3].unwrap() - 613.0 / 2000.0).abs() < 1e-12);
         let t = table(&rows);
-        assert!(t.contains("| engine-uring | 64 | 2000 (x2.00) |"), "{t}");
+        assert!(
+            t.contains("| engine-uring | keepalive | 64 | 2000 (x2.00) |"),
+            "{t}"
+        );
         assert!(t.contains("50.00 (x0.25)"), "{t}");
         assert!(
             t.contains(
@@ -621,6 +800,98 @@ mod tests {
             ),
             "{t}"
         );
+    }
+
+    #[test]
+    fn connection_modes_are_compared_with_nginx_in_the_same_mode() {
+        let dir = std::env::temp_dir().join(format!("perf-summary-modes-{}", std::process::id()));
+        // Keep-alive runs in the older layout (directly in runs/), the TLS
+        // modes in runs/MODE/.
+        let runs = dir.join("runs");
+        std::fs::create_dir_all(runs.join("tls-full")).unwrap();
+        std::fs::create_dir_all(runs.join("tls-resume")).unwrap();
+        let stat = |u: u64| format!("9 (x) S 1 9 9 0 -1 0 0 0 0 0 {u} 0 0 0 20 0 1 0 5 0 0");
+        let write = |sub: &str, server: &str, rps: f64, ticks: u64, tls: &str| {
+            let base = runs.join(sub).join(format!("{server}-c64-closed-1"));
+            let json = format!(
+                r#"{{"rps":{rps},"latency_us":{{"p50":10,"p99":100}},"errors":{{"tls":0}},"client_cpu_ns_per_request":5000{tls}}}"#
+            );
+            std::fs::write(base.with_extension("json"), json).unwrap();
+            let proc = format!(
+                "window_ns=1000000000\nclk_tck=100\nserver_cpu=0\nstat_before={}\nstat_after={}\n",
+                stat(0),
+                stat(ticks)
+            );
+            std::fs::write(base.with_extension("proc"), proc).unwrap();
+            for ext in [".irq.before", ".irq.after"] {
+                let mut p = base.as_os_str().to_owned();
+                p.push(ext);
+                std::fs::write(&p, IRQ_BEFORE).unwrap();
+            }
+        };
+        write("", "nginx", 10_000.0, 20, "");
+        write("", "engine", 20_000.0, 20, "");
+        // 1 s of CPU over 1 s at 1000 req/s: 1000 us per request.
+        write(
+            "tls-full",
+            "nginx",
+            1000.0,
+            100,
+            r#","tls":{"handshakes":1000,"resumed":0}"#,
+        );
+        write(
+            "tls-full",
+            "engine",
+            2000.0,
+            50,
+            r#","tls":{"handshakes":2000,"resumed":0}"#,
+        );
+        write(
+            "tls-resume",
+            "nginx",
+            1000.0,
+            50,
+            r#","tls":{"handshakes":1000,"resumed":990}"#,
+        );
+        write(
+            "tls-resume",
+            "engine",
+            1000.0,
+            30,
+            r#","tls":{"handshakes":1000,"resumed":998}"#,
+        );
+        std::fs::write(dir.join("notes.txt"), "engine: no --tls-listen\n").unwrap();
+        let t = summarize(&dir).unwrap();
+        assert!(dir.join("plot.svg").exists() && dir.join("plot-tls-full.svg").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Keep-alive first, then the modes in the harness's order.
+        let first = |needle: &str| t.find(needle).unwrap_or_else(|| panic!("{needle}: {t}"));
+        assert!(first("| nginx | keepalive |") < first("| nginx | tls-full |"));
+        assert!(first("| engine | tls-full |") < first("| nginx | tls-resume |"));
+        // Ratios against nginx in the same mode: 250 / 1000 us.
+        assert!(
+            t.contains("| engine | tls-full | 64 | 2000 (x2.00) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| engine | tls-full | 64 | 250.00 | 1000.00 | x0.25 | <= x0.3 | yes | 0 of 2000 (0.0%) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| engine | tls-resume | 64 | 300.00 | 500.00 | x0.60 | <= x0.5 | NO | 998 of 1000 (99.8%) |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| engine | keepalive | 64 | 10.00 | 20.00 | x0.50 | <= x0.6 | yes | - |"),
+            "{t}"
+        );
+        // The first issue's targets are for keep-alive rows only.
+        assert!(t.contains("| engine | 64 | x2.00 yes |"), "{t}");
+        assert!(
+            !t.contains("| engine | 64 | x2.00 yes | x1.00 yes | n/a | x0.25"),
+            "{t}"
+        );
+        assert!(t.ends_with("engine: no --tls-listen\n"), "{t}");
     }
 
     #[test]
@@ -644,7 +915,7 @@ mod tests {
             },
         ];
         let t = table(&rows);
-        assert!(t.contains("| engine | - | 250 (x2.50) |"), "{t}");
+        assert!(t.contains("| engine |  | - | 250 (x2.50) |"), "{t}");
         assert!(t.contains("4.00 (x0.40)"), "{t}");
     }
 }

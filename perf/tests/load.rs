@@ -1,9 +1,10 @@
 //! The generator against a tiny in-process server: every request answered,
-//! statuses checked, pipelining, server-side closes. Correctness only; no
-//! timing is asserted.
+//! statuses checked, pipelining, server-side closes, one request per new
+//! connection. Correctness only; no timing is asserted.
 
 use perf::keys::{Distribution, Workload, WorkloadSpec};
 use perf::load::{LoadConfig, run};
+use perf::mode::Mode;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,10 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Answers `GET /CODE`: 301 for known codes, 500 for `bad`, 404 otherwise;
-/// closes the connection after `close_every` responses (0: never).
+/// closes the connection after `close_every` responses (0: never) and after
+/// a request saying `Connection: close`.
 struct TinyServer {
     addr: SocketAddr,
     served: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
 }
 
 impl TinyServer {
@@ -23,16 +26,22 @@ impl TinyServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let served = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
         let known = Arc::new(known);
-        let counter = served.clone();
+        let (counter, accepts) = (served.clone(), accepted.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
+                accepts.fetch_add(1, Ordering::Relaxed);
                 let (known, counter) = (known.clone(), counter.clone());
                 std::thread::spawn(move || serve(stream, &known, &counter, close_every));
             }
         });
-        TinyServer { addr, served }
+        TinyServer {
+            addr,
+            served,
+            accepted,
+        }
     }
 }
 
@@ -54,7 +63,8 @@ fn serve(mut s: TcpStream, known: &HashSet<String>, served: &AtomicU64, close_ev
             let path = head.split(' ').nth(1).unwrap_or("/");
             let code = &path[1..];
             on_this += 1;
-            close = close_every > 0 && on_this % close_every == 0;
+            close = close_every > 0 && on_this % close_every == 0
+                || head.to_ascii_lowercase().contains("\r\nconnection: close");
             let conn = if close { "Connection: close\r\n" } else { "" };
             let resp = if code == "bad" {
                 format!("HTTP/1.1 500 Oops\r\n{conn}Content-Length: 4\r\n\r\noops")
@@ -82,7 +92,11 @@ fn codes(n: usize) -> Vec<String> {
 }
 
 fn workload(codes: &[String], addr: SocketAddr, unknown: f64) -> Arc<Workload> {
-    let spec = WorkloadSpec {
+    Arc::new(Workload::build(codes, &spec(addr, unknown)).unwrap())
+}
+
+fn spec(addr: SocketAddr, unknown: f64) -> WorkloadSpec {
+    WorkloadSpec {
         distribution: Distribution::Zipf(1.0),
         unknown_share: unknown,
         known_status: 301,
@@ -90,8 +104,8 @@ fn workload(codes: &[String], addr: SocketAddr, unknown: f64) -> Arc<Workload> {
         len: 5000,
         seed: 3,
         host: addr.to_string(),
-    };
-    Arc::new(Workload::build(codes, &spec).unwrap())
+        connection_close: false,
+    }
 }
 
 fn config(addr: SocketAddr, count: u64) -> LoadConfig {
@@ -107,6 +121,8 @@ fn config(addr: SocketAddr, count: u64) -> LoadConfig {
         count: Some(count),
         warmup: Duration::ZERO,
         drain: Duration::from_secs(10),
+        mode: Mode::KeepAlive,
+        tls: None,
     }
 }
 
@@ -209,4 +225,49 @@ fn non_loopback_targets_are_refused() {
     cfg.duration = Duration::from_millis(1);
     let err = run(&cfg, workload(&codes(5), cfg.addr, 0.0), "test").unwrap_err();
     assert!(err.to_string().contains("only loopback"), "{err}");
+}
+
+#[test]
+fn close_mode_opens_a_connection_per_request() {
+    let codes = codes(50);
+    let server = TinyServer::start(codes.iter().cloned().collect(), 0);
+    let spec = WorkloadSpec {
+        connection_close: true,
+        ..spec(server.addr, 0.1)
+    };
+    let w = Arc::new(Workload::build(&codes, &spec).unwrap());
+    let mut cfg = config(server.addr, 300);
+    cfg.mode = Mode::Close;
+    let summary = run(&cfg, w.clone(), "test").unwrap();
+    assert_eq!(summary.connection_mode, "close");
+    assert_eq!((summary.requests, summary.ok), (300, 300));
+    assert_eq!(summary.errors.total(), 0, "{:?}", summary.errors);
+    // Planned closes are neither errors nor reconnects.
+    assert_eq!((summary.lost, summary.reconnects), (0, 0));
+    assert_eq!(summary.connects, 300);
+    assert_eq!(server.accepted.load(Ordering::Relaxed), 300);
+    assert_eq!(server.served.load(Ordering::Relaxed), 300);
+
+    // Open loop: each request's connection is opened when it is due.
+    cfg.rate = Some(5_000.0);
+    cfg.count = Some(200);
+    let summary = run(&cfg, w.clone(), "test").unwrap();
+    assert_eq!(summary.mode, "open");
+    assert_eq!(
+        (summary.requests, summary.ok, summary.connects),
+        (200, 200, 200)
+    );
+    assert_eq!(server.accepted.load(Ordering::Relaxed), 500);
+
+    cfg.depth = 2;
+    let err = run(&cfg, w, "test").unwrap_err();
+    assert!(err.to_string().contains("depth must be 1"), "{err}");
+}
+
+#[test]
+fn tls_modes_need_a_tls_client() {
+    let mut cfg = config("127.0.0.1:9".parse().unwrap(), 1);
+    cfg.mode = Mode::TlsFull;
+    let err = run(&cfg, workload(&codes(5), cfg.addr, 0.0), "test").unwrap_err();
+    assert!(err.to_string().contains("needs a TLS client"), "{err}");
 }
