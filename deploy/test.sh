@@ -2,7 +2,8 @@
 # The project's one test command (the README's second command; .ci/run calls it).
 #
 #   1. brings up PostgreSQL, NATS JetStream and ClickHouse on loopback (deploy/services.sh),
-#   2. checks formatting and clippy (-D warnings) over the whole workspace,
+#   2. checks formatting and clippy (-D warnings) over the whole workspace, and that no
+#      module of engine or control imports one that imports it back (deploy/check-cycles.sh),
 #   3. builds every crate and test once, then runs all tests in parallel with
 #      cargo-nextest (installed from crates.io if missing; plain `cargo test` if that fails),
 #   4. runs the engine's integration tests a second time on its other I/O backend
@@ -24,6 +25,9 @@ cargo fmt --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "no import cycles (engine, control)"
+deploy/check-cycles.sh
 
 step "build"
 cargo build --workspace --all-targets --locked

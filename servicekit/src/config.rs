@@ -47,17 +47,20 @@ pub trait ServiceConfig: DeserializeOwned + Default {
 }
 
 /// A configuration that cannot work, said before anything connects.
+///
+/// The cause is part of the message (and deliberately not a `source`), so
+/// `{e}` and anyhow's `{e:#}` both print it exactly once.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("reading config file {path}: {source}")]
+    #[error("reading config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("config file {path}: {source}")]
+    #[error("config file {path}: {cause}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        cause: Box<toml::de::Error>,
     },
     #[error("{field}: {problem}")]
     Invalid {
@@ -87,14 +90,14 @@ impl ConfigError {
 
 /// Reads a TOML file: missing keys take their defaults, unknown keys are refused.
 pub fn from_file<C: ServiceConfig>(path: &Path) -> Result<C, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
-    from_toml(&text).map_err(|source| match source {
-        ConfigError::Parse { source, .. } => ConfigError::Parse {
+    from_toml(&text).map_err(|error| match error {
+        ConfigError::Parse { cause, .. } => ConfigError::Parse {
             path: path.to_owned(),
-            source,
+            cause,
         },
         other => other,
     })
@@ -102,9 +105,9 @@ pub fn from_file<C: ServiceConfig>(path: &Path) -> Result<C, ConfigError> {
 
 /// Parses TOML text (an empty text is the defaults).
 pub fn from_toml<C: ServiceConfig>(text: &str) -> Result<C, ConfigError> {
-    toml::from_str(text).map_err(|source| ConfigError::Parse {
+    toml::from_str(text).map_err(|cause| ConfigError::Parse {
         path: PathBuf::new(),
-        source: Box::new(source),
+        cause: Box::new(cause),
     })
 }
 
@@ -139,6 +142,18 @@ macro_rules! override_fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The message and every source below it, as anyhow's `{:#}` prints them.
+    fn anyhow_like(err: &dyn std::error::Error) -> String {
+        let mut text = err.to_string();
+        let mut next = err.source();
+        while let Some(cause) = next {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        text
+    }
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize, PartialEq)]
@@ -215,5 +230,8 @@ mod tests {
         assert_eq!(err.field(), Some("rate"));
         let err = load::<Example>(Some(Path::new("/nonexistent/x.toml")), |_| {}).unwrap_err();
         assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+        // The cause is printed once, also by anyhow's alternate form.
+        let text = format!("{:#}", anyhow_like(&err));
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
     }
 }
