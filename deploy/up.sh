@@ -28,7 +28,7 @@ CONTROL_LISTEN=127.0.0.1:8000
 ANALYTICS_METRICS=127.0.0.1:9100
 # MaxMind's test database knows only a few addresses (81.2.69.142 is London); point
 # GEOIP at a real one for real traffic (analytics/README.md says where to get one).
-GEOIP="${GEOIP:-$repo/analytics/tests/fixtures/geoip/GeoIP2-City-Test.mmdb}"
+GEOIP="${GEOIP:-$repo/testkit/fixtures/geoip/GeoIP2-City-Test.mmdb}"
 
 case "$PROFILE" in dev) target_dir=debug ;; *) target_dir="$PROFILE" ;; esac
 BIN="$repo/target/$target_dir"

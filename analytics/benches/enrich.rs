@@ -5,7 +5,6 @@
 
 use std::hint::black_box;
 use std::net::IpAddr;
-use std::path::Path;
 
 use analytics::enrich::{Enricher, agent, geo::GeoIp};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -14,10 +13,7 @@ use snapshots::click::ClickEvent;
 const CHROME: &[u8] = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 
 fn geoip() -> GeoIp {
-    GeoIp::open(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb"),
-    )
-    .unwrap()
+    GeoIp::open(&testkit::fixtures::geoip_city()).unwrap()
 }
 
 fn event(ip: IpAddr) -> ClickEvent<'static> {

@@ -8,7 +8,6 @@
 //! `EVENTS=1000000 cargo run --release -p analytics --example throughput`
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
@@ -45,10 +44,7 @@ async fn main() -> anyhow::Result<()> {
         nats: nats.url().to_owned(),
         clickhouse: ch.url().to_owned(),
         database: ch.name().to_owned(),
-        geoip: vec![
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb"),
-        ],
+        geoip: vec![testkit::fixtures::geoip_city()],
         metrics: "127.0.0.1:0".parse()?,
         stream: nats.stream_name("CLICKS"),
         subjects: nats.subject("clicks.>"),

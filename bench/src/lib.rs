@@ -15,29 +15,12 @@ use std::path::Path;
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// A small, fast, deterministic generator (SplitMix64).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+/// The perf lab's seeded generator (SplitMix64), one implementation for both.
+pub use perf::rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A base62 code of `len` characters.
-    pub fn code(&mut self, len: usize) -> String {
-        (0..len)
-            .map(|_| BASE62[(self.next_u64() % 62) as usize] as char)
-            .collect()
-    }
+/// A base62 code of `len` characters drawn from `rng`.
+pub fn code(rng: &mut Rng, len: usize) -> String {
+    (0..len).map(|_| BASE62[rng.below(62)] as char).collect()
 }
 
 /// `n` distinct codes (seeded), 7 characters each.
@@ -46,7 +29,7 @@ pub fn codes(n: usize, seed: u64) -> Vec<String> {
     let mut seen = std::collections::HashSet::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
-        let code = rng.code(7);
+        let code = code(&mut rng, 7);
         if seen.insert(code.clone()) {
             out.push(code);
         }

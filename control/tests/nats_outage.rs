@@ -7,48 +7,7 @@ mod common;
 use common::TestApp;
 use serde_json::json;
 use snapshots::delta::LinkDelta;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-struct PrivateNats {
-    child: Child,
-}
-
-impl PrivateNats {
-    async fn start(port: u16, store: &std::path::Path) -> PrivateNats {
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (deploy/services.sh)");
-        testkit::wait_for(
-            Duration::from_secs(10),
-            Duration::from_millis(10),
-            || async {
-                async_nats::connect(format!("nats://127.0.0.1:{port}"))
-                    .await
-                    .is_ok()
-            },
-        )
-        .await
-        .expect("private nats-server up");
-        PrivateNats { child }
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn published(url: &str) -> Vec<LinkDelta> {
     let Ok(client) = async_nats::connect(url).await else {
@@ -80,10 +39,8 @@ async fn create_links(app: &TestApp, from: usize, to: usize) {
 
 #[tokio::test]
 async fn relay_survives_a_nats_outage_without_loss_or_reordering() {
-    let port = testkit::free_port();
-    let store = tempfile::tempdir().unwrap();
-    let url = format!("nats://127.0.0.1:{port}");
-    let nats = PrivateNats::start(port, store.path()).await;
+    let mut nats = testkit::PrivateNats::start().unwrap();
+    let url = nats.url();
     let relay_url = url.clone();
     let app = TestApp::start_with(move |c| c.nats = Some(relay_url)).await;
 
@@ -99,7 +56,7 @@ async fn relay_survives_a_nats_outage_without_loss_or_reordering() {
     nats.stop();
     // The API keeps accepting writes; the outbox holds them.
     create_links(&app, 20, 50).await;
-    let nats = PrivateNats::start(port, store.path()).await;
+    nats.restart().unwrap();
 
     let deltas = testkit::wait_for_some(
         Duration::from_secs(30),

@@ -12,9 +12,7 @@ use anyhow::Context as _;
 use snapshots::{Link, RedirectStatus, SnapshotBuilder};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
 
 pub const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 pub const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
@@ -30,8 +28,7 @@ pub const LINKS: [(&str, RedirectStatus); 4] = [
 
 /// MaxMind's test City database (in it 81.2.69.142 is London, GB).
 pub fn geoip_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../analytics/tests/fixtures/geoip/GeoIP2-City-Test.mmdb")
+    testkit::fixtures::geoip_city()
 }
 
 /// Writes the snapshot of [`LINKS`] into `dir` and returns its path.
@@ -150,25 +147,10 @@ pub async fn send(http: &reqwest::Client, listen: &str, i: usize) -> anyhow::Res
 
 /// Prometheus text from `http://{addr}/metrics`, summed per metric name
 /// (labels dropped: per-core series add up).
-pub async fn metrics(http: &reqwest::Client, addr: &str) -> anyhow::Result<HashMap<String, f64>> {
-    let text = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let mut out = HashMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let name = series.split('{').next().unwrap_or(series);
-        *out.entry(name.to_owned()).or_insert(0.0) += value;
-    }
-    Ok(out)
+pub async fn metrics(addr: &str) -> anyhow::Result<HashMap<String, f64>> {
+    Ok(testkit::prometheus::totals(
+        &testkit::prometheus::scrape(addr).await?,
+    ))
 }
 
 /// Where the engine and the sidecar find NATS, and the per-test names.
@@ -283,60 +265,4 @@ pub async fn start_sidecar(
 
 fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str().context("path is not UTF-8")
-}
-
-/// A nats-server with JetStream of the test's own, on its own port and store
-/// directory, so the test can stop and restart it without touching the
-/// shared server on 4222.
-#[derive(Debug)]
-pub struct PrivateNats {
-    child: Child,
-    pub port: u16,
-}
-
-impl PrivateNats {
-    /// Starts it and waits until it accepts connections.
-    pub async fn start(port: u16, store: &Path) -> anyhow::Result<PrivateNats> {
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting nats-server (is it installed?)")?;
-        testkit::wait_for(
-            Duration::from_secs(15),
-            Duration::from_millis(20),
-            || async {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            },
-        )
-        .await
-        .context("nats-server not listening")?;
-        Ok(PrivateNats { child, port })
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, and wait until the port refuses connections.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.child.kill().await?;
-        let port = self.port;
-        testkit::wait_for(
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-            || async {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_err()
-            },
-        )
-        .await
-        .context("nats-server still listening")
-    }
 }

@@ -7,9 +7,10 @@
 //! the test script builds every binary first (`cargo build --workspace`).
 //! `E2E_BIN_DIR` points elsewhere, e.g. at release builds for measurements.
 //! Each child prints one JSON readiness line on stdout
-//! (`{"event":"ready","listen":...}`); [`Proc::spawn`] waits for it, so tests
-//! bind port 0 and never sleep. Children are killed when dropped; their stderr
-//! goes to a log file whose path is printed, for post-mortems.
+//! (`{"event":"ready","listen":...}`); [`Proc::spawn`] waits for it
+//! (through `testkit::ReadyChild`), so tests bind port 0 and never sleep.
+//! Children are killed when dropped; their stderr goes to a log file kept
+//! when the test fails, for post-mortems.
 //!
 //! Modules: this file (spawning binaries), [`clicks`] (the click pipeline:
 //! engine + analytics sidecar + a private nats-server, and a request plan
@@ -19,10 +20,7 @@ pub mod clicks;
 
 use anyhow::{Context as _, bail};
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// The path of a workspace binary built next to this test executable, or in
 /// `E2E_BIN_DIR` when set (e.g. `target/release` for measurements).
@@ -49,75 +47,47 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A running child process that has printed its readiness line.
+/// A running child process that has printed its readiness line
+/// ([`testkit::ReadyChild`]: killed on drop, its stderr in a log file kept
+/// when the test fails).
 #[derive(Debug)]
 pub struct Proc {
     pub name: String,
-    child: Child,
+    inner: testkit::ReadyChild,
     /// The parsed readiness line.
     pub ready: serde_json::Value,
-    pub log: PathBuf,
 }
 
 impl Proc {
-    /// Starts `name` with `args` and waits (up to 30 s) for `"event":"ready"`.
+    /// Starts `name` with `args` and waits for `"event":"ready"`.
     pub async fn spawn(name: &str, args: &[&str]) -> anyhow::Result<Proc> {
-        let log = std::env::temp_dir().join(format!(
-            "e2e-{name}-{}-{}.log",
-            std::process::id(),
-            testkit::unique_name("p")
-        ));
-        let log_file = std::fs::File::create(&log)?;
-        let mut child = Command::new(binary(name)?)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        let stdout = child.stdout.take().context("stdout is piped")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["event"] == "ready"
-                {
-                    return Ok(v);
-                }
-            }
-            bail!("{name} exited before it was ready; see {}", log.display())
-        })
-        .await
-        .with_context(|| format!("{name} not ready in 30 s; see {}", log.display()))??;
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut command = std::process::Command::new(binary(name)?);
+        command.args(args);
+        let label = name.to_owned();
+        let inner =
+            tokio::task::spawn_blocking(move || testkit::ReadyChild::spawn(&label, command))
+                .await??;
         Ok(Proc {
             name: name.to_owned(),
-            child,
-            ready,
-            log,
+            ready: inner.ready.clone(),
+            inner,
         })
     }
 
     /// The `listen` address of the readiness line.
     pub fn listen(&self) -> String {
-        self.ready["listen"].as_str().unwrap_or_default().to_owned()
+        self.inner.field("listen")
+    }
+
+    /// Where the child's stderr goes.
+    pub fn log(&self) -> &std::path::Path {
+        &self.inner.log
     }
 
     /// SIGKILL, and wait for the exit.
-    pub async fn kill(mut self) -> anyhow::Result<()> {
-        self.child.kill().await?;
+    pub async fn kill(self) -> anyhow::Result<()> {
+        tokio::task::spawn_blocking(move || drop(self)).await?;
         Ok(())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // A failing test keeps the log its message points at; a passing
-        // one leaves nothing behind.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        }
     }
 }
 

@@ -10,16 +10,16 @@
 //! batch byte for byte: `analytics/tests/`).
 
 use e2e::Proc;
-use e2e::clicks::{self, Names, PrivateNats, ROW_SQL, planned};
+use e2e::clicks::{self, Names, ROW_SQL, planned};
 use futures::StreamExt as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use testkit::PrivateNats;
 
 /// The stored side of one run: ClickHouse and the sidecar's metrics.
 struct Store {
     ch: testkit::ClickHouseDatabase,
-    http: reqwest::Client,
 }
 
 impl Store {
@@ -28,7 +28,6 @@ impl Store {
             ch: testkit::ClickHouseDatabase::create_with_prefix("e2e_clicks")
                 .await
                 .unwrap(),
-            http: clicks::client(),
         }
     }
 
@@ -63,7 +62,7 @@ impl Store {
             Duration::from_secs(30),
             Duration::from_millis(50),
             || async {
-                clicks::metrics(&self.http, &metrics).await.is_ok_and(|m| {
+                clicks::metrics(&metrics).await.is_ok_and(|m| {
                     m.get("analytics_consumer_pending") == Some(&0.0)
                         && m.get("analytics_consumer_ack_pending") == Some(&0.0)
                 })
@@ -158,7 +157,7 @@ async fn engine_on_the_test_snapshot(names: &Names) -> (tempfile::TempDir, Proc)
 
 async fn engine_metric(engine: &Proc, name: &str) -> f64 {
     let admin = engine.ready["admin"].as_str().unwrap();
-    clicks::metrics(&clicks::client(), admin)
+    clicks::metrics(admin)
         .await
         .ok()
         .and_then(|m| m.get(name).copied())
@@ -218,7 +217,7 @@ async fn n_redirects_become_exactly_n_enriched_rows_and_the_rollups_agree() {
         1
     );
     let metrics = sidecar.ready["metrics"].as_str().unwrap().to_owned();
-    let m = clicks::metrics(&store.http, &metrics).await.unwrap();
+    let m = clicks::metrics(&metrics).await.unwrap();
     assert_eq!(m["analytics_batches_parked_total"], 1.0);
     assert_eq!(m["analytics_rows_inserted_total"], N as f64);
     assert_eq!(
@@ -335,9 +334,7 @@ impl Traffic {
 async fn nats_down_for_10_s_while_redirects_continue_loses_no_click_and_fails_no_redirect() {
     const OUTAGE: Duration = Duration::from_secs(10);
     testkit::require_services().await.unwrap();
-    let nats_dir = tempfile::tempdir().unwrap();
-    let port = testkit::free_port();
-    let nats = PrivateNats::start(port, nats_dir.path()).await.unwrap();
+    let mut nats = PrivateNats::start().unwrap();
     let names = Names::unique(&nats.url());
     let store = Store::new().await;
     let sidecar = clicks::start_sidecar(&names, &store.ch).await.unwrap();
@@ -351,7 +348,7 @@ async fn nats_down_for_10_s_while_redirects_continue_loses_no_click_and_fails_no
 
     // NATS gone; redirects go on for the whole outage, one every 2 ms at
     // most, and every one is answered as planned.
-    nats.stop().await.unwrap();
+    nats.stop();
     let http = clicks::client();
     let (stopped, mut next) = (Instant::now(), 500);
     let mut pace = tokio::time::interval(Duration::from_millis(2));
@@ -370,7 +367,7 @@ async fn nats_down_for_10_s_while_redirects_continue_loses_no_click_and_fails_no
     assert!(engine_metric(&engine, "engine_click_events_spooled_total").await > 0.0);
     assert_eq!(store.rows().await, 500, "nothing can arrive without NATS");
 
-    let _nats = PrivateNats::start(port, nats_dir.path()).await.unwrap();
+    nats.restart().unwrap();
     send_all(&listen, next..next + 500, 4).await;
     let total = next + 500;
     store

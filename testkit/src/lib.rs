@@ -48,6 +48,10 @@
 //! * [`wait_for`], [`wait_for_some`], [`wait_for_ok`]: "eventually" assertions that poll
 //!   a condition until a deadline instead of sleeping a fixed time.
 //! * [`free_port`], [`free_addr`]: a loopback port that was free a moment ago.
+//! * [`ReadyChild`]: a service binary as a child process, waited for until it prints its
+//!   readiness line, killed on drop, its stderr in a log kept when the test fails.
+//! * [`prometheus`]: parsing and scraping `/metrics`.
+//! * [`fixtures`]: data files several crates' tests share (MaxMind's GeoIP test databases).
 //! * [`LinkKeys`]: a link-signing key pair in PEM files (control signs, engines verify).
 //! * [`PrivateNats`]: a nats-server of the test's own, to stop and restart (outages) or to
 //!   run with the deploy's users and permissions ([`Role`], [`StreamNames`]).
@@ -78,12 +82,15 @@
 
 mod cleanup;
 mod clickhouse;
+pub mod fixtures;
 mod link_keys;
 mod names;
 mod nats;
 mod net;
 mod pg;
 mod private_nats;
+pub mod prometheus;
+mod ready_child;
 mod services;
 mod wait;
 
@@ -94,6 +101,7 @@ pub use nats::{JetStreamScope, nats_url};
 pub use net::{free_addr, free_port};
 pub use pg::{PgDatabase, admin_database_url};
 pub use private_nats::{PrivateNats, Role, StreamNames};
+pub use ready_child::ReadyChild;
 pub use services::require_services;
 pub use wait::{wait_for, wait_for_ok, wait_for_some};
 

@@ -102,10 +102,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> GeoIp {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/geoip")
-            .join(name);
-        GeoIp::open(&path).unwrap()
+        GeoIp::open(&testkit::fixtures::geoip(name)).unwrap()
     }
 
     #[test]
@@ -129,7 +126,7 @@ mod tests {
 
     #[test]
     fn several_databases_are_asked_in_order() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geoip");
+        let dir = testkit::fixtures::path("geoip");
         let db = GeoIp::open_all(&[
             dir.join("GeoIP2-Country-Test.mmdb"),
             dir.join("GeoIP2-City-Test.mmdb"),

@@ -6,11 +6,9 @@
 pub mod proxy;
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -214,7 +212,7 @@ impl Env {
 }
 
 pub fn geoip_fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb")
+    testkit::fixtures::geoip_city()
 }
 
 /// A batch of `count` events with ids `(seed, i)`, cycling through a few
@@ -265,60 +263,28 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The sidecar binary as a child process; SIGKILLed on drop.
 pub struct Sidecar {
-    child: Child,
+    process: testkit::ReadyChild,
     pub metrics_addr: SocketAddr,
-    http: reqwest::Client,
 }
 
 impl Sidecar {
     /// Spawns `analytics` and waits for its readiness line on stdout.
     pub fn start(args: &[String], env: &[(&str, &str)]) -> Sidecar {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_analytics"))
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn analytics");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("analytics printed no readiness line");
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("JSON readiness line");
-        assert_eq!(ready["event"], "ready", "{line}");
-        let metrics_addr = ready["metrics"].as_str().unwrap().parse().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_analytics"));
+        command.args(args).envs(env.iter().copied());
+        let process = testkit::ReadyChild::spawn("analytics", command).expect("analytics starts");
+        let metrics_addr = process.field("metrics").parse().unwrap();
         Sidecar {
-            child,
+            process,
             metrics_addr,
-            http: reqwest::Client::new(),
         }
     }
 
     /// Parsed `/metrics` (name with labels → value).
     pub async fn metrics(&self) -> HashMap<String, f64> {
-        let text = self
-            .http
-            .get(format!("http://{}/metrics", self.metrics_addr))
-            .send()
+        testkit::prometheus::scrape(&self.metrics_addr.to_string())
             .await
             .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| {
-                let (name, value) = l.rsplit_once(' ')?;
-                Some((name.to_owned(), value.parse().ok()?))
-            })
-            .collect()
     }
 
     pub async fn metric(&self, name: &str) -> f64 {
@@ -343,13 +309,7 @@ impl Sidecar {
 
     /// SIGKILL: no chance to ack or flush anything.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        self.kill();
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
     }
 }
