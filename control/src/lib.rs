@@ -85,3 +85,8 @@ pub mod state;
 pub mod stats;
 pub mod target;
 pub mod text;
+
+// accounts: users, sessions, members, the audit log's reader, CORS.
+pub mod accounts;
+pub mod audit_log;
+pub mod cors;
