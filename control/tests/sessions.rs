@@ -254,3 +254,67 @@ async fn sign_in_is_rate_limited_per_email_and_per_ip() {
     let (s, _, _) = app.try_login("other@example.com", "whatever it is").await;
     assert_eq!(s, 429);
 }
+
+#[tokio::test]
+async fn sessions_end_when_idle_or_old() {
+    let app = TestApp::start_with(|c| {
+        c.session_idle_secs = 600;
+        c.session_absolute_secs = 3600;
+    })
+    .await;
+    app.user("ann@example.com", Some(("acme", Role::Viewer)))
+        .await;
+    let idle = app.login("ann@example.com", PASSWORD).await;
+    let old = app.login("ann@example.com", PASSWORD).await;
+    let fresh = app.login("ann@example.com", PASSWORD).await;
+    assert!(
+        old.set_cookie.contains("Max-Age=3600"),
+        "{}",
+        old.set_cookie
+    );
+    let db = &app.running.state.db;
+    let hash = |s: &common::Session| control::auth::hash_key(s.cookie.split_once('=').unwrap().1);
+    sqlx::query(
+        "UPDATE sessions SET last_seen_at = now() - interval '601 seconds' WHERE token_hash = $1",
+    )
+    .bind(hash(&idle))
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE sessions SET expires_at = now() - interval '1 second' WHERE token_hash = $1",
+    )
+    .bind(hash(&old))
+    .execute(db)
+    .await
+    .unwrap();
+    for (s, expect) in [(&idle, 401), (&old, 401), (&fresh, 200)] {
+        let (st, b) = app.user_call(Method::GET, "/v1/links", s, None).await;
+        assert_eq!(st, expect, "{b}");
+    }
+    // A request moves last_seen_at (at most once a minute).
+    sqlx::query(
+        "UPDATE sessions SET last_seen_at = now() - interval '300 seconds' WHERE token_hash = $1",
+    )
+    .bind(hash(&fresh))
+    .execute(db)
+    .await
+    .unwrap();
+    let (st, _) = app.user_call(Method::GET, "/v1/links", &fresh, None).await;
+    assert_eq!(st, 200);
+    let mut seen_ago = 300.0;
+    for _ in 0..100 {
+        seen_ago = sqlx::query_scalar(
+            "SELECT extract(epoch FROM now() - last_seen_at)::float8 FROM sessions WHERE token_hash = $1",
+        )
+        .bind(hash(&fresh))
+        .fetch_one(db)
+        .await
+        .unwrap();
+        if seen_ago < 60.0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(seen_ago < 60.0, "last_seen_at moved: {seen_ago} s ago");
+}
