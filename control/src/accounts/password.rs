@@ -83,10 +83,10 @@ impl Passwords {
         let params =
             Params::new(M_COST_KIB, T_COST, P_COST, None).expect("argon2 parameters in range");
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
-        // 16 bytes of salt and 32 of output, base64 without padding.
+        // 16 bytes of salt and 32 of output (as real hashes), base64 without padding.
         let dummy = format!(
             "$argon2id$v=19$m={M_COST_KIB},t={T_COST},p={P_COST}$c2hvcnRlbmVyLWR1bW15IQ$\
-             bm8gcGFzc3dvcmQgaGFzaGVzIHRvIHRoZXNlIGJ5dGVzIQ"
+             bm8gcGFzc3dvcmQgaGFzaGVzIHRvIHRoZXNlIDMyQiE"
         );
         Passwords {
             params,
