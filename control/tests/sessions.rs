@@ -318,3 +318,43 @@ async fn sessions_end_when_idle_or_old() {
     }
     assert!(seen_ago < 60.0, "last_seen_at moved: {seen_ago} s ago");
 }
+
+#[tokio::test]
+async fn a_hash_with_older_settings_is_replaced_at_sign_in() {
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+    let app = TestApp::start().await;
+    let id = app.user("ann@example.com", None).await;
+    let cheap = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(8 * 1024, 1, 1, None).unwrap(),
+    )
+    .hash_password(PASSWORD.as_bytes())
+    .unwrap()
+    .to_string();
+    let db = &app.running.state.db;
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(&cheap)
+        .execute(db)
+        .await
+        .unwrap();
+    app.login("ann@example.com", PASSWORD).await;
+    let mut stored = cheap.clone();
+    for _ in 0..1000 {
+        stored = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_one(db)
+            .await
+            .unwrap();
+        if stored != cheap {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    app.login("ann@example.com", PASSWORD).await;
+}

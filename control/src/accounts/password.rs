@@ -126,6 +126,24 @@ impl Passwords {
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2: {e}")))
     }
 
+    /// Whether `phc` was made with other settings than today's (an older,
+    /// cheaper setting): sign-in then rehashes the password it just
+    /// verified, so raising the parameters upgrades hashes as people sign in.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        let Ok(parsed) = argon2::PasswordHash::new(phc) else {
+            return true;
+        };
+        parsed.algorithm.as_str() != "argon2id"
+            || Params::try_from(&parsed).map_or(true, |p| {
+                (p.m_cost(), p.t_cost(), p.p_cost())
+                    != (
+                        self.params.m_cost(),
+                        self.params.t_cost(),
+                        self.params.p_cost(),
+                    )
+            })
+    }
+
     /// Whether `password` matches `phc`; with no hash (no such user), the
     /// same work against the dummy, and `false`.
     pub async fn verify(&self, password: &str, phc: Option<&str>) -> ApiResult<bool> {
@@ -178,6 +196,22 @@ mod tests {
             4,
             "the dummy path hashed too"
         );
+        assert!(!p.needs_rehash(&phc));
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"correct horse battery")
+        .unwrap()
+        .to_string();
+        assert!(
+            p.verify("correct horse battery", Some(&cheap))
+                .await
+                .unwrap()
+        );
+        assert!(p.needs_rehash(&cheap));
+        assert!(p.needs_rehash("not a hash"));
         // The dummy is a well-formed hash with the current parameters.
         let parsed = argon2::PasswordHash::new(&p.dummy).unwrap();
         assert_eq!(

@@ -15,7 +15,7 @@
 //! password cost the same and get the same 401 `invalid_credentials`. A
 //! success always makes a new session (a new random id: a session id planted
 //! before sign-in is worth nothing after it) and ends the one the request
-//! carried, if any.
+//! carried, if any; a hash made with older argon2 settings is replaced.
 
 use super::email;
 use super::password;
@@ -110,7 +110,7 @@ pub async fn login(
         .passwords
         .verify(&req.password, user.as_ref().map(|u| u.2.as_str()))
         .await?;
-    let Some((user_id, email, _, operator)) = user.filter(|_| ok) else {
+    let Some((user_id, email, phc, operator)) = user.filter(|_| ok) else {
         state.metrics.logins_failed.inc();
         let mut conn = state.db.acquire().await?;
         audit(
@@ -124,6 +124,9 @@ pub async fn login(
         .await?;
         return Err(ApiError::InvalidCredentials);
     };
+    if state.passwords.needs_rehash(&phc) {
+        rehash(state.clone(), user_id, phc, req.password);
+    }
     let old = presented_session(&headers, &state.config).map(hash_key);
     let mut tx = state.db.begin().await?;
     if let Some(old) = old {
@@ -177,6 +180,27 @@ pub async fn login(
     );
     no_store(&mut response);
     Ok(response)
+}
+
+/// Replaces a hash made with older settings, off the request (the answer
+/// does not wait for a second argon2 run). Only if the hash is still the one
+/// verified: a password changed meanwhile wins.
+fn rehash(state: AppState, user_id: i64, old: String, password: String) {
+    tokio::spawn(async move {
+        let result = async {
+            let new = state.passwords.hash(&password).await?;
+            sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+                .bind(user_id)
+                .bind(&old)
+                .bind(&new)
+                .execute(&state.db)
+                .await?;
+            Ok::<_, ApiError>(())
+        };
+        if let Err(e) = result.await {
+            tracing::warn!(user_id, error = %e, "rehashing a password failed");
+        }
+    });
 }
 
 /// Responses that carry a CSRF token are not for caches.
