@@ -20,8 +20,9 @@ pub enum Access {
     // accounts
     /// A signed-in user (the session cookie).
     Session,
-    /// A member of the organization in the path with this role or higher
-    /// (or, for `admin`, an `admin` key of it).
+    /// A member of the organization (the path's `{org}`, else `X-Org`) with
+    /// this role or higher, or an `admin` key of it; for `/v1/audit` the
+    /// operator too.
     Role(&'static str),
 }
 
@@ -552,8 +553,9 @@ pub fn document(server: &str) -> Value {
             Access::Role(role) => {
                 op["security"] = json!([{ "session": [] }, { "apiKey": ["admin"] }]);
                 op["description"] = json!(format!(
-                    "Requires a member of the organization with role `{role}` or higher \
-                     (session; writes carry X-CSRF-Token), or an `admin` key of it."
+                    "Requires a member of the organization (the path's `{{org}}`, else X-Org) \
+                     with role `{role}` or higher (session; writes carry X-CSRF-Token), or an \
+                     `admin` key of it."
                 ));
             }
         }

@@ -102,7 +102,7 @@ pub async fn verify_token(state: &AppState, token: &str) -> Result<Option<Auth>,
     }))
 }
 
-/// Verifies what `headers` present, key first: `None` for nothing.
+/// Verifies what `headers` present, key first; 401 when they present neither.
 pub async fn verify_headers(state: &AppState, headers: &HeaderMap) -> Result<Verified, ApiError> {
     if let Presented::Token(token) = presented(headers) {
         return Ok(match verify_token(state, token).await? {
