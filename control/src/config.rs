@@ -83,6 +83,41 @@ pub struct Config {
     pub rate_per_ip: f64,
     /// Token bucket per client IP: burst. Default 200.
     pub burst_per_ip: u32,
+
+    // --- accounts (users, sessions, mail, CORS) ---
+    /// Public URL of this API as browsers reach it, e.g.
+    /// `https://links.example.com`. Default `http://127.0.0.1:8000`. Three
+    /// uses: the links in invitation and reset mails; the origin a
+    /// cookie-authenticated write must come from; and the session cookie's
+    /// `Secure` attribute, set when this is `https` (the cookie is then
+    /// named `__Host-session`). `http` is accepted only for a loopback host
+    /// (plain-http local development such as `deploy/up.sh`), so a cookie
+    /// never travels in clear across a network.
+    pub public_url: String,
+    /// A session ends after this many seconds without a request. Default 43200 (12 h).
+    pub session_idle_secs: u64,
+    /// A session ends this many seconds after sign-in, used or not. Default 604800 (7 days).
+    pub session_absolute_secs: u64,
+    /// Sign-in attempts per second per client IP (token bucket). Default 0.2 (one per 5 s).
+    pub login_rate_per_ip: f64,
+    /// Sign-in attempts per client IP: burst. Default 20.
+    pub login_burst_per_ip: u32,
+    /// Sign-in attempts per second per e-mail address, whether or not an
+    /// account has it. Default 0.0167 (one a minute).
+    pub login_rate_per_email: f64,
+    /// Sign-in attempts per e-mail address: burst. Default 10.
+    pub login_burst_per_email: u32,
+    /// Origins (`https://dash.example.com`) whose pages may call this API
+    /// from a browser with credentials (CORS). Default none: same-origin only.
+    pub cors_origins: Vec<String>,
+    /// SMTP server for invitation and reset mails, as lettre reads it:
+    /// `smtps://user@host:465` or `smtp://user@host:587?tls=required`.
+    /// Default none: mails are written to the log.
+    pub smtp_url: Option<String>,
+    /// File holding the SMTP password; without it `SMTP_PASSWORD` is read. Default none.
+    pub smtp_password_file: Option<PathBuf>,
+    /// Sender of those mails. Default `shortener <no-reply@localhost>`.
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -116,6 +151,17 @@ impl Default for Config {
             burst_per_key: 100,
             rate_per_ip: 100.0,
             burst_per_ip: 200,
+            public_url: "http://127.0.0.1:8000".into(),
+            session_idle_secs: 12 * 3600,
+            session_absolute_secs: 7 * 24 * 3600,
+            login_rate_per_ip: 0.2,
+            login_burst_per_ip: 20,
+            login_rate_per_email: 1.0 / 60.0,
+            login_burst_per_email: 10,
+            cors_origins: Vec::new(),
+            smtp_url: None,
+            smtp_password_file: None,
+            mail_from: "shortener <no-reply@localhost>".into(),
         }
     }
 }
@@ -200,8 +246,161 @@ impl ServiceConfig for Config {
             }
         }
         self.links_signer()?;
+        self.validate_accounts()?;
         Ok(())
     }
+}
+
+impl Config {
+    /// The accounts settings (a block of its own).
+    fn validate_accounts(&self) -> Result<(), ConfigError> {
+        public_origin(&self.public_url)?;
+        if self.session_idle_secs < 60 {
+            return Err(ConfigError::invalid(
+                "session_idle_secs",
+                format!("{} s is under a minute", self.session_idle_secs),
+            ));
+        }
+        if self.session_absolute_secs < self.session_idle_secs {
+            return Err(ConfigError::invalid(
+                "session_absolute_secs",
+                format!(
+                    "{} s is shorter than session_idle_secs ({} s)",
+                    self.session_absolute_secs, self.session_idle_secs
+                ),
+            ));
+        }
+        for (name, rate, burst_name, burst) in [
+            (
+                "login_rate_per_ip",
+                self.login_rate_per_ip,
+                "login_burst_per_ip",
+                self.login_burst_per_ip,
+            ),
+            (
+                "login_rate_per_email",
+                self.login_rate_per_email,
+                "login_burst_per_email",
+                self.login_burst_per_email,
+            ),
+        ] {
+            if !(rate > 0.0 && rate.is_finite()) {
+                return Err(ConfigError::invalid(
+                    name,
+                    format!("must be a positive number of attempts per second, got {rate}"),
+                ));
+            }
+            if burst == 0 {
+                return Err(ConfigError::invalid(
+                    burst_name,
+                    "must be at least 1, got 0",
+                ));
+            }
+        }
+        for origin in &self.cors_origins {
+            check_origin(origin).map_err(|e| ConfigError::invalid("cors_origins", e))?;
+        }
+        if let Some(url) = &self.smtp_url {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "smtp" | "smtps") && u.host_str().is_some() => {}
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "smtp_url",
+                        format!("{url:?} is not an smtp:// or smtps:// URL with a host"),
+                    ));
+                }
+            }
+            if url::Url::parse(url).is_ok_and(|u| u.password().is_some()) {
+                return Err(ConfigError::invalid(
+                    "smtp_url",
+                    "holds a password; put it in smtp_password_file (or SMTP_PASSWORD)",
+                ));
+            }
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::invalid(
+                "mail_from",
+                format!(
+                    "{:?} is not a mailbox (`Name <user@host>` or `user@host`)",
+                    self.mail_from
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The origin of `public_url` (`scheme://host[:port]`), which
+    /// cookie-authenticated writes must come from.
+    pub fn public_origin(&self) -> String {
+        public_origin(&self.public_url).unwrap_or_default()
+    }
+
+    /// Whether session cookies are `Secure` (`public_url` is https).
+    pub fn cookie_secure(&self) -> bool {
+        url::Url::parse(&self.public_url).is_ok_and(|u| u.scheme() == "https")
+    }
+
+    /// `public_url` without a trailing slash.
+    pub fn public_url_trimmed(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+
+    pub fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.session_idle_secs)
+    }
+
+    pub fn session_absolute(&self) -> Duration {
+        Duration::from_secs(self.session_absolute_secs)
+    }
+}
+
+/// The origin of the public URL, or why it cannot be one.
+fn public_origin(public_url: &str) -> Result<String, ConfigError> {
+    let invalid = |why: String| ConfigError::invalid("public_url", why);
+    let u = url::Url::parse(public_url)
+        .map_err(|e| invalid(format!("{public_url:?} is not a URL: {e}")))?;
+    let Some(host) = u.host() else {
+        return Err(invalid(format!("{public_url:?} has no host")));
+    };
+    match u.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match host {
+                url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+                url::Host::Ipv4(a) => a.is_loopback(),
+                url::Host::Ipv6(a) => a.is_loopback(),
+            };
+            if !loopback {
+                return Err(invalid(format!(
+                    "{public_url:?} is plain http on a host that is not loopback: session \
+                     cookies would cross the network in clear; use https"
+                )));
+            }
+        }
+        _ => return Err(invalid(format!("{public_url:?} is not http(s)"))),
+    }
+    if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
+        return Err(invalid(format!(
+            "{public_url:?} must not hold a query, fragment or user"
+        )));
+    }
+    Ok(u.origin().ascii_serialization())
+}
+
+/// Checks one CORS origin: `scheme://host[:port]` exactly, never `*`.
+pub fn check_origin(origin: &str) -> Result<(), String> {
+    let u = url::Url::parse(origin).map_err(|e| format!("{origin:?} is not an origin: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+        return Err(format!("{origin:?} is not an http(s) origin"));
+    }
+    if u.origin().ascii_serialization() != origin {
+        return Err(format!(
+            "{origin:?} is not an origin as browsers send it (scheme://host[:port], no path \
+             or trailing slash, lowercase host): {:?}",
+            u.origin().ascii_serialization()
+        ));
+    }
+    Ok(())
 }
 
 impl Config {
@@ -300,6 +499,47 @@ mod tests {
             refused(|c| c.links_signing_key = Some("/nonexistent.pem".into())),
             Some("links_signing_key")
         );
+        assert_eq!(
+            refused(|c| c.public_url = "http://links.example.com".into()),
+            Some("public_url")
+        );
+        assert_eq!(
+            refused(|c| c.cors_origins = vec!["*".into()]),
+            Some("cors_origins")
+        );
+        assert_eq!(
+            refused(|c| c.cors_origins = vec!["https://dash.example.com/".into()]),
+            Some("cors_origins")
+        );
+        assert_eq!(
+            refused(|c| c.session_absolute_secs = 600),
+            Some("session_absolute_secs")
+        );
+        assert_eq!(
+            refused(|c| c.smtp_url = Some("smtp://u:secret@mail.example.com".into())),
+            Some("smtp_url")
+        );
+        assert_eq!(
+            refused(|c| c.mail_from = "nobody".into()),
+            Some("mail_from")
+        );
+        assert_eq!(
+            refused(|c| c.login_burst_per_email = 0),
+            Some("login_burst_per_email")
+        );
+    }
+
+    #[test]
+    fn cookies_are_secure_unless_the_public_url_is_loopback_http() {
+        let mut c = Config::default();
+        assert!(!c.cookie_secure());
+        assert_eq!(c.public_origin(), "http://127.0.0.1:8000");
+        c.public_url = "https://Links.Example.com/".into();
+        c.validate().unwrap();
+        assert!(c.cookie_secure());
+        assert_eq!(c.public_origin(), "https://links.example.com");
+        c.public_url = "http://localhost:3000".into();
+        c.validate().unwrap();
     }
 
     #[test]

@@ -20,9 +20,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     /// No credential, or one that is not an active key (`presented`: a
     /// token was sent, which the `WWW-Authenticate` challenge says).
-    #[error("{}", if *presented { "the API key is not valid (unknown, revoked or expired)" } else { "an API key is required (Authorization: Bearer <key>)" })]
+    #[error("{}", if *presented { "the API key is not valid (unknown, revoked or expired)" } else { "an API key (Authorization: Bearer <key>) or a session (sign in: POST /v1/session) is required" })]
     Unauthorized { presented: bool },
-    #[error("this API key lacks the {required:?} scope")]
+    #[error("this API key (or your role) lacks the {required:?} scope")]
     Forbidden { required: &'static str },
     #[error("this route is the operator's; an organization's key cannot use it")]
     OperatorRequired,
@@ -52,6 +52,38 @@ pub enum ApiError {
     Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+
+    // --- accounts (users, sessions, members, one-time tokens) ---
+    /// A signed-in user whose request acts on an organization without
+    /// naming one (`X-Org`) while they belong to none or several.
+    #[error(
+        "this route acts on an organization's data: name one of yours with X-Org (its name or id); without it, only a member of exactly one acts in it"
+    )]
+    OrganizationNotChosen,
+    #[error("you are not a member of the organization {org:?}")]
+    NotMember { org: String },
+    #[error("this needs the {required} role or higher in the organization")]
+    RoleRequired { required: &'static str },
+    #[error("{0}")]
+    RoleNotAllowed(String),
+    #[error("the e-mail address or the password is wrong")]
+    InvalidCredentials,
+    /// A route for a signed-in user, called without a live session.
+    #[error(
+        "sign in first (POST /v1/session): {}",
+        if *presented { "the session cookie is not a live session (signed out, expired or replaced)" } else { "no session cookie was sent" }
+    )]
+    SessionRequired { presented: bool },
+    #[error("{0}")]
+    CsrfFailed(&'static str),
+    #[error("the {what} token is not valid")]
+    TokenInvalid { what: &'static str },
+    #[error("the {what} token has been used already")]
+    TokenUsed { what: &'static str },
+    #[error("the {what} token has expired")]
+    TokenExpired { what: &'static str },
+    #[error("an organization keeps at least one owner")]
+    LastOwner,
 }
 
 impl ApiError {
@@ -101,6 +133,18 @@ impl ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            // accounts
+            ApiError::OrganizationNotChosen => (StatusCode::FORBIDDEN, "org_required"),
+            ApiError::NotMember { .. }
+            | ApiError::RoleRequired { .. }
+            | ApiError::RoleNotAllowed(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            ApiError::SessionRequired { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::CsrfFailed(_) => (StatusCode::FORBIDDEN, "csrf_failed"),
+            ApiError::TokenInvalid { .. } => (StatusCode::BAD_REQUEST, "token_invalid"),
+            ApiError::TokenUsed { .. } => (StatusCode::GONE, "token_used"),
+            ApiError::TokenExpired { .. } => (StatusCode::GONE, "token_expired"),
+            ApiError::LastOwner => (StatusCode::CONFLICT, "last_owner"),
         }
     }
 
@@ -116,6 +160,10 @@ impl ApiError {
             ApiError::PreconditionFailed { current, .. } => json!({ "current_etag": current }),
             ApiError::BlockedHost { host, rule } => json!({ "host": host, "rule": rule }),
             ApiError::RateLimited { retry_after } => json!({ "retry_after": retry_after }),
+            // accounts
+            ApiError::OrganizationNotChosen => json!({ "header": "X-Org" }),
+            ApiError::NotMember { org } => json!({ "org": org }),
+            ApiError::RoleRequired { required } => json!({ "required_role": required }),
             _ => Value::Null,
         }
     }

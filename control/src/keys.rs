@@ -155,10 +155,7 @@ pub async fn bootstrap_operator_key(db: &PgPool, name: &str) -> anyhow::Result<S
     audit(
         &mut tx,
         None,
-        Actor {
-            key_id: None,
-            operator: true,
-        },
+        Actor::CLI_OPERATOR,
         "key.create",
         &info.prefix,
         json!({ "via": "cli", "operator": true }),
@@ -185,9 +182,10 @@ pub async fn revoke_by_prefix(db: &PgPool, prefix: &str) -> anyhow::Result<()> {
     audit(
         &mut tx,
         org_id,
-        Actor {
-            key_id: None,
-            operator,
+        if operator {
+            Actor::CLI_OPERATOR
+        } else {
+            Actor::CLI
         },
         "key.revoke",
         prefix,

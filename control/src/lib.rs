@@ -36,6 +36,24 @@
 //! limits are token buckets per client IP and per verified key
 //! ([`ratelimit`]).
 //!
+//! **People** ([`accounts`]) sign in with an e-mail and a password (argon2id,
+//! m = 19 MiB, t = 2, p = 1, on the blocking pool) and get a session
+//! cookie: 256 random bits of which only a SHA-256 is stored, `HttpOnly`,
+//! `SameSite=Lax`, `Secure` whenever `public_url` is https (plain http is
+//! accepted only on loopback). A session is a second source of the same
+//! [`auth::Principal`]: a user's role in an organization (`owner`, `admin`,
+//! `editor`, `viewer`) maps to the keys' scopes, so every handler's
+//! `auth.org(scope)` serves both; a user with several organizations names one
+//! with `X-Org`. Every cookie-authenticated write carries the session's own
+//! CSRF token (stored with it server-side) and, when the browser says where
+//! it comes from, an allowed `Origin`. Sign-in answers a wrong e-mail and a
+//! wrong password alike, after the same argon2 work, behind token buckets
+//! per IP and per address that refill. Invitations and password resets are
+//! one-time tokens (hashed at rest) sent by a [`accounts::mailer::Mailer`];
+//! the operator is a user flag set only on the command line. Every act,
+//! sign-ins included, is in the audit log with the client's address, and
+//! [`audit_log`] reads it back.
+//!
 //! # Layout
 //! - [`config`]: settings (servicekit: defaults, TOML, flags), validation.
 //! - [`server`]: connecting, migrating, starting the tasks and HTTP.
@@ -44,8 +62,9 @@
 //! - [`health`]: liveness, readiness, metrics, OpenAPI endpoints.
 //! - [`error`], [`extract`], [`text`]: the error type, extractors that use
 //!   it, and checks of free text.
-//! - [`auth`], [`keys`]: principals, API keys, the `Auth` extractor, key
-//!   management; [`audit`]: the audit log.
+//! - [`auth`], [`keys`]: principals, API keys, sessions, roles, CSRF, the
+//!   `Auth` and `SignedIn` extractors, key management; [`audit`]: the audit
+//!   log.
 //! - [`links`]: link rows, input checks, transactional writes, handlers.
 //! - [`codes`], [`target`]: short codes and target URL policy.
 //! - [`idempotency`]: `Idempotency-Key` replays.
@@ -56,6 +75,8 @@
 //! - [`qr`]: QR codes (SVG, PNG).
 //! - [`admin`]: the operator's routes.
 //! - [`metrics`], [`openapi`], [`ratelimit`].
+//! - [`accounts`]: users, sessions, members, invitations, password resets,
+//!   mail; [`audit_log`]: `GET /v1/audit`; [`cors`]: allowed origins.
 //!
 //! Modules depend one way: handlers on [`state`] and below, [`router`] on
 //! handlers, [`server`] on [`router`]; no cycle.
@@ -85,3 +106,8 @@ pub mod state;
 pub mod stats;
 pub mod target;
 pub mod text;
+
+// accounts: users, sessions, members, the audit log's reader, CORS.
+pub mod accounts;
+pub mod audit_log;
+pub mod cors;

@@ -21,6 +21,59 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// User accounts: the first user, operators, passwords.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Create a user (the password is read from standard input or --password-file).
+    Create(CreateUserArgs),
+    /// Set a user's password and end all their sessions.
+    SetPassword(SetPasswordArgs),
+}
+
+#[derive(Args, Debug)]
+struct CreateUserArgs {
+    /// The user's e-mail address (required).
+    #[arg(long)]
+    email: String,
+    /// The user may act as the service's operator (/v1/admin/*). Default off.
+    #[arg(long)]
+    operator: bool,
+    /// An organization to make the user a member of (created if missing). Default: none.
+    #[arg(long, requires = "role")]
+    org: Option<String>,
+    /// The user's role in --org: owner, admin, editor or viewer. Default: none; required with --org.
+    #[arg(long, requires = "org", value_parser = parse_role)]
+    role: Option<control::auth::Role>,
+    /// File holding the password (one line). Default: none, read standard input.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// PostgreSQL URL (required; or the DATABASE_URL environment variable).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+#[derive(Args, Debug)]
+struct SetPasswordArgs {
+    /// The user's e-mail address (required).
+    #[arg(long)]
+    email: String,
+    /// File holding the new password (one line). Default: none, read standard input.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// PostgreSQL URL (required; or the DATABASE_URL environment variable).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+fn parse_role(s: &str) -> Result<control::auth::Role, String> {
+    control::auth::Role::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a role: owner, admin, editor or viewer"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -157,6 +210,40 @@ struct ServeArgs {
     /// Burst per client IP. Default 200.
     #[arg(long)]
     burst_per_ip: Option<u32>,
+    // accounts
+    /// Public URL of this API as browsers reach it: mail links, the origin writes must come from, Secure cookies when https (http only on loopback). Default http://127.0.0.1:8000.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Seconds without a request after which a session ends. Default 43200 (12 h).
+    #[arg(long)]
+    session_idle_secs: Option<u64>,
+    /// Seconds after sign-in after which a session ends. Default 604800 (7 days).
+    #[arg(long)]
+    session_absolute_secs: Option<u64>,
+    /// Sign-in attempts per second per client IP. Default 0.2.
+    #[arg(long)]
+    login_rate_per_ip: Option<f64>,
+    /// Sign-in attempts per client IP, burst. Default 20.
+    #[arg(long)]
+    login_burst_per_ip: Option<u32>,
+    /// Sign-in attempts per second per e-mail address. Default 0.0167 (one a minute).
+    #[arg(long)]
+    login_rate_per_email: Option<f64>,
+    /// Sign-in attempts per e-mail address, burst. Default 10.
+    #[arg(long)]
+    login_burst_per_email: Option<u32>,
+    /// Origin allowed to call with credentials from a browser (CORS); repeatable. Default: none.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// SMTP server for invitation and reset mails (smtps://user@host:465, smtp://user@host:587?tls=required). Default: none, mails go to the log.
+    #[arg(long)]
+    smtp_url: Option<String>,
+    /// File holding the SMTP password; SMTP_PASSWORD is read without it. Default: none.
+    #[arg(long)]
+    smtp_password_file: Option<PathBuf>,
+    /// Sender of those mails. Default "shortener <no-reply@localhost>".
+    #[arg(long)]
+    mail_from: Option<String>,
 }
 
 impl ServeArgs {
@@ -167,15 +254,20 @@ impl ServeArgs {
                 links_stream_max_age_secs, links_stream_max_bytes, clickhouse_database,
                 short_base, snapshot_dir, snapshot_interval_secs, snapshot_keep,
                 reconcile_interval_secs, code_length, max_body_bytes, rate_per_key,
-                burst_per_key, rate_per_ip, burst_per_ip;
+                burst_per_key, rate_per_ip, burst_per_ip,
+                public_url, session_idle_secs, session_absolute_secs, login_rate_per_ip,
+                login_burst_per_ip, login_rate_per_email, login_burst_per_email, mail_from;
                 optional: nats, nats_user, nats_password_file, links_signing_key, clickhouse,
-                engine_admin_token);
+                engine_admin_token, smtp_url, smtp_password_file);
             // Switches only switch on: the file's `true` stays without the flag.
             c.links_stream_adopt |= self.links_stream_adopt;
             c.allow_private_targets |= self.allow_private_targets;
             c.allow_unsigned_links |= self.allow_unsigned_links;
             if !self.engine_admin.is_empty() {
                 c.engine_admin = self.engine_admin.clone();
+            }
+            if !self.cors_origins.is_empty() {
+                c.cors_origins = self.cors_origins.clone();
             }
         })
     }
@@ -231,7 +323,45 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(prefix, "key revoked");
             Ok(())
         }
+        Command::Users { command } => users(command).await,
     }
+}
+
+/// `control users ...`.
+async fn users(command: UsersCommand) -> anyhow::Result<()> {
+    use control::accounts::password::Passwords;
+    use control::accounts::users;
+    let passwords = Passwords::new(Default::default());
+    match command {
+        UsersCommand::Create(args) => {
+            let password = users::read_password(args.password_file.as_deref())?;
+            let db = control::server::connect_db(&args.database_url).await?;
+            let org = args.org.as_deref().zip(args.role);
+            let id = users::create_user(
+                &db,
+                &passwords,
+                users::NewUser {
+                    email: &args.email,
+                    password: &password,
+                    operator: args.operator,
+                    org,
+                },
+            )
+            .await?;
+            tracing::info!(user_id = id, operator = args.operator, "user created");
+            println!("{id}");
+        }
+        UsersCommand::SetPassword(args) => {
+            let password = users::read_password(args.password_file.as_deref())?;
+            let db = control::server::connect_db(&args.database_url).await?;
+            users::set_password(&db, &passwords, &args.email, &password).await?;
+            tracing::info!(
+                email = args.email,
+                "password set; the user's sessions ended"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// SIGINT or SIGTERM (what systemd sends).
@@ -321,6 +451,23 @@ mod tests {
             }
         }
         assert!(checked > 25, "{checked}");
+    }
+
+    #[test]
+    fn users_create_takes_an_org_with_a_role() {
+        let url = ["--database-url", "postgres://x"];
+        let parse = |args: &[&str]| {
+            let mut all = vec!["control", "users", "create", "--email", "a@b.example"];
+            all.extend_from_slice(args);
+            all.extend_from_slice(&url);
+            Cli::try_parse_from(all)
+        };
+        assert!(parse(&[]).is_ok());
+        assert!(parse(&["--operator"]).is_ok());
+        assert!(parse(&["--org", "acme", "--role", "owner"]).is_ok());
+        assert!(parse(&["--org", "acme"]).is_err(), "a role is required");
+        assert!(parse(&["--role", "owner"]).is_err(), "an org is required");
+        assert!(parse(&["--org", "acme", "--role", "root"]).is_err());
     }
 
     #[test]

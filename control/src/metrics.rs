@@ -66,6 +66,11 @@ pub struct Metrics {
     pub latest_snapshot_seq: Gauge,
     /// Why the relay refuses the links stream (its settings differ), if it does.
     pub links_stream_problem: Problem,
+    // accounts
+    /// argon2 runs (hashing a new password, or verifying one, real or dummy).
+    pub password_hashes: Counter,
+    /// Sign-ins refused for a wrong e-mail or password.
+    pub logins_failed: Counter,
 }
 
 impl Metrics {
@@ -97,6 +102,8 @@ impl Metrics {
                 "control_snapshot_push_errors_total",
                 self.snapshot_push_errors.get(),
             ),
+            ("control_password_hashes_total", self.password_hashes.get()),
+            ("control_logins_failed_total", self.logins_failed.get()),
         ];
         for (name, v) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");

@@ -1,10 +1,10 @@
 //! What runs around every handler: request metrics ([`observe`]) and the
 //! rate limits with key verification ([`limit`]).
 
-use crate::auth::verify::{Verified, verify_token};
-use crate::auth::{Presented, presented};
+use crate::auth::verify::{Verified, verify_headers};
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
+use crate::ratelimit::Caller;
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method};
@@ -53,9 +53,9 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     response
 }
 
-/// The IP's bucket first; then, for a presented key, verification and that
-/// key's bucket. The verification outcome is left for the [`crate::auth::Auth`]
-/// extractor.
+/// The IP's bucket first; then, for a presented key or session cookie,
+/// verification and that key's or user's bucket. The verification outcome is
+/// left for the [`crate::auth::Auth`] and [`crate::auth::SignedIn`] extractors.
 pub async fn limit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -64,20 +64,19 @@ pub async fn limit(
 ) -> Response {
     let now = Instant::now();
     let mut decision = state.limits.per_ip.check(&peer.ip(), now);
-    if decision.allowed
-        && let Presented::Token(token) = presented(request.headers())
-    {
-        // A lookup error is left to the extractor, which tries again and
-        // answers for it.
-        match verify_token(&state, token).await {
-            Ok(Some(auth)) => {
-                decision = decision.tighter(Some(state.limits.per_key.check(&auth.bucket(), now)));
-                request.extensions_mut().insert(Verified::Key(auth));
+    if decision.allowed {
+        // Nothing presented, or a lookup error, is left to the extractor,
+        // which tries again and answers for it.
+        if let Ok(verified) = verify_headers(&state, request.headers()).await {
+            let caller = match &verified {
+                Verified::Key(auth) => Some(auth.bucket()),
+                Verified::Session(user) => Some(Caller::User(user.user_id)),
+                Verified::Refused | Verified::SessionRefused => None,
+            };
+            if let Some(caller) = caller {
+                decision = decision.tighter(Some(state.limits.per_key.check(&caller, now)));
             }
-            Ok(None) => {
-                request.extensions_mut().insert(Verified::Refused);
-            }
-            Err(_) => {}
+            request.extensions_mut().insert(verified);
         }
     }
     request

@@ -17,6 +17,13 @@ pub enum Access {
     Scope(&'static str),
     /// The operator's key.
     Operator,
+    // accounts
+    /// A signed-in user (the session cookie).
+    Session,
+    /// A member of the organization (the path's `{org}`, else `X-Org`) with
+    /// this role or higher, or an `admin` key of it; for `/v1/audit` the
+    /// operator too.
+    Role(&'static str),
 }
 
 /// One operation: method, path, who may call it, summary, success status,
@@ -48,6 +55,24 @@ pub struct Route {
     crate::admin::snapshots::GenerationInfo,
     crate::admin::orgs::OrgInfo,
     crate::snapshot::PushResult,
+    // accounts
+    crate::auth::Role,
+    crate::auth::Membership,
+    crate::accounts::sessions::Login,
+    crate::accounts::sessions::SessionInfo,
+    crate::accounts::sessions::UserInfo,
+    crate::accounts::members::Member,
+    crate::accounts::members::ChangeRole,
+    crate::accounts::invitations::Invite,
+    crate::accounts::invitations::InvitationInfo,
+    crate::accounts::invitations::Accept,
+    crate::accounts::invitations::Accepted,
+    crate::accounts::reset::ResetRequest,
+    crate::accounts::reset::ResetConfirm,
+    crate::accounts::reset::ResetDone,
+    crate::audit_log::AuditPage,
+    crate::audit_log::AuditEntry,
+    crate::audit_log::AuditActor,
 )))]
 struct Schemas;
 
@@ -74,9 +99,123 @@ const fn r(
     }
 }
 
-use Access::{Operator, Public, Scope};
+use Access::{Operator, Public, Role, Scope, Session};
 
 pub const ROUTES: &[Route] = &[
+    // --- accounts ---
+    r(
+        "post",
+        "/v1/session",
+        Public,
+        "Sign in with e-mail and password: sets the session cookie, answers the user, their \
+         memberships and the CSRF token (a wrong e-mail and a wrong password get the same 401)",
+        200,
+        Some("Login"),
+        Some("SessionInfo"),
+        &[400, 401, 403, 429],
+    ),
+    r(
+        "get",
+        "/v1/session",
+        Session,
+        "Who is signed in, their memberships, and the CSRF token writes must carry",
+        200,
+        None,
+        Some("SessionInfo"),
+        &[],
+    ),
+    r(
+        "delete",
+        "/v1/session",
+        Session,
+        "Sign out (ends the session, clears the cookie)",
+        204,
+        None,
+        None,
+        &[],
+    ),
+    r(
+        "get",
+        "/v1/orgs/{org}/members",
+        Role("viewer"),
+        "List the organization's members and their roles",
+        200,
+        None,
+        None,
+        &[],
+    ),
+    r(
+        "patch",
+        "/v1/orgs/{org}/members/{user_id}",
+        Role("admin"),
+        "Change a member's role (admins: editors and viewers; owners: anyone; the last owner stays)",
+        200,
+        Some("ChangeRole"),
+        None,
+        &[404, 409],
+    ),
+    r(
+        "delete",
+        "/v1/orgs/{org}/members/{user_id}",
+        Role("viewer"),
+        "Remove a member, or leave (yourself); the last owner stays",
+        204,
+        None,
+        None,
+        &[404, 409],
+    ),
+    r(
+        "post",
+        "/v1/orgs/{org}/invitations",
+        Role("admin"),
+        "Invite an address with a role: a one-time token mailed, valid 7 days",
+        201,
+        Some("Invite"),
+        Some("InvitationInfo"),
+        &[409],
+    ),
+    r(
+        "post",
+        "/v1/invitations/accept",
+        Public,
+        "Accept an invitation (with a password when the address has no account yet)",
+        200,
+        Some("Accept"),
+        Some("Accepted"),
+        &[400, 403, 410],
+    ),
+    r(
+        "post",
+        "/v1/password-reset",
+        Public,
+        "Ask for a password reset link (always 202: nothing tells whether an account exists)",
+        202,
+        Some("ResetRequest"),
+        None,
+        &[400, 403, 429],
+    ),
+    r(
+        "post",
+        "/v1/password-reset/confirm",
+        Public,
+        "Set a new password with a reset token; ends every session of the user",
+        200,
+        Some("ResetConfirm"),
+        Some("ResetDone"),
+        &[400, 403, 410],
+    ),
+    r(
+        "get",
+        "/v1/audit",
+        Role("admin"),
+        "The audit log, newest first (limit, cursor, actor, action, from, to; org for the \
+         operator, who reads every organization's)",
+        200,
+        None,
+        Some("AuditPage"),
+        &[400],
+    ),
+    // --- end accounts ---
     r(
         "post",
         "/v1/links",
@@ -308,13 +447,21 @@ fn status_description(status: u16) -> &'static str {
         200 => "success (for a build request: an existing generation already held every change)",
         304 => "not modified (If-None-Match)",
         400 => "bad_request / invalid_json / invalid_url: the request names the field at fault",
-        401 => "unauthorized: no key, or not an active key (WWW-Authenticate: Bearer)",
+        401 => {
+            "unauthorized: no key or session, or not an active one (WWW-Authenticate: Bearer); \
+             invalid_credentials: a wrong e-mail or password"
+        }
         403 => {
-            "forbidden: the key lacks the scope, or the route is for the operator (or for an organization)"
+            "forbidden: the key or role lacks the scope, or the route is for the operator (or for an \
+             organization); csrf_failed: a signed-in write without the session's X-CSRF-Token or \
+             from another origin; org_required: no organization chosen (X-Org)"
         }
         404 => "not_found",
-        409 => "alias_taken / conflict",
-        410 => "link_deleted: an Idempotency-Key replay whose link has been deleted since",
+        409 => "alias_taken / conflict / last_owner",
+        410 => {
+            "link_deleted: an Idempotency-Key replay whose link has been deleted since; \
+             token_used / token_expired: a spent or expired one-time token"
+        }
         412 => "precondition_failed: If-Match names another version",
         413 => "payload_too_large: the body is over max_body_bytes",
         415 => "unsupported_media_type: the body is not application/json",
@@ -397,6 +544,20 @@ pub fn document(server: &str) -> Value {
                     json!("Requires an operator key (`control keys create --operator`).");
             }
             Access::Public => {}
+            Access::Session => {
+                op["security"] = json!([{ "session": [] }]);
+                op["description"] = json!(
+                    "Requires a signed-in user (the session cookie); writes carry X-CSRF-Token."
+                );
+            }
+            Access::Role(role) => {
+                op["security"] = json!([{ "session": [] }, { "apiKey": ["admin"] }]);
+                op["description"] = json!(format!(
+                    "Requires a member of the organization (the path's `{{org}}`, else X-Org) \
+                     with role `{role}` or higher (session; writes carry X-CSRF-Token), or an \
+                     `admin` key of it."
+                ));
+            }
         }
         if let Some(name) = route.request {
             op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(name) } } });
@@ -419,7 +580,10 @@ pub fn document(server: &str) -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer" } }
+            "securitySchemes": {
+                "apiKey": { "type": "http", "scheme": "bearer" },
+                "session": { "type": "apiKey", "in": "cookie", "name": "__Host-session" }
+            }
         }
     })
 }

@@ -1,4 +1,5 @@
-//! Token buckets: one family per client IP, one per verified API key.
+//! Token buckets: one family per client IP, one per verified API key or
+//! signed-in user, and the sign-in families (per IP, per e-mail address).
 //!
 //! Every request spends one token from its IP's bucket, checked first and
 //! before anything else is done for it. A key's bucket is charged only after
@@ -10,6 +11,16 @@
 //! (seconds until full); a refusal is a 429 with `Retry-After`. The client IP
 //! is the TCP peer: behind a proxy, put the limiter there or teach this one to
 //! trust `X-Forwarded-For` from it.
+//!
+//! Sign-in (and password-reset requests) spend from buckets of their own,
+//! much smaller ([`LoginLimits`]): per client IP, and per e-mail address
+//! (lowercased) whether or not an account has it, so a refusal says nothing
+//! about which addresses exist. A bucket refills at its rate whatever
+//! happens, so draining someone's e-mail bucket locks them out only while the
+//! attacker keeps paying for it from their own IP buckets; once they stop,
+//! the next attempt is allowed within one refill interval (a minute by
+//! default) and the bucket is full again within burst/rate. A password reset
+//! has its own e-mail bucket, so it stays open while sign-in is drained.
 
 use crate::config::Config;
 use std::collections::HashMap;
@@ -101,19 +112,67 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
-/// Both limiters of the service.
+/// A verified caller's bucket: its key, or the user all of whose sessions
+/// share one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Caller {
+    Key(i64),
+    User(i64),
+}
+
+/// The limiters of the service.
 #[derive(Debug)]
 pub struct RateLimits {
-    /// By key id (`api_keys.id`), verified keys only.
-    pub per_key: Limiter<i64>,
+    /// By key id (`api_keys.id`) or user id, verified callers only; the
+    /// `rate_per_key` settings.
+    pub per_key: Limiter<Caller>,
     pub per_ip: Limiter<IpAddr>,
+    pub login: LoginLimits,
+}
+
+/// Sign-in and password-reset attempts.
+#[derive(Debug)]
+pub struct LoginLimits {
+    pub per_ip: Limiter<IpAddr>,
+    /// Sign-in attempts by lowercased e-mail address.
+    pub per_email: Limiter<String>,
+    /// Reset requests by lowercased e-mail address.
+    pub reset_per_email: Limiter<String>,
+}
+
+impl LoginLimits {
+    /// Spends one attempt for `ip` and `email` (the IP first, so a refused
+    /// IP costs the address nothing). The refusal, if any, as `RateLimited`.
+    pub fn check(
+        &self,
+        family: &Limiter<String>,
+        ip: IpAddr,
+        email: &str,
+        now: Instant,
+    ) -> Result<(), u64> {
+        let d = self.per_ip.check(&ip, now);
+        if !d.allowed {
+            return Err(d.retry_after);
+        }
+        let d = family.check(&email.to_lowercase(), now);
+        if !d.allowed {
+            return Err(d.retry_after);
+        }
+        Ok(())
+    }
 }
 
 impl RateLimits {
     pub fn new(config: &Config) -> Self {
+        let per_email = || Limiter::new(config.login_rate_per_email, config.login_burst_per_email);
         RateLimits {
             per_key: Limiter::new(config.rate_per_key, config.burst_per_key),
             per_ip: Limiter::new(config.rate_per_ip, config.burst_per_ip),
+            login: LoginLimits {
+                per_ip: Limiter::new(config.login_rate_per_ip, config.login_burst_per_ip),
+                per_email: per_email(),
+                reset_per_email: per_email(),
+            },
         }
     }
 }
@@ -137,5 +196,30 @@ mod tests {
         assert_eq!(d.retry_after, 1);
         assert!(l.check(&2, t0).allowed, "buckets are per key");
         assert!(l.check(&1, t0 + Duration::from_millis(1001)).allowed);
+    }
+
+    #[test]
+    fn a_drained_email_refills() {
+        let limits = RateLimits::new(&Config {
+            login_rate_per_email: 1.0 / 60.0,
+            login_burst_per_email: 2,
+            ..Config::default()
+        });
+        let l = &limits.login;
+        let (ip, other_ip) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let t0 = Instant::now();
+        assert!(l.check(&l.per_email, ip, "Bob@x.example", t0).is_ok());
+        assert!(l.check(&l.per_email, other_ip, "bob@x.example", t0).is_ok());
+        // Drained for every IP, whatever the spelling.
+        assert_eq!(
+            l.check(&l.per_email, other_ip, "BOB@x.example", t0),
+            Err(60)
+        );
+        // Reset requests have a bucket of their own.
+        assert!(l.check(&l.reset_per_email, ip, "bob@x.example", t0).is_ok());
+        // A minute later, one attempt again.
+        let later = t0 + Duration::from_secs(61);
+        assert!(l.check(&l.per_email, ip, "bob@x.example", later).is_ok());
+        assert!(l.check(&l.per_email, ip, "bob@x.example", later).is_err());
     }
 }

@@ -3,13 +3,14 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::{accounts, audit_log, cors};
 use crate::{admin, health, keys, links, middleware, qr, stats};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 
 /// Every route of the service. [`crate::openapi`] describes the same table.
 pub fn router(state: AppState) -> Router {
@@ -38,7 +39,8 @@ pub fn router(state: AppState) -> Router {
             "/admin/snapshots",
             post(admin::snapshots::build).get(admin::snapshots::list),
         );
-    Router::new()
+    let v1 = v1.merge(accounts_routes());
+    let app = Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -48,8 +50,35 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(from_fn_with_state(state.clone(), middleware::limit))
-        .layer(from_fn_with_state(state.clone(), middleware::observe))
-        .with_state(state)
+        .layer(from_fn_with_state(state.clone(), middleware::observe));
+    // Outermost, so a preflight is answered before anything else runs.
+    let app = match cors::layer(&state.config) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.with_state(state)
+}
+
+/// Users, sessions, members, invitations, password resets, the audit log.
+fn accounts_routes() -> Router<AppState> {
+    use accounts::{invitations, members, reset, sessions};
+    Router::new()
+        .route(
+            "/session",
+            post(sessions::login)
+                .get(sessions::current)
+                .delete(sessions::logout),
+        )
+        .route("/orgs/{org}/members", get(members::list))
+        .route(
+            "/orgs/{org}/members/{user_id}",
+            patch(members::change_role).delete(members::remove),
+        )
+        .route("/orgs/{org}/invitations", post(invitations::create))
+        .route("/invitations/accept", post(invitations::accept))
+        .route("/password-reset", post(reset::request))
+        .route("/password-reset/confirm", post(reset::confirm))
+        .route("/audit", get(audit_log::list))
 }
 
 async fn not_found() -> ApiError {

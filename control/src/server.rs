@@ -78,13 +78,25 @@ impl Drop for Running {
 /// Starts everything `config` asks for and returns once the listener is bound.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     config.validate()?;
+    let mailer = crate::accounts::mailer::from_config(&config)?;
+    start_with_mailer(config, mailer).await
+}
+
+/// [`start`] with mails going to `mailer` instead of the configured one
+/// (tests read invitation and reset links from a
+/// [`crate::accounts::mailer::MemoryMailer`]).
+pub async fn start_with_mailer(
+    config: Config,
+    mailer: Arc<dyn crate::accounts::mailer::Mailer>,
+) -> anyhow::Result<Running> {
+    config.validate()?;
     let db = connect_db(&config.database_url).await?;
     let metrics = Arc::new(Metrics::default());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(db.clone(), config.clone(), metrics.clone());
+    let state = AppState::new(db.clone(), config.clone(), metrics.clone(), mailer);
     let mut tasks = Vec::new();
 
     if let Some(target) = RelayTarget::from_config(&config)? {

@@ -2,6 +2,8 @@
 //! the shared services. Handlers import this module; this module imports no
 //! handler, so the router can import every handler without a cycle.
 
+use crate::accounts::mailer::Mailer;
+use crate::accounts::password::Passwords;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
@@ -24,10 +26,15 @@ pub struct AppState {
     pub snapshots: Arc<SnapshotService>,
     /// Operator-requested builds, coalesced.
     pub builds: Arc<SnapshotBuilds>,
+    // accounts
+    /// argon2id hashing, bounded to one job per CPU.
+    pub passwords: Arc<Passwords>,
+    /// Where invitation and reset mails go.
+    pub mailer: Arc<dyn Mailer>,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, config: Config, metrics: Arc<Metrics>) -> Self {
+    pub fn new(db: PgPool, config: Config, metrics: Arc<Metrics>, mailer: Arc<dyn Mailer>) -> Self {
         let clickhouse = config
             .clickhouse
             .as_deref()
@@ -47,6 +54,8 @@ impl AppState {
             )),
             limits: Arc::new(RateLimits::new(&config)),
             builds: Arc::new(SnapshotBuilds::new(snapshots.clone())),
+            passwords: Arc::new(Passwords::new(metrics.clone())),
+            mailer,
             config: Arc::new(config),
             db,
             clickhouse,

@@ -1,4 +1,5 @@
-//! API key material and the one parser of the headers that carry it.
+//! API key material and the one parser of the headers that carry it; the
+//! random tokens of sessions, invitations and password resets.
 
 use crate::codes::random_base62;
 use axum::http::{HeaderMap, header};
@@ -27,6 +28,25 @@ pub fn generate_key() -> NewKey {
 /// SHA-256 of the whole key text.
 pub fn hash_key(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Length of a session, invitation or reset token: 43 base62 characters
+/// are 256 random bits (43 · log2 62 ≈ 256.03).
+pub const TOKEN_LEN: usize = 43;
+
+/// A fresh random token and its SHA-256, the only form stored. A fast hash
+/// suffices for the same reason as for keys: 256 random bits cannot be
+/// guessed, however fast each guess.
+pub fn new_token() -> (String, Vec<u8>) {
+    let token = random_base62(TOKEN_LEN);
+    let hash = hash_key(&token);
+    (token, hash)
+}
+
+/// Whether `token` has the shape of one [`new_token`] makes; anything else
+/// is refused without a database round trip.
+pub fn looks_like_token(token: &str) -> bool {
+    token.len() == TOKEN_LEN && token.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// What a request presents as a credential.
@@ -73,6 +93,16 @@ mod tests {
         assert_eq!(k.secret.len(), 3 + 8 + 1 + 32);
         assert!(k.secret.starts_with(&k.prefix));
         assert_eq!(k.hash, hash_key(&k.secret));
+    }
+
+    #[test]
+    fn token_shape() {
+        let (t, h) = new_token();
+        assert!(looks_like_token(&t));
+        assert_eq!(h, hash_key(&t));
+        assert_ne!(new_token().0, t);
+        assert!(!looks_like_token(&t[1..]));
+        assert!(!looks_like_token(&format!("{}!", &t[1..])));
     }
 
     #[test]

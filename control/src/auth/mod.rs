@@ -9,20 +9,33 @@
 //!   password hash (argon2) would cost milliseconds of CPU on every request
 //!   for no gain. Also the one parser of `Authorization` / `X-API-Key`, used
 //!   by the extractor and the rate limiter alike.
+//! - [`session`]: browser sessions as a credential: the cookie (a random
+//!   256-bit token, only its SHA-256 stored), looking one up, the user's
+//!   memberships and which organization a request acts in; [`csrf`]: the
+//!   checks every cookie-authenticated write passes; [`role`]: a member's
+//!   role and the scopes it stands for.
 //! - [`principal`]: what a verified credential stands for. A
 //!   [`Principal`] is either the service's **operator** (the global routes
 //!   under `/v1/admin`: blocklist, any organization's links, snapshots,
 //!   organizations) or a member of **one organization** with [`Scope`]s (its
 //!   own links, keys and stats). Neither can act as the other: tenant routes
-//!   need an organization, global routes need the operator. An API key is
-//!   the only source today; a user session with a role (owner, editor,
-//!   viewer) becomes one more [`Credential`] mapping to an
-//!   `Org { org_id, scopes }`, and nothing downstream changes.
-//! - [`verify`]: looking a presented key up, and the [`Auth`] extractor.
+//!   need an organization, global routes need the operator. Two credentials
+//!   lead there: an API key, and a user's session, whose role in the chosen
+//!   organization maps to scopes ([`Role::scopes`]), so every handler's
+//!   `auth.org(scope)` works for both unchanged. A signed-in user who has
+//!   chosen no organization is [`Principal::User`].
+//! - [`verify`]: looking a presented key or session up, and the [`Auth`]
+//!   and [`SignedIn`] extractors.
 
 pub mod credential;
+pub mod csrf;
 pub mod principal;
+pub mod role;
+pub mod session;
 pub mod verify;
 
 pub use credential::{Presented, generate_key, hash_key, presented};
 pub use principal::{Auth, Credential, Principal, Scope};
+pub use role::Role;
+pub use session::{Membership, SessionUser};
+pub use verify::SignedIn;

@@ -1,7 +1,10 @@
 //! What a verified credential stands for, and the checks handlers make.
 
+use super::role::Role;
 use crate::audit::Actor;
 use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::Caller;
+use std::net::IpAddr;
 
 /// What an organization member may do. `Admin` implies all the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,17 @@ impl Scope {
     }
 }
 
+impl Role {
+    /// The scopes a member with this role holds (the table in [`super::role`]).
+    pub fn scopes(self) -> Vec<Scope> {
+        match self {
+            Role::Owner | Role::Admin => vec![Scope::Admin],
+            Role::Editor => vec![Scope::LinksRead, Scope::LinksWrite, Scope::StatsRead],
+            Role::Viewer => vec![Scope::LinksRead, Scope::StatsRead],
+        }
+    }
+}
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
@@ -70,12 +84,25 @@ pub enum Principal {
     Operator,
     /// A member of one organization, limited to `scopes`.
     Org { org_id: i64, scopes: Vec<Scope> },
+    /// A signed-in user who has not chosen an organization (they belong to
+    /// none or to several and sent no `X-Org`) and is not the operator: the
+    /// routes about themselves only.
+    User,
 }
 
 /// What proved the principal (and what the audit log names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
-    ApiKey { id: i64 },
+    ApiKey {
+        id: i64,
+    },
+    /// A browser session of a user; `role` is their role in the
+    /// organization the request acts on, if it acts on one.
+    Session {
+        id: i64,
+        user_id: i64,
+        role: Option<Role>,
+    },
 }
 
 /// A verified caller.
@@ -83,6 +110,8 @@ pub enum Credential {
 pub struct Auth {
     pub credential: Credential,
     pub principal: Principal,
+    /// The client's address (the TCP peer), for the audit log.
+    pub ip: Option<IpAddr>,
 }
 
 impl Auth {
@@ -99,6 +128,33 @@ impl Auth {
                 required: scope.as_str(),
             }),
             Principal::Operator => Err(ApiError::OrganizationRequired),
+            Principal::User => Err(ApiError::OrganizationNotChosen),
+        }
+    }
+
+    /// For routes that manage people: the caller's organization and role
+    /// when the role is at least `min`. A key is never an owner; one with
+    /// the `admin` scope counts as an admin.
+    pub fn member(&self, min: Role) -> ApiResult<(i64, Role)> {
+        let org_id = match &self.principal {
+            Principal::Org { org_id, .. } => *org_id,
+            Principal::Operator => return Err(ApiError::OrganizationRequired),
+            Principal::User => return Err(ApiError::OrganizationNotChosen),
+        };
+        let role = match (self.credential, &self.principal) {
+            (Credential::Session { role, .. }, _) => role,
+            (Credential::ApiKey { .. }, Principal::Org { scopes, .. })
+                if scopes.contains(&Scope::Admin) =>
+            {
+                Some(Role::Admin)
+            }
+            (Credential::ApiKey { .. }, _) => None,
+        };
+        match role {
+            Some(role) if role >= min => Ok((org_id, role)),
+            _ => Err(ApiError::RoleRequired {
+                required: min.as_str(),
+            }),
         }
     }
 
@@ -106,23 +162,39 @@ impl Auth {
     pub fn operator(&self) -> ApiResult<()> {
         match self.principal {
             Principal::Operator => Ok(()),
-            Principal::Org { .. } => Err(ApiError::OperatorRequired),
+            Principal::Org { .. } | Principal::User => Err(ApiError::OperatorRequired),
+        }
+    }
+
+    /// The signed-in user, if a session proved this caller.
+    pub fn user_id(&self) -> Option<i64> {
+        match self.credential {
+            Credential::Session { user_id, .. } => Some(user_id),
+            Credential::ApiKey { .. } => None,
         }
     }
 
     /// Who the audit log records.
     pub fn actor(&self) -> Actor {
-        let Credential::ApiKey { id } = self.credential;
+        let (key_id, user_id) = match self.credential {
+            Credential::ApiKey { id } => (Some(id), None),
+            Credential::Session { user_id, .. } => (None, Some(user_id)),
+        };
         Actor {
-            key_id: Some(id),
+            key_id,
+            user_id,
             operator: self.principal == Principal::Operator,
+            ip: self.ip,
         }
     }
 
-    /// The rate-limit bucket of this credential.
-    pub fn bucket(&self) -> i64 {
-        let Credential::ApiKey { id } = self.credential;
-        id
+    /// The rate-limit bucket of this credential: the key, or the user (all
+    /// of a user's sessions share one).
+    pub fn bucket(&self) -> Caller {
+        match self.credential {
+            Credential::ApiKey { id } => Caller::Key(id),
+            Credential::Session { user_id, .. } => Caller::User(user_id),
+        }
     }
 }
 
@@ -137,6 +209,7 @@ mod tests {
                 org_id: 7,
                 scopes: scopes.to_vec(),
             },
+            ip: None,
         }
     }
 
@@ -154,6 +227,7 @@ mod tests {
         let operator = Auth {
             credential: Credential::ApiKey { id: 2 },
             principal: Principal::Operator,
+            ip: None,
         };
         assert!(operator.operator().is_ok());
         assert!(matches!(
@@ -166,5 +240,52 @@ mod tests {
         ));
         assert!(operator.actor().operator);
         assert!(!org(&[Scope::Admin]).actor().operator);
+    }
+
+    #[test]
+    fn sessions_act_by_role() {
+        let member = |role: Role| Auth {
+            credential: Credential::Session {
+                id: 3,
+                user_id: 4,
+                role: Some(role),
+            },
+            principal: Principal::Org {
+                org_id: 7,
+                scopes: role.scopes(),
+            },
+            ip: Some("192.0.2.1".parse().unwrap()),
+        };
+        assert!(!Role::Viewer.scopes().contains(&Scope::LinksWrite));
+        assert!(Role::Editor.scopes().contains(&Scope::LinksWrite));
+        assert!(!Role::Editor.scopes().contains(&Scope::Admin));
+        assert!(member(Role::Viewer).org(Scope::LinksWrite).is_err());
+        assert_eq!(member(Role::Editor).org(Scope::LinksWrite).unwrap(), 7);
+        assert!(matches!(
+            member(Role::Editor).member(Role::Admin),
+            Err(ApiError::RoleRequired { .. })
+        ));
+        assert_eq!(
+            member(Role::Owner).member(Role::Admin).unwrap(),
+            (7, Role::Owner)
+        );
+        assert_eq!(
+            org(&[Scope::Admin]).member(Role::Admin).unwrap(),
+            (7, Role::Admin)
+        );
+        assert!(org(&[Scope::Admin]).member(Role::Owner).is_err());
+        assert!(org(&[Scope::LinksRead]).member(Role::Viewer).is_err());
+        let actor = member(Role::Viewer).actor();
+        assert_eq!((actor.key_id, actor.user_id), (None, Some(4)));
+        assert_eq!(actor.ip, Some("192.0.2.1".parse().unwrap()));
+        let chooser = Auth {
+            principal: Principal::User,
+            ..member(Role::Viewer)
+        };
+        assert!(matches!(
+            chooser.org(Scope::LinksRead),
+            Err(ApiError::OrganizationNotChosen)
+        ));
+        assert!(chooser.operator().is_err());
     }
 }

@@ -1,18 +1,30 @@
-//! Verifying a presented key, and the [`Auth`] extractor.
+//! Verifying a presented key or session, and the [`Auth`] and [`SignedIn`]
+//! extractors.
 //!
-//! The rate-limit middleware verifies the key first (it charges per-key
-//! buckets only to verified keys) and leaves the outcome in the request's
-//! extensions; the extractor takes it from there, so a request costs one
-//! lookup. Without the middleware (or when the lookup failed) the extractor
-//! verifies on its own.
+//! A bearer key wins over a session cookie: a request that sends both is a
+//! key's request (and needs no CSRF token). The rate-limit middleware
+//! verifies the credential first (it charges per-caller buckets only to
+//! verified callers) and leaves the outcome in the request's extensions; the
+//! extractors take it from there, so a request costs one lookup. Without the
+//! middleware (or when the lookup failed) they verify on their own.
+//!
+//! A session's request acts in one organization: the one the route's `{org}`
+//! names, else the one `X-Org` names (id or name), else the user's only one.
+//! Without any (several or no memberships) it acts as the operator if the
+//! user is one, else as [`Principal::User`], which tenant routes refuse with
+//! `org_required`. For a key, a named organization must be the key's own.
 
 use super::credential::{Presented, hash_key, presented};
+use super::csrf;
 use super::principal::{Auth, Credential, Principal, Scope};
+use super::session::{SessionUser, presented_session, verify_session};
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The outcome the middleware leaves for the extractor.
 #[derive(Debug, Clone)]
@@ -21,7 +33,14 @@ pub enum Verified {
     Key(Auth),
     /// A token was presented and is not a valid key.
     Refused,
+    /// No key; the session cookie is a live session.
+    Session(Arc<SessionUser>),
+    /// No key; a session cookie was presented and is not a live session.
+    SessionRefused,
 }
+
+/// The header naming the organization a session's request acts in.
+pub const ORG_HEADER: &str = "x-org";
 
 /// Whether a token has the shape of a key (`sk_` + 8 + `_` + 32 base62):
 /// anything else is refused without a database round trip.
@@ -79,28 +98,155 @@ pub async fn verify_token(state: &AppState, token: &str) -> Result<Option<Auth>,
     Ok(Some(Auth {
         credential: Credential::ApiKey { id: key_id },
         principal,
+        ip: None,
     }))
 }
 
-/// Verifies what `headers` present: 401 for nothing or a wrong key.
-pub async fn verify_headers(state: &AppState, headers: &HeaderMap) -> Result<Auth, ApiError> {
-    match presented(headers) {
-        Presented::Nothing => Err(ApiError::Unauthorized { presented: false }),
-        Presented::Token(token) => verify_token(state, token)
-            .await?
-            .ok_or(ApiError::Unauthorized { presented: true }),
+/// Verifies what `headers` present, key first; 401 when they present neither.
+pub async fn verify_headers(state: &AppState, headers: &HeaderMap) -> Result<Verified, ApiError> {
+    if let Presented::Token(token) = presented(headers) {
+        return Ok(match verify_token(state, token).await? {
+            Some(auth) => Verified::Key(auth),
+            None => Verified::Refused,
+        });
     }
+    match presented_session(headers, &state.config) {
+        Some(token) => Ok(match verify_session(state, token).await? {
+            Some(user) => Verified::Session(Arc::new(user)),
+            None => Verified::SessionRefused,
+        }),
+        None => Err(ApiError::Unauthorized { presented: false }),
+    }
+}
+
+/// What the middleware left, or a verification of our own.
+async fn verified(parts: &Parts, state: &AppState) -> Result<Verified, ApiError> {
+    match parts.extensions.get::<Verified>() {
+        Some(v) => Ok(v.clone()),
+        None => verify_headers(state, &parts.headers).await,
+    }
+}
+
+/// The TCP peer's address.
+fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The organization the request names: the route's `{org}`, else `X-Org`.
+async fn org_choice(parts: &mut Parts, state: &AppState) -> Option<String> {
+    // Routes without parameters have none to give (a rejection).
+    if let Ok(params) = RawPathParams::from_request_parts(parts, state).await
+        && let Some((_, v)) = params.iter().find(|(k, _)| *k == "org")
+    {
+        return Some(v.to_owned());
+    }
+    let header = parts.headers.get(ORG_HEADER)?.to_str().ok()?.trim();
+    (!header.is_empty()).then(|| header.to_owned())
 }
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match parts.extensions.get::<Verified>() {
-            Some(Verified::Key(auth)) => Ok(auth.clone()),
-            Some(Verified::Refused) => Err(ApiError::Unauthorized { presented: true }),
-            None => verify_headers(state, &parts.headers).await,
+        let choice = org_choice(parts, state).await;
+        let ip = client_ip(parts);
+        match verified(parts, state).await? {
+            Verified::Key(mut auth) => {
+                auth.ip = ip;
+                if let (Some(choice), Principal::Org { org_id, .. }) = (&choice, &auth.principal) {
+                    key_org_matches(state, *org_id, choice).await?;
+                }
+                Ok(auth)
+            }
+            Verified::Refused => Err(ApiError::Unauthorized { presented: true }),
+            Verified::SessionRefused => Err(ApiError::SessionRequired { presented: true }),
+            Verified::Session(user) => {
+                csrf::check(
+                    &parts.method,
+                    &parts.headers,
+                    &state.config,
+                    &user.csrf_token,
+                )?;
+                let chosen = user.choose(choice.as_deref())?;
+                let (principal, role) = match chosen {
+                    Some(m) => (
+                        Principal::Org {
+                            org_id: m.org_id,
+                            scopes: m.role.scopes(),
+                        },
+                        Some(m.role),
+                    ),
+                    None if user.operator => (Principal::Operator, None),
+                    None => (Principal::User, None),
+                };
+                Ok(Auth {
+                    credential: Credential::Session {
+                        id: user.session_id,
+                        user_id: user.user_id,
+                        role,
+                    },
+                    principal,
+                    ip,
+                })
+            }
         }
+    }
+}
+
+/// A key acts in its own organization only: one named by id or name must
+/// be it (403 `forbidden` otherwise, as for a user who is not a member).
+async fn key_org_matches(state: &AppState, org_id: i64, choice: &str) -> Result<(), ApiError> {
+    if choice.parse::<i64>().ok() == Some(org_id) {
+        return Ok(());
+    }
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM organizations WHERE id = $1")
+        .bind(org_id)
+        .fetch_optional(&state.db)
+        .await?;
+    if name.as_deref() == Some(choice) {
+        Ok(())
+    } else {
+        Err(ApiError::NotMember {
+            org: choice.chars().take(100).collect(),
+        })
+    }
+}
+
+/// A signed-in user (routes about the session itself): 401 for a key or no
+/// session; unsafe methods pass the CSRF checks.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: Arc<SessionUser>,
+    pub ip: Option<std::net::IpAddr>,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = match verified(parts, state).await {
+            Ok(Verified::Session(user)) => user,
+            Ok(Verified::SessionRefused) => {
+                return Err(ApiError::SessionRequired { presented: true });
+            }
+            Ok(_) | Err(ApiError::Unauthorized { .. }) => {
+                return Err(ApiError::SessionRequired { presented: false });
+            }
+            Err(e) => return Err(e),
+        };
+        csrf::check(
+            &parts.method,
+            &parts.headers,
+            &state.config,
+            &user.csrf_token,
+        )?;
+        Ok(SignedIn {
+            user,
+            ip: client_ip(parts),
+        })
     }
 }
 

@@ -3,10 +3,16 @@
 //! operator key.
 #![allow(dead_code)]
 
+use control::accounts::mailer::MemoryMailer;
+use control::auth::Role;
 use control::config::Config;
-use control::server::{Running, start};
+use control::server::{Running, start_with_mailer};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
+use std::sync::Arc;
+
+/// The password every test user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub running: Running,
@@ -19,6 +25,20 @@ pub struct TestApp {
     pub snapshot_dir: tempfile::TempDir,
     /// The key pair the relay signs with (used when a test sets `nats`).
     pub link_keys: testkit::LinkKeys,
+    /// Every mail the service sent (invitations, resets).
+    pub mail: Arc<MemoryMailer>,
+}
+
+/// A signed-in browser: its cookie and the session's CSRF token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `name=value`, for a `Cookie` header.
+    pub cookie: String,
+    pub csrf: String,
+    /// The whole `Set-Cookie` the login answered.
+    pub set_cookie: String,
+    /// The login's JSON body.
+    pub body: Value,
 }
 
 impl TestApp {
@@ -43,6 +63,10 @@ impl TestApp {
             burst_per_key: 10_000,
             rate_per_ip: 10_000.0,
             burst_per_ip: 10_000,
+            login_rate_per_ip: 10_000.0,
+            login_burst_per_ip: 10_000,
+            login_rate_per_email: 10_000.0,
+            login_burst_per_email: 10_000,
             ..Config::default()
         };
         tweak(&mut config);
@@ -50,7 +74,10 @@ impl TestApp {
         if config.nats.is_some() && config.links_signing_key.is_none() {
             config.links_signing_key = Some(link_keys.signing_key());
         }
-        let running = start(config).await.expect("control starts");
+        let mail = Arc::new(MemoryMailer::default());
+        let running = start_with_mailer(config, mail.clone())
+            .await
+            .expect("control starts");
         let (_, admin_key) =
             control::keys::bootstrap_key(&running.state.db, "acme", &["admin".to_string()], "test")
                 .await
@@ -67,7 +94,110 @@ impl TestApp {
             pg,
             snapshot_dir,
             link_keys,
+            mail,
         }
+    }
+
+    /// A user with [`PASSWORD`], a member of `org` (created if missing)
+    /// with `role` if given; returns the user's id.
+    pub async fn user(&self, email: &str, org: Option<(&str, Role)>) -> i64 {
+        control::accounts::users::create_user(
+            &self.running.state.db,
+            &self.running.state.passwords,
+            control::accounts::users::NewUser {
+                email,
+                password: PASSWORD,
+                operator: false,
+                org,
+            },
+        )
+        .await
+        .expect("user")
+    }
+
+    /// Adds an existing user to `org` with `role`.
+    pub async fn add_member(&self, user_id: i64, org: &str, role: Role) {
+        sqlx::query("INSERT INTO organizations (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind(org)
+            .execute(&self.running.state.db)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role)
+             SELECT id, $2, $3 FROM organizations WHERE name = $1",
+        )
+        .bind(org)
+        .bind(user_id)
+        .bind(role.as_str())
+        .execute(&self.running.state.db)
+        .await
+        .unwrap();
+    }
+
+    /// `POST /v1/session`: the status, the body, and the response itself's
+    /// `Set-Cookie` (if any).
+    pub async fn try_login(&self, email: &str, password: &str) -> (u16, Value, Option<String>) {
+        let r = self
+            .http
+            .post(format!("{}/v1/session", self.base))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        let set_cookie = r
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let (s, b) = status_json(r).await;
+        (s, b, set_cookie)
+    }
+
+    /// Signs in (asserting success).
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let (s, body, set_cookie) = self.try_login(email, password).await;
+        assert_eq!(s, 200, "login {email}: {body}");
+        let set_cookie = set_cookie.expect("a Set-Cookie");
+        Session {
+            cookie: set_cookie.split(';').next().unwrap().to_owned(),
+            csrf: body["csrf_token"].as_str().expect("csrf_token").to_owned(),
+            set_cookie,
+            body,
+        }
+    }
+
+    /// A request as a signed-in browser (cookie and CSRF token).
+    pub fn as_user(&self, method: Method, path: &str, session: &Session) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", &session.cookie)
+            .header("x-csrf-token", &session.csrf)
+    }
+
+    /// Sends a request as a signed-in browser, with a JSON body if given.
+    pub async fn user_call(
+        &self,
+        method: Method,
+        path: &str,
+        session: &Session,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut r = self.as_user(method, path, session);
+        if let Some(body) = body {
+            r = r.json(body);
+        }
+        status_json(r.send().await.unwrap()).await
+    }
+
+    /// The token in the `n`th mail to `to` (from 0).
+    pub async fn mailed_token(&self, to: &str, n: usize) -> String {
+        let mail = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.mail.wait_for(to, n),
+        )
+        .await
+        .expect("a mail within 10 s");
+        let at = mail.body.find("#token=").expect("a link with a token") + 7;
+        mail.body[at..at + 43].to_owned()
     }
 
     /// A key with `scopes` in organization `org` (created if missing).
