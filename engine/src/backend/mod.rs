@@ -4,9 +4,12 @@
 //! Every core is a glommio `LocalExecutor` pinned to one CPU ([`spawn`]). It
 //! binds its own `SO_REUSEPORT` listener on the shared address (the kernel
 //! spreads connections across the cores), starts one I/O backend on it, and
-//! runs the core's tick ([`crate::core::command::tick`]) every
-//! [`TICK`] until it is told to stop. Two backends, picked
-//! once for the process ([`pick`]):
+//! has the core's tick ([`crate::core::command::tick`]) run every [`TICK`]
+//! until it is told to stop: by a glommio timer task on glommio's sockets, by
+//! the ring's own loop on the io_uring backend (there, glommio's timers fire
+//! only when its 100 ms preemption timer lets its reactor run, so a timer
+//! task would tick every 100 ms, not every 5). Two backends, picked once for
+//! the process ([`pick`]):
 //!
 //! - [`uring`]: the engine's own io_uring per core (multishot accept and
 //!   receive into provided buffers, one send per connection per loop turn,
@@ -131,7 +134,7 @@ pub fn spawn(
                         return;
                     }
                 };
-                let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks));
+                let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks, commands));
                 let mut running = match backend {
                     Backend::Glommio => Running::Glommio(glommio_net::Io::start(
                         core.clone(),
@@ -162,7 +165,12 @@ pub fn spawn(
                 let _ = started.send(Ok(id));
                 loop {
                     glommio::timer::sleep(TICK).await;
-                    if !command::tick(&core, &commands) {
+                    let running = match running {
+                        Running::Glommio(_) => command::tick(&core),
+                        // The ring's loop ticks; this only notices the stop.
+                        Running::Uring(_) => !core.stop_requested.get(),
+                    };
+                    if !running {
                         break;
                     }
                 }
