@@ -420,13 +420,26 @@ fn uploads_are_one_at_a_time_bounded_and_leave_nothing_when_refused() {
 #[test]
 fn a_non_loopback_admin_port_without_a_token_refuses_to_start() {
     let state = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
         .args(["serve", "--listen", "127.0.0.1:0", "--admin", "0.0.0.0:0"])
         .arg("--state-dir")
         .arg(state.path())
         .env_remove("ENGINE_ADMIN_TOKEN")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // It must exit on its own; one still running after 10 s started.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the engine started with an open admin port on 0.0.0.0");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
