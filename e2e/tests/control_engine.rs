@@ -139,14 +139,18 @@ impl Stack {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        // The reconcile loop gives the new engine its first snapshot.
+        // The reconcile loop gives the new engine its first snapshot; with
+        // the relay, the engine also consumes the stream control created
+        // (it waits for it rather than make it).
         let readyz = format!("http://{engine_admin}/readyz");
         testkit::wait_for(
             Duration::from_secs(15),
             Duration::from_millis(20),
             || async {
                 match http.get(&readyz).send().await {
-                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["ready"] == true),
+                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| {
+                        v["ready"] == true && (!relay || v["nats_connected"] == true)
+                    }),
                     Err(_) => false,
                 }
             },

@@ -60,7 +60,7 @@ struct ServeArgs {
     /// Apply unsigned link changes when no --links-verify-key is given. For development only: anyone who can publish on the change subject then redirects any code [default: off].
     #[arg(long)]
     allow_unsigned_links: bool,
-    /// JetStream stream of link changes [default: LINKS].
+    /// JetStream stream of link changes, control's: waited for, never created, refused without limits [default: LINKS].
     #[arg(long)]
     links_stream: Option<String>,
     /// Subject of the link change stream [default: links.changes].
@@ -126,7 +126,7 @@ struct ServeArgs {
     /// Leading bits of a client's IPv6 address kept in click records [default: 48].
     #[arg(long)]
     click_ipv6_prefix: Option<u8>,
-    /// JetStream stream of click batches [default: CLICKS].
+    /// JetStream stream of click batches, analytics': never created, refused without limits (clicks are spooled meanwhile) [default: CLICKS].
     #[arg(long)]
     clicks_stream: Option<String>,
     /// Click subject prefix; batches go to <prefix>.<node-id> [default: clicks].
