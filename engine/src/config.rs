@@ -192,17 +192,7 @@ impl Default for Config {
 /// header.
 pub const MAX_SNAPSHOT_BYTES: u64 = snapshots::builder::MAX_PAYLOAD_LEN + 64;
 
-/// The `client_ip_header` setting: which header a trusted proxy writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClientIpHeader {
-    /// `X-Forwarded-For: client, proxy1, proxy2` (appended by each proxy).
-    XForwardedFor,
-    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
-    Forwarded,
-    /// `X-Real-IP: client` (one address, set by the proxy).
-    XRealIp,
-}
+pub use crate::clicks::client_ip::ClientIpHeader;
 
 /// The `io` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]

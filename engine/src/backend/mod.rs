@@ -134,7 +134,10 @@ pub fn spawn(
                         return;
                     }
                 };
-                let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks, commands));
+                let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks));
+                // The ring's loop ticks itself and takes the channel; on
+                // glommio's sockets the timer task below ticks.
+                let mut commands = Some(commands);
                 let mut running = match backend {
                     Backend::Glommio => Running::Glommio(glommio_net::Io::start(
                         core.clone(),
@@ -147,6 +150,7 @@ pub fn spawn(
                             socket.into_raw_fd(),
                             config.uring_buffers,
                             config.max_connections_per_core,
+                            commands.take().expect("the channel is still here"),
                         ) {
                             Ok(driver) => driver,
                             Err(source) => {
@@ -165,10 +169,10 @@ pub fn spawn(
                 let _ = started.send(Ok(id));
                 loop {
                     glommio::timer::sleep(TICK).await;
-                    let running = match running {
-                        Running::Glommio(_) => command::tick(&core),
+                    let running = match &commands {
+                        Some(commands) => command::tick(&core, commands),
                         // The ring's loop ticks; this only notices the stop.
-                        Running::Uring(_) => !core.stop_requested.get(),
+                        None => !core.stop_requested.get(),
                     };
                     if !running {
                         break;

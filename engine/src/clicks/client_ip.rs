@@ -12,9 +12,20 @@
 //! it is only reached when every hop after it is trusted. `X-Real-IP` holds
 //! one address, set by the proxy. Nothing here allocates.
 
-use crate::config::ClientIpHeader;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+
+/// The `client_ip_header` setting: which header a trusted proxy writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (appended by each proxy).
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+    /// `X-Real-IP: client` (one address, set by the proxy).
+    XRealIp,
+}
 
 /// An address block, `10.0.0.0/8` or a single address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

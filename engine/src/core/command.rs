@@ -7,7 +7,7 @@
 use super::Core;
 use super::state::DeltaRecord;
 use crate::clock;
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use snapshots::Snapshot;
 use std::sync::Arc;
 
@@ -30,18 +30,9 @@ pub enum Command {
 pub const COMMAND_CAPACITY: usize = 65_536;
 
 /// One tick: click batch ages, the clock, then every queued command.
-/// Returns `false` (and sets [`Core::stop_requested`]) once the core is told
-/// to stop (or every sender is gone: the process is exiting).
-pub fn tick(core: &Core) -> bool {
-    let running = drain(core);
-    if !running {
-        core.stop_requested.set(true);
-    }
-    running
-}
-
-fn drain(core: &Core) -> bool {
-    let commands = &core.commands;
+/// Returns `false` once the core is told to stop (or every sender is gone:
+/// the process is exiting).
+pub fn tick(core: &Core, commands: &Receiver<Command>) -> bool {
     let now_ms = clock::unix_ms();
     if let Some(clicks) = core.clicks.borrow_mut().as_mut() {
         clicks.tick(now_ms);

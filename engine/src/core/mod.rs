@@ -21,13 +21,12 @@ pub mod state;
 
 use crate::clicks::ClickBuffer;
 use crate::clicks::client_ip::Cidr;
+use crate::clicks::client_ip::ClientIpHeader;
 use crate::clock::CoreClock;
-use crate::config::{ClientIpHeader, Config};
+use crate::config::Config;
 use crate::http::request::Limits;
 use crate::http::response::{Canned, Preformatted};
 use crate::metrics::CoreMetrics;
-use command::Command;
-use crossbeam_channel::Receiver;
 use snapshots::Snapshot;
 use state::CoreState;
 use std::cell::{Cell, RefCell};
@@ -68,11 +67,9 @@ pub struct Core {
     pub stop_accepting: Cell<bool>,
     /// Set when the core is done: the I/O loop ends.
     pub stopped: Cell<bool>,
-    /// Set by the tick when the control thread asked the core to stop.
+    /// Set by the ring's loop when its tick was told to stop (the io_uring
+    /// backend, which ticks itself).
     pub stop_requested: Cell<bool>,
-    /// Snapshot swaps, changes and shutdown from the control thread, drained
-    /// by the tick.
-    pub commands: Receiver<Command>,
     /// The core's click batch; `None` when clicks are off.
     pub clicks: RefCell<Option<ClickBuffer>>,
     /// Peers whose forwarding headers name the client.
@@ -91,7 +88,6 @@ impl Core {
         metrics: Arc<CoreMetrics>,
         snapshot: Option<Arc<Snapshot>>,
         clicks: Option<ClickBuffer>,
-        commands: Receiver<Command>,
     ) -> Core {
         let clock = CoreClock::new();
         if let Some(s) = &snapshot {
@@ -127,7 +123,6 @@ impl Core {
             stop_accepting: Cell::new(false),
             stopped: Cell::new(false),
             stop_requested: Cell::new(false),
-            commands,
             clicks: RefCell::new(clicks),
             // Checked by Config::validate before any core starts.
             proxies: config.proxies().unwrap_or_default(),

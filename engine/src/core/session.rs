@@ -25,8 +25,7 @@
 
 use super::Core;
 use super::state::Lookup;
-use crate::clicks::client_ip::{client_ip, cut};
-use crate::config::ClientIpHeader;
+use crate::clicks::client_ip::{ClientIpHeader, client_ip, cut};
 use crate::http::request::{self, Body, Method, Parse, Reject, Request, Undecodable};
 use crate::http::response::{Canned, Persist, status_index};
 use snapshots::click::ClickEvent;
@@ -399,12 +398,11 @@ mod tests {
             recycle_rx,
             metrics.clone(),
         );
-        let (_commands_tx, commands) = crossbeam_channel::bounded(1);
         let config = Config {
             trusted_proxies: vec!["192.0.2.0/24".into()],
             ..Config::default()
         };
-        let core = Core::new(0, &config, metrics, Some(snapshot), Some(clicks), commands);
+        let core = Core::new(0, &config, metrics, Some(snapshot), Some(clicks));
         core.state
             .borrow_mut()
             .apply(Arc::new(DeltaRecord::from(LinkDelta::upsert(

@@ -41,7 +41,7 @@ pub mod conn;
 pub mod setup;
 
 use crate::clock::TurnClock;
-use crate::core::command;
+use crate::core::command::{self, Command};
 use crate::core::session::timeout_answer;
 use crate::core::{Core, SWEEP_EVERY, TICK};
 use bufring::BufRing;
@@ -114,6 +114,8 @@ pub struct Driver {
     /// This turn's completions, copied out of the ring.
     completions: Vec<(u64, i32, u32)>,
     clock: TurnClock,
+    /// The core's command channel, drained by the loop's tick.
+    commands: crossbeam_channel::Receiver<Command>,
 }
 
 impl Driver {
@@ -123,6 +125,7 @@ impl Driver {
         listener: RawFd,
         buffers: u16,
         max_connections: usize,
+        commands: crossbeam_channel::Receiver<Command>,
     ) -> io::Result<Driver> {
         let (ring, flavor) = setup::build(setup::SQ_ENTRIES, setup::CQ_ENTRIES)?;
         let buffers = BufRing::register(&ring.submitter(), buffers, BUFFER_SIZE, BUFFER_GROUP)?;
@@ -142,6 +145,7 @@ impl Driver {
             rearm: Vec::with_capacity(1024),
             completions: Vec::with_capacity(setup::CQ_ENTRIES as usize),
             clock: TurnClock::new(),
+            commands,
         })
     }
 
@@ -178,7 +182,9 @@ impl Driver {
                 self.clock = TurnClock::new();
                 // Commands (changes, snapshot swaps) are applied here, on
                 // time, rather than by a glommio timer task (module doc).
-                command::tick(&self.core);
+                if !command::tick(&self.core, &self.commands) {
+                    self.core.stop_requested.set(true);
+                }
                 if ticks.is_multiple_of(SWEEP_EVERY) {
                     self.sweep(now);
                 }
