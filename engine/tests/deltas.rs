@@ -482,6 +482,51 @@ async fn waits_for_its_stream_and_refuses_one_without_limits() {
     .await;
 }
 
+/// The sequence lead of a pushed snapshot counts from the newest change the
+/// engine knows from the stream, not only from its own snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_snapshot_may_lead_the_changes_the_engine_knows_by_the_configured_lead() {
+    let stream = Stream::new().await;
+    let (_dir, path) = snapshot_dir(1, &[Link::new("a", "https://a/1")]);
+    let mut args = owned(stream.args(path.to_str().unwrap()));
+    args.extend(owned(vec!["--snapshot-sequence-max-lead", "10"]));
+    let engine = start(args).await;
+    for seq in 2..=30 {
+        stream
+            .publish(LinkDelta::upsert(
+                seq,
+                Link::new("a", format!("https://a/{seq}")),
+            ))
+            .await;
+    }
+    let engine = blocking(move || {
+        converged(&engine, 30, &[("a", Some("https://a/30"))]);
+        engine
+    })
+    .await;
+    let push = |sequence: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.snap");
+        write_snapshot(&p, sequence, &[Link::new("a", "https://a/snap")]);
+        let body = std::fs::read(p).unwrap();
+        let url = engine.admin_url("/snapshot");
+        async move {
+            reqwest::Client::new()
+                .put(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // 41 is 11 past change 30 (and 40 past the snapshot): refused.
+    assert_eq!(push(41).await, 409);
+    // 40 is 10 past change 30 (39 past the snapshot, which alone would refuse it).
+    assert_eq!(push(40).await, 200);
+}
+
 /// `/metrics` of the admin port at `url` (blocking).
 fn metrics_text(url: &str) -> String {
     let authority = url.trim_start_matches("http://").split('/').next().unwrap();
