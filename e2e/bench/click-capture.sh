@@ -64,6 +64,22 @@ start_engine() {
     ADMIN=$(jq -r .admin <"$out")
 }
 
+# create_stream URL NAME SUBJECT: the click stream as analytics makes it,
+# with limits (the engine never creates it and refuses one without).
+create_stream() {
+    python3 - "$@" <<'EOF2'
+import json, socket, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1]); name, subject = sys.argv[2], sys.argv[3]
+config = json.dumps({"name": name, "subjects": [subject], "storage": "file",
+                     "max_age": 3600 * 10**9, "max_bytes": 1 << 30,
+                     "duplicate_window": 120 * 10**9}).encode()
+s = socket.create_connection((u.hostname, u.port or 4222)); s.recv(4096)
+s.sendall(b'CONNECT {"verbose":false}\r\n')
+s.sendall(f"PUB $JS.API.STREAM.CREATE.{name} _INBOX.create {len(config)}\r\n".encode() + config + b"\r\n")
+s.sendall(b"PING\r\n"); s.recv(4096)
+EOF2
+}
+
 metric() { # metric NAME: sum over labels from the engine's /metrics
     curl -s "http://$ADMIN/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" { s += $2 } END { print s + 0 }'
 }
@@ -71,15 +87,17 @@ metric() { # metric NAME: sum over labels from the engine's /metrics
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(uname -r); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "engine: $(git log -1 --format='%h %cI' -- engine/src) ($BIN/engine)"
 echo
+create_stream "$NATS_URL" "CLICKS_$TAG" "$TAG.clicks.>"
 echo "mode round responses rps engine_cpu_ms us_per_response captured published"
 for round in $(seq "$ROUNDS"); do
     for mode in clicks no-clicks; do
         if [[ $mode == clicks ]]; then
+            # No link changes in this run: unsigned ones are allowed (dev only).
             args=(--nats "$NATS_URL" --node-id "$TAG" --links-stream "LINKS_$TAG" --links-subject "$TAG.links"
                 --clicks-stream "CLICKS_$TAG" --clicks-subject-prefix "$TAG.clicks"
-                --click-spool-dir "$WORK/spool")
+                --allow-unsigned-links --state-dir "$WORK/state-$mode-$round")
         else
-            args=(--no-clicks)
+            args=(--no-clicks --state-dir "$WORK/state-$mode-$round")
         fi
         start_engine "$WORK/$mode-$round.ready" "${args[@]}"
         perf stat -e task-clock -x, -o "$WORK/$mode-$round.stat" -p "$ENGINE_PID" &
@@ -127,8 +145,9 @@ nats-server -js -a 127.0.0.1 -p "$PORT" -sd "$WORK/js" >/dev/null 2>&1 &
 NATS_PID=$!
 PIDS+=("$NATS_PID")
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break; sleep 0.1; done
+create_stream "nats://127.0.0.1:$PORT" CLICKS "clicks.>"
 start_engine "$WORK/spool.ready" --nats "nats://127.0.0.1:$PORT" --node-id "$TAG" \
-    --click-spool-dir "$WORK/spool2"
+    --allow-unsigned-links --state-dir "$WORK/spool2"
 kill "$NATS_PID"
 wait "$NATS_PID" 2>/dev/null || true
 "$BIN/perf" load --target "$LISTEN" --keys "$WORK/codes.txt" -c "$CONNS" -n "$SPOOL_N" -d 120 \

@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&codes, "r301\n")?;
     let _sidecar = clicks::start_sidecar(&names, &ch).await?;
     let engine: Proc =
-        clicks::start_engine_with_age(&names, &snapshot, &dir.path().join("spool"), batch_age)
+        clicks::start_engine_with_age(&names, &snapshot, &dir.path().join("state"), batch_age)
             .await?;
     let listen = engine.listen();
 

@@ -26,12 +26,14 @@ pub const LINKS: [(&str, RedirectStatus); 4] = [
     ("r308", RedirectStatus::PermanentRedirect),
 ];
 
-/// MaxMind's test City database (in it 81.2.69.142 is London, GB).
+/// MaxMind's test City database (in it 175.16.199.0/24 is Changchun, CN; the
+/// engine sends only /24 prefixes, and its London entries are smaller).
 pub fn geoip_fixture() -> PathBuf {
     testkit::fixtures::geoip_city()
 }
 
-/// Writes the snapshot of [`LINKS`] into `dir` and returns its path.
+/// Writes the snapshot of [`LINKS`] (and a disabled link, `gone`) into `dir`
+/// and returns its path.
 pub fn write_snapshot(dir: &Path) -> anyhow::Result<PathBuf> {
     let mut builder = SnapshotBuilder::new(1);
     for (code, status) in LINKS {
@@ -40,6 +42,10 @@ pub fn write_snapshot(dir: &Path) -> anyhow::Result<PathBuf> {
             ..Link::new(code, format!("https://example.com/{code}"))
         })?;
     }
+    builder.push(Link {
+        disabled: true,
+        ..Link::new("gone", "https://example.com/gone")
+    })?;
     let path = dir.join("links.snap");
     builder.write_to(&path)?;
     Ok(path)
@@ -64,14 +70,16 @@ pub const ROW_SQL: &str = "SELECT accept_language, code, status, country, city, 
      referrer_host, is_bot, ip_prefix FROM clicks ORDER BY toUInt64(substring(accept_language, 2))";
 
 /// Request `i` of a run (each index gives a distinct `Accept-Language`):
-/// every tenth is a 404, the rest cycle through the four redirect codes;
-/// agents cycle Chrome/Windows, Safari/iPhone, Slackbot; even requests come
-/// through the trusted proxy with `X-Forwarded-For: 6.6.6.6, 81.2.69.142`
-/// (the spoofable left end must be ignored), odd ones straight from
-/// 127.0.0.1; every fifth has no referrer.
+/// every tenth is for the disabled link (410, still a click: the code is a
+/// real one; an unknown code is no click at all), the rest cycle through the
+/// four redirect codes; agents cycle Chrome/Windows, Safari/iPhone,
+/// Slackbot; even requests come through the trusted proxy with
+/// `X-Forwarded-For: 6.6.6.6, 175.16.199.77` (the spoofable left end must be
+/// ignored; the engine keeps /24), odd ones straight from 127.0.0.1; every
+/// fifth has no referrer.
 pub fn planned(i: usize) -> Planned {
     let (code, status) = if i % 10 == 9 {
-        (format!("missing{}", i % 3), 404)
+        ("gone".to_owned(), 410)
     } else {
         let (code, status) = LINKS[i % 4];
         (code.to_owned(), status as u16)
@@ -82,7 +90,12 @@ pub fn planned(i: usize) -> Planned {
         _ => (SLACKBOT, "bot", "misc crawler", "", 1),
     };
     let (forwarded_for, country, city, prefix) = if i.is_multiple_of(2) {
-        (Some("6.6.6.6, 81.2.69.142"), "GB", "London", "81.2.69.0/24")
+        (
+            Some("6.6.6.6, 175.16.199.77"),
+            "CN",
+            "Changchun",
+            "175.16.199.0/24",
+        )
     } else {
         (None, "", "", "127.0.0.0/24")
     };
@@ -189,20 +202,23 @@ impl Names {
 }
 
 /// Starts `engine serve` on one core with click capture into `names`,
-/// trusting 127.0.0.0/8 as a proxy; batches age out after 20 ms (tests do
-/// not wait for the 100 ms default).
-pub async fn start_engine(names: &Names, snapshot: &Path, spool: &Path) -> anyhow::Result<Proc> {
-    start_engine_with_age(names, snapshot, spool, 20).await
+/// trusting 127.0.0.0/8 as a proxy, its state (click spool) in `state`;
+/// batches age out after 20 ms (tests do not wait for the 100 ms default).
+pub async fn start_engine(names: &Names, snapshot: &Path, state: &Path) -> anyhow::Result<Proc> {
+    start_engine_with_age(names, snapshot, state, 20).await
 }
 
 /// [`start_engine`] with the batch age limit `batch_age_ms`.
 pub async fn start_engine_with_age(
     names: &Names,
     snapshot: &Path,
-    spool: &Path,
+    state: &Path,
     batch_age_ms: u64,
 ) -> anyhow::Result<Proc> {
     let age = batch_age_ms.to_string();
+    // No link changes flow in these runs, but an engine on NATS trusts only
+    // signed ones: a key of its own (read at start, then not needed).
+    let keys = testkit::LinkKeys::new()?;
     spawn_engine(
         "127.0.0.1:0",
         &[
@@ -214,6 +230,8 @@ pub async fn start_engine_with_age(
             &names.links_stream,
             "--links-subject",
             &names.links_subject,
+            "--links-verify-key",
+            path_str(&keys.verify_key())?,
             "--clicks-stream",
             &names.clicks_stream,
             "--clicks-subject-prefix",
@@ -224,8 +242,8 @@ pub async fn start_engine_with_age(
             "127.0.0.0/8",
             "--click-batch-age-ms",
             &age,
-            "--click-spool-dir",
-            path_str(spool)?,
+            "--state-dir",
+            path_str(state)?,
         ],
     )
     .await

@@ -128,7 +128,7 @@ impl Store {
 }
 
 /// Sends requests `range` with `concurrency` in flight; every answer must be
-/// the planned status (a redirect or a 404, never an error).
+/// the planned status (a redirect or a 410, never an error).
 async fn send_all(listen: &str, range: std::ops::Range<usize>, concurrency: usize) {
     let http = clicks::client();
     let answers: Vec<(usize, anyhow::Result<u16>)> = futures::stream::iter(range)
@@ -149,7 +149,7 @@ async fn send_all(listen: &str, range: std::ops::Range<usize>, concurrency: usiz
 async fn engine_on_the_test_snapshot(names: &Names) -> (tempfile::TempDir, Proc) {
     let dir = tempfile::tempdir().unwrap();
     let snapshot = clicks::write_snapshot(dir.path()).unwrap();
-    let engine = clicks::start_engine(names, &snapshot, &dir.path().join("spool"))
+    let engine = clicks::start_engine(names, &snapshot, &dir.path().join("state"))
         .await
         .unwrap();
     (dir, engine)
@@ -205,7 +205,7 @@ async fn n_redirects_become_exactly_n_enriched_rows_and_the_rollups_agree() {
     );
     assert_eq!(
         store
-            .number("SELECT count() FROM clicks WHERE status = 404")
+            .number("SELECT count() FROM clicks WHERE status = 410")
             .await,
         N as u64 - redirects
     );

@@ -22,11 +22,7 @@ async fn a_followed_link_shows_up_in_its_stats() {
     let (links_stream, links_subject) = (nats.stream_name("LINKS"), nats.subject("links.changes"));
     let (clicks_stream, clicks_prefix) = (nats.stream_name("CLICKS"), nats.subject("clicks"));
     let clicks_subjects = format!("{clicks_prefix}.>");
-    let dirs = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
 
     let _analytics = Proc::spawn(
         "analytics",
@@ -48,6 +44,8 @@ async fn a_followed_link_shows_up_in_its_stats() {
     )
     .await
     .unwrap();
+    let keys = testkit::LinkKeys::new().unwrap();
+    let verify_key = keys.verify_key();
     let engine = spawn_engine(
         "127.0.0.1:0",
         &[
@@ -63,16 +61,15 @@ async fn a_followed_link_shows_up_in_its_stats() {
             &clicks_prefix,
             "--node-id",
             "e2e",
-            "--snapshot-dir",
+            "--links-verify-key",
+            verify_key.to_str().unwrap(),
+            "--state-dir",
             dirs.0.path().to_str().unwrap(),
-            "--click-spool-dir",
-            dirs.2.path().to_str().unwrap(),
         ],
     )
     .await
     .unwrap();
     let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
-    let keys = testkit::LinkKeys::new().unwrap();
     let control = Proc::spawn(
         "control",
         &[

@@ -45,6 +45,7 @@ impl Stack {
         let url = testkit::nats_url();
         let keys = testkit::LinkKeys::new().unwrap();
         let signing_key = keys.signing_key();
+        let verify_key = keys.verify_key();
         let engine = spawn_engine(
             "127.0.0.1:0",
             &[
@@ -54,7 +55,9 @@ impl Stack {
                 &stream,
                 "--links-subject",
                 &subject,
-                "--snapshot-dir",
+                "--links-verify-key",
+                verify_key.to_str().unwrap(),
+                "--state-dir",
                 engine_dir.path().to_str().unwrap(),
                 // Clicks are the click tests' business: no CLICKS stream
                 // or spool left behind here.
@@ -91,7 +94,7 @@ impl Stack {
             "100000",
             "--burst-per-ip",
             "100000",
-            // The engine may have made the stream first, without limits.
+            // Control owns the stream (the engine never creates it).
             "--links-stream-adopt",
         ];
         if relay {
@@ -136,14 +139,18 @@ impl Stack {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        // The reconcile loop gives the new engine its first snapshot.
+        // The reconcile loop gives the new engine its first snapshot; with
+        // the relay, the engine also consumes the stream control created
+        // (it waits for it rather than make it).
         let readyz = format!("http://{engine_admin}/readyz");
         testkit::wait_for(
             Duration::from_secs(15),
             Duration::from_millis(20),
             || async {
                 match http.get(&readyz).send().await {
-                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["ready"] == true),
+                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| {
+                        v["ready"] == true && (!relay || v["nats_connected"] == true)
+                    }),
                     Err(_) => false,
                 }
             },
@@ -557,6 +564,7 @@ async fn a_new_engine_gets_the_latest_snapshot_and_the_changes_after_it() {
     let url = testkit::nats_url();
     let subject = stack.nats.subject("links.changes");
     let dir = tempfile::tempdir().unwrap();
+    let verify_key = stack.keys.verify_key();
     let late = spawn_engine(
         &late_admin,
         &[
@@ -566,7 +574,9 @@ async fn a_new_engine_gets_the_latest_snapshot_and_the_changes_after_it() {
             &stack.stream,
             "--links-subject",
             &subject,
-            "--snapshot-dir",
+            "--links-verify-key",
+            verify_key.to_str().unwrap(),
+            "--state-dir",
             dir.path().to_str().unwrap(),
             "--no-clicks",
         ],

@@ -83,7 +83,7 @@ run_wrk() { # name url pid
 
 taskset -c 0 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
 target/release/engine serve --snapshot "$WORK/links.snap" --cores 1 --listen 127.0.0.1:18080 \
-  --admin 127.0.0.1:0 > "$WORK/engine.ready" 2> "$WORK/engine.log" &
+  --admin 127.0.0.1:0 --state-dir "$WORK/engine-state" > "$WORK/engine.ready" 2> "$WORK/engine.log" &
 for _ in $(seq 200); do
   curl -s -o /dev/null "http://127.0.0.1:18081$(head -1 "$WORK/paths.txt")" && [ -s "$WORK/engine.ready" ] && break
   sleep 0.1

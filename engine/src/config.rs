@@ -16,29 +16,56 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Snapshot file to serve from start. Default: none (the engine starts
-    /// unready and answers 503 until a snapshot is pushed).
+    /// Snapshot file to serve from start (the operator's; the engine never
+    /// writes it). Default: none (the engine starts unready and answers 503
+    /// until a snapshot is pushed, unless the state directory holds one).
     pub snapshot: Option<PathBuf>,
-    /// Directory for snapshots pushed to the admin port when no `snapshot`
-    /// path is set. Default: the system temp directory.
-    pub snapshot_dir: Option<PathBuf>,
+    /// The engine's own directory: pushed snapshot generations and the click
+    /// spool, mode 0700, one engine per directory (locked). Default:
+    /// `$STATE_DIRECTORY` when systemd sets it (`StateDirectory=`), else
+    /// `./engine-state` ([`Config::state_dir`] says why).
+    pub state_dir: Option<PathBuf>,
     /// Redirect listener. Default `127.0.0.1:8080`; port 0 picks one.
     pub listen: SocketAddr,
     /// Admin listener (health, metrics, snapshot push). Default `127.0.0.1:9080`.
     pub admin: SocketAddr,
     /// Executors, one per CPU starting at CPU 0. Default: every online CPU.
     pub cores: Option<usize>,
-    /// NATS server for the link change stream. Default: none (standalone).
+    /// NATS server for the link change stream and click publishing, or
+    /// several comma-separated (a cluster). Default: none (standalone).
     pub nats: Option<String>,
+    /// NATS user of this role (the deploy's is `engine`). Default: none,
+    /// anonymous (a development server without users).
+    pub nats_user: Option<String>,
+    /// File holding that user's password; without it `NATS_PASSWORD` is
+    /// read. Default: none.
+    pub nats_password_file: Option<PathBuf>,
+    /// Public keys (Ed25519, SubjectPublicKeyInfo PEM) whose signatures on
+    /// link changes are trusted; a change not signed by one of them is
+    /// skipped. Required with `nats` unless `allow_unsigned_links`.
+    /// Default: none.
+    pub links_verify_keys: Vec<PathBuf>,
+    /// Apply link changes without a signature check when no verify key is
+    /// set (development only: anyone who can publish on the subject then
+    /// redirects any code). Default false.
+    pub allow_unsigned_links: bool,
     /// JetStream stream of link changes. Default `LINKS`.
     pub links_stream: String,
     /// Subject of that stream. Default `links.changes`.
     pub links_subject: String,
-    /// Bearer token required by `PUT /snapshot`. Default: none (open; the
-    /// admin port should then listen on loopback only).
+    /// Bearer token required by `PUT /snapshot`. Default: none, allowed only
+    /// with a loopback `admin` address.
     pub admin_token: Option<String>,
-    /// `Cache-Control: max-age` of 301 and 308 answers, seconds; 0 sends
-    /// `no-store`. Default 3600.
+    /// Largest snapshot `PUT /snapshot` accepts, bytes. Default: the
+    /// format's limit (about 2 GiB).
+    pub max_snapshot_bytes: u64,
+    /// How far past the newest sequence the engine knows (its snapshot, the
+    /// last change received, the change stream's last) a pushed snapshot may
+    /// be; further is refused unless the push says `?force=true`.
+    /// Default 100000 (see README).
+    pub snapshot_sequence_max_lead: u64,
+    /// `Cache-Control: max-age` of 301 and 308 answers, seconds, never past
+    /// the link's own expiry; 0 sends `no-store`. Default 60 (see README).
     pub permanent_max_age: u64,
     /// Status for expired and disabled links: 404 or 410. Default 410.
     pub gone_status: u16,
@@ -55,6 +82,10 @@ pub struct Config {
     pub header_timeout_ms: u64,
     /// Idle keep-alive connections are closed after this, ms. Default 60000.
     pub idle_timeout_ms: u64,
+    /// A new connection that has not sent its first byte within this, ms,
+    /// while its core's connection slots are more than 3/4 full, is closed
+    /// (otherwise `header_timeout_ms` applies from accept). Default 1000.
+    pub crowded_first_byte_timeout_ms: u64,
     /// Connections per core; further ones are closed on accept. Default 16384.
     pub max_connections_per_core: usize,
     /// On SIGTERM, time in-flight requests get before exit, ms. Default 5000.
@@ -79,9 +110,18 @@ pub struct Config {
     /// This node's id in click records and the subject `clicks.<node_id>`.
     /// Default: the host name (characters outside `[A-Za-z0-9_-]` become `_`).
     pub node_id: Option<String>,
-    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed
-    /// (addresses or CIDR blocks). Default: none (the socket peer is the client).
+    /// Peers whose `client_ip_header` is believed (addresses or CIDR
+    /// blocks). Default: none (the socket peer is the client).
     pub trusted_proxies: Vec<String>,
+    /// The one header that names the client behind a trusted proxy:
+    /// `x-forwarded-for`, `forwarded` or `x-real-ip`. Default `x-forwarded-for`.
+    pub client_ip_header: ClientIpHeader,
+    /// Leading bits of a client's IPv4 address kept in click records (the
+    /// rest is zeroed before a click leaves the process). Default 24.
+    pub click_ipv4_prefix: u8,
+    /// Leading bits of a client's IPv6 address kept in click records.
+    /// Default 48.
+    pub click_ipv6_prefix: u8,
     /// JetStream stream of click batches. Default `CLICKS`.
     pub clicks_stream: String,
     /// Subject prefix: batches go to `<prefix>.<node_id>`. Default `clicks`.
@@ -93,11 +133,7 @@ pub struct Config {
     /// Batches waiting between the cores and the publisher; beyond it, a
     /// core drops the batch (counted). Default 1024.
     pub click_channel_batches: usize,
-    /// Spool directory for batches NATS cannot take. Default:
-    /// `<temp dir>/engine-spool-<node_id>-<listen port>`. One engine per
-    /// directory (locked).
-    pub click_spool_dir: Option<PathBuf>,
-    /// Spool size limit in bytes; beyond it clicks are dropped (counted).
+    /// Spool (`<state_dir>/spool`) size limit in bytes; beyond it clicks are dropped (counted).
     /// Default 1 GiB.
     pub click_spool_max_bytes: u64,
 }
@@ -106,15 +142,21 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             snapshot: None,
-            snapshot_dir: None,
+            state_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin: SocketAddr::from(([127, 0, 0, 1], 9080)),
             cores: None,
             nats: None,
+            nats_user: None,
+            nats_password_file: None,
+            links_verify_keys: Vec::new(),
+            allow_unsigned_links: false,
             links_stream: snapshots::streams::LINKS_STREAM.to_owned(),
             links_subject: snapshots::streams::LINKS_SUBJECT.to_owned(),
             admin_token: None,
-            permanent_max_age: 3600,
+            max_snapshot_bytes: MAX_SNAPSHOT_BYTES,
+            snapshot_sequence_max_lead: 100_000,
+            permanent_max_age: 60,
             gone_status: 410,
             root_redirect: None,
             max_uri_bytes: 4096,
@@ -122,6 +164,7 @@ impl Default for Config {
             max_body_bytes: 65536,
             header_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
+            crowded_first_byte_timeout_ms: 1000,
             max_connections_per_core: 16_384,
             shutdown_grace_ms: 5000,
             io_memory_kib: 512,
@@ -132,16 +175,24 @@ impl Default for Config {
             clicks: true,
             node_id: None,
             trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::XForwardedFor,
+            click_ipv4_prefix: 24,
+            click_ipv6_prefix: 48,
             clicks_stream: snapshots::streams::CLICKS_STREAM.to_owned(),
             clicks_subject_prefix: snapshots::streams::CLICKS_SUBJECT_PREFIX.to_owned(),
             click_batch_events: 1000,
             click_batch_age_ms: 100,
             click_channel_batches: 1024,
-            click_spool_dir: None,
             click_spool_max_bytes: 1 << 30,
         }
     }
 }
+
+/// The largest snapshot file the format allows: its payload limit plus the
+/// header.
+pub const MAX_SNAPSHOT_BYTES: u64 = snapshots::builder::MAX_PAYLOAD_LEN + 64;
+
+pub use crate::clicks::client_ip::ClientIpHeader;
 
 /// The `io` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -185,6 +236,10 @@ impl ServiceConfig for Config {
             ("header_timeout_ms", self.header_timeout_ms),
             ("idle_timeout_ms", self.idle_timeout_ms),
             (
+                "crowded_first_byte_timeout_ms",
+                self.crowded_first_byte_timeout_ms,
+            ),
+            (
                 "max_connections_per_core",
                 self.max_connections_per_core as u64,
             ),
@@ -223,6 +278,58 @@ impl ServiceConfig for Config {
             }
         }
         self.proxies()?;
+        if self.click_ipv4_prefix > 32 || self.click_ipv6_prefix > 128 {
+            return Err(ConfigError::invalid(
+                "click_ipv4_prefix",
+                format!(
+                    "prefixes are at most 32 (IPv4) and 128 (IPv6) bits, not {} and {}",
+                    self.click_ipv4_prefix, self.click_ipv6_prefix
+                ),
+            ));
+        }
+        match &self.admin_token {
+            Some(token) if token.trim().is_empty() || token.trim() != token => {
+                return Err(ConfigError::invalid(
+                    "admin_token",
+                    "must be non-empty, without surrounding whitespace",
+                ));
+            }
+            Some(_) => {}
+            None if !self.admin.ip().is_loopback() => {
+                return Err(ConfigError::invalid(
+                    "admin_token",
+                    format!(
+                        "the admin address {} is not loopback, so PUT /snapshot needs a token: \
+                         set --admin-token (or ENGINE_ADMIN_TOKEN), or listen on 127.0.0.1 / [::1] with --admin",
+                        self.admin
+                    ),
+                ));
+            }
+            None => {}
+        }
+        if self.max_snapshot_bytes == 0 || self.max_snapshot_bytes > MAX_SNAPSHOT_BYTES {
+            return Err(ConfigError::invalid(
+                "max_snapshot_bytes",
+                format!(
+                    "must be from 1 to {MAX_SNAPSHOT_BYTES} (the format's limit), not {}",
+                    self.max_snapshot_bytes
+                ),
+            ));
+        }
+        if let Some(nats) = self.nats_settings() {
+            nats.validate()?;
+            if self.links_verify_keys.is_empty() && !self.allow_unsigned_links {
+                return Err(ConfigError::invalid(
+                    "links_verify_keys",
+                    "required with nats: give --links-verify-key FILE (the public half of \
+                     control's --links-signing-key, `openssl pkey -in links-signing.pem -pubout`); \
+                     --allow-unsigned-links is for development only",
+                ));
+            }
+        } else if self.nats_user.is_some() || self.nats_password_file.is_some() {
+            return Err(ConfigError::invalid("nats_user", "needs nats"));
+        }
+        self.links_verifier()?;
         Ok(())
     }
 }
@@ -237,6 +344,50 @@ impl Config {
                     .map_err(|problem| ConfigError::invalid("trusted_proxies", problem))
             })
             .collect()
+    }
+
+    /// Where NATS is and who the engine is there; `None` without `nats`.
+    pub fn nats_settings(&self) -> Option<servicekit::nats::NatsSettings> {
+        Some(servicekit::nats::NatsSettings {
+            servers: self.nats.clone()?,
+            user: self.nats_user.clone(),
+            password_file: self.nats_password_file.clone(),
+        })
+    }
+
+    /// The keys link changes must be signed with; `None` when none are set
+    /// (then `allow_unsigned_links` was checked by [`Config::validate`]).
+    pub fn links_verifier(&self) -> Result<Option<snapshots::signing::DeltaVerifier>, ConfigError> {
+        if self.links_verify_keys.is_empty() {
+            return Ok(None);
+        }
+        snapshots::signing::DeltaVerifier::from_pem_files(&self.links_verify_keys)
+            .map(Some)
+            .map_err(|e| ConfigError::invalid("links_verify_keys", e.to_string()))
+    }
+
+    /// The state directory: `state_dir`, else `$STATE_DIRECTORY` (systemd's
+    /// `StateDirectory=`; the first when it names several), else
+    /// `./engine-state`.
+    ///
+    /// Why a default rather than a start-up error: every engine can receive
+    /// a pushed snapshot, so every engine needs the directory, and a flag
+    /// required everywhere would only be set to something arbitrary. Why
+    /// this one: it is where the operator started the engine (never a shared
+    /// directory such as `/tmp`, where another user could pre-create or read
+    /// it), the engine makes it 0700 and locks it, so a second engine in the
+    /// same place fails at start naming the flag rather than mixing spools.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        match std::env::var_os("STATE_DIRECTORY") {
+            Some(dirs) if !dirs.is_empty() => {
+                let dirs = dirs.to_string_lossy().into_owned();
+                PathBuf::from(dirs.split(':').next().unwrap_or(&dirs))
+            }
+            _ => PathBuf::from("engine-state"),
+        }
     }
 
     /// Whether clicks are captured: enabled and a NATS server to send them to.
@@ -256,17 +407,8 @@ impl Config {
         Duration::from_millis(self.shutdown_grace_ms)
     }
 
-    /// Where pushed snapshots are written before they are checked.
-    pub fn push_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.snapshot_dir {
-            return dir.clone();
-        }
-        match self.snapshot.as_ref().and_then(|p| p.parent()) {
-            // Beside the snapshot, so the rename over it is atomic.
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            Some(_) => PathBuf::from("."),
-            None => std::env::temp_dir(),
-        }
+    pub fn crowded_first_byte_timeout(&self) -> Duration {
+        Duration::from_millis(self.crowded_first_byte_timeout_ms)
     }
 }
 
@@ -336,5 +478,60 @@ mod tests {
             bad(|c| c.trusted_proxies = vec!["nope".into()]).0,
             "trusted_proxies"
         );
+        assert_eq!(
+            bad(|c| c.max_snapshot_bytes = MAX_SNAPSHOT_BYTES + 1).0,
+            "max_snapshot_bytes"
+        );
+        assert_eq!(bad(|c| c.click_ipv4_prefix = 33).0, "click_ipv4_prefix");
+        assert_eq!(bad(|c| c.admin_token = Some(" ".into())).0, "admin_token");
+    }
+
+    #[test]
+    fn a_non_loopback_admin_port_needs_a_token() {
+        let mut c = Config {
+            admin: "0.0.0.0:9080".parse().unwrap(),
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.field(), Some("admin_token"));
+        let text = err.to_string();
+        assert!(
+            text.contains("0.0.0.0:9080")
+                && text.contains("--admin-token")
+                && text.contains("--admin"),
+            "{text}"
+        );
+        c.admin = "[::1]:9080".parse().unwrap();
+        c.validate().unwrap();
+        c.admin = "10.1.2.3:9080".parse().unwrap();
+        c.admin_token = Some("s3cret".into());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn nats_needs_verify_keys_unless_unsigned_is_allowed() {
+        let mut c = Config {
+            nats: Some("nats://127.0.0.1:4222,nats://127.0.0.2:4222".into()),
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.field(), Some("links_verify_keys"));
+        assert!(err.to_string().contains("--allow-unsigned-links"), "{err}");
+        c.allow_unsigned_links = true;
+        c.validate().unwrap();
+        c.links_verify_keys = vec!["/nonexistent.pem".into()];
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().contains("/nonexistent.pem"), "{err}");
+        let (signer, _) = snapshots::signing::DeltaSigner::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("verify.pem");
+        std::fs::write(&key, signer.public_key_pem()).unwrap();
+        c.links_verify_keys = vec![key];
+        c.allow_unsigned_links = false;
+        c.validate().unwrap();
+        assert!(c.links_verifier().unwrap().is_some());
+        c.nats = None;
+        c.nats_user = Some("engine".into());
+        assert_eq!(c.validate().unwrap_err().field(), Some("nats_user"));
     }
 }

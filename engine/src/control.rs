@@ -67,8 +67,10 @@ async fn run(
             tracing::error!(error = %e, "admin server stopped");
         }
     });
-    if let Some(url) = shared.config.nats.clone() {
-        tokio::spawn(crate::links::run(shared.clone(), url));
+    if let Some(nats) = shared.config.nats_settings() {
+        // Checked by Config::validate before start.
+        let verifier = shared.config.links_verifier().ok().flatten();
+        tokio::spawn(crate::links::run(shared.clone(), nats, verifier));
     }
     if shared.config.snapshot.is_some() && shared.config.watch_interval_ms > 0 {
         let shared = shared.clone();

@@ -27,7 +27,15 @@
 //! signals. Why a command channel polled on a 5 ms tick rather than a wake-up
 //! per message: it keeps cross-thread traffic off the request path entirely,
 //! and a change applied 5 ms later is well within what the change stream
-//! promises.
+//! promises (measured publish-to-served on an idle engine: README).
+//!
+//! What crosses into the engine from outside is checked where it enters:
+//! link changes carry control's Ed25519 signature ([`links`]); pushed
+//! snapshots need the admin token, come one at a time, within a size limit
+//! and a plausible sequence ([`admin`], [`loader`]); the streams the engine
+//! uses are their owners', with limits ([`streams`]). What it keeps at rest
+//! (pushed snapshots, the click spool) is in its own private directory
+//! ([`state_dir`]), and no full client address leaves the process.
 //!
 //! # Layout
 //! - [`config`]: the settings, their defaults, their checks (loaded with
@@ -53,6 +61,10 @@
 //!   [`admin`] is its HTTP port (routes and handlers, [`admin::prometheus`],
 //!   [`admin::error`]).
 //! - [`clicks`]: per-core click batches, the publisher thread, the disk spool.
+//! - [`state_dir`]: the engine's private directory (pushed snapshot
+//!   generations, the spool): modes, lock, directory fsyncs.
+//! - [`streams`]: the `LINKS` and `CLICKS` streams the engine uses but does
+//!   not own: looked up, waited for, refused without limits.
 //! - [`tls`]: certificates per SNI name from a directory (checked, reloaded),
 //!   the node's rustls configuration (aws-lc-rs, tickets), and a
 //!   buffer-driven TLS connection for the backends.
@@ -73,6 +85,8 @@ pub mod metrics;
 pub mod sched;
 pub mod server;
 pub mod shared;
+pub mod state_dir;
+pub mod streams;
 #[cfg(test)]
 mod test_alloc;
 pub mod tls;

@@ -30,9 +30,12 @@ struct ServeArgs {
     /// TOML config file (every key is a field of engine::config::Config; unknown keys are refused) [default: none, the defaults below].
     #[arg(long, env = "ENGINE_CONFIG")]
     config: Option<PathBuf>,
-    /// Snapshot file to serve from start; reloaded on SIGHUP and when it changes [default: none: the engine answers 503 until a snapshot is pushed].
+    /// Snapshot file to serve from start (never written by the engine); reloaded on SIGHUP and when it changes [default: none: the engine answers 503 until a snapshot is pushed, unless the state directory holds one].
     #[arg(long)]
     snapshot: Option<PathBuf>,
+    /// The engine's own directory (pushed snapshots, click spool; 0700, one engine each) [default: $STATE_DIRECTORY when systemd sets it, else ./engine-state].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// Redirect listener address [default: 127.0.0.1:8080]; port 0 picks a free port.
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -42,22 +45,37 @@ struct ServeArgs {
     /// Number of cores (executors), from CPU 0 up [default: every CPU available].
     #[arg(long)]
     cores: Option<usize>,
-    /// NATS URL for the link change stream and click publishing [default: none: standalone, no changes applied, no clicks].
+    /// NATS URL for the link change stream and click publishing, or several comma-separated [default: none: standalone, no changes applied, no clicks].
     #[arg(long)]
     nats: Option<String>,
-    /// JetStream stream of link changes [default: LINKS].
+    /// NATS user of this role (the deploy's is `engine`) [default: none, anonymous].
+    #[arg(long)]
+    nats_user: Option<String>,
+    /// File holding the NATS user's password; NATS_PASSWORD is read without it [default: none].
+    #[arg(long)]
+    nats_password_file: Option<PathBuf>,
+    /// Public key (Ed25519 PEM, the public half of control's --links-signing-key) whose signed link changes are applied; repeat for several (key rotation). Required with --nats [default: none].
+    #[arg(long = "links-verify-key")]
+    links_verify_keys: Vec<PathBuf>,
+    /// Apply unsigned link changes when no --links-verify-key is given. For development only: anyone who can publish on the change subject then redirects any code [default: off].
+    #[arg(long)]
+    allow_unsigned_links: bool,
+    /// JetStream stream of link changes, control's: waited for, never created, refused without limits [default: LINKS].
     #[arg(long)]
     links_stream: Option<String>,
     /// Subject of the link change stream [default: links.changes].
     #[arg(long)]
     links_subject: Option<String>,
-    /// Bearer token required by PUT /snapshot [default: none].
+    /// Bearer token required by PUT /snapshot; required when --admin is not a loopback address [default: none].
     #[arg(long, env = "ENGINE_ADMIN_TOKEN")]
     admin_token: Option<String>,
-    /// Directory where pushed snapshots are written when no --snapshot is set [default: the temp dir].
+    /// Largest snapshot PUT /snapshot accepts, in bytes [default: the format's limit, 2147483711].
     #[arg(long)]
-    snapshot_dir: Option<PathBuf>,
-    /// Cache-Control max-age of 301/308 answers in seconds; 0 sends no-store [default: 3600].
+    max_snapshot_bytes: Option<u64>,
+    /// How far past the newest change sequence the engine knows a pushed snapshot may be; further is refused (409) unless the push says ?force=true [default: 100000].
+    #[arg(long)]
+    snapshot_sequence_max_lead: Option<u64>,
+    /// Cache-Control max-age of 301/308 answers in seconds, never past the link's expiry; 0 sends no-store [default: 60].
     #[arg(long)]
     permanent_max_age: Option<u64>,
     /// Status of expired and disabled links, 404 or 410 [default: 410].
@@ -81,6 +99,9 @@ struct ServeArgs {
     /// Idle keep-alive timeout, ms [default: 60000].
     #[arg(long)]
     idle_timeout_ms: Option<u64>,
+    /// A new connection's first byte must arrive within this, ms, while its core's connection slots are more than 3/4 full (otherwise the header timeout applies from accept) [default: 1000].
+    #[arg(long)]
+    crowded_first_byte_timeout_ms: Option<u64>,
     /// Connection limit per core [default: 16384].
     #[arg(long)]
     max_connections_per_core: Option<usize>,
@@ -93,10 +114,19 @@ struct ServeArgs {
     /// Node id in click records and the subject clicks.<node-id> [default: the host name].
     #[arg(long)]
     node_id: Option<String>,
-    /// A proxy whose Forwarded / X-Forwarded-For headers are believed (address or CIDR; repeat for more) [default: none].
+    /// A proxy whose --client-ip-header is believed (address or CIDR; repeat for more) [default: none].
     #[arg(long = "trusted-proxy")]
     trusted_proxies: Vec<String>,
-    /// JetStream stream of click batches [default: CLICKS].
+    /// The header a trusted proxy names the client in; its right-most address that is not a trusted proxy is the client [default: x-forwarded-for].
+    #[arg(long, value_enum)]
+    client_ip_header: Option<engine::config::ClientIpHeader>,
+    /// Leading bits of a client's IPv4 address kept in click records [default: 24].
+    #[arg(long)]
+    click_ipv4_prefix: Option<u8>,
+    /// Leading bits of a client's IPv6 address kept in click records [default: 48].
+    #[arg(long)]
+    click_ipv6_prefix: Option<u8>,
+    /// JetStream stream of click batches, analytics': never created, refused without limits (clicks are spooled meanwhile) [default: CLICKS].
     #[arg(long)]
     clicks_stream: Option<String>,
     /// Click subject prefix; batches go to <prefix>.<node-id> [default: clicks].
@@ -108,10 +138,7 @@ struct ServeArgs {
     /// Age after which a click batch is sent, ms [default: 100].
     #[arg(long)]
     click_batch_age_ms: Option<u64>,
-    /// Spool directory for click batches NATS cannot take [default: <temp>/engine-spool-<node-id>-<port>].
-    #[arg(long)]
-    click_spool_dir: Option<PathBuf>,
-    /// Spool size limit in bytes; beyond it clicks are dropped and counted [default: 1 GiB].
+    /// Size limit of the click spool (<state-dir>/spool) in bytes; beyond it clicks are dropped and counted [default: 1 GiB].
     #[arg(long)]
     click_spool_max_bytes: Option<u64>,
 }
@@ -123,14 +150,21 @@ impl ServeArgs {
             servicekit::override_fields!(self => config;
                 listen, admin, links_stream, links_subject, permanent_max_age, gone_status,
                 io_memory_kib, io, uring_buffers, header_timeout_ms, idle_timeout_ms,
-                max_connections_per_core, shutdown_grace_ms, clicks_stream,
-                clicks_subject_prefix, click_batch_events, click_batch_age_ms,
-                click_spool_max_bytes;
-                optional: node_id, click_spool_dir, snapshot, cores, nats, admin_token,
-                snapshot_dir, root_redirect
+                crowded_first_byte_timeout_ms, max_connections_per_core, shutdown_grace_ms,
+                clicks_stream, clicks_subject_prefix, click_batch_events, click_batch_age_ms,
+                click_spool_max_bytes, max_snapshot_bytes, snapshot_sequence_max_lead,
+                client_ip_header, click_ipv4_prefix, click_ipv6_prefix;
+                optional: node_id, snapshot, state_dir, cores, nats, nats_user,
+                nats_password_file, admin_token, root_redirect
             );
             if self.no_clicks {
                 config.clicks = false;
+            }
+            if self.allow_unsigned_links {
+                config.allow_unsigned_links = true;
+            }
+            if !self.links_verify_keys.is_empty() {
+                config.links_verify_keys = self.links_verify_keys.clone();
             }
             if !self.trusted_proxies.is_empty() {
                 config.trusted_proxies = self.trusted_proxies.clone();

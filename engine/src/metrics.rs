@@ -70,6 +70,11 @@ pub struct CoreMetrics {
     pub parse_errors: Counter,
     /// Connections cut off for sending a head too slowly (408).
     pub header_timeouts: Counter,
+    /// New connections closed for sending nothing by their first-byte
+    /// deadline.
+    pub first_byte_timeouts: Counter,
+    /// Requests for a code that does not exist (404, not a click).
+    pub unknown_codes: Counter,
     /// Request latency from the read that completed it to the written answer.
     pub latency_buckets: [Counter; LATENCY_BOUNDS_US.len() + 1],
     pub latency_sum_ns: Counter,

@@ -1,13 +1,15 @@
-//! Start-up and shutdown of `engine serve`: pick CPUs, load the snapshot,
-//! start one executor per core and check each one started, start the control
-//! thread, print the readiness line, wait for a signal, drain, exit.
+//! Start-up and shutdown of `engine serve`: pick CPUs, open the state
+//! directory, load the snapshot, start one executor per core and check each
+//! one started, start the control thread, print the readiness line, wait for
+//! a signal, drain, exit.
 
 use crate::backend;
 use crate::config::Config;
 use crate::control;
+use crate::loader::Initial;
 use crate::shared::Shared;
+use crate::state_dir::StateDir;
 use anyhow::{Context, bail};
-use snapshots::Snapshot;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,19 +34,23 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let cpus = pick_cpus(config.cores)?;
     let backend = backend::pick(config.io)?;
 
-    let snapshot = match &config.snapshot {
-        Some(path) => {
-            let snapshot = Snapshot::open(path)
-                .with_context(|| format!("cannot serve snapshot {}", path.display()))?;
-            snapshot.prefault();
-            tracing::info!(path = %path.display(), sequence = snapshot.sequence(), links = snapshot.len(), "snapshot loaded");
-            Some(Arc::new(snapshot))
+    let state_path = config.state_dir();
+    let state = StateDir::open(&state_path)?;
+    tracing::info!(dir = %state_path.display(), "state directory");
+    let initial =
+        crate::loader::at_start(&config, &state).with_context(|| match &config.snapshot {
+            Some(path) => format!("cannot serve snapshot {}", path.display()),
+            None => "cannot load a snapshot".to_owned(),
+        })?;
+    match &initial {
+        Some(i) => {
+            tracing::info!(source = %i.source, sequence = i.snapshot.sequence(), links = i.snapshot.len(), "snapshot loaded")
         }
-        None => {
-            tracing::warn!("no --snapshot: answering 503 until one is pushed to PUT /snapshot");
-            None
-        }
-    };
+        None => tracing::warn!(
+            "no --snapshot and none pushed before: answering 503 until one is pushed to PUT /snapshot"
+        ),
+    }
+    let snapshot = initial.as_ref().map(|i| i.snapshot.clone());
 
     // With port 0 the port is chosen once here; every core then binds that
     // same port with SO_REUSEPORT. The probe socket never listens, so the
@@ -52,24 +58,24 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let probe = reserve(config.listen)?;
     let listen = probe.local_addr()?.as_socket().context("listen address")?;
 
-    let (shared, receivers) = Shared::new(config.clone(), cpus.len());
-    if let Some(s) = &snapshot {
-        let fingerprint = config
-            .snapshot
-            .as_deref()
-            .and_then(crate::shared::fingerprint);
+    let spool_dir = state.spool();
+    let (shared, receivers) = Shared::new(config.clone(), cpus.len(), state);
+    *shared.watched.lock().expect("fresh lock") = config
+        .snapshot
+        .as_deref()
+        .and_then(crate::shared::fingerprint);
+    if let Some(Initial {
+        snapshot: s,
+        source,
+    }) = initial
+    {
         *shared.snapshot.lock().expect("fresh lock") = Some(crate::shared::LoadedSnapshot {
             sequence: s.sequence(),
             links: s.len() as u64,
             built_at_ms: s.header().built_at_ms,
             file_len: s.file_len(),
             loaded_at_ms: crate::clock::unix_ms(),
-            source: config
-                .snapshot
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            fingerprint,
+            source,
         });
     }
 
@@ -79,20 +85,12 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let prefix = crate::clicks::process_prefix();
     let (click_tx, click_rx) = crossbeam_channel::bounded(config.click_channel_batches);
     let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(config.click_channel_batches);
-    let publisher = match (&shared.clicks, &config.nats) {
-        (Some(stats), Some(url)) => {
-            let spool_dir = config
-                .click_spool_dir
-                .clone()
-                // Per node and port: stable across restarts of one service,
-                // distinct for engines sharing a host.
-                .unwrap_or_else(|| {
-                    std::env::temp_dir().join(format!("engine-spool-{node_id}-{}", listen.port()))
-                });
+    let publisher = match (&shared.clicks, config.nats_settings()) {
+        (Some(stats), Some(nats)) => {
             tracing::info!(node_id, spool = %spool_dir.display(), "click capture on");
             let handle = crate::clicks::publisher::spawn(
                 crate::clicks::publisher::PublisherConfig {
-                    url: url.clone(),
+                    nats,
                     stream: config.clicks_stream.clone(),
                     subject_prefix: config.clicks_subject_prefix.clone(),
                     node_id: node_id.clone(),

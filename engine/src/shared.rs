@@ -7,8 +7,11 @@ use crate::config::Config;
 use crate::core::command::{COMMAND_CAPACITY, Command};
 use crate::core::state::DeltaRecord;
 use crate::metrics::CoreMetrics;
+use crate::state_dir::StateDir;
+use crate::streams::StreamWatch;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use snapshots::Snapshot;
+use snapshots::signing::SignatureError;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -22,11 +25,8 @@ pub struct LoadedSnapshot {
     pub built_at_ms: i64,
     pub file_len: u64,
     pub loaded_at_ms: u64,
-    /// Where it came from: a path, or `push`.
+    /// Where it came from: a path, or `push (<generation file>)`.
     pub source: String,
-    /// Identity of the file at the configured path when it was loaded, so
-    /// the watcher does not reload what it already serves.
-    pub fingerprint: Option<Fingerprint>,
 }
 
 /// (device, inode, length, mtime in ns) of a file.
@@ -54,12 +54,30 @@ pub struct Shared {
     pub snapshot: Mutex<Option<LoadedSnapshot>>,
     /// Serializes installs so two pushes cannot interleave on the cores.
     pub install_lock: Mutex<()>,
+    /// Identity of the file at the configured `snapshot` path when it was
+    /// last looked at, so the watcher reads a file once per change (whether
+    /// it was installed, refused, or older than a pushed generation).
+    pub watched: Mutex<Option<Fingerprint>>,
+    /// A `PUT /snapshot` upload is under way (one at a time).
+    pub upload_busy: AtomicBool,
+    /// The engine's state directory (pushed generations, spool), locked.
+    pub state: StateDir,
     /// Highest change sequence sent to the cores.
     pub delta_sent_seq: AtomicU64,
+    /// Highest change sequence received with a valid signature (sent to the
+    /// cores or already covered).
+    pub delta_received_seq: AtomicU64,
+    /// The links stream's last change sequence when the consumer connected,
+    /// raised by every change received since.
+    pub links_stream_last_seq: AtomicU64,
     /// Changes still in the stream after the last one received.
     pub delta_lag: AtomicU64,
     pub deltas_received: AtomicU64,
     pub deltas_invalid: AtomicU64,
+    /// Changes skipped for their signature.
+    pub deltas_refused: DeltasRefused,
+    /// The `LINKS` stream as the consumer last found it.
+    pub links_stream: StreamWatch,
     pub nats_connected: AtomicBool,
     pub snapshot_loads: AtomicU64,
     pub snapshot_refusals: AtomicU64,
@@ -68,9 +86,44 @@ pub struct Shared {
     pub clicks: Option<Arc<crate::clicks::ClickStats>>,
 }
 
+/// Changes skipped because of their signature, by reason.
+#[derive(Debug, Default)]
+pub struct DeltasRefused {
+    missing: AtomicU64,
+    malformed: AtomicU64,
+    unknown_key: AtomicU64,
+    invalid: AtomicU64,
+}
+
+impl DeltasRefused {
+    pub fn record(&self, error: &SignatureError) {
+        let counter = match error {
+            SignatureError::Missing => &self.missing,
+            SignatureError::Malformed => &self.malformed,
+            SignatureError::UnknownKey(_) => &self.unknown_key,
+            SignatureError::Invalid(_) => &self.invalid,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// `(reason, count)` for the `reason` label.
+    pub fn by_reason(&self) -> [(&'static str, u64); 4] {
+        [
+            ("missing", self.missing.load(Relaxed)),
+            ("malformed", self.malformed.load(Relaxed)),
+            ("unknown_key", self.unknown_key.load(Relaxed)),
+            ("invalid", self.invalid.load(Relaxed)),
+        ]
+    }
+}
+
 impl Shared {
     /// Channels for `cores` cores; the receivers go to the cores.
-    pub fn new(config: Arc<Config>, cores: usize) -> (Arc<Shared>, Vec<Receiver<Command>>) {
+    pub fn new(
+        config: Arc<Config>,
+        cores: usize,
+        state: StateDir,
+    ) -> (Arc<Shared>, Vec<Receiver<Command>>) {
         let (senders, receivers) = (0..cores).map(|_| bounded(COMMAND_CAPACITY)).unzip();
         let config_clicks = config
             .clicks_enabled()
@@ -81,10 +134,17 @@ impl Shared {
             metrics: (0..cores).map(|_| Arc::new(CoreMetrics::new())).collect(),
             snapshot: Mutex::new(None),
             install_lock: Mutex::new(()),
+            watched: Mutex::new(None),
+            upload_busy: AtomicBool::new(false),
+            state,
             delta_sent_seq: AtomicU64::new(0),
+            delta_received_seq: AtomicU64::new(0),
+            links_stream_last_seq: AtomicU64::new(0),
             delta_lag: AtomicU64::new(0),
             deltas_received: AtomicU64::new(0),
             deltas_invalid: AtomicU64::new(0),
+            deltas_refused: DeltasRefused::default(),
+            links_stream: StreamWatch::default(),
             nats_connected: AtomicBool::new(false),
             snapshot_loads: AtomicU64::new(0),
             snapshot_refusals: AtomicU64::new(0),
@@ -100,12 +160,7 @@ impl Shared {
 
     /// Sends `snapshot` to every core and waits until each serves it.
     /// Blocking: call it from a blocking context, never from a core.
-    pub fn install(
-        &self,
-        snapshot: Arc<Snapshot>,
-        source: String,
-        fingerprint: Option<Fingerprint>,
-    ) {
+    pub fn install(&self, snapshot: Arc<Snapshot>, source: String) {
         let (done, acks) = bounded(self.senders.len());
         for sender in &self.senders {
             // A closed channel means the core is shutting down.
@@ -130,7 +185,6 @@ impl Shared {
             file_len: snapshot.file_len(),
             loaded_at_ms: crate::clock::unix_ms(),
             source,
-            fingerprint,
         };
         tracing::info!(
             sequence = loaded.sequence,
@@ -166,6 +220,21 @@ impl Shared {
     pub fn known_seq(&self) -> u64 {
         let snapshot = self.loaded().map_or(0, |s| s.sequence);
         snapshot.max(self.delta_sent_seq.load(Relaxed))
+    }
+
+    /// The newest change sequence the engine knows of, which a pushed
+    /// snapshot may not pass by more than `snapshot_sequence_max_lead`: the
+    /// served snapshot's, the last change received, and while connected the
+    /// links stream's last.
+    pub fn newest_known_seq(&self) -> u64 {
+        let stream = if self.nats_connected.load(Relaxed) {
+            self.links_stream_last_seq.load(Relaxed)
+        } else {
+            0
+        };
+        self.known_seq()
+            .max(self.delta_received_seq.load(Relaxed))
+            .max(stream)
     }
 
     /// The configured snapshot path, if any.

@@ -95,6 +95,12 @@ fn curl_sees_every_status() {
     assert_eq!(curl(&[&url("/old")]), "410  no-store");
     assert_eq!(curl(&[&url("/")]), "404  no-store");
     assert_eq!(curl(&[&url("/bad%20code")]), "404  no-store");
+    // The path is percent-decoded before the lookup.
+    assert_eq!(
+        curl(&[&url("/p%33%30%31")]),
+        "301 https://example.com/301 public, max-age=120"
+    );
+    assert_eq!(curl(&[&url("/p%3")]), "400  no-store");
     assert_eq!(curl(&["-X", "DELETE", &url("/p301")]), "405  no-store");
     // HEAD: same status and headers, no body.
     let head = Command::new("curl")
@@ -117,6 +123,70 @@ fn curl_sees_every_status() {
             .unwrap()
             .starts_with("HTTP/1.1 404")
     );
+}
+
+/// A browser may reuse a cached 301 for its max-age: it must not outlive the
+/// link, and the default keeps an edited or disabled link from redirecting
+/// from caches for long.
+#[test]
+fn cache_control_never_outlives_the_link() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (_dir, path) = snapshot_dir(
+        1,
+        &[
+            Link {
+                expires_at: Some(now + 120),
+                ..link(
+                    "soon",
+                    "https://example.com/soon",
+                    RedirectStatus::MovedPermanently,
+                )
+            },
+            Link {
+                expires_at: Some(now + 100_000),
+                ..link(
+                    "later",
+                    "https://example.com/later",
+                    RedirectStatus::PermanentRedirect,
+                )
+            },
+            link(
+                "ever",
+                "https://example.com/ever",
+                RedirectStatus::MovedPermanently,
+            ),
+        ],
+    );
+    let max_age = |answer: String| -> u64 {
+        answer
+            .rsplit("max-age=")
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no max-age in {answer:?}"))
+    };
+    let engine = Engine::start(&["--snapshot", path.to_str().unwrap(), "--cores", "1"]);
+    assert_eq!(
+        curl(&[&engine.url("/ever")]),
+        "301 https://example.com/ever public, max-age=60"
+    );
+    assert_eq!(max_age(curl(&[&engine.url("/later")])), 60);
+    assert!(max_age(curl(&[&engine.url("/soon")])) <= 60);
+    drop(engine);
+    let engine = Engine::start(&[
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--cores",
+        "1",
+        "--permanent-max-age",
+        "3600",
+    ]);
+    let soon = max_age(curl(&[&engine.url("/soon")]));
+    assert!((60..=120).contains(&soon), "{soon}");
+    assert_eq!(max_age(curl(&[&engine.url("/later")])), 3600);
+    assert_eq!(max_age(curl(&[&engine.url("/ever")])), 3600);
 }
 
 #[test]

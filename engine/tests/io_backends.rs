@@ -11,9 +11,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 fn ready_line(io: &str, path: &str) -> serde_json::Value {
+    let state = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_engine"))
         .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .args(["--cores", "1", "--snapshot", path, "--io", io])
+        .arg("--state-dir")
+        .arg(state.path())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

@@ -38,7 +38,7 @@ fn two_cores_start_under_8_mib() {
 
 #[test]
 fn too_small_a_limit_is_a_clear_error() {
-    let (_dir, path) = snapshot_dir(1, &[Link::new("a", "https://a/1")]);
+    let (dir, path) = snapshot_dir(1, &[Link::new("a", "https://a/1")]);
     let output = unprivileged(64 << 10)
         .args([
             "serve",
@@ -50,6 +50,8 @@ fn too_small_a_limit_is_a_clear_error() {
             "2",
         ])
         .args(["--snapshot", path.to_str().unwrap()])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

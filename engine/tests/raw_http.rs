@@ -116,8 +116,16 @@ fn malformed_requests_get_an_error_and_a_closed_connection() {
         ),
         ("bad TE", b"POST /abc HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n".to_vec(), 400),
         ("TE on 1.0", b"POST /abc HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(), 400),
-        ("bad version", b"GET /abc HTTP/2.0\r\nHost: a\r\n\r\n".to_vec(), 400),
-        ("h2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), 400),
+        // A version the engine does not speak is 505; one that is not a
+        // version is 400.
+        ("HTTP/2.0", b"GET /abc HTTP/2.0\r\nHost: a\r\n\r\n".to_vec(), 505),
+        ("HTTP/1.2", b"GET /abc HTTP/1.2\r\nHost: a\r\n\r\n".to_vec(), 505),
+        ("HTTP/2", b"GET /abc HTTP/2\r\nHost: a\r\n\r\n".to_vec(), 505),
+        ("HTTP/3", b"GET /abc HTTP/3\r\nHost: a\r\n\r\n".to_vec(), 505),
+        ("h2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), 505),
+        ("garbage version", b"GET /abc HTTP/x.1\r\nHost: a\r\n\r\n".to_vec(), 400),
+        ("bad escape", b"GET /ab%zz HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(), 400),
+        ("short escape", b"GET /ab%6 HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(), 400),
         ("space in header name", b"GET /abc HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n".to_vec(), 400),
         ("bare LF in value", b"GET /abc HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n".to_vec(), 400),
         ("relative target", b"GET abc HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(), 400),
@@ -144,6 +152,119 @@ fn malformed_requests_get_an_error_and_a_closed_connection() {
         still_serves(&engine);
     }
     assert!(engine.metric_sum("engine_parse_errors_total", "") >= 15.0);
+}
+
+#[test]
+fn percent_encoded_paths_are_decoded_before_the_lookup() {
+    let (_dir, engine) = engine(&[]);
+    for path in ["/ab%63", "/%61%62%63", "/%61bc?x=1"] {
+        assert_eq!(
+            engine.get(path),
+            (301, Some("https://example.com/abc".into())),
+            "{path}"
+        );
+    }
+    // Longer than any code once decoded, or decoded to no code: 404.
+    let long = format!("/{}", "%61".repeat(100));
+    assert_eq!(engine.get(&long).0, 404);
+    assert_eq!(engine.get("/ab%2Fc").0, 404);
+}
+
+/// Connections that never send a byte hold a slot only for the header
+/// timeout from accept, not the idle timeout.
+#[test]
+fn silent_connections_are_closed_by_the_header_timeout_from_accept() {
+    const SILENT: usize = 200;
+    let (_dir, engine) = engine(&["--header-timeout-ms", "1000", "--idle-timeout-ms", "60000"]);
+    let started = std::time::Instant::now();
+    let mut silent: Vec<TcpStream> = (0..SILENT)
+        .map(|_| {
+            let s = TcpStream::connect(engine.listen).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            s
+        })
+        .collect();
+    for (i, stream) in silent.iter_mut().enumerate() {
+        assert!(
+            read_to_close(stream).is_empty(),
+            "silent connection {i} got an answer"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    common::eventually(Duration::from_secs(5), "all counted", || {
+        engine.metric_sum("engine_first_byte_timeouts_total", "") == SILENT as f64
+            && engine.metric_sum("engine_connections_open", "") == 0.0
+    });
+    // The first request's deadline also runs from the accept: a head begun
+    // late still has to be whole 1 s after the connection was made.
+    let mut late = TcpStream::connect(engine.listen).unwrap();
+    let accepted = std::time::Instant::now();
+    late.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    late.write_all(b"GET /abc HTTP/1.1\r\n").unwrap();
+    let response = read_to_close(&mut late);
+    assert_eq!(parse_responses(&response)[0].status, 408);
+    assert!(
+        accepted.elapsed() < Duration::from_millis(1600),
+        "408 after {:?}: the deadline restarted at the first byte",
+        accepted.elapsed()
+    );
+    still_serves(&engine);
+}
+
+/// When more than 3/4 of a core's slots are taken, a new connection must
+/// send its first byte within the crowded deadline, however long the header
+/// timeout is; connections that speak are served.
+#[test]
+fn a_crowded_core_closes_silent_connections_sooner() {
+    let (_dir, engine) = engine(&[
+        "--max-connections-per-core",
+        "40",
+        "--header-timeout-ms",
+        "60000",
+        "--crowded-first-byte-timeout-ms",
+        "300",
+    ]);
+    let started = std::time::Instant::now();
+    let mut silent: Vec<TcpStream> = (0..35)
+        .map(|_| {
+            let s = TcpStream::connect(engine.listen).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            s
+        })
+        .collect();
+    // One that speaks at once is answered despite the crowd.
+    still_serves(&engine);
+    for stream in &mut silent {
+        assert!(read_to_close(stream).is_empty());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    common::eventually(Duration::from_secs(5), "connections released", || {
+        engine.metric_sum("engine_connections_open", "") == 0.0
+    });
+    // Uncrowded again: a silent connection keeps its full header timeout.
+    let mut quiet = TcpStream::connect(engine.listen).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let err = quiet.read(&mut byte).unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{err}"
+    );
 }
 
 #[test]

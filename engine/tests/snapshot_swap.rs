@@ -35,8 +35,13 @@ fn push(engine: &Engine, body: &[u8], token: Option<&str>) -> (u16, String) {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    push_with(engine, "/snapshot", body, &auth)
+}
+
+/// PUT `target` with `headers` (each ending in CRLF): (status, body).
+fn push_with(engine: &Engine, target: &str, body: &[u8], headers: &str) -> (u16, String) {
     let mut request = format!(
-        "PUT /snapshot HTTP/1.1\r\nHost: a\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "PUT {target} HTTP/1.1\r\nHost: a\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -52,12 +57,15 @@ fn push(engine: &Engine, body: &[u8], token: Option<&str>) -> (u16, String) {
 
 #[test]
 fn swap_under_load_sees_only_old_or_new() {
-    let (_dir, path) = snapshot_dir(1, &generation(1));
+    let (dir, path) = snapshot_dir(1, &generation(1));
+    let state = dir.path().join("state");
     let engine = Arc::new(Engine::start(&[
         "--snapshot",
         path.to_str().unwrap(),
         "--cores",
         "2",
+        "--state-dir",
+        state.to_str().unwrap(),
     ]));
     let stop = Arc::new(AtomicBool::new(false));
     let max_seen = Arc::new(AtomicU64::new(1));
@@ -142,8 +150,41 @@ fn swap_under_load_sees_only_old_or_new() {
         22.0,
         "both cores on 11"
     );
-    // The pushed file replaced the configured path, so a restart serves it.
-    assert_eq!(snapshots::Snapshot::open(&path).unwrap().sequence(), 11);
+    // The operator's file is never written; the pushed generations are kept
+    // in the state directory (the newest two), and a restart serves the
+    // newest.
+    assert_eq!(snapshots::Snapshot::open(&path).unwrap().sequence(), 1);
+    let mut kept: Vec<String> = std::fs::read_dir(state.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        vec![
+            format!("pushed-{:020}.snap", 10),
+            format!("pushed-{:020}.snap", 11)
+        ]
+    );
+    drop(Arc::into_inner(engine).expect("clients are done"));
+    let engine = Engine::start(&[
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--cores",
+        "1",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        engine.get("/c7"),
+        (302, Some("https://example.com/7/gen11".into()))
+    );
+    assert!(
+        engine.readyz()["snapshot"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("push (")
+    );
 }
 
 #[test]
@@ -181,24 +222,41 @@ fn corrupt_stale_and_unauthorized_pushes_are_refused() {
         (302, Some("https://example.com/1/gen5".into()))
     );
     assert_eq!(snapshots::Snapshot::open(&path).unwrap().sequence(), 5);
-    let (status, body) = push(&engine, &snapshot_bytes(6, &generation(6)), Some("s3cret"));
+    // The scheme in any case (RFC 9110), as control accepts it.
+    let (status, body) = push_with(
+        &engine,
+        "/snapshot",
+        &snapshot_bytes(6, &generation(6)),
+        "Authorization: bearer s3cret\r\n",
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         engine.get("/c1"),
         (302, Some("https://example.com/1/gen6".into()))
     );
     assert_eq!(engine.metric_sum("engine_snapshot_refusals_total", ""), 3.0);
+    // Refused uploads left nothing behind; the accepted one is kept.
+    assert_eq!(
+        pushed_files(&engine),
+        vec![format!("pushed-{:020}.snap", 6)]
+    );
+}
+
+/// The file names in the engine's `snapshots/` state directory.
+fn pushed_files(engine: &Engine) -> Vec<String> {
+    let dir = engine.state.as_ref().unwrap().path().join("snapshots");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 #[test]
 fn starts_without_snapshot_unready_until_pushed() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::start(&[
-        "--cores",
-        "2",
-        "--snapshot-dir",
-        dir.path().to_str().unwrap(),
-    ]);
+    let engine = Engine::start(&["--cores", "2", "--state-dir", dir.path().to_str().unwrap()]);
     let response = raw(
         engine.listen,
         b"GET /c1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
@@ -226,7 +284,170 @@ fn starts_without_snapshot_unready_until_pushed() {
         text.starts_with("HTTP/1.1 200") && text.contains("\"sequence\":3"),
         "{text}"
     );
-    assert!(dir.path().join("pushed.snap").exists());
+    assert!(
+        dir.path()
+            .join(format!("snapshots/pushed-{:020}.snap", 3))
+            .exists()
+    );
+}
+
+/// A pushed sequence far past anything the engine knows (`u64::MAX` would
+/// make it ignore every later change, and look up to date to control
+/// forever) is refused unless the push says `force=true`.
+#[test]
+fn an_implausible_sequence_is_refused_unless_forced() {
+    let (_dir, path) = snapshot_dir(5, &generation(5));
+    let engine = Engine::start(&[
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--cores",
+        "1",
+        "--snapshot-sequence-max-lead",
+        "10",
+    ]);
+    for sequence in [u64::MAX, 16] {
+        let (status, body) = push(
+            &engine,
+            &snapshot_bytes(sequence, &generation(sequence)),
+            None,
+        );
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            body.contains("implausible_sequence") && body.contains("force=true"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        engine.get("/c1"),
+        (302, Some("https://example.com/1/gen5".into()))
+    );
+    assert!(
+        pushed_files(&engine).is_empty(),
+        "{:?}",
+        pushed_files(&engine)
+    );
+    // Within the lead: fine.
+    let (status, body) = push(&engine, &snapshot_bytes(15, &generation(15)), None);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = push_with(
+        &engine,
+        "/snapshot?force=true",
+        &snapshot_bytes(1000, &generation(1000)),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        engine.get("/c1"),
+        (302, Some("https://example.com/1/gen1000".into()))
+    );
+    let (status, body) = push_with(&engine, "/snapshot?force=maybe", b"x", "");
+    assert_eq!(status, 400, "{body}");
+}
+
+/// One upload at a time, no bigger than the limit, and a refused or broken
+/// upload leaves no file behind.
+#[test]
+fn uploads_are_one_at_a_time_bounded_and_leave_nothing_when_refused() {
+    let (_dir, path) = snapshot_dir(5, &generation(5));
+    let good = snapshot_bytes(6, &generation(6));
+    let limit = good.len().to_string();
+    let engine = Engine::start(&[
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--cores",
+        "1",
+        "--max-snapshot-bytes",
+        &limit,
+    ]);
+    // Too large by its Content-Length: refused before anything is written.
+    let (status, body) = push(&engine, &vec![0u8; good.len() + 1], None);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("--max-snapshot-bytes"), "{body}");
+    // An upload under way: half its body sent.
+    let mut first = TcpStream::connect(engine.admin).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    first
+        .write_all(
+            format!(
+                "PUT /snapshot HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+                good.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    first.write_all(&good[..good.len() / 2]).unwrap();
+    eventually(Duration::from_secs(10), "upload file created", || {
+        !pushed_files(&engine).is_empty()
+    });
+    let response = raw(
+        engine.admin,
+        &[
+            format!(
+                "PUT /snapshot HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                good.len()
+            )
+            .as_bytes(),
+            &good,
+        ]
+        .concat(),
+    );
+    let parsed = common::parse_responses(&response);
+    assert_eq!(
+        parsed[0].status,
+        429,
+        "{:?}",
+        String::from_utf8_lossy(&response)
+    );
+    assert_eq!(parsed[0].header("retry-after"), Some("5"));
+    assert!(String::from_utf8_lossy(&parsed[0].body).contains("push_in_progress"));
+    // The first client goes away mid-body: its file goes too.
+    drop(first);
+    eventually(Duration::from_secs(10), "broken upload removed", || {
+        pushed_files(&engine).is_empty()
+    });
+    let (status, body) = push(&engine, &good, None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        pushed_files(&engine),
+        vec![format!("pushed-{:020}.snap", 6)]
+    );
+}
+
+/// An admin port others can reach is not open by default: without a token
+/// the engine refuses to start, naming the flags.
+#[test]
+fn a_non_loopback_admin_port_without_a_token_refuses_to_start() {
+    let state = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin", "0.0.0.0:0"])
+        .arg("--state-dir")
+        .arg(state.path())
+        .env_remove("ENGINE_ADMIN_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It must exit on its own; one still running after 10 s started.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the engine started with an open admin port on 0.0.0.0");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("admin_token")
+            && stderr.contains("--admin-token")
+            && stderr.contains("0.0.0.0:0"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -18,9 +18,15 @@ pub enum AdminError {
     /// The request body could not be read.
     #[error("reading the body failed: {0}")]
     Body(#[source] axum::Error),
-    /// A pushed body longer than any snapshot can be.
-    #[error("a snapshot is at most {max} bytes")]
+    /// A pushed body longer than `max_snapshot_bytes`.
+    #[error("a pushed snapshot is at most {max} bytes (--max-snapshot-bytes)")]
     TooLarge { max: u64 },
+    /// Another upload is under way.
+    #[error("another snapshot upload is under way; retry in {retry_after} s")]
+    Busy { retry_after: u64 },
+    /// The query string is not understood.
+    #[error("{0}")]
+    BadQuery(String),
     /// The pushed file could not be written down before checking it.
     #[error("storing the pushed snapshot in {dir} failed ({step}): {source}")]
     Spool {
@@ -45,6 +51,11 @@ impl AdminError {
             AdminError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AdminError::Body(_) => (StatusCode::BAD_REQUEST, "body_error"),
             AdminError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AdminError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, "push_in_progress"),
+            AdminError::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query"),
+            AdminError::Load(LoadError::Implausible { .. }) => {
+                (StatusCode::CONFLICT, "implausible_sequence")
+            }
             AdminError::Load(LoadError::Invalid(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_snapshot")
             }
@@ -60,8 +71,24 @@ impl AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
-        let body = json!({"error": {"code": code, "message": self.to_string(), "details": {}}});
-        (status, axum::Json(body)).into_response()
+        let details = match &self {
+            AdminError::Load(LoadError::Implausible {
+                offered,
+                known,
+                lead,
+            }) => json!({"offered": offered, "known": known, "max_lead": lead}),
+            _ => json!({}),
+        };
+        let body =
+            json!({"error": {"code": code, "message": self.to_string(), "details": details}});
+        let mut response = (status, axum::Json(body)).into_response();
+        if let AdminError::Busy { retry_after } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after),
+            );
+        }
+        response
     }
 }
 
@@ -88,5 +115,17 @@ mod tests {
             AdminError::Unauthorized.status(),
             (StatusCode::UNAUTHORIZED, "unauthorized")
         );
+        let implausible = AdminError::from(LoadError::Implausible {
+            offered: u64::MAX,
+            known: 7,
+            lead: 100_000,
+        });
+        assert_eq!(
+            implausible.status(),
+            (StatusCode::CONFLICT, "implausible_sequence")
+        );
+        let busy = AdminError::Busy { retry_after: 5 }.into_response();
+        assert_eq!(busy.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(busy.headers()["retry-after"], "5");
     }
 }

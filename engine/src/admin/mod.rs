@@ -4,6 +4,16 @@
 //! is on the request path. This module is the routes and their handlers;
 //! `/metrics` is rendered by [`prometheus`], and every failure is an
 //! [`AdminError`] with one status and one code ([`error`]).
+//!
+//! `PUT /snapshot` is the one route that changes anything, so it is guarded:
+//! a bearer token (required off loopback, [`crate::config`]) compared in
+//! constant time over its SHA-256 (so neither its bytes nor its length leak
+//! through timing); one upload at a time (another gets `429` with
+//! `Retry-After`, so uploads cannot pile up on disk); a size limit
+//! (`max_snapshot_bytes`) checked against `Content-Length` before anything is
+//! written and again while reading; the upload goes to the state directory
+//! (0700), never a shared temp directory, and a refused or failed upload
+//! leaves no file behind.
 
 pub mod error;
 pub mod prometheus;
@@ -12,7 +22,7 @@ use crate::loader::{self, LoadError};
 use crate::shared::Shared;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -22,10 +32,10 @@ use serde_json::json;
 use snapshots::readiness::{CoreReadiness, EngineReadiness, ServedSnapshot};
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed, Release};
 
-/// Largest body `PUT /snapshot` accepts: the format's limit plus the header.
-const MAX_PUSH_BYTES: u64 = snapshots::builder::MAX_PAYLOAD_LEN + 64;
+/// What a client that finds an upload under way is told to wait, seconds.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -34,6 +44,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/snapshot", put(put_snapshot))
         .with_state(shared)
+}
+
+/// The `/readyz` body: the [`EngineReadiness`] contract plus what the
+/// engine found of the streams it uses (readers ignore fields they do not
+/// know).
+#[derive(serde::Serialize)]
+struct Readyz {
+    #[serde(flatten)]
+    readiness: EngineReadiness,
+    /// `links` / `clicks`: `ok`, `missing`, `no_limits`, `unreachable`,
+    /// `unknown` ([`crate::streams::StreamState`]).
+    streams: std::collections::BTreeMap<&'static str, &'static str>,
 }
 
 /// `GET /readyz`: the [`EngineReadiness`] record, 200 once a snapshot is
@@ -45,7 +67,14 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, axum::Json(readiness)).into_response()
+    let mut streams = std::collections::BTreeMap::new();
+    if shared.config.nats.is_some() {
+        streams.insert("links", shared.links_stream.state().name());
+    }
+    if let Some(clicks) = &shared.clicks {
+        streams.insert("clicks", clicks.stream.state().name());
+    }
+    (status, axum::Json(Readyz { readiness, streams })).into_response()
 }
 
 /// The engine's state as `/readyz` reports it.
@@ -76,30 +105,112 @@ pub fn readiness(shared: &Shared) -> EngineReadiness {
     }
 }
 
-/// `PUT /snapshot`: the body is written to a file beside the served one,
-/// checked off the cores, then installed on every core before the answer.
+/// Checks `Authorization: Bearer <token>` (the scheme in any case, RFC
+/// 9110) when a token is configured.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), AdminError> {
+    let Some(token) = &shared.config.admin_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once([' ', '\t'])?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .ok_or(AdminError::Unauthorized)?;
+    if tokens_equal(given, token) {
+        Ok(())
+    } else {
+        Err(AdminError::Unauthorized)
+    }
+}
+
+/// Constant-time equality of two tokens: their SHA-256 digests (equal
+/// length whatever the tokens' lengths) compared with `CRYPTO_memcmp`.
+fn tokens_equal(given: &str, expected: &str) -> bool {
+    use aws_lc_rs::digest::{SHA256, digest};
+    let (a, b) = (
+        digest(&SHA256, given.as_bytes()),
+        digest(&SHA256, expected.as_bytes()),
+    );
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok()
+}
+
+/// `force=true` in the query: skip the sequence-lead check.
+fn force(query: Option<&str>) -> Result<bool, AdminError> {
+    let mut force = false;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("force", "true" | "1") => force = true,
+            ("force", "false" | "0") => force = false,
+            ("force", other) => {
+                return Err(AdminError::BadQuery(format!(
+                    "force must be true or false, not {other:?}"
+                )));
+            }
+            (name, _) => {
+                return Err(AdminError::BadQuery(format!(
+                    "unknown parameter {name:?} (only force)"
+                )));
+            }
+        }
+    }
+    Ok(force)
+}
+
+/// The upload slot, released on drop however the upload ends.
+struct UploadSlot<'a>(&'a Shared);
+
+impl<'a> UploadSlot<'a> {
+    fn take(shared: &'a Shared) -> Result<UploadSlot<'a>, AdminError> {
+        match shared
+            .upload_busy
+            .compare_exchange(false, true, AcqRel, Relaxed)
+        {
+            Ok(_) => Ok(UploadSlot(shared)),
+            Err(_) => Err(AdminError::Busy {
+                retry_after: BUSY_RETRY_AFTER_SECS,
+            }),
+        }
+    }
+}
+
+impl Drop for UploadSlot<'_> {
+    fn drop(&mut self) {
+        self.0.upload_busy.store(false, Release);
+    }
+}
+
+/// `PUT /snapshot[?force=true]`: the body is written to a file in the state
+/// directory, checked off the cores, kept as a generation, then installed on
+/// every core before the answer.
 async fn put_snapshot(
     State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AdminError> {
-    if let Some(token) = &shared.config.admin_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
-            return Err(AdminError::Unauthorized);
-        }
+    authorize(&shared, &headers)?;
+    let force = force(query.as_deref())?;
+    let max = shared.config.max_snapshot_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(AdminError::TooLarge { max });
     }
-    let dir = shared.config.push_dir();
+    let _slot = UploadSlot::take(&shared)?;
+    let dir = shared.state.snapshots();
     let spool = |step| {
         let dir = dir.clone();
         move |source| AdminError::Spool { step, dir, source }
     };
+    // Mode 0600, removed on drop: a refused or failed upload leaves nothing.
     let mut temp = tempfile::Builder::new()
-        .prefix(".push-")
-        .suffix(".snap")
+        .prefix(loader::UPLOAD_PREFIX)
+        .suffix(".tmp")
         .tempfile_in(&dir)
         .map_err(spool("create a file"))?;
     let mut stream = body.into_data_stream();
@@ -107,21 +218,19 @@ async fn put_snapshot(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(AdminError::Body)?;
         received += chunk.len() as u64;
-        if received > MAX_PUSH_BYTES {
-            return Err(AdminError::TooLarge {
-                max: MAX_PUSH_BYTES,
-            });
+        if received > max {
+            return Err(AdminError::TooLarge { max });
         }
         temp.write_all(&chunk).map_err(spool("write"))?;
     }
     temp.as_file().sync_all().map_err(spool("fsync"))?;
     let worker = shared.clone();
     let (sequence, links) =
-        tokio::task::spawn_blocking(move || loader::install_pushed(&worker, temp))
+        tokio::task::spawn_blocking(move || loader::install_pushed(&worker, temp, force))
             .await
             .map_err(|e| AdminError::Internal(e.to_string()))?
             .inspect_err(|e| {
-                if let LoadError::Invalid(_) = e {
+                if let LoadError::Invalid(_) | LoadError::Implausible { .. } = e {
                     tracing::warn!(error = %e, "pushed snapshot refused");
                 }
             })?;
@@ -135,4 +244,26 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         prometheus::render(&shared),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole_and_only_whole() {
+        assert!(tokens_equal("s3cret", "s3cret"));
+        for other in ["", "s3cre", "s3cret ", "S3cret", "s3cret-longer"] {
+            assert!(!tokens_equal(other, "s3cret"), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn force_parameter() {
+        assert!(!force(None).unwrap());
+        assert!(force(Some("force=true")).unwrap());
+        assert!(!force(Some("force=false")).unwrap());
+        assert!(force(Some("force=yes")).is_err());
+        assert!(force(Some("forse=true")).is_err());
+    }
 }

@@ -72,6 +72,18 @@ pub fn render(shared: &Shared) -> String {
         |m| m.header_timeouts.get()
     );
     per_core!(
+        "engine_first_byte_timeouts_total",
+        "counter",
+        "New connections closed for sending nothing by their first-byte deadline.",
+        |m| m.first_byte_timeouts.get()
+    );
+    per_core!(
+        "engine_unknown_code_requests_total",
+        "counter",
+        "Requests for codes that do not exist (answered 404, not recorded as clicks).",
+        |m| m.unknown_codes.get()
+    );
+    per_core!(
         "engine_core_snapshot_sequence",
         "gauge",
         "Sequence of the snapshot the core serves (-1: none).",
@@ -192,7 +204,7 @@ pub fn render(shared: &Shared) -> String {
     gauge(
         &mut out,
         "engine_snapshot_refusals_total",
-        "Snapshots refused (invalid or stale).",
+        "Snapshots refused (invalid, stale, or an implausible sequence).",
         "counter",
         shared.snapshot_refusals.load(Relaxed).to_string(),
     );
@@ -231,6 +243,46 @@ pub fn render(shared: &Shared) -> String {
         "gauge",
         u8::from(shared.nats_connected.load(Relaxed)).to_string(),
     );
+    let _ = writeln!(
+        out,
+        "# HELP engine_deltas_refused_total Changes skipped for their signature, by reason.\n# TYPE engine_deltas_refused_total counter"
+    );
+    for (reason, count) in shared.deltas_refused.by_reason() {
+        let _ = writeln!(
+            out,
+            "engine_deltas_refused_total{{reason=\"{reason}\"}} {count}"
+        );
+    }
+    let mut streams = vec![("links", &shared.links_stream)];
+    if let Some(clicks) = &shared.clicks {
+        streams.push(("clicks", &clicks.stream));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP engine_stream_state What the engine last found for each stream it uses (1 for the current state).\n# TYPE engine_stream_state gauge"
+    );
+    for (stream, watch) in &streams {
+        let current = watch.state();
+        for state in crate::streams::StreamState::ALL {
+            let _ = writeln!(
+                out,
+                "engine_stream_state{{stream=\"{stream}\",state=\"{}\"}} {}",
+                state.name(),
+                u8::from(state == current)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP engine_stream_refusals_total Look-ups that found a stream without any limit and refused it.\n# TYPE engine_stream_refusals_total counter"
+    );
+    for (stream, watch) in &streams {
+        let _ = writeln!(
+            out,
+            "engine_stream_refusals_total{{stream=\"{stream}\",reason=\"no_limits\"}} {}",
+            watch.refused_no_limits.load(Relaxed)
+        );
+    }
     if let Some(clicks) = &shared.clicks {
         for (name, kind, help, value) in [
             (
@@ -280,6 +332,12 @@ pub fn render(shared: &Shared) -> String {
                 "gauge",
                 "Batches in the click spool.",
                 &clicks.spool_batches,
+            ),
+            (
+                "engine_click_spool_quarantined_total",
+                "counter",
+                "Spool files that could not be read, moved to spool/quarantine/.",
+                &clicks.spool_quarantined,
             ),
             (
                 "engine_click_nats_connected",

@@ -4,9 +4,12 @@
 //! Every core is a glommio `LocalExecutor` pinned to one CPU ([`spawn`]). It
 //! binds its own `SO_REUSEPORT` listener on the shared address (the kernel
 //! spreads connections across the cores), starts one I/O backend on it, and
-//! runs the core's tick ([`crate::core::command::tick`]) every
-//! [`TICK`] until it is told to stop. Two backends, picked
-//! once for the process ([`pick`]):
+//! has the core's tick ([`crate::core::command::tick`]) run every [`TICK`]
+//! until it is told to stop: by a glommio timer task on glommio's sockets, by
+//! the ring's own loop on the io_uring backend (there, glommio's timers fire
+//! only when its 100 ms preemption timer lets its reactor run, so a timer
+//! task would tick every 100 ms, not every 5). Two backends, picked once for
+//! the process ([`pick`]):
 //!
 //! - [`uring`]: the engine's own io_uring per core (multishot accept and
 //!   receive into provided buffers, one send per connection per loop turn,
@@ -132,6 +135,9 @@ pub fn spawn(
                     }
                 };
                 let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks));
+                // The ring's loop ticks itself and takes the channel; on
+                // glommio's sockets the timer task below ticks.
+                let mut commands = Some(commands);
                 let mut running = match backend {
                     Backend::Glommio => Running::Glommio(glommio_net::Io::start(
                         core.clone(),
@@ -144,6 +150,7 @@ pub fn spawn(
                             socket.into_raw_fd(),
                             config.uring_buffers,
                             config.max_connections_per_core,
+                            commands.take().expect("the channel is still here"),
                         ) {
                             Ok(driver) => driver,
                             Err(source) => {
@@ -162,7 +169,12 @@ pub fn spawn(
                 let _ = started.send(Ok(id));
                 loop {
                     glommio::timer::sleep(TICK).await;
-                    if !command::tick(&core, &commands) {
+                    let running = match &commands {
+                        Some(commands) => command::tick(&core, commands),
+                        // The ring's loop ticks; this only notices the stop.
+                        None => !core.stop_requested.get(),
+                    };
+                    if !running {
                         break;
                     }
                 }

@@ -50,6 +50,10 @@ pub struct ClickStats {
     pub publish_latency_us_sum: AtomicU64,
     pub publish_latency_count: AtomicU64,
     pub connected: AtomicU64,
+    /// Spool files set aside as unreadable.
+    pub spool_quarantined: AtomicU64,
+    /// The `CLICKS` stream as the publisher last found it.
+    pub stream: crate::streams::StreamWatch,
 }
 
 /// One core's batch under construction.

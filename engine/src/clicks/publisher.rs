@@ -6,12 +6,15 @@
 //! the spool is non-empty or NATS is unhealthy, append them to the spool
 //! (keeping their order behind the spooled ones), else publish the window
 //! with pipelined acks and spool whichever fail. A failure marks NATS
-//! unhealthy; health is re-checked (stream lookup/creation) with capped
-//! exponential backoff. On shutdown, what is left is published or spooled.
+//! unhealthy; health is re-checked (a look-up of the stream, which analytics
+//! owns and creates: the engine never does, [`crate::streams`]) with capped
+//! exponential backoff. A missing stream or one without limits keeps the
+//! publisher spooling. On shutdown, what is left is published or spooled.
 
 use super::spool::Spool;
 use super::{ClickStats, relaxed_add};
-use async_nats::jetstream::{self, message::PublishMessage as Publish, stream};
+use crate::streams::{self, StreamState};
+use async_nats::jetstream::{self, message::PublishMessage as Publish};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::path::PathBuf;
@@ -28,7 +31,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Where and how to publish.
 #[derive(Debug, Clone)]
 pub struct PublisherConfig {
-    pub url: String,
+    /// Where NATS is and the engine's identity there.
+    pub nats: servicekit::nats::NatsSettings,
     pub stream: String,
     pub subject_prefix: String,
     pub node_id: String,
@@ -96,10 +100,12 @@ impl Publisher {
     }
 
     async fn run(mut self, batches: Receiver<Vec<u8>>, recycle: Sender<Vec<u8>>) {
-        let client = match async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(3))
-            .connect(&self.config.url)
+        let client = match self
+            .config
+            .nats
+            .connect("engine clicks", |options| {
+                options.retry_on_initial_connect()
+            })
             .await
         {
             Ok(client) => client,
@@ -166,15 +172,9 @@ impl Publisher {
     }
 
     async fn check_health(&mut self, js: &jetstream::Context) {
-        let result = js
-            .get_or_create_stream(stream::Config {
-                name: self.config.stream.clone(),
-                subjects: vec![format!("{}.>", self.config.subject_prefix)],
-                storage: stream::StorageType::File,
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await;
+        let result = streams::look_up(js, &self.config.stream).await;
+        let state = result.as_ref().err().copied().unwrap_or(StreamState::Ok);
+        self.stats.stream.set(&self.config.stream, state);
         match result {
             Ok(_) => {
                 if !self.healthy {
@@ -184,7 +184,7 @@ impl Publisher {
                 self.backoff = Duration::from_millis(200);
                 self.stats.connected.store(1, Relaxed);
             }
-            Err(e) => self.unhealthy(&format!("click stream unavailable: {e}")),
+            Err(state) => self.unhealthy(&format!("click stream {}", state.name())),
         }
     }
 
@@ -269,7 +269,12 @@ impl Publisher {
     async fn replay(&mut self, js: &jetstream::Context) {
         let deadline = Instant::now() + Duration::from_millis(200);
         while Instant::now() < deadline {
-            let (seq, batch) = match self.spool.front() {
+            let front = self.spool.front();
+            self.stats
+                .spool_quarantined
+                .store(self.spool.quarantined(), Relaxed);
+            self.stats.spool_bytes.store(self.spool.bytes(), Relaxed);
+            let (seq, batch) = match front {
                 Ok(Some(front)) => front,
                 Ok(None) => return,
                 Err(e) => {

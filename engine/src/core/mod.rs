@@ -9,7 +9,11 @@
 //! [`TICK`] ([`command::tick`]) refreshes the cached `Date` (once a second), ages
 //! the click batch and drains the core's command channel ([`command`]:
 //! snapshot swaps, deltas, shutdown), so cross-thread messages never touch the
-//! request path.
+//! request path. Who runs the tick is the backend's choice: a glommio timer
+//! task on glommio's sockets, the ring's own loop on the io_uring backend
+//! (whose glommio timers only fire when glommio's preemption timer lets its
+//! reactor run, every 100 ms, which once made an idle core apply a change up
+//! to 100 ms late).
 
 pub mod command;
 pub mod session;
@@ -17,6 +21,7 @@ pub mod state;
 
 use crate::clicks::ClickBuffer;
 use crate::clicks::client_ip::Cidr;
+use crate::clicks::client_ip::ClientIpHeader;
 use crate::clock::CoreClock;
 use crate::config::Config;
 use crate::http::request::Limits;
@@ -47,6 +52,10 @@ pub struct Core {
     pub root_redirect: Option<Box<[u8]>>,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A new connection's first-byte deadline while the core is crowded.
+    pub crowded_first_byte: Duration,
+    /// Connection slots of this core.
+    pub max_connections: usize,
     pub max_body: u64,
     /// Open connections.
     pub open: Cell<usize>,
@@ -58,10 +67,18 @@ pub struct Core {
     pub stop_accepting: Cell<bool>,
     /// Set when the core is done: the I/O loop ends.
     pub stopped: Cell<bool>,
+    /// Set by the ring's loop when its tick was told to stop (the io_uring
+    /// backend, which ticks itself).
+    pub stop_requested: Cell<bool>,
     /// The core's click batch; `None` when clicks are off.
     pub clicks: RefCell<Option<ClickBuffer>>,
     /// Peers whose forwarding headers name the client.
     pub proxies: Vec<Cidr>,
+    /// The one header that names the client behind them.
+    pub client_ip_header: ClientIpHeader,
+    /// Bits of a client address kept in click records.
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
 }
 
 impl Core {
@@ -97,15 +114,29 @@ impl Core {
                 .map(|url| url.as_bytes().to_vec().into_boxed_slice()),
             header_timeout: config.header_timeout(),
             idle_timeout: config.idle_timeout(),
+            crowded_first_byte: config.crowded_first_byte_timeout(),
+            max_connections: config.max_connections_per_core,
             max_body: config.max_body_bytes,
             open: Cell::new(0),
             busy: Cell::new(0),
             draining: Cell::new(false),
             stop_accepting: Cell::new(false),
             stopped: Cell::new(false),
+            stop_requested: Cell::new(false),
             clicks: RefCell::new(clicks),
             // Checked by Config::validate before any core starts.
             proxies: config.proxies().unwrap_or_default(),
+            client_ip_header: config.client_ip_header,
+            ipv4_prefix: config.click_ipv4_prefix,
+            ipv6_prefix: config.click_ipv6_prefix,
         }
+    }
+
+    /// More than 3/4 of the core's connection slots are taken: new
+    /// connections get the short first-byte deadline. Read by the deadline
+    /// sweeps, never per request.
+    #[inline]
+    pub fn crowded(&self) -> bool {
+        self.open.get().saturating_mul(4) > self.max_connections.saturating_mul(3)
     }
 }

@@ -7,18 +7,29 @@
 //! is what makes the backends behave the same: pipelining, body skipping,
 //! limits, every malformed-input answer and both deadlines.
 //!
-//! Deadlines: while a request is incomplete (bytes buffered, or a body still
-//! to skip) the header deadline applies, set when its first byte arrived; in
-//! between requests the idle timeout applies. The backend enforces
-//! [`Session::cutoff`]: a slow head is answered `408` ([`timeout_answer`]), an
-//! idle connection is closed quietly.
+//! Deadlines: a new connection's first request must be whole within the
+//! header timeout of the accept (a connection that never sends a byte holds
+//! its slot no longer than that; less, `crowded_first_byte_timeout_ms`, once
+//! the core's slots are more than 3/4 full); while a later request is
+//! incomplete (bytes buffered, or a body still to skip) the header deadline
+//! applies, set when its first byte arrived; in between requests the idle
+//! timeout applies. The backend enforces [`Session::cutoff`]: a slow head is
+//! answered `408` ([`timeout_answer`]), a silent or idle connection is closed
+//! quietly.
+//!
+//! Clicks: a redirect, or a `410` for a known code, is recorded with the
+//! client address cut to its kept prefix. A request for a code that does not
+//! exist is not: its code is whatever the client typed, and keeping it would
+//! let anyone fill the click store; it is counted
+//! (`engine_unknown_code_requests_total`) instead.
 
 use super::Core;
 use super::state::Lookup;
-use crate::clicks::client_ip::client_ip;
-use crate::http::request::{self, Body, Method, Parse, Reject, Request};
+use crate::clicks::client_ip::{ClientIpHeader, client_ip, cut};
+use crate::http::request::{self, Body, Method, Parse, Reject, Request, Undecodable};
 use crate::http::response::{Canned, Persist, status_index};
 use snapshots::click::ClickEvent;
+use snapshots::link::MAX_CODE_LEN;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -35,6 +46,11 @@ pub struct Session {
     deadline: Option<Instant>,
     /// When bytes last arrived (the idle timeout counts from here).
     last_activity: Instant,
+    /// No byte has arrived yet.
+    fresh: bool,
+    /// When the connection was accepted (the first request's deadline
+    /// counts from here).
+    accepted: Instant,
 }
 
 /// What one [`Session::process`] call did.
@@ -53,12 +69,21 @@ pub struct Progress {
 }
 
 impl Session {
+    /// A session for a connection accepted at `now`.
     pub fn new(now: Instant) -> Session {
         Session {
             discard: 0,
             deadline: None,
             last_activity: now,
+            fresh: true,
+            accepted: now,
         }
+    }
+
+    /// Whether the connection has not sent a byte yet.
+    #[inline]
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
     }
 
     /// Whether a request is under way, given `buffered` unconsumed bytes.
@@ -70,16 +95,29 @@ impl Session {
     /// Bytes arrived at `arrived`; `buffered` were already waiting.
     #[inline]
     pub fn arrived(&mut self, core: &Core, buffered: usize, arrived: Instant) {
-        if !self.pending(buffered) {
+        if self.fresh {
+            // The first request's clock started at the accept.
+            self.fresh = false;
+            self.deadline = Some(self.accepted + core.header_timeout);
+        } else if !self.pending(buffered) {
             self.deadline = Some(arrived + core.header_timeout);
         }
         self.last_activity = arrived;
     }
 
-    /// When the connection is cut off if nothing more arrives: the header
-    /// deadline while a request is under way, the idle timeout otherwise.
+    /// When the connection is cut off if nothing more arrives: for a new
+    /// connection, the header timeout from accept (the shorter first-byte
+    /// deadline when `crowded`); the header deadline while a request is
+    /// under way; the idle timeout otherwise.
     #[inline]
-    pub fn cutoff(&self, core: &Core, buffered: usize) -> Instant {
+    pub fn cutoff(&self, core: &Core, buffered: usize, crowded: bool) -> Instant {
+        if self.fresh {
+            let by = self.accepted + core.header_timeout;
+            return match crowded {
+                true => by.min(self.accepted + core.crowded_first_byte),
+                false => by,
+            };
+        }
         match self.deadline {
             Some(at) if self.pending(buffered) => at,
             _ => self.last_activity + core.idle_timeout,
@@ -159,6 +197,7 @@ impl Session {
                         Reject::BadRequest => Canned::BadRequest,
                         Reject::UriTooLong => Canned::UriTooLong,
                         Reject::HeadersTooLarge => Canned::HeadersTooLarge,
+                        Reject::VersionNotSupported => Canned::VersionNotSupported,
                     };
                     core.metrics.parse_errors.inc();
                     core.pre.borrow().canned(out, canned, false, Persist::Close);
@@ -220,9 +259,24 @@ pub fn answer(
         pre.canned(out, Canned::MethodNotAllowed, false, persist);
         return (405, keep);
     }
-    let code = match req.path {
+    let raw_code = match req.path {
         [b'/', code @ ..] => code,
         _ => &b""[..],
+    };
+    // `/ru%73t` is `rust`: decoded on the stack, at most a code's length.
+    let mut decoded = [0u8; MAX_CODE_LEN];
+    let code = match request::percent_decode(raw_code, &mut decoded) {
+        Ok(code) => code,
+        Err(Undecodable::InvalidEscape) => {
+            pre.canned(out, Canned::BadRequest, head_only, Persist::Close);
+            return (400, false);
+        }
+        Err(Undecodable::TooLong) => {
+            // No code is that long.
+            core.metrics.unknown_codes.inc();
+            pre.canned(out, Canned::NotFound, head_only, persist);
+            return (404, keep);
+        }
     };
     if code.is_empty() {
         return match &core.root_redirect {
@@ -237,32 +291,56 @@ pub fn answer(
         };
     }
     let state = core.state.borrow();
+    let now = core.clock.secs();
     let canned = match state.lookup(code) {
-        Lookup::Found(target) if !target.is_gone(core.clock.secs()) => {
+        Lookup::Found(target) if !target.is_gone(now) => {
             let query = if target.forward_query { req.query } else { b"" };
-            pre.redirect(out, target.status, target.location, query, persist);
+            // A cached permanent redirect must not outlive the link.
+            let lifetime = match target.expires_at {
+                0 => i64::MAX,
+                at => at.saturating_sub(now),
+            };
+            pre.redirect_for(
+                out,
+                target.status,
+                target.location,
+                query,
+                persist,
+                lifetime,
+            );
             let status = target.status.code();
             capture(core, req, peer, code, status, now_ms);
             return (status, keep);
         }
-        Lookup::Found(_) => core.gone,
-        Lookup::Missing => Canned::NotFound,
+        Lookup::Found(_) => {
+            let status = core.gone.status();
+            capture(core, req, peer, code, status, now_ms);
+            core.gone
+        }
+        Lookup::Missing => {
+            core.metrics.unknown_codes.inc();
+            Canned::NotFound
+        }
         Lookup::NotReady => Canned::NotReady,
     };
     pre.canned(out, canned, head_only, persist);
-    let status = canned.status();
-    if canned != Canned::NotReady {
-        capture(core, req, peer, code, status, now_ms);
-    }
-    (status, keep)
+    (canned.status(), keep)
 }
 
-/// Records a click for a redirect, 404 or 410 when capture is on.
+/// Records a click for a redirect, or for an expired or disabled link, when
+/// capture is on; the client address is cut to its kept prefix here, so no
+/// full address leaves the process.
 #[inline]
 fn capture(core: &Core, req: &Request<'_>, peer: IpAddr, code: &[u8], status: u16, now_ms: u64) {
     let mut clicks = core.clicks.borrow_mut();
     if let Some(buffer) = clicks.as_mut() {
-        let ip = client_ip(peer, &core.proxies, req.forwarded, req.x_forwarded_for);
+        let header = match core.client_ip_header {
+            ClientIpHeader::XForwardedFor => req.x_forwarded_for,
+            ClientIpHeader::Forwarded => req.forwarded,
+            ClientIpHeader::XRealIp => req.x_real_ip,
+        };
+        let ip = client_ip(peer, &core.proxies, core.client_ip_header, header);
+        let ip = cut(ip, core.ipv4_prefix, core.ipv6_prefix);
         buffer.record(|event_id| ClickEvent {
             event_id,
             ts_ms: now_ms,
@@ -320,7 +398,11 @@ mod tests {
             recycle_rx,
             metrics.clone(),
         );
-        let core = Core::new(0, &Config::default(), metrics, Some(snapshot), Some(clicks));
+        let config = Config {
+            trusted_proxies: vec!["192.0.2.0/24".into()],
+            ..Config::default()
+        };
+        let core = Core::new(0, &config, metrics, Some(snapshot), Some(clicks));
         core.state
             .borrow_mut()
             .apply(Arc::new(DeltaRecord::from(LinkDelta::upsert(
@@ -330,9 +412,10 @@ mod tests {
         core.state
             .borrow_mut()
             .apply(Arc::new(DeltaRecord::from(LinkDelta::delete(3, "old"))));
-        let requests: [&[u8]; 6] = [
+        let requests: [&[u8]; 7] = [
             b"GET /abc?utm=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: x\r\nReferer: r\r\n\r\n",
             b"HEAD /new HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /%61b%63 HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.77\r\n\r\n",
             b"GET /old HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET /missing HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
             b"POST /abc HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n",
@@ -362,6 +445,9 @@ mod tests {
             text.contains("Location: https://example.com/a?x=1&utm=1#f"),
             "{text}"
         );
-        assert_eq!(core.metrics.clicks_captured.get(), 1001 * 4);
+        // abc, new and %61b%63 are clicks; the deleted and the unknown
+        // code are only counted.
+        assert_eq!(core.metrics.clicks_captured.get(), 1001 * 3);
+        assert_eq!(core.metrics.unknown_codes.get(), 1001 * 2);
     }
 }

@@ -71,6 +71,7 @@ pub struct Request<'b> {
     pub accept_language: &'b [u8],
     pub x_forwarded_for: &'b [u8],
     pub forwarded: &'b [u8],
+    pub x_real_ip: &'b [u8],
 }
 
 /// Why a head was refused. Each maps to one status; all close the connection.
@@ -84,6 +85,9 @@ pub enum Reject {
     UriTooLong,
     /// Head longer than [`Limits::max_head`] or too many headers: `431`.
     HeadersTooLarge,
+    /// A well-formed HTTP version other than 1.0 and 1.1 (`HTTP/2.0`,
+    /// `HTTP/1.2`, `HTTP/3`): `505`. A malformed one is [`Reject::BadRequest`].
+    VersionNotSupported,
 }
 
 /// The outcome of looking at a buffer.
@@ -93,6 +97,12 @@ pub enum Parse<'b> {
     /// Not a whole head yet and within limits: read more.
     Partial,
     Error(Reject),
+}
+
+impl Parse<'_> {
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Parse::Complete(_))
+    }
 }
 
 /// Parses the head at the start of `buf`.
@@ -111,8 +121,36 @@ pub fn parse<'b>(buf: &'b [u8], limits: &Limits) -> Parse<'b> {
         }
         Ok(httparse::Status::Partial) => partial(buf, limits),
         Err(httparse::Error::TooManyHeaders) => Parse::Error(Reject::HeadersTooLarge),
+        Err(httparse::Error::Version) => version_refusal(buf, limits),
         Err(_) => Parse::Error(Reject::BadRequest),
     }
+}
+
+/// httparse refuses any version but 1.0 and 1.1 as soon as it sees one:
+/// once the request line is whole, say whether it named another version of
+/// HTTP (`505`) or was not a version at all (`400`).
+fn version_refusal(buf: &[u8], limits: &Limits) -> Parse<'static> {
+    let Some(line_end) = buf.iter().position(|&b| b == b'\n') else {
+        return partial(buf, limits);
+    };
+    let line = &buf[..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = match line.iter().rposition(|&b| b == b' ') {
+        Some(space) => &line[space + 1..],
+        None => line,
+    };
+    // RFC 9112: "HTTP/" DIGIT "." DIGIT; HTTP/2 and HTTP/3 name themselves
+    // with the major digit alone.
+    let well_formed = match version.strip_prefix(b"HTTP/") {
+        Some([major]) => major.is_ascii_digit(),
+        Some([major, b'.', minor]) => major.is_ascii_digit() && minor.is_ascii_digit(),
+        _ => false,
+    };
+    Parse::Error(if well_formed {
+        Reject::VersionNotSupported
+    } else {
+        Reject::BadRequest
+    })
 }
 
 /// A partial head is refused as soon as it can no longer fit.
@@ -164,6 +202,7 @@ fn interpret<'b>(
         accept_language: b"",
         x_forwarded_for: b"",
         forwarded: b"",
+        x_real_ip: b"",
     };
     let mut hosts = 0u32;
     let mut content_length: Option<u64> = None;
@@ -206,6 +245,7 @@ fn interpret<'b>(
             15 if name.eq_ignore_ascii_case(b"accept-language") => request.accept_language = value,
             15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => request.x_forwarded_for = value,
             9 if name.eq_ignore_ascii_case(b"forwarded") => request.forwarded = value,
+            9 if name.eq_ignore_ascii_case(b"x-real-ip") => request.x_real_ip = value,
             _ => {}
         }
     }
@@ -249,6 +289,83 @@ fn split_target(target: &[u8], method: Method) -> Result<(&[u8], &[u8]), Reject>
         Some(q) => (&path_and_query[..q], &path_and_query[q + 1..]),
         None => (path_and_query, b""),
     })
+}
+
+/// Why a path could not be percent-decoded into a code buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undecodable {
+    /// A `%` not followed by two hex digits: `400`.
+    InvalidEscape,
+    /// Longer than the buffer once decoded: no code is that long (`404`).
+    TooLong,
+}
+
+/// `raw` with `%XX` escapes decoded (RFC 3986 2.1), into `buf` when it has
+/// any; `raw` itself when it has none (the usual case: one scan, no copy).
+/// Never allocates: a code is at most `buf.len()` bytes.
+#[inline]
+pub fn percent_decode<'a>(raw: &'a [u8], buf: &'a mut [u8]) -> Result<&'a [u8], Undecodable> {
+    if !raw.contains(&b'%') {
+        return Ok(raw);
+    }
+    let mut len = 0;
+    let mut i = 0;
+    while i < raw.len() {
+        let byte = match raw[i] {
+            b'%' => {
+                let (Some(hi), Some(lo)) = (
+                    raw.get(i + 1).and_then(|&b| hex(b)),
+                    raw.get(i + 2).and_then(|&b| hex(b)),
+                ) else {
+                    return Err(Undecodable::InvalidEscape);
+                };
+                i += 3;
+                hi << 4 | lo
+            }
+            other => {
+                i += 1;
+                other
+            }
+        };
+        if len == buf.len() {
+            // Keep checking the escapes: an invalid one is still a 400.
+            return match percent_decode_check(&raw[i..]) {
+                true => Err(Undecodable::TooLong),
+                false => Err(Undecodable::InvalidEscape),
+            };
+        }
+        buf[len] = byte;
+        len += 1;
+    }
+    Ok(&buf[..len])
+}
+
+/// Whether every `%` in `raw` starts a valid escape.
+fn percent_decode_check(raw: &[u8]) -> bool {
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            if raw.get(i + 1).and_then(|&b| hex(b)).is_none()
+                || raw.get(i + 2).and_then(|&b| hex(b)).is_none()
+            {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+#[inline]
+fn hex(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
 }
 
 fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
@@ -367,6 +484,66 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         assert_eq!(err(&many), Reject::HeadersTooLarge);
+    }
+
+    #[test]
+    fn percent_decoding() {
+        let mut buf = [0u8; 8];
+        assert_eq!(percent_decode(b"rust", &mut buf), Ok(&b"rust"[..]));
+        assert_eq!(percent_decode(b"ru%73t", &mut buf), Ok(&b"rust"[..]));
+        assert_eq!(percent_decode(b"%72%75%53%74", &mut buf), Ok(&b"ruSt"[..]));
+        assert_eq!(percent_decode(b"%7a%7A", &mut buf), Ok(&b"zz"[..]));
+        for bad in [&b"ru%7"[..], b"ru%", b"%zz", b"a%g1", b"%%41"] {
+            assert_eq!(
+                percent_decode(bad, &mut buf),
+                Err(Undecodable::InvalidEscape),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            percent_decode(b"%41bcdefghi", &mut buf),
+            Err(Undecodable::TooLong)
+        );
+        assert_eq!(
+            percent_decode(b"%41bcdefghi%zz", &mut buf),
+            Err(Undecodable::InvalidEscape)
+        );
+        assert_eq!(
+            percent_decode(b"%41bcdefgh", &mut buf),
+            Ok(&b"Abcdefgh"[..])
+        );
+    }
+
+    #[test]
+    fn versions_other_than_1_0_and_1_1() {
+        for version in ["HTTP/2.0", "HTTP/1.2", "HTTP/2", "HTTP/3", "HTTP/0.9"] {
+            let raw = format!("GET / {version}\r\nHost: a\r\n\r\n");
+            assert_eq!(
+                err(raw.as_bytes()),
+                Reject::VersionNotSupported,
+                "{version}"
+            );
+        }
+        assert_eq!(
+            err(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            Reject::VersionNotSupported,
+            "the HTTP/2 preface"
+        );
+        for garbage in [
+            "HTTP/2.x",
+            "HTTP/22",
+            "HTTP/1.1.1",
+            "HTTQ/1.1",
+            "HTTP/",
+            "http/1.1",
+        ] {
+            let raw = format!("GET / {garbage}\r\nHost: a\r\n\r\n");
+            assert_eq!(err(raw.as_bytes()), Reject::BadRequest, "{garbage}");
+        }
+        // The version is judged once the line is whole.
+        assert_eq!(parse(b"GET / HTTP/2", &Limits::default()), Parse::Partial);
+        assert!(parse(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &Limits::default()).is_complete());
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::http::date::HttpDate;
 use snapshots::RedirectStatus;
 
 /// Every status the engine answers with, in metric order.
-pub const STATUSES: [u16; 14] = [
-    301, 302, 307, 308, 400, 404, 405, 408, 410, 413, 414, 431, 500, 503,
+pub const STATUSES: [u16; 15] = [
+    301, 302, 307, 308, 400, 404, 405, 408, 410, 413, 414, 431, 500, 503, 505,
 ];
 
 /// Index of `status` in [`STATUSES`] (the last slot for anything else).
@@ -31,6 +31,7 @@ pub fn status_index(status: u16) -> usize {
         414 => 10,
         431 => 11,
         500 => 12,
+        505 => 14,
         _ => 13,
     }
 }
@@ -48,6 +49,7 @@ pub enum Canned {
     HeadersTooLarge,
     /// No snapshot loaded yet.
     NotReady,
+    VersionNotSupported,
 }
 
 impl Canned {
@@ -62,6 +64,7 @@ impl Canned {
             Canned::UriTooLong => 414,
             Canned::HeadersTooLarge => 431,
             Canned::NotReady => 503,
+            Canned::VersionNotSupported => 505,
         }
     }
 
@@ -85,6 +88,9 @@ impl Canned {
             Canned::NotReady => {
                 b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nCache-Control: no-store\r\n"
             }
+            Canned::VersionNotSupported => {
+                b"HTTP/1.1 505 HTTP Version Not Supported\r\nCache-Control: no-store\r\n"
+            }
         }
     }
 
@@ -100,6 +106,9 @@ impl Canned {
             Canned::UriTooLong => b"Content-Type: text/plain\r\nContent-Length: 13\r\n\r\n",
             Canned::HeadersTooLarge => b"Content-Type: text/plain\r\nContent-Length: 26\r\n\r\n",
             Canned::NotReady => b"Content-Type: text/plain\r\nContent-Length: 19\r\n\r\n",
+            Canned::VersionNotSupported => {
+                b"Content-Type: text/plain\r\nContent-Length: 27\r\n\r\n"
+            }
         }
     }
 
@@ -114,6 +123,7 @@ impl Canned {
             Canned::UriTooLong => b"uri too long\n",
             Canned::HeadersTooLarge => b"request headers too large\n",
             Canned::NotReady => b"no snapshot loaded\n",
+            Canned::VersionNotSupported => b"http version not supported\n",
         }
     }
 }
@@ -152,30 +162,65 @@ impl Persist {
 pub struct Preformatted {
     /// `Date: ...\r\n`, rewritten by the executor's clock tick.
     pub date_line: [u8; 37],
-    /// `Cache-Control: public, max-age=N\r\n` for 301 and 308.
+    /// `Cache-Control: public, max-age=N\r\n` for 301 and 308, for links
+    /// that live at least that long.
     pub permanent_cache: Box<[u8]>,
+    /// The configured N (0: `no-store`).
+    pub permanent_max_age: u64,
 }
+
+const NO_STORE: &[u8] = b"Cache-Control: no-store\r\n";
 
 impl Preformatted {
     pub fn new(permanent_max_age: u64, date: &HttpDate) -> Preformatted {
         let permanent_cache = if permanent_max_age == 0 {
-            b"Cache-Control: no-store\r\n".to_vec()
+            NO_STORE.to_vec()
         } else {
             format!("Cache-Control: public, max-age={permanent_max_age}\r\n").into_bytes()
         };
         let mut pre = Preformatted {
             date_line: *b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
             permanent_cache: permanent_cache.into_boxed_slice(),
+            permanent_max_age,
         };
         pre.set_date(date);
         pre
+    }
+
+    /// The `Cache-Control` line of a permanent redirect whose link has
+    /// `lifetime` seconds left: never cached past the link's expiry
+    /// (`max-age = min(configured, lifetime)`, `no-store` at 0 or below).
+    /// Written from a stack buffer: no allocation.
+    #[inline]
+    fn permanent_cache_line(&self, out: &mut Vec<u8>, lifetime: i64) {
+        if self.permanent_max_age == 0 || lifetime <= 0 {
+            out.extend_from_slice(NO_STORE);
+        } else if lifetime as u64 >= self.permanent_max_age {
+            out.extend_from_slice(&self.permanent_cache);
+        } else {
+            out.extend_from_slice(b"Cache-Control: public, max-age=");
+            let mut digits = [0u8; 20];
+            let mut at = digits.len();
+            let mut n = lifetime as u64;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            out.extend_from_slice(&digits[at..]);
+            out.extend_from_slice(b"\r\n");
+        }
     }
 
     pub fn set_date(&mut self, date: &HttpDate) {
         self.date_line[6..35].copy_from_slice(date);
     }
 
-    /// Appends a redirect to `location` (plus the merged `query`, if any).
+    /// Appends a redirect to `location` (plus the merged `query`, if any)
+    /// for a link that never expires.
     pub fn redirect(
         &self,
         out: &mut Vec<u8>,
@@ -183,6 +228,20 @@ impl Preformatted {
         location: &[u8],
         query: &[u8],
         persist: Persist,
+    ) {
+        self.redirect_for(out, status, location, query, persist, i64::MAX);
+    }
+
+    /// [`Preformatted::redirect`] for a link with `lifetime` seconds left,
+    /// which caps how long a permanent redirect may be cached.
+    pub fn redirect_for(
+        &self,
+        out: &mut Vec<u8>,
+        status: RedirectStatus,
+        location: &[u8],
+        query: &[u8],
+        persist: Persist,
+        lifetime: i64,
     ) {
         out.extend_from_slice(match status {
             RedirectStatus::MovedPermanently => b"HTTP/1.1 301 Moved Permanently\r\nLocation: ",
@@ -194,7 +253,7 @@ impl Preformatted {
         out.extend_from_slice(b"\r\n");
         match status {
             RedirectStatus::MovedPermanently | RedirectStatus::PermanentRedirect => {
-                out.extend_from_slice(&self.permanent_cache)
+                self.permanent_cache_line(out, lifetime)
             }
             // Temporary redirects are decided per request: never cached.
             _ => out.extend_from_slice(b"Cache-Control: private, no-store\r\n"),
@@ -285,6 +344,7 @@ mod tests {
             Canned::UriTooLong,
             Canned::HeadersTooLarge,
             Canned::NotReady,
+            Canned::VersionNotSupported,
         ] {
             let tail = std::str::from_utf8(canned.tail()).unwrap();
             let len: usize = tail
@@ -296,6 +356,39 @@ mod tests {
                 .unwrap();
             assert_eq!(len, canned.body().len(), "{canned:?}");
         }
+    }
+
+    #[test]
+    fn permanent_redirects_are_never_cached_past_the_link() {
+        let cache = |max_age: u64, lifetime: i64| {
+            let pre = Preformatted::new(max_age, &crate::http::date::format(0));
+            let mut out = Vec::new();
+            pre.redirect_for(
+                &mut out,
+                RedirectStatus::MovedPermanently,
+                b"https://x.y/",
+                b"",
+                Persist::KeepAlive11,
+                lifetime,
+            );
+            let text = String::from_utf8(out).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("Cache-Control"))
+                .unwrap();
+            line.to_owned()
+        };
+        assert_eq!(cache(3600, 120), "Cache-Control: public, max-age=120");
+        assert_eq!(cache(3600, 1), "Cache-Control: public, max-age=1");
+        assert_eq!(cache(3600, 0), "Cache-Control: no-store");
+        assert_eq!(cache(3600, -5), "Cache-Control: no-store");
+        assert_eq!(cache(60, 120), "Cache-Control: public, max-age=60");
+        assert_eq!(cache(60, i64::MAX), "Cache-Control: public, max-age=60");
+        assert_eq!(cache(0, 120), "Cache-Control: no-store");
+        assert_eq!(
+            cache(u64::MAX, 1_234_567_890_123),
+            "Cache-Control: public, max-age=1234567890123"
+        );
     }
 
     #[test]

@@ -17,11 +17,14 @@ pub struct Engine {
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub cores: usize,
+    /// The engine's state directory, when the test did not give one.
+    pub state: Option<tempfile::TempDir>,
 }
 
 impl Engine {
     /// Starts the engine with `args` after `serve --listen 127.0.0.1:0
-    /// --admin 127.0.0.1:0` and waits for its readiness line.
+    /// --admin 127.0.0.1:0` (and a state directory of its own unless `args`
+    /// name one) and waits for its readiness line.
     pub fn start(args: &[&str]) -> Engine {
         Self::start_command(Command::new(env!("CARGO_BIN_EXE_engine")), args)
     }
@@ -32,13 +35,21 @@ impl Engine {
     /// readiness line must confirm it: the suite runs once per backend.
     pub fn start_command(mut command: Command, args: &[&str]) -> Engine {
         let io = backend();
+        let state = (!args.contains(&"--state-dir")).then(|| tempfile::tempdir().unwrap());
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
             .args(["--io", &io])
             .args(args)
-            .env("RUST_LOG", "warn")
+            // ENGINE_TEST_LOG=debug shows more of the engine's log.
+            .env(
+                "RUST_LOG",
+                std::env::var("ENGINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(state) = &state {
+            command.arg("--state-dir").arg(state.path());
+        }
         let mut child = command.spawn().expect("spawn engine");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -63,7 +74,19 @@ impl Engine {
             listen: ready["listen"].as_str().unwrap().parse().unwrap(),
             admin: ready["admin"].as_str().unwrap().parse().unwrap(),
             cores: ready["cores"].as_u64().unwrap() as usize,
+            state,
         }
+    }
+
+    /// `GET /readyz` of the admin port, parsed (whatever its status).
+    pub fn readyz(&self) -> serde_json::Value {
+        let response = raw(
+            self.admin,
+            b"GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        );
+        let parsed = parse_responses(&response);
+        assert_eq!(parsed.len(), 1, "{}", String::from_utf8_lossy(&response));
+        serde_json::from_slice(&parsed[0].body).expect("readyz is JSON")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -269,6 +292,19 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Stream settings as their owners make them: with limits (an hour, 64 MiB),
+/// which the engine requires of the streams it uses.
+pub fn limited_stream(name: &str, subject: &str) -> async_nats::jetstream::stream::Config {
+    async_nats::jetstream::stream::Config {
+        name: name.to_owned(),
+        subjects: vec![subject.to_owned()],
+        max_age: Duration::from_secs(3600),
+        max_bytes: 64 << 20,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
     }
 }
 

@@ -62,10 +62,10 @@ struct Registered<'a> {
 }
 
 impl<'a> Registered<'a> {
-    fn new(sweeper: &'a Sweeper, fd: std::os::fd::RawFd) -> Self {
+    fn new(sweeper: &'a Sweeper, fd: std::os::fd::RawFd, first_byte_by: Instant) -> Self {
         Registered {
             sweeper,
-            deadline: sweeper.register(fd),
+            deadline: sweeper.register(fd, first_byte_by),
         }
     }
 }
@@ -91,8 +91,13 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>, sweeper: Rc<Sweeper>) 
     let mut buf = vec![0u8; core.limits.max_head].into_boxed_slice();
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut filled = 0usize;
-    let mut session = Session::new(Instant::now());
-    let timer = Registered::new(&sweeper, stream.as_raw_fd());
+    let accepted = Instant::now();
+    let mut session = Session::new(accepted);
+    let timer = Registered::new(
+        &sweeper,
+        stream.as_raw_fd(),
+        accepted + core.crowded_first_byte,
+    );
     // Only click records need the peer (one system call per connection).
     let peer = match core.clicks.borrow().is_some() {
         true => stream.peer_addr().map_or(UNSPECIFIED, |a| a.ip()),
@@ -104,7 +109,9 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>, sweeper: Rc<Sweeper>) 
         if !pending && core.draining.get() {
             return;
         }
-        timer.set(session.cutoff(core, filled));
+        // The crowded first-byte deadline is the sweeper's (it knows when
+        // the core is crowded).
+        timer.set(session.cutoff(core, filled, false));
         let n = match stream.read(&mut buf[filled..]).await {
             Ok(n) if n > 0 => n,
             _ if timer.fired() && pending => {
@@ -114,8 +121,16 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>, sweeper: Rc<Sweeper>) 
                 let _ = stream.write_all(&out).await;
                 return;
             }
-            _ => return,
+            _ => {
+                if timer.fired() && session.is_fresh() {
+                    core.metrics.first_byte_timeouts.inc();
+                }
+                return;
+            }
         };
+        if session.is_fresh() {
+            timer.first_byte_arrived();
+        }
         let arrived = Instant::now();
         session.arrived(core, filled, arrived);
         tracker.set_busy(true);

@@ -32,6 +32,7 @@ impl Io {
         // that nothing else owns.
         let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
         let sweeper = Rc::new(Sweeper::default());
+        let core_for_sweep = core.clone();
         Io {
             accept: Some(glommio::spawn_local(accept_loop(
                 listener,
@@ -39,7 +40,7 @@ impl Io {
                 sweeper.clone(),
                 max_connections,
             ))),
-            sweeper: glommio::spawn_local(sweep_loop(sweeper)),
+            sweeper: glommio::spawn_local(sweep_loop(sweeper, core_for_sweep)),
         }
     }
 
@@ -84,10 +85,10 @@ async fn accept_loop(
     }
 }
 
-/// Cuts off late and idle connections every [`SWEEP_EVERY`] ticks.
-async fn sweep_loop(sweeper: Rc<Sweeper>) {
+/// Cuts off late, silent and idle connections every [`SWEEP_EVERY`] ticks.
+async fn sweep_loop(sweeper: Rc<Sweeper>, core: Rc<Core>) {
     loop {
         glommio::timer::sleep(TICK * SWEEP_EVERY).await;
-        sweeper.sweep(Instant::now());
+        sweeper.sweep(Instant::now(), core.crowded());
     }
 }

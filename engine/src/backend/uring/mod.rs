@@ -17,16 +17,22 @@
 //!   `COOP_TASKRUN`, or nothing, by kernel; [`setup`]), so completions never
 //!   interrupt the core: they are run when the loop asks for them.
 //!
-//! The loop is a glommio task, so glommio stays the core's executor: the
-//! core's tick (the `Date` header, commands, click batch ages) runs whenever
-//! the loop yields, which it does every tick (5 ms). The loop waits in its
-//! own ring for at most the time to the next tick, so the core never sleeps
-//! past work glommio has. Nothing else on the core uses glommio's I/O.
+//! The loop is a glommio task, so glommio stays the core's executor. The
+//! loop runs the core's tick itself (the `Date` header, commands such as a
+//! link change, click batch ages) every [`TICK`], waiting in its own ring
+//! for at most the time to the next one, so an idle core applies a change
+//! within 5 ms of receiving it. It does not leave the tick to a glommio timer
+//! task: the loop is always runnable, so glommio's reactor (which fires
+//! timers) runs only when glommio's preemption timer expires, every 100 ms,
+//! and changes reached idle cores 40-100 ms late. The loop still yields to
+//! glommio every tick for the core's other tasks (the shutdown sequence).
+//! Nothing else on the core uses glommio's I/O.
 //!
 //! Deadlines are swept here every 100 ms, as in the glommio backend: a
-//! connection whose head is late gets 408, an idle one is closed, and one
-//! whose send has not finished within 10 s (a client that does not read) is
-//! dropped. Back-pressure: at 64 KiB of unsent answers a connection stops
+//! connection whose head is late gets 408, a silent or idle one is closed
+//! (a new connection gets the shorter first-byte deadline while the core's
+//! slots are more than 3/4 full), and one whose send has not finished within
+//! 10 s (a client that does not read) is dropped. Back-pressure: at 64 KiB of unsent answers a connection stops
 //! answering and keeps input in its stash; at 32 KiB of stash its receive is
 //! cancelled until the output drains, so the TCP window closes on the client.
 
@@ -35,6 +41,7 @@ pub mod conn;
 pub mod setup;
 
 use crate::clock::TurnClock;
+use crate::core::command::{self, Command};
 use crate::core::session::timeout_answer;
 use crate::core::{Core, SWEEP_EVERY, TICK};
 use bufring::BufRing;
@@ -107,6 +114,8 @@ pub struct Driver {
     /// This turn's completions, copied out of the ring.
     completions: Vec<(u64, i32, u32)>,
     clock: TurnClock,
+    /// The core's command channel, drained by the loop's tick.
+    commands: crossbeam_channel::Receiver<Command>,
 }
 
 impl Driver {
@@ -116,6 +125,7 @@ impl Driver {
         listener: RawFd,
         buffers: u16,
         max_connections: usize,
+        commands: crossbeam_channel::Receiver<Command>,
     ) -> io::Result<Driver> {
         let (ring, flavor) = setup::build(setup::SQ_ENTRIES, setup::CQ_ENTRIES)?;
         let buffers = BufRing::register(&ring.submitter(), buffers, BUFFER_SIZE, BUFFER_GROUP)?;
@@ -135,6 +145,7 @@ impl Driver {
             rearm: Vec::with_capacity(1024),
             completions: Vec::with_capacity(setup::CQ_ENTRIES as usize),
             clock: TurnClock::new(),
+            commands,
         })
     }
 
@@ -169,6 +180,11 @@ impl Driver {
                 next_tick = now + TICK;
                 ticks = ticks.wrapping_add(1);
                 self.clock = TurnClock::new();
+                // Commands (changes, snapshot swaps) are applied here, on
+                // time, rather than by a glommio timer task (module doc).
+                if !command::tick(&self.core, &self.commands) {
+                    self.core.stop_requested.set(true);
+                }
                 if ticks.is_multiple_of(SWEEP_EVERY) {
                     self.sweep(now);
                 }
@@ -506,9 +522,11 @@ impl Driver {
         self.dirty.clear();
     }
 
-    /// Cuts off late heads (408), idle connections and stuck sends.
+    /// Cuts off late heads (408), silent and idle connections and stuck
+    /// sends.
     fn sweep(&mut self, now: Instant) {
         let core = self.core.clone();
+        let crowded = core.crowded();
         for slot in 0..self.conns.slots() {
             let conn = self.conns.get_mut(slot);
             if !conn.live || conn.closing {
@@ -520,10 +538,14 @@ impl Driver {
                 }
                 continue;
             }
-            if conn.close_after_send || now < conn.session.cutoff(&core, conn.stash.len()) {
+            if conn.close_after_send || now < conn.session.cutoff(&core, conn.stash.len(), crowded)
+            {
                 continue;
             }
-            if conn.session.pending(conn.stash.len()) {
+            if conn.session.is_fresh() {
+                core.metrics.first_byte_timeouts.inc();
+                self.close(slot);
+            } else if conn.session.pending(conn.stash.len()) {
                 // Too slow: tell the client why, then hang up.
                 conn.stash.clear();
                 conn.out.clear();
