@@ -19,14 +19,18 @@ PROFILE="${PROFILE:-release}"
 DATABASE="${DATABASE:-shortener}"
 RUN="$STACK_DIR/run"
 LOGS="$STACK_DIR/logs"
-NATS_URL=nats://127.0.0.1:4222
+# The stack's own NATS with one user per role (deploy/nats.sh), not the machine's open one.
+STACK_NATS_PORT="${STACK_NATS_PORT:-4223}"
+NATS_URL="nats://127.0.0.1:$STACK_NATS_PORT"
+NATS_DIR="$STACK_DIR/nats"
+KEYS="$STACK_DIR/keys"
 CLICKHOUSE_URL=http://127.0.0.1:8123
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DATABASE"
 ENGINE_LISTEN=127.0.0.1:8080
 ENGINE_ADMIN=127.0.0.1:9080
 CONTROL_LISTEN=127.0.0.1:8000
 ANALYTICS_METRICS=127.0.0.1:9100
-# MaxMind's test database knows only a few addresses (81.2.69.142 is London); point
+# MaxMind's test database knows only a few networks (175.16.199.0/24 is Changchun, CN); point
 # GEOIP at a real one for real traffic (analytics/README.md says where to get one).
 GEOIP="${GEOIP:-$repo/testkit/fixtures/geoip/GeoIP2-City-Test.mmdb}"
 
@@ -55,11 +59,13 @@ status() {
     else echo "$name not running"; fi
   done
   deploy/services.sh status || true
+  deploy/nats.sh status || true
 }
 
 case "${1:-up}" in
   down)
     for name in control engine analytics; do stop_one "$name"; done
+    deploy/nats.sh down
     deploy/services.sh stop
     exit 0 ;;
   status) status; exit 0 ;;
@@ -101,18 +107,38 @@ if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database W
   psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$DATABASE\""
 fi
 
+echo "== NATS with one user per role"
+export STACK_DIR STACK_NATS_PORT
+deploy/nats.sh up
+
+echo "== keys"
+# Control signs link changes, engines check them; the admin token guards PUT /snapshot.
+# Made once, kept (mode 0600), so restarts keep trusting each other.
+( umask 077; mkdir -p "$KEYS"
+  [ -s "$KEYS/links-signing.pem" ] || openssl genpkey -algorithm ed25519 -out "$KEYS/links-signing.pem"
+  [ -s "$KEYS/links-verify.pem" ] || openssl pkey -in "$KEYS/links-signing.pem" -pubout -out "$KEYS/links-verify.pem"
+  [ -s "$KEYS/engine-admin-token" ] || head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$KEYS/engine-admin-token" )
+export ENGINE_ADMIN_TOKEN
+ENGINE_ADMIN_TOKEN=$(cat "$KEYS/engine-admin-token")
+
 echo "== components"
+# Order: analytics owns CLICKS and control owns LINKS, so both exist before the engine
+# (which never creates them) starts; control pushes the engine its snapshot once it answers.
 start analytics '"event":"ready"' "$BIN/analytics" run \
-  --nats "$NATS_URL" --clickhouse "$CLICKHOUSE_URL" --database analytics \
+  --nats "$NATS_URL" --nats-user analytics --nats-password-file "$NATS_DIR/analytics.password" \
+  --clickhouse "$CLICKHOUSE_URL" --database analytics \
   --geoip "$GEOIP" --metrics "$ANALYTICS_METRICS"
-start engine '"event":"ready"' "$BIN/engine" serve \
-  --listen "$ENGINE_LISTEN" --admin "$ENGINE_ADMIN" --nats "$NATS_URL" \
-  --snapshot-dir "$STACK_DIR/engine" --node-id demo --trusted-proxy 127.0.0.1 \
-  --click-spool-dir "$STACK_DIR/engine/spool"
 start control '"event":"ready"' "$BIN/control" serve \
-  --listen "$CONTROL_LISTEN" --database-url "$DATABASE_URL" --nats "$NATS_URL" \
+  --listen "$CONTROL_LISTEN" --database-url "$DATABASE_URL" \
+  --nats "$NATS_URL" --nats-user control --nats-password-file "$NATS_DIR/control.password" \
+  --links-signing-key "$KEYS/links-signing.pem" \
   --clickhouse "$CLICKHOUSE_URL" --short-base "http://$ENGINE_LISTEN" \
   --engine-admin "$ENGINE_ADMIN" --snapshot-dir "$STACK_DIR/snapshots"
+start engine '"event":"ready"' "$BIN/engine" serve \
+  --listen "$ENGINE_LISTEN" --admin "$ENGINE_ADMIN" --state-dir "$STACK_DIR/engine" \
+  --nats "$NATS_URL" --nats-user engine --nats-password-file "$NATS_DIR/engine.password" \
+  --links-verify-key "$KEYS/links-verify.pem" \
+  --node-id demo --trusted-proxy 127.0.0.1
 
 echo "== demo key and links"
 if [ ! -s "$STACK_DIR/demo-key" ]; then
@@ -138,8 +164,8 @@ The stack is up.
 
 Try:
   curl -i http://$ENGINE_LISTEN/rust            # or open it in a browser
-  curl -s -o /dev/null -H 'X-Forwarded-For: 81.2.69.142' -A 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36' http://$ENGINE_LISTEN/rust
-      (this engine trusts X-Forwarded-For from 127.0.0.1 for the demo: the click shows as London, GB)
+  curl -s -o /dev/null -H 'X-Forwarded-For: 175.16.199.77' -A 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36' http://$ENGINE_LISTEN/rust
+      (this engine trusts X-Forwarded-For from 127.0.0.1 for the demo: the click shows as Changchun, CN)
   curl -s -X POST http://$CONTROL_LISTEN/v1/links -H "Authorization: Bearer $KEY" \\
        -H 'Content-Type: application/json' -d '{"target":"https://example.com/hello"}'
   curl -s "http://$CONTROL_LISTEN/v1/links/rust/stats?bucket=minute" -H "Authorization: Bearer $KEY"

@@ -73,10 +73,13 @@ engine_args() {
   [[ $s != engine && $ENGINE_IO_FLAG == 1 ]] && printf '%s\n' --io "${s#engine-}"
   if [[ $CLICKS == 1 ]]; then
     # Private subjects: clicks.> (the default) would overlap any CLICKS stream on the server.
+    create_clicks_stream "PERF_CLICKS_$tag" "perf.$tag.clicks.>" >&2 || true
     printf '%s\n' --nats "$NATS_URL" --node-id perf \
       --clicks-stream "PERF_CLICKS_$tag" --clicks-subject-prefix "perf.$tag.clicks" \
       --links-stream "PERF_LINKS_$tag" --links-subject "perf.$tag.links" \
-      --click-spool-dir "$TMP/spool-$s-$2"
+      --allow-unsigned-links --state-dir "$TMP/state-$s-$2"
+  else
+    printf '%s\n' --state-dir "$TMP/state-$s-$2"
   fi
   return 0
 }

@@ -207,11 +207,17 @@ for s in $SERVERS; do
         # Private streams and subjects: a click stream on clicks.> (the
         # default) would overlap any CLICKS stream already on the server and
         # the engine could not create it; LINKS is left alone the same way.
+        # The engine creates neither stream: the click stream is made here
+        # with limits, as analytics would; no link changes flow in a run, so
+        # unsigned ones may be allowed (a development setting).
         tag=${RUN_ID}_${s//-/_}
+        create_clicks_stream "PERF_CLICKS_$tag" "perf.$tag.clicks.>"
         c+=(--nats "$NATS_URL" --node-id perf
             --clicks-stream "PERF_CLICKS_$tag" --clicks-subject-prefix "perf.$tag.clicks"
             --links-stream "PERF_LINKS_$tag" --links-subject "perf.$tag.links"
-            --click-spool-dir "$TMP/spool-$s")
+            --allow-unsigned-links --state-dir "$TMP/state-$s")
+      else
+        c+=(--state-dir "$TMP/state-$s")
         STREAMS[$s]="PERF_CLICKS_$tag PERF_LINKS_$tag"
       fi
       echo "${c[*]}" >> "$OUT/commands.txt"

@@ -64,21 +64,8 @@ start_engine() {
     ADMIN=$(jq -r .admin <"$out")
 }
 
-# create_stream URL NAME SUBJECT: the click stream as analytics makes it,
-# with limits (the engine never creates it and refuses one without).
-create_stream() {
-    python3 - "$@" <<'EOF2'
-import json, socket, sys, urllib.parse
-u = urllib.parse.urlparse(sys.argv[1]); name, subject = sys.argv[2], sys.argv[3]
-config = json.dumps({"name": name, "subjects": [subject], "storage": "file",
-                     "max_age": 3600 * 10**9, "max_bytes": 1 << 30,
-                     "duplicate_window": 120 * 10**9}).encode()
-s = socket.create_connection((u.hostname, u.port or 4222)); s.recv(4096)
-s.sendall(b'CONNECT {"verbose":false}\r\n')
-s.sendall(f"PUB $JS.API.STREAM.CREATE.{name} _INBOX.create {len(config)}\r\n".encode() + config + b"\r\n")
-s.sendall(b"PING\r\n"); s.recv(4096)
-EOF2
-}
+# shellcheck source=perf/scripts/jetstream.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../perf/scripts/jetstream.sh"
 
 metric() { # metric NAME: sum over labels from the engine's /metrics
     curl -s "http://$ADMIN/metrics" | awk -v n="$1" '$1 ~ "^"n"({|$)" { s += $2 } END { print s + 0 }'
@@ -87,7 +74,7 @@ metric() { # metric NAME: sum over labels from the engine's /metrics
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(uname -r); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "engine: $(git log -1 --format='%h %cI' -- engine/src) ($BIN/engine)"
 echo
-create_stream "$NATS_URL" "CLICKS_$TAG" "$TAG.clicks.>"
+create_clicks_stream "CLICKS_$TAG" "$TAG.clicks.>"
 echo "mode round responses rps engine_cpu_ms us_per_response captured published"
 for round in $(seq "$ROUNDS"); do
     for mode in clicks no-clicks; do
@@ -127,15 +114,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # Remove the benchmark's streams from the shared NATS.
-python3 - "$NATS_URL" "$TAG" <<'EOF' || true
-import json, socket, sys, urllib.parse
-u = urllib.parse.urlparse(sys.argv[1]); tag = sys.argv[2]
-s = socket.create_connection((u.hostname, u.port or 4222)); s.recv(4096)
-s.sendall(b'CONNECT {"verbose":false}\r\n')
-for name in (f"CLICKS_{tag}", f"LINKS_{tag}"):
-    s.sendall(f"PUB $JS.API.STREAM.DELETE.{name} 0\r\n\r\n".encode())
-s.sendall(b"PING\r\n"); s.recv(4096)
-EOF
+for st in "CLICKS_$TAG" "LINKS_$TAG"; do js_api "\$JS.API.STREAM.DELETE.$st" >/dev/null 2>&1 || true; done
 
 echo
 echo "publisher: $SPOOL_N clicks spooled with a private nats-server down, then replayed"

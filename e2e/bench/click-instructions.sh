@@ -26,15 +26,19 @@ TAG="e2einstr$$"
 cp "${1:-/tmp/perf-harness-100000/links.snap}" "$WORK/links.snap"
 cp "${2:-/tmp/perf-harness-100000/codes.txt}" "$WORK/codes.txt"
 trap 'rm -rf "$WORK"' EXIT
+# shellcheck source=perf/scripts/jetstream.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../perf/scripts/jetstream.sh"
+create_clicks_stream "CLICKS_$TAG" "$TAG.clicks.>"
 
 # one MODE COUNT -> prints Ir of a whole engine run that served COUNT requests
 one() {
     local mode=$1 n=$2 base=$WORK/$1-$2 pid listen admin args
     if [[ $mode == clicks ]]; then
         args=(--nats "$NATS_URL" --node-id "$TAG" --links-stream "LINKS_$TAG" --links-subject "$TAG.links"
-            --clicks-stream "CLICKS_$TAG" --clicks-subject-prefix "$TAG.clicks" --click-spool-dir "$base.spool")
+            --clicks-stream "CLICKS_$TAG" --clicks-subject-prefix "$TAG.clicks"
+            --allow-unsigned-links --state-dir "$base.state")
     else
-        args=(--no-clicks)
+        args=(--no-clicks --state-dir "$base.state")
     fi
     valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$base.cg" \
         "$BIN/engine" serve --snapshot "$WORK/links.snap" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
@@ -74,12 +78,4 @@ for mode in ${MODES:-no-clicks clicks}; do
     fi
 done
 
-python3 - "$NATS_URL" "$TAG" <<'EOF' || true
-import socket, sys, urllib.parse
-u = urllib.parse.urlparse(sys.argv[1]); tag = sys.argv[2]
-s = socket.create_connection((u.hostname, u.port or 4222)); s.recv(4096)
-s.sendall(b'CONNECT {"verbose":false}\r\n')
-for name in (f"CLICKS_{tag}", f"LINKS_{tag}"):
-    s.sendall(f"PUB $JS.API.STREAM.DELETE.{name} 0\r\n\r\n".encode())
-s.sendall(b"PING\r\n"); s.recv(4096)
-EOF
+for st in "CLICKS_$TAG" "LINKS_$TAG"; do js_api "\$JS.API.STREAM.DELETE.$st" >/dev/null 2>&1 || true; done
