@@ -6,13 +6,14 @@
 
 mod common;
 
-use common::{Engine, PrivateNats, eventually, limited_stream, snapshot_dir};
+use common::{Engine, eventually, limited_stream, snapshot_dir};
 use snapshots::Link;
 use snapshots::click::ClickBatch;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 use testkit::JetStreamScope;
+use testkit::PrivateNats;
 
 /// Every click event in `stream`: (subject, node, event id, status, ip, code, ua, referrer, lang, host).
 type Row = (
@@ -256,10 +257,9 @@ async fn clicks_wait_for_a_stream_with_limits() {
 
 #[test]
 fn nats_outage_spools_then_replays_every_click() {
-    let port = testkit::free_port();
-    let nats = PrivateNats::start(port, tempfile::tempdir().unwrap());
+    let mut nats = PrivateNats::start().unwrap();
     let (dir, path) = snapshot_dir(1, &[Link::new("abc", "https://example.com/abc")]);
-    let url = format!("nats://127.0.0.1:{port}");
+    let url = nats.url();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = async_nats::connect(&url).await.unwrap();
@@ -296,7 +296,7 @@ fn nats_outage_spools_then_replays_every_click() {
     eventually(Duration::from_secs(20), "first clicks published", || {
         engine.metric_sum("engine_click_events_published_total", "") == 20.0
     });
-    let (port, store) = nats.stop();
+    nats.stop();
     get(30);
     eventually(
         Duration::from_secs(30),
@@ -304,7 +304,7 @@ fn nats_outage_spools_then_replays_every_click() {
         || engine.metric_sum("engine_click_events_spooled_total", "") >= 30.0,
     );
     assert!(engine.metric_sum("engine_click_spool_bytes", "") > 0.0);
-    let nats = PrivateNats::start(port, store);
+    nats.restart().unwrap();
     eventually(Duration::from_secs(60), "spool replayed", || {
         engine.metric_sum("engine_click_events_published_total", "") >= 50.0
             && engine.metric_sum("engine_click_spool_batches", "") == 0.0

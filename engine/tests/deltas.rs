@@ -296,9 +296,10 @@ async fn starts_after_the_snapshot_sequence_in_a_long_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_down_at_start_then_up() {
-    let port = testkit::free_port();
+    // A port and store for NATS, started only after the engine.
+    let mut nats = testkit::PrivateNats::not_started().unwrap();
     let (_dir, path) = snapshot_dir(1, &[Link::new("a", "https://a/1")]);
-    let url = format!("nats://127.0.0.1:{port}");
+    let url = nats.url();
     let keys = LinkKeys::new().unwrap();
     let args: Vec<String> = [
         "--snapshot",
@@ -318,7 +319,7 @@ async fn nats_down_at_start_then_up() {
         // Nothing on the port yet: the engine starts and serves anyway.
         let engine = Engine::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(engine.get("/a"), (301, Some("https://a/1".into())));
-        let nats = common::PrivateNats::start(port, tempfile::tempdir().unwrap());
+        nats.restart().unwrap();
         (engine, nats)
     })
     .await

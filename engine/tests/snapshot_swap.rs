@@ -506,6 +506,6 @@ fn sigterm_finishes_in_flight_and_exits_zero() {
     assert_eq!(parsed.len(), 1, "{:?}", String::from_utf8_lossy(&rest));
     assert_eq!(parsed[0].status, 302);
     assert_eq!(parsed[0].header("connection"), Some("close"));
-    let status = engine.child.wait().unwrap();
+    let status = engine.process.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }

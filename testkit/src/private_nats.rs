@@ -82,20 +82,31 @@ impl PrivateNats {
         Self::launch(Some(names))
     }
 
+    /// An open server's port and store, not started yet: for tests of a
+    /// client that starts before its server does ([`restart`](Self::restart)
+    /// starts it).
+    pub fn not_started() -> anyhow::Result<PrivateNats> {
+        Self::prepare(None)
+    }
+
     fn launch(names: Option<&StreamNames>) -> anyhow::Result<PrivateNats> {
+        let mut nats = Self::prepare(names)?;
+        nats.restart()?;
+        Ok(nats)
+    }
+
+    fn prepare(names: Option<&StreamNames>) -> anyhow::Result<PrivateNats> {
         let dir = tempfile::Builder::new().prefix("testkit-nats-").tempdir()?;
         let config = match names {
             Some(names) => Some(write_auth(dir.path(), names)?),
             None => None,
         };
-        let mut nats = PrivateNats {
+        Ok(PrivateNats {
             child: None,
             port: crate::free_port(),
             dir,
             config,
-        };
-        nats.restart()?;
-        Ok(nats)
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -3,17 +3,16 @@
 #![allow(dead_code)]
 
 use snapshots::{Link, RedirectStatus, SnapshotBuilder};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream as StdTcpStream;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A running `engine serve`, killed when dropped.
+/// A running `engine serve` (a [`testkit::ReadyChild`]: killed when
+/// dropped, its log kept when the test fails).
 pub struct Engine {
-    pub child: Child,
+    pub process: testkit::ReadyChild,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub cores: usize,
@@ -40,40 +39,23 @@ impl Engine {
             .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
             .args(["--io", &io])
             .args(args)
-            // ENGINE_TEST_LOG=debug shows more of the engine's log.
+            // ENGINE_TEST_LOG=debug puts more of the engine's log in its log file.
             .env(
                 "RUST_LOG",
                 std::env::var("ENGINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            );
         if let Some(state) = &state {
             command.arg("--state-dir").arg(state.path());
         }
-        let mut child = command.spawn().expect("spawn engine");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if !line.is_empty() => line,
-            other => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!("engine did not become ready: {other:?}, exit {status:?}");
-            }
-        };
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
-        assert_eq!(ready["event"], "ready", "{line}");
-        assert_eq!(ready["io"], io.as_str(), "{line}");
+        let process = testkit::ReadyChild::spawn("engine", command)
+            .unwrap_or_else(|e| panic!("engine did not become ready: {e:#}"));
+        let ready = &process.ready;
+        assert_eq!(ready["io"], io.as_str(), "{ready}");
         Engine {
-            child,
-            listen: ready["listen"].as_str().unwrap().parse().unwrap(),
-            admin: ready["admin"].as_str().unwrap().parse().unwrap(),
+            listen: process.field("listen").parse().unwrap(),
+            admin: process.field("admin").parse().unwrap(),
             cores: ready["cores"].as_u64().unwrap() as usize,
+            process,
             state,
         }
     }
@@ -122,13 +104,14 @@ impl Engine {
 
     /// Sum of a metric's samples whose labels contain `label` (e.g. `status="301"`).
     pub fn metric_sum(&self, name: &str, label: &str) -> f64 {
-        metric_values(&self.metrics(), name, label).iter().sum()
+        let labels: &[&str] = if label.is_empty() { &[] } else { &[label] };
+        testkit::prometheus::sum(&testkit::prometheus::parse(&self.metrics()), name, labels)
     }
 
     /// Sends a signal to the engine.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.process.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -140,23 +123,16 @@ pub fn backend() -> String {
     std::env::var("ENGINE_TEST_IO").unwrap_or_else(|_| "uring".to_owned())
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Values of `name{...label...}` samples in Prometheus text.
+/// Values of `name{...label...}` samples in Prometheus text (one per
+/// series, e.g. per core).
 pub fn metric_values(text: &str, name: &str, label: &str) -> Vec<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    testkit::prometheus::parse(text)
+        .into_iter()
+        .filter(|(series, _)| {
+            let (base, labels) = series.split_once('{').unwrap_or((series, ""));
+            base == name && labels.contains(label)
         })
-        .filter(|line| line.contains(label))
-        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .map(|(_, value)| value)
         .collect()
 }
 
@@ -305,43 +281,5 @@ pub fn limited_stream(name: &str, subject: &str) -> async_nats::jetstream::strea
         max_bytes: 64 << 20,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
-    }
-}
-
-/// A private nats-server with JetStream, so the test can stop and restart it.
-pub struct PrivateNats {
-    child: Child,
-    pub port: u16,
-    store: tempfile::TempDir,
-}
-
-impl PrivateNats {
-    pub fn start(port: u16, store: tempfile::TempDir) -> PrivateNats {
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed");
-        eventually(Duration::from_secs(10), "nats-server listening", || {
-            StdTcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        PrivateNats { child, port, store }
-    }
-
-    pub fn stop(mut self) -> (u16, tempfile::TempDir) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let store = tempfile::TempDir::new().unwrap();
-        let store = std::mem::replace(&mut self.store, store);
-        (self.port, store)
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
