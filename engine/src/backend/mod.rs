@@ -61,8 +61,10 @@ impl Backend {
 }
 
 /// The I/O backend: uring when asked for or, for `auto`, when this kernel can
-/// run it; an explicit `uring` the kernel cannot run is a start-up error.
-pub fn pick(choice: IoChoice) -> Result<Backend, StartError> {
+/// run it; an explicit `uring` the kernel cannot run is a start-up error, and
+/// so is TLS (`tls`) without uring (glommio's sockets do not serve it; the
+/// configuration refuses `--io glommio` with TLS already).
+pub fn pick(choice: IoChoice, tls: bool) -> Result<Backend, StartError> {
     if choice == IoChoice::Glommio {
         return Ok(Backend::Glommio);
     }
@@ -71,6 +73,7 @@ pub fn pick(choice: IoChoice) -> Result<Backend, StartError> {
             tracing::info!(ring = flavor.name(), "io_uring backend");
             Ok(Backend::Uring)
         }
+        Err(reason) if tls => Err(StartError::TlsNeedsUring { reason }),
         Err(reason) if choice == IoChoice::Uring => Err(StartError::UringUnsupported { reason }),
         Err(reason) => {
             tracing::warn!(%reason, "io_uring backend unavailable, using glommio's sockets");
@@ -99,6 +102,7 @@ pub fn spawn(
     config: Arc<Config>,
     backend: Backend,
     listen: SocketAddr,
+    tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     commands: Receiver<Command>,
     metrics: Arc<CoreMetrics>,
     snapshot: Option<Arc<Snapshot>>,
@@ -134,10 +138,28 @@ pub fn spawn(
                         return;
                     }
                 };
+                let tls_socket = match &tls {
+                    None => None,
+                    Some((addr, _)) => match bind(*addr, config.backlog) {
+                        Ok(socket) => Some(socket),
+                        Err(source) => {
+                            let _ = started.send(Err(StartError::Listen {
+                                core: id,
+                                addr: *addr,
+                                source,
+                            }));
+                            return;
+                        }
+                    },
+                };
                 let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks));
+                *core.tls.borrow_mut() = tls.map(|(_, config)| config);
                 // The ring's loop ticks itself and takes the channel; on
                 // glommio's sockets the timer task below ticks.
                 let mut commands = Some(commands);
+                // Refused before start (`pick`, the config): glommio's
+                // sockets do not serve TLS.
+                debug_assert!(tls_socket.is_none() || backend == Backend::Uring);
                 let mut running = match backend {
                     Backend::Glommio => Running::Glommio(glommio_net::Io::start(
                         core.clone(),
@@ -148,6 +170,7 @@ pub fn spawn(
                         let driver = match uring::Driver::new(
                             core.clone(),
                             socket.into_raw_fd(),
+                            tls_socket.map(IntoRawFd::into_raw_fd),
                             config.uring_buffers,
                             config.max_connections_per_core,
                             commands.take().expect("the channel is still here"),

@@ -21,6 +21,9 @@ pub enum Command {
     },
     /// Apply one change to the delta map.
     Delta(Arc<DeltaRecord>),
+    /// Start new TLS connections on this configuration (certificates or
+    /// ticket keys changed); established ones keep theirs.
+    Tls(Arc<rustls::ServerConfig>),
     /// Stop accepting, let in-flight requests finish, return.
     Shutdown,
 }
@@ -76,6 +79,7 @@ fn handle(core: &Core, command: Command) -> bool {
                 .delta_applied_seq
                 .set(state.applied_seq() as i64);
         }
+        Command::Tls(config) => *core.tls.borrow_mut() = Some(config),
         Command::Shutdown => return false,
     }
     true

@@ -79,6 +79,10 @@ pub struct Core {
     /// Bits of a client address kept in click records.
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
+    /// The TLS configuration new TLS connections start from (the latest the
+    /// control thread sent, [`command::Command::Tls`]); `None` without TLS.
+    /// Established connections keep the one they started with.
+    pub tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
 }
 
 impl Core {
@@ -129,6 +133,7 @@ impl Core {
             client_ip_header: config.client_ip_header,
             ipv4_prefix: config.click_ipv4_prefix,
             ipv6_prefix: config.click_ipv6_prefix,
+            tls: RefCell::new(None),
         }
     }
 

@@ -68,6 +68,87 @@ pub enum TlsError {
     Closed,
 }
 
+/// Why a handshake failed, as `engine_tls_handshake_failures_total{reason}`
+/// counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// Plain HTTP sent to the TLS port.
+    PlainHttp,
+    /// A protocol version the node does not speak (SSLv3, TLS 1.0, 1.1).
+    ProtocolVersion,
+    /// Nothing else in common (cipher suites, groups, signature schemes).
+    Incompatible,
+    /// No certificate for the name asked for, and no default.
+    NoCertificate,
+    /// Bytes that are not TLS, or a message out of place.
+    Malformed,
+    /// The client ended it with an alert (e.g. it refused the certificate).
+    PeerAlert,
+    /// Not done within the header timeout of the accept.
+    Timeout,
+    Other,
+}
+
+impl HandshakeFailure {
+    pub const ALL: [HandshakeFailure; 8] = [
+        HandshakeFailure::PlainHttp,
+        HandshakeFailure::ProtocolVersion,
+        HandshakeFailure::Incompatible,
+        HandshakeFailure::NoCertificate,
+        HandshakeFailure::Malformed,
+        HandshakeFailure::PeerAlert,
+        HandshakeFailure::Timeout,
+        HandshakeFailure::Other,
+    ];
+
+    /// The `reason` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandshakeFailure::PlainHttp => "plain_http",
+            HandshakeFailure::ProtocolVersion => "protocol_version",
+            HandshakeFailure::Incompatible => "incompatible",
+            HandshakeFailure::NoCertificate => "no_certificate",
+            HandshakeFailure::Malformed => "malformed",
+            HandshakeFailure::PeerAlert => "peer_alert",
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::Other => "other",
+        }
+    }
+
+    /// The failure an error is, if it ended a handshake.
+    pub fn of(error: &TlsError) -> Option<HandshakeFailure> {
+        use rustls::{Error, PeerIncompatible as P};
+        Some(match error {
+            TlsError::PlainHttp => HandshakeFailure::PlainHttp,
+            TlsError::Handshake(e) => match e {
+                Error::PeerIncompatible(
+                    P::Tls12NotOffered
+                    | P::Tls12NotOfferedOrEnabled
+                    | P::SupportedVersionsExtensionRequired,
+                ) => HandshakeFailure::ProtocolVersion,
+                Error::PeerIncompatible(_) => HandshakeFailure::Incompatible,
+                // rustls's words when the resolver has nothing (hs.rs).
+                Error::General(m) if m.contains("no server certificate") => {
+                    HandshakeFailure::NoCertificate
+                }
+                Error::InvalidMessage(_)
+                | Error::InappropriateHandshakeMessage { .. }
+                | Error::InappropriateMessage { .. }
+                | Error::PeerMisbehaved(_)
+                | Error::DecryptError => HandshakeFailure::Malformed,
+                Error::AlertReceived(_) => HandshakeFailure::PeerAlert,
+                _ => HandshakeFailure::Other,
+            },
+            TlsError::Traffic(_) | TlsError::Closed => return None,
+        })
+    }
+
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[derive(Debug)]
 pub struct TlsConn {
     tls: ServerConnection,

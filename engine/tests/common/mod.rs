@@ -2,6 +2,8 @@
 //! is killed on drop, snapshot files, and raw HTTP over a socket.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use snapshots::{Link, RedirectStatus, SnapshotBuilder};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream as StdTcpStream;
@@ -16,6 +18,8 @@ pub struct Engine {
     pub child: Child,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
+    /// The TLS port, when started with `--tls-listen`.
+    pub tls_listen: Option<SocketAddr>,
     pub cores: usize,
     /// The engine's state directory, when the test did not give one.
     pub state: Option<tempfile::TempDir>,
@@ -73,6 +77,7 @@ impl Engine {
             child,
             listen: ready["listen"].as_str().unwrap().parse().unwrap(),
             admin: ready["admin"].as_str().unwrap().parse().unwrap(),
+            tls_listen: ready["tls_listen"].as_str().map(|a| a.parse().unwrap()),
             cores: ready["cores"].as_u64().unwrap() as usize,
             state,
         }
