@@ -7,8 +7,8 @@
 # Env:   ROUNDS=3  SECS=5 (measured seconds per run; DURATION is an alias)
 #        MODES="keepalive close tls-keepalive tls-full tls-resume" (perf load
 #          --mode: keep-alive or one request per new connection, plain or TLS;
-#          hyper and engine-glommio have no TLS and skip those modes with a
-#          note; the engine's io_uring backend serves them on --tls-listen)
+#          hyper has no TLS and skips them with a note; the engine serves
+#          them on --tls-listen, on either backend)
 #        TLS_NAME=perf.test (the SNI name: a test CA and an ECDSA P-256 leaf
 #          for it are made per run by scripts/tls-certs.sh, and deleted)
 #        CONNS="64 256" (connection counts; every server at each)
@@ -118,8 +118,7 @@ if perf stat -e instructions,cycles true 2>&1 | grep -q "not supported"; then HW
 PERF_STAT=${PERF_STAT:-$HW_COUNTERS}
 ENGINES=()
 for s in $SERVERS; do [[ $s == engine || $s == engine-* ]] && ENGINES+=("$s"); done
-# The engine serves TLS on the io_uring backend (--tls-listen); glommio's
-# sockets do not, so an engine-glommio server skips the TLS modes.
+# The engine serves TLS on --tls-listen (both backends).
 ENGINE_TLS=0
 if [[ $TLS_MODES == 1 && ${#ENGINES[@]} -gt 0 ]]; then
   ENGINE_TLS=1
@@ -138,7 +137,7 @@ fi
   echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "git: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- engine perf || echo ' (engine/ or perf/ modified)')"
   echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2), $(nginx -V 2>&1 | grep -o 'built with OpenSSL [^ ]*' || echo 'OpenSSL version unknown'), running on $(openssl version 2>/dev/null || echo 'unknown')"
-  echo "modes: $MODES$([[ $TLS_MODES == 1 ]] && echo "; TLS: SNI $TLS_NAME, ECDSA P-256 leaf from a per-run test CA, TLS 1.3 + X25519, engine TLS $([[ $ENGINE_TLS == 1 ]] && echo 'on (io_uring backend)' || echo off)")"
+  echo "modes: $MODES$([[ $TLS_MODES == 1 ]] && echo "; TLS: SNI $TLS_NAME, ECDSA P-256 leaf from a per-run test CA, TLS 1.3 + X25519, engine TLS $([[ $ENGINE_TLS == 1 ]] && echo on || echo off)")"
   echo "links: $N, of which $(wc -l < "$WORK/codes.txt") are asked for (codes colliding case-insensitively are left out)"
   echo "hardware counters (instructions, cycles): $([[ $HW_COUNTERS == 1 ]] && echo yes || echo 'not supported on this VM: server cost is CPU time (/proc/PID/stat) per request, user-space instructions from valgrind')"
   echo "click capture: $([[ $CLICKS == 1 ]] && echo "on, $NATS_URL ($(nats-server --version 2>/dev/null || echo 'nats-server version unknown'))" || echo off)"
@@ -195,9 +194,7 @@ for s in $SERVERS; do
       c=(taskset -c "$SERVER_CPU" "$BIN/engine" serve --snapshot "$WORK/links.snap" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --cores 1)
       [[ $s != engine && $ENGINE_IO_FLAG == 1 ]] && c+=(--io "${s#engine-}")
       tls_port=
-      if [[ $ENGINE_TLS == 1 && $s == engine-glommio ]]; then
-        echo "$s: glommio's sockets serve no TLS (engine/README.md, TLS): its TLS modes were skipped" >> "$OUT/notes.txt"
-      elif [[ $ENGINE_TLS == 1 ]]; then
+      if [[ $ENGINE_TLS == 1 ]]; then
         tls_port=$(free_port)
         c+=(--tls-listen "127.0.0.1:$tls_port" --tls-certs "$TLS_DIR/certs")
       fi

@@ -354,7 +354,7 @@ impl ServiceConfig for Config {
 
 impl Config {
     /// TLS: `tls_listen` and `tls_certs` together or not at all, the other
-    /// TLS settings only with them, a port of its own, a backend that has it.
+    /// TLS settings only with them, a port of its own.
     fn validate_tls(&self) -> Result<(), ConfigError> {
         match (&self.tls_listen, &self.tls_certs) {
             (Some(_), None) => {
@@ -375,7 +375,10 @@ impl Config {
                     ("tls_default_cert", self.tls_default_cert.is_some()),
                 ] {
                     if set {
-                        return Err(ConfigError::invalid(field, "needs --tls-listen and --tls-certs"));
+                        return Err(ConfigError::invalid(
+                            field,
+                            "needs --tls-listen and --tls-certs",
+                        ));
                     }
                 }
                 return Ok(());
@@ -389,13 +392,6 @@ impl Config {
             return Err(ConfigError::invalid(
                 "tls_listen",
                 format!("{tls} is also --listen: the TLS port needs an address of its own"),
-            ));
-        }
-        if self.io == IoChoice::Glommio {
-            return Err(ConfigError::invalid(
-                "io",
-                "TLS is served by the io_uring backend only: drop --io glommio (or use --io uring) \
-                 with --tls-listen (README, \"TLS\")",
             ));
         }
         if let Some(name) = &self.tls_default_cert
@@ -568,6 +564,47 @@ mod tests {
         );
         assert_eq!(bad(|c| c.click_ipv4_prefix = 33).0, "click_ipv4_prefix");
         assert_eq!(bad(|c| c.admin_token = Some(" ".into())).0, "admin_token");
+    }
+
+    #[test]
+    fn tls_flags_go_together() {
+        let tls = |listen: Option<&str>, certs: Option<&str>| Config {
+            tls_listen: listen.map(|a| a.parse().unwrap()),
+            tls_certs: certs.map(PathBuf::from),
+            ..Config::default()
+        };
+        let field = |c: Config| c.validate().unwrap_err().field().unwrap().to_owned();
+        assert_eq!(field(tls(Some("127.0.0.1:8443"), None)), "tls_certs");
+        assert_eq!(field(tls(None, Some("/etc/certs"))), "tls_listen");
+        assert_eq!(field(tls(Some("127.0.0.1:8080"), Some("/c"))), "tls_listen");
+        assert_eq!(
+            field(Config {
+                tls_ticket_key_file: Some("/k".into()),
+                ..Config::default()
+            }),
+            "tls_ticket_key_file"
+        );
+        assert_eq!(
+            field(Config {
+                tls_default_cert: Some("../x".into()),
+                ..tls(Some("127.0.0.1:0"), Some("/c"))
+            }),
+            "tls_default_cert"
+        );
+        assert!(Config::default().tls_settings().is_none());
+        let c = Config {
+            tls_default_cert: Some("a.test".into()),
+            ..tls(Some("127.0.0.1:0"), Some("/c"))
+        };
+        c.validate().unwrap();
+        let settings = c.tls_settings().unwrap();
+        assert_eq!(settings.cert_dir, PathBuf::from("/c"));
+        assert_eq!(settings.default_name.as_deref(), Some("a.test"));
+        let c: Config = from_toml(
+            "tls_listen = \"0.0.0.0:443\"\ntls_certs = \"/etc/engine/certs\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     crate::sched::background();
     let config = Arc::new(config);
     let cpus = pick_cpus(config.cores)?;
-    let backend = backend::pick(config.io, config.tls_listen.is_some())?;
+    let backend = backend::pick(config.io)?;
 
     let state_path = config.state_dir();
     let state = StateDir::open(&state_path)?;
@@ -74,7 +74,12 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let listen = probe.local_addr()?.as_socket().context("listen address")?;
     let tls_probe = config.tls_listen.map(reserve).transpose()?;
     let tls_listen = match &tls_probe {
-        Some(probe) => Some(probe.local_addr()?.as_socket().context("TLS listen address")?),
+        Some(probe) => Some(
+            probe
+                .local_addr()?
+                .as_socket()
+                .context("TLS listen address")?,
+        ),
         None => None,
     };
     let (tls_control, tls_config) = match tls {

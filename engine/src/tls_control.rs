@@ -35,14 +35,22 @@ pub const MAX_PUSH_BYTES: usize = 64 * 1024;
 pub enum PushError {
     #[error("{0:?} is not a certificate name (a DNS name, or _.DOMAIN for a wildcard)")]
     BadName(String),
-    #[error("the body has no `BEGIN CERTIFICATE` block (expected the chain, leaf first, then the key, PEM)")]
+    #[error(
+        "the body has no `BEGIN CERTIFICATE` block (expected the chain, leaf first, then the key, PEM)"
+    )]
     NoCertificate,
-    #[error("the body has no `BEGIN ... PRIVATE KEY` block (expected the chain, then the key, PEM)")]
+    #[error(
+        "the body has no `BEGIN ... PRIVATE KEY` block (expected the chain, then the key, PEM)"
+    )]
     NoKey,
     #[error("the body has {0} private keys; one pair at a time")]
     ManyKeys(usize),
     #[error("{0}")]
     Refused(String),
+    /// The operator's directory has a pair for the name, which would keep
+    /// being served instead.
+    #[error("{0} exists: the operator's --tls-certs pair for this name is served instead of a pushed one; remove it there first")]
+    Shadowed(PathBuf),
     #[error("storing the pair in {dir} failed ({step}): {source}")]
     Store {
         step: &'static str,
@@ -122,7 +130,8 @@ impl TlsControl {
         // A load happened if it refused something or changed what is served
         // (a look that found nothing changed has neither).
         if !reload.refused.is_empty() || reload.config.is_some() {
-            let messages: Vec<String> = reload.refused.iter().map(|r| r.error.to_string()).collect();
+            let messages: Vec<String> =
+                reload.refused.iter().map(|r| r.error.to_string()).collect();
             reload
                 .refused
                 .retain(|r| !watched.refused.contains(&r.error.to_string()));
@@ -162,6 +171,10 @@ impl TlsControl {
         // One install or reload at a time, from staging to the reload.
         let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         let filed = name.to_ascii_lowercase();
+        let operator = store.store.settings().cert_dir.join(format!("{filed}.crt"));
+        if operator.exists() {
+            return Err(PushError::Shadowed(operator));
+        }
         let store_error = |step| {
             let dir = dir.to_path_buf();
             move |source| PushError::Store { step, dir, source }
@@ -275,11 +288,21 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n\
 -----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n"
         );
-        assert_eq!(key, "-----BEGIN PRIVATE KEY-----\nKKK\n-----END PRIVATE KEY-----\n");
-        assert!(matches!(split_pem(b"nothing"), Err(PushError::NoCertificate)));
+        assert_eq!(
+            key,
+            "-----BEGIN PRIVATE KEY-----\nKKK\n-----END PRIVATE KEY-----\n"
+        );
+        assert!(matches!(
+            split_pem(b"nothing"),
+            Err(PushError::NoCertificate)
+        ));
         let no_key = b"-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n";
         assert!(matches!(split_pem(no_key), Err(PushError::NoKey)));
-        let two = [&body[..], b"-----BEGIN EC PRIVATE KEY-----\nX\n-----END EC PRIVATE KEY-----\n"].concat();
+        let two = [
+            &body[..],
+            b"-----BEGIN EC PRIVATE KEY-----\nX\n-----END EC PRIVATE KEY-----\n",
+        ]
+        .concat();
         assert!(matches!(split_pem(&two), Err(PushError::ManyKeys(2))));
     }
 }

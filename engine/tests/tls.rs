@@ -10,7 +10,7 @@
 mod common;
 
 use common::tls::{Pair, TestCa, TlsClient, raw_exchange, write_pair};
-use common::{Engine, backend, eventually, link, parse_responses, snapshot_dir};
+use common::{Engine, eventually, link, parse_responses, snapshot_dir};
 use snapshots::RedirectStatus;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -46,9 +46,10 @@ impl TlsEngine {
             "127.0.0.1:0",
             "--tls-certs",
             certs.path().to_str().unwrap(),
-            "--cores",
-            "2",
         ];
+        if !args.contains(&"--cores") {
+            all.extend_from_slice(&["--cores", "2"]);
+        }
         all.extend_from_slice(args);
         let engine = Engine::start(&all);
         TlsEngine {
@@ -60,7 +61,9 @@ impl TlsEngine {
     }
 
     fn tls(&self) -> SocketAddr {
-        self.engine.tls_listen.expect("the readiness line names the TLS port")
+        self.engine
+            .tls_listen
+            .expect("the readiness line names the TLS port")
     }
 
     fn failures(&self, reason: &str) -> f64 {
@@ -75,15 +78,8 @@ impl TlsEngine {
     }
 }
 
-fn uring() -> bool {
-    backend() == "uring"
-}
-
 #[test]
 fn redirects_over_tls_13_and_12() {
-    if !uring() {
-        return;
-    }
     let e = TlsEngine::start(&[]);
     for (version, want) in [
         (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
@@ -112,9 +108,6 @@ fn redirects_over_tls_13_and_12() {
 
 #[test]
 fn sni_chooses_the_certificate() {
-    if !uring() {
-        return;
-    }
     let e = TlsEngine::start(&[]);
     let wildcard = e.ca.write_pair(e.dir(), "_.w.test", &["*.w.test"]);
     let config = e.ca.client(&[]);
@@ -130,9 +123,6 @@ fn sni_chooses_the_certificate() {
 
 #[test]
 fn a_default_certificate_serves_clients_without_sni() {
-    if !uring() {
-        return;
-    }
     let e = TlsEngine::start(&["--tls-default-cert", "a.test"]);
     let mut config = (*e.ca.client(&[])).clone();
     config.enable_sni = false;
@@ -143,9 +133,6 @@ fn a_default_certificate_serves_clients_without_sni() {
 
 #[test]
 fn tickets_resume_on_later_connections() {
-    if !uring() {
-        return;
-    }
     let e = TlsEngine::start(&[]);
     for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
         // One client configuration: its session store keeps the ticket.
@@ -169,8 +156,9 @@ fn tickets_resume_on_later_connections() {
     );
 }
 
-/// A ClientHello of `version` (0x0300 SSLv3, 0x0301 TLS 1.0) offering one
-/// old cipher suite and no extensions.
+/// A ClientHello of `version` (0x0300 SSLv3, 0x0301 TLS 1.0) for SNI
+/// `a.test` (so that the version, not the certificate, is what fails)
+/// offering one old cipher suite.
 fn old_client_hello(version: u16) -> Vec<u8> {
     let [major, minor] = version.to_be_bytes();
     let mut body = vec![major, minor];
@@ -178,6 +166,9 @@ fn old_client_hello(version: u16) -> Vec<u8> {
     body.push(0); // session id
     body.extend_from_slice(&[0, 2, 0x00, 0x2f]); // TLS_RSA_WITH_AES_128_CBC_SHA
     body.extend_from_slice(&[1, 0]); // null compression
+    // Extensions: server_name (0) = host_name "a.test".
+    body.extend_from_slice(&[0, 15, 0, 0, 0, 11, 0, 9, 0, 0, 6]);
+    body.extend_from_slice(b"a.test");
     let mut handshake = vec![1, 0, 0, body.len() as u8];
     handshake.extend_from_slice(&body);
     let mut record = vec![0x16, major, minor, 0, handshake.len() as u8];
@@ -187,9 +178,6 @@ fn old_client_hello(version: u16) -> Vec<u8> {
 
 #[test]
 fn bad_handshakes_close_only_their_connection() {
-    if !uring() {
-        return;
-    }
     let e = TlsEngine::start(&["--cores", "1", "--header-timeout-ms", "1000"]);
     let config = e.ca.client(&[]);
     let mut open = TlsClient::connect(e.tls(), &config, "a.test").unwrap();
@@ -201,11 +189,17 @@ fn bad_handshakes_close_only_their_connection() {
     // SSLv3 and TLS 1.0: refused with an alert.
     for version in [0x0300, 0x0301] {
         let answer = raw_exchange(e.tls(), &old_client_hello(version));
-        assert_eq!(answer.first(), Some(&0x15), "an alert for {version:#x}: {answer:?}");
+        assert_eq!(
+            answer.first(),
+            Some(&0x15),
+            "an alert for {version:#x}: {answer:?}"
+        );
     }
     // A name without a certificate (and no default): an alert, and the
     // client learns it was refused.
-    let err = TlsClient::connect(e.tls(), &config, "other.test").err().unwrap();
+    let err = TlsClient::connect(e.tls(), &config, "other.test")
+        .err()
+        .unwrap();
     assert!(matches!(err, rustls::Error::AlertReceived(_)), "{err:?}");
     // Plain HTTP: told to use https.
     let answer = raw_exchange(e.tls(), b"GET /abc HTTP/1.1\r\nHost: a.test\r\n\r\n");
@@ -241,9 +235,6 @@ fn bad_handshakes_close_only_their_connection() {
 
 #[test]
 fn certificates_reload_without_restart_and_bad_ones_are_refused() {
-    if !uring() {
-        return;
-    }
     let e = TlsEngine::start(&["--watch-interval-ms", "50"]);
     let config = e.ca.client(&[]);
     let mut before = TlsClient::connect(e.tls(), &config, "a.test").unwrap();
@@ -254,7 +245,10 @@ fn certificates_reload_without_restart_and_bad_ones_are_refused() {
     // connection made before carries on.
     let replacement = e.ca.write_pair(e.dir(), "a.test", &["a.test"]);
     eventually(WAIT, "the replacement served", || {
-        TlsClient::connect(e.tls(), &config, "a.test").unwrap().leaf() == replacement
+        TlsClient::connect(e.tls(), &config, "a.test")
+            .unwrap()
+            .leaf()
+            == replacement
     });
     assert_ne!(replacement, old_leaf);
     assert_eq!(before.get("/abc").status, 301);
@@ -262,18 +256,24 @@ fn certificates_reload_without_restart_and_bad_ones_are_refused() {
 
     // A pair that does not match, and an expired one: refused and counted;
     // the name keeps its previous certificate, the expired name gets none.
-    let refusals = e.engine.metric_sum("engine_tls_certificate_refusals_total", "");
+    let refusals = e
+        .engine
+        .metric_sum("engine_tls_certificate_refusals_total", "");
     let other = e.ca.pair(&["a.test"]);
     std::fs::write(e.dir().join("a.test.key"), &other.key).unwrap();
     let expired = e.ca.pair_dated(&["old.test"], -10, -1);
     write_pair(e.dir(), "old.test", &expired);
     eventually(WAIT, "the bad pairs refused", || {
-        e.engine.metric_sum("engine_tls_certificate_refusals_total", "") >= refusals + 2.0
+        e.engine
+            .metric_sum("engine_tls_certificate_refusals_total", "")
+            >= refusals + 2.0
     });
     let mut after = TlsClient::connect(e.tls(), &config, "a.test").unwrap();
     assert_eq!(after.leaf(), replacement);
     assert_eq!(after.get("/abc").status, 301);
-    let err = TlsClient::connect(e.tls(), &config, "old.test").err().unwrap();
+    let err = TlsClient::connect(e.tls(), &config, "old.test")
+        .err()
+        .unwrap();
     assert!(matches!(err, rustls::Error::AlertReceived(_)), "{err:?}");
 }
 
@@ -301,9 +301,6 @@ fn pem_body(pair: &Pair) -> Vec<u8> {
 
 #[test]
 fn put_certs_installs_a_pair() {
-    if !uring() {
-        return;
-    }
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().join("state");
     let e = TlsEngine::start(&[
@@ -337,7 +334,11 @@ fn put_certs_installs_a_pair() {
     let cases: [(&str, Vec<u8>, &str); 5] = [
         ("/certs/p.test", mismatched.into_bytes(), "does not match"),
         ("/certs/r.test", pem_body(&other), "does not cover r.test"),
-        ("/certs/q.test", other.chain.clone().into_bytes(), "PRIVATE KEY"),
+        (
+            "/certs/q.test",
+            other.chain.clone().into_bytes(),
+            "PRIVATE KEY",
+        ),
         ("/certs/q.test", b"hello".to_vec(), "BEGIN CERTIFICATE"),
         ("/certs/.hidden", pem_body(&other), "not a certificate name"),
     ];
@@ -352,6 +353,12 @@ fn put_certs_installs_a_pair() {
     assert!(answer.contains("expired"), "{answer}");
     let (status, _) = put(admin, "/certs/q.test", &vec![b'x'; 100_000], Some("s3cret"));
     assert_eq!(status, 413);
+    // A name the operator's directory serves: 409, the push would be
+    // shadowed.
+    let a = e.ca.pair(&["a.test"]);
+    let (status, answer) = put(admin, "/certs/a.test", &pem_body(&a), Some("s3cret"));
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("a.test.crt"), "{answer}");
     let left: Vec<_> = std::fs::read_dir(state_dir.join("certs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -377,7 +384,8 @@ fn put_certs_installs_a_pair() {
         "--state-dir",
         state_dir.to_str().unwrap(),
     ]);
-    let client = TlsClient::connect(restarted.tls_listen.unwrap(), &ca.client(&[]), "p.test").unwrap();
+    let client =
+        TlsClient::connect(restarted.tls_listen.unwrap(), &ca.client(&[]), "p.test").unwrap();
     assert_eq!(client.leaf(), pushed.der);
 }
 
@@ -405,13 +413,19 @@ fn start_up_refuses_what_cannot_serve_tls() {
     assert!(err.contains("--tls-certs"), "{err}");
     let err = start_error(&["--tls-certs", dir]);
     assert!(err.contains("--tls-listen"), "{err}");
-    let err = start_error(&["--io", "glommio", "--tls-listen", "127.0.0.1:0", "--tls-certs", dir]);
-    assert!(err.contains("io_uring"), "{err}");
     // Nothing usable: the message names the file at fault.
     std::fs::write(certs.path().join("a.test.crt"), "not a certificate").unwrap();
     std::fs::write(certs.path().join("a.test.key"), "not a key").unwrap();
     let err = start_error(&["--tls-listen", "127.0.0.1:0", "--tls-certs", dir]);
-    assert!(err.contains("a.test.crt") && err.contains("no usable certificate"), "{err}");
-    let err = start_error(&["--tls-listen", "127.0.0.1:0", "--tls-certs", "/nonexistent/certs"]);
+    assert!(
+        err.contains("a.test.crt") && err.contains("no usable certificate"),
+        "{err}"
+    );
+    let err = start_error(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-certs",
+        "/nonexistent/certs",
+    ]);
     assert!(err.contains("/nonexistent/certs"), "{err}");
 }

@@ -79,6 +79,7 @@ impl AdminError {
             AdminError::Cert(PushError::Store { .. }) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
             }
+            AdminError::Cert(PushError::Shadowed(_)) => (StatusCode::CONFLICT, "shadowed"),
             AdminError::Cert(_) => (StatusCode::BAD_REQUEST, "invalid_certificate"),
         }
     }

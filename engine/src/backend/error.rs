@@ -20,13 +20,6 @@ pub enum StartError {
     /// `--io uring` was asked for and this kernel cannot run it.
     #[error("--io uring is not available here: {reason} (use --io glommio)")]
     UringUnsupported { reason: String },
-    /// TLS was asked for and the io_uring backend, the one that serves it,
-    /// cannot run here.
-    #[error(
-        "--tls-listen needs the io_uring backend (glommio's sockets do not serve TLS), \
-         and it is not available here: {reason}"
-    )]
-    TlsNeedsUring { reason: String },
     /// The locked-memory limit is below what glommio's executor needs.
     #[error(
         "core {core} (cpu {cpu}) could not start its executor: RLIMIT_MEMLOCK is {limit} bytes, \

@@ -61,10 +61,8 @@ impl Backend {
 }
 
 /// The I/O backend: uring when asked for or, for `auto`, when this kernel can
-/// run it; an explicit `uring` the kernel cannot run is a start-up error, and
-/// so is TLS (`tls`) without uring (glommio's sockets do not serve it; the
-/// configuration refuses `--io glommio` with TLS already).
-pub fn pick(choice: IoChoice, tls: bool) -> Result<Backend, StartError> {
+/// run it; an explicit `uring` the kernel cannot run is a start-up error.
+pub fn pick(choice: IoChoice) -> Result<Backend, StartError> {
     if choice == IoChoice::Glommio {
         return Ok(Backend::Glommio);
     }
@@ -73,7 +71,6 @@ pub fn pick(choice: IoChoice, tls: bool) -> Result<Backend, StartError> {
             tracing::info!(ring = flavor.name(), "io_uring backend");
             Ok(Backend::Uring)
         }
-        Err(reason) if tls => Err(StartError::TlsNeedsUring { reason }),
         Err(reason) if choice == IoChoice::Uring => Err(StartError::UringUnsupported { reason }),
         Err(reason) => {
             tracing::warn!(%reason, "io_uring backend unavailable, using glommio's sockets");
@@ -157,13 +154,11 @@ pub fn spawn(
                 // The ring's loop ticks itself and takes the channel; on
                 // glommio's sockets the timer task below ticks.
                 let mut commands = Some(commands);
-                // Refused before start (`pick`, the config): glommio's
-                // sockets do not serve TLS.
-                debug_assert!(tls_socket.is_none() || backend == Backend::Uring);
                 let mut running = match backend {
                     Backend::Glommio => Running::Glommio(glommio_net::Io::start(
                         core.clone(),
                         socket,
+                        tls_socket,
                         config.max_connections_per_core,
                     )),
                     Backend::Uring => {

@@ -305,7 +305,10 @@ pub fn is_pair_name(filed: &str) -> bool {
     };
     !filed.starts_with('.')
         && !filed.contains('/')
-        && matches!(ServerName::try_from(probe.as_str()), Ok(ServerName::DnsName(_)))
+        && matches!(
+            ServerName::try_from(probe.as_str()),
+            Ok(ServerName::DnsName(_))
+        )
 }
 
 /// Checks one pair as [`load_dir`] would (the files `crt` and `key`, filed

@@ -578,4 +578,44 @@ mod tests {
         assert!(!looks_like_http(b"GE"));
         assert!(!looks_like_http(b"GET/"));
     }
+
+    /// A ClientHello of `version` for SNI `a.test`, no other extension.
+    fn old_hello(version: u16) -> Vec<u8> {
+        let [major, minor] = version.to_be_bytes();
+        let mut body = vec![major, minor];
+        body.extend_from_slice(&[7u8; 32]);
+        body.push(0);
+        body.extend_from_slice(&[0, 2, 0x00, 0x2f, 1, 0]);
+        body.extend_from_slice(&[0, 15, 0, 0, 0, 11, 0, 9, 0, 0, 6]);
+        body.extend_from_slice(b"a.test");
+        let mut record = vec![0x16, major, minor, 0, body.len() as u8 + 4, 1, 0, 0];
+        record.push(body.len() as u8);
+        record.extend_from_slice(&body);
+        record
+    }
+
+    #[test]
+    fn failures_are_classified_by_reason() {
+        let f = fixture(None);
+        let reason = |bytes: &[u8]| {
+            let mut server = TlsConn::new(f.config.clone()).unwrap();
+            HandshakeFailure::of(&server.receive(bytes).unwrap_err())
+        };
+        assert_eq!(reason(b"GET / HTTP/1.1\r\n"), Some(HandshakeFailure::PlainHttp));
+        assert_eq!(reason(b"\x00\x01garbage"), Some(HandshakeFailure::Malformed));
+        assert_eq!(reason(&old_hello(0x0301)), Some(HandshakeFailure::ProtocolVersion));
+        assert_eq!(reason(&old_hello(0x0300)), Some(HandshakeFailure::ProtocolVersion));
+        let client_config = Arc::new(f.ca.client_config());
+        let mut client = TestCa::client(&client_config, "other.test");
+        let mut server = TlsConn::new(f.config.clone()).unwrap();
+        let (err, _) = handshake(&mut client, &mut server).unwrap_err();
+        assert_eq!(HandshakeFailure::of(&err), Some(HandshakeFailure::NoCertificate));
+        // Every reason has its own label.
+        let mut names: Vec<_> = HandshakeFailure::ALL.iter().map(|f| f.name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), HandshakeFailure::ALL.len());
+        for (i, f) in HandshakeFailure::ALL.iter().enumerate() {
+            assert_eq!(f.index(), i);
+        }
+    }
 }

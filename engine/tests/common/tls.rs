@@ -80,7 +80,10 @@ impl TestCa {
 
     /// A client for `versions` (TLS 1.3 and 1.2 when empty) trusting this
     /// CA, with rustls's in-memory ticket and session store.
-    pub fn client(&self, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
+    pub fn client(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();
         roots.add(self.cert.der().clone()).unwrap();
         let versions = if versions.is_empty() {
@@ -114,7 +117,11 @@ pub struct TlsClient {
 
 impl TlsClient {
     /// Connects and completes the handshake.
-    pub fn connect(addr: SocketAddr, config: &Arc<ClientConfig>, sni: &str) -> Result<TlsClient, rustls::Error> {
+    pub fn connect(
+        addr: SocketAddr,
+        config: &Arc<ClientConfig>,
+        sni: &str,
+    ) -> Result<TlsClient, rustls::Error> {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let name = ServerName::try_from(sni.to_string()).unwrap();
@@ -122,10 +129,15 @@ impl TlsClient {
         let mut stream = StreamOwned::new(conn, tcp);
         while stream.conn.is_handshaking() {
             if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
-                return Err(match e.into_inner().map(|inner| inner.downcast::<rustls::Error>()) {
-                    Some(Ok(tls)) => *tls,
-                    other => rustls::Error::General(format!("{other:?}")),
-                });
+                return Err(
+                    match e
+                        .into_inner()
+                        .map(|inner| inner.downcast::<rustls::Error>())
+                    {
+                        Some(Ok(tls)) => *tls,
+                        other => rustls::Error::General(format!("{other:?}")),
+                    },
+                );
             }
         }
         Ok(TlsClient { stream })
@@ -146,7 +158,11 @@ impl TlsClient {
             }
             assert!(Instant::now() < deadline, "no answer to GET {path}");
             let n = self.stream.read(&mut chunk).unwrap();
-            assert!(n > 0, "closed before answering GET {path}: {:?}", String::from_utf8_lossy(&buf));
+            assert!(
+                n > 0,
+                "closed before answering GET {path}: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
             buf.extend_from_slice(&chunk[..n]);
         }
     }

@@ -712,8 +712,7 @@ mod tests {
             (RECV, 0xff_ffff, u32::MAX),
             (SEND, 7, 9),
             (TLS_ACCEPT, 0, 0),
-        ]
-        {
+        ] {
             assert_eq!(
                 split(user_data(kind, slot, generation)),
                 (kind, slot, generation)
