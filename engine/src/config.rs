@@ -600,10 +600,8 @@ mod tests {
         let settings = c.tls_settings().unwrap();
         assert_eq!(settings.cert_dir, PathBuf::from("/c"));
         assert_eq!(settings.default_name.as_deref(), Some("a.test"));
-        let c: Config = from_toml(
-            "tls_listen = \"0.0.0.0:443\"\ntls_certs = \"/etc/engine/certs\"\n",
-        )
-        .unwrap();
+        let c: Config =
+            from_toml("tls_listen = \"0.0.0.0:443\"\ntls_certs = \"/etc/engine/certs\"\n").unwrap();
         c.validate().unwrap();
     }
 

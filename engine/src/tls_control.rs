@@ -19,7 +19,7 @@ use crate::state_dir::{fsync_dir, private_file};
 use crate::tls::certs::{CertError, check_pair, is_pair_name};
 use crate::tls::config::{TlsSettings, provider};
 use crate::tls::store::{self as cert_store, CertStore, Reload, StoreError};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use rustls::ServerConfig;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,9 @@ pub enum PushError {
     Refused(String),
     /// The operator's directory has a pair for the name, which would keep
     /// being served instead.
-    #[error("{0} exists: the operator's --tls-certs pair for this name is served instead of a pushed one; remove it there first")]
+    #[error(
+        "{0} exists: the operator's --tls-certs pair for this name is served instead of a pushed one; remove it there first"
+    )]
     Shadowed(PathBuf),
     #[error("storing the pair in {dir} failed ({step}): {source}")]
     Store {
@@ -124,7 +126,9 @@ impl TlsControl {
         self.reload(&mut store, cores);
     }
 
-    fn reload(&self, watched: &mut Watched, cores: &[Sender<Command>]) {
+    /// Reloads; returns the cores' acknowledgements of a new configuration
+    /// (`None` if nothing new was sent).
+    fn reload(&self, watched: &mut Watched, cores: &[Sender<Command>]) -> Option<Receiver<usize>> {
         let store = &mut watched.store;
         let mut reload = store.poll();
         // A load happened if it refused something or changed what is served
@@ -144,13 +148,17 @@ impl TlsControl {
             self.ticket_key_errors.fetch_add(1, Relaxed);
         }
         self.names.store(store.certs().len() as u64, Relaxed);
-        if let Some(config) = reload.config {
-            self.reloads.fetch_add(1, Relaxed);
-            for core in cores {
-                // A closed channel: the core is shutting down.
-                let _ = core.send(Command::Tls(config.clone()));
-            }
+        let config = reload.config?;
+        self.reloads.fetch_add(1, Relaxed);
+        let (done, acks) = crossbeam_channel::bounded(cores.len());
+        for core in cores {
+            // A closed channel: the core is shutting down.
+            let _ = core.send(Command::Tls {
+                config: config.clone(),
+                done: done.clone(),
+            });
         }
+        Some(acks)
     }
 
     /// Installs a pushed pair under `name` (the body: the PEM chain, leaf
@@ -205,7 +213,16 @@ impl TlsControl {
         std::fs::rename(&staged.crt, dir.join(format!("{filed}.crt")))
             .map_err(store_error("rename"))?;
         fsync_dir(dir).map_err(store_error("fsync"))?;
-        self.reload(&mut store, cores);
+        if let Some(acks) = self.reload(&mut store, cores) {
+            // Served by every core's next connection once this returns.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            for _ in cores {
+                if acks.recv_deadline(deadline).is_err() {
+                    tracing::warn!("a core did not confirm the new TLS configuration in time");
+                    break;
+                }
+            }
+        }
         Ok(store.store.certs().names())
     }
 }

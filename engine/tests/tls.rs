@@ -37,7 +37,11 @@ impl TlsEngine {
         ca.write_pair(certs.path(), "b.test", &["b.test"]);
         let (snapshot, path) = snapshot_dir(
             1,
-            &[link("abc", "https://example.com/x", RedirectStatus::Moved)],
+            &[link(
+                "abc",
+                "https://example.com/x",
+                RedirectStatus::MovedPermanently,
+            )],
         );
         let mut all = vec![
             "--snapshot",

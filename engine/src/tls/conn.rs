@@ -121,10 +121,14 @@ impl HandshakeFailure {
         Some(match error {
             TlsError::PlainHttp => HandshakeFailure::PlainHttp,
             TlsError::Handshake(e) => match e {
+                // A hello without `signature_algorithms` is from before
+                // TLS 1.2 (which brought the extension): rustls refuses it
+                // before it looks at the version.
                 Error::PeerIncompatible(
                     P::Tls12NotOffered
                     | P::Tls12NotOfferedOrEnabled
-                    | P::SupportedVersionsExtensionRequired,
+                    | P::SupportedVersionsExtensionRequired
+                    | P::SignatureAlgorithmsExtensionRequired,
                 ) => HandshakeFailure::ProtocolVersion,
                 Error::PeerIncompatible(_) => HandshakeFailure::Incompatible,
                 // rustls's words when the resolver has nothing (hs.rs).
@@ -579,15 +583,21 @@ mod tests {
         assert!(!looks_like_http(b"GET/"));
     }
 
-    /// A ClientHello of `version` for SNI `a.test`, no other extension.
-    fn old_hello(version: u16) -> Vec<u8> {
+    /// A ClientHello of `version` for SNI `a.test`, as clients before TLS
+    /// 1.2 send it (no `signature_algorithms`), or with that extension.
+    fn old_hello(version: u16, signature_algorithms: bool) -> Vec<u8> {
         let [major, minor] = version.to_be_bytes();
         let mut body = vec![major, minor];
         body.extend_from_slice(&[7u8; 32]);
         body.push(0);
         body.extend_from_slice(&[0, 2, 0x00, 0x2f, 1, 0]);
-        body.extend_from_slice(&[0, 15, 0, 0, 0, 11, 0, 9, 0, 0, 6]);
+        let extensions = if signature_algorithms { 23 } else { 15 };
+        body.extend_from_slice(&[0, extensions, 0, 0, 0, 11, 0, 9, 0, 0, 6]);
         body.extend_from_slice(b"a.test");
+        if signature_algorithms {
+            // ecdsa_secp256r1_sha256
+            body.extend_from_slice(&[0, 13, 0, 4, 0, 2, 4, 3]);
+        }
         let mut record = vec![0x16, major, minor, 0, body.len() as u8 + 4, 1, 0, 0];
         record.push(body.len() as u8);
         record.extend_from_slice(&body);
@@ -601,15 +611,31 @@ mod tests {
             let mut server = TlsConn::new(f.config.clone()).unwrap();
             HandshakeFailure::of(&server.receive(bytes).unwrap_err())
         };
-        assert_eq!(reason(b"GET / HTTP/1.1\r\n"), Some(HandshakeFailure::PlainHttp));
-        assert_eq!(reason(b"\x00\x01garbage"), Some(HandshakeFailure::Malformed));
-        assert_eq!(reason(&old_hello(0x0301)), Some(HandshakeFailure::ProtocolVersion));
-        assert_eq!(reason(&old_hello(0x0300)), Some(HandshakeFailure::ProtocolVersion));
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\n"),
+            Some(HandshakeFailure::PlainHttp)
+        );
+        assert_eq!(
+            reason(b"\x00\x01garbage"),
+            Some(HandshakeFailure::Malformed)
+        );
+        for version in [0x0300, 0x0301, 0x0302] {
+            for signature_algorithms in [false, true] {
+                assert_eq!(
+                    reason(&old_hello(version, signature_algorithms)),
+                    Some(HandshakeFailure::ProtocolVersion),
+                    "{version:#x} {signature_algorithms}"
+                );
+            }
+        }
         let client_config = Arc::new(f.ca.client_config());
         let mut client = TestCa::client(&client_config, "other.test");
         let mut server = TlsConn::new(f.config.clone()).unwrap();
         let (err, _) = handshake(&mut client, &mut server).unwrap_err();
-        assert_eq!(HandshakeFailure::of(&err), Some(HandshakeFailure::NoCertificate));
+        assert_eq!(
+            HandshakeFailure::of(&err),
+            Some(HandshakeFailure::NoCertificate)
+        );
         // Every reason has its own label.
         let mut names: Vec<_> = HandshakeFailure::ALL.iter().map(|f| f.name()).collect();
         names.dedup();
