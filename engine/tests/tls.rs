@@ -12,6 +12,7 @@ mod common;
 use common::tls::{Pair, TestCa, TlsClient, raw_exchange, write_pair};
 use common::{Engine, eventually, link, parse_responses, snapshot_dir};
 use snapshots::RedirectStatus;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -432,4 +433,67 @@ fn start_up_refuses_what_cannot_serve_tls() {
         "/nonexistent/certs",
     ]);
     assert!(err.contains("/nonexistent/certs"), "{err}");
+}
+
+#[test]
+fn pipelining_beyond_the_output_limit_is_answered_in_full() {
+    const REQUESTS: usize = 20_000;
+    let e = TlsEngine::start(&["--cores", "1"]);
+    let config = e.ca.client(&[]);
+    let client = TlsClient::connect(e.tls(), &config, "a.test").unwrap();
+    let (mut conn, sock) = (client.stream.conn, client.stream.sock);
+    // A small receive window: the engine's sends stall, its output fills,
+    // and it must stop answering, hold the rest, and carry on later.
+    socket2::SockRef::from(&sock)
+        .set_recv_buffer_size(128 * 1024)
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    conn.set_buffer_limit(None);
+    for i in 0..=REQUESTS {
+        let close = if i == REQUESTS {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
+        conn.writer()
+            .write_all(format!("GET /abc HTTP/1.1\r\nHost: h\r\n{close}\r\n").as_bytes())
+            .unwrap();
+    }
+    let mut ciphertext = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut ciphertext).unwrap();
+    }
+    let mut writer = sock.try_clone().unwrap();
+    let sender = std::thread::spawn(move || writer.write_all(&ciphertext).unwrap());
+    let mut reader = sock;
+    let mut plain = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match conn.read_tls(&mut reader) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("read: {e} after {} answers", count_301(&plain)),
+        }
+        conn.process_new_packets().unwrap();
+        loop {
+            match conn.reader().read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => plain.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    sender.join().unwrap();
+    assert_eq!(count_301(&plain), REQUESTS + 1);
+    assert!(plain.ends_with(b"Connection: close\r\nContent-Length: 0\r\n\r\n"));
+    // The engine carries on.
+    let mut next = TlsClient::connect(e.tls(), &config, "a.test").unwrap();
+    assert_eq!(next.get("/abc").status, 301);
+}
+
+fn count_301(plain: &[u8]) -> usize {
+    plain.windows(13).filter(|w| *w == b"HTTP/1.1 301 ").count()
 }
