@@ -41,6 +41,7 @@ impl Io {
         // SAFETY: the fds are freshly created, bound, listening TCP sockets
         // that nothing else owns.
         let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+        // SAFETY: as above.
         let tls_listener =
             tls_listener.map(|l| unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) });
         let sweeper = Rc::new(Sweeper::default());
