@@ -211,9 +211,9 @@ for s in $SERVERS; do
             --clicks-stream "PERF_CLICKS_$tag" --clicks-subject-prefix "perf.$tag.clicks"
             --links-stream "PERF_LINKS_$tag" --links-subject "perf.$tag.links"
             --allow-unsigned-links --state-dir "$TMP/state-$s")
+        STREAMS[$s]="PERF_CLICKS_$tag PERF_LINKS_$tag"
       else
         c+=(--state-dir "$TMP/state-$s")
-        STREAMS[$s]="PERF_CLICKS_$tag PERF_LINKS_$tag"
       fi
       echo "${c[*]}" >> "$OUT/commands.txt"
       "${c[@]}" > "$OUT/$s.out" 2> "$OUT/$s.log" &

@@ -116,7 +116,8 @@ pub struct Config {
     pub uring_buffers: u16,
     /// Listen backlog per core. Default 1024.
     pub backlog: u32,
-    /// Poll the snapshot file for changes every this many ms; 0 disables.
+    /// Poll the snapshot file and the TLS certificate directory (and ticket
+    /// key file) for changes every this many ms; 0 disables both.
     /// Default 2000.
     pub watch_interval_ms: u64,
     /// Capture clicks and publish them (only with `nats`). Default true.
