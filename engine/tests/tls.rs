@@ -497,3 +497,49 @@ fn pipelining_beyond_the_output_limit_is_answered_in_full() {
 fn count_301(plain: &[u8]) -> usize {
     plain.windows(13).filter(|w| *w == b"HTTP/1.1 301 ").count()
 }
+
+#[test]
+fn nodes_sharing_a_ticket_key_file_resume_each_others_tickets() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("ticket.keys");
+    let mut raw = [0u8; 48];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut raw)
+        .unwrap();
+    let line: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&key_file, format!("{line}\n")).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let shared = ["--tls-ticket-key-file", key_file.to_str().unwrap()];
+    let a = TlsEngine::start(&shared);
+    // Node B serves the same name from its own copy of the pair files.
+    let b = Engine::start(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-certs",
+        a.dir().to_str().unwrap(),
+        shared[0],
+        shared[1],
+    ]);
+    let lone = Engine::start(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-certs",
+        a.dir().to_str().unwrap(),
+    ]);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let resumes_on = |node: SocketAddr| {
+            // A fresh client: its ticket comes from node A.
+            let config = a.ca.client(&[version]);
+            let mut first = TlsClient::connect(a.tls(), &config, "a.test").unwrap();
+            assert_eq!(first.get("/abc").status, 301);
+            TlsClient::connect(node, &config, "a.test")
+                .unwrap()
+                .resumed()
+        };
+        assert!(resumes_on(b.tls_listen.unwrap()), "{version:?}");
+        // A node with keys of its own cannot open it: a full handshake,
+        // nothing fails.
+        assert!(!resumes_on(lone.tls_listen.unwrap()), "{version:?}");
+    }
+}
