@@ -123,7 +123,8 @@ impl TlsControl {
     /// Blocking (stats and reads files, may wait on full channels).
     pub fn poll(&self, cores: &[Sender<Command>]) {
         let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        self.reload(&mut store, cores);
+        // A watch does not wait for the cores to take it.
+        let _ = self.reload(&mut store, cores);
     }
 
     /// Reloads; returns the cores' acknowledgements of a new configuration

@@ -8,8 +8,8 @@
 //! [`state::CoreState`] (the lookup) through the [`Core`]. A tick every
 //! [`TICK`] ([`command::tick`]) refreshes the cached `Date` (once a second), ages
 //! the click batch and drains the core's command channel ([`command`]:
-//! snapshot swaps, deltas, shutdown), so cross-thread messages never touch the
-//! request path. Who runs the tick is the backend's choice: a glommio timer
+//! snapshot swaps, deltas, TLS configurations, shutdown), so cross-thread
+//! messages never touch the request path. Who runs the tick is the backend's choice: a glommio timer
 //! task on glommio's sockets, the ring's own loop on the io_uring backend
 //! (whose glommio timers only fire when glommio's preemption timer lets its
 //! reactor run, every 100 ms, which once made an idle core apply a change up
