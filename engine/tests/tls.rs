@@ -543,3 +543,21 @@ fn nodes_sharing_a_ticket_key_file_resume_each_others_tickets() {
         assert!(!resumes_on(lone.tls_listen.unwrap()), "{version:?}");
     }
 }
+
+#[test]
+fn a_slow_head_over_tls_gets_its_408_encrypted() {
+    let e = TlsEngine::start(&["--header-timeout-ms", "500"]);
+    let config = e.ca.client(&[]);
+    let mut slow = TlsClient::connect(e.tls(), &config, "a.test").unwrap();
+    slow.stream
+        .write_all(b"GET /abc HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    slow.stream.flush().unwrap();
+    let mut answer = Vec::new();
+    // The 408, then close_notify: a clean end of the TLS stream.
+    slow.stream.read_to_end(&mut answer).unwrap();
+    let parsed = parse_responses(&answer);
+    assert_eq!(parsed.len(), 1, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(parsed[0].status, 408);
+    assert!(e.engine.metric_sum("engine_header_timeouts_total", "") >= 1.0);
+}
