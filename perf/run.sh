@@ -7,8 +7,8 @@
 # Env:   ROUNDS=3  SECS=5 (measured seconds per run; DURATION is an alias)
 #        MODES="keepalive close tls-keepalive tls-full tls-resume" (perf load
 #          --mode: keep-alive or one request per new connection, plain or TLS;
-#          hyper has no TLS, the engine's TLS modes need `engine serve
-#          --tls-listen` and are skipped with a note where it has none)
+#          hyper has no TLS and skips them with a note; the engine serves
+#          them on --tls-listen, on either backend)
 #        TLS_NAME=perf.test (the SNI name: a test CA and an ECDSA P-256 leaf
 #          for it are made per run by scripts/tls-certs.sh, and deleted)
 #        CONNS="64 256" (connection counts; every server at each)
@@ -118,15 +118,10 @@ if perf stat -e instructions,cycles true 2>&1 | grep -q "not supported"; then HW
 PERF_STAT=${PERF_STAT:-$HW_COUNTERS}
 ENGINES=()
 for s in $SERVERS; do [[ $s == engine || $s == engine-* ]] && ENGINES+=("$s"); done
-# The engine's TLS port (issue 13) is being written: without --tls-listen its
-# TLS modes are skipped, everything else runs.
+# The engine serves TLS on --tls-listen (both backends).
 ENGINE_TLS=0
 if [[ $TLS_MODES == 1 && ${#ENGINES[@]} -gt 0 ]]; then
-  if "$BIN/engine" serve --help 2>&1 | grep -q -- '--tls-listen'; then
-    ENGINE_TLS=1
-  else
-    echo "engine: \`engine serve --help\` has no --tls-listen ($BIN/engine, git $(cd "$ROOT" && git rev-parse --short HEAD)): the engine's TLS modes were skipped" >> "$OUT/notes.txt"
-  fi
+  ENGINE_TLS=1
 fi
 if [[ $TLS_MODES == 1 && " $SERVERS " == *" hyper "* ]]; then
   echo "hyper: plain HTTP only, no TLS modes" >> "$OUT/notes.txt"
@@ -142,7 +137,7 @@ fi
   echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "git: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- engine perf || echo ' (engine/ or perf/ modified)')"
   echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2), $(nginx -V 2>&1 | grep -o 'built with OpenSSL [^ ]*' || echo 'OpenSSL version unknown'), running on $(openssl version 2>/dev/null || echo 'unknown')"
-  echo "modes: $MODES$([[ $TLS_MODES == 1 ]] && echo "; TLS: SNI $TLS_NAME, ECDSA P-256 leaf from a per-run test CA, TLS 1.3 + X25519, engine TLS $([[ $ENGINE_TLS == 1 ]] && echo on || echo 'skipped (no --tls-listen)')")"
+  echo "modes: $MODES$([[ $TLS_MODES == 1 ]] && echo "; TLS: SNI $TLS_NAME, ECDSA P-256 leaf from a per-run test CA, TLS 1.3 + X25519, engine TLS $([[ $ENGINE_TLS == 1 ]] && echo on || echo off)")"
   echo "links: $N, of which $(wc -l < "$WORK/codes.txt") are asked for (codes colliding case-insensitively are left out)"
   echo "hardware counters (instructions, cycles): $([[ $HW_COUNTERS == 1 ]] && echo yes || echo 'not supported on this VM: server cost is CPU time (/proc/PID/stat) per request, user-space instructions from valgrind')"
   echo "click capture: $([[ $CLICKS == 1 ]] && echo "on, $NATS_URL ($(nats-server --version 2>/dev/null || echo 'nats-server version unknown'))" || echo off)"
@@ -216,9 +211,9 @@ for s in $SERVERS; do
             --clicks-stream "PERF_CLICKS_$tag" --clicks-subject-prefix "perf.$tag.clicks"
             --links-stream "PERF_LINKS_$tag" --links-subject "perf.$tag.links"
             --allow-unsigned-links --state-dir "$TMP/state-$s")
+        STREAMS[$s]="PERF_CLICKS_$tag PERF_LINKS_$tag"
       else
         c+=(--state-dir "$TMP/state-$s")
-        STREAMS[$s]="PERF_CLICKS_$tag PERF_LINKS_$tag"
       fi
       echo "${c[*]}" >> "$OUT/commands.txt"
       "${c[@]}" > "$OUT/$s.out" 2> "$OUT/$s.log" &

@@ -29,6 +29,20 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Admin listener (health, metrics, snapshot push). Default `127.0.0.1:9080`.
     pub admin: SocketAddr,
+    /// TLS redirect listener (HTTPS), bound by every core beside `listen`;
+    /// needs `tls_certs`. Default: none (no TLS port). Port 0 picks one.
+    pub tls_listen: Option<SocketAddr>,
+    /// Directory of `NAME.crt` + `NAME.key` pairs served by SNI name
+    /// (`_.example.com` for a wildcard), watched for changes every
+    /// `watch_interval_ms`; needs `tls_listen`. Default: none.
+    pub tls_certs: Option<PathBuf>,
+    /// Session ticket keys shared by every node (one 96-hex-digit key per
+    /// line, the first seals; see README). Default: none, each node rotates
+    /// keys of its own in memory (a ticket resumes on the node that issued it).
+    pub tls_ticket_key_file: Option<PathBuf>,
+    /// Name of the pair served to clients that send no SNI or a name with no
+    /// pair. Default: none, such handshakes end with an alert.
+    pub tls_default_cert: Option<String>,
     /// Executors, one per CPU starting at CPU 0. Default: every online CPU.
     pub cores: Option<usize>,
     /// NATS server for the link change stream and click publishing, or
@@ -102,7 +116,8 @@ pub struct Config {
     pub uring_buffers: u16,
     /// Listen backlog per core. Default 1024.
     pub backlog: u32,
-    /// Poll the snapshot file for changes every this many ms; 0 disables.
+    /// Poll the snapshot file and the TLS certificate directory (and ticket
+    /// key file) for changes every this many ms; 0 disables both.
     /// Default 2000.
     pub watch_interval_ms: u64,
     /// Capture clicks and publish them (only with `nats`). Default true.
@@ -145,6 +160,10 @@ impl Default for Config {
             state_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin: SocketAddr::from(([127, 0, 0, 1], 9080)),
+            tls_listen: None,
+            tls_certs: None,
+            tls_ticket_key_file: None,
+            tls_default_cert: None,
             cores: None,
             nats: None,
             nats_user: None,
@@ -330,11 +349,73 @@ impl ServiceConfig for Config {
             return Err(ConfigError::invalid("nats_user", "needs nats"));
         }
         self.links_verifier()?;
-        Ok(())
+        self.validate_tls()
     }
 }
 
 impl Config {
+    /// TLS: `tls_listen` and `tls_certs` together or not at all, the other
+    /// TLS settings only with them, a port of its own.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        match (&self.tls_listen, &self.tls_certs) {
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "tls_certs",
+                    "--tls-listen needs --tls-certs DIR (the NAME.crt + NAME.key pairs to serve)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "tls_listen",
+                    "--tls-certs needs --tls-listen ADDR (the TLS port)",
+                ));
+            }
+            (None, None) => {
+                for (field, set) in [
+                    ("tls_ticket_key_file", self.tls_ticket_key_file.is_some()),
+                    ("tls_default_cert", self.tls_default_cert.is_some()),
+                ] {
+                    if set {
+                        return Err(ConfigError::invalid(
+                            field,
+                            "needs --tls-listen and --tls-certs",
+                        ));
+                    }
+                }
+                return Ok(());
+            }
+            (Some(_), Some(_)) => {}
+        }
+        let tls = self.tls_listen.expect("checked above");
+        // Two listeners on one address would share its connections
+        // (SO_REUSEPORT): plain HTTP and TLS would land on either.
+        if tls.port() != 0 && tls.port() == self.listen.port() && tls.ip() == self.listen.ip() {
+            return Err(ConfigError::invalid(
+                "tls_listen",
+                format!("{tls} is also --listen: the TLS port needs an address of its own"),
+            ));
+        }
+        if let Some(name) = &self.tls_default_cert
+            && (name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.'))
+        {
+            return Err(ConfigError::invalid(
+                "tls_default_cert",
+                format!("{name:?} is not a certificate name (a NAME of NAME.crt in --tls-certs)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The TLS settings, when TLS is on.
+    pub fn tls_settings(&self) -> Option<crate::tls::config::TlsSettings> {
+        self.tls_listen?;
+        Some(crate::tls::config::TlsSettings {
+            default_name: self.tls_default_cert.clone(),
+            ticket_key_file: self.tls_ticket_key_file.clone(),
+            ..crate::tls::config::TlsSettings::new(self.tls_certs.clone()?)
+        })
+    }
+
     /// The trusted proxies, parsed.
     pub fn proxies(&self) -> Result<Vec<crate::clicks::client_ip::Cidr>, ConfigError> {
         self.trusted_proxies
@@ -484,6 +565,45 @@ mod tests {
         );
         assert_eq!(bad(|c| c.click_ipv4_prefix = 33).0, "click_ipv4_prefix");
         assert_eq!(bad(|c| c.admin_token = Some(" ".into())).0, "admin_token");
+    }
+
+    #[test]
+    fn tls_flags_go_together() {
+        let tls = |listen: Option<&str>, certs: Option<&str>| Config {
+            tls_listen: listen.map(|a| a.parse().unwrap()),
+            tls_certs: certs.map(PathBuf::from),
+            ..Config::default()
+        };
+        let field = |c: Config| c.validate().unwrap_err().field().unwrap().to_owned();
+        assert_eq!(field(tls(Some("127.0.0.1:8443"), None)), "tls_certs");
+        assert_eq!(field(tls(None, Some("/etc/certs"))), "tls_listen");
+        assert_eq!(field(tls(Some("127.0.0.1:8080"), Some("/c"))), "tls_listen");
+        assert_eq!(
+            field(Config {
+                tls_ticket_key_file: Some("/k".into()),
+                ..Config::default()
+            }),
+            "tls_ticket_key_file"
+        );
+        assert_eq!(
+            field(Config {
+                tls_default_cert: Some("../x".into()),
+                ..tls(Some("127.0.0.1:0"), Some("/c"))
+            }),
+            "tls_default_cert"
+        );
+        assert!(Config::default().tls_settings().is_none());
+        let c = Config {
+            tls_default_cert: Some("a.test".into()),
+            ..tls(Some("127.0.0.1:0"), Some("/c"))
+        };
+        c.validate().unwrap();
+        let settings = c.tls_settings().unwrap();
+        assert_eq!(settings.cert_dir, PathBuf::from("/c"));
+        assert_eq!(settings.default_name.as_deref(), Some("a.test"));
+        let c: Config =
+            from_toml("tls_listen = \"0.0.0.0:443\"\ntls_certs = \"/etc/engine/certs\"\n").unwrap();
+        c.validate().unwrap();
     }
 
     #[test]

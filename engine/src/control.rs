@@ -1,6 +1,6 @@
 //! The control thread: one small tokio runtime beside the cores that runs
-//! the admin server, the change-stream consumer, the snapshot file watcher
-//! and the signal handlers (SIGTERM/SIGINT: shut down; SIGHUP: reload).
+//! the admin server, the change-stream consumer, the snapshot file watcher,
+//! the TLS certificate watcher and the signal handlers (SIGTERM/SIGINT: shut down; SIGHUP: reload).
 
 use crate::loader;
 use crate::shared::Shared;
@@ -83,14 +83,29 @@ async fn run(
             }
         });
     }
+    if shared.tls.is_some() && shared.config.watch_interval_ms > 0 {
+        let shared = shared.clone();
+        let every = Duration::from_millis(shared.config.watch_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let worker = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || worker.poll_tls()).await;
+            }
+        });
+    }
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading the snapshot");
+                tracing::info!("SIGHUP: reloading the snapshot (and TLS certificates if changed)");
                 let worker = shared.clone();
-                let _ = tokio::task::spawn_blocking(move || loader::reload(&worker, false)).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    loader::reload(&worker, false);
+                    worker.poll_tls();
+                })
+                .await;
             }
         }
     }

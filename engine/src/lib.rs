@@ -90,3 +90,4 @@ pub mod streams;
 #[cfg(test)]
 mod test_alloc;
 pub mod tls;
+pub mod tls_control;

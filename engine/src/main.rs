@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve redirects. Prints one JSON line to stdout once every core is
-    /// listening: {"event":"ready","listen":ADDR,"admin":ADDR,"cores":N,"io":"uring"|"glommio"}.
+    /// listening: {"event":"ready","listen":ADDR,"admin":ADDR,"cores":N,"io":"uring"|"glommio"}, plus "tls_listen":ADDR with TLS.
     Serve(ServeArgs),
 }
 
@@ -39,9 +39,24 @@ struct ServeArgs {
     /// Redirect listener address [default: 127.0.0.1:8080]; port 0 picks a free port.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Admin listener (/healthz, /readyz, /metrics, PUT /snapshot) [default: 127.0.0.1:9080].
+    /// Admin listener (/healthz, /readyz, /metrics, PUT /snapshot, PUT /certs/NAME) [default: 127.0.0.1:9080].
     #[arg(long)]
     admin: Option<SocketAddr>,
+    /// TLS (HTTPS) redirect listener, bound by every core beside --listen; needs --tls-certs [default: none, no TLS port]. Port 0 picks a free port (the readiness line says which).
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// Directory of NAME.crt (PEM chain, leaf first) + NAME.key (PEM key) pairs, one per SNI name, `_.example.com` for a wildcard; re-read when it changes (a bad pair is refused and logged, the previous one keeps serving); needs --tls-listen [default: none].
+    #[arg(long)]
+    tls_certs: Option<PathBuf>,
+    /// Session ticket key file shared by the nodes, one 96-hex-digit key per line, the first seals and all open; re-read when it changes [default: none: each node's own keys, rotated in memory].
+    #[arg(long)]
+    tls_ticket_key_file: Option<PathBuf>,
+    /// Certificate (NAME of a pair) for clients that send no SNI or a name with no pair [default: none: such handshakes end with an alert].
+    #[arg(long)]
+    tls_default_cert: Option<String>,
+    /// Look for a changed --snapshot file and TLS certificates every this many ms; 0 turns both watches off [default: 2000].
+    #[arg(long)]
+    watch_interval_ms: Option<u64>,
     /// Number of cores (executors), from CPU 0 up [default: every CPU available].
     #[arg(long)]
     cores: Option<usize>,
@@ -153,9 +168,10 @@ impl ServeArgs {
                 crowded_first_byte_timeout_ms, max_connections_per_core, shutdown_grace_ms,
                 clicks_stream, clicks_subject_prefix, click_batch_events, click_batch_age_ms,
                 click_spool_max_bytes, max_snapshot_bytes, snapshot_sequence_max_lead,
-                client_ip_header, click_ipv4_prefix, click_ipv6_prefix;
+                client_ip_header, click_ipv4_prefix, click_ipv6_prefix, watch_interval_ms;
                 optional: node_id, snapshot, state_dir, cores, nats, nats_user,
-                nats_password_file, admin_token, root_redirect
+                nats_password_file, admin_token, root_redirect, tls_listen, tls_certs,
+                tls_ticket_key_file, tls_default_cert
             );
             if self.no_clicks {
                 config.clicks = false;

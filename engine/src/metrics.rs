@@ -7,6 +7,7 @@
 //! two cores never write the same line.
 
 use crate::http::response::STATUSES;
+use crate::tls::conn::HandshakeFailure;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// A monotonic counter with a single writer.
@@ -90,6 +91,10 @@ pub struct CoreMetrics {
     pub clicks_dropped: Counter,
     /// Click batches handed to the publisher.
     pub click_batches_sent: Counter,
+    /// TLS handshakes completed: full, resumed.
+    pub tls_handshakes: [Counter; 2],
+    /// TLS handshakes failed, indexed like [`HandshakeFailure::ALL`].
+    pub tls_handshake_failures: [Counter; HandshakeFailure::ALL.len()],
 }
 
 impl CoreMetrics {

@@ -37,6 +37,21 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let state_path = config.state_dir();
     let state = StateDir::open(&state_path)?;
     tracing::info!(dir = %state_path.display(), "state directory");
+    // TLS: every pair checked before any core starts; none usable is an
+    // error naming each file refused.
+    let tls = match config.tls_settings() {
+        None => None,
+        Some(settings) => {
+            let settings = crate::tls::config::TlsSettings {
+                pushed_dir: Some(state.certs()),
+                ..settings
+            };
+            let dir = settings.cert_dir.clone();
+            let (control, tls_config) = crate::tls_control::TlsControl::open(settings)
+                .with_context(|| format!("cannot serve TLS from --tls-certs {}", dir.display()))?;
+            Some((control, tls_config))
+        }
+    };
     let initial =
         crate::loader::at_start(&config, &state).with_context(|| match &config.snapshot {
             Some(path) => format!("cannot serve snapshot {}", path.display()),
@@ -57,9 +72,23 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     // kernel never hands it a connection.
     let probe = reserve(config.listen)?;
     let listen = probe.local_addr()?.as_socket().context("listen address")?;
+    let tls_probe = config.tls_listen.map(reserve).transpose()?;
+    let tls_listen = match &tls_probe {
+        Some(probe) => Some(
+            probe
+                .local_addr()?
+                .as_socket()
+                .context("TLS listen address")?,
+        ),
+        None => None,
+    };
+    let (tls_control, tls_config) = match tls {
+        Some((control, config)) => (Some(control), Some(config)),
+        None => (None, None),
+    };
 
     let spool_dir = state.spool();
-    let (shared, receivers) = Shared::new(config.clone(), cpus.len(), state);
+    let (shared, receivers) = Shared::new(config.clone(), cpus.len(), state, tls_control);
     *shared.watched.lock().expect("fresh lock") = config
         .snapshot
         .as_deref()
@@ -131,6 +160,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             config.clone(),
             backend,
             listen,
+            tls_listen.zip(tls_config.clone()),
             commands,
             metrics,
             snapshot.clone(),
@@ -168,6 +198,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         bail!("{}", failures.join("\n"));
     }
     drop(probe);
+    drop(tls_probe);
 
     let (stop_tx, stop_rx) = mpsc::channel();
     let admin = control::spawn(shared.clone(), stop_tx)?;
@@ -182,10 +213,13 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     let mut ready = serde_json::Map::new();
     ready.insert("listen".into(), listen.to_string().into());
     ready.insert("admin".into(), admin.to_string().into());
+    if let Some(tls_listen) = tls_listen {
+        ready.insert("tls_listen".into(), tls_listen.to_string().into());
+    }
     ready.insert("cores".into(), cpus.len().into());
     ready.insert("io".into(), backend.name().into());
     servicekit::ready::announce(ready);
-    tracing::info!(%listen, %admin, cores = cpus.len(), io = backend.name(), "engine ready");
+    tracing::info!(%listen, ?tls_listen, %admin, cores = cpus.len(), io = backend.name(), "engine ready");
 
     let mut running = cpus.len();
     let mut stopping = false;

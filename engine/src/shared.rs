@@ -84,6 +84,8 @@ pub struct Shared {
     pub started: Instant,
     /// The click publisher's counters, when clicks are on.
     pub clicks: Option<Arc<crate::clicks::ClickStats>>,
+    /// The TLS certificates, when TLS is on.
+    pub tls: Option<crate::tls_control::TlsControl>,
 }
 
 /// Changes skipped because of their signature, by reason.
@@ -123,6 +125,7 @@ impl Shared {
         config: Arc<Config>,
         cores: usize,
         state: StateDir,
+        tls: Option<crate::tls_control::TlsControl>,
     ) -> (Arc<Shared>, Vec<Receiver<Command>>) {
         let (senders, receivers) = (0..cores).map(|_| bounded(COMMAND_CAPACITY)).unzip();
         let config_clicks = config
@@ -150,6 +153,7 @@ impl Shared {
             snapshot_refusals: AtomicU64::new(0),
             started: Instant::now(),
             clicks: config_clicks,
+            tls,
         };
         (Arc::new(shared), receivers)
     }
@@ -206,6 +210,13 @@ impl Shared {
             let _ = sender.send(Command::Delta(record.clone()));
         }
         self.delta_sent_seq.fetch_max(seq, Relaxed);
+    }
+
+    /// Re-reads the TLS certificates if they changed (blocking).
+    pub fn poll_tls(&self) {
+        if let Some(tls) = &self.tls {
+            tls.poll(&self.senders);
+        }
     }
 
     /// Asks every core to stop.

@@ -13,6 +13,7 @@
 //! ```text
 //! <state_dir>/            0700, locked
 //!   snapshots/            pushed generations, newest kept (loader)
+//!   certs/                TLS pairs pushed by control (PUT /certs/NAME)
 //!   spool/                click batches NATS could not take (clicks::spool)
 //!     quarantine/         spool files that could not be read, set aside
 //! ```
@@ -77,6 +78,7 @@ impl StateDir {
         };
         private_dir(&dir.snapshots()).map_err(io("create snapshots/"))?;
         private_dir(&dir.spool()).map_err(io("create spool/"))?;
+        private_dir(&dir.certs()).map_err(io("create certs/"))?;
         Ok(dir)
     }
 
@@ -92,6 +94,12 @@ impl StateDir {
     /// The click spool.
     pub fn spool(&self) -> PathBuf {
         self.root.join("spool")
+    }
+
+    /// TLS certificate pairs pushed to the admin port, served beside the
+    /// operator's `--tls-certs` directory.
+    pub fn certs(&self) -> PathBuf {
+        self.root.join("certs")
     }
 }
 
@@ -161,7 +169,7 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let root = base.path().join("a/b/state");
         let dir = StateDir::open(&root).unwrap();
-        for path in [&root, &dir.snapshots(), &dir.spool()] {
+        for path in [&root, &dir.snapshots(), &dir.spool(), &dir.certs()] {
             assert_eq!(mode(path), 0o700, "{}", path.display());
         }
         assert_eq!(mode(&root.join(".lock")), 0o600);

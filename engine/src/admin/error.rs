@@ -5,6 +5,7 @@
 //! the same shape: `{"error":{"code":..,"message":..,"details":{}}}`.
 
 use crate::loader::LoadError;
+use crate::tls_control::PushError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -42,6 +43,15 @@ pub enum AdminError {
     /// The install task died (a bug, not the request).
     #[error("{0}")]
     Internal(String),
+    /// `PUT /certs/NAME` on an engine without `--tls-listen`.
+    #[error("TLS is off on this engine (no --tls-listen)")]
+    TlsOff,
+    /// A pushed certificate pair larger than the limit.
+    #[error("a pushed certificate pair is at most {max} bytes")]
+    CertTooLarge { max: usize },
+    /// A pushed certificate pair was refused or could not be stored.
+    #[error(transparent)]
+    Cert(#[from] crate::tls_control::PushError),
 }
 
 impl AdminError {
@@ -64,6 +74,13 @@ impl AdminError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
             }
             AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AdminError::TlsOff => (StatusCode::NOT_FOUND, "tls_off"),
+            AdminError::CertTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AdminError::Cert(PushError::Store { .. }) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
+            }
+            AdminError::Cert(PushError::Shadowed(_)) => (StatusCode::CONFLICT, "shadowed"),
+            AdminError::Cert(_) => (StatusCode::BAD_REQUEST, "invalid_certificate"),
         }
     }
 }

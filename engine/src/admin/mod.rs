@@ -5,7 +5,14 @@
 //! `/metrics` is rendered by [`prometheus`], and every failure is an
 //! [`AdminError`] with one status and one code ([`error`]).
 //!
-//! `PUT /snapshot` is the one route that changes anything, so it is guarded:
+//! `PUT /certs/NAME` installs a TLS certificate pair pushed by control
+//! (body: the PEM chain, leaf first, then the PEM key; at most
+//! [`crate::tls_control::MAX_PUSH_BYTES`]) behind the same token: checked as
+//! a pair in the directory is, written 0600 into the state directory's
+//! `certs/`, then served by every core's new connections; a bad pair is
+//! `400` naming what is wrong, and nothing is written.
+//!
+//! `PUT /snapshot` changes what is served, so it is guarded:
 //! a bearer token (required off loopback, [`crate::config`]) compared in
 //! constant time over its SHA-256 (so neither its bytes nor its length leak
 //! through timing); one upload at a time (another gets `429` with
@@ -22,7 +29,7 @@ use crate::loader::{self, LoadError};
 use crate::shared::Shared;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -43,6 +50,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/snapshot", put(put_snapshot))
+        .route("/certs/{name}", put(put_cert))
         .with_state(shared)
 }
 
@@ -235,6 +243,38 @@ async fn put_snapshot(
                 }
             })?;
     let body = json!({"installed": true, "sequence": sequence, "links": links, "bytes": received});
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// `PUT /certs/NAME`: a TLS pair pushed by control, installed and served
+/// before the answer.
+async fn put_cert(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AdminError> {
+    use crate::tls_control::MAX_PUSH_BYTES;
+    authorize(&shared, &headers)?;
+    if shared.tls.is_none() {
+        return Err(AdminError::TlsOff);
+    }
+    let body = axum::body::to_bytes(body, MAX_PUSH_BYTES)
+        .await
+        .map_err(|_| AdminError::CertTooLarge {
+            max: MAX_PUSH_BYTES,
+        })?;
+    let worker = shared.clone();
+    let installed = name.clone();
+    let names = tokio::task::spawn_blocking(move || {
+        let tls = worker.tls.as_ref().expect("checked above");
+        tls.install(&installed, &body, &worker.state.certs(), &worker.senders)
+    })
+    .await
+    .map_err(|e| AdminError::Internal(e.to_string()))?
+    .inspect_err(|e| tracing::warn!(name, error = %e, "pushed certificate pair refused"))?;
+    tracing::info!(name, "pushed certificate pair installed");
+    let body = json!({"installed": name, "names": names});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 

@@ -362,6 +362,9 @@ pub fn render(shared: &Shared) -> String {
             (clicks.publish_latency_us_sum.load(Relaxed) as f64 / 1e6).to_string(),
         );
     }
+    if let Some(tls) = &shared.tls {
+        tls_metrics(&mut out, shared, tls);
+    }
     gauge(
         &mut out,
         "engine_uptime_seconds",
@@ -370,4 +373,69 @@ pub fn render(shared: &Shared) -> String {
         shared.started.elapsed().as_secs_f64().to_string(),
     );
     out
+}
+
+/// The TLS port's series: handshakes by kind and failures by reason per
+/// core, and the certificate store's reloads and refusals.
+fn tls_metrics(out: &mut String, shared: &Shared, tls: &crate::tls_control::TlsControl) {
+    use crate::tls::conn::HandshakeFailure;
+    let _ = writeln!(
+        out,
+        "# HELP engine_tls_handshakes_total TLS handshakes completed, by kind (full or resumed).\n# TYPE engine_tls_handshakes_total counter"
+    );
+    for (core, m) in shared.metrics.iter().enumerate() {
+        for (i, kind) in ["full", "resumed"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "engine_tls_handshakes_total{{core=\"{core}\",kind=\"{kind}\"}} {}",
+                m.tls_handshakes[i].get()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP engine_tls_handshake_failures_total TLS handshakes that failed (the connection was closed), by reason.\n# TYPE engine_tls_handshake_failures_total counter"
+    );
+    for (core, m) in shared.metrics.iter().enumerate() {
+        for failure in HandshakeFailure::ALL {
+            let _ = writeln!(
+                out,
+                "engine_tls_handshake_failures_total{{core=\"{core}\",reason=\"{}\"}} {}",
+                failure.name(),
+                m.tls_handshake_failures[failure.index()].get()
+            );
+        }
+    }
+    for (name, help, kind, value) in [
+        (
+            "engine_tls_certificates",
+            "Certificate pairs served (exact and wildcard names).",
+            "gauge",
+            &tls.names,
+        ),
+        (
+            "engine_tls_reloads_total",
+            "New TLS configurations handed to the cores (certificates or ticket keys changed).",
+            "counter",
+            &tls.reloads,
+        ),
+        (
+            "engine_tls_certificate_refusals_total",
+            "Certificate pairs refused by a load (unparsable, mismatched, expired, wrong name; logged with the file).",
+            "counter",
+            &tls.refusals,
+        ),
+        (
+            "engine_tls_ticket_key_errors_total",
+            "Loads of the ticket key file that failed (the previous keys stay).",
+            "counter",
+            &tls.ticket_key_errors,
+        ),
+    ] {
+        let value = value.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
 }

@@ -99,6 +99,7 @@ pub fn spawn(
     config: Arc<Config>,
     backend: Backend,
     listen: SocketAddr,
+    tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
     commands: Receiver<Command>,
     metrics: Arc<CoreMetrics>,
     snapshot: Option<Arc<Snapshot>>,
@@ -134,7 +135,22 @@ pub fn spawn(
                         return;
                     }
                 };
+                let tls_socket = match &tls {
+                    None => None,
+                    Some((addr, _)) => match bind(*addr, config.backlog) {
+                        Ok(socket) => Some(socket),
+                        Err(source) => {
+                            let _ = started.send(Err(StartError::Listen {
+                                core: id,
+                                addr: *addr,
+                                source,
+                            }));
+                            return;
+                        }
+                    },
+                };
                 let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks));
+                *core.tls.borrow_mut() = tls.map(|(_, config)| config);
                 // The ring's loop ticks itself and takes the channel; on
                 // glommio's sockets the timer task below ticks.
                 let mut commands = Some(commands);
@@ -142,12 +158,14 @@ pub fn spawn(
                     Backend::Glommio => Running::Glommio(glommio_net::Io::start(
                         core.clone(),
                         socket,
+                        tls_socket,
                         config.max_connections_per_core,
                     )),
                     Backend::Uring => {
                         let driver = match uring::Driver::new(
                             core.clone(),
                             socket.into_raw_fd(),
+                            tls_socket.map(IntoRawFd::into_raw_fd),
                             config.uring_buffers,
                             config.max_connections_per_core,
                             commands.take().expect("the channel is still here"),

@@ -21,6 +21,13 @@ pub enum Command {
     },
     /// Apply one change to the delta map.
     Delta(Arc<DeltaRecord>),
+    /// Start new TLS connections on this configuration (certificates or
+    /// ticket keys changed); established ones keep theirs. The core id goes
+    /// to `done` (which may have been dropped: a watch does not wait).
+    Tls {
+        config: Arc<rustls::ServerConfig>,
+        done: Sender<usize>,
+    },
     /// Stop accepting, let in-flight requests finish, return.
     Shutdown,
 }
@@ -75,6 +82,10 @@ fn handle(core: &Core, command: Command) -> bool {
             core.metrics
                 .delta_applied_seq
                 .set(state.applied_seq() as i64);
+        }
+        Command::Tls { config, done } => {
+            *core.tls.borrow_mut() = Some(config);
+            let _ = done.send(core.id);
         }
         Command::Shutdown => return false,
     }

@@ -8,8 +8,8 @@
 //! [`state::CoreState`] (the lookup) through the [`Core`]. A tick every
 //! [`TICK`] ([`command::tick`]) refreshes the cached `Date` (once a second), ages
 //! the click batch and drains the core's command channel ([`command`]:
-//! snapshot swaps, deltas, shutdown), so cross-thread messages never touch the
-//! request path. Who runs the tick is the backend's choice: a glommio timer
+//! snapshot swaps, deltas, TLS configurations, shutdown), so cross-thread
+//! messages never touch the request path. Who runs the tick is the backend's choice: a glommio timer
 //! task on glommio's sockets, the ring's own loop on the io_uring backend
 //! (whose glommio timers only fire when glommio's preemption timer lets its
 //! reactor run, every 100 ms, which once made an idle core apply a change up
@@ -79,6 +79,10 @@ pub struct Core {
     /// Bits of a client address kept in click records.
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
+    /// The TLS configuration new TLS connections start from (the latest the
+    /// control thread sent, [`command::Command::Tls`]); `None` without TLS.
+    /// Established connections keep the one they started with.
+    pub tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
 }
 
 impl Core {
@@ -129,6 +133,7 @@ impl Core {
             client_ip_header: config.client_ip_header,
             ipv4_prefix: config.click_ipv4_prefix,
             ipv6_prefix: config.click_ipv6_prefix,
+            tls: RefCell::new(None),
         }
     }
 

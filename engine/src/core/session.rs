@@ -51,6 +51,10 @@ pub struct Session {
     /// When the connection was accepted (the first request's deadline
     /// counts from here).
     accepted: Instant,
+    /// The connection came in over TLS. For answers that differ by scheme:
+    /// per-domain HSTS is sent on secure connections only, and a domain in
+    /// `redirect-https` mode redirects the others (pass it to [`answer`]).
+    pub secure: bool,
 }
 
 /// What one [`Session::process`] call did.
@@ -77,6 +81,7 @@ impl Session {
             last_activity: now,
             fresh: true,
             accepted: now,
+            secure: false,
         }
     }
 

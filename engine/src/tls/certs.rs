@@ -184,6 +184,57 @@ pub fn load_dir(
     provider: &CryptoProvider,
     now: i64,
 ) -> Result<Loaded, CertError> {
+    load_dirs(dir, None, default, previous, provider, now)
+}
+
+/// [`load_dir`] over the operator's directory and, if given, the directory
+/// of pushed pairs (`pushed`, which may not exist yet). A name with a pair
+/// in `dir` is served from there, whatever `pushed` holds for it.
+pub fn load_dirs(
+    dir: &Path,
+    pushed: Option<&Path>,
+    default: Option<&str>,
+    previous: Option<&CertSet>,
+    provider: &CryptoProvider,
+    now: i64,
+) -> Result<Loaded, CertError> {
+    let mut loaded = load_pairs(dir, previous, provider, now)?;
+    if let Some(pushed) = pushed
+        && pushed.exists()
+    {
+        let more = load_pairs(pushed, previous, provider, now)?;
+        for (filed, key) in more.set.exact.into_iter() {
+            loaded.set.exact.entry(filed).or_insert(key);
+        }
+        for (parent, key) in more.set.wildcard.into_iter() {
+            loaded.set.wildcard.entry(parent).or_insert(key);
+        }
+        loaded.refused.extend(more.refused);
+    }
+    if let Some(name) = default {
+        let name = name.to_ascii_lowercase();
+        loaded.set.default = loaded.set.get_filed(&name).cloned();
+        if loaded.set.default.is_none() {
+            loaded.refused.push(Refusal {
+                name: name.clone(),
+                error: CertError::NoDefault {
+                    dir: dir.to_path_buf(),
+                    name,
+                },
+                kept_previous: false,
+            });
+        }
+    }
+    Ok(loaded)
+}
+
+/// Every pair in one directory, without the default.
+fn load_pairs(
+    dir: &Path,
+    previous: Option<&CertSet>,
+    provider: &CryptoProvider,
+    now: i64,
+) -> Result<Loaded, CertError> {
     let dir_error = |source| CertError::Dir {
         dir: dir.to_path_buf(),
         source,
@@ -242,21 +293,34 @@ pub fn load_dir(
             }
         }
     }
-    if let Some(name) = default {
-        let name = name.to_ascii_lowercase();
-        set.default = set.get_filed(&name).cloned();
-        if set.default.is_none() {
-            refused.push(Refusal {
-                name: name.clone(),
-                error: CertError::NoDefault {
-                    dir: dir.to_path_buf(),
-                    name,
-                },
-                kept_previous: false,
-            });
-        }
-    }
     Ok(Loaded { set, refused })
+}
+
+/// Whether `filed` names a pair this module would load: a DNS name, or
+/// `_.` and one (a wildcard), as a file stem.
+pub fn is_pair_name(filed: &str) -> bool {
+    let probe = match filed.strip_prefix("_.") {
+        Some(parent) => format!("wildcard-probe.{parent}"),
+        None => filed.to_string(),
+    };
+    !filed.starts_with('.')
+        && !filed.contains('/')
+        && matches!(
+            ServerName::try_from(probe.as_str()),
+            Ok(ServerName::DnsName(_))
+        )
+}
+
+/// Checks one pair as [`load_dir`] would (the files `crt` and `key`, filed
+/// under `filed`), for a pair that is about to be installed.
+pub fn check_pair(
+    filed: &str,
+    crt: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+    now: i64,
+) -> Result<(), CertError> {
+    load_pair(&filed.to_ascii_lowercase(), crt, key, provider, now).map(|_| ())
 }
 
 /// One `NAME.crt` + `NAME.key` pair, checked.

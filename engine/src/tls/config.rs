@@ -45,6 +45,10 @@ use std::sync::Arc;
 pub struct TlsSettings {
     /// Directory of `NAME.crt` + `NAME.key` pairs ([`super::certs`]).
     pub cert_dir: PathBuf,
+    /// A second such directory, of pairs pushed to the admin port (in the
+    /// state directory). A name with a pair in both is served from
+    /// `cert_dir`: the operator's own files win over a push.
+    pub pushed_dir: Option<PathBuf>,
     /// Name whose certificate serves clients without SNI or with a name
     /// that has none.
     pub default_name: Option<String>,
@@ -61,6 +65,7 @@ impl TlsSettings {
     pub fn new(cert_dir: impl Into<PathBuf>) -> TlsSettings {
         TlsSettings {
             cert_dir: cert_dir.into(),
+            pushed_dir: None,
             default_name: None,
             session_cache: 4096,
             ticket_lifetime: 12 * 3600,

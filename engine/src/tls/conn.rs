@@ -68,6 +68,91 @@ pub enum TlsError {
     Closed,
 }
 
+/// Why a handshake failed, as `engine_tls_handshake_failures_total{reason}`
+/// counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// Plain HTTP sent to the TLS port.
+    PlainHttp,
+    /// A protocol version the node does not speak (SSLv3, TLS 1.0, 1.1).
+    ProtocolVersion,
+    /// Nothing else in common (cipher suites, groups, signature schemes).
+    Incompatible,
+    /// No certificate for the name asked for, and no default.
+    NoCertificate,
+    /// Bytes that are not TLS, or a message out of place.
+    Malformed,
+    /// The client ended it with an alert (e.g. it refused the certificate).
+    PeerAlert,
+    /// Not done within the header timeout of the accept.
+    Timeout,
+    Other,
+}
+
+impl HandshakeFailure {
+    pub const ALL: [HandshakeFailure; 8] = [
+        HandshakeFailure::PlainHttp,
+        HandshakeFailure::ProtocolVersion,
+        HandshakeFailure::Incompatible,
+        HandshakeFailure::NoCertificate,
+        HandshakeFailure::Malformed,
+        HandshakeFailure::PeerAlert,
+        HandshakeFailure::Timeout,
+        HandshakeFailure::Other,
+    ];
+
+    /// The `reason` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandshakeFailure::PlainHttp => "plain_http",
+            HandshakeFailure::ProtocolVersion => "protocol_version",
+            HandshakeFailure::Incompatible => "incompatible",
+            HandshakeFailure::NoCertificate => "no_certificate",
+            HandshakeFailure::Malformed => "malformed",
+            HandshakeFailure::PeerAlert => "peer_alert",
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::Other => "other",
+        }
+    }
+
+    /// The failure an error is, if it ended a handshake.
+    pub fn of(error: &TlsError) -> Option<HandshakeFailure> {
+        use rustls::{Error, PeerIncompatible as P};
+        Some(match error {
+            TlsError::PlainHttp => HandshakeFailure::PlainHttp,
+            TlsError::Handshake(e) => match e {
+                // A hello without `signature_algorithms` is from before
+                // TLS 1.2 (which brought the extension): rustls refuses it
+                // before it looks at the version.
+                Error::PeerIncompatible(
+                    P::Tls12NotOffered
+                    | P::Tls12NotOfferedOrEnabled
+                    | P::SupportedVersionsExtensionRequired
+                    | P::SignatureAlgorithmsExtensionRequired,
+                ) => HandshakeFailure::ProtocolVersion,
+                Error::PeerIncompatible(_) => HandshakeFailure::Incompatible,
+                // rustls's words when the resolver has nothing (hs.rs).
+                Error::General(m) if m.contains("no server certificate") => {
+                    HandshakeFailure::NoCertificate
+                }
+                Error::InvalidMessage(_)
+                | Error::InappropriateHandshakeMessage { .. }
+                | Error::InappropriateMessage { .. }
+                | Error::PeerMisbehaved(_)
+                | Error::DecryptError => HandshakeFailure::Malformed,
+                Error::AlertReceived(_) => HandshakeFailure::PeerAlert,
+                _ => HandshakeFailure::Other,
+            },
+            TlsError::Traffic(_) | TlsError::Closed => return None,
+        })
+    }
+
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[derive(Debug)]
 pub struct TlsConn {
     tls: ServerConnection,
@@ -496,5 +581,67 @@ mod tests {
         assert!(!looks_like_http(b"\x80\x2e\x01\x03\x00"));
         assert!(!looks_like_http(b"GE"));
         assert!(!looks_like_http(b"GET/"));
+    }
+
+    /// A ClientHello of `version` for SNI `a.test`, as clients before TLS
+    /// 1.2 send it (no `signature_algorithms`), or with that extension.
+    fn old_hello(version: u16, signature_algorithms: bool) -> Vec<u8> {
+        let [major, minor] = version.to_be_bytes();
+        let mut body = vec![major, minor];
+        body.extend_from_slice(&[7u8; 32]);
+        body.push(0);
+        body.extend_from_slice(&[0, 2, 0x00, 0x2f, 1, 0]);
+        let extensions = if signature_algorithms { 23 } else { 15 };
+        body.extend_from_slice(&[0, extensions, 0, 0, 0, 11, 0, 9, 0, 0, 6]);
+        body.extend_from_slice(b"a.test");
+        if signature_algorithms {
+            // ecdsa_secp256r1_sha256
+            body.extend_from_slice(&[0, 13, 0, 4, 0, 2, 4, 3]);
+        }
+        let mut record = vec![0x16, major, minor, 0, body.len() as u8 + 4, 1, 0, 0];
+        record.push(body.len() as u8);
+        record.extend_from_slice(&body);
+        record
+    }
+
+    #[test]
+    fn failures_are_classified_by_reason() {
+        let f = fixture(None);
+        let reason = |bytes: &[u8]| {
+            let mut server = TlsConn::new(f.config.clone()).unwrap();
+            HandshakeFailure::of(&server.receive(bytes).unwrap_err())
+        };
+        assert_eq!(
+            reason(b"GET / HTTP/1.1\r\n"),
+            Some(HandshakeFailure::PlainHttp)
+        );
+        assert_eq!(
+            reason(b"\x00\x01garbage"),
+            Some(HandshakeFailure::Malformed)
+        );
+        for version in [0x0300, 0x0301, 0x0302] {
+            for signature_algorithms in [false, true] {
+                assert_eq!(
+                    reason(&old_hello(version, signature_algorithms)),
+                    Some(HandshakeFailure::ProtocolVersion),
+                    "{version:#x} {signature_algorithms}"
+                );
+            }
+        }
+        let client_config = Arc::new(f.ca.client_config());
+        let mut client = TestCa::client(&client_config, "other.test");
+        let mut server = TlsConn::new(f.config.clone()).unwrap();
+        let (err, _) = handshake(&mut client, &mut server).unwrap_err();
+        assert_eq!(
+            HandshakeFailure::of(&err),
+            Some(HandshakeFailure::NoCertificate)
+        );
+        // Every reason has its own label.
+        let mut names: Vec<_> = HandshakeFailure::ALL.iter().map(|f| f.name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), HandshakeFailure::ALL.len());
+        for (i, f) in HandshakeFailure::ALL.iter().enumerate() {
+            assert_eq!(f.index(), i);
+        }
     }
 }

@@ -20,8 +20,11 @@
 //! `core::session::Session` answers the decrypted requests, so plain and TLS
 //! connections share every HTTP rule.
 //!
-//! Not wired into the backends yet: a follow-up puts a `TlsConn` in the
-//! io_uring backend's connection slot for connections on a TLS listener.
+//! Wired in by the backends (`backend::uring::tls`: a `TlsConn` in the
+//! connection slot, driven by the ring's completions;
+//! `backend::glommio_net::tls`: a connection task around one) and by the
+//! control thread (`crate::tls_control`: the store, its reloads sent to the
+//! cores, pairs pushed to the admin port).
 
 pub mod certs;
 pub mod config;

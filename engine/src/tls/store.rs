@@ -21,7 +21,7 @@
 //! as git does, a look that saw a file changed within the last two seconds
 //! counts as "maybe changed" and the next poll reloads and compares.
 
-use super::certs::{CertError, CertSet, Refusal, load_dir};
+use super::certs::{CertError, CertSet, Refusal, load_dirs};
 use super::config::{TlsSettings, provider, server_config, ticketer};
 use super::ticket::TicketKeyError;
 use rustls::ServerConfig;
@@ -109,6 +109,17 @@ fn dir_stamp(dir: &Path) -> Stamp {
     s
 }
 
+/// Both certificate directories.
+fn dirs_stamp(settings: &TlsSettings) -> Stamp {
+    let mut s = dir_stamp(&settings.cert_dir);
+    if let Some(pushed) = &settings.pushed_dir {
+        let p = dir_stamp(pushed);
+        s.racy |= p.racy;
+        s.files.extend(p.files);
+    }
+    s
+}
+
 #[derive(Debug)]
 pub struct CertStore {
     settings: TlsSettings,
@@ -134,10 +145,11 @@ impl CertStore {
     /// be read or the key file is bad.
     pub fn open(settings: TlsSettings) -> Result<(CertStore, Vec<Refusal>), StoreError> {
         let provider = provider();
-        let dir_stamp = dir_stamp(&settings.cert_dir);
+        let dir_stamp = dirs_stamp(&settings);
         let key_stamp = key_stamp(&settings);
-        let loaded = load_dir(
+        let loaded = load_dirs(
             &settings.cert_dir,
+            settings.pushed_dir.as_deref(),
             settings.default_name.as_deref(),
             None,
             &provider,
@@ -174,6 +186,10 @@ impl CertStore {
         self.config.clone()
     }
 
+    pub fn settings(&self) -> &TlsSettings {
+        &self.settings
+    }
+
     /// The certificates being served.
     pub fn certs(&self) -> &CertSet {
         &self.certs
@@ -181,7 +197,7 @@ impl CertStore {
 
     /// Reloads if the directory or the key file changed (or may have).
     pub fn poll(&mut self) -> Reload {
-        let dir_stamp = dir_stamp(&self.settings.cert_dir);
+        let dir_stamp = dirs_stamp(&self.settings);
         let key_stamp = key_stamp(&self.settings);
         let dir_changed = dir_stamp != self.dir_stamp || self.dir_stamp.racy;
         let keys_changed = key_stamp != self.key_stamp || self.key_stamp.racy;
@@ -204,8 +220,9 @@ impl CertStore {
             }
         }
         if dir_changed {
-            match load_dir(
+            match load_dirs(
                 &self.settings.cert_dir,
+                self.settings.pushed_dir.as_deref(),
                 self.settings.default_name.as_deref(),
                 Some(&self.certs),
                 &self.provider,
@@ -262,7 +279,8 @@ impl CertStore {
     }
 }
 
-fn log(settings: &TlsSettings, reload: &Reload) {
+/// Logs what a reload refused and whether it published a new configuration.
+pub fn log(settings: &TlsSettings, reload: &Reload) {
     for r in &reload.refused {
         if r.kept_previous {
             tracing::warn!(

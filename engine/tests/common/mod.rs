@@ -2,6 +2,8 @@
 //! is killed on drop, snapshot files, and raw HTTP over a socket.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use snapshots::{Link, RedirectStatus, SnapshotBuilder};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,6 +17,8 @@ pub struct Engine {
     pub process: testkit::ReadyChild,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
+    /// The TLS port, when started with `--tls-listen`.
+    pub tls_listen: Option<SocketAddr>,
     pub cores: usize,
     /// The engine's state directory, when the test did not give one.
     pub state: Option<tempfile::TempDir>,
@@ -54,6 +58,7 @@ impl Engine {
         Engine {
             listen: process.field("listen").parse().unwrap(),
             admin: process.field("admin").parse().unwrap(),
+            tls_listen: ready["tls_listen"].as_str().map(|a| a.parse().unwrap()),
             cores: ready["cores"].as_u64().unwrap() as usize,
             process,
             state,

@@ -22,23 +22,23 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// A client that does not read its answers is dropped after this.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+pub(super) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const UNSPECIFIED: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// Counts the connection as open, and as busy while a request is under way.
-struct Tracker<'a> {
+pub(super) struct Tracker<'a> {
     core: &'a Core,
     busy: bool,
 }
 
 impl<'a> Tracker<'a> {
-    fn new(core: &'a Core) -> Self {
+    pub(super) fn new(core: &'a Core) -> Self {
         core.open.set(core.open.get() + 1);
         core.metrics.connections_open.add(1);
         Tracker { core, busy: false }
     }
 
-    fn set_busy(&mut self, busy: bool) {
+    pub(super) fn set_busy(&mut self, busy: bool) {
         if busy != self.busy {
             self.busy = busy;
             let count = self.core.busy.get();
@@ -56,13 +56,17 @@ impl Drop for Tracker<'_> {
 }
 
 /// The connection's deadline, unregistered before the socket closes.
-struct Registered<'a> {
+pub(super) struct Registered<'a> {
     sweeper: &'a Sweeper,
     deadline: Rc<Deadline>,
 }
 
 impl<'a> Registered<'a> {
-    fn new(sweeper: &'a Sweeper, fd: std::os::fd::RawFd, first_byte_by: Instant) -> Self {
+    pub(super) fn new(
+        sweeper: &'a Sweeper,
+        fd: std::os::fd::RawFd,
+        first_byte_by: Instant,
+    ) -> Self {
         Registered {
             sweeper,
             deadline: sweeper.register(fd, first_byte_by),

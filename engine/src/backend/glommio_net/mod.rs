@@ -4,10 +4,12 @@
 //! ([`conn`]), which reads, hands the bytes to its session, and writes the
 //! answers in one go. Deadlines are not a timer per read: each connection
 //! publishes one in the core's [`timers::Sweeper`], which a task of its own
-//! sweeps every [`SWEEP_EVERY`] ticks.
+//! sweeps every [`SWEEP_EVERY`] ticks. With TLS on, a second accept loop on
+//! the core's TLS listener spawns [`tls`] connection tasks.
 
 pub mod conn;
 pub mod timers;
+pub mod tls;
 
 use crate::core::{Core, SWEEP_EVERY, TICK};
 use glommio::Task;
@@ -22,16 +24,36 @@ use timers::Sweeper;
 pub struct Io {
     /// `None` once accepting stopped (cancelling it closed the listener).
     accept: Option<Task<()>>,
+    /// The TLS listener's accept loop, with TLS on.
+    tls_accept: Option<Task<()>>,
     sweeper: Task<()>,
 }
 
 impl Io {
-    /// Starts accepting on `listener` (bound and listening) and sweeping.
-    pub fn start(core: Rc<Core>, listener: Socket, max_connections: usize) -> Io {
-        // SAFETY: the fd is a freshly created, bound, listening TCP socket
+    /// Starts accepting on `listener` (bound and listening), and on
+    /// `tls_listener` if given, and sweeping.
+    pub fn start(
+        core: Rc<Core>,
+        listener: Socket,
+        tls_listener: Option<Socket>,
+        max_connections: usize,
+    ) -> Io {
+        // SAFETY: the fds are freshly created, bound, listening TCP sockets
         // that nothing else owns.
         let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+        // SAFETY: as above.
+        let tls_listener =
+            tls_listener.map(|l| unsafe { TcpListener::from_raw_fd(l.into_raw_fd()) });
         let sweeper = Rc::new(Sweeper::default());
+        let tls_accept = tls_listener.map(|listener| {
+            glommio::spawn_local(accept_loop(
+                listener,
+                core.clone(),
+                sweeper.clone(),
+                max_connections,
+                true,
+            ))
+        });
         let core_for_sweep = core.clone();
         Io {
             accept: Some(glommio::spawn_local(accept_loop(
@@ -39,14 +61,19 @@ impl Io {
                 core,
                 sweeper.clone(),
                 max_connections,
+                false,
             ))),
+            tls_accept,
             sweeper: glommio::spawn_local(sweep_loop(sweeper, core_for_sweep)),
         }
     }
 
-    /// Closes the listener; open connections carry on.
+    /// Closes the listeners; open connections carry on.
     pub async fn stop_accepting(&mut self) {
-        if let Some(accept) = self.accept.take() {
+        for accept in [self.accept.take(), self.tls_accept.take()]
+            .into_iter()
+            .flatten()
+        {
             accept.cancel().await;
         }
     }
@@ -63,6 +90,7 @@ async fn accept_loop(
     core: Rc<Core>,
     sweeper: Rc<Sweeper>,
     max_connections: usize,
+    secure: bool,
 ) {
     loop {
         match listener.accept().await {
@@ -73,7 +101,11 @@ async fn accept_loop(
                     continue;
                 }
                 core.metrics.connections_accepted.inc();
-                glommio::spawn_local(conn::serve(stream, core.clone(), sweeper.clone())).detach();
+                let (core, sweeper) = (core.clone(), sweeper.clone());
+                match secure {
+                    false => glommio::spawn_local(conn::serve(stream, core, sweeper)).detach(),
+                    true => glommio::spawn_local(tls::serve(stream, core, sweeper)).detach(),
+                };
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly

@@ -3,6 +3,11 @@
 //! session ([`Conn::feed`]: straight out of the kernel's buffer when nothing
 //! is stashed, through the stash otherwise).
 //!
+//! A connection on the TLS listener also holds its [`TlsConn`] (boxed, so a
+//! plain connection's slot grows by one pointer); what differs for it is in
+//! `super::tls`. Plain connections never look at it but for one branch per
+//! receive.
+//!
 //! Slots are reused: a freed slot keeps its buffers' capacity for the next
 //! connection, so a new connection allocates nothing once the core has seen
 //! as many at once. A slot's generation changes on reuse and is part of every
@@ -11,6 +16,7 @@
 
 use crate::core::Core;
 use crate::core::session::{Progress, Session};
+use crate::tls::conn::TlsConn;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::time::Instant;
@@ -55,6 +61,10 @@ pub struct Conn {
     pub dirty: bool,
     /// Listed for a receive re-arm at the end of this turn.
     pub rearm: bool,
+    /// The TLS state of a connection on the TLS listener. While it is
+    /// `Some`, `stash` holds ciphertext received while the output was full,
+    /// and decrypted requests wait in the `TlsConn`.
+    pub tls: Option<Box<TlsConn>>,
 }
 
 impl Conn {
@@ -80,12 +90,26 @@ impl Conn {
             busy: false,
             dirty: false,
             rearm: false,
+            tls: None,
+        }
+    }
+
+    /// Bytes of a request under way: the stash, and for TLS the decrypted
+    /// bytes not answered yet, plus one while the handshake is not done (so
+    /// a handshake is held to the header deadline, like a head).
+    #[inline]
+    pub fn buffered(&self) -> usize {
+        match &self.tls {
+            None => self.stash.len(),
+            Some(tls) => {
+                self.stash.len() + tls.plaintext().len() + usize::from(tls.is_handshaking())
+            }
         }
     }
 
     /// Whether the connection has anything under way: a request, or output.
     pub fn is_busy(&self) -> bool {
-        self.session.pending(self.stash.len())
+        self.session.pending(self.buffered())
             || !self.out.is_empty()
             || self.send_inflight
             || !self.sending.is_empty()
@@ -164,8 +188,15 @@ pub struct Slab {
 }
 
 impl Slab {
-    /// A slot for a new connection on `fd`, reusing a freed one if any.
-    pub fn insert(&mut self, fd: RawFd, peer: IpAddr, now: Instant) -> u32 {
+    /// A slot for a new connection on `fd`, reusing a freed one if any;
+    /// `tls` for one on the TLS listener.
+    pub fn insert(
+        &mut self,
+        fd: RawFd,
+        peer: IpAddr,
+        now: Instant,
+        tls: Option<Box<TlsConn>>,
+    ) -> u32 {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -176,7 +207,7 @@ impl Slab {
         let old = &mut self.conns[slot as usize];
         // Everything starts afresh but the generation and the buffers'
         // capacity.
-        let fresh = Conn {
+        let mut fresh = Conn {
             fd,
             live: true,
             peer,
@@ -186,6 +217,8 @@ impl Slab {
             sending: reuse(&mut old.sending),
             ..Conn::empty(now)
         };
+        fresh.session.secure = tls.is_some();
+        fresh.tls = tls;
         *old = fresh;
         self.live += 1;
         slot
@@ -198,6 +231,7 @@ impl Slab {
         debug_assert!(conn.live && !conn.in_flight());
         conn.live = false;
         conn.generation = conn.generation.wrapping_add(1);
+        conn.tls = None;
         // A slot keeps its buffers for the next connection, unless a
         // pipelining client grew them past the usual size.
         for buffer in [&mut conn.stash, &mut conn.out, &mut conn.sending] {

@@ -28,6 +28,11 @@
 //! glommio every tick for the core's other tasks (the shutdown sequence).
 //! Nothing else on the core uses glommio's I/O.
 //!
+//! With TLS on, every core also has a multishot accept on its `SO_REUSEPORT`
+//! TLS listener; its connections hold a `TlsConn` in their slot and take
+//! the same path through the loop, with decryption and encryption around
+//! the session ([`tls`]). A plain connection pays one branch per receive.
+//!
 //! Deadlines are swept here every 100 ms, as in the glommio backend: a
 //! connection whose head is late gets 408, a silent or idle one is closed
 //! (a new connection gets the shorter first-byte deadline while the core's
@@ -39,11 +44,13 @@
 mod bufring;
 pub mod conn;
 pub mod setup;
+mod tls;
 
 use crate::clock::TurnClock;
 use crate::core::command::{self, Command};
 use crate::core::session::timeout_answer;
 use crate::core::{Core, SWEEP_EVERY, TICK};
+use crate::tls::conn::TlsConn;
 use bufring::BufRing;
 use conn::{Conn, Slab};
 use io_uring::squeue::Entry;
@@ -76,6 +83,8 @@ const RECV: u64 = 2;
 const SEND: u64 = 3;
 /// Completions nobody waits for: closes and cancels.
 const QUIET: u64 = 4;
+/// The TLS listener's accept.
+const TLS_ACCEPT: u64 = 5;
 
 #[inline]
 fn user_data(kind: u64, slot: u32, generation: u32) -> u64 {
@@ -103,6 +112,9 @@ pub struct Driver {
     flavor: Flavor,
     listener: Option<RawFd>,
     accept_armed: bool,
+    /// The TLS listener, when TLS is on.
+    tls_listener: Option<RawFd>,
+    tls_accept_armed: bool,
     accept_retry: Option<Instant>,
     conns: Slab,
     max_connections: usize,
@@ -116,13 +128,18 @@ pub struct Driver {
     clock: TurnClock,
     /// The core's command channel, drained by the loop's tick.
     commands: crossbeam_channel::Receiver<Command>,
+    /// TLS connections' answers before encryption (shared: one connection
+    /// at a time uses it, and leaves it empty).
+    scratch: Vec<u8>,
 }
 
 impl Driver {
-    /// Sets up the core's ring and buffers around a listening socket.
+    /// Sets up the core's ring and buffers around a listening socket (and
+    /// the TLS one, with TLS on).
     pub fn new(
         core: Rc<Core>,
         listener: RawFd,
+        tls_listener: Option<RawFd>,
         buffers: u16,
         max_connections: usize,
         commands: crossbeam_channel::Receiver<Command>,
@@ -137,6 +154,8 @@ impl Driver {
             flavor,
             listener: Some(listener),
             accept_armed: false,
+            tls_listener,
+            tls_accept_armed: false,
             accept_retry: None,
             conns: Slab::default(),
             max_connections: max_connections.min(MAX_SLOTS as usize),
@@ -146,6 +165,7 @@ impl Driver {
             completions: Vec::with_capacity(setup::CQ_ENTRIES as usize),
             clock: TurnClock::new(),
             commands,
+            scratch: Vec::new(),
         })
     }
 
@@ -155,7 +175,8 @@ impl Driver {
 
     /// Serves until the core is told to stop.
     pub async fn run(mut self) {
-        self.arm_accept();
+        self.arm_accept(false);
+        self.arm_accept(true);
         let mut now = Instant::now();
         let mut next_tick = now + TICK;
         let mut ticks = 0u32;
@@ -249,7 +270,11 @@ impl Driver {
         let (kind, slot, generation) = split(data);
         match kind {
             ACCEPT => {
-                self.on_accept(result, flags, now);
+                self.on_accept(false, result, flags, now);
+                0
+            }
+            TLS_ACCEPT => {
+                self.on_accept(true, result, flags, now);
                 0
             }
             RECV => self.on_recv(slot, generation, result, flags, now, now_ms),
@@ -258,24 +283,35 @@ impl Driver {
         }
     }
 
-    fn arm_accept(&mut self) {
-        let Some(listener) = self.listener else {
+    /// The plain or the TLS listener, and whether its accept is armed.
+    fn listener(&mut self, secure: bool) -> (Option<RawFd>, &mut bool) {
+        match secure {
+            false => (self.listener, &mut self.accept_armed),
+            true => (self.tls_listener, &mut self.tls_accept_armed),
+        }
+    }
+
+    fn arm_accept(&mut self, secure: bool) {
+        let (Some(listener), armed) = self.listener(secure) else {
             return;
         };
-        if self.accept_armed {
+        if *armed {
             return;
         }
-        self.accept_armed = true;
+        *armed = true;
+        let kind = if secure { TLS_ACCEPT } else { ACCEPT };
         let entry = opcode::AcceptMulti::new(Fd(listener))
             .build()
-            .user_data(user_data(ACCEPT, 0, 0));
+            .user_data(user_data(kind, 0, 0));
         self.push(&entry);
     }
 
-    fn on_accept(&mut self, result: i32, flags: u32, now: Instant) {
+    fn on_accept(&mut self, secure: bool, result: i32, flags: u32, now: Instant) {
+        let (listener, armed) = self.listener(secure);
         if !cqueue::more(flags) {
-            self.accept_armed = false;
+            *armed = false;
         }
+        let armed = *armed;
         if result < 0 {
             if result != -libc::ECANCELED {
                 let error = io::Error::from_raw_os_error(-result);
@@ -284,19 +320,32 @@ impl Driver {
             }
             return;
         }
-        if !self.accept_armed && self.accept_retry.is_none() {
-            self.arm_accept();
+        if !armed && self.accept_retry.is_none() {
+            self.arm_accept(secure);
         }
         let fd = result;
         let core = &*self.core;
-        if self.listener.is_none() || self.conns.live() >= self.max_connections {
-            if self.listener.is_some() {
+        if listener.is_none() || self.conns.live() >= self.max_connections {
+            if listener.is_some() {
                 core.metrics.connections_refused.inc();
             }
             // SAFETY: a descriptor the kernel just gave us and nobody else has.
             unsafe { libc::close(fd) };
             return;
         }
+        let tls = match secure {
+            false => None,
+            true => match core.tls.borrow().clone().map(TlsConn::new) {
+                Some(Ok(tls)) => Some(Box::new(tls)),
+                // A TLS listener exists only with a configuration, and a
+                // server connection cannot fail to start on one.
+                _ => {
+                    // SAFETY: as above.
+                    unsafe { libc::close(fd) };
+                    return;
+                }
+            },
+        };
         core.metrics.connections_accepted.inc();
         core.metrics.connections_open.add(1);
         core.open.set(core.open.get() + 1);
@@ -306,7 +355,7 @@ impl Driver {
         } else {
             UNSPECIFIED
         };
-        let slot = self.conns.insert(fd, peer, now);
+        let slot = self.conns.insert(fd, peer, now, tls);
         self.arm_recv(slot);
     }
 
@@ -343,7 +392,11 @@ impl Driver {
         let mut answered = 0;
         if result > 0 {
             let bid = bid.expect("a receive with data names its buffer");
-            answered = conn.feed(core, self.buffers.get(bid, result as usize), now, now_ms);
+            let data = self.buffers.get(bid, result as usize);
+            answered = match conn.tls.is_none() {
+                true => conn.feed(core, data, now, now_ms),
+                false => conn.feed_tls(core, data, now, now_ms, &mut self.scratch),
+            };
         }
         // The bytes are parsed or copied: the buffer goes back at once.
         if let Some(bid) = bid {
@@ -410,7 +463,10 @@ impl Driver {
         let mut answered = 0;
         if conn.blocked && !conn.close_after_send {
             conn.blocked = false;
-            answered = conn.process_stash(core, now, now_ms);
+            answered = match conn.tls.is_none() {
+                true => conn.process_stash(core, now, now_ms),
+                false => conn.resume_tls(core, now, now_ms, &mut self.scratch),
+            };
         }
         if conn.paused && !conn.blocked {
             conn.paused = false;
@@ -538,14 +594,20 @@ impl Driver {
                 }
                 continue;
             }
-            if conn.close_after_send || now < conn.session.cutoff(&core, conn.stash.len(), crowded)
-            {
+            let buffered = conn.buffered();
+            if conn.close_after_send || now < conn.session.cutoff(&core, buffered, crowded) {
                 continue;
             }
             if conn.session.is_fresh() {
                 core.metrics.first_byte_timeouts.inc();
                 self.close(slot);
-            } else if conn.session.pending(conn.stash.len()) {
+            } else if conn.tls.is_some() && conn.session.pending(buffered) {
+                if conn.timeout_tls(&core, &mut self.scratch) {
+                    self.close(slot);
+                } else {
+                    self.settle(slot);
+                }
+            } else if conn.session.pending(buffered) {
                 // Too slow: tell the client why, then hang up.
                 conn.stash.clear();
                 conn.out.clear();
@@ -561,9 +623,15 @@ impl Driver {
     /// Per tick: accept retries, the stop of accepting, draining.
     fn housekeeping(&mut self, now: Instant) {
         if self.core.stop_accepting.get() {
-            if let Some(listener) = self.listener.take() {
-                if self.accept_armed {
-                    let entry = opcode::AsyncCancel::new(user_data(ACCEPT, 0, 0))
+            for (listener, armed, kind) in [
+                (self.listener.take(), self.accept_armed, ACCEPT),
+                (self.tls_listener.take(), self.tls_accept_armed, TLS_ACCEPT),
+            ] {
+                let Some(listener) = listener else {
+                    continue;
+                };
+                if armed {
+                    let entry = opcode::AsyncCancel::new(user_data(kind, 0, 0))
                         .build()
                         .user_data(user_data(QUIET, 0, 0));
                     self.push(&entry);
@@ -575,7 +643,8 @@ impl Driver {
             }
         } else if self.accept_retry.is_some_and(|at| now >= at) {
             self.accept_retry = None;
-            self.arm_accept();
+            self.arm_accept(false);
+            self.arm_accept(true);
         }
         if self.core.draining.get() {
             // Connections between requests close now; busy ones close after
@@ -598,12 +667,13 @@ impl Driver {
             buffers,
             conns,
             listener,
+            tls_listener,
             ..
         } = self;
-        // Dropping the ring cancels its accept, which lets go of the
-        // listener; closing it then makes the port refuse.
+        // Dropping the ring cancels its accepts, which lets go of the
+        // listeners; closing them then makes the ports refuse.
         drop(ring);
-        if let Some(listener) = listener {
+        for listener in [listener, tls_listener].into_iter().flatten() {
             // SAFETY: the listener's descriptor, owned by the driver.
             unsafe { libc::close(listener) };
         }
@@ -637,8 +707,12 @@ mod tests {
 
     #[test]
     fn user_data_round_trips() {
-        for (kind, slot, generation) in [(ACCEPT, 0, 0), (RECV, 0xff_ffff, u32::MAX), (SEND, 7, 9)]
-        {
+        for (kind, slot, generation) in [
+            (ACCEPT, 0, 0),
+            (RECV, 0xff_ffff, u32::MAX),
+            (SEND, 7, 9),
+            (TLS_ACCEPT, 0, 0),
+        ] {
             assert_eq!(
                 split(user_data(kind, slot, generation)),
                 (kind, slot, generation)
