@@ -27,6 +27,7 @@ fn event(ip: IpAddr) -> ClickEvent<'static> {
         referrer: b"https://news.example.com/story?id=1",
         accept_language: b"en-GB,en;q=0.9",
         host: b"sho.rt",
+        domain: b"sho.rt",
     }
 }
 

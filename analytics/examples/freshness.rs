@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
                 referrer: b"",
                 accept_language: b"en",
                 host: b"sho.rt",
+                domain: b"sho.rt",
             });
         }
         let mut headers = HeaderMap::new();

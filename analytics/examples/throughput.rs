@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
                 referrer: b"https://news.example.com/story",
                 accept_language: b"en-GB",
                 host: b"sho.rt",
+                domain: b"sho.rt",
             });
         }
         let mut headers = HeaderMap::new();

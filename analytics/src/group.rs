@@ -186,6 +186,7 @@ mod tests {
                 referrer: b"",
                 accept_language: b"",
                 host: b"sho.rt",
+                domain: b"sho.rt",
             });
         }
         w.finish().to_vec()

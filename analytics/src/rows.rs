@@ -19,6 +19,9 @@ pub struct ClickRow {
     pub code: String,
     pub status: u16,
     pub host: String,
+    /// The domain the link was served under (normalised name; empty for
+    /// the unnamed default domain and version-1 batches).
+    pub domain: String,
     /// `81.2.69.0/24` or `2001:db8:1::/48`; never the full address.
     pub ip_prefix: String,
     pub country: String,

@@ -21,6 +21,15 @@
 /// Dimensions of both rollups, in their sort-key order after code and time.
 const ROLLUP_DIMENSIONS: &str = "status, country, device, browser, os, referrer_host, is_bot";
 
+/// Columns added to `clicks` after it was first created, each with the
+/// column it follows: [`crate::store::Store::create_schema`] adds those a
+/// table made by an older sidecar lacks (ClickHouse 18.16 has no
+/// `ADD COLUMN IF NOT EXISTS`, so it looks in `system.columns` first).
+/// `domain`: the normalised name of the domain a click was served under
+/// (click batch version 2; empty for version-1 batches and the unnamed
+/// default domain).
+pub const ADDED_CLICK_COLUMNS: &[(&str, &str, &str)] = &[("domain", "String", "host")];
+
 /// The statements that create the schema in `database`, in order. Each is
 /// `IF NOT EXISTS`, so running them again is harmless.
 pub fn statements(database: &str) -> Vec<String> {
@@ -66,6 +75,7 @@ pub fn statements(database: &str) -> Vec<String> {
                 code String,
                 status UInt16,
                 host String,
+                domain String,
                 ip_prefix String,
                 country String,
                 city String,

@@ -62,6 +62,25 @@ impl Store {
         for sql in schema::statements(&self.database) {
             self.admin.query(&sql).execute().await?;
         }
+        for (column, kind, after) in schema::ADDED_CLICK_COLUMNS {
+            let present: u64 = self
+                .admin
+                .query(
+                    "SELECT count() FROM system.columns
+                      WHERE database = ? AND table = 'clicks' AND name = ?",
+                )
+                .bind(&self.database)
+                .bind(*column)
+                .fetch_one()
+                .await?;
+            if present == 0 {
+                let sql = format!(
+                    "ALTER TABLE {}.clicks ADD COLUMN {column} {kind} AFTER {after}",
+                    self.database
+                );
+                self.admin.query(&sql).execute().await?;
+            }
+        }
         Ok(())
     }
 
@@ -269,6 +288,7 @@ mod tests {
             code: code.into(),
             status: 301,
             host: String::new(),
+            domain: String::new(),
             ip_prefix: String::new(),
             country: String::new(),
             city: String::new(),

@@ -59,6 +59,16 @@ pub struct Config {
     /// Accept targets on loopback, private and link-local addresses (and
     /// `localhost`). Default `false`: public hosts only.
     pub allow_private_targets: bool,
+    /// The deployment's default domain (`sho.rt`): the name of domain 0,
+    /// which links without a `domain` (and every link made before domains)
+    /// live on. Lowercase ASCII, punycode for internationalised names.
+    /// Nobody may claim it or its subdomains. Default: none (unnamed; the
+    /// engines then answer every host name as the default domain).
+    pub default_domain: Option<String>,
+    /// Test and operations only: `NAME=ADDR:PORT` makes the domain
+    /// verification fetch for NAME connect to ADDR:PORT (like curl's
+    /// `--connect-to`), for names without DNS. Default: none.
+    pub verify_resolve: Vec<ResolveOverride>,
     /// Engine admin addresses (`host:port`) snapshots are pushed to. Default none.
     pub engine_admin: Vec<String>,
     /// Bearer token sent with `PUT /snapshot` (the engine's `--admin-token`). Default none.
@@ -139,6 +149,8 @@ impl Default for Config {
             clickhouse_database: "analytics".into(),
             short_base: "http://127.0.0.1:8080".into(),
             allow_private_targets: false,
+            default_domain: None,
+            verify_resolve: Vec::new(),
             engine_admin: Vec::new(),
             engine_admin_token: None,
             snapshot_dir: PathBuf::from("snapshots"),
@@ -169,8 +181,50 @@ impl Default for Config {
 /// How many snapshot intervals the stream must cover at least.
 pub const STREAM_AGE_INTERVALS: u64 = 10;
 
+/// A `verify_resolve` entry: the verification fetch for `name` connects to
+/// `addr`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ResolveOverride {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+impl TryFrom<String> for ResolveOverride {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl std::str::FromStr for ResolveOverride {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, addr) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?} is not NAME=ADDR:PORT"))?;
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("{addr:?} in {s:?} is not ADDR:PORT: {e}"))?;
+        Ok(ResolveOverride {
+            name: name.trim().to_ascii_lowercase(),
+            addr,
+        })
+    }
+}
+
 impl ServiceConfig for Config {
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.default_domain
+            && let Err(e) = snapshots::domain::validate_name(name)
+        {
+            return Err(ConfigError::invalid(
+                "default_domain",
+                format!("{name:?}: {e}"),
+            ));
+        }
         if !(5..=32).contains(&self.code_length) {
             return Err(ConfigError::invalid(
                 "code_length",

@@ -53,6 +53,22 @@ pub enum ApiError {
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 
+    // --- domains ---
+    #[error("this organization has already claimed the domain {name:?}")]
+    DomainExists { name: String },
+    #[error(
+        "the domain {name:?} cannot be claimed: another organization has verified it, or it is the deployment's own"
+    )]
+    DomainTaken { name: String },
+    #[error(
+        "the domain {name:?} still has {links} live links; delete them first, or delete with ?cascade=true"
+    )]
+    DomainInUse { name: String, links: i64 },
+    #[error("the domain {name:?} is not one of this organization's domains")]
+    UnknownDomain { name: String },
+    #[error("the domain {name:?} could not be verified: {reason}")]
+    VerificationFailed { name: String, reason: String },
+
     // --- accounts (users, sessions, members, one-time tokens) ---
     /// A signed-in user whose request acts on an organization without
     /// naming one (`X-Org`) while they belong to none or several.
@@ -133,6 +149,14 @@ impl ApiError {
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            // domains
+            ApiError::DomainExists { .. } => (StatusCode::CONFLICT, "domain_exists"),
+            ApiError::DomainTaken { .. } => (StatusCode::CONFLICT, "domain_taken"),
+            ApiError::DomainInUse { .. } => (StatusCode::CONFLICT, "domain_in_use"),
+            ApiError::UnknownDomain { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_domain"),
+            ApiError::VerificationFailed { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "verification_failed")
+            }
             // accounts
             ApiError::OrganizationNotChosen => (StatusCode::FORBIDDEN, "org_required"),
             ApiError::NotMember { .. }
@@ -160,6 +184,13 @@ impl ApiError {
             ApiError::PreconditionFailed { current, .. } => json!({ "current_etag": current }),
             ApiError::BlockedHost { host, rule } => json!({ "host": host, "rule": rule }),
             ApiError::RateLimited { retry_after } => json!({ "retry_after": retry_after }),
+            ApiError::DomainExists { name }
+            | ApiError::DomainTaken { name }
+            | ApiError::UnknownDomain { name } => json!({ "domain": name }),
+            ApiError::DomainInUse { name, links } => json!({ "domain": name, "links": links }),
+            ApiError::VerificationFailed { name, reason } => {
+                json!({ "domain": name, "reason": reason })
+            }
             // accounts
             ApiError::OrganizationNotChosen => json!({ "header": "X-Org" }),
             ApiError::NotMember { org } => json!({ "org": org }),

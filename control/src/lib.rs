@@ -86,6 +86,7 @@ pub mod audit;
 pub mod auth;
 pub mod codes;
 pub mod config;
+pub mod domains;
 pub mod error;
 pub mod extract;
 pub mod health;

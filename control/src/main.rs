@@ -174,6 +174,12 @@ struct ServeArgs {
     /// Accept targets on loopback, private and link-local addresses. Default off.
     #[arg(long)]
     allow_private_targets: bool,
+    /// The deployment's default domain (e.g. sho.rt; lowercase, punycode): where links without a domain live; nobody may claim it or its subdomains. Default: none (unnamed: engines answer any host name as the default domain).
+    #[arg(long)]
+    default_domain: Option<String>,
+    /// Test/ops only: NAME=ADDR:PORT makes the domain verification fetch for NAME connect to ADDR:PORT (like curl's --connect-to); repeatable. Default: none (DNS).
+    #[arg(long = "verify-resolve")]
+    verify_resolve: Vec<control::config::ResolveOverride>,
     /// Engine admin address (host:port) snapshots are pushed to; repeatable. Default: none.
     #[arg(long = "engine-admin")]
     engine_admin: Vec<String>,
@@ -258,7 +264,7 @@ impl ServeArgs {
                 public_url, session_idle_secs, session_absolute_secs, login_rate_per_ip,
                 login_burst_per_ip, login_rate_per_email, login_burst_per_email, mail_from;
                 optional: nats, nats_user, nats_password_file, links_signing_key, clickhouse,
-                engine_admin_token, smtp_url, smtp_password_file);
+                engine_admin_token, smtp_url, smtp_password_file, default_domain);
             // Switches only switch on: the file's `true` stays without the flag.
             c.links_stream_adopt |= self.links_stream_adopt;
             c.allow_private_targets |= self.allow_private_targets;
@@ -268,6 +274,9 @@ impl ServeArgs {
             }
             if !self.cors_origins.is_empty() {
                 c.cors_origins = self.cors_origins.clone();
+            }
+            if !self.verify_resolve.is_empty() {
+                c.verify_resolve = self.verify_resolve.clone();
             }
         })
     }

@@ -20,6 +20,8 @@ pub struct QrQuery {
     pub format: Option<String>,
     /// Requested width and height in pixels (64 to 2048; default 256).
     pub size: Option<u32>,
+    /// The link's domain (default: the deployment's default domain).
+    pub domain: Option<String>,
 }
 
 /// A PNG at least `size` pixels wide: whole pixels per module, quiet zone included.
@@ -72,8 +74,8 @@ pub async fn qr(
             format!("{format:?} is not svg or png"),
         ));
     }
-    let row = crate::links::api::fetch(&state, org_id, &code).await?;
-    let url = format!("{}/{}", state.short_base(), row.code);
+    let row = crate::links::api::fetch_in(&state, org_id, q.domain.as_deref(), &code).await?;
+    let url = row.to_json(state.short_base()).short_url;
     let qr = QrCode::new(url.as_bytes()).map_err(|e| anyhow::anyhow!("QR encoding: {e}"))?;
     let (body, content_type) = if format == "png" {
         (render_png(&qr, size)?, "image/png")

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{accounts, audit_log, cors};
-use crate::{admin, health, keys, links, middleware, qr, stats};
+use crate::{admin, domains, health, keys, links, middleware, qr, stats};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -25,6 +25,18 @@ pub fn router(state: AppState) -> Router {
         .route("/links/{code}/stats", get(stats::link_stats))
         .route("/links/{code}/qr", get(qr::qr))
         .route("/stats/summary", get(stats::summary))
+        .route(
+            "/domains",
+            post(domains::api::create).get(domains::api::list),
+        )
+        .route(
+            "/domains/{name}",
+            get(domains::api::get)
+                .patch(domains::api::patch)
+                .delete(domains::api::delete),
+        )
+        .route("/domains/{name}/verify", post(domains::api::verify))
+        .route("/admin/domains", get(domains::api::list_all))
         .route("/keys", post(keys::create).get(keys::list))
         .route("/keys/{id}", delete(keys::revoke))
         .route(

@@ -91,6 +91,11 @@ pub async fn start_with_mailer(
 ) -> anyhow::Result<Running> {
     config.validate()?;
     let db = connect_db(&config.database_url).await?;
+    // The default domain's name is the configuration's; engines learn a
+    // change through the change stream like any other.
+    crate::domains::store::name_default_domain(&db, config.default_domain.as_deref().unwrap_or(""))
+        .await
+        .map_err(|e| anyhow::anyhow!("naming the default domain: {e}"))?;
     let metrics = Arc::new(Metrics::default());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

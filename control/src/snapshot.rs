@@ -107,8 +107,35 @@ impl SnapshotService {
             .await?;
         let mut builder = snapshots::SnapshotBuilder::new(seq as u64);
         {
+            // Every live domain, pending ones too (engines serve only the
+            // verified; their links are in the file, served once verified).
             let sql = format!(
-                "SELECT {} FROM links WHERE deleted_at IS NULL",
+                "SELECT {} FROM domains WHERE deleted_at IS NULL",
+                crate::domains::model::DOMAIN_COLUMNS
+            );
+            let domains: Vec<crate::domains::model::DomainRow> =
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for row in domains {
+                builder
+                    .push_domain(row.to_record())
+                    .with_context(|| format!("domain {:?} cannot enter a snapshot", row.name))?;
+            }
+            let answers: Vec<(String, String, String)> =
+                sqlx::query_as("SELECT host, path, body FROM well_known_answers")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (host, path, body) in answers {
+                builder
+                    .push_well_known(snapshots::WellKnown { host, path, body })
+                    .context("a well-known answer cannot enter a snapshot")?;
+            }
+        }
+        {
+            let sql = format!(
+                "SELECT {} FROM links WHERE deleted_at IS NULL
+                    AND domain_id IN (SELECT id FROM domains WHERE deleted_at IS NULL)",
                 crate::links::model::LINK_COLUMNS
             );
             let mut rows =

@@ -38,6 +38,8 @@ pub struct StatsQuery {
     pub include_bots: bool,
     pub format: Option<String>,
     pub limit: Option<u64>,
+    /// The link's domain (link stats; default: the deployment's default domain).
+    pub domain: Option<String>,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -211,14 +213,13 @@ pub async fn link_stats(
     let csv = wants_csv(&q)?;
     // The link must be a live link of the caller's organization: a deleted
     // link is gone (404), as it is for every other link route.
-    let owned: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM links WHERE code = $1 AND org_id = $2 AND deleted_at IS NULL",
-    )
-    .bind(&code)
-    .bind(org_id)
-    .fetch_optional(&state.db)
-    .await?;
-    owned.ok_or(ApiError::NotFound { what: "link" })?;
+    let link = crate::links::api::fetch_in(&state, org_id, q.domain.as_deref(), &code).await?;
+    // Clicks carry the name of the domain they were served under; the
+    // default domain's may also carry none (before domains, or unnamed).
+    let mut domains = vec![link.domain.clone()];
+    if link.domain_id == 0 && !link.domain.is_empty() {
+        domains.push(String::new());
+    }
     let ch = state
         .clickhouse
         .as_ref()
@@ -228,9 +229,10 @@ pub async fn link_stats(
     let series: Vec<BucketRow> = ch
         .query(&format!(
             "SELECT toUInt32({bucket_fn}(ts, 'UTC')) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
-               FROM clicks WHERE code = ? AND {where_} GROUP BY t ORDER BY t"
+               FROM clicks WHERE code = ? AND has(?, domain) AND {where_} GROUP BY t ORDER BY t"
         ))
         .bind(&code)
+        .bind(&domains)
         .bind(r.from)
         .bind(r.to)
         .fetch_all()
@@ -239,9 +241,10 @@ pub async fn link_stats(
     let totals: Vec<BucketRow> = ch
         .query(&format!(
             "SELECT toUInt32(0) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
-               FROM clicks WHERE code = ? AND {where_}"
+               FROM clicks WHERE code = ? AND has(?, domain) AND {where_}"
         ))
         .bind(&code)
+        .bind(&domains)
         .bind(r.from)
         .bind(r.to)
         .fetch_all()
@@ -252,10 +255,11 @@ pub async fn link_stats(
         let rows: Vec<ValueRow> = ch
             .query(&format!(
                 "SELECT toString({column}) AS value, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
-                   FROM clicks WHERE code = ? AND {where_}
+                   FROM clicks WHERE code = ? AND has(?, domain) AND {where_}
                   GROUP BY value ORDER BY clicks DESC, value LIMIT {MAX_ROWS}"
             ))
             .bind(&code)
+            .bind(&domains)
             .bind(r.from)
             .bind(r.to)
             .fetch_all()
@@ -344,10 +348,18 @@ pub async fn summary(
             "summary takes from, to, limit, include_bots and format",
         ));
     }
-    let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM links WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_all(&state.db)
-        .await?;
+    // "<domain>/<code>" of every link of the organization: codes are unique
+    // per domain only. The default domain's clicks may carry no name (before
+    // domains, or unnamed), so its links are listed both ways.
+    let codes: Vec<String> = sqlx::query_scalar(
+        "SELECT d.name || '/' || l.code FROM links l JOIN domains d ON d.id = l.domain_id
+          WHERE l.org_id = $1
+         UNION ALL
+         SELECT '/' || l.code FROM links l WHERE l.org_id = $1 AND l.domain_id = 0",
+    )
+    .bind(org_id)
+    .fetch_all(&state.db)
+    .await?;
     let ch = state
         .clickhouse
         .as_ref()
@@ -357,7 +369,7 @@ pub async fn summary(
     } else {
         ch.query(&format!(
             "SELECT code AS value, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
-               FROM clicks WHERE has(?, code) AND {}
+               FROM clicks WHERE has(?, concat(domain, '/', code)) AND {}
               GROUP BY value ORDER BY clicks DESC, value LIMIT {limit}",
             filter(q.include_bots)
         ))

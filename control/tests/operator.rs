@@ -20,6 +20,7 @@ fn global_routes() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::DELETE, "/v1/admin/blocklist/victim.example", None),
         (Method::POST, "/v1/admin/links/theirs/disable", None),
         (Method::POST, "/v1/admin/links/theirs/enable", None),
+        (Method::GET, "/v1/admin/domains", None),
         (Method::GET, "/v1/admin/orgs", None),
         (Method::POST, "/v1/admin/snapshots", None),
         (Method::GET, "/v1/admin/snapshots", None),

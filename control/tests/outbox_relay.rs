@@ -71,9 +71,11 @@ fn apply(deltas: &[LinkDelta]) -> BTreeMap<String, snapshots::Link> {
             LinkChange::Upsert { link } => {
                 map.insert(link.code.clone(), link.clone());
             }
-            LinkChange::Delete { code } => {
+            LinkChange::Delete { code, .. } => {
                 map.remove(code);
             }
+            // The default domain's name, written at start; no domain here.
+            _ => {}
         }
     }
     map

@@ -19,7 +19,8 @@ async fn clickhouse_with_clicks(rows: &[Click<'_>]) -> testkit::ClickHouseDataba
         .unwrap();
     ch.query(
         "CREATE TABLE clicks (
-            event_id FixedString(16), ts DateTime, ts_ms UInt64, code String, status UInt16,
+            event_id FixedString(16), ts DateTime, ts_ms UInt64, code String, domain String,
+            status UInt16,
             country String, city String, device String, browser String, os String,
             referrer_host String, is_bot UInt8, visitor_hash UInt64
          ) ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (code, ts)",
@@ -30,7 +31,7 @@ async fn clickhouse_with_clicks(rows: &[Click<'_>]) -> testkit::ClickHouseDataba
         .iter()
         .map(|(code, event, ts, status, country, device, bot, visitor)| {
             format!(
-                "('{event:016}', toDateTime({ts}), {}, '{code}', {status}, '{country}', 'City', '{device}', 'Firefox', 'Linux', 'news.example', {bot}, {visitor})",
+                "('{event:016}', toDateTime({ts}), {}, '{code}', '', {status}, '{country}', 'City', '{device}', 'Firefox', 'Linux', 'news.example', {bot}, {visitor})",
                 ts * 1000
             )
         })

@@ -83,8 +83,16 @@ pub struct Config {
     pub permanent_max_age: u64,
     /// Status for expired and disabled links: 404 or 410. Default 410.
     pub gone_status: u16,
-    /// Where `/` redirects (302). Default: none, `/` is 404.
+    /// Where `/` redirects (302) when the request's domain sets no root
+    /// redirect of its own. Default: none, `/` is 404.
     pub root_redirect: Option<String>,
+    /// What a request whose `Host` names no served domain gets (requests
+    /// without a `Host` or with an IP literal always get the default
+    /// domain): `auto`, `default-domain` or `not-found`. Default `auto`:
+    /// the default domain while the snapshot has no domain but an unnamed
+    /// default one (no domains configured), else 404 (`core::domains` says
+    /// why).
+    pub unknown_host: UnknownHost,
     /// Longest request target, bytes (414 beyond). Default 4096.
     pub max_uri_bytes: usize,
     /// Longest request head, bytes (431 beyond). Default 8192.
@@ -178,6 +186,7 @@ impl Default for Config {
             permanent_max_age: 60,
             gone_status: 410,
             root_redirect: None,
+            unknown_host: UnknownHost::Auto,
             max_uri_bytes: 4096,
             max_head_bytes: 8192,
             max_body_bytes: 65536,
@@ -212,6 +221,19 @@ impl Default for Config {
 pub const MAX_SNAPSHOT_BYTES: u64 = snapshots::builder::MAX_PAYLOAD_LEN + 64;
 
 pub use crate::clicks::client_ip::ClientIpHeader;
+
+/// The `unknown_host` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownHost {
+    /// `default-domain` while no domain is configured, else `not-found`.
+    #[default]
+    Auto,
+    /// Answered as the default domain.
+    DefaultDomain,
+    /// 404.
+    NotFound,
+}
 
 /// The `io` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]

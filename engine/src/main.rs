@@ -96,9 +96,12 @@ struct ServeArgs {
     /// Status of expired and disabled links, 404 or 410 [default: 410].
     #[arg(long)]
     gone_status: Option<u16>,
-    /// Where `/` redirects (302) [default: none, 404].
+    /// Where `/` redirects (302) on a domain without a root redirect of its own [default: none, 404].
     #[arg(long)]
     root_redirect: Option<String>,
+    /// What a request whose Host names no served domain gets: auto (the default domain while no domain is configured: an unnamed default and no other; else 404), default-domain, or not-found. Requests without a Host or with an IP literal always get the default domain [default: auto].
+    #[arg(long, value_enum)]
+    unknown_host: Option<engine::config::UnknownHost>,
     /// glommio I/O memory per core in KiB; counts against RLIMIT_MEMLOCK [default: 512].
     #[arg(long)]
     io_memory_kib: Option<usize>,
@@ -168,7 +171,8 @@ impl ServeArgs {
                 crowded_first_byte_timeout_ms, max_connections_per_core, shutdown_grace_ms,
                 clicks_stream, clicks_subject_prefix, click_batch_events, click_batch_age_ms,
                 click_spool_max_bytes, max_snapshot_bytes, snapshot_sequence_max_lead,
-                client_ip_header, click_ipv4_prefix, click_ipv6_prefix, watch_interval_ms;
+                client_ip_header, click_ipv4_prefix, click_ipv6_prefix, watch_interval_ms,
+                unknown_host;
                 optional: node_id, snapshot, state_dir, cores, nats, nats_user,
                 nats_password_file, admin_token, root_redirect, tls_listen, tls_certs,
                 tls_ticket_key_file, tls_default_cert

@@ -76,6 +76,8 @@ pub struct CoreMetrics {
     pub first_byte_timeouts: Counter,
     /// Requests for a code that does not exist (404, not a click).
     pub unknown_codes: Counter,
+    /// Requests whose `Host` names no served domain (404).
+    pub unknown_hosts: Counter,
     /// Request latency from the read that completed it to the written answer.
     pub latency_buckets: [Counter; LATENCY_BOUNDS_US.len() + 1],
     pub latency_sum_ns: Counter,

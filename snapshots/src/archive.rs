@@ -1,19 +1,111 @@
 //! The rkyv types inside a snapshot's payload.
 //!
-//! The payload's root is an rkyv SwissTable hash map from code to
-//! [`LinkValue`], chosen by measurement (see `FORMAT.md`, "Lookup structure").
-//! The builder serializes it straight from a slice of entries with
+//! Version 2's root ([`SnapshotRoot`]) holds the domain table, the
+//! well-known answers and an rkyv SwissTable hash map from
+//! [`LinkKey`] `(domain id, code)` to [`LinkValue`], chosen by measurement
+//! (see `FORMAT.md`, "Lookup structure"). Version 1's root was the map from
+//! code to [`LinkValue`] alone ([`ArchivedLinkTable`]); it is still read.
+//! The builder serializes the map straight from a slice of entries with
 //! `ArchivedHashMap::serialize_from_iter`, so no `HashMap` of the whole table
 //! is ever built in memory.
 
 use rkyv::collections::swiss_table::{ArchivedHashMap, HashMapResolver};
+use rkyv::munge::munge;
 use rkyv::rancor::{Fallible, Source};
 use rkyv::ser::{Allocator, Writer};
 use rkyv::string::ArchivedString;
+use rkyv::vec::{ArchivedVec, VecResolver};
 use rkyv::{Archive, Place, Serialize};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 /// The archived table: the root object of every version-1 payload.
 pub type ArchivedLinkTable = ArchivedHashMap<ArchivedString, ArchivedLinkValue>;
+
+/// The archived link map of a version-2 payload.
+pub type ArchivedLinkMap = ArchivedHashMap<ArchivedLinkKey, ArchivedLinkValue>;
+
+/// A version-2 link's key. Hashed as the domain's four little-endian bytes
+/// then the code's bytes; [`LinkKeyRef`] hashes the same way, so a lookup
+/// needs no owned key.
+#[derive(Archive, Serialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug, Hash, PartialEq, Eq))]
+pub struct LinkKey {
+    pub domain: u32,
+    pub code: String,
+}
+
+impl Hash for LinkKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        LinkKeyRef {
+            domain: self.domain,
+            code: self.code.as_bytes(),
+        }
+        .hash(state)
+    }
+}
+
+/// A borrowed key for lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkKeyRef<'a> {
+    pub domain: u32,
+    pub code: &'a [u8],
+}
+
+impl Hash for LinkKeyRef<'_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u32(self.domain);
+        state.write(self.code);
+    }
+}
+
+impl LinkKeyRef<'_> {
+    #[inline]
+    pub(crate) fn matches(&self, key: &ArchivedLinkKey) -> bool {
+        key.domain.to_native() == self.domain && key.code.as_str().as_bytes() == self.code
+    }
+}
+
+/// Bit of [`DomainValue::flags`]: the domain is verified (served).
+pub const DOMAIN_VERIFIED: u8 = 1;
+/// Bit of [`DomainValue::flags`]: plain HTTP gets a 308 to https.
+pub const DOMAIN_REDIRECT_HTTPS: u8 = 2;
+/// Bit of [`DomainValue::flags`]: `hsts_max_age` is set.
+pub const DOMAIN_HSTS: u8 = 4;
+/// Every domain flag bit version 2 defines.
+pub const KNOWN_DOMAIN_FLAGS: u8 = DOMAIN_VERIFIED | DOMAIN_REDIRECT_HTTPS | DOMAIN_HSTS;
+
+/// One row of the domain table. Empty strings mean "not set".
+#[derive(Archive, Serialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct DomainValue {
+    pub id: u32,
+    pub hsts_max_age: u32,
+    pub flags: u8,
+    pub name: String,
+    pub root_redirect: String,
+    pub not_found_redirect: String,
+}
+
+/// One well-known answer: `GET http://<host><path>` answers `body`.
+#[derive(Archive, Serialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct WellKnownValue {
+    pub host: String,
+    pub path: String,
+    pub body: String,
+}
+
+/// The root of a version-2 payload. Only its archived form is used: the
+/// builder writes it through [`RootOut`] without building the map.
+#[derive(Archive, Debug)]
+pub struct SnapshotRoot {
+    pub domains: Vec<DomainValue>,
+    pub well_known: Vec<WellKnownValue>,
+    pub links: HashMap<LinkKey, LinkValue>,
+}
 
 /// rkyv's default load factor for its hash maps: 7/8 full.
 pub(crate) const LOAD_FACTOR: (usize, usize) = (7, 8);
@@ -47,35 +139,59 @@ pub struct LinkValue {
 /// One row for the builder: the key and its value.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) code: String,
+    pub(crate) key: LinkKey,
     pub(crate) value: LinkValue,
     /// Position in the input, to name both rows of a duplicate.
     pub(crate) index: u64,
 }
 
-/// Serializes a slice of entries as an [`ArchivedLinkTable`] without
-/// building an intermediate map. The entries must have distinct codes.
-pub(crate) struct LinkTable<'a>(pub(crate) &'a [Entry]);
+/// Serializes a version-2 root from slices, without building an
+/// intermediate map. The entries must have distinct keys.
+pub(crate) struct RootOut<'a> {
+    pub(crate) domains: &'a [DomainValue],
+    pub(crate) well_known: &'a [WellKnownValue],
+    pub(crate) links: &'a [Entry],
+}
 
-impl Archive for LinkTable<'_> {
-    type Archived = ArchivedLinkTable;
-    type Resolver = HashMapResolver;
+pub(crate) struct RootResolver {
+    domains: VecResolver,
+    well_known: VecResolver,
+    links: HashMapResolver,
+}
+
+impl Archive for RootOut<'_> {
+    type Archived = ArchivedSnapshotRoot;
+    type Resolver = RootResolver;
 
     fn resolve(&self, resolver: Self::Resolver, out: Place<Self::Archived>) {
-        ArchivedHashMap::resolve_from_len(self.0.len(), LOAD_FACTOR, resolver, out);
+        munge!(let ArchivedSnapshotRoot { domains, well_known, links } = out);
+        ArchivedVec::resolve_from_slice(self.domains, resolver.domains, domains);
+        ArchivedVec::resolve_from_slice(self.well_known, resolver.well_known, well_known);
+        ArchivedHashMap::resolve_from_len(self.links.len(), LOAD_FACTOR, resolver.links, links);
     }
 }
 
-impl<S> Serialize<S> for LinkTable<'_>
+impl<S> Serialize<S> for RootOut<'_>
 where
     S: Fallible + Writer + Allocator + ?Sized,
     S::Error: Source,
 {
     fn serialize(&self, serializer: &mut S) -> Result<Self::Resolver, S::Error> {
-        ArchivedLinkTable::serialize_from_iter::<_, &String, &LinkValue, String, LinkValue, _>(
-            self.0.iter().map(|entry| (&entry.code, &entry.value)),
-            LOAD_FACTOR,
-            serializer,
-        )
+        Ok(RootResolver {
+            domains: ArchivedVec::serialize_from_slice(self.domains, serializer)?,
+            well_known: ArchivedVec::serialize_from_slice(self.well_known, serializer)?,
+            links: ArchivedLinkMap::serialize_from_iter::<
+                _,
+                &LinkKey,
+                &LinkValue,
+                LinkKey,
+                LinkValue,
+                _,
+            >(
+                self.links.iter().map(|entry| (&entry.key, &entry.value)),
+                LOAD_FACTOR,
+                serializer,
+            )?,
+        })
     }
 }

@@ -1,7 +1,11 @@
 //! Building a snapshot file: links stream in, one compact copy is kept, the
 //! archive streams out to a temporary file that is fsynced and renamed.
 
-use crate::archive::{Entry, FLAG_DISABLED, FLAG_FORWARD_QUERY, LinkTable, LinkValue};
+use crate::archive::{
+    DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, DomainValue, Entry, FLAG_DISABLED,
+    FLAG_FORWARD_QUERY, LinkKey, LinkValue, RootOut, WellKnownValue,
+};
+use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::BuildError;
 use crate::header::{FORMAT_VERSION, HEADER_LEN, Header};
 use crate::link::Link;
@@ -29,6 +33,8 @@ const ENTRY_OVERHEAD: u64 = 56;
 #[derive(Debug)]
 pub struct SnapshotBuilder {
     entries: Vec<Entry>,
+    domains: Vec<DomainValue>,
+    well_known: Vec<WellKnownValue>,
     sequence: u64,
     built_at_ms: Option<i64>,
     text_bytes: u64,
@@ -52,6 +58,8 @@ impl SnapshotBuilder {
     pub fn with_capacity(sequence: u64, links: usize) -> Self {
         SnapshotBuilder {
             entries: Vec::with_capacity(links),
+            domains: Vec::new(),
+            well_known: Vec::new(),
             sequence,
             built_at_ms: None,
             text_bytes: 0,
@@ -75,6 +83,56 @@ impl SnapshotBuilder {
         self.entries.is_empty()
     }
 
+    /// Adds a domain after checking it. The default domain
+    /// ([`DEFAULT_DOMAIN`]) is added unnamed at write time if it was not
+    /// added. Duplicate ids and two verified domains of one name are
+    /// refused at write time.
+    pub fn push_domain(&mut self, domain: Domain) -> Result<(), BuildError> {
+        if let Err(reason) = domain.validate() {
+            return Err(BuildError::InvalidDomain {
+                id: domain.id,
+                name: domain.name,
+                reason: reason.to_string(),
+            });
+        }
+        let flags = if domain.served() { DOMAIN_VERIFIED } else { 0 }
+            | match domain.http_mode {
+                HttpMode::Serve => 0,
+                HttpMode::RedirectHttps => DOMAIN_REDIRECT_HTTPS,
+            }
+            | if domain.hsts_max_age.is_some() {
+                DOMAIN_HSTS
+            } else {
+                0
+            };
+        self.domains.push(DomainValue {
+            id: domain.id,
+            hsts_max_age: domain.hsts_max_age.unwrap_or(0),
+            flags,
+            name: domain.name,
+            root_redirect: domain.root_redirect.unwrap_or_default(),
+            not_found_redirect: domain.not_found_redirect.unwrap_or_default(),
+        });
+        Ok(())
+    }
+
+    /// Adds a well-known answer after checking it.
+    pub fn push_well_known(&mut self, answer: WellKnown) -> Result<(), BuildError> {
+        if let Err(reason) = answer.validate() {
+            return Err(BuildError::InvalidWellKnown {
+                host: answer.host,
+                path: answer.path,
+                reason,
+            });
+        }
+        self.well_known.push(WellKnownValue {
+            host: answer.host,
+            path: answer.path,
+            body: answer.body,
+        });
+        Ok(())
+    }
+
     /// Adds one link after checking it. Duplicates are found at write time.
     pub fn push(&mut self, link: Link) -> Result<(), BuildError> {
         let index = self.entries.len() as u64;
@@ -93,7 +151,10 @@ impl SnapshotBuilder {
             };
         self.text_bytes += (link.code.len() + link.target.len()) as u64;
         self.entries.push(Entry {
-            code: link.code,
+            key: LinkKey {
+                domain: link.domain,
+                code: link.code,
+            },
             value: LinkValue {
                 seq: link.seq,
                 expires_at: link.expires_at.unwrap_or(0),
@@ -117,14 +178,32 @@ impl SnapshotBuilder {
                 max: MAX_PAYLOAD_LEN,
             });
         }
+        self.check_domains()?;
         // Sorting makes duplicates adjacent; the map does not need the order.
-        self.entries
-            .sort_unstable_by(|a, b| a.code.cmp(&b.code).then(a.index.cmp(&b.index)));
-        if let Some(pair) = self.entries.windows(2).find(|w| w[0].code == w[1].code) {
+        self.entries.sort_unstable_by(|a, b| {
+            (a.key.domain, &a.key.code, a.index).cmp(&(b.key.domain, &b.key.code, b.index))
+        });
+        if let Some(pair) = self.entries.windows(2).find(|w| w[0].key == w[1].key) {
             return Err(BuildError::DuplicateCode {
-                code: pair[0].code.clone(),
+                domain: pair[0].key.domain,
+                code: pair[0].key.code.clone(),
                 first: pair[0].index,
                 second: pair[1].index,
+            });
+        }
+        // Entries are sorted by domain, so each domain's first entry is found
+        // with one binary search in the (small) domain table.
+        let mut known = self.domains.iter().map(|d| d.id).collect::<Vec<_>>();
+        known.sort_unstable();
+        if let Some(entry) = self
+            .entries
+            .iter()
+            .find(|e| known.binary_search(&e.key.domain).is_err())
+        {
+            return Err(BuildError::UnknownDomain {
+                index: entry.index,
+                domain: entry.key.domain,
+                code: entry.key.code.clone(),
             });
         }
 
@@ -144,11 +223,10 @@ impl SnapshotBuilder {
 
         let file = tmp.as_file_mut();
         file.write_all(&[0u8; HEADER_LEN]).map_err(io_err)?;
-        let (payload_len, payload_checksum) =
-            write_payload(file, &self.entries).map_err(|e| match e {
-                PayloadError::Io(source) => io_err(source),
-                PayloadError::Archive(message) => BuildError::Serialize { message },
-            })?;
+        let (payload_len, payload_checksum) = write_payload(file, &self).map_err(|e| match e {
+            PayloadError::Io(source) => io_err(source),
+            PayloadError::Archive(message) => BuildError::Serialize { message },
+        })?;
 
         let header = Header {
             version: FORMAT_VERSION,
@@ -182,6 +260,51 @@ impl SnapshotBuilder {
     }
 }
 
+impl SnapshotBuilder {
+    /// Adds the unnamed default domain when missing; refuses duplicate ids,
+    /// two verified domains of one name, and duplicate well-known answers.
+    fn check_domains(&mut self) -> Result<(), BuildError> {
+        if !self.domains.iter().any(|d| d.id == DEFAULT_DOMAIN) {
+            self.push_domain(Domain::default_domain(""))?;
+        }
+        self.domains.sort_unstable_by_key(|d| d.id);
+        if let Some(pair) = self.domains.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(BuildError::InvalidDomain {
+                id: pair[0].id,
+                name: pair[1].name.clone(),
+                reason: "the domain id appears twice".into(),
+            });
+        }
+        let mut served = self
+            .domains
+            .iter()
+            .filter(|d| d.flags & DOMAIN_VERIFIED != 0 && !d.name.is_empty())
+            .map(|d| (&d.name, d.id))
+            .collect::<Vec<_>>();
+        served.sort_unstable();
+        if let Some(pair) = served.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(BuildError::InvalidDomain {
+                id: pair[1].1,
+                name: pair[1].0.clone(),
+                reason: format!("domain {} is verified under the same name", pair[0].1),
+            });
+        }
+        let mut answers = self
+            .well_known
+            .iter()
+            .map(|w| (&w.host, &w.path))
+            .collect::<Vec<_>>();
+        answers.sort_unstable();
+        if let Some(pair) = answers.windows(2).find(|w| w[0] == w[1]) {
+            return Err(BuildError::DuplicateWellKnown {
+                host: pair[0].0.clone(),
+                path: pair[0].1.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
 enum PayloadError {
     Io(io::Error),
     Archive(String),
@@ -190,15 +313,19 @@ enum PayloadError {
 /// Streams the archive through a checksumming writer; returns its length and
 /// xxh3-64. rkyv positions are relative to the payload start, which sits at
 /// offset 64 in the file, so the archive's alignment holds in the file too.
-fn write_payload(file: &mut File, entries: &[Entry]) -> Result<(u64, u64), PayloadError> {
+fn write_payload(file: &mut File, build: &SnapshotBuilder) -> Result<(u64, u64), PayloadError> {
     let sink = ChecksumWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         hasher: Xxh3::new(),
         len: 0,
     };
-    let writer =
-        rkyv::api::high::to_bytes_in::<_, rancor::Error>(&LinkTable(entries), IoWriter::new(sink))
-            .map_err(|e| PayloadError::Archive(e.to_string()))?;
+    let root = RootOut {
+        domains: &build.domains,
+        well_known: &build.well_known,
+        links: &build.entries,
+    };
+    let writer = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&root, IoWriter::new(sink))
+        .map_err(|e| PayloadError::Archive(e.to_string()))?;
     let mut sink = writer.into_inner();
     sink.inner.flush().map_err(PayloadError::Io)?;
     Ok((sink.len, sink.hasher.digest()))

@@ -11,8 +11,11 @@ use thiserror::Error;
 
 /// First four bytes of every batch.
 pub const CLICK_MAGIC: [u8; 4] = *b"SHCK";
-/// The batch format version this crate writes and reads.
-pub const CLICK_VERSION: u16 = 1;
+/// The batch format version this crate writes.
+pub const CLICK_VERSION: u16 = 2;
+/// The oldest batch version this crate reads (version 1: no domain field;
+/// its events read with an empty domain).
+pub const OLDEST_CLICK_VERSION: u16 = 1;
 /// Longest node id in bytes.
 pub const MAX_NODE_ID_LEN: usize = 64;
 /// Fields longer than these are cut (at a byte boundary) when recorded.
@@ -21,6 +24,7 @@ pub const MAX_REFERRER_LEN: usize = 1024;
 pub const MAX_ACCEPT_LANGUAGE_LEN: usize = 128;
 pub const MAX_HOST_LEN: usize = 255;
 pub const MAX_CODE_LEN: usize = 255;
+pub const MAX_DOMAIN_LEN: usize = 255;
 
 /// Header bytes before the node id: magic 4, version 2, flags 2, count 4,
 /// batch id 16, node id length 1.
@@ -47,6 +51,9 @@ pub struct ClickEvent<'a> {
     pub referrer: &'a [u8],
     pub accept_language: &'a [u8],
     pub host: &'a [u8],
+    /// The normalised name of the domain the link was served under (empty:
+    /// the unnamed default domain, or a version-1 batch).
+    pub domain: &'a [u8],
 }
 
 /// Appends click records to a reusable buffer.
@@ -58,7 +65,7 @@ pub struct ClickEvent<'a> {
 /// writer.begin([1; 16]);
 /// writer.push(&ClickEvent { event_id: [2; 16], ts_ms: 1, status: 301,
 ///     ip: IpAddr::V4(Ipv4Addr::LOCALHOST), code: b"abc", user_agent: b"curl",
-///     referrer: b"", accept_language: b"", host: b"sho.rt" });
+///     referrer: b"", accept_language: b"", host: b"sho.rt", domain: b"sho.rt" });
 /// let batch = ClickBatch::parse(writer.finish()).unwrap();
 /// assert_eq!(batch.len(), 1);
 /// ```
@@ -118,6 +125,7 @@ impl ClickBatchWriter {
         self.field_u16(event.referrer, MAX_REFERRER_LEN);
         self.field_u8(event.accept_language, MAX_ACCEPT_LANGUAGE_LEN);
         self.field_u8(event.host, MAX_HOST_LEN);
+        self.field_u8(event.domain, MAX_DOMAIN_LEN);
         let record_len = (self.buf.len() - len_at - 2) as u16;
         self.buf[len_at..len_at + 2].copy_from_slice(&record_len.to_le_bytes());
         self.count += 1;
@@ -175,7 +183,9 @@ pub enum ClickError {
     Truncated { len: usize, what: &'static str },
     #[error("not a click batch: magic is {found:02x?}")]
     BadMagic { found: [u8; 4] },
-    #[error("click batch version {found} is not supported (this build reads version {supported})")]
+    #[error(
+        "click batch version {found} is not supported (this build reads versions 1 to {supported})"
+    )]
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("record {index} is malformed: {what}")]
     BadRecord { index: u32, what: &'static str },
@@ -186,6 +196,7 @@ pub enum ClickError {
 /// A checked batch; iterating it cannot fail.
 #[derive(Debug, Clone, Copy)]
 pub struct ClickBatch<'a> {
+    version: u16,
     node_id: &'a [u8],
     batch_id: [u8; 16],
     count: u32,
@@ -207,7 +218,7 @@ impl<'a> ClickBatch<'a> {
             return Err(ClickError::BadMagic { found: magic });
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != CLICK_VERSION {
+        if !(OLDEST_CLICK_VERSION..=CLICK_VERSION).contains(&version) {
             return Err(ClickError::UnsupportedVersion {
                 found: version,
                 supported: CLICK_VERSION,
@@ -224,6 +235,7 @@ impl<'a> ClickBatch<'a> {
             return Err(short("node id"));
         }
         let batch = ClickBatch {
+            version,
             node_id: &bytes[FIXED_HEADER_LEN..node_end],
             batch_id,
             count,
@@ -232,7 +244,7 @@ impl<'a> ClickBatch<'a> {
         let mut rest = batch.records;
         for index in 0..count {
             let (_, after) =
-                read_record(rest).map_err(|what| ClickError::BadRecord { index, what })?;
+                read_record(rest, version).map_err(|what| ClickError::BadRecord { index, what })?;
             rest = after;
         }
         if !rest.is_empty() {
@@ -242,6 +254,11 @@ impl<'a> ClickBatch<'a> {
             });
         }
         Ok(batch)
+    }
+
+    /// The batch's format version (1 or 2).
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// The node that captured the batch (lossless bytes; usually ASCII).
@@ -267,8 +284,9 @@ impl<'a> ClickBatch<'a> {
     /// The events, in capture order.
     pub fn events(&self) -> impl Iterator<Item = ClickEvent<'a>> + 'a {
         let mut rest = self.records;
+        let version = self.version;
         (0..self.count).map(move |_| {
-            let (event, after) = read_record(rest).expect("checked in parse");
+            let (event, after) = read_record(rest, version).expect("checked in parse");
             rest = after;
             event
         })
@@ -277,7 +295,7 @@ impl<'a> ClickBatch<'a> {
 
 /// Reads one record; unknown trailing bytes inside a record (a later minor
 /// addition) are skipped thanks to the length prefix.
-fn read_record(bytes: &[u8]) -> Result<(ClickEvent<'_>, &[u8]), &'static str> {
+fn read_record(bytes: &[u8], version: u16) -> Result<(ClickEvent<'_>, &[u8]), &'static str> {
     let mut cursor = Cursor(bytes);
     let record_len =
         u16::from_le_bytes(cursor.take(2, "record length")?.try_into().expect("2")) as usize;
@@ -301,6 +319,11 @@ fn read_record(bytes: &[u8]) -> Result<(ClickEvent<'_>, &[u8]), &'static str> {
     let referrer = r.field_u16("referrer")?;
     let accept_language = r.field_u8("accept-language")?;
     let host = r.field_u8("host")?;
+    let domain = if version >= 2 {
+        r.field_u8("domain")?
+    } else {
+        &[]
+    };
     Ok((
         ClickEvent {
             event_id,
@@ -312,6 +335,7 @@ fn read_record(bytes: &[u8]) -> Result<(ClickEvent<'_>, &[u8]), &'static str> {
             referrer,
             accept_language,
             host,
+            domain,
         },
         after,
     ))
@@ -355,6 +379,7 @@ mod tests {
             referrer: b"https://news.example/",
             accept_language: b"en-GB",
             host: b"sho.rt",
+            domain: b"sho.rt",
         }
     }
 
@@ -419,10 +444,10 @@ mod tests {
             Err(ClickError::BadMagic { .. })
         ));
         let mut bad = good.clone();
-        bad[4] = 2;
+        bad[4] = 3;
         assert!(matches!(
             ClickBatch::parse(&bad),
-            Err(ClickError::UnsupportedVersion { found: 2, .. })
+            Err(ClickError::UnsupportedVersion { found: 3, .. })
         ));
         for cut in 0..good.len() {
             assert!(ClickBatch::parse(&good[..cut]).is_err(), "cut at {cut}");

@@ -3,15 +3,20 @@
 //!
 //! Deltas are JSON (they are few, and an operator can read them with any NATS
 //! client); the snapshot and click batches are binary because they are many.
-//! Every delta carries `"v": 1`; a reader refuses versions it does not know
-//! rather than guess.
+//! Every delta carries its version (`"v": 2` now); a reader refuses versions
+//! it does not know rather than guess. Version 2 added the domain of link
+//! changes (absent: the default domain, as every version-1 change is) and
+//! the domain and well-known changes.
 
+use crate::domain::{DEFAULT_DOMAIN, Domain, DomainError, WellKnown, validate_name};
 use crate::link::{Link, LinkError, validate_code};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The delta format version this crate writes and reads.
-pub const DELTA_VERSION: u16 = 1;
+/// The delta format version this crate writes.
+pub const DELTA_VERSION: u16 = 2;
+/// The oldest delta version this crate reads.
+pub const OLDEST_DELTA_VERSION: u16 = 1;
 
 /// One change, with the outbox sequence that orders it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,15 +37,45 @@ pub enum LinkChange {
     /// The link now reads exactly like this (created or updated).
     Upsert { link: Link },
     /// The link no longer exists (deleted); a tombstone over the snapshot.
-    Delete { code: String },
+    Delete {
+        /// Absent in version 1: the default domain.
+        #[serde(default, skip_serializing_if = "is_default_domain")]
+        domain: u32,
+        code: String,
+    },
+    /// The domain now reads exactly like this (since version 2).
+    DomainUpsert { domain: Domain },
+    /// The domain is no longer served (deleted); its links go with it.
+    DomainDelete { id: u32 },
+    /// `GET http://<host><path>` now answers this (since version 2).
+    WellKnownUpsert { answer: WellKnown },
+    /// The well-known answer is gone.
+    WellKnownDelete { host: String, path: String },
+}
+
+fn is_default_domain(domain: &u32) -> bool {
+    *domain == DEFAULT_DOMAIN
 }
 
 impl LinkChange {
-    /// The code the change is about.
-    pub fn code(&self) -> &str {
+    /// The code a link change is about; `None` for domain and well-known
+    /// changes.
+    pub fn code(&self) -> Option<&str> {
         match self {
-            LinkChange::Upsert { link } => &link.code,
-            LinkChange::Delete { code } => code,
+            LinkChange::Upsert { link } => Some(&link.code),
+            LinkChange::Delete { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The domain a link or domain change is about.
+    pub fn domain(&self) -> Option<u32> {
+        match self {
+            LinkChange::Upsert { link } => Some(link.domain),
+            LinkChange::Delete { domain, .. } => Some(*domain),
+            LinkChange::DomainUpsert { domain } => Some(domain.id),
+            LinkChange::DomainDelete { id } => Some(*id),
+            _ => None,
         }
     }
 }
@@ -50,10 +85,14 @@ impl LinkChange {
 pub enum DeltaError {
     #[error("delta is not valid JSON of the expected shape: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("delta version {found} is not supported (this build reads version {supported})")]
+    #[error("delta version {found} is not supported (this build reads versions 1 to {supported})")]
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("delta for {code:?} is invalid: {reason}")]
     InvalidLink { code: String, reason: LinkError },
+    #[error("domain or well-known delta for {what:?} is invalid: {reason}")]
+    InvalidDomain { what: String, reason: DomainError },
+    #[error("version-1 deltas carry no domain and no domain changes")]
+    NotInVersion1,
 }
 
 impl LinkDelta {
@@ -67,12 +106,28 @@ impl LinkDelta {
         }
     }
 
-    /// A delete at `seq`.
+    /// A delete on the default domain at `seq`.
     pub fn delete(seq: u64, code: impl Into<String>) -> Self {
+        Self::delete_in(seq, DEFAULT_DOMAIN, code)
+    }
+
+    /// A delete of `(domain, code)` at `seq`.
+    pub fn delete_in(seq: u64, domain: u32, code: impl Into<String>) -> Self {
+        Self::change(
+            seq,
+            LinkChange::Delete {
+                domain,
+                code: code.into(),
+            },
+        )
+    }
+
+    /// Any change at `seq`.
+    pub fn change(seq: u64, change: LinkChange) -> Self {
         LinkDelta {
             v: DELTA_VERSION,
             seq,
-            change: LinkChange::Delete { code: code.into() },
+            change,
         }
     }
 
@@ -84,20 +139,47 @@ impl LinkDelta {
     /// Parses and checks a delta from the wire.
     pub fn decode(bytes: &[u8]) -> Result<LinkDelta, DeltaError> {
         let delta: LinkDelta = serde_json::from_slice(bytes)?;
-        if delta.v != DELTA_VERSION {
+        if !(OLDEST_DELTA_VERSION..=DELTA_VERSION).contains(&delta.v) {
             return Err(DeltaError::UnsupportedVersion {
                 found: delta.v,
                 supported: DELTA_VERSION,
             });
         }
-        let checked = match &delta.change {
-            LinkChange::Upsert { link } => link.validate(),
-            LinkChange::Delete { code } => validate_code(code.as_bytes()),
+        let version_1_change = matches!(
+            &delta.change,
+            LinkChange::Upsert { link } if link.domain == DEFAULT_DOMAIN
+        ) || matches!(
+            &delta.change,
+            LinkChange::Delete { domain, .. } if *domain == DEFAULT_DOMAIN
+        );
+        if delta.v == 1 && !version_1_change {
+            return Err(DeltaError::NotInVersion1);
+        }
+        let link_error = |code: &str| {
+            let code = code.to_owned();
+            move |reason| DeltaError::InvalidLink { code, reason }
         };
-        checked.map_err(|reason| DeltaError::InvalidLink {
-            code: delta.change.code().to_owned(),
-            reason,
-        })?;
+        let domain_error = |what: &str| {
+            let what = what.to_owned();
+            move |reason| DeltaError::InvalidDomain { what, reason }
+        };
+        match &delta.change {
+            LinkChange::Upsert { link } => link.validate().map_err(link_error(&link.code))?,
+            LinkChange::Delete { code, .. } => {
+                validate_code(code.as_bytes()).map_err(link_error(code))?
+            }
+            LinkChange::DomainUpsert { domain } => {
+                domain.validate().map_err(domain_error(&domain.name))?
+            }
+            LinkChange::DomainDelete { .. } => {}
+            LinkChange::WellKnownUpsert { answer } => {
+                answer.validate().map_err(domain_error(&answer.host))?
+            }
+            LinkChange::WellKnownDelete { host, path } => {
+                validate_name(host).map_err(domain_error(host))?;
+                crate::domain::validate_well_known_path(path).map_err(domain_error(path))?
+            }
+        }
         Ok(delta)
     }
 }
@@ -112,7 +194,7 @@ mod tests {
         let bytes = delta.encode();
         let text = std::str::from_utf8(&bytes).unwrap();
         assert!(
-            text.contains(r#""v":1"#) && text.contains(r#""op":"upsert""#),
+            text.contains(r#""v":2"#) && text.contains(r#""op":"upsert""#),
             "{text}"
         );
         assert_eq!(LinkDelta::decode(&bytes).unwrap(), delta);
@@ -120,16 +202,58 @@ mod tests {
         let delete = LinkDelta::delete(8, "abc");
         assert_eq!(
             std::str::from_utf8(&delete.encode()).unwrap(),
-            r#"{"v":1,"seq":8,"op":"delete","code":"abc"}"#
+            r#"{"v":2,"seq":8,"op":"delete","code":"abc"}"#
         );
         assert_eq!(LinkDelta::decode(&delete.encode()).unwrap(), delete);
+
+        let delete = LinkDelta::delete_in(9, 7, "abc");
+        assert_eq!(
+            std::str::from_utf8(&delete.encode()).unwrap(),
+            r#"{"v":2,"seq":9,"op":"delete","domain":7,"code":"abc"}"#
+        );
+        let domain = LinkDelta::change(
+            10,
+            LinkChange::DomainUpsert {
+                domain: Domain {
+                    id: 7,
+                    verified: true,
+                    hsts_max_age: Some(300),
+                    http_mode: crate::domain::HttpMode::RedirectHttps,
+                    ..Domain::default_domain("go.example.com")
+                },
+            },
+        );
+        let text = String::from_utf8(domain.encode()).unwrap();
+        assert!(text.contains(r#""op":"domain_upsert""#), "{text}");
+        assert!(text.contains(r#""http_mode":"redirect-https""#), "{text}");
+        assert_eq!(LinkDelta::decode(text.as_bytes()).unwrap(), domain);
     }
 
     #[test]
     fn refusals() {
         assert!(matches!(
-            LinkDelta::decode(br#"{"v":2,"seq":1,"op":"delete","code":"a"}"#),
-            Err(DeltaError::UnsupportedVersion { found: 2, .. })
+            LinkDelta::decode(br#"{"v":3,"seq":1,"op":"delete","code":"a"}"#),
+            Err(DeltaError::UnsupportedVersion { found: 3, .. })
+        ));
+        assert!(matches!(
+            LinkDelta::decode(br#"{"v":1,"seq":1,"op":"delete","domain":4,"code":"a"}"#),
+            Err(DeltaError::NotInVersion1)
+        ));
+        assert!(matches!(
+            LinkDelta::decode(br#"{"v":1,"seq":1,"op":"domain_delete","id":4}"#),
+            Err(DeltaError::NotInVersion1)
+        ));
+        assert!(matches!(
+            LinkDelta::decode(
+                br#"{"v":2,"seq":1,"op":"domain_upsert","domain":{"id":4,"name":"Bad..name"}}"#
+            ),
+            Err(DeltaError::InvalidDomain { .. })
+        ));
+        assert!(matches!(
+            LinkDelta::decode(
+                br#"{"v":2,"seq":1,"op":"well_known_upsert","answer":{"host":"a.example","path":"/x","body":"t"}}"#
+            ),
+            Err(DeltaError::InvalidDomain { .. })
         ));
         assert!(matches!(
             LinkDelta::decode(br#"{"v":1,"seq":1,"op":"delete","code":"a/b"}"#),

@@ -1,6 +1,7 @@
 //! Errors of the snapshot reader and builder. Callers match on the variant;
 //! each carries the numbers that explain it.
 
+use crate::domain::DomainError;
 use crate::link::LinkError;
 use std::path::PathBuf;
 use thiserror::Error;
@@ -20,12 +21,12 @@ pub enum SnapshotError {
     #[error("not a snapshot: magic is {found:02x?}, expected \"SHRTSNAP\"")]
     BadMagic { found: [u8; 8] },
     #[error(
-        "snapshot format version {found} is not supported (this build reads version {supported})"
+        "snapshot format version {found} is not supported (this build reads versions 1 to {supported})"
     )]
     UnsupportedVersion { found: u16, supported: u16 },
     #[error("header checksum mismatch: stored {stored:016x}, computed {computed:016x}")]
     HeaderChecksum { stored: u64, computed: u64 },
-    #[error("header length is {found}; version 1 headers are {expected} bytes")]
+    #[error("header length is {found}; headers are {expected} bytes")]
     HeaderLength { found: u32, expected: u32 },
     #[error("header has unknown flags 0x{flags:04x}")]
     UnknownFlags { flags: u16 },
@@ -39,8 +40,28 @@ pub enum SnapshotError {
     Archive { message: String },
     #[error("header says {header} links, archive holds {archive}")]
     CountMismatch { header: u64, archive: u64 },
-    #[error("link {code:?} is invalid: {reason}")]
-    InvalidLink { code: String, reason: LinkError },
+    #[error("link {code:?} (domain {domain}) is invalid: {reason}")]
+    InvalidLink {
+        domain: u32,
+        code: String,
+        reason: LinkError,
+    },
+    #[error("link {code:?} names domain {domain}, which the domain table does not hold")]
+    UnknownDomain { domain: u32, code: String },
+    #[error("domain {id} ({name:?}) is invalid: {reason}")]
+    InvalidDomain {
+        id: u32,
+        name: String,
+        reason: String,
+    },
+    #[error("well-known answer {host}{path} is invalid: {reason}")]
+    InvalidWellKnown {
+        host: String,
+        path: String,
+        reason: DomainError,
+    },
+    #[error("well-known answer {host}{path} appears twice")]
+    DuplicateWellKnown { host: String, path: String },
 }
 
 /// Why a snapshot could not be built. Nothing is left at the output path when
@@ -59,12 +80,33 @@ pub enum BuildError {
         code: String,
         reason: LinkError,
     },
-    #[error("code {code:?} appears twice (links #{first} and #{second})")]
+    #[error("code {code:?} appears twice on domain {domain} (links #{first} and #{second})")]
     DuplicateCode {
+        domain: u32,
         code: String,
         first: u64,
         second: u64,
     },
+    #[error("link #{index} ({code:?}) names domain {domain}, which was not added")]
+    UnknownDomain {
+        index: u64,
+        domain: u32,
+        code: String,
+    },
+    #[error("domain {id} ({name:?}) is invalid: {reason}")]
+    InvalidDomain {
+        id: u32,
+        name: String,
+        reason: String,
+    },
+    #[error("well-known answer {host}{path} is invalid: {reason}")]
+    InvalidWellKnown {
+        host: String,
+        path: String,
+        reason: DomainError,
+    },
+    #[error("well-known answer {host}{path} appears twice")]
+    DuplicateWellKnown { host: String, path: String },
     #[error("snapshot would be about {estimated} bytes; the format's 32-bit offsets allow {max}")]
     TooLarge { estimated: u64, max: u64 },
     #[error("cannot serialize archive: {message}")]

@@ -8,8 +8,11 @@ use xxhash_rust::xxh3::xxh3_64;
 
 /// First eight bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"SHRTSNAP";
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this crate writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this crate still reads (version 1: one unnamed
+/// domain; its links are read as the default domain's).
+pub const OLDEST_READ_VERSION: u16 = 1;
 /// Header size, and so the payload's offset in the file. A multiple of the
 /// archive's alignment (16), so a page-aligned mapping keeps the payload aligned.
 pub const HEADER_LEN: usize = 64;
@@ -19,9 +22,9 @@ pub const HEADER_LEN: usize = 64;
 pub struct Header {
     /// Format version of the file.
     pub version: u16,
-    /// Feature flags; none are defined in version 1, so always 0.
+    /// Feature flags; none are defined in versions 1 and 2, so always 0.
     pub flags: u16,
-    /// Number of links in the archive.
+    /// Number of links in the archive (all domains).
     pub link_count: u64,
     /// Change-log sequence the snapshot was built at: every change with a
     /// sequence at or below it is included.
@@ -67,7 +70,7 @@ impl Header {
             return Err(SnapshotError::BadMagic { found: magic });
         }
         let version = u16_at(bytes, 8);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(SnapshotError::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -152,7 +155,7 @@ mod tests {
             Header::decode(&bad),
             Err(SnapshotError::UnsupportedVersion {
                 found: 9,
-                supported: 1
+                supported: FORMAT_VERSION
             })
         ));
 

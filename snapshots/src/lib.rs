@@ -49,6 +49,7 @@ pub mod archive;
 pub mod builder;
 pub mod click;
 pub mod delta;
+pub mod domain;
 pub mod error;
 pub mod header;
 #[cfg(feature = "cli")]
@@ -60,6 +61,7 @@ pub mod signing;
 pub mod streams;
 
 pub use builder::{BuildSummary, SnapshotBuilder};
+pub use domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 pub use error::{BuildError, SnapshotError};
 pub use header::Header;
 pub use link::{Link, LinkError, RedirectStatus};

@@ -17,6 +17,10 @@ pub const MAX_TARGET_LEN: usize = 8 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
+    /// The domain the code lives on (`domain::DEFAULT_DOMAIN`, 0, when
+    /// absent: version-1 records have no domain).
+    #[serde(default, skip_serializing_if = "is_default_domain")]
+    pub domain: u32,
     /// 1 to 64 bytes of `[A-Za-z0-9_-]`, case-sensitive.
     pub code: String,
     /// Absolute `http` or `https` URL, printable ASCII, at most 8 KiB.
@@ -42,6 +46,7 @@ impl Link {
     /// A link with defaults for everything but code and target.
     pub fn new(code: impl Into<String>, target: impl Into<String>) -> Self {
         Link {
+            domain: crate::domain::DEFAULT_DOMAIN,
             code: code.into(),
             target: target.into(),
             status: RedirectStatus::default(),
@@ -61,6 +66,10 @@ impl Link {
         }
         Ok(())
     }
+}
+
+fn is_default_domain(domain: &u32) -> bool {
+    *domain == crate::domain::DEFAULT_DOMAIN
 }
 
 /// The redirect statuses a link may carry.

@@ -1,8 +1,11 @@
 //! Opening a snapshot: map, check once, then read in place.
 
 use crate::archive::{
-    ArchivedLinkTable, ArchivedLinkValue, FLAG_DISABLED, FLAG_FORWARD_QUERY, KNOWN_FLAGS,
+    ArchivedDomainValue, ArchivedLinkTable, ArchivedLinkValue, ArchivedSnapshotRoot, DOMAIN_HSTS,
+    DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, FLAG_DISABLED, FLAG_FORWARD_QUERY, KNOWN_DOMAIN_FLAGS,
+    KNOWN_FLAGS, LinkKeyRef,
 };
+use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::SnapshotError;
 use crate::header::{HEADER_LEN, Header};
 use crate::link::{self, Link, LinkError, RedirectStatus};
@@ -19,9 +22,14 @@ use xxhash_rust::xxh3::xxh3_64;
 /// Dropping it unmaps the file. The file may be replaced (renamed over) while
 /// mapped; the mapping keeps the old inode alive. Truncating or rewriting a
 /// mapped file in place is not supported; the builder never does that.
+///
+/// Version-1 files (one unnamed domain) are read as version 2 with only the
+/// default domain, unnamed: their links are the default domain's.
 pub struct Snapshot {
     bytes: Backing,
     header: Header,
+    /// Format version 1: the root is the code → link map alone.
+    v1: bool,
 }
 
 enum Backing {
@@ -100,24 +108,27 @@ impl Snapshot {
                 computed,
             });
         }
-        let table = rkyv::access::<ArchivedLinkTable, rancor::Error>(payload).map_err(|e| {
-            SnapshotError::Archive {
-                message: e.to_string(),
+        let archive_error = |e: rancor::Error| SnapshotError::Archive {
+            message: e.to_string(),
+        };
+        let v1 = header.version == 1;
+        if v1 {
+            let table =
+                rkyv::access::<ArchivedLinkTable, rancor::Error>(payload).map_err(archive_error)?;
+            check_count(&header, table.len())?;
+            for (code, value) in table.iter() {
+                check_link(code.as_str(), value).map_err(|reason| SnapshotError::InvalidLink {
+                    domain: DEFAULT_DOMAIN,
+                    code: code.as_str().to_owned(),
+                    reason,
+                })?;
             }
-        })?;
-        if table.len() as u64 != header.link_count {
-            return Err(SnapshotError::CountMismatch {
-                header: header.link_count,
-                archive: table.len() as u64,
-            });
+        } else {
+            let root = rkyv::access::<ArchivedSnapshotRoot, rancor::Error>(payload)
+                .map_err(archive_error)?;
+            check_root(&header, root)?;
         }
-        for (code, value) in table.iter() {
-            check_link(code.as_str(), value).map_err(|reason| SnapshotError::InvalidLink {
-                code: code.as_str().to_owned(),
-                reason,
-            })?;
-        }
-        Ok(Snapshot { bytes, header })
+        Ok(Snapshot { bytes, header, v1 })
     }
 
     /// The checked header.
@@ -146,38 +157,115 @@ impl Snapshot {
     }
 
     #[inline]
-    fn table(&self) -> &ArchivedLinkTable {
-        // SAFETY: `checked` validated this exact payload with rkyv's validator
-        // before the Snapshot was constructed, and the bytes are immutable.
-        unsafe { rkyv::access_unchecked::<ArchivedLinkTable>(&self.bytes.as_slice()[HEADER_LEN..]) }
+    fn payload(&self) -> &[u8] {
+        &self.bytes.as_slice()[HEADER_LEN..]
     }
 
-    /// Looks a code up. Codes are case-sensitive.
+    /// The version-1 root. Only call when `self.v1`.
+    #[inline]
+    fn table_v1(&self) -> &ArchivedLinkTable {
+        // SAFETY: `checked` validated this exact payload as a version-1 root
+        // with rkyv's validator before the Snapshot was constructed, and the
+        // bytes are immutable.
+        unsafe { rkyv::access_unchecked::<ArchivedLinkTable>(self.payload()) }
+    }
+
+    /// The version-2 root. Only call when `!self.v1`.
+    #[inline]
+    fn root(&self) -> &ArchivedSnapshotRoot {
+        // SAFETY: as in `table_v1`, validated as a version-2 root.
+        unsafe { rkyv::access_unchecked::<ArchivedSnapshotRoot>(self.payload()) }
+    }
+
+    /// Looks a code up on the default domain. Codes are case-sensitive.
     #[inline]
     pub fn get(&self, code: &str) -> Option<LinkView<'_>> {
-        self.table().get(code).map(|value| LinkView { value })
+        self.get_in(DEFAULT_DOMAIN, code.as_bytes())
     }
 
-    /// Looks up a code given as request bytes; bytes that are not a valid
-    /// code are simply not found.
+    /// Looks up a code given as request bytes on the default domain.
     #[inline]
     pub fn get_bytes(&self, code: &[u8]) -> Option<LinkView<'_>> {
+        self.get_in(DEFAULT_DOMAIN, code)
+    }
+
+    /// Looks up `(domain, code)`; bytes that are not a valid code are simply
+    /// not found. Whether the domain is served is the caller's business.
+    #[inline]
+    pub fn get_in(&self, domain: u32, code: &[u8]) -> Option<LinkView<'_>> {
         if code.is_empty()
             || code.len() > link::MAX_CODE_LEN
             || !code.iter().all(|&b| link::is_code_byte(b))
         {
             return None;
         }
-        // Code bytes are ASCII, so this never fails; it costs a short scan.
-        let code = std::str::from_utf8(code).ok()?;
-        self.get(code)
+        if self.v1 {
+            if domain != DEFAULT_DOMAIN {
+                return None;
+            }
+            // Code bytes are ASCII, so this never fails.
+            let code = std::str::from_utf8(code).ok()?;
+            return self
+                .table_v1()
+                .get(code)
+                .map(|value| LinkView { domain, value });
+        }
+        let key = LinkKeyRef { domain, code };
+        self.root()
+            .links
+            .get_with(&key, |q, k| q.matches(k))
+            .map(|value| LinkView { domain, value })
     }
 
-    /// Every link, in table order (not sorted).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, LinkView<'_>)> {
-        self.table()
+    /// Every link, in table order (not sorted), with its code; the domain
+    /// is [`LinkView::domain`].
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, LinkView<'_>)> + '_> {
+        if self.v1 {
+            Box::new(self.table_v1().iter().map(|(code, value)| {
+                (
+                    code.as_str(),
+                    LinkView {
+                        domain: DEFAULT_DOMAIN,
+                        value,
+                    },
+                )
+            }))
+        } else {
+            Box::new(self.root().links.iter().map(|(key, value)| {
+                (
+                    key.code.as_str(),
+                    LinkView {
+                        domain: key.domain.to_native(),
+                        value,
+                    },
+                )
+            }))
+        }
+    }
+
+    /// The domain table (owned copies; for building lookup tables off the
+    /// request path). A version-1 file has only the unnamed default domain.
+    pub fn domains(&self) -> Vec<Domain> {
+        if self.v1 {
+            return vec![Domain::default_domain("")];
+        }
+        self.root().domains.iter().map(domain_of).collect()
+    }
+
+    /// The well-known answers (owned copies).
+    pub fn well_known(&self) -> Vec<WellKnown> {
+        if self.v1 {
+            return Vec::new();
+        }
+        self.root()
+            .well_known
             .iter()
-            .map(|(code, value)| (code.as_str(), LinkView { value }))
+            .map(|w| WellKnown {
+                host: w.host.as_str().to_owned(),
+                path: w.path.as_str().to_owned(),
+                body: w.body.as_str().to_owned(),
+            })
+            .collect()
     }
 
     /// Brings the whole file into the page cache and the process's page
@@ -197,6 +285,128 @@ impl Snapshot {
     }
 }
 
+fn check_count(header: &Header, links: usize) -> Result<(), SnapshotError> {
+    if links as u64 != header.link_count {
+        return Err(SnapshotError::CountMismatch {
+            header: header.link_count,
+            archive: links as u64,
+        });
+    }
+    Ok(())
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+fn domain_of(value: &ArchivedDomainValue) -> Domain {
+    let flags = value.flags;
+    Domain {
+        id: value.id.to_native(),
+        name: value.name.as_str().to_owned(),
+        verified: flags & DOMAIN_VERIFIED != 0,
+        root_redirect: non_empty(value.root_redirect.as_str()),
+        not_found_redirect: non_empty(value.not_found_redirect.as_str()),
+        http_mode: if flags & DOMAIN_REDIRECT_HTTPS != 0 {
+            HttpMode::RedirectHttps
+        } else {
+            HttpMode::Serve
+        },
+        hsts_max_age: (flags & DOMAIN_HSTS != 0).then(|| value.hsts_max_age.to_native()),
+    }
+}
+
+/// The version-2 rules beyond rkyv's: domains (known flags, valid names and
+/// redirects, unique ids, the default domain present, one verified domain
+/// per name), well-known answers (valid, unique), every link valid and on a
+/// domain of the table.
+fn check_root(header: &Header, root: &ArchivedSnapshotRoot) -> Result<(), SnapshotError> {
+    let mut ids = Vec::with_capacity(root.domains.len());
+    let mut served_names = Vec::new();
+    for value in root.domains.iter() {
+        let domain = domain_of(value);
+        let invalid = |reason: String| SnapshotError::InvalidDomain {
+            id: domain.id,
+            name: domain.name.clone(),
+            reason,
+        };
+        if value.flags & !KNOWN_DOMAIN_FLAGS != 0 {
+            return Err(invalid(format!(
+                "flags 0x{:02x} have unknown bits",
+                value.flags
+            )));
+        }
+        domain.validate().map_err(|e| invalid(e.to_string()))?;
+        ids.push(domain.id);
+        if domain.verified && !domain.name.is_empty() {
+            served_names.push(domain.name.clone());
+        }
+    }
+    ids.sort_unstable();
+    if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(SnapshotError::InvalidDomain {
+            id: pair[0],
+            name: String::new(),
+            reason: "the domain id appears twice".into(),
+        });
+    }
+    if ids.binary_search(&DEFAULT_DOMAIN).is_err() {
+        return Err(SnapshotError::InvalidDomain {
+            id: DEFAULT_DOMAIN,
+            name: String::new(),
+            reason: "the default domain is missing".into(),
+        });
+    }
+    served_names.sort_unstable();
+    if let Some(pair) = served_names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(SnapshotError::InvalidDomain {
+            id: 0,
+            name: pair[0].clone(),
+            reason: "two verified domains have this name".into(),
+        });
+    }
+    let mut answers = Vec::with_capacity(root.well_known.len());
+    for w in root.well_known.iter() {
+        let answer = WellKnown {
+            host: w.host.as_str().to_owned(),
+            path: w.path.as_str().to_owned(),
+            body: w.body.as_str().to_owned(),
+        };
+        answer
+            .validate()
+            .map_err(|reason| SnapshotError::InvalidWellKnown {
+                host: answer.host.clone(),
+                path: answer.path.clone(),
+                reason,
+            })?;
+        answers.push((answer.host, answer.path));
+    }
+    answers.sort_unstable();
+    if let Some(pair) = answers.windows(2).find(|w| w[0] == w[1]) {
+        return Err(SnapshotError::DuplicateWellKnown {
+            host: pair[0].0.clone(),
+            path: pair[0].1.clone(),
+        });
+    }
+    check_count(header, root.links.len())?;
+    for (key, value) in root.links.iter() {
+        let domain = key.domain.to_native();
+        let code = key.code.as_str();
+        check_link(code, value).map_err(|reason| SnapshotError::InvalidLink {
+            domain,
+            code: code.to_owned(),
+            reason,
+        })?;
+        if ids.binary_search(&domain).is_err() {
+            return Err(SnapshotError::UnknownDomain {
+                domain,
+                code: code.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_link(code: &str, value: &ArchivedLinkValue) -> Result<(), LinkError> {
     link::validate_code(code.as_bytes())?;
     link::validate_target(value.target.as_str())?;
@@ -214,10 +424,17 @@ fn check_link(code: &str, value: &ArchivedLinkValue) -> Result<(), LinkError> {
 /// A link read in place from a snapshot.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkView<'a> {
+    domain: u32,
     value: &'a ArchivedLinkValue,
 }
 
 impl<'a> LinkView<'a> {
+    /// The domain the link lives on.
+    #[inline]
+    pub fn domain(&self) -> u32 {
+        self.domain
+    }
+
     /// The redirect target.
     #[inline]
     pub fn target(&self) -> &'a str {
@@ -272,6 +489,7 @@ impl<'a> LinkView<'a> {
     /// An owned copy, for tools and tests (allocates).
     pub fn to_link(&self, code: &str) -> Link {
         Link {
+            domain: self.domain,
             code: code.to_owned(),
             target: self.target().to_owned(),
             status: self.status(),

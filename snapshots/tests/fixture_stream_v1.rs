@@ -4,13 +4,13 @@
 //! decoding them to the same values (or refuse them with
 //! `UnsupportedVersion` once version 1 support is dropped on purpose).
 //!
-//! Regenerate only when the version-1 writers change in a compatible way:
-//! `REGENERATE_FIXTURES=1 cargo test -p snapshots --test fixture_stream_v1`.
+//! The version-1 writers are gone (version 2 is written now), so these
+//! fixtures are never regenerated; `fixture_stream_v2.rs` has version 2's.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use snapshots::click::{ClickBatch, ClickBatchWriter, ClickEvent};
+use snapshots::click::{ClickBatch, ClickEvent};
 use snapshots::delta::{LinkChange, LinkDelta};
 use snapshots::{Link, RedirectStatus};
 
@@ -20,11 +20,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Reads a fixture, first rewriting it with `write` when asked to regenerate.
-fn read(name: &str, write: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
-    if std::env::var_os("REGENERATE_FIXTURES").is_some() {
-        std::fs::write(fixture(name), write()).unwrap();
-    }
+fn read(name: &str) -> Vec<u8> {
     std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
@@ -51,6 +47,7 @@ fn click_events() -> Vec<ClickEvent<'static>> {
             referrer: b"https://news.example.com/story?id=1",
             accept_language: b"en-GB,en;q=0.9",
             host: b"sho.rt",
+            domain: b"",
         },
         ClickEvent {
             event_id: *b"event-0000000002",
@@ -62,6 +59,7 @@ fn click_events() -> Vec<ClickEvent<'static>> {
             referrer: b"",
             accept_language: b"",
             host: b"Sho.RT:8080",
+            domain: b"",
         },
         ClickEvent {
             event_id: *b"event-0000000003",
@@ -73,22 +71,17 @@ fn click_events() -> Vec<ClickEvent<'static>> {
             referrer: b"android-app://com.slack/",
             accept_language: b"de",
             host: b"a.example",
+            domain: b"",
         },
     ]
 }
 
 #[test]
 fn reads_the_committed_v1_click_batch() {
-    let bytes = read("click-batch-v1.bin", || {
-        let mut writer = ClickBatchWriter::new(NODE, 1024);
-        writer.begin(BATCH_ID);
-        for event in click_events() {
-            writer.push(&event);
-        }
-        writer.finish().to_vec()
-    });
+    let bytes = read("click-batch-v1.bin");
     assert_eq!(&bytes[..6], b"SHCK\x01\x00", "magic and version 1");
     let batch = ClickBatch::parse(&bytes).expect("the v1 click batch must keep decoding");
+    assert_eq!(batch.version(), 1);
     assert_eq!(batch.node_id(), NODE.as_bytes());
     assert_eq!(batch.batch_id(), BATCH_ID);
     assert_eq!(batch.len(), 3);
@@ -97,16 +90,19 @@ fn reads_the_committed_v1_click_batch() {
 
 #[test]
 fn reads_the_committed_v1_link_deltas() {
-    let upsert = LinkDelta::upsert(
-        41,
-        Link {
-            status: RedirectStatus::Found,
-            expires_at: Some(1_900_000_000),
-            forward_query: true,
-            ..Link::new("promo-2026", "https://example.com/landing?utm=x")
-        },
-    );
-    let bytes = read("delta-upsert-v1.json", || upsert.encode());
+    let upsert = LinkDelta {
+        v: 1,
+        ..LinkDelta::upsert(
+            41,
+            Link {
+                status: RedirectStatus::Found,
+                expires_at: Some(1_900_000_000),
+                forward_query: true,
+                ..Link::new("promo-2026", "https://example.com/landing?utm=x")
+            },
+        )
+    };
+    let bytes = read("delta-upsert-v1.json");
     let decoded = LinkDelta::decode(&bytes).expect("the v1 upsert must keep decoding");
     assert_eq!(decoded, upsert);
     assert_eq!((decoded.v, decoded.seq), (1, 41));
@@ -114,11 +110,16 @@ fn reads_the_committed_v1_link_deltas() {
         panic!("not an upsert: {decoded:?}")
     };
     assert_eq!(link.seq, 41);
+    assert_eq!(link.domain, snapshots::DEFAULT_DOMAIN);
     assert!(!link.disabled);
 
-    let delete = LinkDelta::delete(42, "old_Code");
-    let bytes = read("delta-delete-v1.json", || delete.encode());
+    let delete = LinkDelta {
+        v: 1,
+        ..LinkDelta::delete(42, "old_Code")
+    };
+    let bytes = read("delta-delete-v1.json");
     let decoded = LinkDelta::decode(&bytes).expect("the v1 delete must keep decoding");
     assert_eq!(decoded, delete);
-    assert_eq!(decoded.change.code(), "old_Code");
+    assert_eq!(decoded.change.code(), Some("old_Code"));
+    assert_eq!(decoded.change.domain(), Some(snapshots::DEFAULT_DOMAIN));
 }

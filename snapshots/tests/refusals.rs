@@ -51,16 +51,17 @@ fn wrong_magic_and_version() {
     ));
 
     let mut bytes = good_bytes();
-    bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
     let err = Snapshot::from_bytes(&bytes).unwrap_err();
     assert!(matches!(
         err,
         SnapshotError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     ));
-    assert!(err.to_string().contains("version 2"), "{err}");
+    assert!(err.to_string().contains("version 3"), "{err}");
+    assert!(err.to_string().contains("versions 1 to 2"), "{err}");
 }
 
 #[test]
@@ -154,5 +155,32 @@ fn invalid_link_inside_a_valid_archive() {
     match Snapshot::from_bytes(&bytes) {
         Err(SnapshotError::InvalidLink { code, .. }) => assert_eq!(code, "abc"),
         other => panic!("expected InvalidLink, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_domain_with_an_invalid_name_inside_a_valid_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.snap");
+    let mut builder = snapshots::SnapshotBuilder::new(1);
+    builder
+        .push_domain(snapshots::Domain {
+            id: 3,
+            verified: true,
+            ..snapshots::Domain::default_domain("go.example.com")
+        })
+        .unwrap();
+    builder.write_to(&path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let needle = b"go.example.com";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("domain name is in the payload");
+    bytes[at] = b'G';
+    reseal(&mut bytes);
+    match Snapshot::from_bytes(&bytes) {
+        Err(SnapshotError::InvalidDomain { id: 3, .. }) => {}
+        other => panic!("expected InvalidDomain, got {other:?}"),
     }
 }

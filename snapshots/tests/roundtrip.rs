@@ -1,6 +1,9 @@
 mod common;
 
-use snapshots::{BuildError, Link, LinkError, Snapshot, SnapshotBuilder};
+use snapshots::{
+    BuildError, DEFAULT_DOMAIN, Domain, HttpMode, Link, LinkError, Snapshot, SnapshotBuilder,
+    SnapshotError, WellKnown,
+};
 
 #[test]
 fn every_link_reads_back_exactly() {
@@ -74,6 +77,7 @@ fn duplicates_are_refused_naming_both_rows() {
             code,
             first,
             second,
+            ..
         }) => {
             assert_eq!((code.as_str(), first, second), ("x", 0, 2));
         }
@@ -143,4 +147,140 @@ fn a_hundred_thousand_links() {
         );
     }
     assert!(snapshot.get("c-none").is_none());
+}
+
+fn domain(id: u32, name: &str, verified: bool) -> Domain {
+    Domain {
+        id,
+        verified,
+        ..Domain::default_domain(name)
+    }
+}
+
+/// The same code on three domains reads back three targets; each domain's
+/// settings and the well-known answers read back as written.
+#[test]
+fn links_are_keyed_by_domain_and_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("domains.snap");
+    let brand = Domain {
+        root_redirect: Some("https://brand.example/".into()),
+        not_found_redirect: Some("https://brand.example/404".into()),
+        http_mode: HttpMode::RedirectHttps,
+        hsts_max_age: Some(31_536_000),
+        ..domain(7, "go.brand.example", true)
+    };
+    let pending = domain(9, "pending.example", false);
+    let mut builder = SnapshotBuilder::new(3).built_at_ms(1);
+    builder
+        .push_domain(Domain::default_domain("sho.rt"))
+        .unwrap();
+    builder.push_domain(brand.clone()).unwrap();
+    builder.push_domain(pending.clone()).unwrap();
+    builder
+        .push_well_known(WellKnown {
+            host: "pending.example".into(),
+            path: "/.well-known/links-domain-verification/tok".into(),
+            body: "tok".into(),
+        })
+        .unwrap();
+    for (id, target) in [(0, "https://a/0"), (7, "https://a/7"), (9, "https://a/9")] {
+        builder
+            .push(Link {
+                domain: id,
+                ..Link::new("same", target)
+            })
+            .unwrap();
+    }
+    builder.write_to(&path).unwrap();
+    let snapshot = Snapshot::open(&path).unwrap();
+    assert_eq!(snapshot.header().version, 2);
+    assert_eq!(snapshot.len(), 3);
+    assert_eq!(snapshot.get("same").unwrap().target(), "https://a/0");
+    assert_eq!(snapshot.get_in(7, b"same").unwrap().target(), "https://a/7");
+    assert_eq!(snapshot.get_in(9, b"same").unwrap().target(), "https://a/9");
+    assert_eq!(snapshot.get_in(9, b"same").unwrap().domain(), 9);
+    assert!(snapshot.get_in(8, b"same").is_none());
+    assert!(snapshot.get_in(7, b"Same").is_none());
+    let mut domains = snapshot.domains();
+    domains.sort_by_key(|d| d.id);
+    assert_eq!(
+        domains,
+        vec![Domain::default_domain("sho.rt"), brand, pending]
+    );
+    assert_eq!(snapshot.well_known().len(), 1);
+    let mut seen = snapshot
+        .iter()
+        .map(|(code, view)| view.to_link(code))
+        .map(|l| (l.domain, l.target))
+        .collect::<Vec<_>>();
+    seen.sort();
+    assert_eq!(seen[1], (7, "https://a/7".to_owned()));
+}
+
+#[test]
+fn without_domains_links_are_the_unnamed_default_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.snap");
+    common::build(&path, &[Link::new("a", "https://a/")], 1);
+    let snapshot = Snapshot::open(&path).unwrap();
+    assert_eq!(snapshot.domains(), vec![Domain::default_domain("")]);
+    assert_eq!(
+        snapshot.get_in(DEFAULT_DOMAIN, b"a").unwrap().target(),
+        "https://a/"
+    );
+}
+
+#[test]
+fn domain_rules_are_enforced_when_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.snap");
+
+    let mut builder = SnapshotBuilder::new(1);
+    builder
+        .push(Link {
+            domain: 5,
+            ..Link::new("a", "https://a/")
+        })
+        .unwrap();
+    assert!(matches!(
+        builder.write_to(&path),
+        Err(BuildError::UnknownDomain { domain: 5, .. })
+    ));
+
+    let mut builder = SnapshotBuilder::new(1);
+    builder.push_domain(domain(1, "x.example", true)).unwrap();
+    builder.push_domain(domain(2, "x.example", true)).unwrap();
+    assert!(matches!(
+        builder.write_to(&path),
+        Err(BuildError::InvalidDomain { id: 2, .. })
+    ));
+    // Two claims of one name, one verified: allowed (only one is served).
+    let mut builder = SnapshotBuilder::new(1);
+    builder.push_domain(domain(1, "x.example", true)).unwrap();
+    builder.push_domain(domain(2, "x.example", false)).unwrap();
+    builder.write_to(&path).unwrap();
+
+    let mut builder = SnapshotBuilder::new(1);
+    assert!(matches!(
+        builder.push_domain(domain(1, "Upper.Example", true)),
+        Err(BuildError::InvalidDomain { .. })
+    ));
+    assert!(matches!(
+        builder.push_domain(Domain {
+            root_redirect: Some("javascript:x".into()),
+            ..domain(1, "a.example", true)
+        }),
+        Err(BuildError::InvalidDomain { .. })
+    ));
+    assert!(matches!(
+        builder.push_well_known(WellKnown {
+            host: "a.example".into(),
+            path: "/etc/passwd".into(),
+            body: "x".into(),
+        }),
+        Err(BuildError::InvalidWellKnown { .. })
+    ));
+    assert!(!path.exists() || Snapshot::open(&path).is_ok());
+    let _ = SnapshotError::TooShort { len: 0, min: 64 };
 }

@@ -54,6 +54,7 @@ impl Enricher {
             code: lossy(event.code),
             status: event.status,
             host: lossy(event.host).to_ascii_lowercase(),
+            domain: lossy(event.domain),
             ip_prefix: privacy::prefix_string(truncated),
             country: place.country,
             city: place.city,
@@ -124,6 +125,7 @@ mod tests {
             referrer: b"https://example.org/",
             accept_language: b"en-GB",
             host: b"Sho.RT",
+            domain: b"sho.rt",
         };
         let row = e.enrich("node-1", [1; 16], &event);
         assert_eq!(row.ip_prefix, "81.2.69.0/24");

@@ -243,6 +243,7 @@ pub fn batch_with_codes(node: &str, seed: u32, count: u32, codes: &[&str]) -> Ve
             referrer: referrers[k % 3].as_bytes(),
             accept_language: b"en-GB",
             host: b"sho.rt",
+            domain: b"sho.rt",
         });
     }
     w.finish().to_vec()

@@ -1,10 +1,11 @@
-//! Disabling and re-enabling any organization's link (codes are unique
-//! across organizations, so the code alone names it).
+//! Disabling and re-enabling any organization's link. Codes are unique per
+//! domain: the code names it on the default domain, `?domain=` on another
+//! (the verified domain of that name, else a pending claim of it).
 
 use crate::auth::Auth;
 use crate::error::ApiResult;
-use crate::extract::Path;
-use crate::links::api::set_disabled;
+use crate::extract::{Path, Query};
+use crate::links::api::{DomainParam, set_disabled};
 use crate::links::model::LinkJson;
 use crate::links::store::Owner;
 use crate::state::AppState;
@@ -14,9 +15,11 @@ pub async fn disable(
     State(state): State<AppState>,
     auth: Auth,
     Path(code): Path<String>,
+    Query(on): Query<DomainParam>,
 ) -> ApiResult<axum::Json<LinkJson>> {
     auth.operator()?;
-    let row = set_disabled(&state, Owner::Any, auth.actor(), &code, true).await?;
+    let domain = on.domain.as_deref();
+    let row = set_disabled(&state, Owner::Any, auth.actor(), domain, &code, true).await?;
     Ok(axum::Json(row.to_json(state.short_base())))
 }
 
@@ -24,8 +27,10 @@ pub async fn enable(
     State(state): State<AppState>,
     auth: Auth,
     Path(code): Path<String>,
+    Query(on): Query<DomainParam>,
 ) -> ApiResult<axum::Json<LinkJson>> {
     auth.operator()?;
-    let row = set_disabled(&state, Owner::Any, auth.actor(), &code, false).await?;
+    let domain = on.domain.as_deref();
+    let row = set_disabled(&state, Owner::Any, auth.actor(), domain, &code, false).await?;
     Ok(axum::Json(row.to_json(state.short_base())))
 }

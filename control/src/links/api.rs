@@ -20,6 +20,34 @@ use time::OffsetDateTime;
 /// Most links one page returns.
 pub const MAX_LIMIT: i64 = 1000;
 
+/// `?domain=` on the routes of one link: the domain its code is on.
+/// Absent: the deployment's default domain (what these routes meant before
+/// domains, so existing callers keep their meaning).
+#[derive(Debug, Default, Deserialize)]
+pub struct DomainParam {
+    /// A domain name of the caller's organization, or the default domain's.
+    pub domain: Option<String>,
+}
+
+/// The domain id `?domain=` names for `owner`; a name that is not one of
+/// its domains finds no link (404).
+pub async fn domain_id(
+    state: &AppState,
+    conn: &mut sqlx::PgConnection,
+    owner: Owner,
+    domain: Option<&str>,
+) -> ApiResult<i64> {
+    let default = state.config.default_domain.as_deref().unwrap_or("");
+    crate::domains::store::for_link(conn, owner, default, domain)
+        .await
+        .map_err(|e| match e {
+            ApiError::UnknownDomain { .. } | ApiError::BadRequest { .. } => {
+                ApiError::NotFound { what: "link" }
+            }
+            other => other,
+        })
+}
+
 fn with_etag(status: StatusCode, row: &LinkRow, body: LinkJson) -> Response {
     let mut r = (status, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&row.etag()) {
@@ -51,11 +79,18 @@ async fn replay(
     body: serde_json::Value,
 ) -> ApiResult<Response> {
     if let Some(code) = body.get("code").and_then(|c| c.as_str()) {
+        // The default domain's JSON name is null; its row's name is '' or
+        // the configured one.
+        let domain = body.get("domain").and_then(|d| d.as_str());
         let deleted: Option<bool> = sqlx::query_scalar(
-            "SELECT deleted_at IS NOT NULL FROM links WHERE code = $1 AND org_id = $2",
+            "SELECT l.deleted_at IS NOT NULL FROM links l
+              WHERE l.code = $1 AND l.org_id = $2
+                AND l.domain_id = CASE WHEN $3::text IS NULL THEN 0 ELSE
+                    (SELECT d.id FROM domains d WHERE d.name = $3 AND d.id = l.domain_id) END",
         )
         .bind(code)
         .bind(org_id)
+        .bind(domain)
         .fetch_optional(&mut *conn)
         .await?;
         if deleted != Some(false) {
@@ -90,8 +125,9 @@ pub async fn create(
     if let Some(alias) = &req.custom_alias {
         crate::codes::validate_alias(alias)?;
     }
-    let new = NewLink {
+    let mut new = NewLink {
         org_id,
+        domain_id: 0,
         code: req.custom_alias.clone(),
         target: target.url,
         status: input::check_status(req.status.unwrap_or(301))?,
@@ -114,6 +150,14 @@ pub async fn create(
         }
     }
     check_blocklist(&mut tx, &target.host).await?;
+    let default = state.config.default_domain.as_deref().unwrap_or("");
+    new.domain_id = crate::domains::store::for_link(
+        &mut tx,
+        Owner::Org(org_id),
+        default,
+        req.domain.as_deref(),
+    )
+    .await?;
     let row = store::insert(&mut tx, &new, state.config.code_length).await?;
     audit(
         &mut tx,
@@ -121,7 +165,7 @@ pub async fn create(
         auth.actor(),
         "link.create",
         &row.code,
-        json!({ "target": row.target }),
+        json!({ "target": row.target, "domain": row.domain }),
     )
     .await?;
     let row = store::record_change(&mut tx, row.id).await?;
@@ -133,23 +177,42 @@ pub async fn create(
     tx.commit().await?;
     state.metrics.links_written.inc();
     let mut r = with_etag(StatusCode::CREATED, &row, body);
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/links/{}", row.code)) {
+    let location = match row.domain_id {
+        0 => format!("/v1/links/{}", row.code),
+        _ => format!("/v1/links/{}?domain={}", row.code, row.domain),
+    };
+    if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)
 }
 
-/// A live link of the caller's organization. A code that breaks the code
-/// rules is a 400 naming `code` (it cannot exist, and must not reach SQL).
+/// A live link of the caller's organization on the default domain. A code
+/// that breaks the code rules is a 400 naming `code` (it cannot exist, and
+/// must not reach SQL).
 pub async fn fetch(state: &AppState, org_id: i64, code: &str) -> ApiResult<LinkRow> {
+    fetch_in(state, org_id, None, code).await
+}
+
+/// [`fetch`] on the domain `?domain=` names (`None`: the default domain).
+pub async fn fetch_in(
+    state: &AppState,
+    org_id: i64,
+    domain: Option<&str>,
+    code: &str,
+) -> ApiResult<LinkRow> {
     crate::text::check_code(code)?;
+    let mut conn = state.db.acquire().await?;
+    let domain_id = domain_id(state, &mut conn, Owner::Org(org_id), domain).await?;
     let sql = format!(
-        "SELECT {LINK_COLUMNS} FROM links WHERE code = $1 AND org_id = $2 AND deleted_at IS NULL"
+        "SELECT {LINK_COLUMNS} FROM links
+          WHERE code = $1 AND org_id = $2 AND domain_id = $3 AND deleted_at IS NULL"
     );
     sqlx::query_as(AssertSqlSafe(sql))
         .bind(code)
         .bind(org_id)
-        .fetch_optional(&state.db)
+        .bind(domain_id)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound { what: "link" })
 }
@@ -159,9 +222,10 @@ pub async fn get(
     auth: Auth,
     headers: HeaderMap,
     Path(code): Path<String>,
+    Query(on): Query<DomainParam>,
 ) -> ApiResult<Response> {
     let org_id = auth.org(Scope::LinksRead)?;
-    let row = fetch(&state, org_id, &code).await?;
+    let row = fetch_in(&state, org_id, on.domain.as_deref(), &code).await?;
     let etag = row.etag();
     if headers
         .get(header::IF_NONE_MATCH)
@@ -259,6 +323,7 @@ pub async fn patch(
     auth: Auth,
     headers: HeaderMap,
     Path(code): Path<String>,
+    Query(on): Query<DomainParam>,
     Json(req): Json<PatchLink>,
 ) -> ApiResult<Response> {
     let org_id = auth.org(Scope::LinksWrite)?;
@@ -286,7 +351,8 @@ pub async fn patch(
     if let Some(host) = &blocklist_host {
         check_blocklist(&mut tx, host).await?;
     }
-    let mut row = store::lock(&mut tx, Owner::Org(org_id), &code).await?;
+    let domain = domain_id(&state, &mut tx, Owner::Org(org_id), on.domain.as_deref()).await?;
+    let mut row = store::lock(&mut tx, Owner::Org(org_id), domain, &code).await?;
     check_if_match(&headers, &row)?;
     if !apply_patch(&mut row, patch) {
         tx.rollback().await?;
@@ -321,11 +387,13 @@ pub async fn delete(
     auth: Auth,
     headers: HeaderMap,
     Path(code): Path<String>,
+    Query(on): Query<DomainParam>,
 ) -> ApiResult<StatusCode> {
     let org_id = auth.org(Scope::LinksWrite)?;
     crate::text::check_code(&code)?;
     let mut tx = state.db.begin().await?;
-    let mut row = store::lock(&mut tx, Owner::Org(org_id), &code).await?;
+    let domain = domain_id(&state, &mut tx, Owner::Org(org_id), on.domain.as_deref()).await?;
+    let mut row = store::lock(&mut tx, Owner::Org(org_id), domain, &code).await?;
     check_if_match(&headers, &row)?;
     row.deleted_at = Some(OffsetDateTime::now_utc());
     let row = store::save(&mut tx, &row).await?;
@@ -345,17 +413,20 @@ pub async fn delete(
 }
 
 /// Disables or re-enables a link at once, whatever its ETag. Already in that
-/// state: the row as it is, nothing written.
+/// state: the row as it is, nothing written. `domain`: the `?domain=` name
+/// (`None`: the default domain).
 pub async fn set_disabled(
     state: &AppState,
     owner: Owner,
     actor: Actor,
+    domain: Option<&str>,
     code: &str,
     disabled: bool,
 ) -> ApiResult<LinkRow> {
     crate::text::check_code(code)?;
     let mut tx = state.db.begin().await?;
-    let mut row = store::lock(&mut tx, owner, code).await?;
+    let domain = domain_id(state, &mut tx, owner, domain).await?;
+    let mut row = store::lock(&mut tx, owner, domain, code).await?;
     if row.disabled == disabled {
         tx.rollback().await?;
         return Ok(row);
@@ -393,6 +464,9 @@ pub struct ListQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub created_before: Option<OffsetDateTime>,
     pub q: Option<String>,
+    /// Only links on this domain (a name of the organization's, or the
+    /// default domain's).
+    pub domain: Option<String>,
 }
 
 /// Cursors are opaque to clients: hex of `l1:<last id>`. Pages run newest
@@ -448,6 +522,13 @@ pub async fn list(
     if let Some(text) = &q.q {
         crate::text::check("q", text, input::MAX_QUERY_LEN)?;
     }
+    let domain = match q.domain.as_deref() {
+        Some(name) => {
+            let mut conn = state.db.acquire().await?;
+            Some(domain_id(&state, &mut conn, Owner::Org(org_id), Some(name)).await?)
+        }
+        None => None,
+    };
     let sql = format!(
         "SELECT {LINK_COLUMNS} FROM links
           WHERE org_id = $1 AND deleted_at IS NULL
@@ -457,6 +538,7 @@ pub async fn list(
             AND ($5::timestamptz IS NULL OR created_at >= $5)
             AND ($6::timestamptz IS NULL OR created_at < $6)
             AND ($7::text IS NULL OR target ILIKE $7 OR title ILIKE $7)
+            AND ($9::bigint IS NULL OR domain_id = $9)
           ORDER BY id DESC LIMIT $8"
     );
     let mut rows: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
@@ -468,6 +550,7 @@ pub async fn list(
         .bind(q.created_before)
         .bind(q.q.as_deref().map(like_pattern))
         .bind(limit + 1)
+        .bind(domain)
         .fetch_all(&state.db)
         .await?;
     let next_cursor = if rows.len() as i64 > limit {

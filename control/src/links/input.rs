@@ -21,6 +21,10 @@ pub struct CreateLink {
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,
     pub title: Option<String>,
+    /// The domain the link goes on: one of the organization's domains
+    /// (pending ones too; served once verified). Default: the deployment's
+    /// default domain.
+    pub domain: Option<String>,
 }
 
 /// `PATCH /v1/links/{code}`: absent fields stay; `null` clears

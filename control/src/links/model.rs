@@ -21,16 +21,31 @@ pub struct LinkRow {
     pub deleted_at: Option<OffsetDateTime>,
     pub version: i64,
     pub seq: i64,
+    pub domain_id: i64,
+    /// The domain's name (empty: the unnamed default domain).
+    pub domain: String,
 }
 
-/// The columns of [`LinkRow`], for `SELECT`/`RETURNING`.
+/// The columns of [`LinkRow`], for `SELECT`/`RETURNING` on `links`.
 pub const LINK_COLUMNS: &str = "id, code, org_id, target, status, expires_at, disabled, \
-    forward_query, tags, title, created_at, updated_at, deleted_at, version, seq";
+    forward_query, tags, title, created_at, updated_at, deleted_at, version, seq, domain_id, \
+    (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain";
+
+/// [`LINK_COLUMNS`] qualified by the table, for statements that join
+/// another relation with a column of the same name.
+pub const LINK_COLUMNS_QUALIFIED: &str = "links.id, links.code, links.org_id, links.target, \
+    links.status, links.expires_at, links.disabled, links.forward_query, links.tags, links.title, \
+    links.created_at, links.updated_at, links.deleted_at, links.version, links.seq, \
+    links.domain_id, (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain";
 
 /// A link as the API shows it. The same field names are accepted on input.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct LinkJson {
     pub code: String,
+    /// The domain the code lives on; `null`: the deployment's unnamed
+    /// default domain.
+    #[serde(default)]
+    pub domain: Option<String>,
     pub short_url: String,
     pub target: String,
     pub status: u16,
@@ -53,10 +68,19 @@ impl LinkRow {
         format!("\"{}.{}\"", self.id, self.version)
     }
 
+    /// The link's JSON. Its short URL is on `short_base` for the default
+    /// domain, else on the link's own domain with `short_base`'s scheme.
     pub fn to_json(&self, short_base: &str) -> LinkJson {
+        let short_url = if self.domain_id == 0 {
+            format!("{short_base}/{}", self.code)
+        } else {
+            let scheme = short_base.split_once("://").map_or("https", |(s, _)| s);
+            format!("{scheme}://{}/{}", self.domain, self.code)
+        };
         LinkJson {
             code: self.code.clone(),
-            short_url: format!("{short_base}/{}", self.code),
+            domain: (!self.domain.is_empty()).then(|| self.domain.clone()),
+            short_url,
             target: self.target.clone(),
             status: self.status as u16,
             expires_at: self.expires_at,
@@ -73,6 +97,7 @@ impl LinkRow {
     /// The record engines serve (snapshot entry or delta upsert).
     pub fn to_snapshot_link(&self) -> snapshots::Link {
         snapshots::Link {
+            domain: self.domain_id as u32,
             code: self.code.clone(),
             target: self.target.clone(),
             status: snapshots::RedirectStatus::try_from(self.status as u16).unwrap_or_default(),

@@ -5,7 +5,7 @@
 //! just before commit. Taking the counter last also keeps the time link writes
 //! are serialised on it down to three statements and the commit.
 
-use super::model::{LINK_COLUMNS, LinkRow};
+use super::model::{LINK_COLUMNS, LINK_COLUMNS_QUALIFIED, LinkRow};
 use crate::error::{ApiError, ApiResult};
 use snapshots::delta::LinkDelta;
 use sqlx::{AssertSqlSafe, PgConnection};
@@ -14,6 +14,8 @@ use sqlx::{AssertSqlSafe, PgConnection};
 #[derive(Debug, Clone)]
 pub struct NewLink {
     pub org_id: i64,
+    /// The domain it lives on (0: the default domain).
+    pub domain_id: i64,
     pub code: Option<String>,
     pub target: String,
     pub status: i16,
@@ -23,15 +25,15 @@ pub struct NewLink {
     pub title: Option<String>,
 }
 
-/// Inserts a link. A random code that collides is redrawn; a custom alias that
-/// collides is a 409. `ON CONFLICT DO NOTHING` makes this race-free: the
+/// Inserts a link. A random code that collides on its domain is redrawn; a
+/// custom alias that collides is a 409. `ON CONFLICT DO NOTHING` makes this race-free: the
 /// unique index decides, and a concurrent insert of the same code waits for
 /// the other transaction instead of failing it.
 pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> ApiResult<LinkRow> {
     let sql = format!(
-        "INSERT INTO links (code, org_id, target, status, expires_at, forward_query, tags, title, seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
-         ON CONFLICT (code) DO NOTHING RETURNING {LINK_COLUMNS}"
+        "INSERT INTO links (code, org_id, target, status, expires_at, forward_query, tags, title, seq, domain_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)
+         ON CONFLICT (domain_id, code) DO NOTHING RETURNING {LINK_COLUMNS}"
     );
     for _attempt in 0..8 {
         let code = new
@@ -47,6 +49,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
             .bind(new.forward_query)
             .bind(&new.tags)
             .bind(&new.title)
+            .bind(new.domain_id)
             .fetch_optional(&mut *conn)
             .await?;
         match row {
@@ -70,7 +73,7 @@ pub enum Owner {
 }
 
 impl Owner {
-    fn org_id(self) -> Option<i64> {
+    pub fn org_id(self) -> Option<i64> {
         match self {
             Owner::Org(id) => Some(id),
             Owner::Any => None,
@@ -78,16 +81,23 @@ impl Owner {
     }
 }
 
-/// Locks a live link of `owner` for update.
-pub async fn lock(conn: &mut PgConnection, owner: Owner, code: &str) -> ApiResult<LinkRow> {
+/// Locks a live link of `owner` on `domain_id` for update.
+pub async fn lock(
+    conn: &mut PgConnection,
+    owner: Owner,
+    domain_id: i64,
+    code: &str,
+) -> ApiResult<LinkRow> {
     let sql = format!(
         "SELECT {LINK_COLUMNS} FROM links
-          WHERE code = $1 AND ($2::bigint IS NULL OR org_id = $2) AND deleted_at IS NULL
+          WHERE code = $1 AND ($2::bigint IS NULL OR org_id = $2) AND domain_id = $3
+            AND deleted_at IS NULL
           FOR UPDATE"
     );
     sqlx::query_as(AssertSqlSafe(sql))
         .bind(code)
         .bind(owner.org_id())
+        .bind(domain_id)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound { what: "link" })
@@ -123,12 +133,7 @@ pub async fn record_change(conn: &mut PgConnection, link_id: i64) -> ApiResult<L
     let sql = format!(
         "WITH s AS (UPDATE outbox_counter SET seq = seq + 1 RETURNING seq)
          UPDATE links SET seq = s.seq FROM s WHERE links.id = $1
-         RETURNING {}",
-        LINK_COLUMNS
-            .split(", ")
-            .map(|c| format!("links.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+         RETURNING {LINK_COLUMNS_QUALIFIED}"
     );
     let row: LinkRow = sqlx::query_as(AssertSqlSafe(sql))
         .bind(link_id)
@@ -136,7 +141,7 @@ pub async fn record_change(conn: &mut PgConnection, link_id: i64) -> ApiResult<L
         .await?;
     let seq = row.seq as u64;
     let delta = if row.deleted_at.is_some() {
-        LinkDelta::delete(seq, row.code.clone())
+        LinkDelta::delete_in(seq, row.domain_id as u32, row.code.clone())
     } else {
         LinkDelta::upsert(seq, row.to_snapshot_link())
     };

@@ -84,6 +84,12 @@ pub fn render(shared: &Shared) -> String {
         |m| m.unknown_codes.get()
     );
     per_core!(
+        "engine_unknown_host_requests_total",
+        "counter",
+        "Requests whose Host names no served domain (answered 404).",
+        |m| m.unknown_hosts.get()
+    );
+    per_core!(
         "engine_core_snapshot_sequence",
         "gauge",
         "Sequence of the snapshot the core serves (-1: none).",

@@ -185,6 +185,7 @@ mod tests {
             referrer: b"",
             accept_language: b"",
             host: b"",
+            domain: b"",
         });
         writer.take(Vec::new())
     }

@@ -16,6 +16,8 @@
 //! to 100 ms late).
 
 pub mod command;
+pub mod domains;
+pub mod fxhash;
 pub mod session;
 pub mod state;
 
@@ -99,7 +101,7 @@ impl Core {
         }
         Core {
             id,
-            state: RefCell::new(CoreState::new(snapshot)),
+            state: RefCell::new(CoreState::new(snapshot, config.unknown_host)),
             pre: RefCell::new(Preformatted::new(config.permanent_max_age, &clock.date())),
             clock,
             metrics,

@@ -17,18 +17,26 @@
 //! answered `408` ([`timeout_answer`]), a silent or idle connection is closed
 //! quietly.
 //!
+//! Domains: the request's `Host` picks the domain ([`super::domains`]);
+//! well-known answers come first, then the domain's plain-HTTP mode, its
+//! root and not-found redirects around the `(domain, code)` lookup.
+//! `Strict-Transport-Security` goes only on answers over TLS
+//! ([`Session::set_secure`]; the plain listener never sets it).
+//!
 //! Clicks: a redirect, or a `410` for a known code, is recorded with the
-//! client address cut to its kept prefix. A request for a code that does not
+//! client address cut to its kept prefix and the domain's name. A request for a code that does not
 //! exist is not: its code is whatever the client typed, and keeping it would
 //! let anyone fill the click store; it is counted
 //! (`engine_unknown_code_requests_total`) instead.
 
 use super::Core;
+use super::domains::DomainEntry;
 use super::state::Lookup;
 use crate::clicks::client_ip::{ClientIpHeader, client_ip, cut};
 use crate::http::request::{self, Body, Method, Parse, Reject, Request, Undecodable};
 use crate::http::response::{Canned, Persist, status_index};
 use snapshots::click::ClickEvent;
+use snapshots::domain::{HostName, MAX_DOMAIN_LEN, WELL_KNOWN_PREFIX, normalize_host};
 use snapshots::link::MAX_CODE_LEN;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -51,10 +59,9 @@ pub struct Session {
     /// When the connection was accepted (the first request's deadline
     /// counts from here).
     accepted: Instant,
-    /// The connection came in over TLS. For answers that differ by scheme:
-    /// per-domain HSTS is sent on secure connections only, and a domain in
-    /// `redirect-https` mode redirects the others (pass it to [`answer`]).
-    pub secure: bool,
+    /// The connection is TLS: `redirect-https` domains are served, and
+    /// their `Strict-Transport-Security` is sent. Set by a TLS listener.
+    secure: bool,
 }
 
 /// What one [`Session::process`] call did.
@@ -83,6 +90,12 @@ impl Session {
             accepted: now,
             secure: false,
         }
+    }
+
+    /// Marks the connection as TLS (the hook for the TLS listener).
+    #[inline]
+    pub fn set_secure(&mut self, secure: bool) {
+        self.secure = secure;
     }
 
     /// Whether the connection has not sent a byte yet.
@@ -185,7 +198,7 @@ impl Session {
                 Parse::Complete(req) => {
                     start += req.head_len;
                     progress.answered += 1;
-                    let (status, keep) = answer(core, &req, peer, now_ms, out);
+                    let (status, keep) = answer(core, &req, peer, now_ms, self.secure, out);
                     count(core, status);
                     if let Body::Length(n) = req.body {
                         self.discard = n;
@@ -234,13 +247,14 @@ pub fn count(core: &Core, status: u16) {
 }
 
 /// Writes the answer to `req` into `out`; returns the status and whether the
-/// connection may carry another request.
+/// connection may carry another request. `secure`: the connection is TLS.
 #[inline]
 pub fn answer(
     core: &Core,
     req: &Request<'_>,
     peer: IpAddr,
     now_ms: u64,
+    secure: bool,
     out: &mut Vec<u8>,
 ) -> (u16, bool) {
     let pre = core.pre.borrow();
@@ -264,6 +278,34 @@ pub fn answer(
         pre.canned(out, Canned::MethodNotAllowed, false, persist);
         return (405, keep);
     }
+    let state = core.state.borrow();
+    let domains = state.domains();
+    // The Host, normalised on the stack; no Host (HTTP/1.0) names no domain.
+    let mut host_buf = [0u8; MAX_DOMAIN_LEN + 1];
+    let host = if req.host.is_empty() {
+        HostName::Address
+    } else {
+        normalize_host(req.host, &mut host_buf)
+    };
+    // Well-known answers first, for any host: they are how a domain is
+    // verified, before it is served.
+    if let HostName::Name(name) = host
+        && req.path.starts_with(WELL_KNOWN_PREFIX.as_bytes())
+        && let Some(body) = domains.well_known(name, req.path)
+    {
+        pre.text(out, body, head_only, persist);
+        return (200, keep);
+    }
+    let Some(domain) = domains.resolve(host) else {
+        core.metrics.unknown_hosts.inc();
+        pre.canned(out, Canned::NotFound, head_only, persist);
+        return (404, keep);
+    };
+    if domain.redirect_https && !secure && !domain.name.is_empty() {
+        pre.https_redirect(out, &domain.name, req.path, req.query, persist);
+        return (308, keep);
+    }
+    let hsts: &[u8] = if secure { &domain.hsts_line } else { b"" };
     let raw_code = match req.path {
         [b'/', code @ ..] => code,
         _ => &b""[..],
@@ -279,25 +321,28 @@ pub fn answer(
         Err(Undecodable::TooLong) => {
             // No code is that long.
             core.metrics.unknown_codes.inc();
-            pre.canned(out, Canned::NotFound, head_only, persist);
-            return (404, keep);
+            return not_found(&pre, domain, head_only, persist, hsts, out, keep);
         }
     };
     if code.is_empty() {
-        return match &core.root_redirect {
+        let root = domain
+            .root_redirect
+            .as_deref()
+            .or(core.root_redirect.as_deref());
+        return match root {
             Some(url) => {
-                pre.redirect(out, snapshots::RedirectStatus::Found, url, b"", persist);
+                let status = snapshots::RedirectStatus::Found;
+                pre.redirect_with(out, status, url, b"", persist, i64::MAX, hsts);
                 (302, keep)
             }
             None => {
-                pre.canned(out, Canned::NotFound, head_only, persist);
+                pre.canned_with(out, Canned::NotFound, head_only, persist, hsts);
                 (404, keep)
             }
         };
     }
-    let state = core.state.borrow();
     let now = core.clock.secs();
-    let canned = match state.lookup(code) {
+    let canned = match state.lookup_in(domain.id, code) {
         Lookup::Found(target) if !target.is_gone(now) => {
             let query = if target.forward_query { req.query } else { b"" };
             // A cached permanent redirect must not outlive the link.
@@ -305,38 +350,71 @@ pub fn answer(
                 0 => i64::MAX,
                 at => at.saturating_sub(now),
             };
-            pre.redirect_for(
+            pre.redirect_with(
                 out,
                 target.status,
                 target.location,
                 query,
                 persist,
                 lifetime,
+                hsts,
             );
             let status = target.status.code();
-            capture(core, req, peer, code, status, now_ms);
+            capture(core, req, peer, code, &domain.name, status, now_ms);
             return (status, keep);
         }
         Lookup::Found(_) => {
             let status = core.gone.status();
-            capture(core, req, peer, code, status, now_ms);
+            capture(core, req, peer, code, &domain.name, status, now_ms);
             core.gone
         }
         Lookup::Missing => {
             core.metrics.unknown_codes.inc();
-            Canned::NotFound
+            return not_found(&pre, domain, head_only, persist, hsts, out, keep);
         }
         Lookup::NotReady => Canned::NotReady,
     };
-    pre.canned(out, canned, head_only, persist);
+    pre.canned_with(out, canned, head_only, persist, hsts);
     (canned.status(), keep)
+}
+
+/// A code the domain does not have: its not-found redirect (302), else 404.
+#[inline]
+fn not_found(
+    pre: &crate::http::response::Preformatted,
+    domain: &DomainEntry,
+    head_only: bool,
+    persist: Persist,
+    hsts: &[u8],
+    out: &mut Vec<u8>,
+    keep: bool,
+) -> (u16, bool) {
+    match &domain.not_found_redirect {
+        Some(url) => {
+            let status = snapshots::RedirectStatus::Found;
+            pre.redirect_with(out, status, url, b"", persist, i64::MAX, hsts);
+            (302, keep)
+        }
+        None => {
+            pre.canned_with(out, Canned::NotFound, head_only, persist, hsts);
+            (404, keep)
+        }
+    }
 }
 
 /// Records a click for a redirect, or for an expired or disabled link, when
 /// capture is on; the client address is cut to its kept prefix here, so no
 /// full address leaves the process.
 #[inline]
-fn capture(core: &Core, req: &Request<'_>, peer: IpAddr, code: &[u8], status: u16, now_ms: u64) {
+fn capture(
+    core: &Core,
+    req: &Request<'_>,
+    peer: IpAddr,
+    code: &[u8],
+    domain: &[u8],
+    status: u16,
+    now_ms: u64,
+) {
     let mut clicks = core.clicks.borrow_mut();
     if let Some(buffer) = clicks.as_mut() {
         let header = match core.client_ip_header {
@@ -356,6 +434,7 @@ fn capture(core: &Core, req: &Request<'_>, peer: IpAddr, code: &[u8], status: u1
             referrer: req.referer,
             accept_language: req.accept_language,
             host: req.host,
+            domain,
         });
     }
 }
@@ -434,7 +513,7 @@ mod tests {
                 let Parse::Complete(req) = request::parse(raw, &core.limits) else {
                     panic!("parse");
                 };
-                let (status, _) = answer(&core, &req, peer, 1_700_000_000_000, out);
+                let (status, _) = answer(&core, &req, peer, 1_700_000_000_000, false, out);
                 count(&core, status);
             }
         };

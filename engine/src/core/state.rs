@@ -3,20 +3,33 @@
 //! borrows across an `.await`), so lookups take no lock and touch no shared
 //! reference count.
 
+use super::domains::{DomainChange, DomainTable, UnknownHost};
+use super::fxhash::FxHasher;
 use snapshots::delta::{LinkChange, LinkDelta};
 use snapshots::{RedirectStatus, Snapshot};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 /// One change as every core holds it: decoded once by the change-stream
 /// thread, shared read-only by `Arc` (each core keeps its own clone).
 #[derive(Debug)]
 pub struct DeltaRecord {
-    pub code: Box<str>,
     pub seq: u64,
-    /// `None`: a tombstone (the link was deleted).
-    pub link: Option<DeltaLink>,
+    pub change: DeltaChange,
+}
+
+/// What a change is about.
+#[derive(Debug)]
+pub enum DeltaChange {
+    /// `(domain, code)` now reads like `link`; `None`: a tombstone.
+    Link {
+        domain: u32,
+        code: Box<str>,
+        link: Option<DeltaLink>,
+    },
+    /// A domain or a well-known answer changed.
+    Domain(DomainChange),
 }
 
 /// An upserted link, owned.
@@ -32,10 +45,10 @@ pub struct DeltaLink {
 
 impl From<LinkDelta> for DeltaRecord {
     fn from(delta: LinkDelta) -> DeltaRecord {
-        match delta.change {
-            LinkChange::Upsert { link } => DeltaRecord {
+        let change = match delta.change {
+            LinkChange::Upsert { link } => DeltaChange::Link {
+                domain: link.domain,
                 code: link.code.into_boxed_str(),
-                seq: delta.seq,
                 link: Some(DeltaLink {
                     target: link.target.into_boxed_str(),
                     status: link.status,
@@ -44,11 +57,36 @@ impl From<LinkDelta> for DeltaRecord {
                     forward_query: link.forward_query,
                 }),
             },
-            LinkChange::Delete { code } => DeltaRecord {
+            LinkChange::Delete { domain, code } => DeltaChange::Link {
+                domain,
                 code: code.into_boxed_str(),
-                seq: delta.seq,
                 link: None,
             },
+            LinkChange::DomainUpsert { domain } => DeltaChange::Domain(DomainChange::Domain {
+                id: domain.id,
+                domain: Some(domain),
+            }),
+            LinkChange::DomainDelete { id } => {
+                DeltaChange::Domain(DomainChange::Domain { id, domain: None })
+            }
+            LinkChange::WellKnownUpsert { answer } => {
+                DeltaChange::Domain(DomainChange::WellKnown {
+                    host: answer.host.into_boxed_str(),
+                    path: answer.path.into_boxed_str(),
+                    body: Some(answer.body.into_boxed_str()),
+                })
+            }
+            LinkChange::WellKnownDelete { host, path } => {
+                DeltaChange::Domain(DomainChange::WellKnown {
+                    host: host.into_boxed_str(),
+                    path: path.into_boxed_str(),
+                    body: None,
+                })
+            }
+        };
+        DeltaRecord {
+            seq: delta.seq,
+            change,
         }
     }
 }
@@ -79,56 +117,83 @@ pub enum Lookup<'a> {
     NotReady,
 }
 
-/// FxHash: codes are short and the map's keys come from the control plane,
-/// not from clients, so a fast non-keyed hash is fine here.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
+/// Delta map keys: the domain's four little-endian bytes, then the code.
 type DeltaMap = HashMap<Box<[u8]>, Arc<DeltaRecord>, BuildHasherDefault<FxHasher>>;
 
-/// One core's view of the links.
+/// Longest delta map key: a domain id and the longest code.
+const MAX_KEY_LEN: usize = 4 + snapshots::link::MAX_CODE_LEN;
+
+/// Writes `(domain, code)`'s delta map key into `buf`; `None` when the code
+/// is too long to be one.
+#[inline]
+fn delta_key<'b>(domain: u32, code: &[u8], buf: &'b mut [u8; MAX_KEY_LEN]) -> Option<&'b [u8]> {
+    let len = 4 + code.len();
+    if len > MAX_KEY_LEN {
+        return None;
+    }
+    buf[..4].copy_from_slice(&domain.to_le_bytes());
+    buf[4..len].copy_from_slice(code);
+    Some(&buf[..len])
+}
+
+/// The domain changes among `records`.
+fn changes(records: &[(u64, Arc<DeltaRecord>)]) -> impl Iterator<Item = &DomainChange> {
+    records
+        .iter()
+        .filter_map(|(_, record)| match &record.change {
+            DeltaChange::Domain(change) => Some(change),
+            DeltaChange::Link { .. } => None,
+        })
+}
+
+/// One core's view of the links and domains.
 #[derive(Debug, Default)]
 pub struct CoreState {
     snapshot: Option<Arc<Snapshot>>,
     deltas: DeltaMap,
+    /// Domain and well-known changes newer than the snapshot, in order
+    /// (sequence, change): the domain table is the snapshot's with these
+    /// applied.
+    domain_changes: Vec<(u64, Arc<DeltaRecord>)>,
+    domains: DomainTable,
+    unknown_host: UnknownHost,
     applied_seq: u64,
 }
 
 impl CoreState {
-    pub fn new(snapshot: Option<Arc<Snapshot>>) -> CoreState {
+    pub fn new(snapshot: Option<Arc<Snapshot>>, unknown_host: UnknownHost) -> CoreState {
+        let domains = DomainTable::build(snapshot.as_deref(), std::iter::empty(), unknown_host);
         CoreState {
             snapshot,
+            domains,
+            unknown_host,
             ..CoreState::default()
         }
     }
 
-    /// Deltas first (they are newer than the snapshot), then the snapshot.
+    /// The host → domain index and well-known answers.
+    #[inline]
+    pub fn domains(&self) -> &DomainTable {
+        &self.domains
+    }
+
+    /// Looks a code up on the default domain (tests, tools).
     #[inline]
     pub fn lookup(&self, code: &[u8]) -> Lookup<'_> {
+        self.lookup_in(snapshots::DEFAULT_DOMAIN, code)
+    }
+
+    /// Looks `(domain, code)` up: deltas first (they are newer than the
+    /// snapshot), then the snapshot.
+    #[inline]
+    pub fn lookup_in(&self, domain: u32, code: &[u8]) -> Lookup<'_> {
+        let mut buf = [0u8; MAX_KEY_LEN];
         if !self.deltas.is_empty()
-            && let Some(record) = self.deltas.get(code)
+            && let Some(key) = delta_key(domain, code, &mut buf)
+            && let Some(record) = self.deltas.get(key)
+            && let DeltaChange::Link { link, .. } = &record.change
         {
-            return match &record.link {
+            return match link {
                 Some(link) => Lookup::Found(Target {
                     location: link.target.as_bytes(),
                     status: link.status,
@@ -142,7 +207,7 @@ impl CoreState {
         let Some(snapshot) = &self.snapshot else {
             return Lookup::NotReady;
         };
-        match snapshot.get_bytes(code) {
+        match snapshot.get_in(domain, code) {
             Some(view) => Lookup::Found(Target {
                 location: view.target().as_bytes(),
                 status: view.status(),
@@ -159,6 +224,12 @@ impl CoreState {
     pub fn install(&mut self, snapshot: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
         let sequence = snapshot.sequence();
         self.deltas.retain(|_, record| record.seq > sequence);
+        self.domain_changes.retain(|(seq, _)| *seq > sequence);
+        self.domains = DomainTable::build(
+            Some(&*snapshot),
+            changes(&self.domain_changes),
+            self.unknown_host,
+        );
         self.snapshot.replace(snapshot)
     }
 
@@ -173,14 +244,38 @@ impl CoreState {
         if covered {
             return false;
         }
-        match self.deltas.get_mut(record.code.as_bytes()) {
+        let (domain, code) = match &record.change {
+            DeltaChange::Link { domain, code, .. } => (*domain, code.as_bytes()),
+            DeltaChange::Domain(_) => {
+                if self
+                    .domain_changes
+                    .last()
+                    .is_some_and(|(seq, _)| *seq >= record.seq)
+                {
+                    return false;
+                }
+                self.domain_changes.push((record.seq, record));
+                self.domains = DomainTable::build(
+                    self.snapshot.as_deref(),
+                    changes(&self.domain_changes),
+                    self.unknown_host,
+                );
+                return true;
+            }
+        };
+        let mut buf = [0u8; MAX_KEY_LEN];
+        let Some(key) = delta_key(domain, code, &mut buf) else {
+            // Decoding checked the code's length.
+            return false;
+        };
+        match self.deltas.get_mut(key) {
             Some(existing) if existing.seq >= record.seq => false,
             Some(existing) => {
                 *existing = record;
                 true
             }
             None => {
-                let key = record.code.as_bytes().to_vec().into_boxed_slice();
+                let key = key.to_vec().into_boxed_slice();
                 self.deltas.insert(key, record);
                 true
             }
@@ -231,7 +326,7 @@ mod tests {
 
     #[test]
     fn deltas_over_snapshots() {
-        let mut state = CoreState::new(None);
+        let mut state = CoreState::new(None, UnknownHost::Auto);
         assert_eq!(location(&state, "a").as_deref(), Some("not ready"));
         state.install(snapshot(10, &[("a", "https://a/1"), ("b", "https://b/1")]));
         assert_eq!(location(&state, "a").as_deref(), Some("https://a/1"));
@@ -251,5 +346,147 @@ mod tests {
         assert_eq!(state.delta_len(), 1);
         assert_eq!(location(&state, "b"), None);
         assert_eq!(state.applied_seq(), 12);
+    }
+}
+
+#[cfg(test)]
+mod domain_tests {
+    use super::*;
+    use snapshots::domain::{Domain, HostName, WellKnown, normalize_host};
+    use snapshots::{Link, SnapshotBuilder};
+
+    fn brand(id: u32, name: &str, verified: bool) -> Domain {
+        Domain {
+            id,
+            verified,
+            ..Domain::default_domain(name)
+        }
+    }
+
+    fn resolve(state: &CoreState, host: &str) -> Option<u32> {
+        let mut buf = [0u8; snapshots::domain::MAX_DOMAIN_LEN + 1];
+        state
+            .domains()
+            .resolve(normalize_host(host.as_bytes(), &mut buf))
+            .map(|d| d.id)
+    }
+
+    fn target(state: &CoreState, domain: u32, code: &str) -> Option<String> {
+        match state.lookup_in(domain, code.as_bytes()) {
+            Lookup::Found(t) => Some(String::from_utf8(t.location.to_vec()).unwrap()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn hosts_resolve_to_served_domains_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let mut builder = SnapshotBuilder::new(5);
+        builder
+            .push_domain(Domain::default_domain("sho.rt"))
+            .unwrap();
+        builder
+            .push_domain(brand(7, "go.brand.example", true))
+            .unwrap();
+        builder
+            .push_domain(brand(8, "pending.example", false))
+            .unwrap();
+        for (domain, target) in [(0, "https://t/0"), (7, "https://t/7"), (8, "https://t/8")] {
+            builder
+                .push(Link {
+                    domain,
+                    ..Link::new("abc", target)
+                })
+                .unwrap();
+        }
+        builder.write_to(&path).unwrap();
+        let mut state = CoreState::new(
+            Some(Arc::new(Snapshot::open(&path).unwrap())),
+            UnknownHost::Auto,
+        );
+        assert_eq!(resolve(&state, "Go.Brand.Example.:8080"), Some(7));
+        assert_eq!(resolve(&state, "sho.rt"), Some(0));
+        assert_eq!(resolve(&state, "127.0.0.1:80"), Some(0));
+        assert_eq!(resolve(&state, "pending.example"), None, "not verified");
+        assert_eq!(resolve(&state, "other.example"), None, "named default: 404");
+        assert_eq!(target(&state, 7, "abc").as_deref(), Some("https://t/7"));
+        assert_eq!(target(&state, 0, "abc").as_deref(), Some("https://t/0"));
+
+        // Verification arrives as a domain change; a link change on it too.
+        assert!(
+            state.apply(Arc::new(
+                LinkDelta::change(
+                    6,
+                    LinkChange::DomainUpsert {
+                        domain: brand(8, "pending.example", true)
+                    }
+                )
+                .into()
+            ))
+        );
+        assert_eq!(resolve(&state, "pending.example"), Some(8));
+        assert!(
+            state.apply(Arc::new(
+                LinkDelta::upsert(
+                    7,
+                    Link {
+                        domain: 8,
+                        ..Link::new("abc", "https://t/8b")
+                    }
+                )
+                .into()
+            ))
+        );
+        assert_eq!(target(&state, 8, "abc").as_deref(), Some("https://t/8b"));
+        assert_eq!(target(&state, 7, "abc").as_deref(), Some("https://t/7"));
+        // A well-known answer, for a name that is not a domain at all.
+        assert!(
+            state.apply(Arc::new(
+                LinkDelta::change(
+                    8,
+                    LinkChange::WellKnownUpsert {
+                        answer: WellKnown {
+                            host: "new.example".into(),
+                            path: "/.well-known/links-domain-verification/t".into(),
+                            body: "t".into(),
+                        }
+                    }
+                )
+                .into()
+            ))
+        );
+        assert_eq!(
+            state
+                .domains()
+                .well_known(b"new.example", b"/.well-known/links-domain-verification/t"),
+            Some(&b"t"[..])
+        );
+        assert!(state.apply(Arc::new(
+            LinkDelta::change(9, LinkChange::DomainDelete { id: 7 }).into()
+        )));
+        assert_eq!(resolve(&state, "go.brand.example"), None);
+        // A snapshot at 8 keeps change 9 (domain 7 deleted) applied.
+        let mut builder = SnapshotBuilder::new(8);
+        builder
+            .push_domain(Domain::default_domain("sho.rt"))
+            .unwrap();
+        builder
+            .push_domain(brand(7, "go.brand.example", true))
+            .unwrap();
+        builder.write_to(&path).unwrap();
+        state.install(Arc::new(Snapshot::open(&path).unwrap()));
+        assert_eq!(resolve(&state, "go.brand.example"), None);
+        let mut buf = [0u8; snapshots::domain::MAX_DOMAIN_LEN + 1];
+        assert!(matches!(normalize_host(b"", &mut buf), HostName::Invalid));
+    }
+
+    #[test]
+    fn an_unnamed_default_domain_takes_every_host() {
+        let state = CoreState::new(None, UnknownHost::Auto);
+        assert_eq!(resolve(&state, "anything.example"), Some(0));
+        let state = CoreState::new(None, UnknownHost::NotFound);
+        assert_eq!(resolve(&state, "anything.example"), None);
+        assert_eq!(resolve(&state, "10.0.0.1"), Some(0));
     }
 }

@@ -10,8 +10,8 @@ use crate::http::date::HttpDate;
 use snapshots::RedirectStatus;
 
 /// Every status the engine answers with, in metric order.
-pub const STATUSES: [u16; 15] = [
-    301, 302, 307, 308, 400, 404, 405, 408, 410, 413, 414, 431, 500, 503, 505,
+pub const STATUSES: [u16; 16] = [
+    301, 302, 307, 308, 400, 404, 405, 408, 410, 413, 414, 431, 500, 503, 505, 200,
 ];
 
 /// Index of `status` in [`STATUSES`] (the last slot for anything else).
@@ -32,6 +32,7 @@ pub fn status_index(status: u16) -> usize {
         431 => 11,
         500 => 12,
         505 => 14,
+        200 => 15,
         _ => 13,
     }
 }
@@ -243,6 +244,22 @@ impl Preformatted {
         persist: Persist,
         lifetime: i64,
     ) {
+        self.redirect_with(out, status, location, query, persist, lifetime, b"");
+    }
+
+    /// [`Preformatted::redirect_for`] with `extra` header lines (each
+    /// ending in CRLF; a domain's `Strict-Transport-Security`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn redirect_with(
+        &self,
+        out: &mut Vec<u8>,
+        status: RedirectStatus,
+        location: &[u8],
+        query: &[u8],
+        persist: Persist,
+        lifetime: i64,
+        extra: &[u8],
+    ) {
         out.extend_from_slice(match status {
             RedirectStatus::MovedPermanently => b"HTTP/1.1 301 Moved Permanently\r\nLocation: ",
             RedirectStatus::Found => b"HTTP/1.1 302 Found\r\nLocation: ",
@@ -258,19 +275,96 @@ impl Preformatted {
             // Temporary redirects are decided per request: never cached.
             _ => out.extend_from_slice(b"Cache-Control: private, no-store\r\n"),
         }
+        out.extend_from_slice(extra);
         out.extend_from_slice(&self.date_line);
         out.extend_from_slice(persist.header());
         out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     }
 
+    /// A `308` to `https://<host><path>?<query>`: a domain whose plain-HTTP
+    /// mode is `redirect-https`. Path bytes outside printable ASCII are
+    /// percent-encoded, like the query's.
+    pub fn https_redirect(
+        &self,
+        out: &mut Vec<u8>,
+        host: &[u8],
+        path: &[u8],
+        query: &[u8],
+        persist: Persist,
+    ) {
+        out.extend_from_slice(b"HTTP/1.1 308 Permanent Redirect\r\nLocation: https://");
+        out.extend_from_slice(host);
+        push_escaped(out, path);
+        if !query.is_empty() {
+            out.push(b'?');
+            push_escaped(out, query);
+        }
+        out.extend_from_slice(b"\r\n");
+        self.permanent_cache_line(out, i64::MAX);
+        out.extend_from_slice(&self.date_line);
+        out.extend_from_slice(persist.header());
+        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    }
+
+    /// A `200 text/plain` with `body` (a well-known answer), never cached.
+    pub fn text(&self, out: &mut Vec<u8>, body: &[u8], head_only: bool, persist: Persist) {
+        out.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: no-store\r\n",
+        );
+        out.extend_from_slice(&self.date_line);
+        out.extend_from_slice(persist.header());
+        out.extend_from_slice(b"Content-Length: ");
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = body.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&digits[at..]);
+        out.extend_from_slice(b"\r\n\r\n");
+        if !head_only {
+            out.extend_from_slice(body);
+        }
+    }
+
     /// Appends a canned response; `head_only` (HEAD) omits the body.
     pub fn canned(&self, out: &mut Vec<u8>, canned: Canned, head_only: bool, persist: Persist) {
+        self.canned_with(out, canned, head_only, persist, b"");
+    }
+
+    /// [`Preformatted::canned`] with `extra` header lines.
+    pub fn canned_with(
+        &self,
+        out: &mut Vec<u8>,
+        canned: Canned,
+        head_only: bool,
+        persist: Persist,
+        extra: &[u8],
+    ) {
         out.extend_from_slice(canned.head());
+        out.extend_from_slice(extra);
         out.extend_from_slice(&self.date_line);
         out.extend_from_slice(persist.header());
         out.extend_from_slice(canned.tail());
         if !head_only {
             out.extend_from_slice(canned.body());
+        }
+    }
+}
+
+/// Writes `bytes`, percent-encoding those outside printable ASCII.
+fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        if (0x21..=0x7e).contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
     }
 }

@@ -120,6 +120,7 @@ fn build(input: PathBuf, output: PathBuf, format: Option<Format>, sequence: u64)
             code,
             first,
             second,
+            ..
         } => anyhow::anyhow!(
             "{}: code {code:?} appears on line {} and line {}",
             input.display(),

@@ -40,7 +40,7 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>, sweeper: Rc<Sweeper>) 
     let mut scratch: Vec<u8> = Vec::with_capacity(1024);
     let accepted = Instant::now();
     let mut session = Session::new(accepted);
-    session.secure = true;
+    session.set_secure(true);
     let timer = Registered::new(
         &sweeper,
         stream.as_raw_fd(),

@@ -217,7 +217,7 @@ impl Slab {
             sending: reuse(&mut old.sending),
             ..Conn::empty(now)
         };
-        fresh.session.secure = tls.is_some();
+        fresh.session.set_secure(tls.is_some());
         fresh.tls = tls;
         *old = fresh;
         self.live += 1;

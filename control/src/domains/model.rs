@@ -1,0 +1,112 @@
+//! A domain row, its API JSON, and its record form for engines.
+
+use serde::Serialize;
+use snapshots::domain::{Domain, HttpMode};
+use time::OffsetDateTime;
+
+/// One row of `domains`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DomainRow {
+    pub id: i64,
+    pub org_id: Option<i64>,
+    pub name: String,
+    pub verification_token: String,
+    pub verified_at: Option<OffsetDateTime>,
+    pub root_redirect: Option<String>,
+    pub not_found_redirect: Option<String>,
+    pub http_mode: String,
+    pub hsts_max_age: Option<i32>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The columns of [`DomainRow`], for `SELECT`/`RETURNING`.
+pub const DOMAIN_COLUMNS: &str = "id, org_id, name, verification_token, verified_at, \
+    root_redirect, not_found_redirect, http_mode, hsts_max_age, created_at, updated_at";
+
+/// How to prove control of a pending domain.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct VerificationJson {
+    pub token: String,
+    /// Where the engines answer the token once the name points at them.
+    pub url: String,
+    pub instructions: String,
+}
+
+/// A domain as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct DomainJson {
+    /// Normalised: lowercase ASCII, internationalised names in punycode.
+    pub name: String,
+    /// `pending` (not served) or `verified`.
+    pub status: String,
+    /// Present while pending.
+    pub verification: Option<VerificationJson>,
+    pub root_redirect: Option<String>,
+    pub not_found_redirect: Option<String>,
+    /// `serve` or `redirect-https`.
+    pub http_mode: String,
+    pub hsts_max_age: Option<i32>,
+    /// The owning organization's id (the operator's listing shows it).
+    pub org_id: Option<i64>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub verified_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl DomainRow {
+    pub fn verification_path(&self) -> String {
+        format!("{}{}", super::VERIFICATION_PREFIX, self.verification_token)
+    }
+
+    pub fn to_json(&self) -> DomainJson {
+        let verification = self.verified_at.is_none().then(|| {
+            let url = format!("http://{}{}", self.name, self.verification_path());
+            VerificationJson {
+                token: self.verification_token.clone(),
+                instructions: format!(
+                    "Point {} at the redirect engines (a CNAME to the deployment's short domain, or its addresses), wait until {url} answers the token, then POST /v1/domains/{}/verify.",
+                    self.name, self.name
+                ),
+                url,
+            }
+        });
+        DomainJson {
+            name: self.name.clone(),
+            status: if self.verified_at.is_some() {
+                "verified".into()
+            } else {
+                "pending".into()
+            },
+            verification,
+            root_redirect: self.root_redirect.clone(),
+            not_found_redirect: self.not_found_redirect.clone(),
+            http_mode: self.http_mode.clone(),
+            hsts_max_age: self.hsts_max_age,
+            org_id: self.org_id,
+            verified_at: self.verified_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// The record engines hold (snapshot entry or domain change).
+    pub fn to_record(&self) -> Domain {
+        Domain {
+            id: self.id as u32,
+            name: self.name.clone(),
+            verified: self.verified_at.is_some(),
+            root_redirect: self.root_redirect.clone(),
+            not_found_redirect: self.not_found_redirect.clone(),
+            http_mode: if self.http_mode == "redirect-https" {
+                HttpMode::RedirectHttps
+            } else {
+                HttpMode::Serve
+            },
+            hsts_max_age: self.hsts_max_age.map(|age| age.max(0) as u32),
+        }
+    }
+}
