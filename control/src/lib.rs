@@ -81,6 +81,7 @@
 //! Modules depend one way: handlers on [`state`] and below, [`router`] on
 //! handlers, [`server`] on [`router`]; no cycle.
 
+pub mod acme;
 pub mod admin;
 pub mod audit;
 pub mod auth;
