@@ -531,6 +531,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn acme_settings_come_together() {
+        let field = |c: Config| c.validate().unwrap_err().field();
+        let acme = || Config {
+            acme_directory: Some("https://ca.example/dir".into()),
+            acme_key_file: Some("/etc/control/acme.key".into()),
+            ..Config::default()
+        };
+        acme().validate().unwrap();
+        for (c, name) in [
+            (Config { acme_key_file: None, ..acme() }, "acme_key_file"),
+            (Config { acme_directory: Some("http://ca.example/dir".into()), ..acme() }, "acme_directory"),
+            (Config { acme_contact: vec!["ops@example.com".into()], ..acme() }, "acme_contact"),
+            (Config { acme_retry_base_secs: 0, ..acme() }, "acme_retry_base_secs"),
+            (Config { acme_directory: None, ..acme() }, "acme_key_file"),
+            (Config { acme_ca_root: Some("/tmp/root.pem".into()), ..Config::default() }, "acme_ca_root"),
+        ] {
+            assert_eq!(field(c), Some(name));
+        }
+    }
+
+    #[test]
     fn defaults_are_valid_and_documented_values() {
         let c = Config::default();
         c.validate().unwrap();

@@ -253,7 +253,7 @@ struct ServeArgs {
     /// PEM root the ACME directory's https is checked against instead of the system's (a test CA such as pebble). Default: none.
     #[arg(long)]
     acme_ca_root: Option<PathBuf>,
-    /// File with 64 hex digits (mode 0600; openssl rand -hex 32) sealing the ACME account and certificate keys in PostgreSQL. Required with --acme-directory.
+    /// File with 64 hex digits (mode 0600; openssl rand -hex 32) sealing the ACME account and certificate keys in PostgreSQL; required with --acme-directory. Default: none.
     #[arg(long)]
     acme_key_file: Option<PathBuf>,
     /// Seconds between looks for certificates due. Default 60.

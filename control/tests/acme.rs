@@ -181,6 +181,7 @@ async fn control(
         c.acme_key_file = Some(key);
         c.acme_contact = vec!["mailto:ops@example.com".into()];
         c.acme_retry_base_secs = retry_base_secs;
+        c.acme_check_interval_secs = 1;
         c.acme_publish_timeout_secs = 20;
         c.engine_admin = engines;
         c.engine_admin_token = Some(TOKEN.into());

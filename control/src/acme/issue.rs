@@ -92,9 +92,13 @@ async fn answer_and_finalize(
         .initial_delay(Duration::from_millis(250))
         .backoff(1.5)
         .timeout(CA_TIMEOUT);
-    let status = order.poll_ready(&retries).await.context("waiting for validation")?;
-    if status != OrderStatus::Ready {
-        bail!("{}", validation_failure(order, domain).await);
+    match order.poll_ready(&retries).await {
+        Ok(OrderStatus::Ready) => {}
+        // Invalid, or an order that carries the CA's problem: say why.
+        Ok(_) | Err(instant_acme::Error::Api(_)) => {
+            bail!("{}", validation_failure(order, domain).await)
+        }
+        Err(e) => return Err(e).context("waiting for validation"),
     }
 
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)

@@ -46,7 +46,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The ACME settings and shared parts, present when `acme_directory` is set.
-#[derive(Debug)]
 pub struct Acme {
     pub db: PgPool,
     pub directory: String,
@@ -61,6 +60,16 @@ pub struct Acme {
     pub wake: tokio::sync::Notify,
     /// The account, once loaded or created.
     account: tokio::sync::OnceCell<instant_acme::Account>,
+}
+
+impl std::fmt::Debug for Acme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acme")
+            .field("directory", &self.directory)
+            .field("engines", &self.engines.addrs())
+            .field("account_loaded", &self.account.initialized())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Acme {

@@ -131,24 +131,6 @@ async fn push_one(engines: &Engines, sealer: &Sealer, engine: &str, pair: &Pair)
     }
 }
 
-/// Pushes `domain`'s pair to every engine now (after issue or renewal);
-/// engines that fail are caught by the next reconcile round.
-pub async fn push_domain(db: &PgPool, engines: &Engines, sealer: &Sealer, domain: &str) {
-    let pairs = match store::issued_pairs(db).await {
-        Ok(pairs) => pairs,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading certificates to push");
-            return;
-        }
-    };
-    let Some(pair) = pairs.iter().find(|p| p.domain == domain) else {
-        return;
-    };
-    for engine in engines.addrs() {
-        push_one(engines, sealer, engine, pair).await;
-    }
-}
-
 /// What one engine was last seen with.
 #[derive(Debug, Default)]
 struct Seen {

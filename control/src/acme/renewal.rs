@@ -4,7 +4,7 @@
 //! One per control process (leadership across several is a later task).
 
 use super::Acme;
-use super::push::{Reconciler, push_domain};
+use super::push::Reconciler;
 use super::store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +24,12 @@ pub async fn run(acme: Arc<Acme>, reconcile_every: Duration) {
         tokio::select! {
             _ = check.tick() => run_due(&acme).await,
             _ = acme.wake.notified() => run_due(&acme).await,
-            _ = reconcile.tick() => {
-                if let Err(e) = reconciler.round(&acme.db, &acme.engines, &acme.sealer).await {
-                    tracing::warn!(error = format!("{e:#}"), "certificate reconcile round failed");
-                }
-            }
+            _ = reconcile.tick() => {}
+        }
+        // Every wake-up ends with a round, so a new certificate ships at once
+        // (the round finds every engine lacking it).
+        if let Err(e) = reconciler.round(&acme.db, &acme.engines, &acme.sealer).await {
+            tracing::warn!(error = format!("{e:#}"), "certificate reconcile round failed");
         }
     }
 }
@@ -60,7 +61,6 @@ async fn attempt(acme: &Acme, row: &store::Due) {
                     not_after = %issued.not_after,
                     "certificate issued"
                 );
-                push_domain(&acme.db, &acme.engines, &acme.sealer, &row.domain).await;
             }
             stored
         }
