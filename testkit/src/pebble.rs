@@ -105,10 +105,13 @@ impl Pebble {
         let deadline = Instant::now() + START_TIMEOUT;
         for addr in addrs {
             while TcpStream::connect_timeout(addr, Duration::from_millis(200)).is_err() {
-                for (name, child) in [("pebble", &mut self.pebble), ("challtestsrv", &mut self.dns)] {
-                    if let Some(status) = child.try_wait()? {
-                        bail!("{name} exited ({status}); {}", self.logs());
-                    }
+                let exited = match (self.pebble.try_wait()?, self.dns.try_wait()?) {
+                    (Some(status), _) => Some(("pebble", status)),
+                    (_, Some(status)) => Some(("challtestsrv", status)),
+                    _ => None,
+                };
+                if let Some((name, status)) = exited {
+                    bail!("{name} exited ({status}); {}", self.logs());
                 }
                 if Instant::now() >= deadline {
                     bail!("{addr} is not listening after {START_TIMEOUT:?}; {}", self.logs());
@@ -214,7 +217,7 @@ fn https_get(addr: SocketAddr, root_pem: &[u8], path: &str) -> anyhow::Result<St
     .with_no_client_auth();
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
     let conn = rustls::ClientConnection::new(Arc::new(config), name)?;
-    let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     write!(

@@ -80,6 +80,9 @@ impl LinkRow {
             disabled: self.disabled,
             forward_query: self.forward_query,
             seq: self.seq as u64,
+            // The branch point's snapshots crate has domains, this control not
+            // yet: every link is the default domain's (the domains branch sets it).
+            domain: snapshots::DEFAULT_DOMAIN,
         }
     }
 }
