@@ -540,12 +540,48 @@ mod tests {
         };
         acme().validate().unwrap();
         for (c, name) in [
-            (Config { acme_key_file: None, ..acme() }, "acme_key_file"),
-            (Config { acme_directory: Some("http://ca.example/dir".into()), ..acme() }, "acme_directory"),
-            (Config { acme_contact: vec!["ops@example.com".into()], ..acme() }, "acme_contact"),
-            (Config { acme_retry_base_secs: 0, ..acme() }, "acme_retry_base_secs"),
-            (Config { acme_directory: None, ..acme() }, "acme_key_file"),
-            (Config { acme_ca_root: Some("/tmp/root.pem".into()), ..Config::default() }, "acme_ca_root"),
+            (
+                Config {
+                    acme_key_file: None,
+                    ..acme()
+                },
+                "acme_key_file",
+            ),
+            (
+                Config {
+                    acme_directory: Some("http://ca.example/dir".into()),
+                    ..acme()
+                },
+                "acme_directory",
+            ),
+            (
+                Config {
+                    acme_contact: vec!["ops@example.com".into()],
+                    ..acme()
+                },
+                "acme_contact",
+            ),
+            (
+                Config {
+                    acme_retry_base_secs: 0,
+                    ..acme()
+                },
+                "acme_retry_base_secs",
+            ),
+            (
+                Config {
+                    acme_directory: None,
+                    ..acme()
+                },
+                "acme_key_file",
+            ),
+            (
+                Config {
+                    acme_ca_root: Some("/tmp/root.pem".into()),
+                    ..Config::default()
+                },
+                "acme_ca_root",
+            ),
         ] {
             assert_eq!(field(c), Some(name));
         }

@@ -3,8 +3,8 @@
 //! handler, so the router can import every handler without a cycle.
 
 use crate::accounts::mailer::Mailer;
-use crate::acme::Acme;
 use crate::accounts::password::Passwords;
+use crate::acme::Acme;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;

@@ -53,15 +53,19 @@ struct Engine {
 /// The well-known answers after applying every outbox change in order, and
 /// the newest sequence.
 async fn applied(db: &PgPool) -> (HashMap<(String, String), String>, i64) {
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT seq, delta FROM link_outbox ORDER BY seq")
-        .fetch_all(db)
-        .await
-        .unwrap();
+    let rows: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, delta FROM link_outbox ORDER BY seq")
+            .fetch_all(db)
+            .await
+            .unwrap();
     let mut answers = HashMap::new();
     let mut last = 0;
     for (seq, delta) in rows {
         last = seq;
-        match LinkDelta::decode(&delta).expect("control writes valid deltas").change {
+        match LinkDelta::decode(&delta)
+            .expect("control writes valid deltas")
+            .change
+        {
             LinkChange::WellKnownUpsert { answer } => {
                 answers.insert((answer.host, answer.path), answer.body);
             }
@@ -79,7 +83,13 @@ async fn challenge(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> (StatusCode, String) {
-    let host = headers["host"].to_str().unwrap().split(':').next().unwrap().to_owned();
+    let host = headers["host"]
+        .to_str()
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned();
     let path = format!("/.well-known/acme-challenge/{token}");
     match applied(&engine.db).await.0.remove(&(host, path)) {
         Some(body) => (StatusCode::OK, body),
@@ -103,11 +113,22 @@ async fn put_cert(
     headers: HeaderMap,
     body: String,
 ) -> (StatusCode, axum::Json<Value>) {
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {TOKEN}")) {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
         return (StatusCode::UNAUTHORIZED, axum::Json(Value::Null));
     }
-    engine.pushed.lock().unwrap().entry(name.clone()).or_default().push(body);
-    (StatusCode::OK, axum::Json(serde_json::json!({ "installed": name })))
+    engine
+        .pushed
+        .lock()
+        .unwrap()
+        .entry(name.clone())
+        .or_default()
+        .push(body);
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "installed": name })),
+    )
 }
 
 impl StandInEngine {
@@ -137,7 +158,12 @@ impl StandInEngine {
     }
 
     fn pushes(&self, name: &str) -> Vec<String> {
-        self.pushed.lock().unwrap().get(name).cloned().unwrap_or_default()
+        self.pushed
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -243,7 +269,9 @@ fn leaf_serial_and_key_match(chain_pem: &str, key_pem: &str) -> (Vec<u8>, bool) 
 
 /// Splits a push body into (chain, key).
 fn split_push(body: &str) -> (&str, &str) {
-    let at = body.find("-----BEGIN PRIVATE KEY-----").expect("a key after the chain");
+    let at = body
+        .find("-----BEGIN PRIVATE KEY-----")
+        .expect("a key after the chain");
     (&body[..at], &body[at..])
 }
 
@@ -274,9 +302,21 @@ async fn issues_through_http_01_stores_sealed_ships_and_renews() {
     assert_eq!(issued["failures"], 0);
     assert!(issued["last_error"].is_null(), "{issued}");
     // Renewal 2/3 into the lifetime.
-    let nb = time::OffsetDateTime::parse(issued["not_before"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-    let na = time::OffsetDateTime::parse(issued["not_after"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-    let renew = time::OffsetDateTime::parse(issued["renew_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let nb = time::OffsetDateTime::parse(
+        issued["not_before"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let na = time::OffsetDateTime::parse(
+        issued["not_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let renew = time::OffsetDateTime::parse(
+        issued["renew_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
     let off: time::Duration = renew - control::acme::store::renewal_time(nb, na);
     assert!(off.abs() < time::Duration::seconds(2), "{issued}");
     assert!(na - nb > time::Duration::days(1), "{issued}");
@@ -288,23 +328,27 @@ async fn issues_through_http_01_stores_sealed_ships_and_renews() {
             .fetch_one(&db)
             .await
             .unwrap();
-    assert!(!sealed.windows(7).any(|w| w == b"PRIVATE"), "sealed at rest");
+    assert!(
+        !sealed.windows(7).any(|w| w == b"PRIVATE"),
+        "sealed at rest"
+    );
     let (account,): (Vec<u8>,) = sqlx::query_as("SELECT credentials_sealed FROM acme_accounts")
         .fetch_one(&db)
         .await
         .unwrap();
-    assert!(!account.windows(6).any(|w| w == b"key_pk"), "account sealed at rest");
+    assert!(
+        !account.windows(6).any(|w| w == b"key_pk"),
+        "account sealed at rest"
+    );
 
     // The challenge answer went out through the outbox and is gone again.
     let (answers, _) = applied(&db).await;
     assert!(answers.is_empty(), "answers removed: {answers:?}");
-    let published: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM link_outbox WHERE code = $1",
-    )
-    .bind(DOMAIN)
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let published: i64 = sqlx::query_scalar("SELECT count(*) FROM link_outbox WHERE code = $1")
+        .bind(DOMAIN)
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(published, 2, "one upsert and one delete");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM well_known_answers")
         .fetch_one(&db)
@@ -313,9 +357,11 @@ async fn issues_through_http_01_stores_sealed_ships_and_renews() {
     assert_eq!(left, 0);
 
     // Shipped to the engine: the same chain, and the key of its leaf.
-    testkit::wait_for(Duration::from_secs(10), Duration::from_millis(50), || async {
-        !engine.pushes(DOMAIN).is_empty()
-    })
+    testkit::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { !engine.pushes(DOMAIN).is_empty() },
+    )
     .await
     .unwrap();
     let first_push = engine.pushes(DOMAIN)[0].clone();
@@ -334,13 +380,23 @@ async fn issues_through_http_01_stores_sealed_ships_and_renews() {
     .await;
     let new_chain = renewed["chain_pem"].as_str().unwrap();
     verify_chain(new_chain, &root, DOMAIN);
-    testkit::wait_for(Duration::from_secs(10), Duration::from_millis(50), || async {
-        engine.pushes(DOMAIN).iter().any(|b| split_push(b).0.trim() == new_chain.trim())
-    })
+    testkit::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            engine
+                .pushes(DOMAIN)
+                .iter()
+                .any(|b| split_push(b).0.trim() == new_chain.trim())
+        },
+    )
     .await
     .unwrap();
     let pushes = engine.pushes(DOMAIN);
-    let latest = pushes.iter().find(|b| split_push(b).0.trim() == new_chain.trim()).unwrap();
+    let latest = pushes
+        .iter()
+        .find(|b| split_push(b).0.trim() == new_chain.trim())
+        .unwrap();
     let (new_serial, matches) = leaf_serial_and_key_match(new_chain, split_push(latest).1);
     assert!(matches, "the renewed key is the new leaf's");
     assert_ne!(new_serial, serial, "a new certificate");
@@ -367,29 +423,49 @@ async fn a_failed_challenge_is_recorded_and_retried_with_backoff() {
     .await;
     assert_eq!(failing["status"], "failing", "{failing}");
     let error = failing["last_error"].as_str().unwrap();
-    assert!(error.contains(DOMAIN), "the error names the domain: {error}");
+    assert!(
+        error.contains(DOMAIN),
+        "the error names the domain: {error}"
+    );
     assert!(failing["chain_pem"].is_null());
     let parse = |v: &Value| {
-        time::OffsetDateTime::parse(v.as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
     };
     assert!(
-        parse(&failing["renew_at"]) > parse(&failing["last_error_at"]),
+        error.contains("could not validate") && error.contains("connection refused"),
+        "the CA's own reason: {error}"
+    );
+    // The wait doubles per failure from the 1 s base (both stamped by one statement).
+    let failures = failing["failures"].as_i64().unwrap() as u32;
+    assert_eq!(
+        parse(&failing["renew_at"]) - parse(&failing["last_error_at"]),
+        time::Duration::seconds(1 << (failures - 1)),
         "the next try waits: {failing}"
     );
     // No answer is left behind by a failed order.
-    testkit::wait_for(Duration::from_secs(10), Duration::from_millis(50), || async {
-        let (answers, _) = applied(&db).await;
-        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM well_known_answers")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-        answers.is_empty() && rows == 0
-    })
+    testkit::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let (answers, _) = applied(&db).await;
+            let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM well_known_answers")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            answers.is_empty() && rows == 0
+        },
+    )
     .await
     .unwrap();
 
     // Control is still up, and once the challenge is served, a retry succeeds.
-    let plain = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let plain = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let _engine = StandInEngine::start(db.clone(), plain, admin).await;
     let issued = wait_status(&app, &app.admin_key, "issued", |b| b["status"] == "issued").await;
@@ -442,12 +518,20 @@ async fn who_may_ask_for_and_read_a_certificate() {
     assert_eq!(error_code(&body), "not_found");
     // A pending domain must be verified first; a bad name is a 400.
     let (s, body) = app
-        .call(Method::POST, "/v1/domains/pending.example/certificate", &app.admin_key)
+        .call(
+            Method::POST,
+            "/v1/domains/pending.example/certificate",
+            &app.admin_key,
+        )
         .await;
     assert_eq!(s, 409, "{body}");
     assert_eq!(error_code(&body), "domain_not_verified");
     let (s, body) = app
-        .call(Method::POST, "/v1/domains/not_a_name/certificate", &app.admin_key)
+        .call(
+            Method::POST,
+            "/v1/domains/not_a_name/certificate",
+            &app.admin_key,
+        )
         .await;
     assert_eq!(s, 400, "{body}");
 
@@ -455,7 +539,11 @@ async fn who_may_ask_for_and_read_a_certificate() {
     let (s, body) = app.call(Method::POST, &path, &app.admin_key).await;
     assert_eq!(s, 202, "{body}");
     let (s, body) = app
-        .call(Method::POST, "/v1/domains/other.example/certificate", &app.operator_key)
+        .call(
+            Method::POST,
+            "/v1/domains/other.example/certificate",
+            &app.operator_key,
+        )
         .await;
     assert_eq!(s, 202, "{body}");
     // A viewer reads the status; another organization does not.
@@ -464,12 +552,11 @@ async fn who_may_ask_for_and_read_a_certificate() {
     assert_eq!(body["domain"], DOMAIN);
     let (s, _) = app.call(Method::GET, &path, &other).await;
     assert_eq!(s, 404);
-    let audited: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'certificate.request'",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'certificate.request'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
     assert_eq!(audited, 2);
 }
 
@@ -478,7 +565,11 @@ async fn without_acme_the_routes_say_so() {
     let app = TestApp::start().await;
     verified_domain(&app.running.state.db, "acme", DOMAIN).await;
     let (s, body) = app
-        .call(Method::POST, &format!("/v1/domains/{DOMAIN}/certificate"), &app.admin_key)
+        .call(
+            Method::POST,
+            &format!("/v1/domains/{DOMAIN}/certificate"),
+            &app.admin_key,
+        )
         .await;
     assert_eq!(s, 503, "{body}");
     assert_eq!(error_code(&body), "unavailable");

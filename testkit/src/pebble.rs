@@ -42,10 +42,14 @@ impl Pebble {
     pub fn start(http_port: u16) -> anyhow::Result<Pebble> {
         for program in ["pebble", "pebble-challtestsrv"] {
             if which(program).is_none() {
-                bail!("{program} is not installed: run deploy/services.sh (it installs Debian's pebble)");
+                bail!(
+                    "{program} is not installed: run deploy/services.sh (it installs Debian's pebble)"
+                );
             }
         }
-        let dir = tempfile::Builder::new().prefix("testkit-pebble-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("testkit-pebble-")
+            .tempdir()?;
         let (root_pem, cert_pem, key_pem) = https_pair()?;
         std::fs::write(dir.path().join("root.pem"), root_pem)?;
         std::fs::write(dir.path().join("cert.pem"), cert_pem)?;
@@ -114,7 +118,10 @@ impl Pebble {
                     bail!("{name} exited ({status}); {}", self.logs());
                 }
                 if Instant::now() >= deadline {
-                    bail!("{addr} is not listening after {START_TIMEOUT:?}; {}", self.logs());
+                    bail!(
+                        "{addr} is not listening after {START_TIMEOUT:?}; {}",
+                        self.logs()
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -238,7 +245,10 @@ fn https_get(addr: SocketAddr, root_pem: &[u8], path: &str) -> anyhow::Result<St
     if !head.starts_with("HTTP/1.1 200") {
         bail!("GET {path} on pebble's management port: {head}");
     }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return Ok(dechunk(body));
     }
     Ok(body.to_owned())

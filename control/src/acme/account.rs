@@ -19,12 +19,11 @@ fn builder(acme: &Acme) -> anyhow::Result<AccountBuilder> {
 /// The stored account of `acme.directory`, or a new one (stored before use).
 pub async fn load_or_create(acme: &Acme) -> anyhow::Result<Account> {
     let purpose = account_purpose(&acme.directory);
-    let stored: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT credentials_sealed FROM acme_accounts WHERE directory_url = $1",
-    )
-    .bind(&acme.directory)
-    .fetch_optional(&acme.db)
-    .await?;
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT credentials_sealed FROM acme_accounts WHERE directory_url = $1")
+            .bind(&acme.directory)
+            .fetch_optional(&acme.db)
+            .await?;
     if let Some(sealed) = stored {
         let json = acme.sealer.open(&purpose, &sealed)?;
         let credentials: AccountCredentials =
@@ -33,7 +32,11 @@ pub async fn load_or_create(acme: &Acme) -> anyhow::Result<Account> {
             .from_credentials(credentials)
             .await
             .context("restoring the ACME account")?;
-        tracing::info!(directory = acme.directory, account = account.id(), "ACME account loaded");
+        tracing::info!(
+            directory = acme.directory,
+            account = account.id(),
+            "ACME account loaded"
+        );
         return Ok(account);
     }
     let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
@@ -64,6 +67,10 @@ pub async fn load_or_create(acme: &Acme) -> anyhow::Result<Account> {
     if inserted == 0 {
         return Box::pin(load_or_create(acme)).await;
     }
-    tracing::info!(directory = acme.directory, account = account.id(), "ACME account created");
+    tracing::info!(
+        directory = acme.directory,
+        account = account.id(),
+        "ACME account created"
+    );
     Ok(account)
 }

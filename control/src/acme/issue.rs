@@ -30,7 +30,12 @@ pub async fn issue(acme: &Acme, domain: &str, domain_id: i64) -> anyhow::Result<
     let result = answer_and_finalize(acme, &mut order, domain, domain_id, &mut published).await;
     for answer in &published {
         if let Err(e) = publish::remove(&acme.db, &answer.host, &answer.path).await {
-            tracing::warn!(domain, path = answer.path, error = format!("{e:#}"), "removing a challenge answer");
+            tracing::warn!(
+                domain,
+                path = answer.path,
+                error = format!("{e:#}"),
+                "removing a challenge answer"
+            );
         }
     }
     result
@@ -136,7 +141,12 @@ async fn validation_failure(order: &mut Order, domain: &str) -> String {
         let _ = authz.refresh().await;
         for challenge in &authz.challenges {
             if let Some(problem) = &challenge.error {
-                reasons.push(problem.detail.clone().unwrap_or_else(|| problem.to_string()));
+                reasons.push(
+                    problem
+                        .detail
+                        .clone()
+                        .unwrap_or_else(|| problem.to_string()),
+                );
             }
         }
     }

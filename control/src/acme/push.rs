@@ -121,11 +121,21 @@ async fn push_one(engines: &Engines, sealer: &Sealer, engine: &str, pair: &Pair)
             true
         }
         Pushed::Refused(why) => {
-            tracing::warn!(engine, domain = pair.domain, error = why, "engine refused the certificate");
+            tracing::warn!(
+                engine,
+                domain = pair.domain,
+                error = why,
+                "engine refused the certificate"
+            );
             true
         }
         Pushed::Failed(why) => {
-            tracing::warn!(engine, domain = pair.domain, error = why, "certificate push failed");
+            tracing::warn!(
+                engine,
+                domain = pair.domain,
+                error = why,
+                "certificate push failed"
+            );
             false
         }
     }
@@ -149,7 +159,12 @@ pub struct Reconciler {
 
 impl Reconciler {
     /// One round: ship every issued pair an engine may lack.
-    pub async fn round(&mut self, db: &PgPool, engines: &Engines, sealer: &Sealer) -> anyhow::Result<()> {
+    pub async fn round(
+        &mut self,
+        db: &PgPool,
+        engines: &Engines,
+        sealer: &Sealer,
+    ) -> anyhow::Result<()> {
         if engines.addrs().is_empty() {
             return Ok(());
         }

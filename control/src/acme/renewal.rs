@@ -28,8 +28,14 @@ pub async fn run(acme: Arc<Acme>, reconcile_every: Duration) {
         }
         // Every wake-up ends with a round, so a new certificate ships at once
         // (the round finds every engine lacking it).
-        if let Err(e) = reconciler.round(&acme.db, &acme.engines, &acme.sealer).await {
-            tracing::warn!(error = format!("{e:#}"), "certificate reconcile round failed");
+        if let Err(e) = reconciler
+            .round(&acme.db, &acme.engines, &acme.sealer)
+            .await
+        {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "certificate reconcile round failed"
+            );
         }
     }
 }

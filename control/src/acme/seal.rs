@@ -33,11 +33,11 @@ pub enum SealError {
         "the ACME key file {path} may be read by others (mode {mode:o}); chmod 600 it: it protects every certificate's private key"
     )]
     Permissions { path: String, mode: u32 },
-    #[error(
-        "the ACME key file {path} must hold 32 bytes as 64 hex digits (openssl rand -hex 32)"
-    )]
+    #[error("the ACME key file {path} must hold 32 bytes as 64 hex digits (openssl rand -hex 32)")]
     Format { path: String },
-    #[error("a sealed value does not open with this key (another key file, or not sealed for {0:?})")]
+    #[error(
+        "a sealed value does not open with this key (another key file, or not sealed for {0:?})"
+    )]
     Open(String),
 }
 
@@ -108,7 +108,8 @@ impl Sealer {
         if sealed.len() < 1 + NONCE_LEN || sealed[0] != VERSION {
             return Err(fail());
         }
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN]).map_err(|_| fail())?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN]).map_err(|_| fail())?;
         let mut body = sealed[1 + NONCE_LEN..].to_vec();
         let plain = self
             .key
