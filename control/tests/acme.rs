@@ -22,6 +22,7 @@ use serde_json::Value;
 use snapshots::delta::{LinkChange, LinkDelta};
 use sqlx::PgPool;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +34,10 @@ type Pushed = Arc<Mutex<HashMap<String, Vec<String>>>>;
 
 struct StandInEngine {
     pushed: Pushed,
+    /// Its snapshot's load time in `/readyz`; a new value looks like a restart.
+    loaded_at_ms: Arc<AtomicU64>,
+    /// `/readyz` requests so far (each reconcile round asks once).
+    readyz_hits: Arc<AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -48,6 +53,8 @@ impl Drop for StandInEngine {
 struct Engine {
     db: PgPool,
     pushed: Pushed,
+    loaded_at_ms: Arc<AtomicU64>,
+    readyz_hits: Arc<AtomicU64>,
 }
 
 /// The well-known answers after applying every outbox change in order, and
@@ -99,9 +106,10 @@ async fn challenge(
 
 async fn readyz(State(engine): State<Engine>) -> axum::Json<Value> {
     let (_, seq) = applied(&engine.db).await;
+    engine.readyz_hits.fetch_add(1, Ordering::Relaxed);
     axum::Json(serde_json::json!({
         "ready": true, "snapshot": {"sequence": 0, "links": 0, "built_at_ms": 0,
-            "loaded_at_ms": 1, "source": "stand-in"},
+            "loaded_at_ms": engine.loaded_at_ms.load(Ordering::Relaxed), "source": "stand-in"},
         "nats": true, "nats_connected": true, "delta_seq": seq, "delta_lag": 0,
         "cores": [{"snapshot_sequence": 0, "delta_applied_seq": seq, "delta_entries": 0}]
     }))
@@ -139,9 +147,13 @@ impl StandInEngine {
         admin: tokio::net::TcpListener,
     ) -> StandInEngine {
         let pushed = Pushed::default();
+        let loaded_at_ms = Arc::new(AtomicU64::new(1));
+        let readyz_hits = Arc::new(AtomicU64::new(0));
         let engine = Engine {
             db,
             pushed: pushed.clone(),
+            loaded_at_ms: loaded_at_ms.clone(),
+            readyz_hits: readyz_hits.clone(),
         };
         let plain_app = axum::Router::new()
             .route("/.well-known/acme-challenge/{token}", get(challenge))
@@ -154,7 +166,12 @@ impl StandInEngine {
             tokio::spawn(async move { axum::serve(plain, plain_app).await.unwrap() }),
             tokio::spawn(async move { axum::serve(admin, admin_app).await.unwrap() }),
         ];
-        StandInEngine { pushed, tasks }
+        StandInEngine {
+            pushed,
+            loaded_at_ms,
+            readyz_hits,
+            tasks,
+        }
     }
 
     fn pushes(&self, name: &str) -> Vec<String> {
@@ -369,6 +386,30 @@ async fn issues_through_http_01_stores_sealed_ships_and_renews() {
     assert_eq!(pushed_chain.trim(), chain.trim());
     let (serial, matches) = leaf_serial_and_key_match(chain, pushed_key);
     assert!(matches, "the pushed key is the leaf's");
+    // Shipped once, not on every reconcile round...
+    let hits = engine.readyz_hits.load(Ordering::Relaxed);
+    testkit::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { engine.readyz_hits.load(Ordering::Relaxed) >= hits + 3 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        engine.pushes(DOMAIN).len(),
+        1,
+        "one push per engine and issuance"
+    );
+    // ...and again when the engine looks restarted (it may have lost its state).
+    engine.loaded_at_ms.store(2, Ordering::Relaxed);
+    testkit::wait_for(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async { engine.pushes(DOMAIN).len() == 2 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(engine.pushes(DOMAIN)[1], first_push);
 
     // Renewal on demand replaces it: a new leaf, a new key, pushed again.
     let (s, body) = app.call(Method::POST, &path, &app.admin_key).await;

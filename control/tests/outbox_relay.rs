@@ -71,9 +71,11 @@ fn apply(deltas: &[LinkDelta]) -> BTreeMap<String, snapshots::Link> {
             LinkChange::Upsert { link } => {
                 map.insert(link.code.clone(), link.clone());
             }
-            LinkChange::Delete { code } => {
+            LinkChange::Delete { code, .. } => {
                 map.remove(code);
             }
+            // Domain and well-known changes do not change this map.
+            _ => {}
         }
     }
     map
