@@ -5,6 +5,9 @@
 #   NATS+JetStream  127.0.0.1:4222
 #   ClickHouse      127.0.0.1:8123 (HTTP), 127.0.0.1:9000 (native TCP)
 #
+# and installs (never starts) Debian's pebble: the test ACME CA the certificate
+# tests (testkit::Pebble) and deploy/up.sh's https demo run on ports of their own.
+#
 # Usage:
 #   deploy/services.sh [up]     install what is missing, start what is not answering, wait
 #   deploy/services.sh status   say what answers, change nothing (exit 1 if something is down)
@@ -343,6 +346,9 @@ case "${1:-up}" in
     exec 9>"$STACK_DIR/services.lock"
     flock -w "$TIMEOUT" 9 || die "another deploy/services.sh holds $STACK_DIR/services.lock"
     command -v curl >/dev/null 2>&1 || apt_install curl
+    # pebble (a test ACME CA) and its mock DNS, for control's certificate tests
+    # and deploy/up.sh's https demo; started by those, never here.
+    command -v pebble >/dev/null 2>&1 || apt_install pebble
     up_postgres
     up_nats
     up_clickhouse

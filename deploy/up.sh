@@ -2,7 +2,10 @@
 # Brings the whole stack up on loopback and prints what to try (the README's first command).
 #
 #   deploy/up.sh          services (PostgreSQL, NATS JetStream, ClickHouse), release builds,
-#                         then analytics, engine and control, an admin API key and demo links
+#                         then analytics, engine and control, an admin API key and demo links;
+#                         with custom domains and engine TLS built in, an https demo too: a
+#                         test ACME CA (pebble), a demo domain and its certificate issued
+#                         through control (HTTP-01 answered by the engine), served on TLS
 #   deploy/up.sh down     stops what `up` started (engine, control, analytics, our ClickHouse)
 #   deploy/up.sh status   says what is running
 #
@@ -30,6 +33,15 @@ ENGINE_LISTEN=127.0.0.1:8080
 ENGINE_ADMIN=127.0.0.1:9080
 CONTROL_LISTEN=127.0.0.1:8000
 ANALYTICS_METRICS=127.0.0.1:9100
+# The https demo: the engine's TLS port, pebble (ACME on 14000, management 15000) and its
+# mock DNS (every name is 127.0.0.1), the demo domain.
+ENGINE_TLS_LISTEN=127.0.0.1:8443
+PEBBLE_DIR="$STACK_DIR/pebble"
+PEBBLE_LISTEN=127.0.0.1:14000
+PEBBLE_MANAGEMENT=127.0.0.1:15000
+PEBBLE_DNS=127.0.0.1:8053
+PEBBLE_DNS_MANAGEMENT=127.0.0.1:8055
+DEMO_DOMAIN=demo.example
 # MaxMind's test database knows only a few networks (175.16.199.0/24 is Changchun, CN); point
 # GEOIP at a real one for real traffic (analytics/README.md says where to get one).
 GEOIP="${GEOIP:-$repo/testkit/fixtures/geoip/GeoIP2-City-Test.mmdb}"
@@ -54,7 +66,7 @@ stop_one() {
 }
 
 status() {
-  for name in analytics engine control; do
+  for name in analytics engine control pebble challtestsrv; do
     if alive "$name"; then echo "$name running (pid $(cat "$RUN/$name.pid"), log $LOGS/$name.log)"
     else echo "$name not running"; fi
   done
@@ -64,7 +76,7 @@ status() {
 
 case "${1:-up}" in
   down)
-    for name in control engine analytics; do stop_one "$name"; done
+    for name in control engine analytics pebble challtestsrv; do stop_one "$name"; done
     deploy/nats.sh down
     deploy/services.sh stop
     exit 0 ;;
@@ -102,6 +114,17 @@ start() {
   die "$name did not become ready in 30 s"
 }
 
+# The https demo needs control's custom domains (--default-domain) and ACME
+# (--acme-directory) and the engine's TLS port (--tls-listen): all three once the domains,
+# tls-wire and acme branches are merged. Without them the stack comes up as before.
+https_demo=0
+if "$BIN/engine" serve --help 2>/dev/null | grep -q -- '--tls-listen' \
+  && "$BIN/control" serve --help 2>/dev/null | grep -q -- '--acme-directory' \
+  && "$BIN/control" serve --help 2>/dev/null | grep -q -- '--default-domain' \
+  && command -v pebble >/dev/null; then
+  https_demo=1
+fi
+
 echo "== database $DATABASE"
 if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'" | grep -q 1; then
   psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$DATABASE\""
@@ -117,9 +140,49 @@ echo "== keys"
 ( umask 077; mkdir -p "$KEYS"
   [ -s "$KEYS/links-signing.pem" ] || openssl genpkey -algorithm ed25519 -out "$KEYS/links-signing.pem"
   [ -s "$KEYS/links-verify.pem" ] || openssl pkey -in "$KEYS/links-signing.pem" -pubout -out "$KEYS/links-verify.pem"
-  [ -s "$KEYS/engine-admin-token" ] || head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$KEYS/engine-admin-token" )
+  [ -s "$KEYS/engine-admin-token" ] || head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$KEYS/engine-admin-token"
+  # Seals the ACME account key and every certificate's private key in PostgreSQL.
+  [ -s "$KEYS/acme.key" ] || openssl rand -hex 32 >"$KEYS/acme.key" )
 export ENGINE_ADMIN_TOKEN
 ENGINE_ADMIN_TOKEN=$(cat "$KEYS/engine-admin-token")
+
+control_https=() engine_https=()
+if [ "$https_demo" = 1 ]; then
+  echo "== https demo: pebble (test ACME CA) and its DNS"
+  # Pebble's own https: a CA and a 127.0.0.1 leaf made here, once. Pebble validates HTTP-01
+  # on the engine's plain port; its DNS answers every name with 127.0.0.1.
+  ( umask 077; mkdir -p "$PEBBLE_DIR" "$STACK_DIR/engine-tls"; cd "$PEBBLE_DIR"
+    if [ ! -s cert.pem ]; then
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -keyout ca.key -out ca.pem -subj "/CN=demo pebble https root" 2>/dev/null
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem \
+        -out leaf.csr -subj "/CN=127.0.0.1" 2>/dev/null
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >leaf.ext
+      openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile leaf.ext -out cert.pem 2>/dev/null
+    fi
+    cat >pebble.json <<JSON
+{"pebble": {"listenAddress": "$PEBBLE_LISTEN", "managementListenAddress": "$PEBBLE_MANAGEMENT",
+  "certificate": "$PEBBLE_DIR/cert.pem", "privateKey": "$PEBBLE_DIR/key.pem",
+  "httpPort": ${ENGINE_LISTEN##*:}, "tlsPort": 5001, "ocspResponderURL": "",
+  "externalAccountBindingRequired": false}}
+JSON
+    # The engine's TLS port needs one pair to start with: a self-signed localhost one; the
+    # demo domain's comes from control.
+    if [ ! -s "$STACK_DIR/engine-tls/localhost.crt" ]; then
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -keyout "$STACK_DIR/engine-tls/localhost.key" -out "$STACK_DIR/engine-tls/localhost.crt" \
+        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" 2>/dev/null
+    fi )
+  start challtestsrv 'Starting management server' pebble-challtestsrv \
+    -defaultIPv4 127.0.0.1 -defaultIPv6 "" -dns01 "$PEBBLE_DNS" -management "$PEBBLE_DNS_MANAGEMENT" \
+    -http01 "" -https01 "" -tlsalpn01 ""
+  start pebble 'ACME directory available' env PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
+    pebble -config "$PEBBLE_DIR/pebble.json" -dnsserver "$PEBBLE_DNS"
+  control_https=(--acme-directory "https://$PEBBLE_LISTEN/dir" --acme-ca-root "$PEBBLE_DIR/ca.pem"
+    --acme-key-file "$KEYS/acme.key" --acme-contact mailto:ops@demo.example)
+  engine_https=(--tls-listen "$ENGINE_TLS_LISTEN" --tls-certs "$STACK_DIR/engine-tls")
+fi
 
 echo "== components"
 # Order: analytics owns CLICKS and control owns LINKS, so both exist before the engine
@@ -133,12 +196,12 @@ start control '"event":"ready"' "$BIN/control" serve \
   --nats "$NATS_URL" --nats-user control --nats-password-file "$NATS_DIR/control.password" \
   --links-signing-key "$KEYS/links-signing.pem" \
   --clickhouse "$CLICKHOUSE_URL" --short-base "http://$ENGINE_LISTEN" \
-  --engine-admin "$ENGINE_ADMIN" --snapshot-dir "$STACK_DIR/snapshots"
+  --engine-admin "$ENGINE_ADMIN" --snapshot-dir "$STACK_DIR/snapshots" "${control_https[@]}"
 start engine '"event":"ready"' "$BIN/engine" serve \
   --listen "$ENGINE_LISTEN" --admin "$ENGINE_ADMIN" --state-dir "$STACK_DIR/engine" \
   --nats "$NATS_URL" --nats-user engine --nats-password-file "$NATS_DIR/engine.password" \
   --links-verify-key "$KEYS/links-verify.pem" \
-  --node-id demo --trusted-proxy 127.0.0.1
+  --node-id demo --trusted-proxy 127.0.0.1 "${engine_https[@]}"
 
 echo "== demo key and links"
 if [ ! -s "$STACK_DIR/demo-key" ]; then
@@ -154,6 +217,40 @@ for pair in rust=https://www.rust-lang.org/ nats=https://nats.io/ clickhouse=htt
     -d "{\"target\":\"$target\",\"custom_alias\":\"$code\"}" || true
 done
 
+https_try=""
+if [ "$https_demo" = 1 ]; then
+  echo "== https demo: $DEMO_DOMAIN and its certificate"
+  if [ ! -s "$STACK_DIR/ops-key" ]; then
+    "$BIN/control" keys create --operator --name demo-ops --database-url "$DATABASE_URL" \
+      | grep -oE '[A-Za-z0-9_]+_[A-Za-z0-9_-]{16,}' | head -1 >"$STACK_DIR/ops-key"
+  fi
+  OPS=$(cat "$STACK_DIR/ops-key")
+  api() { curl -s -X "$1" "http://$CONTROL_LISTEN$2" -H "Authorization: Bearer $3" \
+            -H 'Content-Type: application/json' ${4:+-d "$4"}; }
+  api POST /v1/domains "$KEY" "{\"name\":\"$DEMO_DOMAIN\"}" >/dev/null
+  # demo.example resolves nowhere, so control's own check of the token cannot pass: the
+  # demo marks it verified in the database and has a snapshot carry that to the engine.
+  psql -h 127.0.0.1 -U postgres -d "$DATABASE" -qc \
+    "UPDATE domains SET verified_at = now() WHERE name = '$DEMO_DOMAIN' AND verified_at IS NULL AND deleted_at IS NULL"
+  api POST /v1/admin/snapshots "$OPS" >/dev/null
+  api POST /v1/links "$KEY" "{\"target\":\"https://www.rust-lang.org/\",\"custom_alias\":\"rust\",\"domain\":\"$DEMO_DOMAIN\"}" >/dev/null
+  api POST "/v1/domains/$DEMO_DOMAIN/certificate" "$KEY" >/dev/null
+  curl -s --cacert "$PEBBLE_DIR/ca.pem" "https://$PEBBLE_MANAGEMENT/roots/0" >"$PEBBLE_DIR/issuing-root.pem"
+  cert=""
+  for _ in $(seq 1 120); do
+    cert=$(api GET "/v1/domains/$DEMO_DOMAIN/certificate" "$KEY")
+    case "$cert" in *'"status":"issued"'*) break ;; esac
+    sleep 0.5
+  done
+  case "$cert" in
+    *'"status":"issued"'*)
+      echo "certificate for $DEMO_DOMAIN issued (pebble's root: $PEBBLE_DIR/issuing-root.pem)"
+      https_try="  curl -i --resolve $DEMO_DOMAIN:${ENGINE_TLS_LISTEN##*:}:127.0.0.1 --cacert $PEBBLE_DIR/issuing-root.pem https://$DEMO_DOMAIN:${ENGINE_TLS_LISTEN##*:}/rust
+      (TLS with the certificate control ordered from pebble and pushed to the engine)" ;;
+    *) echo "up.sh: the demo certificate was not issued in 60 s: $cert" >&2 ;;
+  esac
+fi
+
 cat <<EOF
 
 The stack is up.
@@ -164,6 +261,7 @@ The stack is up.
 
 Try:
   curl -i http://$ENGINE_LISTEN/rust            # or open it in a browser
+$https_try
   curl -s -o /dev/null -H 'X-Forwarded-For: 175.16.199.77' -A 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36' http://$ENGINE_LISTEN/rust
       (this engine trusts X-Forwarded-For from 127.0.0.1 for the demo: the click shows as Changchun, CN)
   curl -s -X POST http://$CONTROL_LISTEN/v1/links -H "Authorization: Bearer $KEY" \\

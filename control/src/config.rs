@@ -128,6 +128,33 @@ pub struct Config {
     pub smtp_password_file: Option<PathBuf>,
     /// Sender of those mails. Default `shortener <no-reply@localhost>`.
     pub mail_from: String,
+
+    // --- certificates by ACME (crate::acme) ---
+    /// ACME directory URL (`https://acme-v02.api.letsencrypt.org/directory`).
+    /// Default none: no certificates are ordered, and the certificate routes
+    /// answer 503.
+    pub acme_directory: Option<String>,
+    /// Contacts of the ACME account (`mailto:ops@example.com`), for the CA's
+    /// expiry and policy mails. Default none.
+    pub acme_contact: Vec<String>,
+    /// PEM root certificate the ACME directory's own https is checked
+    /// against instead of the system's roots: a test CA's (pebble's). Default
+    /// none: the system's roots.
+    pub acme_ca_root: Option<PathBuf>,
+    /// File with the 32-byte key (64 hex digits, mode 0600) that seals the
+    /// ACME account key and every certificate's private key in PostgreSQL.
+    /// Required with `acme_directory`. Default none.
+    pub acme_key_file: Option<PathBuf>,
+    /// Seconds between looks for certificates due (issuance requested, 2/3
+    /// of a lifetime passed, a retry due); a request over the API wakes the
+    /// task at once. Default 60.
+    pub acme_check_interval_secs: u64,
+    /// Seconds before the first retry of a failed order; each further
+    /// failure doubles it, up to a day. Default 300.
+    pub acme_retry_base_secs: u64,
+    /// Seconds to wait for every engine to serve a challenge answer before
+    /// asking the CA to validate. Default 60.
+    pub acme_publish_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -174,6 +201,13 @@ impl Default for Config {
             smtp_url: None,
             smtp_password_file: None,
             mail_from: "shortener <no-reply@localhost>".into(),
+            acme_directory: None,
+            acme_contact: Vec::new(),
+            acme_ca_root: None,
+            acme_key_file: None,
+            acme_check_interval_secs: 60,
+            acme_retry_base_secs: 300,
+            acme_publish_timeout_secs: 60,
         }
     }
 }
@@ -301,11 +335,65 @@ impl ServiceConfig for Config {
         }
         self.links_signer()?;
         self.validate_accounts()?;
+        self.validate_acme()?;
         Ok(())
     }
 }
 
 impl Config {
+    /// The ACME settings: all or nothing.
+    fn validate_acme(&self) -> Result<(), ConfigError> {
+        let Some(directory) = &self.acme_directory else {
+            for (name, set) in [
+                ("acme_contact", !self.acme_contact.is_empty()),
+                ("acme_ca_root", self.acme_ca_root.is_some()),
+                ("acme_key_file", self.acme_key_file.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::invalid(
+                        name,
+                        "is set without acme_directory (ACME is off)",
+                    ));
+                }
+            }
+            return Ok(());
+        };
+        match url::Url::parse(directory) {
+            Ok(u) if u.scheme() == "https" && u.host_str().is_some() => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    "acme_directory",
+                    format!("{directory:?} is not an https URL (ACME requires https)"),
+                ));
+            }
+        }
+        if self.acme_key_file.is_none() {
+            return Err(ConfigError::invalid(
+                "acme_key_file",
+                "required with acme_directory: it seals the account and certificate keys \
+                 in PostgreSQL (openssl rand -hex 32 > acme.key; chmod 600 acme.key)",
+            ));
+        }
+        for contact in &self.acme_contact {
+            if !contact.starts_with("mailto:") || contact.len() < 10 {
+                return Err(ConfigError::invalid(
+                    "acme_contact",
+                    format!("{contact:?} is not a mailto: URL (mailto:ops@example.com)"),
+                ));
+            }
+        }
+        for (name, value) in [
+            ("acme_check_interval_secs", self.acme_check_interval_secs),
+            ("acme_retry_base_secs", self.acme_retry_base_secs),
+            ("acme_publish_timeout_secs", self.acme_publish_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(name, "must be at least 1, got 0"));
+            }
+        }
+        Ok(())
+    }
+
     /// The accounts settings (a block of its own).
     fn validate_accounts(&self) -> Result<(), ConfigError> {
         public_origin(&self.public_url)?;
@@ -495,6 +583,63 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acme_settings_come_together() {
+        let field = |c: Config| c.validate().unwrap_err().field();
+        let acme = || Config {
+            acme_directory: Some("https://ca.example/dir".into()),
+            acme_key_file: Some("/etc/control/acme.key".into()),
+            ..Config::default()
+        };
+        acme().validate().unwrap();
+        for (c, name) in [
+            (
+                Config {
+                    acme_key_file: None,
+                    ..acme()
+                },
+                "acme_key_file",
+            ),
+            (
+                Config {
+                    acme_directory: Some("http://ca.example/dir".into()),
+                    ..acme()
+                },
+                "acme_directory",
+            ),
+            (
+                Config {
+                    acme_contact: vec!["ops@example.com".into()],
+                    ..acme()
+                },
+                "acme_contact",
+            ),
+            (
+                Config {
+                    acme_retry_base_secs: 0,
+                    ..acme()
+                },
+                "acme_retry_base_secs",
+            ),
+            (
+                Config {
+                    acme_directory: None,
+                    ..acme()
+                },
+                "acme_key_file",
+            ),
+            (
+                Config {
+                    acme_ca_root: Some("/tmp/root.pem".into()),
+                    ..Config::default()
+                },
+                "acme_ca_root",
+            ),
+        ] {
+            assert_eq!(field(c), Some(name));
+        }
+    }
 
     #[test]
     fn defaults_are_valid_and_documented_values() {

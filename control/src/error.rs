@@ -100,6 +100,9 @@ pub enum ApiError {
     TokenExpired { what: &'static str },
     #[error("an organization keeps at least one owner")]
     LastOwner,
+    // certificates
+    #[error("the domain {name:?} is not verified yet; verify it before asking for a certificate")]
+    DomainNotVerified { name: String },
 }
 
 impl ApiError {
@@ -169,6 +172,7 @@ impl ApiError {
             ApiError::TokenUsed { .. } => (StatusCode::GONE, "token_used"),
             ApiError::TokenExpired { .. } => (StatusCode::GONE, "token_expired"),
             ApiError::LastOwner => (StatusCode::CONFLICT, "last_owner"),
+            ApiError::DomainNotVerified { .. } => (StatusCode::CONFLICT, "domain_not_verified"),
         }
     }
 
@@ -195,6 +199,7 @@ impl ApiError {
             ApiError::OrganizationNotChosen => json!({ "header": "X-Org" }),
             ApiError::NotMember { org } => json!({ "org": org }),
             ApiError::RoleRequired { required } => json!({ "required_role": required }),
+            ApiError::DomainNotVerified { name } => json!({ "domain": name }),
             _ => Value::Null,
         }
     }

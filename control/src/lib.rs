@@ -77,10 +77,15 @@
 //! - [`metrics`], [`openapi`], [`ratelimit`].
 //! - [`accounts`]: users, sessions, members, invitations, password resets,
 //!   mail; [`audit_log`]: `GET /v1/audit`; [`cors`]: allowed origins.
+//! - [`acme`]: certificates by ACME for custom domains: the deployment's
+//!   account, HTTP-01 answers through the outbox and the engines, the
+//!   renewal task, pushes to the engines' `PUT /certs/NAME`, keys sealed at
+//!   rest.
 //!
 //! Modules depend one way: handlers on [`state`] and below, [`router`] on
 //! handlers, [`server`] on [`router`]; no cycle.
 
+pub mod acme;
 pub mod admin;
 pub mod audit;
 pub mod auth;

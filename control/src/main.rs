@@ -250,6 +250,27 @@ struct ServeArgs {
     /// Sender of those mails. Default "shortener <no-reply@localhost>".
     #[arg(long)]
     mail_from: Option<String>,
+    /// ACME directory URL to order domains' certificates from (HTTP-01). Default: none, ACME off.
+    #[arg(long)]
+    acme_directory: Option<String>,
+    /// Contact of the ACME account (mailto:ops@example.com); repeatable. Default: none.
+    #[arg(long = "acme-contact")]
+    acme_contact: Vec<String>,
+    /// PEM root the ACME directory's https is checked against instead of the system's (a test CA such as pebble). Default: none.
+    #[arg(long)]
+    acme_ca_root: Option<PathBuf>,
+    /// File with 64 hex digits (mode 0600; openssl rand -hex 32) sealing the ACME account and certificate keys in PostgreSQL; required with --acme-directory. Default: none.
+    #[arg(long)]
+    acme_key_file: Option<PathBuf>,
+    /// Seconds between looks for certificates due. Default 60.
+    #[arg(long)]
+    acme_check_interval_secs: Option<u64>,
+    /// Seconds before the first retry of a failed order, doubling per failure up to a day. Default 300.
+    #[arg(long)]
+    acme_retry_base_secs: Option<u64>,
+    /// Seconds to wait for every engine to serve a challenge answer. Default 60.
+    #[arg(long)]
+    acme_publish_timeout_secs: Option<u64>,
 }
 
 impl ServeArgs {
@@ -262,9 +283,11 @@ impl ServeArgs {
                 reconcile_interval_secs, code_length, max_body_bytes, rate_per_key,
                 burst_per_key, rate_per_ip, burst_per_ip,
                 public_url, session_idle_secs, session_absolute_secs, login_rate_per_ip,
-                login_burst_per_ip, login_rate_per_email, login_burst_per_email, mail_from;
+                login_burst_per_ip, login_rate_per_email, login_burst_per_email, mail_from,
+                acme_check_interval_secs, acme_retry_base_secs, acme_publish_timeout_secs;
                 optional: nats, nats_user, nats_password_file, links_signing_key, clickhouse,
-                engine_admin_token, smtp_url, smtp_password_file, default_domain);
+                engine_admin_token, smtp_url, smtp_password_file, default_domain, acme_directory,
+                acme_ca_root, acme_key_file);
             // Switches only switch on: the file's `true` stays without the flag.
             c.links_stream_adopt |= self.links_stream_adopt;
             c.allow_private_targets |= self.allow_private_targets;
@@ -277,6 +300,9 @@ impl ServeArgs {
             }
             if !self.verify_resolve.is_empty() {
                 c.verify_resolve = self.verify_resolve.clone();
+            }
+            if !self.acme_contact.is_empty() {
+                c.acme_contact = self.acme_contact.clone();
             }
         })
     }

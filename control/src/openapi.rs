@@ -77,6 +77,8 @@ pub struct Route {
     crate::audit_log::AuditPage,
     crate::audit_log::AuditEntry,
     crate::audit_log::AuditActor,
+    // certificates
+    crate::acme::store::CertificateStatus,
 )))]
 struct Schemas;
 
@@ -369,6 +371,28 @@ pub const ROUTES: &[Route] = &[
         None,
         None,
         &[400, 503],
+    ),
+    r(
+        "post",
+        "/v1/domains/{name}/certificate",
+        Role("admin"),
+        "Order the verified domain's TLS certificate now (first issuance or early renewal; \
+         the operator may for any domain); 202, the order runs in the background; 409 \
+         domain_not_verified, 503 without ACME",
+        202,
+        None,
+        Some("CertificateStatus"),
+        &[404, 409, 503],
+    ),
+    r(
+        "get",
+        "/v1/domains/{name}/certificate",
+        Scope("links:read"),
+        "The domain's certificate: status, chain, validity, next renewal, last error (never the key)",
+        200,
+        None,
+        Some("CertificateStatus"),
+        &[404],
     ),
     r(
         "post",

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{accounts, audit_log, cors};
+use crate::{accounts, acme, audit_log, cors};
 use crate::{admin, domains, health, keys, links, middleware, qr, stats};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -47,6 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/links/{code}/disable", post(admin::links::disable))
         .route("/admin/links/{code}/enable", post(admin::links::enable))
         .route("/admin/orgs", get(admin::orgs::list))
+        .route(
+            "/domains/{name}/certificate",
+            post(acme::api::request).get(acme::api::get),
+        )
         .route(
             "/admin/snapshots",
             post(admin::snapshots::build).get(admin::snapshots::list),

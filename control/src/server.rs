@@ -101,7 +101,14 @@ pub async fn start_with_mailer(
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(db.clone(), config.clone(), metrics.clone(), mailer);
+    let acme = crate::acme::Acme::from_config(db.clone(), &config)?;
+    let state = AppState::new(
+        db.clone(),
+        config.clone(),
+        metrics.clone(),
+        mailer,
+        acme.clone(),
+    );
     let mut tasks = Vec::new();
 
     if let Some(target) = RelayTarget::from_config(&config)? {
@@ -124,6 +131,12 @@ pub async fn start_with_mailer(
                 .clone()
                 .run_reconcile(config.reconcile_interval()),
         ));
+    }
+    if let Some(acme) = acme {
+        tasks.push(tokio::spawn(crate::acme::renewal::run(
+            acme,
+            config.reconcile_interval(),
+        )));
     }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = tokio::sync::watch::channel(false);

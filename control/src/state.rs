@@ -4,6 +4,7 @@
 
 use crate::accounts::mailer::Mailer;
 use crate::accounts::password::Passwords;
+use crate::acme::Acme;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
@@ -31,10 +32,18 @@ pub struct AppState {
     pub passwords: Arc<Passwords>,
     /// Where invitation and reset mails go.
     pub mailer: Arc<dyn Mailer>,
+    /// Certificates by ACME; `None` when `acme_directory` is not set.
+    pub acme: Option<Arc<Acme>>,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, config: Config, metrics: Arc<Metrics>, mailer: Arc<dyn Mailer>) -> Self {
+    pub fn new(
+        db: PgPool,
+        config: Config,
+        metrics: Arc<Metrics>,
+        mailer: Arc<dyn Mailer>,
+        acme: Option<Arc<Acme>>,
+    ) -> Self {
         let clickhouse = config
             .clickhouse
             .as_deref()
@@ -56,6 +65,7 @@ impl AppState {
             builds: Arc::new(SnapshotBuilds::new(snapshots.clone())),
             passwords: Arc::new(Passwords::new(metrics.clone())),
             mailer,
+            acme,
             config: Arc::new(config),
             db,
             clickhouse,

@@ -53,6 +53,8 @@
 //! * [`prometheus`]: parsing and scraping `/metrics`.
 //! * [`fixtures`]: data files several crates' tests share (MaxMind's GeoIP test databases).
 //! * [`LinkKeys`]: a link-signing key pair in PEM files (control signs, engines verify).
+//! * [`Pebble`]: a test ACME CA (Debian's pebble and its mock DNS) of the test's own, for
+//!   certificate issuance with real HTTP-01 validation.
 //! * [`PrivateNats`]: a nats-server of the test's own, to stop and restart (outages) or to
 //!   run with the deploy's users and permissions ([`Role`], [`StreamNames`]).
 //!
@@ -87,6 +89,7 @@ mod link_keys;
 mod names;
 mod nats;
 mod net;
+mod pebble;
 mod pg;
 mod private_nats;
 pub mod prometheus;
@@ -99,6 +102,7 @@ pub use link_keys::LinkKeys;
 pub use names::unique_name;
 pub use nats::{JetStreamScope, nats_url};
 pub use net::{free_addr, free_port};
+pub use pebble::Pebble;
 pub use pg::{PgDatabase, admin_database_url};
 pub use private_nats::{PrivateNats, Role, StreamNames};
 pub use ready_child::ReadyChild;

@@ -1,0 +1,104 @@
+//! `POST` and `GET /v1/domains/{name}/certificate`.
+//!
+//! Who may: asking for a certificate (issuance or an early renewal) is for
+//! the operator and for the domain's organization's admins and owners (keys
+//! with the `admin` scope); reading its status for any member or key of that
+//! organization that may read links, and the operator. Another
+//! organization's domain is a 404, as if it did not exist. Neither answer
+//! ever holds a private key.
+
+use super::store::{self, CertificateStatus};
+use crate::audit::audit;
+use crate::auth::{Auth, Principal, Role, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Path;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::json;
+
+/// A live domain the caller may see: its id and whether it is verified.
+#[derive(Debug, sqlx::FromRow)]
+struct DomainRef {
+    id: i64,
+    org_id: Option<i64>,
+    verified: bool,
+}
+
+/// The domain `name` of organization `org_id` (`None`: any organization's).
+async fn find_domain(state: &AppState, org_id: Option<i64>, name: &str) -> ApiResult<DomainRef> {
+    sqlx::query_as(
+        "SELECT id, org_id, verified_at IS NOT NULL AS verified FROM domains
+          WHERE name = $1 AND id <> 0 AND deleted_at IS NULL
+            AND ($2::bigint IS NULL OR org_id = $2)
+          ORDER BY verified_at IS NULL, id LIMIT 1",
+    )
+    .bind(name)
+    .bind(org_id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or(ApiError::NotFound { what: "domain" })
+}
+
+fn acme_on(state: &AppState) -> ApiResult<&super::Acme> {
+    state
+        .acme
+        .as_deref()
+        .ok_or(ApiError::Unavailable("ACME (--acme-directory)"))
+}
+
+/// `POST /v1/domains/{name}/certificate`: the domain wants https; order a
+/// certificate now (the first, or a renewal ahead of time). 202 with the
+/// status; the order runs in the background and its outcome shows in
+/// `GET`. A pending (unverified) domain is a 409.
+pub async fn request(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<CertificateStatus>)> {
+    let org_id = match auth.principal {
+        Principal::Operator => None,
+        _ => Some(auth.member(Role::Admin)?.0),
+    };
+    let acme = acme_on(&state)?;
+    let name = crate::domains::input::normalize_name("name", &name)?;
+    let domain = find_domain(&state, org_id, &name).await?;
+    if !domain.verified {
+        return Err(ApiError::DomainNotVerified { name });
+    }
+    let mut tx = state.db.begin().await?;
+    let status = store::request(&mut tx, &name).await?;
+    audit(
+        &mut tx,
+        domain.org_id,
+        auth.actor(),
+        "certificate.request",
+        &name,
+        json!({ "domain_id": domain.id }),
+    )
+    .await?;
+    tx.commit().await?;
+    acme.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, axum::Json(status)))
+}
+
+/// `GET /v1/domains/{name}/certificate`: the certificate's status (404
+/// when https was never requested).
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<CertificateStatus>> {
+    let org_id = match auth.principal {
+        Principal::Operator => None,
+        _ => Some(auth.org(Scope::LinksRead)?),
+    };
+    let name = crate::domains::input::normalize_name("name", &name)?;
+    find_domain(&state, org_id, &name).await?;
+    let status = store::status(&state.db, &name)
+        .await?
+        .ok_or(ApiError::NotFound {
+            what: "certificate",
+        })?;
+    Ok(axum::Json(status))
+}
