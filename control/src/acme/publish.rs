@@ -6,9 +6,9 @@
 //! it is live carries it to an engine that starts meanwhile.
 
 use super::push::Engines;
+use crate::domains::store::record_change;
 use snapshots::delta::LinkChange;
 use snapshots::domain::WellKnown;
-use crate::domains::store::record_change;
 use sqlx::PgPool;
 use std::time::Duration;
 
