@@ -121,6 +121,10 @@ echo "== keys"
 export ENGINE_ADMIN_TOKEN
 ENGINE_ADMIN_TOKEN=$(cat "$KEYS/engine-admin-token")
 
+# A custom domain for the demo, with no DNS: control's verification fetch for it is sent
+# to the engine (--verify-resolve, a test/ops setting), and curl sends its Host header.
+DEMO_DOMAIN=go.demo.example
+
 echo "== components"
 # Order: analytics owns CLICKS and control owns LINKS, so both exist before the engine
 # (which never creates them) starts; control pushes the engine its snapshot once it answers.
@@ -133,6 +137,7 @@ start control '"event":"ready"' "$BIN/control" serve \
   --nats "$NATS_URL" --nats-user control --nats-password-file "$NATS_DIR/control.password" \
   --links-signing-key "$KEYS/links-signing.pem" \
   --clickhouse "$CLICKHOUSE_URL" --short-base "http://$ENGINE_LISTEN" \
+  --default-domain sho.rt --verify-resolve "$DEMO_DOMAIN=$ENGINE_LISTEN" \
   --engine-admin "$ENGINE_ADMIN" --snapshot-dir "$STACK_DIR/snapshots"
 start engine '"event":"ready"' "$BIN/engine" serve \
   --listen "$ENGINE_LISTEN" --admin "$ENGINE_ADMIN" --state-dir "$STACK_DIR/engine" \
@@ -154,6 +159,19 @@ for pair in rust=https://www.rust-lang.org/ nats=https://nats.io/ clickhouse=htt
     -d "{\"target\":\"$target\",\"custom_alias\":\"$code\"}" || true
 done
 
+echo "== demo domain $DEMO_DOMAIN"
+api() { curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' "$@"; }
+api -o /dev/null -X POST "http://$CONTROL_LISTEN/v1/domains" -d "{\"name\":\"$DEMO_DOMAIN\"}" || true
+api -o /dev/null -X POST "http://$CONTROL_LISTEN/v1/links" \
+  -d "{\"target\":\"https://doc.rust-lang.org/book/\",\"custom_alias\":\"rust\",\"domain\":\"$DEMO_DOMAIN\"}" || true
+api -o /dev/null -X PATCH "http://$CONTROL_LISTEN/v1/domains/$DEMO_DOMAIN" \
+  -d '{"root_redirect":"https://www.rust-lang.org/","not_found_redirect":"https://www.rust-lang.org/learn"}' || true
+# The engine answers the token once the claim's change reaches it (well under a second).
+for _ in $(seq 1 20); do
+  api "http://$CONTROL_LISTEN/v1/domains/$DEMO_DOMAIN/verify" -X POST | grep -q '"status":"verified"' && break
+  sleep 0.25
+done
+
 cat <<EOF
 
 The stack is up.
@@ -164,6 +182,9 @@ The stack is up.
 
 Try:
   curl -i http://$ENGINE_LISTEN/rust            # or open it in a browser
+  curl -i -H 'Host: $DEMO_DOMAIN' http://$ENGINE_LISTEN/rust       # the same code on the custom domain
+  curl -i -H 'Host: $DEMO_DOMAIN' http://$ENGINE_LISTEN/           # its root redirect (and /nope: not-found)
+  curl -s http://$CONTROL_LISTEN/v1/domains -H "Authorization: Bearer $KEY"
   curl -s -o /dev/null -H 'X-Forwarded-For: 175.16.199.77' -A 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36' http://$ENGINE_LISTEN/rust
       (this engine trusts X-Forwarded-For from 127.0.0.1 for the demo: the click shows as Changchun, CN)
   curl -s -X POST http://$CONTROL_LISTEN/v1/links -H "Authorization: Bearer $KEY" \\
