@@ -142,6 +142,7 @@ fn click_encoding(c: &mut Criterion) {
         referrer: b"https://mail.example.com/",
         accept_language: b"en-GB,en;q=0.9,fr;q=0.8",
         host: b"sho.rt",
+        domain: b"sho.rt",
     };
     let mut g = c.benchmark_group("click_encode");
     g.throughput(Throughput::Elements(1));

@@ -1,10 +1,15 @@
 //! The whole path of a click: a link made through control, followed on the
 //! engine, the click published to JetStream, enriched and stored by the
-//! analytics sidecar in ClickHouse, and counted by control's stats API.
+//! analytics sidecar in ClickHouse, and counted by control's stats API; the
+//! same code on a custom domain is counted apart, its clicks carrying the
+//! domain.
 
 use e2e::{Proc, run, spawn_engine};
 use serde_json::{Value, json};
 use std::time::Duration;
+
+/// A custom domain of the organization, verified through the engine.
+const DOMAIN: &str = "go.acme.example";
 
 const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
@@ -70,6 +75,7 @@ async fn a_followed_link_shows_up_in_its_stats() {
     .await
     .unwrap();
     let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
+    let resolve = format!("{DOMAIN}={}", engine.listen());
     let control = Proc::spawn(
         "control",
         &[
@@ -92,6 +98,10 @@ async fn a_followed_link_shows_up_in_its_stats() {
             ch.name(),
             "--short-base",
             "https://sho.rt",
+            "--default-domain",
+            "sho.rt",
+            "--verify-resolve",
+            &resolve,
             "--engine-admin",
             &engine_admin,
             "--snapshot-dir",
@@ -206,4 +216,92 @@ async fn a_followed_link_shows_up_in_its_stats() {
         .await
         .unwrap();
     assert!(csv.contains("\ntotal,,3,1\n"), "{csv}");
+
+    // The same code on a custom domain: served once verified, counted apart,
+    // and stored with its domain.
+    let r = http
+        .post(format!("{api}/v1/domains"))
+        .bearer_auth(&key)
+        .json(&json!({ "name": DOMAIN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{api}/v1/links"))
+        .bearer_auth(&key)
+        .json(&json!({ "target": "https://example.com/branded", "custom_alias": "clicked", "domain": DOMAIN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    testkit::wait_for(
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || async {
+            http.post(format!("{api}/v1/domains/{DOMAIN}/verify"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await
+    .unwrap();
+    let branded = || {
+        http.get(format!("http://{}/clicked", engine.listen()))
+            .header("host", "Go.Acme.Example:8080")
+            .header("user-agent", BROWSER)
+            .send()
+    };
+    testkit::wait_for(
+        Duration::from_secs(15),
+        Duration::from_millis(10),
+        || async {
+            branded().await.is_ok_and(|r| {
+                r.status() == 301 && r.headers()["location"] == "https://example.com/branded"
+            })
+        },
+    )
+    .await
+    .unwrap();
+    let domain_stats = format!("{api}/v1/links/clicked/stats?domain={DOMAIN}&include_bots=true");
+    let body = testkit::wait_for_ok(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let v: Value = http
+                .get(&domain_stats)
+                .bearer_auth(&key)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            if v["totals"]["clicks"] == 1 {
+                Ok(v)
+            } else {
+                Err(format!("not yet: {v}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(body["totals"]["unique_visitors"], 1, "{body}");
+    let rows = ch
+        .query("SELECT domain, count() FROM clicks GROUP BY domain ORDER BY domain")
+        .await
+        .unwrap();
+    assert_eq!(rows.trim(), format!("{DOMAIN}\t1\nsho.rt\t3"), "{rows}");
+    let default_stats: Value = http
+        .get(&stats_url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(default_stats["totals"]["clicks"], 3, "{default_stats}");
 }

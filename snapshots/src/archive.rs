@@ -99,7 +99,7 @@ pub struct WellKnownValue {
 }
 
 /// The root of a version-2 payload. Only its archived form is used: the
-/// builder writes it through [`RootOut`] without building the map.
+/// builder writes it through `RootOut` without building the map.
 #[derive(Archive, Debug)]
 pub struct SnapshotRoot {
     pub domains: Vec<DomainValue>,

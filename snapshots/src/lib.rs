@@ -7,16 +7,21 @@
 //! - **Link snapshots** ([`SnapshotBuilder`], [`Snapshot`]): the complete link
 //!   table an engine serves, as one file that is memory-mapped and read in
 //!   place. A fixed 64-byte little-endian header (magic, version, counts,
-//!   change-log sequence, checksums) precedes an rkyv archive whose root is a
-//!   SwissTable hash map from code to link. The file is checked once when
+//!   change-log sequence, checksums) precedes an rkyv archive whose root holds
+//!   the domain table, the well-known answers and a SwissTable hash map from
+//!   (domain id, code) to link (format 2; format-1 files, code to link, are
+//!   read as the default domain's). The file is checked once when
 //!   opened (header, xxh3 checksum, rkyv validation, every link's rules);
 //!   afterwards lookups use unchecked access: a hash, a probe and a string
 //!   compare, with no copy and no allocation. Measured on this project's
 //!   2-core machine: about 60 ns a hit and 30 ns a miss over a million links
 //!   (numbers and commands in `FORMAT.md`).
 //! - **Link deltas** ([`delta::LinkDelta`]): one change from the control
-//!   plane's outbox, JSON, ordered by sequence, applied by engines on top of a
-//!   snapshot until a newer snapshot covers it.
+//!   plane's outbox (a link on its domain, a domain, a well-known answer),
+//!   JSON, ordered by sequence, applied by engines on top of a snapshot until
+//!   a newer snapshot covers it.
+//! - **Domains** ([`domain`]): the domain record, its name rules, and the
+//!   allocation-free `Host` normalisation engines compare names with.
 //! - **Click batches** ([`click`]): what engines publish and the sidecar
 //!   consumes; a compact, versioned, length-prefixed binary layout that an
 //!   engine core appends to without allocating.
@@ -31,6 +36,8 @@
 //!
 //! Layout:
 //! - [`link`]: the [`Link`] record and its validation rules.
+//! - [`domain`]: the [`Domain`] and [`WellKnown`] records, name rules, `Host`
+//!   normalisation.
 //! - [`header`]: the snapshot file header.
 //! - [`archive`]: the rkyv types of the snapshot payload.
 //! - [`builder`]: streaming, atomic snapshot writes.

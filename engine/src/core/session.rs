@@ -534,4 +534,88 @@ mod tests {
         assert_eq!(core.metrics.clicks_captured.get(), 1001 * 3);
         assert_eq!(core.metrics.unknown_codes.get(), 1001 * 2);
     }
+
+    /// `Strict-Transport-Security` only on secure (TLS) sessions; the 308 to
+    /// https only on plain ones; a domain without HSTS sends none. The
+    /// domain lookup, with its Host normalisation, allocates nothing.
+    #[test]
+    fn hsts_and_https_redirects_follow_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let mut builder = SnapshotBuilder::new(1);
+        builder
+            .push_domain(snapshots::Domain {
+                id: 3,
+                verified: true,
+                http_mode: snapshots::HttpMode::RedirectHttps,
+                hsts_max_age: Some(600),
+                ..snapshots::Domain::default_domain("go.brand.example")
+            })
+            .unwrap();
+        builder
+            .push(Link {
+                domain: 3,
+                ..Link::new("abc", "https://example.com/a")
+            })
+            .unwrap();
+        builder
+            .push(Link::new("abc", "https://example.com/default"))
+            .unwrap();
+        builder.write_to(&path).unwrap();
+        let snapshot = Arc::new(Snapshot::open(&path).unwrap());
+        let core = Core::new(
+            0,
+            &Config::default(),
+            Arc::new(CoreMetrics::new()),
+            Some(snapshot),
+            None,
+        );
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        let text = |raw: &[u8], secure: bool| {
+            let Parse::Complete(req) = request::parse(raw, &core.limits) else {
+                panic!("parse");
+            };
+            let mut out = Vec::new();
+            let (status, _) = answer(&core, &req, peer, 1, secure, &mut out);
+            (status, String::from_utf8(out).unwrap())
+        };
+        let brand = b"GET /abc?x=1 HTTP/1.1\r\nHost: Go.Brand.Example.:80\r\n\r\n";
+        let (status, plain) = text(brand, false);
+        assert_eq!(status, 308, "{plain}");
+        assert!(
+            plain.contains("Location: https://go.brand.example/abc?x=1\r\n"),
+            "{plain}"
+        );
+        assert!(!plain.contains("Strict-Transport-Security"), "{plain}");
+        let (status, tls) = text(brand, true);
+        assert_eq!(status, 301, "{tls}");
+        assert!(tls.contains("Location: https://example.com/a\r\n"), "{tls}");
+        assert!(
+            tls.contains("Strict-Transport-Security: max-age=600\r\n"),
+            "{tls}"
+        );
+        let missing = b"GET /zzz HTTP/1.1\r\nHost: go.brand.example\r\n\r\n";
+        let (status, tls) = text(missing, true);
+        assert_eq!(status, 404);
+        assert!(tls.contains("Strict-Transport-Security: max-age=600\r\n"));
+        let default = b"GET /abc HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        let (status, tls) = text(default, true);
+        assert_eq!(status, 301);
+        assert!(!tls.contains("Strict-Transport-Security"), "{tls}");
+
+        let Parse::Complete(req) = request::parse(brand, &core.limits) else {
+            panic!("parse");
+        };
+        let mut out = Vec::with_capacity(4096);
+        answer(&core, &req, peer, 1, true, &mut out);
+        let allocations = test_alloc::count(|| {
+            for _ in 0..100 {
+                out.clear();
+                answer(&core, &req, peer, 1, true, &mut out);
+                out.clear();
+                answer(&core, &req, peer, 1, false, &mut out);
+            }
+        });
+        assert_eq!(allocations, 0);
+    }
 }
