@@ -77,6 +77,8 @@
 //! - [`metrics`], [`openapi`], [`ratelimit`].
 //! - [`accounts`]: users, sessions, members, invitations, password resets,
 //!   mail; [`audit_log`]: `GET /v1/audit`; [`cors`]: allowed origins.
+//! - [`dashboard`]: the web dashboard at `/` (server-rendered pages over
+//!   the same functions the API handlers call).
 //!
 //! Modules depend one way: handlers on [`state`] and below, [`router`] on
 //! handlers, [`server`] on [`router`]; no cycle.
@@ -111,3 +113,6 @@ pub mod text;
 pub mod accounts;
 pub mod audit_log;
 pub mod cors;
+
+// The web dashboard.
+pub mod dashboard;

@@ -25,7 +25,7 @@ const MAX_BUCKETS: i64 = 10_000;
 /// Most values listed per dimension, and most links in a summary.
 const MAX_ROWS: u64 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -196,25 +196,48 @@ fn csv_response(name: &str, rows: Vec<Vec<String>>) -> ApiResult<Response> {
     Ok(resp)
 }
 
-/// `GET /v1/links/{code}/stats`.
-pub async fn link_stats(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(code): Path<String>,
-    Query(q): Query<StatsQuery>,
-) -> ApiResult<Response> {
-    let org_id = auth.org(Scope::StatsRead)?;
-    crate::text::check_code(&code)?;
-    let r = range(&q)?;
-    let (bucket_name, bucket_fn, _) = bucket(&q, &r)?;
-    let dims = dimensions(&q)?;
-    let csv = wants_csv(&q)?;
+/// One value of a breakdown: `(value, clicks, visitors)`.
+pub type ValueCount = (String, u64, u64);
+
+/// One link's clicks over a range: what `GET /v1/links/{code}/stats` and
+/// the dashboard's link page show.
+#[derive(Debug)]
+pub struct LinkReport {
+    /// `minute`, `hour` or `day`.
+    pub bucket: &'static str,
+    /// The bucket's width, seconds.
+    pub bucket_secs: i64,
+    /// Unix seconds, `from` inclusive, `to` exclusive.
+    pub from: i64,
+    pub to: i64,
+    pub total_clicks: u64,
+    pub total_visitors: u64,
+    /// `(bucket start, clicks, visitors)`, buckets without clicks left out.
+    pub series: Vec<(i64, u64, u64)>,
+    /// Per asked dimension: `(value, clicks, visitors)`, most clicks first.
+    pub breakdown: Vec<(&'static str, Vec<ValueCount>)>,
+}
+
+/// The one stats query of a link, for `org_id` (the caller's checked
+/// `stats:read`): the range, bucket and dimensions checked as the API
+/// documents, 404 for a link that is not a live link of the organization,
+/// 503 without ClickHouse.
+pub async fn link_report(
+    state: &AppState,
+    org_id: i64,
+    code: &str,
+    q: &StatsQuery,
+) -> ApiResult<LinkReport> {
+    crate::text::check_code(code)?;
+    let r = range(q)?;
+    let (bucket_name, bucket_fn, bucket_secs) = bucket(q, &r)?;
+    let dims = dimensions(q)?;
     // The link must be a live link of the caller's organization: a deleted
     // link is gone (404), as it is for every other link route.
     let owned: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM links WHERE code = $1 AND org_id = $2 AND deleted_at IS NULL",
     )
-    .bind(&code)
+    .bind(code)
     .bind(org_id)
     .fetch_optional(&state.db)
     .await?;
@@ -230,7 +253,7 @@ pub async fn link_stats(
             "SELECT toUInt32({bucket_fn}(ts, 'UTC')) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
                FROM clicks WHERE code = ? AND {where_} GROUP BY t ORDER BY t"
         ))
-        .bind(&code)
+        .bind(code)
         .bind(r.from)
         .bind(r.to)
         .fetch_all()
@@ -241,7 +264,7 @@ pub async fn link_stats(
             "SELECT toUInt32(0) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
                FROM clicks WHERE code = ? AND {where_}"
         ))
-        .bind(&code)
+        .bind(code)
         .bind(r.from)
         .bind(r.to)
         .fetch_all()
@@ -255,16 +278,55 @@ pub async fn link_stats(
                    FROM clicks WHERE code = ? AND {where_}
                   GROUP BY value ORDER BY clicks DESC, value LIMIT {MAX_ROWS}"
             ))
-            .bind(&code)
+            .bind(code)
             .bind(r.from)
             .bind(r.to)
             .fetch_all()
             .await
             .map_err(ch_error)?;
-        breakdown.push((*name, rows));
+        breakdown.push((
+            *name,
+            rows.into_iter()
+                .map(|v| (v.value, v.clicks, v.visitors))
+                .collect(),
+        ));
     }
     let (total_clicks, total_visitors) = totals.first().map_or((0, 0), |t| (t.clicks, t.visitors));
+    Ok(LinkReport {
+        bucket: bucket_name,
+        bucket_secs,
+        from: r.from,
+        to: r.to,
+        total_clicks,
+        total_visitors,
+        series: series
+            .into_iter()
+            .map(|b| (b.t as i64, b.clicks, b.visitors))
+            .collect(),
+        breakdown,
+    })
+}
 
+/// `GET /v1/links/{code}/stats`.
+pub async fn link_stats(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(code): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> ApiResult<Response> {
+    let org_id = auth.org(Scope::StatsRead)?;
+    crate::text::check_code(&code)?;
+    let csv = wants_csv(&q)?;
+    let LinkReport {
+        bucket: bucket_name,
+        from,
+        to,
+        total_clicks,
+        total_visitors,
+        series,
+        breakdown,
+        ..
+    } = link_report(&state, org_id, &code, &q).await?;
     if csv {
         let mut rows = vec![vec![
             "kind".to_string(),
@@ -278,21 +340,21 @@ pub async fn link_stats(
             total_clicks.to_string(),
             total_visitors.to_string(),
         ]);
-        for b in &series {
+        for (t, clicks, visitors) in &series {
             rows.push(vec![
                 bucket_name.into(),
-                rfc3339(b.t as i64),
-                b.clicks.to_string(),
-                b.visitors.to_string(),
+                rfc3339(*t),
+                clicks.to_string(),
+                visitors.to_string(),
             ]);
         }
         for (name, values) in &breakdown {
-            for v in values {
+            for (value, clicks, visitors) in values {
                 rows.push(vec![
                     (*name).into(),
-                    v.value.clone(),
-                    v.clicks.to_string(),
-                    v.visitors.to_string(),
+                    value.clone(),
+                    clicks.to_string(),
+                    visitors.to_string(),
                 ]);
             }
         }
@@ -300,20 +362,20 @@ pub async fn link_stats(
     }
     let series: Vec<_> = series
         .iter()
-        .map(|b| json!({ "t": rfc3339(b.t as i64), "clicks": b.clicks, "unique_visitors": b.visitors }))
+        .map(|(t, clicks, visitors)| json!({ "t": rfc3339(*t), "clicks": clicks, "unique_visitors": visitors }))
         .collect();
     let mut dims_json = serde_json::Map::new();
     for (name, values) in breakdown {
         let list: Vec<_> = values
             .iter()
-            .map(|v| json!({ "value": v.value, "clicks": v.clicks, "unique_visitors": v.visitors }))
+            .map(|(value, clicks, visitors)| json!({ "value": value, "clicks": clicks, "unique_visitors": visitors }))
             .collect();
         dims_json.insert(name.to_owned(), json!(list));
     }
     Ok(axum::Json(json!({
         "code": code,
-        "from": rfc3339(r.from),
-        "to": rfc3339(r.to),
+        "from": rfc3339(from),
+        "to": rfc3339(to),
         "bucket": bucket_name,
         "include_bots": q.include_bots,
         "totals": { "clicks": total_clicks, "unique_visitors": total_visitors },
@@ -321,6 +383,46 @@ pub async fn link_stats(
         "dimensions": dims_json,
     }))
     .into_response())
+}
+
+/// The organization's `limit` most clicked links over `q`'s range:
+/// `(code, clicks, visitors)`. The one query behind `GET /v1/stats/summary`
+/// and the dashboard's overview.
+pub async fn top_links(
+    state: &AppState,
+    org_id: i64,
+    q: &StatsQuery,
+    limit: u64,
+) -> ApiResult<Vec<(String, u64, u64)>> {
+    let r = range(q)?;
+    let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM links WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_all(&state.db)
+        .await?;
+    let ch = state
+        .clickhouse
+        .as_ref()
+        .ok_or(ApiError::Unavailable("ClickHouse"))?;
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let top: Vec<ValueRow> = ch
+        .query(&format!(
+            "SELECT code AS value, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
+               FROM clicks WHERE has(?, code) AND {}
+              GROUP BY value ORDER BY clicks DESC, value LIMIT {limit}",
+            filter(q.include_bots)
+        ))
+        .bind(codes)
+        .bind(r.from)
+        .bind(r.to)
+        .fetch_all()
+        .await
+        .map_err(ch_error)?;
+    Ok(top
+        .into_iter()
+        .map(|v| (v.value, v.clicks, v.visitors))
+        .collect())
 }
 
 /// `GET /v1/stats/summary`: the organization's top links over a range.
@@ -344,48 +446,21 @@ pub async fn summary(
             "summary takes from, to, limit, include_bots and format",
         ));
     }
-    let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM links WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_all(&state.db)
-        .await?;
-    let ch = state
-        .clickhouse
-        .as_ref()
-        .ok_or(ApiError::Unavailable("ClickHouse"))?;
-    let top: Vec<ValueRow> = if codes.is_empty() {
-        Vec::new()
-    } else {
-        ch.query(&format!(
-            "SELECT code AS value, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
-               FROM clicks WHERE has(?, code) AND {}
-              GROUP BY value ORDER BY clicks DESC, value LIMIT {limit}",
-            filter(q.include_bots)
-        ))
-        .bind(codes)
-        .bind(r.from)
-        .bind(r.to)
-        .fetch_all()
-        .await
-        .map_err(ch_error)?
-    };
+    let top = top_links(&state, org_id, &q, limit).await?;
     if csv {
         let mut rows = vec![vec![
             "code".to_string(),
             "clicks".into(),
             "unique_visitors".into(),
         ]];
-        for t in &top {
-            rows.push(vec![
-                t.value.clone(),
-                t.clicks.to_string(),
-                t.visitors.to_string(),
-            ]);
+        for (code, clicks, visitors) in &top {
+            rows.push(vec![code.clone(), clicks.to_string(), visitors.to_string()]);
         }
         return csv_response("summary", rows);
     }
     let links: Vec<_> = top
         .iter()
-        .map(|t| json!({ "code": t.value, "clicks": t.clicks, "unique_visitors": t.visitors }))
+        .map(|(code, clicks, visitors)| json!({ "code": code, "clicks": clicks, "unique_visitors": visitors }))
         .collect();
     Ok(axum::Json(json!({
         "from": rfc3339(r.from),

@@ -53,6 +53,8 @@
 //! * [`prometheus`]: parsing and scraping `/metrics`.
 //! * [`fixtures`]: data files several crates' tests share (MaxMind's GeoIP test databases).
 //! * [`LinkKeys`]: a link-signing key pair in PEM files (control signs, engines verify).
+//! * [`Browser`]: a headless Chromium over WebDriver for browser tests (skipped loudly
+//!   when Debian's `chromium`/`chromium-driver` are missing, failed under `CI`).
 //! * [`PrivateNats`]: a nats-server of the test's own, to stop and restart (outages) or to
 //!   run with the deploy's users and permissions ([`Role`], [`StreamNames`]).
 //!
@@ -80,6 +82,7 @@
 //! # }
 //! ```
 
+mod browser;
 mod cleanup;
 mod clickhouse;
 pub mod fixtures;
@@ -94,6 +97,7 @@ mod ready_child;
 mod services;
 mod wait;
 
+pub use browser::Browser;
 pub use clickhouse::{ClickHouseDatabase, clickhouse_url};
 pub use link_keys::LinkKeys;
 pub use names::unique_name;

@@ -73,6 +73,13 @@ pub async fn create(
     Path(_org): Path<String>,
     Json(req): Json<Invite>,
 ) -> ApiResult<(StatusCode, axum::Json<InvitationInfo>)> {
+    let info = invite(&state, &auth, &req).await?;
+    Ok((StatusCode::CREATED, axum::Json(info)))
+}
+
+/// Invites `req.email` into `auth`'s organization with `req.role` and
+/// mails the link. The one way, for the API and the dashboard.
+pub async fn invite(state: &AppState, auth: &Auth, req: &Invite) -> ApiResult<InvitationInfo> {
     let (org_id, actor_role) = auth.member(Role::Admin)?;
     if !actor_role.may_manage(req.role) {
         return Err(ApiError::RoleNotAllowed(format!(
@@ -132,15 +139,12 @@ pub async fn create(
             ),
         },
     );
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(InvitationInfo {
-            id,
-            email,
-            role: req.role,
-            expires_at,
-        }),
-    ))
+    Ok(InvitationInfo {
+        id,
+        email,
+        role: req.role,
+        expires_at,
+    })
 }
 
 type InvitationRow = (i64, i64, String, String, bool, bool);

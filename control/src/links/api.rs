@@ -74,14 +74,13 @@ async fn replay(
     Ok(r)
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    auth: Auth,
-    headers: HeaderMap,
-    Json(req): Json<CreateLink>,
-) -> ApiResult<Response> {
-    let org_id = auth.org(Scope::LinksWrite)?;
-    let idem_key = idempotency::key_from(&headers)?;
+/// Checks a create request for `org_id`: the link to insert and its
+/// target's host (for the blocklist, checked in the write's transaction).
+pub fn check_create(
+    state: &AppState,
+    org_id: i64,
+    req: &CreateLink,
+) -> ApiResult<(NewLink, String)> {
     let raw_target = req
         .target
         .as_deref()
@@ -100,6 +99,52 @@ pub async fn create(
         tags: input::check_tags(req.tags.clone().unwrap_or_default())?,
         title: input::check_title(req.title.clone())?,
     };
+    Ok((new, target.host))
+}
+
+/// Inserts a checked link in `tx` with its audit entry and outbox row: the
+/// one way a link is created (the API and the dashboard both come here).
+pub async fn insert_checked(
+    tx: &mut sqlx::PgConnection,
+    state: &AppState,
+    actor: Actor,
+    new: &NewLink,
+    host: &str,
+) -> ApiResult<LinkRow> {
+    check_blocklist(tx, host).await?;
+    let row = store::insert(tx, new, state.config.code_length).await?;
+    audit(
+        tx,
+        Some(new.org_id),
+        actor,
+        "link.create",
+        &row.code,
+        json!({ "target": row.target }),
+    )
+    .await?;
+    store::record_change(tx, row.id).await
+}
+
+/// Creates a link for `auth` (`links:write`), without idempotency.
+pub async fn create_link(state: &AppState, auth: &Auth, req: &CreateLink) -> ApiResult<LinkRow> {
+    let org_id = auth.org(Scope::LinksWrite)?;
+    let (new, host) = check_create(state, org_id, req)?;
+    let mut tx = state.db.begin().await?;
+    let row = insert_checked(&mut tx, state, auth.actor(), &new, &host).await?;
+    tx.commit().await?;
+    state.metrics.links_written.inc();
+    Ok(row)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Json(req): Json<CreateLink>,
+) -> ApiResult<Response> {
+    let org_id = auth.org(Scope::LinksWrite)?;
+    let idem_key = idempotency::key_from(&headers)?;
+    let (new, host) = check_create(&state, org_id, &req)?;
 
     let mut tx = state.db.begin().await?;
     // A replay answers what the first request got (see `replay`).
@@ -113,18 +158,7 @@ pub async fn create(
             return r;
         }
     }
-    check_blocklist(&mut tx, &target.host).await?;
-    let row = store::insert(&mut tx, &new, state.config.code_length).await?;
-    audit(
-        &mut tx,
-        Some(org_id),
-        auth.actor(),
-        "link.create",
-        &row.code,
-        json!({ "target": row.target }),
-    )
-    .await?;
-    let row = store::record_change(&mut tx, row.id).await?;
+    let row = insert_checked(&mut tx, &state, auth.actor(), &new, &host).await?;
     let body = row.to_json(state.short_base());
     if let Some(key) = &idem_key {
         let value = serde_json::to_value(&body).map_err(anyhow::Error::from)?;
@@ -187,7 +221,13 @@ fn check_if_match(headers: &HeaderMap, row: &LinkRow) -> ApiResult<()> {
     let Some(given) = headers.get(header::IF_MATCH) else {
         return Ok(());
     };
-    let given = given.to_str().unwrap_or("").trim().to_owned();
+    check_version(given.to_str().unwrap_or(""), row)
+}
+
+/// Fails with 412 unless `given` (an `If-Match` value) names the row's
+/// current version.
+fn check_version(given: &str, row: &LinkRow) -> ApiResult<()> {
+    let given = given.trim().to_owned();
     let current = row.etag();
     if given == "*" || given.split(',').any(|t| t.trim() == current) {
         Ok(())
@@ -261,8 +301,31 @@ pub async fn patch(
     Path(code): Path<String>,
     Json(req): Json<PatchLink>,
 ) -> ApiResult<Response> {
+    let if_match = match headers.get(header::IF_MATCH) {
+        Some(v) => Some(v.to_str().unwrap_or("")),
+        None => None,
+    };
+    let row = update_link(&state, &auth, &code, req, if_match).await?;
+    Ok(with_etag(
+        StatusCode::OK,
+        &row,
+        row.to_json(state.short_base()),
+    ))
+}
+
+/// Applies `req` to the link `code` for `auth` (`links:write`): the one way
+/// a link is edited (the API and the dashboard both come here). `if_match`
+/// is an `If-Match` value (the dashboard sends the ETag of the version its
+/// form showed, so an edit made meanwhile is not overwritten unseen).
+pub async fn update_link(
+    state: &AppState,
+    auth: &Auth,
+    code: &str,
+    req: PatchLink,
+    if_match: Option<&str>,
+) -> ApiResult<LinkRow> {
     let org_id = auth.org(Scope::LinksWrite)?;
-    crate::text::check_code(&code)?;
+    crate::text::check_code(code)?;
     // Validate before taking any lock.
     let target = req
         .target
@@ -286,15 +349,13 @@ pub async fn patch(
     if let Some(host) = &blocklist_host {
         check_blocklist(&mut tx, host).await?;
     }
-    let mut row = store::lock(&mut tx, Owner::Org(org_id), &code).await?;
-    check_if_match(&headers, &row)?;
+    let mut row = store::lock(&mut tx, Owner::Org(org_id), code).await?;
+    if let Some(given) = if_match {
+        check_version(given, &row)?;
+    }
     if !apply_patch(&mut row, patch) {
         tx.rollback().await?;
-        return Ok(with_etag(
-            StatusCode::OK,
-            &row,
-            row.to_json(state.short_base()),
-        ));
+        return Ok(row);
     }
     let row = store::save(&mut tx, &row).await?;
     audit(
@@ -309,11 +370,7 @@ pub async fn patch(
     let row = store::record_change(&mut tx, row.id).await?;
     tx.commit().await?;
     state.metrics.links_written.inc();
-    Ok(with_etag(
-        StatusCode::OK,
-        &row,
-        row.to_json(state.short_base()),
-    ))
+    Ok(row)
 }
 
 pub async fn delete(
@@ -381,7 +438,7 @@ pub async fn set_disabled(
     Ok(row)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub limit: Option<i64>,
@@ -428,12 +485,15 @@ fn like_pattern(q: &str) -> String {
     out
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
-    let org_id = auth.org(Scope::LinksRead)?;
+/// One page of an organization's live links, newest first, and the cursor
+/// of the next page: the one listing (the API and the dashboard both come
+/// here). Keyset pagination on `links_org_live (org_id, id DESC)`, so a
+/// page costs the same however deep it is.
+pub async fn list_links(
+    state: &AppState,
+    org_id: i64,
+    q: &ListQuery,
+) -> ApiResult<(Vec<LinkRow>, Option<String>)> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid_field(
@@ -476,6 +536,16 @@ pub async fn list(
     } else {
         None
     };
+    Ok((rows, next_cursor))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let org_id = auth.org(Scope::LinksRead)?;
+    let (rows, next_cursor) = list_links(&state, org_id, &q).await?;
     let links: Vec<LinkJson> = rows.iter().map(|r| r.to_json(state.short_base())).collect();
     Ok(axum::Json(
         json!({ "links": links, "next_cursor": next_cursor }),

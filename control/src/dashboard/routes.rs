@@ -1,0 +1,37 @@
+//! The dashboard's routes and the layer of security headers around them.
+//! The service's router merges these beside `/v1`.
+
+use crate::dashboard::{assets, audit, headers, keys, link_page, links, members, overview, signin};
+use crate::state::AppState;
+use axum::Router;
+use axum::middleware::from_fn;
+use axum::routing::{get, post};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(signin::root))
+        .route("/signin", get(signin::page).post(signin::submit))
+        .route("/signout", post(signin::sign_out_submit))
+        .route("/assets/{hash}/{name}", get(assets::serve))
+        .route("/o/{org}", get(overview::page))
+        .route("/o/{org}/links", get(links::list_page).post(links::create))
+        .route("/o/{org}/links/new", get(links::new_page))
+        .route(
+            "/o/{org}/links/{code}",
+            get(link_page::page).post(links::update),
+        )
+        .route("/o/{org}/links/{code}/edit", get(links::edit_page))
+        .route("/o/{org}/links/{code}/qr.svg", get(link_page::qr_svg))
+        .route("/o/{org}/links/{code}/qr.png", get(link_page::qr_png))
+        .route("/o/{org}/keys", get(keys::page).post(keys::create))
+        .route("/o/{org}/keys/{id}/revoke", post(keys::revoke))
+        .route("/o/{org}/members", get(members::page))
+        .route("/o/{org}/members/invite", post(members::invite))
+        .route(
+            "/o/{org}/members/{user_id}/role",
+            post(members::change_role),
+        )
+        .route("/o/{org}/members/{user_id}/remove", post(members::remove))
+        .route("/o/{org}/audit", get(audit::page))
+        .layer(from_fn(headers::secure))
+}
