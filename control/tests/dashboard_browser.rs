@@ -15,7 +15,7 @@ const PASSWORD: &str = "correct horse battery staple";
 struct Stack {
     pg: PgDatabase,
     base: String,
-    _control: ReadyChild,
+    control: ReadyChild,
     _dir: tempfile::TempDir,
 }
 
@@ -37,12 +37,17 @@ async fn stack() -> Stack {
     Stack {
         pg,
         base,
-        _control: control,
+        control,
         _dir: dir,
     }
 }
 
 impl Stack {
+    /// Where control's log (its stderr) goes.
+    fn control_log(&self) -> std::path::PathBuf {
+        self.control.log.clone()
+    }
+
     /// A user made with the real `control users create`, a member of
     /// `acme` with `role`.
     fn user(&self, email: &str, role: &str) {
@@ -290,11 +295,33 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     );
     assert_eq!(links(secret).await, 401);
 
+    // An invitation: sent from the members page; its link (in control's
+    // log, as no SMTP is set) carries the token in the fragment, which the
+    // page's script puts into the form.
+    c.goto(&format!("{base}/o/{org}/members")).await.unwrap();
+    fill(c, "#email", "new@acme.example").await;
+    click(c, "#invite-form button").await;
+    assert!(c.source().await.unwrap().contains("Invited new@acme.example"));
+
     // Sign out: the pages send one to sign in again.
     click(c, "#sign-out").await;
     assert_eq!(path(c).await, "/signin");
     c.goto(&format!("{base}/o/{org}/links")).await.unwrap();
     assert_eq!(path(c).await, "/signin");
+
+    let link = testkit::wait_for_some(Duration::from_secs(10), Duration::from_millis(50), || async {
+        let log = std::fs::read_to_string(&s.control_log()).ok()?;
+        let at = log.find("/accept-invitation#token=")?;
+        Some(log[at..at + "/accept-invitation#token=".len() + 43].to_owned())
+    })
+    .await
+    .unwrap();
+    c.goto(&format!("{base}{link}")).await.unwrap();
+    fill(c, "#password", "a brand new password").await;
+    click(c, "#accept-form button").await;
+    assert!(text(c, "#done").await.contains("is now a viewer of acme"));
+    sign_in(c, base, "new@acme.example", "a brand new password").await;
+    assert_eq!(path(c).await, format!("/o/{org}"));
     browser.close().await;
 }
 

@@ -207,7 +207,7 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
         .unwrap();
     for (code, target, tags) in [
         (
-            "docs",
+            "guide",
             "https://docs.example.com/getting-started",
             json!(["docs"]),
         ),
@@ -216,7 +216,7 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
             "https://example.com/pricing?ref=short",
             json!(["marketing"]),
         ),
-        ("status", "https://status.example.com/", json!([])),
+        ("uptime", "https://status.example.com/", json!([])),
     ] {
         let r = http
             .post(format!("{base}/v1/links"))
@@ -225,7 +225,7 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201);
+        assert_eq!(r.status(), 201, "{code}: {}", r.text().await.unwrap());
     }
 
     let c = &browser.client;

@@ -176,7 +176,19 @@ pub async fn accept(
     headers: HeaderMap,
     Json(req): Json<Accept>,
 ) -> ApiResult<axum::Json<Accepted>> {
-    csrf::check_origin(&headers, &state.config)?;
+    Ok(axum::Json(accept_invitation(&state, peer, &headers, &req).await?))
+}
+
+/// Accepts the invitation `req.token` names (making the account when no
+/// user has the address): the one way, for the API and the dashboard's
+/// invitation page.
+pub async fn accept_invitation(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    req: &Accept,
+) -> ApiResult<Accepted> {
+    csrf::check_origin(headers, &state.config)?;
     // A first look without holding a lock through argon2: is there an
     // account, and so is a password needed?
     let (_, _, email, _, _, _) = find(&mut *state.db.acquire().await?, &req.token).await?;
@@ -268,11 +280,11 @@ pub async fn accept(
     )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(Accepted {
+    Ok(Accepted {
         org_id,
         org,
         role: Role::try_from(kept_role).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
         email,
         user_created,
-    }))
+    })
 }

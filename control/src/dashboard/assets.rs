@@ -20,6 +20,11 @@ const FILES: &[Asset] = &[
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../../assets/dashboard.css"),
     },
+    Asset {
+        name: "dashboard.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../assets/dashboard.js"),
+    },
     // Vendored from npm by assets/vendor/fetch.sh (version in the name).
     Asset {
         name: "htmx-2.0.4.min.js",

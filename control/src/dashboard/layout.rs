@@ -31,6 +31,7 @@ fn head(title: &str) -> Markup {
             title { (title) " · Shortener" }
             link rel="stylesheet" href=(assets::url("dashboard.css"));
             script src=(assets::url("htmx-2.0.4.min.js")) defer {}
+            script src=(assets::url("dashboard.js")) defer {}
         }
     }
 }

@@ -41,7 +41,9 @@
 //! (so the strict CSP costs nothing), and a chart is in the page's HTML the
 //! moment it arrives (browser tests read its numbers from the DOM).
 //!
-//! URLs: `/signin`, `/signout`, and per organization (by id)
+//! URLs: `/signin`, `/signout`, the one-time-token pages the mails link to
+//! (`/accept-invitation`, `/reset-password`, and `/forgot-password` that
+//! asks for the latter; [`tokens`]), and per organization (by id)
 //! `/o/{org}` (overview), `/o/{org}/links[/new|/{code}[/edit|/qr.svg|/qr.png]]`,
 //! `/o/{org}/keys`, `/o/{org}/members`, `/o/{org}/audit`.
 //!
@@ -64,3 +66,4 @@ pub mod overview;
 pub mod routes;
 pub mod session;
 pub mod signin;
+pub mod tokens;

@@ -1,7 +1,9 @@
 //! The dashboard's routes and the layer of security headers around them.
 //! The service's router merges these beside `/v1`.
 
-use crate::dashboard::{assets, audit, headers, keys, link_page, links, members, overview, signin};
+use crate::dashboard::{
+    assets, audit, headers, keys, link_page, links, members, overview, signin, tokens,
+};
 use crate::state::AppState;
 use axum::Router;
 use axum::middleware::from_fn;
@@ -12,6 +14,15 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(signin::root))
         .route("/signin", get(signin::page).post(signin::submit))
         .route("/signout", post(signin::sign_out_submit))
+        .route(
+            "/accept-invitation",
+            get(tokens::invitation_page).post(tokens::accept),
+        )
+        .route(
+            "/forgot-password",
+            get(tokens::forgot_page).post(tokens::forgot),
+        )
+        .route("/reset-password", get(tokens::reset_page).post(tokens::reset))
         .route("/assets/{hash}/{name}", get(assets::serve))
         .route("/o/{org}", get(overview::page))
         .route("/o/{org}/links", get(links::list_page).post(links::create))

@@ -54,6 +54,7 @@ fn form(email: &str, error: Option<&str>) -> maud::Markup {
                     }
                     button type="submit" { "Sign in" }
                 }
+                p { a href="/forgot-password" { "Forgot your password?" } }
             }
         },
     )
