@@ -263,7 +263,8 @@ async fn the_pages_refuse_what_the_role_may_not_do() {
 #[tokio::test]
 async fn invitations_and_password_resets_through_the_pages() {
     let app = TestApp::start().await;
-    app.user("owner@acme.example", Some(("acme", Role::Owner))).await;
+    app.user("owner@acme.example", Some(("acme", Role::Owner)))
+        .await;
     let owner = app.login("owner@acme.example", common::PASSWORD).await;
     let org = org_id(&app).await;
     let post = |path: &str, cookie: Option<&str>, pairs: &[(&str, &str)]| {
@@ -282,20 +283,46 @@ async fn invitations_and_password_resets_through_the_pages() {
     let (s, body) = post(
         &format!("/o/{org}/members/invite"),
         Some(&owner.cookie),
-        &[("csrf", &owner.csrf), ("email", "new@acme.example"), ("role", "editor")],
+        &[
+            ("csrf", &owner.csrf),
+            ("email", "new@acme.example"),
+            ("role", "editor"),
+        ],
     )
     .await;
     assert_eq!(s, 200, "{body}");
-    assert!(body.contains("Invited new@acme.example as editor"), "{body}");
+    assert!(
+        body.contains("Invited new@acme.example as editor"),
+        "{body}"
+    );
     let token = app.mailed_token("new@acme.example", 0).await;
 
-    let page = http().get(format!("{}/accept-invitation", app.base)).send().await.unwrap();
+    let page = http()
+        .get(format!("{}/accept-invitation", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("data-token-from-fragment"));
-    let (s, body) = post("/accept-invitation", None, &[("token", "nope"), ("password", "")]).await;
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("data-token-from-fragment")
+    );
+    let (s, body) = post(
+        "/accept-invitation",
+        None,
+        &[("token", "nope"), ("password", "")],
+    )
+    .await;
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("not valid"), "{body}");
-    let (s, body) = post("/accept-invitation", None, &[("token", &token), ("password", "short")]).await;
+    let (s, body) = post(
+        "/accept-invitation",
+        None,
+        &[("token", &token), ("password", "short")],
+    )
+    .await;
     assert_eq!(s, 400, "a password too short: {body}");
     let (s, body) = post(
         "/accept-invitation",
@@ -306,13 +333,27 @@ async fn invitations_and_password_resets_through_the_pages() {
     assert_eq!(s, 200, "{body}");
     assert!(body.contains("is now an editor of acme"), "{body}");
     app.login("new@acme.example", "a brand new password").await;
-    let (s, body) = post("/accept-invitation", None, &[("token", &token), ("password", "")]).await;
+    let (s, body) = post(
+        "/accept-invitation",
+        None,
+        &[("token", &token), ("password", "")],
+    )
+    .await;
     assert_eq!(s, 410, "once only: {body}");
 
     let (s, body) = post("/forgot-password", None, &[("email", "new@acme.example")]).await;
     assert_eq!(s, 200, "{body}");
-    let (s2, body2) = post("/forgot-password", None, &[("email", "nobody@acme.example")]).await;
-    assert_eq!((s, body.len()), (s2, body2.len()), "the same answer for anyone");
+    let (s2, body2) = post(
+        "/forgot-password",
+        None,
+        &[("email", "nobody@acme.example")],
+    )
+    .await;
+    assert_eq!(
+        (s, body.len()),
+        (s2, body2.len()),
+        "the same answer for anyone"
+    );
     let token = app.mailed_token("new@acme.example", 1).await;
     let (s, body) = post(
         "/reset-password",

@@ -301,7 +301,12 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     c.goto(&format!("{base}/o/{org}/members")).await.unwrap();
     fill(c, "#email", "new@acme.example").await;
     click(c, "#invite-form button").await;
-    assert!(c.source().await.unwrap().contains("Invited new@acme.example"));
+    assert!(
+        c.source()
+            .await
+            .unwrap()
+            .contains("Invited new@acme.example")
+    );
 
     // Sign out: the pages send one to sign in again.
     click(c, "#sign-out").await;
@@ -309,11 +314,15 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     c.goto(&format!("{base}/o/{org}/links")).await.unwrap();
     assert_eq!(path(c).await, "/signin");
 
-    let link = testkit::wait_for_some(Duration::from_secs(10), Duration::from_millis(50), || async {
-        let log = std::fs::read_to_string(&s.control_log()).ok()?;
-        let at = log.find("/accept-invitation#token=")?;
-        Some(log[at..at + "/accept-invitation#token=".len() + 43].to_owned())
-    })
+    let link = testkit::wait_for_some(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let log = std::fs::read_to_string(&s.control_log()).ok()?;
+            let at = log.find("/accept-invitation#token=")?;
+            Some(log[at..at + "/accept-invitation#token=".len() + 43].to_owned())
+        },
+    )
     .await
     .unwrap();
     c.goto(&format!("{base}{link}")).await.unwrap();

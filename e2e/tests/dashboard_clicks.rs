@@ -351,7 +351,14 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
         referrer.attr("data-value").await.unwrap().as_deref(),
         Some("news.example")
     );
+    // The whole page (breakdowns too) in the screenshot, per hour.
+    c.set_window_size(1280, 1800).await.unwrap();
+    c.goto(&format!("{base}/o/{org}/links/launch?bucket=hour"))
+        .await
+        .unwrap();
+    assert_eq!(text(c, "#total-clicks").await, "3");
     shot(c, "link").await;
+    c.set_window_size(1280, 1000).await.unwrap();
 
     // The other pages, for the screenshots (and that each renders).
     for (name, path) in [

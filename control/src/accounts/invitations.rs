@@ -176,7 +176,9 @@ pub async fn accept(
     headers: HeaderMap,
     Json(req): Json<Accept>,
 ) -> ApiResult<axum::Json<Accepted>> {
-    Ok(axum::Json(accept_invitation(&state, peer, &headers, &req).await?))
+    Ok(axum::Json(
+        accept_invitation(&state, peer, &headers, &req).await?,
+    ))
 }
 
 /// Accepts the invitation `req.token` names (making the account when no

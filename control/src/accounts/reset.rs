@@ -145,7 +145,9 @@ pub async fn confirm(
     headers: HeaderMap,
     Json(req): Json<ResetConfirm>,
 ) -> ApiResult<axum::Json<ResetDone>> {
-    Ok(axum::Json(confirm_reset(&state, peer, &headers, &req).await?))
+    Ok(axum::Json(
+        confirm_reset(&state, peer, &headers, &req).await?,
+    ))
 }
 
 /// Sets the password of the reset token's user and ends their sessions:

@@ -45,8 +45,9 @@ pub fn series(r: &LinkReport) -> Markup {
             @for (t, clicks, visitors) in &r.series {
                 @let i = ((t - start) / step).clamp(0, buckets - 1);
                 @let h = (*clicks as f64 / max as f64 * plot_h).max(1.0);
+                // At least 3 units wide, so a lone minute in a day shows.
                 rect.bar x=(format!("{:.1}", LEFT + i as f64 * bw)) y=(format!("{:.1}", TOP + plot_h - h))
-                    width=(format!("{:.2}", (bw - 1.0).max(1.0))) height=(format!("{h:.1}")) data-clicks=(clicks) {
+                    width=(format!("{:.2}", (bw - 1.0).max(3.0))) height=(format!("{h:.1}")) data-clicks=(clicks) {
                     title { (when(*t, r.bucket)) ": " (clicks) " clicks, " (visitors) " visitors" }
                 }
             }

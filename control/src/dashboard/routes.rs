@@ -22,7 +22,10 @@ pub fn routes() -> Router<AppState> {
             "/forgot-password",
             get(tokens::forgot_page).post(tokens::forgot),
         )
-        .route("/reset-password", get(tokens::reset_page).post(tokens::reset))
+        .route(
+            "/reset-password",
+            get(tokens::reset_page).post(tokens::reset),
+        )
         .route("/assets/{hash}/{name}", get(assets::serve))
         .route("/o/{org}", get(overview::page))
         .route("/o/{org}/links", get(links::list_page).post(links::create))

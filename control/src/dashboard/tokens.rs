@@ -4,7 +4,9 @@
 //! it into the form. The writes are the API's own functions.
 
 use crate::accounts::invitations::{Accept, accept_invitation};
-use crate::accounts::reset::{RESET_REQUESTED, ResetConfirm, ResetRequest, confirm_reset, request_reset};
+use crate::accounts::reset::{
+    RESET_REQUESTED, ResetConfirm, ResetRequest, confirm_reset, request_reset,
+};
 use crate::dashboard::error::PageResult;
 use crate::dashboard::form::{FormError, PageForm, form_level, text_field};
 use crate::dashboard::layout::{bare_page, respond};
@@ -36,10 +38,13 @@ fn card(title: &str, body: Markup) -> Markup {
 fn done(title: &str, message: &str) -> Response {
     respond(
         StatusCode::OK,
-        card(title, html! {
-            p.notice #done role="status" { (message) }
-            p { a.button href="/signin" { "Sign in" } }
-        }),
+        card(
+            title,
+            html! {
+                p.notice #done role="status" { (message) }
+                p { a.button href="/signin" { "Sign in" } }
+            },
+        ),
     )
 }
 
@@ -50,21 +55,30 @@ fn form_error(e: ApiError) -> Result<(StatusCode, FormError), ApiError> {
         ApiError::TokenInvalid { .. }
         | ApiError::TokenUsed { .. }
         | ApiError::TokenExpired { .. }
-        | ApiError::RateLimited { .. } => Ok((e.status_and_code().0, FormError { field: None, message: e.to_string() })),
+        | ApiError::RateLimited { .. } => Ok((
+            e.status_and_code().0,
+            FormError {
+                field: None,
+                message: e.to_string(),
+            },
+        )),
         e if FormError::shows_in_form(&e) => Ok((e.status_and_code().0, FormError::from_api(&e))),
         e => Err(e),
     }
 }
 
 fn invitation_form(error: Option<&FormError>) -> Markup {
-    card("Accept the invitation", html! {
-        (form_level(error, &["password"]))
-        form #accept-form method="post" action="/accept-invitation" {
-            (token_field())
-            (text_field("password", "Choose a password", "password", "", Some("Only if you have no account yet; leave it empty to join with the account you have."), error))
-            button type="submit" { "Join" }
-        }
-    })
+    card(
+        "Accept the invitation",
+        html! {
+            (form_level(error, &["password"]))
+            form #accept-form method="post" action="/accept-invitation" {
+                (token_field())
+                (text_field("password", "Choose a password", "password", "", Some("Only if you have no account yet; leave it empty to join with the account you have."), error))
+                button type="submit" { "Join" }
+            }
+        },
+    )
 }
 
 /// `GET /accept-invitation#token=...`.
@@ -86,7 +100,12 @@ pub async fn accept(
     match accept_invitation(&state, peer, &headers, &req).await {
         Ok(a) => Ok(done(
             "Welcome",
-            &format!("{} is now {} of {}.", a.email, crate::accounts::members::with_article(a.role), a.org),
+            &format!(
+                "{} is now {} of {}.",
+                a.email,
+                crate::accounts::members::with_article(a.role),
+                a.org
+            ),
         )),
         Err(e) => {
             let (status, fe) = form_error(e)?;
@@ -96,14 +115,17 @@ pub async fn accept(
 }
 
 fn reset_form(error: Option<&FormError>) -> Markup {
-    card("Set a new password", html! {
-        (form_level(error, &["password"]))
-        form #reset-form method="post" action="/reset-password" {
-            (token_field())
-            (text_field("password", "New password", "password", "", Some("Setting it signs you out everywhere."), error))
-            button type="submit" { "Set password" }
-        }
-    })
+    card(
+        "Set a new password",
+        html! {
+            (form_level(error, &["password"]))
+            form #reset-form method="post" action="/reset-password" {
+                (token_field())
+                (text_field("password", "New password", "password", "", Some("Setting it signs you out everywhere."), error))
+                button type="submit" { "Set password" }
+            }
+        },
+    )
 }
 
 /// `GET /reset-password#token=...`.
@@ -123,7 +145,10 @@ pub async fn reset(
         password: f.password,
     };
     match confirm_reset(&state, peer, &headers, &req).await {
-        Ok(_) => Ok(done("Password set", "Your new password is set; every session you had has ended.")),
+        Ok(_) => Ok(done(
+            "Password set",
+            "Your new password is set; every session you had has ended.",
+        )),
         Err(e) => {
             let (status, fe) = form_error(e)?;
             Ok(respond(status, reset_form(Some(&fe))))
@@ -132,13 +157,16 @@ pub async fn reset(
 }
 
 fn forgot_form(email: &str, error: Option<&FormError>) -> Markup {
-    card("Forgot your password?", html! {
-        (form_level(error, &["email"]))
-        form #forgot-form method="post" action="/forgot-password" {
-            (text_field("email", "E-mail", "email", email, Some("We mail a link to set a new one, valid for an hour."), error))
-            button type="submit" { "Send the link" }
-        }
-    })
+    card(
+        "Forgot your password?",
+        html! {
+            (form_level(error, &["email"]))
+            form #forgot-form method="post" action="/forgot-password" {
+                (text_field("email", "E-mail", "email", email, Some("We mail a link to set a new one, valid for an hour."), error))
+                button type="submit" { "Send the link" }
+            }
+        },
+    )
 }
 
 /// `GET /forgot-password`.
@@ -153,9 +181,14 @@ pub async fn forgot(
     headers: HeaderMap,
     PageForm(f): PageForm<TokenForm>,
 ) -> PageResult<Response> {
-    let req = ResetRequest { email: f.email.trim().to_owned() };
+    let req = ResetRequest {
+        email: f.email.trim().to_owned(),
+    };
     match request_reset(&state, peer, &headers, &req).await {
-        Ok(()) => Ok(done("Check your mail", &format!("{}.", capitalized(RESET_REQUESTED)))),
+        Ok(()) => Ok(done(
+            "Check your mail",
+            &format!("{}.", capitalized(RESET_REQUESTED)),
+        )),
         Err(e) => {
             let (status, fe) = form_error(e)?;
             Ok(respond(status, forgot_form(&f.email, Some(&fe))))
@@ -165,5 +198,7 @@ pub async fn forgot(
 
 fn capitalized(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
