@@ -39,12 +39,12 @@ trap cleanup EXIT
 psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $db"
 
 "$BIN" serve --listen "127.0.0.1:$port" --public-url "$base" --database-url "$url" \
-  --snapshot-dir "$work/snapshots" --snapshot-interval-secs 86400 \
+  --snapshot-dir "$work/snapshots" \
   --rate-per-ip 100000 --burst-per-ip 100000 --rate-per-key 100000 --burst-per-key 100000 \
   >"$work/control.out" 2>"$work/control.log" &
 pid=$!
 for _ in $(seq 1 300); do grep -q '"event":"ready"' "$work/control.out" && break; sleep 0.1; done
-grep -q '"event":"ready"' "$work/control.out" || { tail "$work/control.log" >&2; exit 1; }
+grep -q '"event":"ready"' "$work/control.out" || { grep -v "^ " "$work/control.log" | tail -5 >&2; exit 1; }
 
 printf 'bench password 1234\n' >"$work/password"
 "$BIN" users create --email bench@example.com --org bench --role owner \

@@ -395,14 +395,14 @@ pub async fn top_links(
     limit: u64,
 ) -> ApiResult<Vec<(String, u64, u64)>> {
     let r = range(q)?;
-    let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM links WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_all(&state.db)
-        .await?;
     let ch = state
         .clickhouse
         .as_ref()
         .ok_or(ApiError::Unavailable("ClickHouse"))?;
+    let codes: Vec<String> = sqlx::query_scalar("SELECT code FROM links WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_all(&state.db)
+        .await?;
     if codes.is_empty() {
         return Ok(Vec::new());
     }

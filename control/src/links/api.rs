@@ -508,26 +508,62 @@ pub async fn list_links(
     if let Some(text) = &q.q {
         crate::text::check("q", text, input::MAX_QUERY_LEN)?;
     }
-    let sql = format!(
-        "SELECT {LINK_COLUMNS} FROM links
-          WHERE org_id = $1 AND deleted_at IS NULL
-            AND ($2::bigint IS NULL OR id < $2)
-            AND ($3::text IS NULL OR $3 = ANY(tags))
-            AND ($4::bool IS NULL OR disabled = $4)
-            AND ($5::timestamptz IS NULL OR created_at >= $5)
-            AND ($6::timestamptz IS NULL OR created_at < $6)
-            AND ($7::text IS NULL OR target ILIKE $7 OR title ILIKE $7)
-          ORDER BY id DESC LIMIT $8"
-    );
-    let mut rows: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(org_id)
-        .bind(after_id)
-        .bind(&q.tag)
-        .bind(q.disabled)
-        .bind(q.created_after)
-        .bind(q.created_before)
-        .bind(q.q.as_deref().map(like_pattern))
+    // Only the filters given are in the statement (values stay bound), so
+    // each shape gets a plan that can use its index: `links_org_live` for
+    // the order, the GIN indexes for a tag (`@>`) and for `q` (trigrams,
+    // migration 0006). A generic plan of `($n IS NULL OR ...)` could not.
+    let mut sql =
+        format!("SELECT {LINK_COLUMNS} FROM links WHERE org_id = $1 AND deleted_at IS NULL");
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if after_id.is_some() {
+        sql += &format!(" AND id < ${}", next());
+    }
+    if q.tag.is_some() {
+        sql += &format!(" AND tags @> ARRAY[${}::text]", next());
+    }
+    if q.disabled.is_some() {
+        sql += &format!(" AND disabled = ${}", next());
+    }
+    if q.created_after.is_some() {
+        sql += &format!(" AND created_at >= ${}", next());
+    }
+    if q.created_before.is_some() {
+        sql += &format!(" AND created_at < ${}", next());
+    }
+    if q.q.is_some() {
+        let i = next();
+        sql += &format!(" AND (target ILIKE ${i} OR title ILIKE ${i})");
+    }
+    sql += &format!(" ORDER BY id DESC LIMIT ${}", next());
+    let mut query = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(sql)).bind(org_id);
+    if let Some(id) = after_id {
+        query = query.bind(id);
+    }
+    if let Some(tag) = &q.tag {
+        query = query.bind(tag);
+    }
+    if let Some(d) = q.disabled {
+        query = query.bind(d);
+    }
+    if let Some(t) = q.created_after {
+        query = query.bind(t);
+    }
+    if let Some(t) = q.created_before {
+        query = query.bind(t);
+    }
+    if let Some(text) = &q.q {
+        query = query.bind(like_pattern(text));
+    }
+    // A search is planned with its text each time (an unnamed statement):
+    // a cached generic plan cannot tell a rare text, for which the trigram
+    // index wins, from a common one, for which walking ids does.
+    let mut rows: Vec<LinkRow> = query
         .bind(limit + 1)
+        .persistent(q.q.is_none())
         .fetch_all(&state.db)
         .await?;
     let next_cursor = if rows.len() as i64 > limit {
