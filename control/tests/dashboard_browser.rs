@@ -142,8 +142,46 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
-async fn path(c: &Client) -> String {
-    c.current_url().await.unwrap().path().to_owned()
+/// Waits until the page is at `want` (a form's answer may land after the click returns).
+async fn wait_path(c: &Client, want: &str) {
+    testkit::wait_for_ok(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let got = c
+                .current_url()
+                .await
+                .map_err(|e| e.to_string())?
+                .path()
+                .to_owned();
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("at {got}, want {want}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until an element `css` exists and its text contains `needle`; its text.
+async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
+    testkit::wait_for_ok(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let e = c.find(Locator::Css(css)).await.map_err(|e| e.to_string())?;
+            let t = e.text().await.map_err(|e| e.to_string())?;
+            if t.contains(needle) {
+                Ok(t)
+            } else {
+                Err(format!("{css}: {t:?} lacks {needle:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap()
 }
 
 async fn exists(c: &Client, css: &str) -> bool {
@@ -202,14 +240,14 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     // Not signed in: to the sign-in page. A wrong password says so and
     // keeps the address.
     c.goto(&format!("{base}/o/{org}/links")).await.unwrap();
-    assert_eq!(path(c).await, "/signin");
+    wait_path(c, "/signin").await;
     sign_in(c, base, "owner@acme.example", "wrong password").await;
-    assert!(text(c, "#signin-error").await.contains("wrong"));
+    wait_text(c, "#signin-error", "wrong").await;
     assert_eq!(value(c, "#email").await, "owner@acme.example");
-    assert_eq!(path(c).await, "/signin");
+    wait_path(c, "/signin").await;
 
     sign_in(c, base, "owner@acme.example", PASSWORD).await;
-    assert_eq!(path(c).await, format!("/o/{org}"));
+    wait_path(c, &format!("/o/{org}")).await;
     assert!(text(c, "#who").await.contains("owner@acme.example"));
 
     // Create: an error lands beside its field, and nothing typed is lost.
@@ -219,25 +257,26 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     fill(c, "#title", "Docs").await;
     fill(c, "#tags", "alpha, beta").await;
     click(c, "#save").await;
-    assert!(!text(c, "#target-error").await.is_empty());
+    wait_text(c, "#target-error", "target").await;
     assert_eq!(value(c, "#target").await, "not a url");
     assert_eq!(value(c, "#custom_alias").await, "docs1");
     assert_eq!(value(c, "#title").await, "Docs");
     assert_eq!(value(c, "#tags").await, "alpha, beta");
     fill(c, "#target", "https://example.com/docs").await;
     click(c, "#save").await;
-    assert_eq!(path(c).await, format!("/o/{org}/links/docs1"));
+    wait_path(c, &format!("/o/{org}/links/docs1")).await;
     assert_eq!(text(c, "#target").await, "https://example.com/docs");
     assert!(exists(c, "#qr").await);
 
     // Edit: the form holds the stored values; the change shows.
     click(c, "#edit-link").await;
+    wait_path(c, &format!("/o/{org}/links/docs1/edit")).await;
     assert_eq!(value(c, "#title").await, "Docs");
     fill(c, "#title", "Docs v2").await;
     click(c, "#disabled").await;
     click(c, "#save").await;
-    assert_eq!(path(c).await, format!("/o/{org}/links/docs1"));
-    assert_eq!(text(c, "#link-title").await, "Docs v2");
+    wait_path(c, &format!("/o/{org}/links/docs1")).await;
+    wait_text(c, "#link-title", "Docs v2").await;
     assert!(text(c, "#state").await.contains("disabled"));
 
     // A second link, then the list, its search as one types, and a tag.
@@ -245,7 +284,7 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     fill(c, "#target", "https://other.example.org/").await;
     fill(c, "#custom_alias", "other1").await;
     click(c, "#save").await;
-    assert_eq!(path(c).await, format!("/o/{org}/links/other1"));
+    wait_path(c, &format!("/o/{org}/links/other1")).await;
     c.goto(&format!("{base}/o/{org}/links")).await.unwrap();
     wait_for_codes(c, &["other1", "docs1"]).await;
     c.find(Locator::Css("#q"))
@@ -264,7 +303,7 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     c.goto(&format!("{base}/o/{org}/keys")).await.unwrap();
     fill(c, "#name", "ci").await;
     click(c, "#create-key").await;
-    let secret = text(c, "#secret").await;
+    let secret = wait_text(c, "#secret", "sk_").await;
     assert!(secret.starts_with("sk_"), "{secret}");
     let http = reqwest::Client::new();
     let links = |key: String| {
@@ -288,11 +327,7 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     );
     let prefix = &secret[..11];
     click(c, &format!("tr[data-prefix='{prefix}'] button")).await;
-    assert!(
-        text(c, &format!("tr[data-prefix='{prefix}']"))
-            .await
-            .contains("revoked")
-    );
+    wait_text(c, &format!("tr[data-prefix='{prefix}']"), "revoked").await;
     assert_eq!(links(secret).await, 401);
 
     // An invitation: sent from the members page; its link (in control's
@@ -301,18 +336,13 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     c.goto(&format!("{base}/o/{org}/members")).await.unwrap();
     fill(c, "#email", "new@acme.example").await;
     click(c, "#invite-form button").await;
-    assert!(
-        c.source()
-            .await
-            .unwrap()
-            .contains("Invited new@acme.example")
-    );
+    wait_text(c, "#notice", "Invited new@acme.example").await;
 
     // Sign out: the pages send one to sign in again.
     click(c, "#sign-out").await;
-    assert_eq!(path(c).await, "/signin");
+    wait_path(c, "/signin").await;
     c.goto(&format!("{base}/o/{org}/links")).await.unwrap();
-    assert_eq!(path(c).await, "/signin");
+    wait_path(c, "/signin").await;
 
     let link = testkit::wait_for_some(
         Duration::from_secs(10),
@@ -328,9 +358,9 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     c.goto(&format!("{base}{link}")).await.unwrap();
     fill(c, "#password", "a brand new password").await;
     click(c, "#accept-form button").await;
-    assert!(text(c, "#done").await.contains("is now a viewer of acme"));
+    wait_text(c, "#done", "is now a viewer of acme").await;
     sign_in(c, base, "new@acme.example", "a brand new password").await;
-    assert_eq!(path(c).await, format!("/o/{org}"));
+    wait_path(c, &format!("/o/{org}")).await;
     browser.close().await;
 }
 
@@ -359,7 +389,7 @@ async fn a_viewer_sees_no_edit_controls_and_a_forged_write_is_refused() {
 
     let c = &browser.client;
     sign_in(c, base, "viewer@acme.example", PASSWORD).await;
-    assert_eq!(path(c).await, format!("/o/{org}"));
+    wait_path(c, &format!("/o/{org}")).await;
     c.goto(&format!("{base}/o/{org}/links")).await.unwrap();
     wait_for_codes(c, &["kept1"]).await;
     assert!(!exists(c, "#new-link").await);
@@ -450,6 +480,6 @@ async fn a_viewer_sees_no_edit_controls_and_a_forged_write_is_refused() {
     assert_eq!(r.status(), 404);
 
     click(c, "#sign-out").await;
-    assert_eq!(path(c).await, "/signin");
+    wait_path(c, "/signin").await;
     browser.close().await;
 }

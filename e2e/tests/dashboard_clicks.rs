@@ -37,6 +37,15 @@ async fn text(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Waits until an element `css` is on the page.
+async fn wait_for(c: &Client, css: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"));
+}
+
 /// Saves the page as `<name>.png` when screenshots were asked for.
 async fn shot(c: &Client, name: &str) {
     let Some(dir) = std::env::var_os("DASHBOARD_SCREENSHOTS") else {
@@ -233,16 +242,21 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
     fill(c, "#email", "owner@acme.example").await;
     fill(c, "#password", "not it").await;
     click(c, "form button[type=submit]").await;
+    wait_for(c, "#signin-error").await;
     shot(c, "signin").await;
     fill(c, "#password", PASSWORD).await;
     click(c, "form button[type=submit]").await;
-    let org = c
-        .current_url()
-        .await
-        .unwrap()
-        .path()
-        .trim_start_matches("/o/")
-        .to_owned();
+    // The answer to a form may land after the click returns.
+    let org = testkit::wait_for_some(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let path = c.current_url().await.ok()?.path().to_owned();
+            path.strip_prefix("/o/").map(str::to_owned)
+        },
+    )
+    .await
+    .unwrap();
 
     // The link, made in the browser (first with a mistake, shown beside its field).
     c.goto(&format!("{base}/o/{org}/links/new")).await.unwrap();
@@ -251,9 +265,11 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
     fill(c, "#title", "Launch announcement").await;
     fill(c, "#tags", "blog, launch").await;
     click(c, "#save").await;
+    wait_for(c, "#target-error").await;
     shot(c, "link-form-error").await;
     fill(c, "#target", "https://example.com/blog/launch").await;
     click(c, "#save").await;
+    wait_for(c, "#qr").await;
     assert_eq!(
         c.current_url().await.unwrap().path(),
         format!("/o/{org}/links/launch")
@@ -378,6 +394,7 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
     c.goto(&format!("{base}/o/{org}/keys")).await.unwrap();
     fill(c, "#name", "deploy bot").await;
     click(c, "#create-key").await;
+    wait_for(c, "#secret").await;
     assert!(text(c, "#secret").await.starts_with("sk_"));
     shot(c, "keys").await;
     c.goto(&format!("{base}/o/{org}/audit")).await.unwrap();

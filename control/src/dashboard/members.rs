@@ -48,7 +48,7 @@ fn body(
     let csrf = &page.visitor.user.csrf_token;
     html! {
         h1 { "Members" }
-        @if let Some(n) = notice { div.notice role="status" { (n) } }
+        @if let Some(n) = notice { div.notice #notice role="status" { (n) } }
         (form_level(error, &["email", "role"]))
         table #members {
             thead { tr { th { "E-mail" } th { "Role" } th { "Joined" } th {} } }
