@@ -348,7 +348,7 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
         Duration::from_secs(10),
         Duration::from_millis(50),
         || async {
-            let log = std::fs::read_to_string(&s.control_log()).ok()?;
+            let log = std::fs::read_to_string(s.control_log()).ok()?;
             let at = log.find("/accept-invitation#token=")?;
             Some(log[at..at + "/accept-invitation#token=".len() + 43].to_owned())
         },

@@ -12,6 +12,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 
+/// The most links whose codes the top-links query may name.
+const TOP_LINKS_MAX_CODES: i64 = 10_000;
+
 /// `(live links, disabled links, tagged links, members)`: each an index
 /// scan of the organization's rows.
 type Totals = (i64, i64, i64, i64);
@@ -34,8 +37,14 @@ pub async fn page(
     .bind(org_id)
     .fetch_one(&state.db)
     .await?;
-    // The last 7 days, as `GET /v1/stats/summary` by default.
+    // The last 7 days, as `GET /v1/stats/summary` by default. That query
+    // names every code of the organization (ClickHouse's clicks have no
+    // organization column); past TOP_LINKS_MAX_CODES it would exceed
+    // ClickHouse's query size, so the page says so instead of failing.
     let top = match page.auth.org(Scope::StatsRead) {
+        Ok(_) if links > TOP_LINKS_MAX_CODES => Err(format!(
+            "the most clicked links are listed for organizations of up to {TOP_LINKS_MAX_CODES} links for now"
+        )),
         Ok(_) => match top_links(&state, org_id, &StatsQuery::default(), 10).await {
             Ok(top) => Ok(top),
             Err(e @ ApiError::Unavailable(_)) => Err(e.to_string()),
