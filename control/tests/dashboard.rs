@@ -372,3 +372,65 @@ async fn invitations_and_password_resets_through_the_pages() {
     .await;
     assert_eq!(s, 410);
 }
+
+#[tokio::test]
+async fn deleting_from_the_edit_page_is_an_editors_and_is_gone() {
+    let app = TestApp::start().await;
+    app.user("viewer@acme.example", Some(("acme", Role::Viewer)))
+        .await;
+    app.user("ed@acme.example", Some(("acme", Role::Editor)))
+        .await;
+    let link = app
+        .create(serde_json::json!({ "target": "https://example.com/d", "custom_alias": "dela" }))
+        .await;
+    let org = org_id(&app).await;
+    let viewer = app.login("viewer@acme.example", common::PASSWORD).await;
+    let ed = app.login("ed@acme.example", common::PASSWORD).await;
+    let delete = |s: &common::Session, etag: &str| {
+        http()
+            .post(format!("{}/o/{org}/links/dela/delete", app.base))
+            .header("cookie", &s.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[("csrf", s.csrf.as_str()), ("etag", etag)]))
+            .send()
+    };
+    let etag = format!("\"{}\"", "0.0");
+    assert_eq!(delete(&viewer, "").await.unwrap().status(), 403);
+    assert_eq!(
+        delete(&ed, &etag).await.unwrap().status(),
+        412,
+        "an older version"
+    );
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/v1/links/dela", &app.admin_key)
+        .await;
+    assert_eq!(s, 200, "still there");
+    let page = http()
+        .get(format!("{}/o/{org}/links/dela/edit", app.base))
+        .header("cookie", &ed.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The form carries the version it shows (maud escapes the ETag's quotes).
+    let at = page
+        .find("name=\"etag\" value=\"")
+        .expect("the version in the form")
+        + 19;
+    let current = page[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&quot;", "\"");
+    assert!(current.ends_with(".1\""), "{current}");
+    let r = delete(&ed, &current).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], format!("/o/{org}/links"));
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/v1/links/dela", &app.admin_key)
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(link["version"], 1);
+}

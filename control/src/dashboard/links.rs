@@ -9,7 +9,7 @@ use crate::dashboard::form::{
 };
 use crate::dashboard::layout::{Section, org_page, respond};
 use crate::dashboard::session::{OrgPage, Visitor};
-use crate::links::api::{ListQuery, create_link, fetch, list_links, update_link};
+use crate::links::api::{ListQuery, create_link, delete_link, fetch, list_links, update_link};
 use crate::links::model::LinkRow;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -203,6 +203,17 @@ fn link_form(page: &OrgPage, mode: Mode<'_>, f: &LinkForm, error: Option<&FormEr
                 a.button.secondary href=(format!("{base}/links")) { "Cancel" }
             }
         }
+        @if let Mode::Edit(code) = mode {
+            div.card {
+                h2 { "Delete" }
+                p.muted { "The short link stops working at once; its code is never given out again." }
+                form #delete-form method="post" action=(format!("{base}/links/{code}/delete")) {
+                    input type="hidden" name="csrf" value=(page.visitor.user.csrf_token);
+                    input type="hidden" name="etag" value=(f.etag);
+                    button.danger #delete type="submit" { "Delete " (code) }
+                }
+            }
+        }
     }
 }
 
@@ -325,4 +336,19 @@ pub async fn update(
         }
         Err(e) => Err(PageError::from(e)),
     }
+}
+
+/// `POST /o/{org}/links/{code}/delete`: the API's delete, with the version
+/// the page showed; to the list.
+pub async fn delete(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((org, code)): Path<(String, String)>,
+    PageForm(f): PageForm<LinkForm>,
+) -> PageResult<Response> {
+    visitor.check_csrf(&state, &f.csrf)?;
+    let page = visitor.in_org(&org)?;
+    let etag = non_empty(&f.etag);
+    delete_link(&state, &page.auth, &code, etag.as_deref()).await?;
+    Ok(Redirect::to(&format!("{}/links", page.base())).into_response())
 }

@@ -16,7 +16,7 @@
 //! ([`crate::auth::verify::session_auth`]: the user's role in the
 //! organization the URL names, mapped to scopes) and call the same
 //! functions the API handlers call (`links::api::create_link`,
-//! `update_link`, `list_links`, `keys::create_key`, `revoke_key`,
+//! `update_link`, `delete_link`, `list_links`, `keys::create_key`, `revoke_key`,
 //! `stats::link_report`, `qr::qr_image`, the members and invitations
 //! functions, `audit_log::read`). So the scope and role checks are the
 //! API's, and a viewer's forged write is refused by the same `auth.org`

@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
             get(link_page::page).post(links::update),
         )
         .route("/o/{org}/links/{code}/edit", get(links::edit_page))
+        .route("/o/{org}/links/{code}/delete", post(links::delete))
         .route("/o/{org}/links/{code}/qr.svg", get(link_page::qr_svg))
         .route("/o/{org}/links/{code}/qr.png", get(link_page::qr_png))
         .route("/o/{org}/keys", get(keys::page).post(keys::create))

@@ -216,14 +216,6 @@ pub async fn get(
     ))
 }
 
-/// Fails with 412 when an `If-Match` header is present and names another version.
-fn check_if_match(headers: &HeaderMap, row: &LinkRow) -> ApiResult<()> {
-    let Some(given) = headers.get(header::IF_MATCH) else {
-        return Ok(());
-    };
-    check_version(given.to_str().unwrap_or(""), row)
-}
-
 /// Fails with 412 unless `given` (an `If-Match` value) names the row's
 /// current version.
 fn check_version(given: &str, row: &LinkRow) -> ApiResult<()> {
@@ -379,11 +371,30 @@ pub async fn delete(
     headers: HeaderMap,
     Path(code): Path<String>,
 ) -> ApiResult<StatusCode> {
+    let if_match = match headers.get(header::IF_MATCH) {
+        Some(v) => Some(v.to_str().unwrap_or("")),
+        None => None,
+    };
+    delete_link(&state, &auth, &code, if_match).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the link `code` for `auth` (`links:write`), if `if_match` (an
+/// `If-Match` value) names its version when given: the one way, for the
+/// API and the dashboard.
+pub async fn delete_link(
+    state: &AppState,
+    auth: &Auth,
+    code: &str,
+    if_match: Option<&str>,
+) -> ApiResult<()> {
     let org_id = auth.org(Scope::LinksWrite)?;
-    crate::text::check_code(&code)?;
+    crate::text::check_code(code)?;
     let mut tx = state.db.begin().await?;
-    let mut row = store::lock(&mut tx, Owner::Org(org_id), &code).await?;
-    check_if_match(&headers, &row)?;
+    let mut row = store::lock(&mut tx, Owner::Org(org_id), code).await?;
+    if let Some(given) = if_match {
+        check_version(given, &row)?;
+    }
     row.deleted_at = Some(OffsetDateTime::now_utc());
     let row = store::save(&mut tx, &row).await?;
     audit(
@@ -398,7 +409,7 @@ pub async fn delete(
     store::record_change(&mut tx, row.id).await?;
     tx.commit().await?;
     state.metrics.links_written.inc();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Disables or re-enables a link at once, whatever its ETag. Already in that
