@@ -434,3 +434,30 @@ async fn deleting_from_the_edit_page_is_an_editors_and_is_gone() {
     assert_eq!(s, 404);
     assert_eq!(link["version"], 1);
 }
+
+#[tokio::test]
+async fn dashboard_pages_are_counted_by_their_route() {
+    let app = TestApp::start().await;
+    let r = http()
+        .get(format!("{}/signin", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = testkit::prometheus::parse(
+        &http()
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let n = testkit::prometheus::sum(
+        &metrics,
+        "control_http_requests_total",
+        &["route=\"/signin\""],
+    );
+    assert_eq!(n, 1.0, "{metrics:?}");
+}

@@ -9,6 +9,32 @@ use axum::Router;
 use axum::middleware::from_fn;
 use axum::routing::{get, post};
 
+/// Every path template below, for the request metrics' route label.
+pub const PATHS: &[&str] = &[
+    "/",
+    "/signin",
+    "/signout",
+    "/accept-invitation",
+    "/forgot-password",
+    "/reset-password",
+    "/assets/{hash}/{name}",
+    "/o/{org}",
+    "/o/{org}/links",
+    "/o/{org}/links/new",
+    "/o/{org}/links/{code}",
+    "/o/{org}/links/{code}/edit",
+    "/o/{org}/links/{code}/delete",
+    "/o/{org}/links/{code}/qr.svg",
+    "/o/{org}/links/{code}/qr.png",
+    "/o/{org}/keys",
+    "/o/{org}/keys/{id}/revoke",
+    "/o/{org}/members",
+    "/o/{org}/members/invite",
+    "/o/{org}/members/{user_id}/role",
+    "/o/{org}/members/{user_id}/remove",
+    "/o/{org}/audit",
+];
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(signin::root))
