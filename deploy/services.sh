@@ -4,6 +4,7 @@
 #   PostgreSQL 15   127.0.0.1:5432   trust auth for local TCP
 #   NATS+JetStream  127.0.0.1:4222
 #   ClickHouse      127.0.0.1:8123 (HTTP), 127.0.0.1:9000 (native TCP)
+#   chromium, chromium-driver  (installed only: the dashboard's browser tests drive them)
 #
 # and installs (never starts) Debian's pebble: the test ACME CA the certificate
 # tests (testkit::Pebble) and deploy/up.sh's https demo run on ports of their own.
@@ -352,6 +353,8 @@ case "${1:-up}" in
     up_postgres
     up_nats
     up_clickhouse
+    # The dashboard's browser tests (testkit::Browser) drive Debian's headless Chromium.
+    apt_install chromium chromium-driver
     ;;
   stop|stop-clickhouse) stop_clickhouse ;;
   status) status ;;

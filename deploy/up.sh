@@ -196,6 +196,7 @@ start control '"event":"ready"' "$BIN/control" serve \
   --links-signing-key "$KEYS/links-signing.pem" \
   --clickhouse "$CLICKHOUSE_URL" --short-base "http://$ENGINE_LISTEN" \
   --default-domain sho.rt --verify-resolve "$DEMO_DOMAIN=$ENGINE_LISTEN" \
+  --public-url "http://$CONTROL_LISTEN" \
   --engine-admin "$ENGINE_ADMIN" --snapshot-dir "$STACK_DIR/snapshots" "${control_https[@]}"
 start engine '"event":"ready"' "$BIN/engine" serve \
   --listen "$ENGINE_LISTEN" --admin "$ENGINE_ADMIN" --state-dir "$STACK_DIR/engine" \
@@ -252,9 +253,22 @@ if [ "$https_demo" = 1 ]; then
   esac
 fi
 
+echo "== demo user (the dashboard's sign-in)"
+# Owner of the demo organization; the password is random, kept 0600 in the stack dir.
+DEMO_EMAIL=demo@example.com
+if [ ! -s "$STACK_DIR/demo-password" ]; then
+  ( umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=\n' >"$STACK_DIR/demo-password" )
+fi
+chmod 600 "$STACK_DIR/demo-password"
+if ! psql -h 127.0.0.1 -U postgres -d "$DATABASE" -tAc "SELECT 1 FROM users WHERE lower(email) = '$DEMO_EMAIL'" | grep -q 1; then
+  "$BIN/control" users create --email "$DEMO_EMAIL" --org demo --role owner \
+    --password-file "$STACK_DIR/demo-password" --database-url "$DATABASE_URL" >/dev/null
+fi
+
 cat <<EOF
 
 The stack is up.
+  dashboard http://$CONTROL_LISTEN/   sign in as $DEMO_EMAIL, password in $STACK_DIR/demo-password (0600)
   engine    http://$ENGINE_LISTEN   (admin http://$ENGINE_ADMIN/metrics)
   control   http://$CONTROL_LISTEN  (OpenAPI http://$CONTROL_LISTEN/openapi.json)
   analytics metrics http://$ANALYTICS_METRICS/metrics

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 /// Most entries a page holds.
 pub const MAX_LIMIT: i64 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub limit: Option<i64>,
@@ -124,6 +124,12 @@ pub async fn list(
     auth: Auth,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<axum::Json<AuditPage>> {
+    Ok(axum::Json(read(&state, &auth, &q).await?))
+}
+
+/// One page of the audit log `auth` may read (the module doc's rules):
+/// the one reader, for the API and the dashboard.
+pub async fn read(state: &AppState, auth: &Auth, q: &AuditQuery) -> ApiResult<AuditPage> {
     let org_id = match auth.principal {
         Principal::Operator => q.org,
         _ => {
@@ -215,10 +221,10 @@ pub async fn list(
             }
         })
         .collect();
-    Ok(axum::Json(AuditPage {
+    Ok(AuditPage {
         entries,
         next_cursor,
-    }))
+    })
 }
 
 #[cfg(test)]

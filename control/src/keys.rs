@@ -197,11 +197,13 @@ pub async fn revoke_by_prefix(db: &PgPool, prefix: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    auth: Auth,
-    Json(req): Json<CreateKey>,
-) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
+/// Makes a key in `auth`'s organization (`admin`); returns it and the
+/// secret, shown once. The one way (the API and the dashboard).
+pub async fn create_key(
+    state: &AppState,
+    auth: &Auth,
+    req: &CreateKey,
+) -> ApiResult<(KeyInfo, String)> {
     let org_id = auth.org(Scope::Admin)?;
     let mut tx = state.db.begin().await?;
     let (info, secret) = insert_key(
@@ -224,31 +226,23 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "key": info, "secret": secret })),
-    ))
+    Ok((info, secret))
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+/// The keys of `auth`'s organization (`admin`), revoked ones included.
+pub async fn list_keys(state: &AppState, auth: &Auth) -> ApiResult<Vec<KeyInfo>> {
     let org_id = auth.org(Scope::Admin)?;
-    let keys: Vec<KeyInfo> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY id"
     )))
     .bind(org_id)
     .fetch_all(&state.db)
-    .await?;
-    Ok(axum::Json(json!({ "keys": keys })))
+    .await?)
 }
 
-pub async fn revoke(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<i64>,
-) -> ApiResult<StatusCode> {
+/// Revokes a key of `auth`'s organization (`admin`); revoking a revoked
+/// key changes nothing but is audited again.
+pub async fn revoke_key(state: &AppState, auth: &Auth, id: i64) -> ApiResult<()> {
     let org_id = auth.org(Scope::Admin)?;
     let mut tx = state.db.begin().await?;
     let prefix: Option<String> = sqlx::query_scalar(
@@ -270,5 +264,34 @@ pub async fn revoke(
     )
     .await?;
     tx.commit().await?;
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(req): Json<CreateKey>,
+) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
+    let (info, secret) = create_key(&state, &auth, &req).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "key": info, "secret": secret })),
+    ))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let keys = list_keys(&state, &auth).await?;
+    Ok(axum::Json(json!({ "keys": keys })))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    revoke_key(&state, &auth, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

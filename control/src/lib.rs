@@ -81,6 +81,8 @@
 //!   account, HTTP-01 answers through the outbox and the engines, the
 //!   renewal task, pushes to the engines' `PUT /certs/NAME`, keys sealed at
 //!   rest.
+//! - [`dashboard`]: the web dashboard at `/` (server-rendered pages over
+//!   the same functions the API handlers call).
 //!
 //! Modules depend one way: handlers on [`state`] and below, [`router`] on
 //! handlers, [`server`] on [`router`]; no cycle.
@@ -117,3 +119,6 @@ pub mod text;
 pub mod accounts;
 pub mod audit_log;
 pub mod cors;
+
+// The web dashboard.
+pub mod dashboard;

@@ -30,7 +30,8 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The route label: a route template the router serves, else `unmatched`.
+/// The route label: a route template the router serves (the API's or the
+/// dashboard's), else `unmatched`.
 fn route_label(request: &Request) -> &'static str {
     let Some(path) = request.extensions().get::<MatchedPath>() else {
         return "unmatched";
@@ -38,6 +39,7 @@ fn route_label(request: &Request) -> &'static str {
     crate::openapi::ROUTES
         .iter()
         .map(|r| r.path)
+        .chain(crate::dashboard::routes::PATHS.iter().copied())
         .find(|p| *p == path.as_str())
         .unwrap_or("unmatched")
 }

@@ -56,6 +56,36 @@ pub fn render_svg(code: &QrCode, size: u32) -> String {
         .build()
 }
 
+/// The QR code of a live link of `org_id` as `format` (`svg` or `png`),
+/// `size` pixels wide: the body and its content type. The one renderer,
+/// for the API and the dashboard's downloads.
+pub async fn qr_image(
+    state: &AppState,
+    org_id: i64,
+    domain: Option<&str>,
+    code: &str,
+    format: &str,
+    size: u32,
+) -> ApiResult<(Vec<u8>, &'static str)> {
+    if !(64..=2048).contains(&size) {
+        return Err(ApiError::invalid_field("size", "must be 64 to 2048 pixels"));
+    }
+    if !matches!(format, "svg" | "png") {
+        return Err(ApiError::invalid_field(
+            "format",
+            format!("{format:?} is not svg or png"),
+        ));
+    }
+    let row = crate::links::api::fetch_in(state, org_id, domain, code).await?;
+    let url = row.to_json(state.short_base()).short_url;
+    let qr = QrCode::new(url.as_bytes()).map_err(|e| anyhow::anyhow!("QR encoding: {e}"))?;
+    Ok(if format == "png" {
+        (render_png(&qr, size)?, "image/png")
+    } else {
+        (render_svg(&qr, size).into_bytes(), "image/svg+xml")
+    })
+}
+
 pub async fn qr(
     State(state): State<AppState>,
     auth: Auth,
@@ -63,25 +93,15 @@ pub async fn qr(
     Query(q): Query<QrQuery>,
 ) -> ApiResult<Response> {
     let org_id = auth.org(Scope::LinksRead)?;
-    let size = q.size.unwrap_or(256);
-    if !(64..=2048).contains(&size) {
-        return Err(ApiError::invalid_field("size", "must be 64 to 2048 pixels"));
-    }
-    let format = q.format.as_deref().unwrap_or("svg");
-    if !matches!(format, "svg" | "png") {
-        return Err(ApiError::invalid_field(
-            "format",
-            format!("{format:?} is not svg or png"),
-        ));
-    }
-    let row = crate::links::api::fetch_in(&state, org_id, q.domain.as_deref(), &code).await?;
-    let url = row.to_json(state.short_base()).short_url;
-    let qr = QrCode::new(url.as_bytes()).map_err(|e| anyhow::anyhow!("QR encoding: {e}"))?;
-    let (body, content_type) = if format == "png" {
-        (render_png(&qr, size)?, "image/png")
-    } else {
-        (render_svg(&qr, size).into_bytes(), "image/svg+xml")
-    };
+    let (body, content_type) = qr_image(
+        &state,
+        org_id,
+        q.domain.as_deref(),
+        &code,
+        q.format.as_deref().unwrap_or("svg"),
+        q.size.unwrap_or(256),
+    )
+    .await?;
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{accounts, acme, audit_log, cors};
+use crate::{accounts, acme, audit_log, cors, dashboard};
 use crate::{admin, domains, health, keys, links, middleware, qr, stats};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     let v1 = v1.merge(accounts_routes());
     let app = Router::new()
         .nest("/v1", v1)
+        .merge(dashboard::routes::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -25,7 +25,7 @@ const MAX_BUCKETS: i64 = 10_000;
 /// Most values listed per dimension, and most links in a summary.
 const MAX_ROWS: u64 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -198,22 +198,45 @@ fn csv_response(name: &str, rows: Vec<Vec<String>>) -> ApiResult<Response> {
     Ok(resp)
 }
 
-/// `GET /v1/links/{code}/stats`.
-pub async fn link_stats(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(code): Path<String>,
-    Query(q): Query<StatsQuery>,
-) -> ApiResult<Response> {
-    let org_id = auth.org(Scope::StatsRead)?;
-    crate::text::check_code(&code)?;
-    let r = range(&q)?;
-    let (bucket_name, bucket_fn, _) = bucket(&q, &r)?;
-    let dims = dimensions(&q)?;
-    let csv = wants_csv(&q)?;
+/// One value of a breakdown: `(value, clicks, visitors)`.
+pub type ValueCount = (String, u64, u64);
+
+/// One link's clicks over a range: what `GET /v1/links/{code}/stats` and
+/// the dashboard's link page show.
+#[derive(Debug)]
+pub struct LinkReport {
+    /// `minute`, `hour` or `day`.
+    pub bucket: &'static str,
+    /// The bucket's width, seconds.
+    pub bucket_secs: i64,
+    /// Unix seconds, `from` inclusive, `to` exclusive.
+    pub from: i64,
+    pub to: i64,
+    pub total_clicks: u64,
+    pub total_visitors: u64,
+    /// `(bucket start, clicks, visitors)`, buckets without clicks left out.
+    pub series: Vec<(i64, u64, u64)>,
+    /// Per asked dimension: `(value, clicks, visitors)`, most clicks first.
+    pub breakdown: Vec<(&'static str, Vec<ValueCount>)>,
+}
+
+/// The one stats query of a link, for `org_id` (the caller's checked
+/// `stats:read`): the range, bucket and dimensions checked as the API
+/// documents, 404 for a link that is not a live link of the organization,
+/// 503 without ClickHouse.
+pub async fn link_report(
+    state: &AppState,
+    org_id: i64,
+    code: &str,
+    q: &StatsQuery,
+) -> ApiResult<LinkReport> {
+    crate::text::check_code(code)?;
+    let r = range(q)?;
+    let (bucket_name, bucket_fn, bucket_secs) = bucket(q, &r)?;
+    let dims = dimensions(q)?;
     // The link must be a live link of the caller's organization: a deleted
     // link is gone (404), as it is for every other link route.
-    let link = crate::links::api::fetch_in(&state, org_id, q.domain.as_deref(), &code).await?;
+    let link = crate::links::api::fetch_in(state, org_id, q.domain.as_deref(), code).await?;
     // Clicks carry the name of the domain they were served under; the
     // default domain's may also carry none (before domains, or unnamed).
     let mut domains = vec![link.domain.clone()];
@@ -231,7 +254,7 @@ pub async fn link_stats(
             "SELECT toUInt32({bucket_fn}(ts, 'UTC')) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
                FROM clicks WHERE code = ? AND has(?, domain) AND {where_} GROUP BY t ORDER BY t"
         ))
-        .bind(&code)
+        .bind(code)
         .bind(&domains)
         .bind(r.from)
         .bind(r.to)
@@ -243,7 +266,7 @@ pub async fn link_stats(
             "SELECT toUInt32(0) AS t, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
                FROM clicks WHERE code = ? AND has(?, domain) AND {where_}"
         ))
-        .bind(&code)
+        .bind(code)
         .bind(&domains)
         .bind(r.from)
         .bind(r.to)
@@ -258,17 +281,56 @@ pub async fn link_stats(
                    FROM clicks WHERE code = ? AND has(?, domain) AND {where_}
                   GROUP BY value ORDER BY clicks DESC, value LIMIT {MAX_ROWS}"
             ))
-            .bind(&code)
+            .bind(code)
             .bind(&domains)
             .bind(r.from)
             .bind(r.to)
             .fetch_all()
             .await
             .map_err(ch_error)?;
-        breakdown.push((*name, rows));
+        breakdown.push((
+            *name,
+            rows.into_iter()
+                .map(|v| (v.value, v.clicks, v.visitors))
+                .collect(),
+        ));
     }
     let (total_clicks, total_visitors) = totals.first().map_or((0, 0), |t| (t.clicks, t.visitors));
+    Ok(LinkReport {
+        bucket: bucket_name,
+        bucket_secs,
+        from: r.from,
+        to: r.to,
+        total_clicks,
+        total_visitors,
+        series: series
+            .into_iter()
+            .map(|b| (b.t as i64, b.clicks, b.visitors))
+            .collect(),
+        breakdown,
+    })
+}
 
+/// `GET /v1/links/{code}/stats`.
+pub async fn link_stats(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(code): Path<String>,
+    Query(q): Query<StatsQuery>,
+) -> ApiResult<Response> {
+    let org_id = auth.org(Scope::StatsRead)?;
+    crate::text::check_code(&code)?;
+    let csv = wants_csv(&q)?;
+    let LinkReport {
+        bucket: bucket_name,
+        from,
+        to,
+        total_clicks,
+        total_visitors,
+        series,
+        breakdown,
+        ..
+    } = link_report(&state, org_id, &code, &q).await?;
     if csv {
         let mut rows = vec![vec![
             "kind".to_string(),
@@ -282,21 +344,21 @@ pub async fn link_stats(
             total_clicks.to_string(),
             total_visitors.to_string(),
         ]);
-        for b in &series {
+        for (t, clicks, visitors) in &series {
             rows.push(vec![
                 bucket_name.into(),
-                rfc3339(b.t as i64),
-                b.clicks.to_string(),
-                b.visitors.to_string(),
+                rfc3339(*t),
+                clicks.to_string(),
+                visitors.to_string(),
             ]);
         }
         for (name, values) in &breakdown {
-            for v in values {
+            for (value, clicks, visitors) in values {
                 rows.push(vec![
                     (*name).into(),
-                    v.value.clone(),
-                    v.clicks.to_string(),
-                    v.visitors.to_string(),
+                    value.clone(),
+                    clicks.to_string(),
+                    visitors.to_string(),
                 ]);
             }
         }
@@ -304,20 +366,20 @@ pub async fn link_stats(
     }
     let series: Vec<_> = series
         .iter()
-        .map(|b| json!({ "t": rfc3339(b.t as i64), "clicks": b.clicks, "unique_visitors": b.visitors }))
+        .map(|(t, clicks, visitors)| json!({ "t": rfc3339(*t), "clicks": clicks, "unique_visitors": visitors }))
         .collect();
     let mut dims_json = serde_json::Map::new();
     for (name, values) in breakdown {
         let list: Vec<_> = values
             .iter()
-            .map(|v| json!({ "value": v.value, "clicks": v.clicks, "unique_visitors": v.visitors }))
+            .map(|(value, clicks, visitors)| json!({ "value": value, "clicks": clicks, "unique_visitors": visitors }))
             .collect();
         dims_json.insert(name.to_owned(), json!(list));
     }
     Ok(axum::Json(json!({
         "code": code,
-        "from": rfc3339(r.from),
-        "to": rfc3339(r.to),
+        "from": rfc3339(from),
+        "to": rfc3339(to),
         "bucket": bucket_name,
         "include_bots": q.include_bots,
         "totals": { "clicks": total_clicks, "unique_visitors": total_visitors },
@@ -325,6 +387,54 @@ pub async fn link_stats(
         "dimensions": dims_json,
     }))
     .into_response())
+}
+
+/// The organization's `limit` most clicked links over `q`'s range:
+/// `(code, clicks, visitors)`. The one query behind `GET /v1/stats/summary`
+/// and the dashboard's overview.
+pub async fn top_links(
+    state: &AppState,
+    org_id: i64,
+    q: &StatsQuery,
+    limit: u64,
+) -> ApiResult<Vec<(String, u64, u64)>> {
+    let r = range(q)?;
+    let ch = state
+        .clickhouse
+        .as_ref()
+        .ok_or(ApiError::Unavailable("ClickHouse"))?;
+    // "<domain>/<code>" of every link of the organization: codes are unique
+    // per domain only. The default domain's clicks may carry no name (before
+    // domains, or unnamed), so its links are listed both ways.
+    let codes: Vec<String> = sqlx::query_scalar(
+        "SELECT d.name || '/' || l.code FROM links l JOIN domains d ON d.id = l.domain_id
+          WHERE l.org_id = $1
+         UNION ALL
+         SELECT '/' || l.code FROM links l WHERE l.org_id = $1 AND l.domain_id = 0",
+    )
+    .bind(org_id)
+    .fetch_all(&state.db)
+    .await?;
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let top: Vec<ValueRow> = ch
+        .query(&format!(
+            "SELECT code AS value, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
+               FROM clicks WHERE has(?, concat(domain, '/', code)) AND {}
+              GROUP BY value ORDER BY clicks DESC, value LIMIT {limit}",
+            filter(q.include_bots)
+        ))
+        .bind(codes)
+        .bind(r.from)
+        .bind(r.to)
+        .fetch_all()
+        .await
+        .map_err(ch_error)?;
+    Ok(top
+        .into_iter()
+        .map(|v| (v.value, v.clicks, v.visitors))
+        .collect())
 }
 
 /// `GET /v1/stats/summary`: the organization's top links over a range.
@@ -348,56 +458,21 @@ pub async fn summary(
             "summary takes from, to, limit, include_bots and format",
         ));
     }
-    // "<domain>/<code>" of every link of the organization: codes are unique
-    // per domain only. The default domain's clicks may carry no name (before
-    // domains, or unnamed), so its links are listed both ways.
-    let codes: Vec<String> = sqlx::query_scalar(
-        "SELECT d.name || '/' || l.code FROM links l JOIN domains d ON d.id = l.domain_id
-          WHERE l.org_id = $1
-         UNION ALL
-         SELECT '/' || l.code FROM links l WHERE l.org_id = $1 AND l.domain_id = 0",
-    )
-    .bind(org_id)
-    .fetch_all(&state.db)
-    .await?;
-    let ch = state
-        .clickhouse
-        .as_ref()
-        .ok_or(ApiError::Unavailable("ClickHouse"))?;
-    let top: Vec<ValueRow> = if codes.is_empty() {
-        Vec::new()
-    } else {
-        ch.query(&format!(
-            "SELECT code AS value, uniqExact(event_id) AS clicks, uniq(visitor_hash) AS visitors
-               FROM clicks WHERE has(?, concat(domain, '/', code)) AND {}
-              GROUP BY value ORDER BY clicks DESC, value LIMIT {limit}",
-            filter(q.include_bots)
-        ))
-        .bind(codes)
-        .bind(r.from)
-        .bind(r.to)
-        .fetch_all()
-        .await
-        .map_err(ch_error)?
-    };
+    let top = top_links(&state, org_id, &q, limit).await?;
     if csv {
         let mut rows = vec![vec![
             "code".to_string(),
             "clicks".into(),
             "unique_visitors".into(),
         ]];
-        for t in &top {
-            rows.push(vec![
-                t.value.clone(),
-                t.clicks.to_string(),
-                t.visitors.to_string(),
-            ]);
+        for (code, clicks, visitors) in &top {
+            rows.push(vec![code.clone(), clicks.to_string(), visitors.to_string()]);
         }
         return csv_response("summary", rows);
     }
     let links: Vec<_> = top
         .iter()
-        .map(|t| json!({ "code": t.value, "clicks": t.clicks, "unique_visitors": t.visitors }))
+        .map(|(code, clicks, visitors)| json!({ "code": code, "clicks": clicks, "unique_visitors": visitors }))
         .collect();
     Ok(axum::Json(json!({
         "from": rfc3339(r.from),

@@ -55,6 +55,8 @@
 //! * [`LinkKeys`]: a link-signing key pair in PEM files (control signs, engines verify).
 //! * [`Pebble`]: a test ACME CA (Debian's pebble and its mock DNS) of the test's own, for
 //!   certificate issuance with real HTTP-01 validation.
+//! * [`Browser`]: a headless Chromium over WebDriver for browser tests (skipped loudly
+//!   when Debian's `chromium`/`chromium-driver` are missing, failed under `CI`).
 //! * [`PrivateNats`]: a nats-server of the test's own, to stop and restart (outages) or to
 //!   run with the deploy's users and permissions ([`Role`], [`StreamNames`]).
 //!
@@ -82,6 +84,7 @@
 //! # }
 //! ```
 
+mod browser;
 mod cleanup;
 mod clickhouse;
 pub mod fixtures;
@@ -97,6 +100,7 @@ mod ready_child;
 mod services;
 mod wait;
 
+pub use browser::Browser;
 pub use clickhouse::{ClickHouseDatabase, clickhouse_url};
 pub use link_keys::LinkKeys;
 pub use names::unique_name;

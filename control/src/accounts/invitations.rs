@@ -73,6 +73,13 @@ pub async fn create(
     Path(_org): Path<String>,
     Json(req): Json<Invite>,
 ) -> ApiResult<(StatusCode, axum::Json<InvitationInfo>)> {
+    let info = invite(&state, &auth, &req).await?;
+    Ok((StatusCode::CREATED, axum::Json(info)))
+}
+
+/// Invites `req.email` into `auth`'s organization with `req.role` and
+/// mails the link. The one way, for the API and the dashboard.
+pub async fn invite(state: &AppState, auth: &Auth, req: &Invite) -> ApiResult<InvitationInfo> {
     let (org_id, actor_role) = auth.member(Role::Admin)?;
     if !actor_role.may_manage(req.role) {
         return Err(ApiError::RoleNotAllowed(format!(
@@ -132,15 +139,12 @@ pub async fn create(
             ),
         },
     );
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(InvitationInfo {
-            id,
-            email,
-            role: req.role,
-            expires_at,
-        }),
-    ))
+    Ok(InvitationInfo {
+        id,
+        email,
+        role: req.role,
+        expires_at,
+    })
 }
 
 type InvitationRow = (i64, i64, String, String, bool, bool);
@@ -172,7 +176,21 @@ pub async fn accept(
     headers: HeaderMap,
     Json(req): Json<Accept>,
 ) -> ApiResult<axum::Json<Accepted>> {
-    csrf::check_origin(&headers, &state.config)?;
+    Ok(axum::Json(
+        accept_invitation(&state, peer, &headers, &req).await?,
+    ))
+}
+
+/// Accepts the invitation `req.token` names (making the account when no
+/// user has the address): the one way, for the API and the dashboard's
+/// invitation page.
+pub async fn accept_invitation(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    req: &Accept,
+) -> ApiResult<Accepted> {
+    csrf::check_origin(headers, &state.config)?;
     // A first look without holding a lock through argon2: is there an
     // account, and so is a password needed?
     let (_, _, email, _, _, _) = find(&mut *state.db.acquire().await?, &req.token).await?;
@@ -264,11 +282,11 @@ pub async fn accept(
     )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(Accepted {
+    Ok(Accepted {
         org_id,
         org,
         role: Role::try_from(kept_role).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?,
         email,
         user_created,
-    }))
+    })
 }

@@ -43,16 +43,21 @@ pub async fn list(
     auth: Auth,
     Path(_org): Path<String>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
+    let members = list_members(&state, &auth).await?;
+    Ok(axum::Json(json!({ "members": members })))
+}
+
+/// The members of `auth`'s organization (any member may list).
+pub async fn list_members(state: &AppState, auth: &Auth) -> ApiResult<Vec<Member>> {
     let (org_id, _) = auth.member(Role::Viewer)?;
-    let members: Vec<Member> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT m.user_id, u.email, m.role, m.created_at AS joined_at
            FROM memberships m JOIN users u ON u.id = m.user_id
           WHERE m.org_id = $1 ORDER BY lower(u.email)",
     )
     .bind(org_id)
     .fetch_all(&state.db)
-    .await?;
-    Ok(axum::Json(json!({ "members": members })))
+    .await?)
 }
 
 /// Locks the organization's memberships and returns the target's role and
@@ -103,6 +108,22 @@ pub async fn change_role(
     Path((_org, user_id)): Path<(String, i64)>,
     Json(req): Json<ChangeRole>,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
+    let email = set_role(&state, &auth, user_id, req.role).await?;
+    Ok(axum::Json(
+        json!({ "user_id": user_id, "email": email, "role": req.role }),
+    ))
+}
+
+/// Gives the member `user_id` of `auth`'s organization the role `role`
+/// (the module doc's rules); their e-mail. The one way, for the API and
+/// the dashboard.
+pub async fn set_role(
+    state: &AppState,
+    auth: &Auth,
+    user_id: i64,
+    role: Role,
+) -> ApiResult<String> {
+    let req = ChangeRole { role };
     let (org_id, actor_role) = auth.member(Role::Admin)?;
     let mut tx = state.db.begin().await?;
     let (current, email, owners) = lock_target(&mut tx, org_id, user_id).await?;
@@ -133,9 +154,7 @@ pub async fn change_role(
         .await?;
     }
     tx.commit().await?;
-    Ok(axum::Json(
-        json!({ "user_id": user_id, "email": email, "role": req.role }),
-    ))
+    Ok(email)
 }
 
 pub async fn remove(
@@ -143,6 +162,13 @@ pub async fn remove(
     auth: Auth,
     Path((_org, user_id)): Path<(String, i64)>,
 ) -> ApiResult<StatusCode> {
+    remove_member(&state, &auth, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes the member `user_id` from `auth`'s organization, or lets the
+/// caller leave (the module doc's rules). For the API and the dashboard.
+pub async fn remove_member(state: &AppState, auth: &Auth, user_id: i64) -> ApiResult<()> {
     let (org_id, actor_role) = auth.member(Role::Viewer)?;
     let leaving = auth.user_id() == Some(user_id);
     let mut tx = state.db.begin().await?;
@@ -172,5 +198,5 @@ pub async fn remove(
     )
     .await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

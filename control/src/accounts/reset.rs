@@ -54,7 +54,27 @@ pub async fn request(
     headers: HeaderMap,
     Json(req): Json<ResetRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
-    csrf::check_origin(&headers, &state.config)?;
+    request_reset(&state, peer, &headers, &req).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "message": RESET_REQUESTED })),
+    ))
+}
+
+/// What a reset request answers, whatever the address.
+pub const RESET_REQUESTED: &str =
+    "if an account has this address, a link to set a new password is on its way";
+
+/// Starts a reset for `req.email` after the answer (the module doc says
+/// why): the one way, for the API and the dashboard's form.
+pub async fn request_reset(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    req: &ResetRequest,
+) -> ApiResult<()> {
+    let state = state.clone();
+    csrf::check_origin(headers, &state.config)?;
     let email = email::normalize("email", &req.email)?;
     let limits = &state.limits.login;
     limits
@@ -69,12 +89,7 @@ pub async fn request(
             tracing::error!(error = %e, "password reset not started");
         }
     });
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(json!({
-            "message": "if an account has this address, a link to set a new password is on its way"
-        })),
-    ))
+    Ok(())
 }
 
 /// The part after the answer: a token and a mail, for an existing account.
@@ -130,7 +145,20 @@ pub async fn confirm(
     headers: HeaderMap,
     Json(req): Json<ResetConfirm>,
 ) -> ApiResult<axum::Json<ResetDone>> {
-    csrf::check_origin(&headers, &state.config)?;
+    Ok(axum::Json(
+        confirm_reset(&state, peer, &headers, &req).await?,
+    ))
+}
+
+/// Sets the password of the reset token's user and ends their sessions:
+/// the one way, for the API and the dashboard's reset page.
+pub async fn confirm_reset(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    req: &ResetConfirm,
+) -> ApiResult<ResetDone> {
+    csrf::check_origin(headers, &state.config)?;
     password::check_new("password", &req.password)?;
     if !looks_like_token(&req.token) {
         return Err(ApiError::TokenInvalid { what: "reset" });
@@ -184,5 +212,5 @@ pub async fn confirm(
     )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(ResetDone { sessions_ended }))
+    Ok(ResetDone { sessions_ended })
 }

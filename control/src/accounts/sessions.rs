@@ -89,7 +89,26 @@ pub async fn login(
     headers: HeaderMap,
     Json(req): Json<Login>,
 ) -> ApiResult<Response> {
-    csrf::check_origin(&headers, &state.config)?;
+    let (body, cookie) = sign_in(&state, peer, &headers, &req).await?;
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    no_store(&mut response);
+    Ok(response)
+}
+
+/// Signs a user in (the module doc says how): the new session and the
+/// `Set-Cookie` value that carries it. The one way, for `POST /v1/session`
+/// and the dashboard's sign-in form alike.
+pub async fn sign_in(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    req: &Login,
+) -> ApiResult<(SessionInfo, String)> {
+    csrf::check_origin(headers, &state.config)?;
     let email = email::normalize("email", &req.email)?;
     password::check_presented("password", &req.password)?;
     let ip = peer.ip();
@@ -125,9 +144,9 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     if state.passwords.needs_rehash(&phc) {
-        rehash(state.clone(), user_id, phc, req.password);
+        rehash(state.clone(), user_id, phc, req.password.clone());
     }
-    let old = presented_session(&headers, &state.config).map(hash_key);
+    let old = presented_session(headers, &state.config).map(hash_key);
     let mut tx = state.db.begin().await?;
     if let Some(old) = old {
         // Rotation: the session the browser had (anyone's) ends here.
@@ -147,7 +166,7 @@ pub async fn login(
     .bind(user_id)
     .bind(&csrf_token)
     .bind(state.config.session_absolute_secs as f64)
-    .bind(user_agent(&headers))
+    .bind(user_agent(headers))
     .bind(ip.to_string())
     .fetch_one(&mut *tx)
     .await?;
@@ -173,13 +192,7 @@ pub async fn login(
         expires_at,
     };
     let cookie = set_cookie(&state.config, &token, state.config.session_absolute_secs);
-    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?,
-    );
-    no_store(&mut response);
-    Ok(response)
+    Ok((body, cookie))
 }
 
 /// Replaces a hash made with older settings, off the request (the answer
@@ -228,6 +241,18 @@ pub async fn current(signed_in: SignedIn) -> ApiResult<Response> {
 }
 
 pub async fn logout(State(state): State<AppState>, signed_in: SignedIn) -> ApiResult<Response> {
+    let cookie = sign_out(&state, &signed_in).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    Ok(response)
+}
+
+/// Ends the signed-in session (audited); the `Set-Cookie` value that
+/// removes the cookie. For `DELETE /v1/session` and the dashboard alike.
+pub async fn sign_out(state: &AppState, signed_in: &SignedIn) -> ApiResult<String> {
     let u = &signed_in.user;
     let mut tx = state.db.begin().await?;
     sqlx::query("DELETE FROM sessions WHERE id = $1")
@@ -248,13 +273,7 @@ pub async fn logout(State(state): State<AppState>, signed_in: SignedIn) -> ApiRe
     )
     .await?;
     tx.commit().await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&clear_cookie(&state.config))
-            .map_err(|e| ApiError::Internal(e.into()))?,
-    );
-    Ok(response)
+    Ok(clear_cookie(&state.config))
 }
 
 /// Ends every session of a user (a new password); returns how many.

@@ -56,7 +56,8 @@ pub fn check_origin(headers: &HeaderMap, config: &Config) -> ApiResult<()> {
     }
 }
 
-/// Both checks for a session-authenticated request with `method`.
+/// Both checks for a session-authenticated request with `method`, the
+/// token taken from the `X-CSRF-Token` header.
 pub fn check(method: &Method, headers: &HeaderMap, config: &Config, token: &str) -> ApiResult<()> {
     if !unsafe_method(method) {
         return Ok(());
@@ -66,9 +67,17 @@ pub fn check(method: &Method, headers: &HeaderMap, config: &Config, token: &str)
             "X-CSRF-Token is missing: a signed-in write needs the session's token (GET /v1/session)",
         ));
     };
-    if !constant_time_eq(sent.as_bytes(), token.as_bytes()) {
+    check_sent(headers, config, token, sent.as_bytes())
+}
+
+/// Both checks for a write whose token came some other way (the
+/// dashboard's forms carry it as a hidden field, as a header cannot be set
+/// on a plain form post): `sent` must be the session's `token`, and the
+/// origin must be allowed.
+pub fn check_sent(headers: &HeaderMap, config: &Config, token: &str, sent: &[u8]) -> ApiResult<()> {
+    if !constant_time_eq(sent, token.as_bytes()) {
         return Err(ApiError::CsrfFailed(
-            "X-CSRF-Token does not match this session's token",
+            "the CSRF token (X-CSRF-Token, or the form's csrf field) does not match this session's token",
         ));
     }
     check_origin(headers, config)

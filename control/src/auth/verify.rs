@@ -170,30 +170,41 @@ impl FromRequestParts<AppState> for Auth {
                     &state.config,
                     &user.csrf_token,
                 )?;
-                let chosen = user.choose(choice.as_deref())?;
-                let (principal, role) = match chosen {
-                    Some(m) => (
-                        Principal::Org {
-                            org_id: m.org_id,
-                            scopes: m.role.scopes(),
-                        },
-                        Some(m.role),
-                    ),
-                    None if user.operator => (Principal::Operator, None),
-                    None => (Principal::User, None),
-                };
-                Ok(Auth {
-                    credential: Credential::Session {
-                        id: user.session_id,
-                        user_id: user.user_id,
-                        role,
-                    },
-                    principal,
-                    ip,
-                })
+                session_auth(&user, choice.as_deref(), ip)
             }
         }
     }
+}
+
+/// What a session's request acts as, in the organization `choice` names
+/// (or the user's only one): the one mapping of a user's role to a
+/// [`Principal`], used by the [`Auth`] extractor and the dashboard alike.
+pub fn session_auth(
+    user: &SessionUser,
+    choice: Option<&str>,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Auth, ApiError> {
+    let chosen = user.choose(choice)?;
+    let (principal, role) = match chosen {
+        Some(m) => (
+            Principal::Org {
+                org_id: m.org_id,
+                scopes: m.role.scopes(),
+            },
+            Some(m.role),
+        ),
+        None if user.operator => (Principal::Operator, None),
+        None => (Principal::User, None),
+    };
+    Ok(Auth {
+        credential: Credential::Session {
+            id: user.session_id,
+            user_id: user.user_id,
+            role,
+        },
+        principal,
+        ip,
+    })
 }
 
 /// A key acts in its own organization only: one named by id or name must

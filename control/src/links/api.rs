@@ -109,14 +109,13 @@ async fn replay(
     Ok(r)
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    auth: Auth,
-    headers: HeaderMap,
-    Json(req): Json<CreateLink>,
-) -> ApiResult<Response> {
-    let org_id = auth.org(Scope::LinksWrite)?;
-    let idem_key = idempotency::key_from(&headers)?;
+/// Checks a create request for `org_id`: the link to insert and its
+/// target's host (for the blocklist, checked in the write's transaction).
+pub fn check_create(
+    state: &AppState,
+    org_id: i64,
+    req: &CreateLink,
+) -> ApiResult<(NewLink, String)> {
     let raw_target = req
         .target
         .as_deref()
@@ -125,7 +124,7 @@ pub async fn create(
     if let Some(alias) = &req.custom_alias {
         crate::codes::validate_alias(alias)?;
     }
-    let mut new = NewLink {
+    let new = NewLink {
         org_id,
         domain_id: 0,
         code: req.custom_alias.clone(),
@@ -136,6 +135,68 @@ pub async fn create(
         tags: input::check_tags(req.tags.clone().unwrap_or_default())?,
         title: input::check_title(req.title.clone())?,
     };
+    Ok((new, target.host))
+}
+
+/// Inserts a checked link in `tx` with its audit entry and outbox row: the
+/// one way a link is created (the API and the dashboard both come here).
+pub async fn insert_checked(
+    tx: &mut sqlx::PgConnection,
+    state: &AppState,
+    actor: Actor,
+    new: &NewLink,
+    host: &str,
+    domain: Option<&str>,
+) -> ApiResult<LinkRow> {
+    check_blocklist(tx, host).await?;
+    let default = state.config.default_domain.as_deref().unwrap_or("");
+    let domain_id =
+        crate::domains::store::for_link(tx, Owner::Org(new.org_id), default, domain).await?;
+    let new = NewLink {
+        domain_id,
+        ..new.clone()
+    };
+    let row = store::insert(tx, &new, state.config.code_length).await?;
+    audit(
+        tx,
+        Some(new.org_id),
+        actor,
+        "link.create",
+        &row.code,
+        json!({ "target": row.target, "domain": row.domain }),
+    )
+    .await?;
+    store::record_change(tx, row.id).await
+}
+
+/// Creates a link for `auth` (`links:write`), without idempotency.
+pub async fn create_link(state: &AppState, auth: &Auth, req: &CreateLink) -> ApiResult<LinkRow> {
+    let org_id = auth.org(Scope::LinksWrite)?;
+    let (new, host) = check_create(state, org_id, req)?;
+    let mut tx = state.db.begin().await?;
+    let row = insert_checked(
+        &mut tx,
+        state,
+        auth.actor(),
+        &new,
+        &host,
+        req.domain.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    state.metrics.links_written.inc();
+    Ok(row)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Json(req): Json<CreateLink>,
+) -> ApiResult<Response> {
+    let org_id = auth.org(Scope::LinksWrite)?;
+    let idem_key = idempotency::key_from(&headers)?;
+    let (new, host) = check_create(&state, org_id, &req)?;
 
     let mut tx = state.db.begin().await?;
     // A replay answers what the first request got (see `replay`).
@@ -149,26 +210,15 @@ pub async fn create(
             return r;
         }
     }
-    check_blocklist(&mut tx, &target.host).await?;
-    let default = state.config.default_domain.as_deref().unwrap_or("");
-    new.domain_id = crate::domains::store::for_link(
+    let row = insert_checked(
         &mut tx,
-        Owner::Org(org_id),
-        default,
+        &state,
+        auth.actor(),
+        &new,
+        &host,
         req.domain.as_deref(),
     )
     .await?;
-    let row = store::insert(&mut tx, &new, state.config.code_length).await?;
-    audit(
-        &mut tx,
-        Some(org_id),
-        auth.actor(),
-        "link.create",
-        &row.code,
-        json!({ "target": row.target, "domain": row.domain }),
-    )
-    .await?;
-    let row = store::record_change(&mut tx, row.id).await?;
     let body = row.to_json(state.short_base());
     if let Some(key) = &idem_key {
         let value = serde_json::to_value(&body).map_err(anyhow::Error::from)?;
@@ -246,12 +296,10 @@ pub async fn get(
     ))
 }
 
-/// Fails with 412 when an `If-Match` header is present and names another version.
-fn check_if_match(headers: &HeaderMap, row: &LinkRow) -> ApiResult<()> {
-    let Some(given) = headers.get(header::IF_MATCH) else {
-        return Ok(());
-    };
-    let given = given.to_str().unwrap_or("").trim().to_owned();
+/// Fails with 412 unless `given` (an `If-Match` value) names the row's
+/// current version.
+fn check_version(given: &str, row: &LinkRow) -> ApiResult<()> {
+    let given = given.trim().to_owned();
     let current = row.etag();
     if given == "*" || given.split(',').any(|t| t.trim() == current) {
         Ok(())
@@ -326,8 +374,32 @@ pub async fn patch(
     Query(on): Query<DomainParam>,
     Json(req): Json<PatchLink>,
 ) -> ApiResult<Response> {
+    let if_match = match headers.get(header::IF_MATCH) {
+        Some(v) => Some(v.to_str().unwrap_or("")),
+        None => None,
+    };
+    let row = update_link(&state, &auth, on.domain.as_deref(), &code, req, if_match).await?;
+    Ok(with_etag(
+        StatusCode::OK,
+        &row,
+        row.to_json(state.short_base()),
+    ))
+}
+
+/// Applies `req` to the link `code` for `auth` (`links:write`): the one way
+/// a link is edited (the API and the dashboard both come here). `if_match`
+/// is an `If-Match` value (the dashboard sends the ETag of the version its
+/// form showed, so an edit made meanwhile is not overwritten unseen).
+pub async fn update_link(
+    state: &AppState,
+    auth: &Auth,
+    domain: Option<&str>,
+    code: &str,
+    req: PatchLink,
+    if_match: Option<&str>,
+) -> ApiResult<LinkRow> {
     let org_id = auth.org(Scope::LinksWrite)?;
-    crate::text::check_code(&code)?;
+    crate::text::check_code(code)?;
     // Validate before taking any lock.
     let target = req
         .target
@@ -351,16 +423,14 @@ pub async fn patch(
     if let Some(host) = &blocklist_host {
         check_blocklist(&mut tx, host).await?;
     }
-    let domain = domain_id(&state, &mut tx, Owner::Org(org_id), on.domain.as_deref()).await?;
-    let mut row = store::lock(&mut tx, Owner::Org(org_id), domain, &code).await?;
-    check_if_match(&headers, &row)?;
+    let domain_id = domain_id(state, &mut tx, Owner::Org(org_id), domain).await?;
+    let mut row = store::lock(&mut tx, Owner::Org(org_id), domain_id, code).await?;
+    if let Some(given) = if_match {
+        check_version(given, &row)?;
+    }
     if !apply_patch(&mut row, patch) {
         tx.rollback().await?;
-        return Ok(with_etag(
-            StatusCode::OK,
-            &row,
-            row.to_json(state.short_base()),
-        ));
+        return Ok(row);
     }
     let row = store::save(&mut tx, &row).await?;
     audit(
@@ -375,11 +445,7 @@ pub async fn patch(
     let row = store::record_change(&mut tx, row.id).await?;
     tx.commit().await?;
     state.metrics.links_written.inc();
-    Ok(with_etag(
-        StatusCode::OK,
-        &row,
-        row.to_json(state.short_base()),
-    ))
+    Ok(row)
 }
 
 pub async fn delete(
@@ -389,12 +455,32 @@ pub async fn delete(
     Path(code): Path<String>,
     Query(on): Query<DomainParam>,
 ) -> ApiResult<StatusCode> {
+    let if_match = match headers.get(header::IF_MATCH) {
+        Some(v) => Some(v.to_str().unwrap_or("")),
+        None => None,
+    };
+    delete_link(&state, &auth, on.domain.as_deref(), &code, if_match).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the link `code` for `auth` (`links:write`), if `if_match` (an
+/// `If-Match` value) names its version when given: the one way, for the
+/// API and the dashboard.
+pub async fn delete_link(
+    state: &AppState,
+    auth: &Auth,
+    domain: Option<&str>,
+    code: &str,
+    if_match: Option<&str>,
+) -> ApiResult<()> {
     let org_id = auth.org(Scope::LinksWrite)?;
-    crate::text::check_code(&code)?;
+    crate::text::check_code(code)?;
     let mut tx = state.db.begin().await?;
-    let domain = domain_id(&state, &mut tx, Owner::Org(org_id), on.domain.as_deref()).await?;
-    let mut row = store::lock(&mut tx, Owner::Org(org_id), domain, &code).await?;
-    check_if_match(&headers, &row)?;
+    let domain_id = domain_id(state, &mut tx, Owner::Org(org_id), domain).await?;
+    let mut row = store::lock(&mut tx, Owner::Org(org_id), domain_id, code).await?;
+    if let Some(given) = if_match {
+        check_version(given, &row)?;
+    }
     row.deleted_at = Some(OffsetDateTime::now_utc());
     let row = store::save(&mut tx, &row).await?;
     audit(
@@ -409,7 +495,7 @@ pub async fn delete(
     store::record_change(&mut tx, row.id).await?;
     tx.commit().await?;
     state.metrics.links_written.inc();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Disables or re-enables a link at once, whatever its ETag. Already in that
@@ -452,7 +538,7 @@ pub async fn set_disabled(
     Ok(row)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub limit: Option<i64>,
@@ -502,12 +588,15 @@ fn like_pattern(q: &str) -> String {
     out
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
-    let org_id = auth.org(Scope::LinksRead)?;
+/// One page of an organization's live links, newest first, and the cursor
+/// of the next page: the one listing (the API and the dashboard both come
+/// here). Keyset pagination on `links_org_live (org_id, id DESC)`, so a
+/// page costs the same however deep it is.
+pub async fn list_links(
+    state: &AppState,
+    org_id: i64,
+    q: &ListQuery,
+) -> ApiResult<(Vec<LinkRow>, Option<String>)> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid_field(
@@ -522,35 +611,75 @@ pub async fn list(
     if let Some(text) = &q.q {
         crate::text::check("q", text, input::MAX_QUERY_LEN)?;
     }
+    // Only the filters given are in the statement (values stay bound), so
+    // each shape gets a plan that can use its index: `links_org_live` for
+    // the order, the GIN indexes for a tag (`@>`) and for `q` (trigrams,
+    // migration 0007). A generic plan of `($n IS NULL OR ...)` could not.
     let domain = match q.domain.as_deref() {
         Some(name) => {
             let mut conn = state.db.acquire().await?;
-            Some(domain_id(&state, &mut conn, Owner::Org(org_id), Some(name)).await?)
+            Some(domain_id(state, &mut conn, Owner::Org(org_id), Some(name)).await?)
         }
         None => None,
     };
-    let sql = format!(
-        "SELECT {LINK_COLUMNS} FROM links
-          WHERE org_id = $1 AND deleted_at IS NULL
-            AND ($2::bigint IS NULL OR id < $2)
-            AND ($3::text IS NULL OR $3 = ANY(tags))
-            AND ($4::bool IS NULL OR disabled = $4)
-            AND ($5::timestamptz IS NULL OR created_at >= $5)
-            AND ($6::timestamptz IS NULL OR created_at < $6)
-            AND ($7::text IS NULL OR target ILIKE $7 OR title ILIKE $7)
-            AND ($9::bigint IS NULL OR domain_id = $9)
-          ORDER BY id DESC LIMIT $8"
-    );
-    let mut rows: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
-        .bind(org_id)
-        .bind(after_id)
-        .bind(&q.tag)
-        .bind(q.disabled)
-        .bind(q.created_after)
-        .bind(q.created_before)
-        .bind(q.q.as_deref().map(like_pattern))
+    let mut sql =
+        format!("SELECT {LINK_COLUMNS} FROM links WHERE org_id = $1 AND deleted_at IS NULL");
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if after_id.is_some() {
+        sql += &format!(" AND id < ${}", next());
+    }
+    if q.tag.is_some() {
+        sql += &format!(" AND tags @> ARRAY[${}::text]", next());
+    }
+    if q.disabled.is_some() {
+        sql += &format!(" AND disabled = ${}", next());
+    }
+    if q.created_after.is_some() {
+        sql += &format!(" AND created_at >= ${}", next());
+    }
+    if q.created_before.is_some() {
+        sql += &format!(" AND created_at < ${}", next());
+    }
+    if domain.is_some() {
+        sql += &format!(" AND domain_id = ${}", next());
+    }
+    if q.q.is_some() {
+        let i = next();
+        sql += &format!(" AND (target ILIKE ${i} OR title ILIKE ${i})");
+    }
+    sql += &format!(" ORDER BY id DESC LIMIT ${}", next());
+    let mut query = sqlx::query_as::<_, LinkRow>(AssertSqlSafe(sql)).bind(org_id);
+    if let Some(id) = after_id {
+        query = query.bind(id);
+    }
+    if let Some(tag) = &q.tag {
+        query = query.bind(tag);
+    }
+    if let Some(d) = q.disabled {
+        query = query.bind(d);
+    }
+    if let Some(t) = q.created_after {
+        query = query.bind(t);
+    }
+    if let Some(t) = q.created_before {
+        query = query.bind(t);
+    }
+    if let Some(id) = domain {
+        query = query.bind(id);
+    }
+    if let Some(text) = &q.q {
+        query = query.bind(like_pattern(text));
+    }
+    // A search is planned with its text each time (an unnamed statement):
+    // a cached generic plan cannot tell a rare text, for which the trigram
+    // index wins, from a common one, for which walking ids does.
+    let mut rows: Vec<LinkRow> = query
         .bind(limit + 1)
-        .bind(domain)
+        .persistent(q.q.is_none())
         .fetch_all(&state.db)
         .await?;
     let next_cursor = if rows.len() as i64 > limit {
@@ -559,6 +688,16 @@ pub async fn list(
     } else {
         None
     };
+    Ok((rows, next_cursor))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let org_id = auth.org(Scope::LinksRead)?;
+    let (rows, next_cursor) = list_links(&state, org_id, &q).await?;
     let links: Vec<LinkJson> = rows.iter().map(|r| r.to_json(state.short_base())).collect();
     Ok(axum::Json(
         json!({ "links": links, "next_cursor": next_cursor }),

@@ -1,0 +1,279 @@
+//! Forms: the extractor, the link form's fields and how an API error lands
+//! beside the field it is about.
+
+use crate::dashboard::error::PageError;
+use crate::error::ApiError;
+use crate::links::input::{CreateLink, PatchLink};
+use crate::links::model::LinkRow;
+use axum::extract::{Form, FromRequest, Request};
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// A form body (`application/x-www-form-urlencoded`); a body that is not
+/// one is a 400 page.
+#[derive(Debug)]
+pub struct PageForm<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PageForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, PageError> {
+        Form::<T>::from_request(req, state)
+            .await
+            .map(|Form(v)| PageForm(v))
+            .map_err(|r| PageError::Api(ApiError::bad_request(r.body_text())))
+    }
+}
+
+/// An error to show in a form: beside `field`, or above the form.
+#[derive(Debug, Clone)]
+pub struct FormError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl FormError {
+    /// Which field an API error is about, if it is about one the form has.
+    pub fn from_api(e: &ApiError) -> FormError {
+        let field = match e {
+            ApiError::BadRequest { details, .. } => details
+                .get("field")
+                .and_then(|f| f.as_str())
+                .map(str::to_owned),
+            ApiError::InvalidUrl(_) | ApiError::BlockedHost { .. } => Some("target".into()),
+            ApiError::AliasTaken { .. } => Some("custom_alias".into()),
+            _ => None,
+        };
+        FormError {
+            field,
+            message: e.to_string(),
+        }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> FormError {
+        FormError {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// Whether a failed write should show the form again (the request's
+    /// fault, fixable in the form) rather than an error page.
+    pub fn shows_in_form(e: &ApiError) -> bool {
+        matches!(
+            e,
+            ApiError::BadRequest { .. }
+                | ApiError::InvalidUrl(_)
+                | ApiError::BlockedHost { .. }
+                | ApiError::AliasTaken { .. }
+                | ApiError::PreconditionFailed { .. }
+                | ApiError::Conflict(_)
+                | ApiError::RoleNotAllowed(_)
+                | ApiError::LastOwner
+        )
+    }
+}
+
+/// The message for `name`, if the error is about it.
+pub fn error_for<'a>(error: Option<&'a FormError>, name: &str) -> Option<&'a str> {
+    error
+        .filter(|e| e.field.as_deref() == Some(name))
+        .map(|e| e.message.as_str())
+}
+
+/// The error above the form: one about no field of it.
+pub fn form_level(error: Option<&FormError>, fields: &[&str]) -> Markup {
+    html! {
+        @if let Some(e) = error.filter(|e| e.field.as_deref().is_none_or(|f| !fields.contains(&f))) {
+            p.form-error role="alert" { (e.message) }
+        }
+    }
+}
+
+/// A labelled text input with its error beneath.
+pub fn text_field(
+    name: &str,
+    label: &str,
+    kind: &str,
+    value: &str,
+    hint: Option<&str>,
+    error: Option<&FormError>,
+) -> Markup {
+    let err = error_for(error, name);
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            input #(name) type=(kind) name=(name) value=(value) .invalid[err.is_some()]
+                aria-invalid=[err.map(|_| "true")];
+            @if let Some(h) = hint { div.hint { (h) } }
+            @if let Some(m) = err { div.error id=(format!("{name}-error")) { (m) } }
+        }
+    }
+}
+
+/// The redirect statuses a link may have.
+pub const STATUSES: [(u16, &str); 4] = [
+    (301, "301 Moved Permanently"),
+    (302, "302 Found"),
+    (307, "307 Temporary Redirect"),
+    (308, "308 Permanent Redirect"),
+];
+
+/// The link form as typed: every option of the API's create and patch.
+/// (The domains branch adds `domain` here and in [`crate::dashboard::links`].)
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LinkForm {
+    pub csrf: String,
+    pub target: String,
+    /// Create only: the code wanted, or empty for a random one.
+    pub custom_alias: String,
+    pub title: String,
+    /// Comma-separated.
+    pub tags: String,
+    pub status: String,
+    /// `YYYY-MM-DDTHH:MM` in UTC (a `datetime-local` input), or empty.
+    pub expires_at: String,
+    pub forward_query: Option<String>,
+    /// Edit only.
+    pub disabled: Option<String>,
+    /// Edit only: the ETag of the version the form showed.
+    pub etag: String,
+    /// Edit only: `expires_at` as the form showed it; the same value sent
+    /// back leaves the expiry alone (a past one can then stay as it is).
+    pub expires_was: String,
+}
+
+const MINUTES: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]");
+const SECONDS: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+
+impl LinkForm {
+    /// The form filled from a stored link (for editing).
+    pub fn from_row(row: &LinkRow) -> LinkForm {
+        LinkForm {
+            target: row.target.clone(),
+            title: row.title.clone().unwrap_or_default(),
+            tags: row.tags.join(", "),
+            status: row.status.to_string(),
+            expires_at: row
+                .expires_at
+                .and_then(|t| t.format(MINUTES).ok())
+                .unwrap_or_default(),
+            forward_query: row.forward_query.then(|| "on".into()),
+            disabled: row.disabled.then(|| "on".into()),
+            etag: row.etag(),
+            ..LinkForm::default()
+        }
+        .with_expires_was()
+    }
+
+    fn with_expires_was(mut self) -> LinkForm {
+        self.expires_was = self.expires_at.clone();
+        self
+    }
+
+    fn status(&self) -> Result<u16, FormError> {
+        self.status
+            .trim()
+            .parse()
+            .map_err(|_| FormError::field("status", "choose one of the redirect statuses"))
+    }
+
+    fn expires_at(&self) -> Result<Option<OffsetDateTime>, FormError> {
+        let s = self.expires_at.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        PrimitiveDateTime::parse(s, MINUTES)
+            .or_else(|_| PrimitiveDateTime::parse(s, SECONDS))
+            .map(|t| Some(t.assume_utc()))
+            .map_err(|_| {
+                FormError::field(
+                    "expires_at",
+                    "is not a date and time (YYYY-MM-DDTHH:MM, UTC)",
+                )
+            })
+    }
+
+    fn tags(&self) -> Vec<String> {
+        self.tags
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn title(&self) -> Option<String> {
+        let t = self.title.trim();
+        (!t.is_empty()).then(|| t.to_owned())
+    }
+
+    /// The API's create request.
+    pub fn to_create(&self) -> Result<CreateLink, FormError> {
+        let alias = self.custom_alias.trim();
+        Ok(CreateLink {
+            target: Some(self.target.trim().to_owned()).filter(|t| !t.is_empty()),
+            custom_alias: (!alias.is_empty()).then(|| alias.to_owned()),
+            status: Some(self.status()?),
+            expires_at: self.expires_at()?,
+            forward_query: Some(self.forward_query.is_some()),
+            tags: Some(self.tags()),
+            title: self.title(),
+            // TODO(dashboard): a domain field; until then the default domain.
+            domain: None,
+        })
+    }
+
+    /// The API's patch, setting every field the form has.
+    pub fn to_patch(&self) -> Result<PatchLink, FormError> {
+        if self.target.trim().is_empty() {
+            return Err(FormError::field("target", "is required"));
+        }
+        Ok(PatchLink {
+            target: Some(self.target.trim().to_owned()),
+            status: Some(self.status()?),
+            expires_at: if self.expires_at.trim() == self.expires_was.trim()
+                && !self.expires_was.trim().is_empty()
+            {
+                None
+            } else {
+                Some(self.expires_at()?)
+            },
+            disabled: Some(self.disabled.is_some()),
+            forward_query: Some(self.forward_query.is_some()),
+            tags: Some(self.tags()),
+            title: Some(self.title()),
+        })
+    }
+}
+
+/// A query string; one that does not fit is a 400 page.
+#[derive(Debug)]
+pub struct PageQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for PageQuery<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, PageError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| PageQuery(q.0))
+            .map_err(|r| PageError::Api(ApiError::bad_request(r.body_text())))
+    }
+}
+
+/// `Some` of a trimmed, non-empty text.
+pub fn non_empty(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}

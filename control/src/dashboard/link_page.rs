@@ -1,0 +1,216 @@
+//! A link's page: its settings, its QR code (SVG and PNG downloads) and its
+//! clicks: over time by minute, hour or day, by country, city, device,
+//! browser, OS and referrer, with bots counted apart.
+
+use crate::auth::Scope;
+use crate::dashboard::chart;
+use crate::dashboard::error::PageResult;
+use crate::dashboard::form::PageQuery;
+use crate::dashboard::layout::{Section, org_page, respond};
+use crate::dashboard::links::{date, urlencode};
+use crate::dashboard::session::Visitor;
+use crate::error::ApiError;
+use crate::links::api::fetch;
+use crate::qr::qr_image;
+use crate::state::AppState;
+use crate::stats::{LinkReport, StatsQuery, link_report};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PeriodParams {
+    /// `minute` (the last day), `hour` (the last 7 days, the default) or
+    /// `day` (the last 30 days): the stats API's default ranges.
+    pub bucket: String,
+}
+
+const BUCKETS: [(&str, &str); 3] = [
+    ("minute", "Last 24 hours, per minute"),
+    ("hour", "Last 7 days, per hour"),
+    ("day", "Last 30 days, per day"),
+];
+
+/// The report, and the bot clicks over the same range; or why there is none.
+async fn clicks(
+    state: &AppState,
+    org_id: i64,
+    code: &str,
+    bucket: &str,
+) -> Result<(LinkReport, u64), ApiError> {
+    let q = StatsQuery {
+        bucket: Some(bucket.to_owned()),
+        dimensions: Some("country,city,device,browser,os,referrer".into()),
+        ..StatsQuery::default()
+    };
+    let humans = link_report(state, org_id, code, &q).await?;
+    let everyone = link_report(
+        state,
+        org_id,
+        code,
+        &StatsQuery {
+            bucket: Some(bucket.to_owned()),
+            include_bots: true,
+            ..StatsQuery::default()
+        },
+    )
+    .await?;
+    let bots = everyone.total_clicks.saturating_sub(humans.total_clicks);
+    Ok((humans, bots))
+}
+
+/// `GET /o/{org}/links/{code}`.
+pub async fn page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((org, code)): Path<(String, String)>,
+    PageQuery(p): PageQuery<PeriodParams>,
+) -> PageResult<Response> {
+    let page = visitor.in_org(&org)?;
+    let org_id = page.auth.org(Scope::LinksRead)?;
+    let row = fetch(&state, org_id, &code).await?;
+    let bucket = BUCKETS
+        .iter()
+        .find(|(b, _)| *b == p.bucket)
+        .map_or("hour", |(b, _)| b);
+    let stats = match page.auth.org(Scope::StatsRead) {
+        Ok(_) => match clicks(&state, org_id, &row.code, bucket).await {
+            Ok(s) => Ok(s),
+            Err(e @ ApiError::Unavailable(_)) => Err(e.to_string()),
+            Err(e) => return Err(e.into()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    let base = format!("{}/links/{}", page.base(), row.code);
+    let short = format!("{}/{}", state.short_base(), row.code);
+    let body = html! {
+        div.toolbar {
+            h1.grow #link-title { (row.title.as_deref().unwrap_or(&row.code)) }
+            @if page.can_write() {
+                a.button #edit-link href=(format!("{base}/edit")) { "Edit" }
+            }
+        }
+        div.cols {
+            div.card {
+                dl.props {
+                    dt { "Short URL" } dd { a #short-url href=(short) { (short) } }
+                    dt { "Target" } dd #target { (row.target) }
+                    dt { "Status" } dd { (row.status) }
+                    dt { "State" } dd #state {
+                        @if row.disabled { span.badge-off { "disabled" } } @else { "enabled" }
+                    }
+                    dt { "Expires (UTC)" } dd { (row.expires_at.map(date).unwrap_or_else(|| "never".into())) }
+                    dt { "Query string" } dd { (if row.forward_query { "forwarded" } else { "dropped" }) }
+                    dt { "Tags" } dd {
+                        @for t in &row.tags { a.tag href=(format!("{}/links?tag={}", page.base(), urlencode(t))) { (t) } }
+                    }
+                    dt { "Created (UTC)" } dd { (date(row.created_at)) }
+                    dt { "Updated (UTC)" } dd { (date(row.updated_at)) " · version " (row.version) }
+                }
+            }
+            div.card.qr {
+                img #qr src=(format!("{base}/qr.svg")) alt=(format!("QR code of {short}"));
+                p {
+                    "Download: "
+                    a #qr-svg href=(format!("{base}/qr.svg?download=1")) { "SVG" } " · "
+                    a #qr-png href=(format!("{base}/qr.png?download=1")) { "PNG" }
+                }
+            }
+        }
+        h2 { "Clicks" }
+        p.periods {
+            @for (b, label) in BUCKETS {
+                a.current[b == bucket] href=(format!("{base}?bucket={b}")) { (label) }
+            }
+        }
+        @match &stats {
+            Err(why) => p.form-error #stats-unavailable { "Stats are not available: " (why) },
+            Ok((r, bots)) => {
+                div.stats {
+                    div.stat { b #total-clicks { (r.total_clicks) } span { "clicks" } }
+                    div.stat { b #total-visitors { (r.total_visitors) } span { "unique visitors" } }
+                    div.stat { b #bot-clicks { (bots) } span { "bot clicks (not counted)" } }
+                }
+                div.card { (chart::series(r)) }
+                div.grid {
+                    @for (name, rows) in &r.breakdown {
+                        div.card {
+                            h2 { (title_of(name)) }
+                            (chart::bars(name, rows, 10))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(respond(
+        StatusCode::OK,
+        org_page(&page, Section::Links, &row.code, body),
+    ))
+}
+
+fn title_of(dimension: &str) -> &'static str {
+    match dimension {
+        "country" => "Countries",
+        "city" => "Cities",
+        "device" => "Devices",
+        "browser" => "Browsers",
+        "os" => "Operating systems",
+        "referrer" => "Referrers",
+        _ => "Other",
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct QrParams {
+    pub download: Option<String>,
+}
+
+/// `GET /o/{org}/links/{code}/qr.svg` (`?download=1` as a file).
+pub async fn qr_svg(
+    state: State<AppState>,
+    visitor: Visitor,
+    path: Path<(String, String)>,
+    query: PageQuery<QrParams>,
+) -> PageResult<Response> {
+    qr(state, visitor, path, query, "svg").await
+}
+
+/// `GET /o/{org}/links/{code}/qr.png` (`?download=1` as a file).
+pub async fn qr_png(
+    state: State<AppState>,
+    visitor: Visitor,
+    path: Path<(String, String)>,
+    query: PageQuery<QrParams>,
+) -> PageResult<Response> {
+    qr(state, visitor, path, query, "png").await
+}
+
+async fn qr(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((org, code)): Path<(String, String)>,
+    PageQuery(p): PageQuery<QrParams>,
+    format: &'static str,
+) -> PageResult<Response> {
+    let page = visitor.in_org(&org)?;
+    let org_id = page.auth.org(Scope::LinksRead)?;
+    let (bytes, content_type) = qr_image(&state, org_id, None, &code, format, 512).await?;
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=300"),
+    );
+    if p.download.is_some()
+        && let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{code}.{format}\""))
+    {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}

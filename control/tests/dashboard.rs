@@ -1,0 +1,463 @@
+//! The dashboard over plain HTTP (the browser flows are in
+//! `dashboard_browser.rs`): security headers, asset caching, the CSRF field
+//! of its forms, and that its writes pass the API's role checks.
+
+mod common;
+
+use common::TestApp;
+use control::auth::Role;
+use reqwest::redirect::Policy;
+
+/// An `application/x-www-form-urlencoded` body, as a browser's form sends.
+fn form_body<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k.as_ref(), v.as_ref());
+    }
+    s.finish()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn org_id(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT id FROM organizations WHERE name = 'acme'")
+        .fetch_one(&app.running.state.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pages_have_a_strict_policy_and_assets_a_content_hash() {
+    let app = TestApp::start().await;
+    let r = http()
+        .get(format!("{}/signin", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(part), "{csp} lacks {part}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["cache-control"], "no-store");
+    let html = r.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "no inline script or style"
+    );
+    for name in ["dashboard.css", "htmx-2.0.4.min.js"] {
+        let at = html
+            .find(&format!("/{name}"))
+            .unwrap_or_else(|| panic!("{name} linked"));
+        let start = html[..at].rfind("/assets/").unwrap();
+        let url = &html[start..at + name.len() + 1];
+        let hash = url.split('/').nth(2).unwrap();
+        assert_eq!(hash.len(), 16, "{url}");
+        let r = http()
+            .get(format!("{}{url}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        let stale = url.replace(hash, "0000000000000000");
+        let r = http()
+            .get(format!("{}{stale}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "an old hash is not served");
+    }
+    // Not signed in: pages send one to sign in, and never answer a 5xx.
+    let r = http()
+        .get(format!("{}/o/1/links", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/signin");
+}
+
+#[tokio::test]
+async fn a_form_write_needs_its_own_sessions_token_and_origin() {
+    let app = TestApp::start().await;
+    app.user("ed@acme.example", Some(("acme", Role::Editor)))
+        .await;
+    app.user("other@acme.example", Some(("acme", Role::Editor)))
+        .await;
+    let ed = app.login("ed@acme.example", common::PASSWORD).await;
+    let other = app.login("other@acme.example", common::PASSWORD).await;
+    let org = org_id(&app).await;
+    let post = |csrf: &str, origin: Option<&str>| {
+        let mut r = http()
+            .post(format!("{}/o/{org}/links", app.base))
+            .header("cookie", &ed.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
+                ("csrf", csrf),
+                ("target", "https://example.com/x"),
+                ("custom_alias", "formx"),
+                ("status", "302"),
+            ]));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    let r = post(&other.csrf, None).await.unwrap();
+    assert_eq!(r.status(), 403, "another session's token");
+    assert!(r.text().await.unwrap().contains("csrf_failed"));
+    let r = post("", None).await.unwrap();
+    assert_eq!(r.status(), 403, "no token");
+    let r = post(&ed.csrf, Some("https://evil.example")).await.unwrap();
+    assert_eq!(r.status(), 403, "a foreign origin");
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/v1/links/formx", &app.admin_key)
+        .await;
+    assert_eq!(s, 404, "nothing written so far");
+
+    let r = post(&ed.csrf, Some("http://127.0.0.1:8000")).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], format!("/o/{org}/links/formx"));
+    let (s, link) = app
+        .call(reqwest::Method::GET, "/v1/links/formx", &app.admin_key)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(link["status"], 302);
+    // Audited as the user, like an API write of theirs.
+    let actor: Option<i64> = sqlx::query_scalar(
+        "SELECT user_id FROM audit_log WHERE action = 'link.create' AND subject = 'formx'",
+    )
+    .fetch_one(&app.running.state.db)
+    .await
+    .unwrap();
+    assert!(actor.is_some());
+}
+
+#[tokio::test]
+async fn the_pages_refuse_what_the_role_may_not_do() {
+    let app = TestApp::start().await;
+    app.user("viewer@acme.example", Some(("acme", Role::Viewer)))
+        .await;
+    app.user("ed@acme.example", Some(("acme", Role::Editor)))
+        .await;
+    app.user("stranger@globex.example", Some(("globex", Role::Owner)))
+        .await;
+    app.create(serde_json::json!({ "target": "https://example.com/a", "custom_alias": "linka" }))
+        .await;
+    let org = org_id(&app).await;
+    let viewer = app.login("viewer@acme.example", common::PASSWORD).await;
+    let ed = app.login("ed@acme.example", common::PASSWORD).await;
+    let stranger = app.login("stranger@globex.example", common::PASSWORD).await;
+    let get = |s: &common::Session, path: String| {
+        http()
+            .get(format!("{}{path}", app.base))
+            .header("cookie", &s.cookie)
+            .send()
+    };
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    assert_eq!(
+        status(get(&viewer, format!("/o/{org}/links")).await.unwrap()),
+        200
+    );
+    assert_eq!(
+        status(get(&viewer, format!("/o/{org}/links/linka")).await.unwrap()),
+        200
+    );
+    assert_eq!(
+        status(get(&viewer, format!("/o/{org}/links/new")).await.unwrap()),
+        403
+    );
+    assert_eq!(
+        status(
+            get(&viewer, format!("/o/{org}/links/linka/edit"))
+                .await
+                .unwrap()
+        ),
+        403
+    );
+    assert_eq!(
+        status(
+            get(&ed, format!("/o/{org}/links/linka/edit"))
+                .await
+                .unwrap()
+        ),
+        200
+    );
+    assert_eq!(
+        status(get(&ed, format!("/o/{org}/keys")).await.unwrap()),
+        403
+    );
+    assert_eq!(
+        status(get(&ed, format!("/o/{org}/audit")).await.unwrap()),
+        403
+    );
+    assert_eq!(
+        status(get(&stranger, format!("/o/{org}/links")).await.unwrap()),
+        403
+    );
+    assert_eq!(
+        status(get(&ed, format!("/o/{org}/links/nosuch")).await.unwrap()),
+        404
+    );
+    let r = get(&viewer, format!("/o/{org}/links/linka/qr.png?download=1"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("linka.png")
+    );
+    // Bad input is a 4xx page, never a 5xx.
+    assert_eq!(
+        status(get(&ed, format!("/o/{org}/links?cursor=zz")).await.unwrap()),
+        200
+    );
+    assert_eq!(
+        status(get(&ed, format!("/o/{org}/links/%FF")).await.unwrap()),
+        400
+    );
+    assert_eq!(status(get(&ed, "/o/nope/links".into()).await.unwrap()), 403);
+
+    let r = http()
+        .post(format!("{}/o/{org}/links/linka", app.base))
+        .header("cookie", &viewer.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[
+            ("csrf", viewer.csrf.as_str()),
+            ("target", "https://evil.example/"),
+            ("status", "301"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let (_, link) = app
+        .call(reqwest::Method::GET, "/v1/links/linka", &app.admin_key)
+        .await;
+    assert_eq!(link["target"], "https://example.com/a");
+}
+
+#[tokio::test]
+async fn invitations_and_password_resets_through_the_pages() {
+    let app = TestApp::start().await;
+    app.user("owner@acme.example", Some(("acme", Role::Owner)))
+        .await;
+    let owner = app.login("owner@acme.example", common::PASSWORD).await;
+    let org = org_id(&app).await;
+    let post = |path: &str, cookie: Option<&str>, pairs: &[(&str, &str)]| {
+        let mut r = http()
+            .post(format!("{}{path}", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(pairs));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c.to_owned());
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (s, body) = post(
+        &format!("/o/{org}/members/invite"),
+        Some(&owner.cookie),
+        &[
+            ("csrf", &owner.csrf),
+            ("email", "new@acme.example"),
+            ("role", "editor"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains("Invited new@acme.example as editor"),
+        "{body}"
+    );
+    let token = app.mailed_token("new@acme.example", 0).await;
+
+    let page = http()
+        .get(format!("{}/accept-invitation", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("data-token-from-fragment")
+    );
+    let (s, body) = post(
+        "/accept-invitation",
+        None,
+        &[("token", "nope"), ("password", "")],
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("not valid"), "{body}");
+    let (s, body) = post(
+        "/accept-invitation",
+        None,
+        &[("token", &token), ("password", "short")],
+    )
+    .await;
+    assert_eq!(s, 400, "a password too short: {body}");
+    let (s, body) = post(
+        "/accept-invitation",
+        None,
+        &[("token", &token), ("password", "a brand new password")],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("is now an editor of acme"), "{body}");
+    app.login("new@acme.example", "a brand new password").await;
+    let (s, body) = post(
+        "/accept-invitation",
+        None,
+        &[("token", &token), ("password", "")],
+    )
+    .await;
+    assert_eq!(s, 410, "once only: {body}");
+
+    let (s, body) = post("/forgot-password", None, &[("email", "new@acme.example")]).await;
+    assert_eq!(s, 200, "{body}");
+    let (s2, body2) = post(
+        "/forgot-password",
+        None,
+        &[("email", "nobody@acme.example")],
+    )
+    .await;
+    assert_eq!(
+        (s, body.len()),
+        (s2, body2.len()),
+        "the same answer for anyone"
+    );
+    let token = app.mailed_token("new@acme.example", 1).await;
+    let (s, body) = post(
+        "/reset-password",
+        None,
+        &[("token", &token), ("password", "another new password")],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("Password set"), "{body}");
+    app.login("new@acme.example", "another new password").await;
+    let (s, _) = post(
+        "/reset-password",
+        None,
+        &[("token", &token), ("password", "yet another password")],
+    )
+    .await;
+    assert_eq!(s, 410);
+}
+
+#[tokio::test]
+async fn deleting_from_the_edit_page_is_an_editors_and_is_gone() {
+    let app = TestApp::start().await;
+    app.user("viewer@acme.example", Some(("acme", Role::Viewer)))
+        .await;
+    app.user("ed@acme.example", Some(("acme", Role::Editor)))
+        .await;
+    let link = app
+        .create(serde_json::json!({ "target": "https://example.com/d", "custom_alias": "dela" }))
+        .await;
+    let org = org_id(&app).await;
+    let viewer = app.login("viewer@acme.example", common::PASSWORD).await;
+    let ed = app.login("ed@acme.example", common::PASSWORD).await;
+    let delete = |s: &common::Session, etag: &str| {
+        http()
+            .post(format!("{}/o/{org}/links/dela/delete", app.base))
+            .header("cookie", &s.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[("csrf", s.csrf.as_str()), ("etag", etag)]))
+            .send()
+    };
+    let etag = format!("\"{}\"", "0.0");
+    assert_eq!(delete(&viewer, "").await.unwrap().status(), 403);
+    assert_eq!(
+        delete(&ed, &etag).await.unwrap().status(),
+        412,
+        "an older version"
+    );
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/v1/links/dela", &app.admin_key)
+        .await;
+    assert_eq!(s, 200, "still there");
+    let page = http()
+        .get(format!("{}/o/{org}/links/dela/edit", app.base))
+        .header("cookie", &ed.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The form carries the version it shows (maud escapes the ETag's quotes).
+    let at = page
+        .find("name=\"etag\" value=\"")
+        .expect("the version in the form")
+        + 19;
+    let current = page[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&quot;", "\"");
+    assert!(current.ends_with(".1\""), "{current}");
+    let r = delete(&ed, &current).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], format!("/o/{org}/links"));
+    let (s, _) = app
+        .call(reqwest::Method::GET, "/v1/links/dela", &app.admin_key)
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(link["version"], 1);
+}
+
+#[tokio::test]
+async fn dashboard_pages_are_counted_by_their_route() {
+    let app = TestApp::start().await;
+    let r = http()
+        .get(format!("{}/signin", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let metrics = testkit::prometheus::parse(
+        &http()
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let n = testkit::prometheus::sum(
+        &metrics,
+        "control_http_requests_total",
+        &["route=\"/signin\""],
+    );
+    assert_eq!(n, 1.0, "{metrics:?}");
+}
