@@ -86,21 +86,8 @@ struct Row {
     key_prefix: Option<String>,
 }
 
-fn encode_cursor(id: i64) -> String {
-    hex::encode(format!("a1:{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> ApiResult<i64> {
-    let bad = || ApiError::invalid_field("cursor", "is not a cursor this API returned");
-    if cursor.len() > 64 {
-        return Err(bad());
-    }
-    let bytes = hex::decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("a1:")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(bad)
-}
+/// The audit listing's cursor tag.
+const CURSOR_TAG: &str = "a1";
 
 /// An action filter: dotted lowercase words, as actions are written.
 fn check_action(action: &str) -> ApiResult<()> {
@@ -149,7 +136,11 @@ pub async fn read(state: &AppState, auth: &Auth, q: &AuditQuery) -> ApiResult<Au
             format!("{limit} is out of range 1..={MAX_LIMIT}"),
         ));
     }
-    let before = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| crate::cursor::decode(CURSOR_TAG, c))
+        .transpose()?;
     if let Some(actor) = &q.actor {
         crate::text::check("actor", actor, crate::accounts::email::MAX_EMAIL_LEN)?;
     }
@@ -190,7 +181,7 @@ pub async fn read(state: &AppState, auth: &Auth, q: &AuditQuery) -> ApiResult<Au
     .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(r.id))
+        rows.last().map(|r| crate::cursor::encode(CURSOR_TAG, r.id))
     } else {
         None
     };
@@ -233,8 +224,10 @@ mod tests {
 
     #[test]
     fn cursors_and_actions() {
-        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
-        assert!(decode_cursor(&hex::encode("l1:42")).is_err());
+        let decode = |c: &str| crate::cursor::decode(CURSOR_TAG, c);
+        assert_eq!(decode(&crate::cursor::encode(CURSOR_TAG, 42)).unwrap(), 42);
+        // A links cursor is not an audit cursor.
+        assert!(decode(&hex::encode("l1:42")).is_err());
         assert!(check_action("member.role_change").is_ok());
         assert!(check_action("member%").is_err());
         assert!(check_action("").is_err());

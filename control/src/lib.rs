@@ -67,6 +67,7 @@
 //!   log.
 //! - [`links`]: link rows, input checks, transactional writes, handlers.
 //! - [`codes`], [`target`]: short codes and target URL policy.
+//! - [`cursor`]: the opaque page cursors of the listings.
 //! - [`idempotency`]: `Idempotency-Key` replays.
 //! - [`relay`]: outbox → JetStream, and the stream's settings.
 //! - [`snapshot`]: build, keep, push, reconcile; [`snapshot_builds`]:
@@ -93,6 +94,7 @@ pub mod audit;
 pub mod auth;
 pub mod codes;
 pub mod config;
+pub mod cursor;
 pub mod domains;
 pub mod error;
 pub mod extract;

@@ -555,24 +555,10 @@ pub struct ListQuery {
     pub domain: Option<String>,
 }
 
-/// Cursors are opaque to clients: hex of `l1:<last id>`. Pages run newest
-/// first by id, so links created while a client pages land before its
-/// position and never shift or repeat what it has yet to read.
-fn encode_cursor(id: i64) -> String {
-    hex::encode(format!("l1:{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> ApiResult<i64> {
-    let bad = || ApiError::invalid_field("cursor", "is not a cursor this API returned");
-    if cursor.len() > 64 {
-        return Err(bad());
-    }
-    let bytes = hex::decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    text.strip_prefix("l1:")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(bad)
-}
+/// The links listing's cursor tag. Pages run newest first by id, so links
+/// created while a client pages land before its position and never shift or
+/// repeat what it has yet to read.
+const CURSOR_TAG: &str = "l1";
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern.
 fn like_pattern(q: &str) -> String {
@@ -604,7 +590,11 @@ pub async fn list_links(
             format!("must be 1 to {MAX_LIMIT}"),
         ));
     }
-    let after_id = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after_id = q
+        .cursor
+        .as_deref()
+        .map(|c| crate::cursor::decode(CURSOR_TAG, c))
+        .transpose()?;
     if let Some(tag) = &q.tag {
         input::check_tag_filter(tag)?;
     }
@@ -684,7 +674,7 @@ pub async fn list_links(
         .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(r.id))
+        rows.last().map(|r| crate::cursor::encode(CURSOR_TAG, r.id))
     } else {
         None
     };
@@ -710,10 +700,11 @@ mod tests {
 
     #[test]
     fn cursor_round_trip_and_refusal() {
-        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
-        assert!(decode_cursor("zz").is_err());
-        assert!(decode_cursor(&hex::encode("x:1")).is_err());
-        assert!(decode_cursor(&"00".repeat(1000)).is_err());
+        let decode = |c: &str| crate::cursor::decode(CURSOR_TAG, c);
+        assert_eq!(decode(&crate::cursor::encode(CURSOR_TAG, 42)).unwrap(), 42);
+        assert!(decode("zz").is_err());
+        assert!(decode(&hex::encode("x:1")).is_err());
+        assert!(decode(&"00".repeat(1000)).is_err());
         assert_eq!(like_pattern("a%b_"), "%a\\%b\\_%");
     }
 }
