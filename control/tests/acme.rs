@@ -1,15 +1,14 @@
 //! Certificates by ACME against a real test CA (pebble, with real HTTP-01
 //! validation over loopback), real PostgreSQL and control in-process.
 //!
-//! TODO(merge with `domains` and `tls-wire`): the engine on this branch
-//! serves neither well-known answers nor `PUT /certs`, so [`StandInEngine`]
-//! plays its two ports: the plain port answers challenges from the *outbox*
-//! (the well-known changes control wrote, applied in sequence order, as an
-//! engine applies the stream), and the admin port answers `/readyz` with the
-//! newest sequence it has applied and takes `PUT /certs/NAME`. Once both
-//! branches are merged, start the real engine instead (`--tls-listen`,
-//! `--state-dir`, the relay on NATS) and check its `<state-dir>/certs/` and
-//! a TLS handshake for the domain.
+//! Here [`StandInEngine`] plays an engine's two ports, so these tests can
+//! look inside: the plain port answers challenges from the *outbox* (the
+//! well-known changes control wrote, applied in sequence order, as an engine
+//! applies the stream), and the admin port answers `/readyz` (an engine
+//! from before the boot id: its snapshot load time tells restarts apart)
+//! and records every `PUT /certs/NAME`. The same path on the real binaries
+//! (engine, relay, NATS, the TLS port serving the pair, renewal without a
+//! restart, withdrawal) is e2e/tests/certificates.rs.
 
 mod common;
 

@@ -48,6 +48,8 @@ pub fn fingerprint(path: &std::path::Path) -> Option<Fingerprint> {
 #[derive(Debug)]
 pub struct Shared {
     pub config: Arc<Config>,
+    /// This process's boot id for `/readyz` (`snapshots::readiness`).
+    pub boot_id: String,
     pub senders: Vec<Sender<Command>>,
     pub metrics: Vec<Arc<CoreMetrics>>,
     /// The snapshot every core serves (after the last completed install).
@@ -133,6 +135,7 @@ impl Shared {
             .then(|| Arc::new(crate::clicks::ClickStats::default()));
         let shared = Shared {
             config,
+            boot_id: boot_id(),
             senders,
             metrics: (0..cores).map(|_| Arc::new(CoreMetrics::new())).collect(),
             snapshot: Mutex::new(None),
@@ -252,4 +255,18 @@ impl Shared {
     pub fn snapshot_path(&self) -> Option<PathBuf> {
         self.config.snapshot.clone()
     }
+}
+
+/// 64 random bits in hex: unique per start for every practical purpose.
+/// Without the OS's randomness (never seen) the start time in nanoseconds
+/// still differs between starts.
+fn boot_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        bytes = nanos.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

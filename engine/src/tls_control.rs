@@ -214,8 +214,60 @@ impl TlsControl {
         std::fs::rename(&staged.crt, dir.join(format!("{filed}.crt")))
             .map_err(store_error("rename"))?;
         fsync_dir(dir).map_err(store_error("fsync"))?;
-        if let Some(acks) = self.reload(&mut store, cores) {
-            // Served by every core's next connection once this returns.
+        // Served by every core's next connection once this returns.
+        self.reload_and_wait(&mut store, cores);
+        Ok(store.store.certs().names())
+    }
+
+    /// Removes the pushed pair `name` (control withdrew it: the domain was
+    /// deleted), then reloads; new connections no longer get it once this
+    /// returns. `Ok(None)` if no pair was pushed under the name; the
+    /// operator's own pair for it is never touched ([`PushError::Shadowed`]).
+    /// Returns the names served after it. Blocking.
+    pub fn remove(
+        &self,
+        name: &str,
+        dir: &Path,
+        cores: &[Sender<Command>],
+    ) -> Result<Option<Vec<String>>, PushError> {
+        if !is_pair_name(name) {
+            return Err(PushError::BadName(name.to_owned()));
+        }
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let filed = name.to_ascii_lowercase();
+        let operator = store.store.settings().cert_dir.join(format!("{filed}.crt"));
+        if operator.exists() {
+            return Err(PushError::Shadowed(operator));
+        }
+        let store_error = |step| {
+            let dir = dir.to_path_buf();
+            move |source| PushError::Store { step, dir, source }
+        };
+        let (crt, key) = (
+            dir.join(format!("{filed}.crt")),
+            dir.join(format!("{filed}.key")),
+        );
+        if !crt.exists() && !key.exists() {
+            return Ok(None);
+        }
+        // Chain first: a load in between sees a key without its chain and
+        // skips the name, never a chain without its key.
+        for path in [&crt, &key] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(store_error("remove")(e)),
+            }
+        }
+        fsync_dir(dir).map_err(store_error("fsync"))?;
+        self.reload_and_wait(&mut store, cores);
+        Ok(Some(store.store.certs().names()))
+    }
+
+    /// Reloads and waits (up to 10 s) for every core to take a new
+    /// configuration, so the change is served once the caller answers.
+    fn reload_and_wait(&self, store: &mut Watched, cores: &[Sender<Command>]) {
+        if let Some(acks) = self.reload(store, cores) {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             for _ in cores {
                 if acks.recv_deadline(deadline).is_err() {
@@ -224,7 +276,6 @@ impl TlsControl {
                 }
             }
         }
-        Ok(store.store.certs().names())
     }
 }
 

@@ -284,9 +284,24 @@ fn certificates_reload_without_restart_and_bad_ones_are_refused() {
 
 /// `PUT path` on the admin port with `body`: (status, body).
 fn put(addr: SocketAddr, path: &str, body: &[u8], token: Option<&str>) -> (u16, String) {
+    admin_request(addr, "PUT", path, body, token)
+}
+
+/// `DELETE path` on the admin port: (status, body).
+fn delete(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    admin_request(addr, "DELETE", path, b"", token)
+}
+
+fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    token: Option<&str>,
+) -> (u16, String) {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let mut request = format!(
-        "PUT {path} HTTP/1.1\r\nHost: a\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: a\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -372,6 +387,8 @@ fn put_certs_installs_a_pair() {
     left.sort();
     assert_eq!(left, ["p.test.crt", "p.test.key"]);
     assert!(TlsClient::connect(e.tls(), &config, "q.test").is_err());
+    let boot_id = e.engine.readyz()["boot_id"].as_str().unwrap().to_owned();
+    assert_eq!(boot_id.len(), 16, "{boot_id}");
     // The pushed pair survives a restart (it is in the state directory).
     drop(client);
     let TlsEngine {
@@ -392,6 +409,49 @@ fn put_certs_installs_a_pair() {
     let client =
         TlsClient::connect(restarted.tls_listen.unwrap(), &ca.client(&[]), "p.test").unwrap();
     assert_eq!(client.leaf(), pushed.der);
+    // A new process, a new boot id: how control knows to push again.
+    assert_ne!(restarted.readyz()["boot_id"].as_str().unwrap(), boot_id);
+}
+
+#[test]
+fn delete_certs_withdraws_a_pushed_pair() {
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().join("state");
+    let e = TlsEngine::start(&[
+        "--admin-token",
+        "s3cret",
+        "--state-dir",
+        state_dir.to_str().unwrap(),
+    ]);
+    let admin = e.engine.admin;
+    let config = e.ca.client(&[]);
+    let pushed = e.ca.pair(&["p.test"]);
+    let (status, body) = put(admin, "/certs/p.test", &pem_body(&pushed), Some("s3cret"));
+    assert_eq!(status, 200, "{body}");
+    let mut kept = TlsClient::connect(e.tls(), &config, "p.test").unwrap();
+
+    assert_eq!(delete(admin, "/certs/p.test", None).0, 401);
+    let (status, body) = delete(admin, "/certs/P.test", Some("s3cret"));
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("\"p.test\""), "no longer served: {body}");
+    // Gone at once for new connections, and from the state directory; a
+    // connection made before keeps working.
+    let err = TlsClient::connect(e.tls(), &config, "p.test")
+        .err()
+        .unwrap();
+    assert!(matches!(err, rustls::Error::AlertReceived(_)), "{err:?}");
+    assert!(!state_dir.join("certs/p.test.crt").exists());
+    assert!(!state_dir.join("certs/p.test.key").exists());
+    assert_eq!(kept.get("/abc").status, 301);
+
+    // Again: nothing to remove. The operator's own pair: 409, untouched.
+    let (status, body) = delete(admin, "/certs/p.test", Some("s3cret"));
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no_such_certificate"), "{body}");
+    let (status, body) = delete(admin, "/certs/a.test", Some("s3cret"));
+    assert_eq!(status, 409, "{body}");
+    assert!(TlsClient::connect(e.tls(), &config, "a.test").is_ok());
+    assert_eq!(delete(admin, "/certs/.hidden", Some("s3cret")).0, 400);
 }
 
 /// `engine serve ARGS`, expected to fail: its stderr.

@@ -38,6 +38,12 @@ pub struct EngineReadiness {
     pub delta_lag: u64,
     /// Each core's own view, in core order.
     pub cores: Vec<CoreReadiness>,
+    /// Drawn at random when the engine process starts: another value means
+    /// it restarted (so a reader that pushed it something it keeps only in
+    /// memory, or that tracks what it pushed, starts over). `None` from
+    /// engines older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// The snapshot an engine serves.

@@ -127,6 +127,7 @@ mod tests {
                     delta_entries: 0,
                 })
                 .collect(),
+            boot_id: None,
         }
     }
 

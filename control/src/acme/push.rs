@@ -1,23 +1,26 @@
 //! Shipping certificates to engines: `PUT /certs/NAME` on each engine's
 //! admin port (body: the PEM chain, leaf first, then the PEM key; the
 //! engines' admin token), on issue and renewal and whenever a reconcile round
-//! finds an engine that may lack them.
+//! finds an engine that may lack them; `DELETE /certs/NAME` for the
+//! certificate of a domain that was deleted.
 //!
 //! An engine keeps pushed pairs in its state directory across restarts, but
 //! a new engine, or one whose state directory was replaced, has none, and
 //! `/readyz` does not list certificates. So the reconcile round remembers,
-//! per engine, which issuance it has shipped and the load time of the
-//! snapshot the engine served then: an engine unreachable in a round, seen
-//! for the first time, or serving a snapshot loaded at another time
-//! (restarted, or given a new snapshot) gets every pair again. A push is
-//! idempotent, so the only cost of a needless one is a few kilobytes.
+//! per engine, which issuance it has shipped and which withdrawals it made,
+//! under the engine's boot id (`/readyz`): an engine unreachable in a round,
+//! seen for the first time, or with another boot id (restarted) gets every
+//! pair again, and every withdrawal. Both are idempotent (a withdrawal of a
+//! pair the engine lacks is a 404), so the only cost of a needless one is a
+//! request. An engine older than the boot id is tracked by its snapshot's
+//! load time instead, which also changes on every snapshot push.
 
 use super::seal::{Sealer, certificate_key_purpose};
 use super::store::{self, Pair};
 use anyhow::Context as _;
 use snapshots::readiness::EngineReadiness;
 use sqlx::PgPool;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -55,6 +58,24 @@ impl Engines {
             .json()
             .await
             .context("readyz is not an engine readiness record")
+    }
+
+    /// `DELETE http://ENGINE/certs/NAME`: whether the engine no longer has
+    /// it (removed, or never had it).
+    pub async fn delete_cert(&self, engine: &str, name: &str) -> Result<(), String> {
+        let url = format!("http://{engine}/certs/{name}");
+        let mut delete = self.http.delete(&url);
+        if let Some(token) = &self.token {
+            delete = delete.bearer_auth(token);
+        }
+        let resp = delete.send().await.map_err(|e| format!("{url}: {e}"))?;
+        match resp.status().as_u16() {
+            200 | 404 => Ok(()),
+            status => {
+                let text = resp.text().await.unwrap_or_default();
+                Err(format!("{url} answered {status}: {}", text.trim()))
+            }
+        }
     }
 
     /// `PUT http://ENGINE/certs/NAME`.
@@ -144,11 +165,24 @@ async fn push_one(engines: &Engines, sealer: &Sealer, engine: &str, pair: &Pair)
 /// What one engine was last seen with.
 #[derive(Debug, Default)]
 struct Seen {
-    /// The load time of the snapshot it served; another means it may have
-    /// restarted.
-    loaded_at_ms: Option<u64>,
+    /// Its boot id (or, from an engine without one, the load time of the
+    /// snapshot it served); another means it may have restarted.
+    incarnation: Option<String>,
     /// Domain → the issuance shipped to it.
     shipped: HashMap<String, OffsetDateTime>,
+    /// Withdrawn names it is known not to serve.
+    withdrawn: HashSet<String>,
+}
+
+/// What tells one run of an engine from the next.
+fn incarnation(readiness: &EngineReadiness) -> Option<String> {
+    match &readiness.boot_id {
+        Some(id) => Some(id.clone()),
+        None => readiness
+            .snapshot
+            .as_ref()
+            .map(|s| format!("loaded_at_ms:{}", s.loaded_at_ms)),
+    }
 }
 
 /// The reconcile rounds' memory of every engine.
@@ -169,9 +203,10 @@ impl Reconciler {
             return Ok(());
         }
         let pairs = store::issued_pairs(db).await?;
+        let withdrawn = store::withdrawn_names(db).await?;
         for engine in engines.addrs() {
-            let loaded_at_ms = match engines.readiness(engine).await {
-                Ok(r) => r.snapshot.map(|s| s.loaded_at_ms),
+            let incarnation = match engines.readiness(engine).await {
+                Ok(r) => incarnation(&r),
                 Err(e) => {
                     tracing::debug!(engine, error = format!("{e:#}"), "engine not reachable");
                     self.seen.remove(engine);
@@ -179,9 +214,28 @@ impl Reconciler {
                 }
             };
             let seen = self.seen.entry(engine.clone()).or_default();
-            if seen.loaded_at_ms != loaded_at_ms {
+            if seen.incarnation != incarnation {
                 seen.shipped.clear();
-                seen.loaded_at_ms = loaded_at_ms;
+                seen.withdrawn.clear();
+                seen.incarnation = incarnation;
+            }
+            for name in &withdrawn {
+                if seen.withdrawn.contains(name) {
+                    continue;
+                }
+                match engines.delete_cert(engine, name).await {
+                    Ok(()) => {
+                        tracing::info!(engine, domain = name, "certificate withdrawn");
+                        seen.shipped.remove(name);
+                        seen.withdrawn.insert(name.clone());
+                    }
+                    Err(why) => tracing::warn!(
+                        engine,
+                        domain = name,
+                        error = why,
+                        "certificate withdrawal failed"
+                    ),
+                }
             }
             for pair in &pairs {
                 if seen.shipped.get(&pair.domain) == Some(&pair.issued_at) {

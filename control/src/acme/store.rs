@@ -187,6 +187,21 @@ pub async fn issued_pairs(db: &PgPool) -> sqlx::Result<Vec<Pair>> {
     .await
 }
 
+/// Names with an issued certificate and no live verified domain (deleted,
+/// or no longer verified): engines must stop serving them.
+pub async fn withdrawn_names(db: &PgPool) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT c.domain FROM certificates c
+          WHERE c.chain_pem IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM domains d
+                             WHERE d.name = c.domain AND d.verified_at IS NOT NULL
+                               AND d.deleted_at IS NULL AND d.id <> 0)
+          ORDER BY c.domain",
+    )
+    .fetch_all(db)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,9 @@ pub enum AdminError {
     /// A pushed certificate pair larger than the limit.
     #[error("a pushed certificate pair is at most {max} bytes")]
     CertTooLarge { max: usize },
+    /// `DELETE /certs/NAME` for a name nothing was pushed under.
+    #[error("no pushed certificate pair named {0:?}")]
+    NoSuchCert(String),
     /// A pushed certificate pair was refused or could not be stored.
     #[error(transparent)]
     Cert(#[from] crate::tls_control::PushError),
@@ -76,6 +79,7 @@ impl AdminError {
             AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             AdminError::TlsOff => (StatusCode::NOT_FOUND, "tls_off"),
             AdminError::CertTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AdminError::NoSuchCert(_) => (StatusCode::NOT_FOUND, "no_such_certificate"),
             AdminError::Cert(PushError::Store { .. }) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "store_failed")
             }

@@ -50,7 +50,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/snapshot", put(put_snapshot))
-        .route("/certs/{name}", put(put_cert))
+        .route("/certs/{name}", put(put_cert).delete(delete_cert))
         .with_state(shared)
 }
 
@@ -110,6 +110,7 @@ pub fn readiness(shared: &Shared) -> EngineReadiness {
                 delta_entries: m.delta_entries.get(),
             })
             .collect(),
+        boot_id: Some(shared.boot_id.clone()),
     }
 }
 
@@ -275,6 +276,33 @@ async fn put_cert(
     .inspect_err(|e| tracing::warn!(name, error = %e, "pushed certificate pair refused"))?;
     tracing::info!(name, "pushed certificate pair installed");
     let body = json!({"installed": name, "names": names});
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// `DELETE /certs/NAME`: withdraws a pair control pushed (its domain was
+/// deleted); new connections no longer get it once this answers. `404` if
+/// no pair was pushed under the name, `409` for the operator's own pair.
+async fn delete_cert(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    authorize(&shared, &headers)?;
+    if shared.tls.is_none() {
+        return Err(AdminError::TlsOff);
+    }
+    let worker = shared.clone();
+    let removed = name.clone();
+    let names = tokio::task::spawn_blocking(move || {
+        let tls = worker.tls.as_ref().expect("checked above");
+        tls.remove(&removed, &worker.state.certs(), &worker.senders)
+    })
+    .await
+    .map_err(|e| AdminError::Internal(e.to_string()))?
+    .inspect_err(|e| tracing::warn!(name, error = %e, "certificate removal refused"))?
+    .ok_or_else(|| AdminError::NoSuchCert(name.clone()))?;
+    tracing::info!(name, "pushed certificate pair removed");
+    let body = json!({"removed": name, "names": names});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
