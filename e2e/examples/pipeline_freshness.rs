@@ -12,7 +12,7 @@
 //!
 //! ```sh
 //! cargo build --release -p engine -p analytics -p perf
-//! E2E_BIN_DIR=target/release cargo run -p e2e --example freshness
+//! E2E_BIN_DIR=target/release cargo run -p e2e --example pipeline_freshness
 //! ```
 
 use e2e::Proc;

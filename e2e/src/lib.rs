@@ -12,11 +12,13 @@
 //! Children are killed when dropped; their stderr goes to a log file kept
 //! when the test fails, for post-mortems.
 //!
-//! Modules: this file (spawning binaries), [`clicks`] (the click pipeline:
+//! Modules: this file (spawning binaries), [`stack`] (control and an engine
+//! following it on PostgreSQL and NATS), [`clicks`] (the click pipeline:
 //! engine + analytics sidecar + a private nats-server, and a request plan
 //! whose every request has a known expected ClickHouse row).
 
 pub mod clicks;
+pub mod stack;
 
 use anyhow::{Context as _, bail};
 use std::path::PathBuf;

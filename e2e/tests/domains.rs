@@ -4,7 +4,6 @@
 //! same code on two domains, settings reaching the engine, and the API's
 //! refusals.
 
-use e2e::{Proc, run, spawn_engine};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -14,181 +13,45 @@ const PROPAGATION: Duration = Duration::from_secs(5);
 const BRAND: &str = "go.brand.example";
 const OTHER: &str = "links.other.example";
 
+/// The shared stack with both names resolved to its engine, and three keys.
 struct Stack {
-    engine: Proc,
-    control: Proc,
+    inner: e2e::stack::Stack,
     acme: String,
     beta: String,
     operator: String,
-    http: reqwest::Client,
-    _pg: testkit::PgDatabase,
-    _nats: testkit::JetStreamScope,
-    _keys: testkit::LinkKeys,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
-/// `control keys create ARGS` on the test's database: the key.
-async fn create_key(database: &str, args: &[&str]) -> String {
-    let mut all = vec!["keys", "create"];
-    all.extend_from_slice(args);
-    all.extend(["--database-url", database]);
-    run("control", &all).await.unwrap().trim().to_owned()
+impl std::ops::Deref for Stack {
+    type Target = e2e::stack::Stack;
+    fn deref(&self) -> &e2e::stack::Stack {
+        &self.inner
+    }
 }
 
 impl Stack {
     async fn start() -> Stack {
-        testkit::require_services().await.unwrap();
-        let pg = testkit::PgDatabase::create_with_prefix("e2e_domains")
-            .await
-            .unwrap();
-        let nats = testkit::JetStreamScope::connect().await.unwrap();
-        let stream = nats.stream_name("LINKS");
-        let subject = nats.subject("links.changes");
-        let (engine_dir, control_dir) =
-            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let url = testkit::nats_url();
-        let keys = testkit::LinkKeys::new().unwrap();
-        let (signing_key, verify_key) = (keys.signing_key(), keys.verify_key());
-        let engine = spawn_engine(
-            "127.0.0.1:0",
-            &[
-                "--nats",
-                &url,
-                "--links-stream",
-                &stream,
-                "--links-subject",
-                &subject,
-                "--links-verify-key",
-                verify_key.to_str().unwrap(),
-                "--state-dir",
-                engine_dir.path().to_str().unwrap(),
-                "--no-clicks",
-            ],
-        )
-        .await
-        .unwrap();
-        let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
-        // The verification fetch for both names goes to this engine.
-        let resolve_brand = format!("{BRAND}={}", engine.listen());
-        let resolve_other = format!("{OTHER}={}", engine.listen());
-        let control = Proc::spawn(
-            "control",
-            &[
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                pg.url(),
-                "--links-stream",
-                &stream,
-                "--links-subject",
-                &subject,
-                "--short-base",
-                "https://sho.rt",
-                "--default-domain",
-                "sho.rt",
-                "--verify-resolve",
-                &resolve_brand,
-                "--verify-resolve",
-                &resolve_other,
-                "--engine-admin",
-                &engine_admin,
-                "--snapshot-dir",
-                control_dir.path().to_str().unwrap(),
-                "--reconcile-interval-secs",
-                "1",
-                "--rate-per-key",
-                "100000",
-                "--burst-per-key",
-                "100000",
-                "--rate-per-ip",
-                "100000",
-                "--burst-per-ip",
-                "100000",
-                "--links-stream-adopt",
-                "--nats",
-                &url,
-                "--links-signing-key",
-                signing_key.to_str().unwrap(),
-            ],
-        )
-        .await
-        .unwrap();
-        let acme = create_key(pg.url(), &["--org", "acme", "--scopes", "admin"]).await;
-        let beta = create_key(pg.url(), &["--org", "beta", "--scopes", "admin"]).await;
-        let operator = create_key(pg.url(), &["--operator"]).await;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let readyz = format!("http://{engine_admin}/readyz");
-        testkit::wait_for(
-            Duration::from_secs(15),
-            Duration::from_millis(20),
-            || async {
-                match http.get(&readyz).send().await {
-                    Ok(r) => r
-                        .json::<Value>()
-                        .await
-                        .is_ok_and(|v| v["ready"] == true && v["nats_connected"] == true),
-                    Err(_) => false,
-                }
-            },
-        )
-        .await
-        .unwrap();
+        let mut options = e2e::stack::StackOptions::new("e2e_domains");
+        // The verification fetch for both names goes to the engine.
+        options.resolve_to_engine = vec![BRAND.into(), OTHER.into()];
+        let inner = e2e::stack::Stack::start(options).await;
+        let acme = inner
+            .create_key(&["--org", "acme", "--scopes", "admin"])
+            .await;
+        let beta = inner
+            .create_key(&["--org", "beta", "--scopes", "admin"])
+            .await;
+        let operator = inner.create_key(&["--operator"]).await;
         Stack {
-            engine,
-            control,
+            inner,
             acme,
             beta,
             operator,
-            http,
-            _pg: pg,
-            _nats: nats,
-            _keys: keys,
-            _dirs: (engine_dir, control_dir),
         }
-    }
-
-    fn api(&self, key: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("http://{}{path}", self.control.listen()))
-            .bearer_auth(key)
-    }
-
-    async fn call(
-        &self,
-        key: &str,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self.api(key, method, path);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let r = request.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     /// What the engine answers for `path` under `host`: status, Location, body.
     async fn get(&self, host: &str, path: &str) -> (u16, Option<String>, String) {
-        let r = self
-            .http
-            .get(format!("http://{}{path}", self.engine.listen()))
-            .header("host", host)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (status, location, r.text().await.unwrap_or_default())
+        self.engine_get(host, path).await
     }
 
     /// Waits for the engine to answer `status` and `location` under `host`.
@@ -524,21 +387,9 @@ async fn domain_requests_are_checked() {
         "{body}"
     );
     // A viewer-less key without links:write cannot claim.
-    let reader = run(
-        "control",
-        &[
-            "keys",
-            "create",
-            "--org",
-            "acme",
-            "--scopes",
-            "links:read",
-            "--database-url",
-            stack._pg.url(),
-        ],
-    )
-    .await
-    .unwrap();
+    let reader = stack
+        .create_key(&["--org", "acme", "--scopes", "links:read"])
+        .await;
     let (status, _) = stack
         .call(
             reader.trim(),

@@ -98,6 +98,7 @@ mod private_nats;
 pub mod prometheus;
 mod ready_child;
 mod services;
+pub mod tls;
 mod wait;
 
 pub use browser::Browser;

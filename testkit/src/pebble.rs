@@ -20,7 +20,6 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long pebble and its DNS get to listen.
@@ -50,10 +49,10 @@ impl Pebble {
         let dir = tempfile::Builder::new()
             .prefix("testkit-pebble-")
             .tempdir()?;
-        let (root_pem, cert_pem, key_pem) = https_pair()?;
-        std::fs::write(dir.path().join("root.pem"), root_pem)?;
-        std::fs::write(dir.path().join("cert.pem"), cert_pem)?;
-        std::fs::write(dir.path().join("key.pem"), key_pem)?;
+        let https = crate::tls::TestPair::new(&["127.0.0.1", "localhost"])?;
+        std::fs::write(dir.path().join("root.pem"), &https.root_pem)?;
+        std::fs::write(dir.path().join("cert.pem"), &https.cert_pem)?;
+        std::fs::write(dir.path().join("key.pem"), &https.key_pem)?;
 
         let dns_port = crate::free_port();
         let dns_management = crate::free_addr();
@@ -193,37 +192,11 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
     ))
 }
 
-/// A fresh CA and a leaf for `127.0.0.1` and `localhost` signed by it:
-/// (root PEM, leaf PEM, leaf key PEM).
-fn https_pair() -> anyhow::Result<(String, String, String)> {
-    let ca_key = rcgen::KeyPair::generate()?;
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "testkit pebble https root");
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let key = rcgen::KeyPair::generate()?;
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?
-        .signed_by(&key, &issuer)?;
-    Ok((ca_cert.pem(), leaf.pem(), key.serialize_pem()))
-}
-
 /// `GET https://ADDR/PATH` trusting `root_pem` only; the body.
 fn https_get(addr: SocketAddr, root_pem: &[u8], path: &str) -> anyhow::Result<String> {
-    use rustls::pki_types::pem::PemObject as _;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(root_pem) {
-        roots.add(cert?)?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = crate::tls::client_config(root_pem)?;
     let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let conn = rustls::ClientConnection::new(Arc::new(config), name)?;
+    let conn = rustls::ClientConnection::new(config, name)?;
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);

@@ -1,0 +1,295 @@
+//! The link stack on the real binaries: control (API, outbox relay,
+//! snapshot push) and one engine following its changes, on a fresh
+//! PostgreSQL database and a JetStream stream and subject of the test's own,
+//! with signed changes, and the waits that make a test start from a stack
+//! that serves. Tests that need more (TLS, ACME, domains resolved to the
+//! engine, another engine) say so in [`StackOptions`].
+
+use crate::{Proc, run};
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+/// How the stack differs from the plain one.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Prefix of the test database's name.
+    pub prefix: &'static str,
+    /// The engine's redirect port (`127.0.0.1:0`: a free one).
+    pub engine_listen: String,
+    /// The engine's admin port; fixed when the engine is restarted and
+    /// control must find it again.
+    pub engine_admin: String,
+    /// More `engine serve` flags.
+    pub engine_args: Vec<String>,
+    /// More `control serve` flags.
+    pub control_args: Vec<String>,
+    /// Names whose verification control fetches from the engine
+    /// (`--verify-resolve NAME=ENGINE`).
+    pub resolve_to_engine: Vec<String>,
+}
+
+impl StackOptions {
+    pub fn new(prefix: &'static str) -> StackOptions {
+        StackOptions {
+            prefix,
+            engine_listen: "127.0.0.1:0".into(),
+            engine_admin: "127.0.0.1:0".into(),
+            engine_args: Vec::new(),
+            control_args: Vec::new(),
+            resolve_to_engine: Vec::new(),
+        }
+    }
+}
+
+/// A running stack; everything is stopped and removed on drop.
+pub struct Stack {
+    /// `None` only inside [`Stack::restart_engine`].
+    engine: Option<Proc>,
+    pub control: Proc,
+    pub http: reqwest::Client,
+    pub pg: testkit::PgDatabase,
+    pub nats: testkit::JetStreamScope,
+    pub stream: String,
+    pub subject: String,
+    /// Control signs link changes with it; engines trust its public half.
+    pub keys: testkit::LinkKeys,
+    pub engine_dir: tempfile::TempDir,
+    pub control_dir: tempfile::TempDir,
+    options: StackOptions,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Stack {
+        testkit::require_services().await.unwrap();
+        let pg = testkit::PgDatabase::create_with_prefix(options.prefix)
+            .await
+            .unwrap();
+        let nats = testkit::JetStreamScope::connect().await.unwrap();
+        let stream = nats.stream_name("LINKS");
+        let subject = nats.subject("links.changes");
+        let keys = testkit::LinkKeys::new().unwrap();
+        let (engine_dir, control_dir) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let engine = spawn_follower(
+            &options.engine_listen,
+            &options.engine_admin,
+            &stream,
+            &subject,
+            &keys,
+            engine_dir.path(),
+            &options.engine_args,
+        )
+        .await;
+        let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
+        let url = testkit::nats_url();
+        let signing_key = keys.signing_key();
+        let mut args: Vec<String> = [
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            pg.url(),
+            "--nats",
+            &url,
+            "--links-stream",
+            &stream,
+            "--links-subject",
+            &subject,
+            "--links-stream-adopt",
+            "--links-signing-key",
+            signing_key.to_str().unwrap(),
+            "--short-base",
+            "https://sho.rt",
+            "--default-domain",
+            "sho.rt",
+            "--engine-admin",
+            &engine_admin,
+            "--snapshot-dir",
+            control_dir.path().to_str().unwrap(),
+            "--reconcile-interval-secs",
+            "1",
+            // Tests make bursts of calls with one key from one address.
+            "--rate-per-key",
+            "100000",
+            "--burst-per-key",
+            "100000",
+            "--rate-per-ip",
+            "100000",
+            "--burst-per-ip",
+            "100000",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for name in &options.resolve_to_engine {
+            args.push("--verify-resolve".into());
+            args.push(format!("{name}={}", engine.listen()));
+        }
+        args.extend(options.control_args.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let control = Proc::spawn("control", &args).await.unwrap();
+        let stack = Stack {
+            engine: Some(engine),
+            control,
+            http,
+            pg,
+            nats,
+            stream,
+            subject,
+            keys,
+            engine_dir,
+            control_dir,
+            options,
+        };
+        stack.wait_following(&engine_admin).await;
+        stack
+    }
+
+    /// The running engine.
+    pub fn engine(&self) -> &Proc {
+        self.engine.as_ref().expect("an engine runs between calls")
+    }
+
+    /// The engine's admin address.
+    pub fn engine_admin(&self) -> String {
+        self.engine().ready["admin"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the engine at `admin` serves a snapshot and follows the
+    /// change stream.
+    pub async fn wait_following(&self, admin: &str) {
+        let readyz = format!("http://{admin}/readyz");
+        testkit::wait_for(
+            Duration::from_secs(15),
+            Duration::from_millis(20),
+            || async {
+                match self.http.get(&readyz).send().await {
+                    Ok(r) => r
+                        .json::<Value>()
+                        .await
+                        .is_ok_and(|v| v["ready"] == true && v["nats_connected"] == true),
+                    Err(_) => false,
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the engine at {admin} never served and followed"));
+    }
+
+    /// Kills the engine and starts it again on the same addresses (the
+    /// admin one must be fixed in the options, so control finds it again),
+    /// with its state in `state_dir` (the old one, or a fresh one: an engine
+    /// that lost its state), and waits until it follows the stream again.
+    pub async fn restart_engine(&mut self, state_dir: &Path) {
+        let admin = self.options.engine_admin.clone();
+        assert!(
+            !admin.ends_with(":0"),
+            "restart_engine needs StackOptions::engine_admin fixed"
+        );
+        if let Some(old) = self.engine.take() {
+            old.kill().await.unwrap();
+        }
+        self.engine = Some(
+            spawn_follower(
+                &self.options.engine_listen,
+                &admin,
+                &self.stream,
+                &self.subject,
+                &self.keys,
+                state_dir,
+                &self.options.engine_args,
+            )
+            .await,
+        );
+        self.wait_following(&admin).await;
+    }
+
+    /// `control keys create ARGS` on the stack's database: the key.
+    pub async fn create_key(&self, args: &[&str]) -> String {
+        let mut all = vec!["keys", "create"];
+        all.extend_from_slice(args);
+        all.extend(["--database-url", self.pg.url()]);
+        run("control", &all).await.unwrap().trim().to_owned()
+    }
+
+    /// A call to control's API with `key`: the status and the JSON body
+    /// (`Null` when the body is not JSON).
+    pub async fn call(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("http://{}{path}", self.control.listen()))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// What the engine answers for `path` under `host`: status, Location, body.
+    pub async fn engine_get(&self, host: &str, path: &str) -> (u16, Option<String>, String) {
+        let r = self
+            .http
+            .get(format!("http://{}{path}", self.engine().listen()))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, location, r.text().await.unwrap_or_default())
+    }
+}
+
+/// `engine serve` on one core following the stack's stream with the
+/// stack's verify key, its state in `state_dir`, clicks off, then `extra`.
+async fn spawn_follower(
+    listen: &str,
+    admin: &str,
+    stream: &str,
+    subject: &str,
+    keys: &testkit::LinkKeys,
+    state_dir: &Path,
+    extra: &[String],
+) -> Proc {
+    let url = testkit::nats_url();
+    let verify_key = keys.verify_key();
+    let mut args: Vec<&str> = vec![
+        "serve",
+        "--listen",
+        listen,
+        "--admin",
+        admin,
+        "--cores",
+        "1",
+        "--nats",
+        &url,
+        "--links-stream",
+        stream,
+        "--links-subject",
+        subject,
+        "--links-verify-key",
+        verify_key.to_str().unwrap(),
+        "--state-dir",
+        state_dir.to_str().unwrap(),
+        "--no-clicks",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    Proc::spawn("engine", &args).await.unwrap()
+}
