@@ -184,7 +184,7 @@ async fn the_pages_refuse_what_the_role_may_not_do() {
         200
     );
     assert_eq!(
-        status(get(&viewer, format!("/o/{org}/links/new")).await.unwrap()),
+        status(get(&viewer, format!("/o/{org}/new-link")).await.unwrap()),
         403
     );
     assert_eq!(
@@ -460,4 +460,137 @@ async fn dashboard_pages_are_counted_by_their_route() {
         &["route=\"/signin\""],
     );
     assert_eq!(n, 1.0, "{metrics:?}");
+}
+
+#[tokio::test]
+async fn links_on_the_organizations_own_domains_and_the_code_new() {
+    const BRAND: &str = "go.acme.example";
+    let app = TestApp::start().await;
+    app.user("ed@acme.example", Some(("acme", Role::Editor)))
+        .await;
+    let org = org_id(&app).await;
+    let ed = app.login("ed@acme.example", common::PASSWORD).await;
+    // A pending domain takes links (served once verified).
+    let (s, body) = app
+        .send_json(
+            reqwest::Method::POST,
+            "/v1/domains",
+            &app.admin_key,
+            &serde_json::json!({ "name": BRAND }),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    app.create(
+        serde_json::json!({ "target": "https://example.com/default", "custom_alias": "promo" }),
+    )
+    .await;
+    app.create(
+        serde_json::json!({ "target": "https://example.com/called-new", "custom_alias": "new" }),
+    )
+    .await;
+    let base = app.base.clone();
+    let get = |path: String| {
+        let (cookie, url) = (ed.cookie.clone(), format!("{base}{path}"));
+        async move {
+            let r = http()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let post = |path: String, pairs: Vec<(&'static str, String)>| {
+        let (cookie, csrf, url) = (ed.cookie.clone(), ed.csrf.clone(), format!("{base}{path}"));
+        async move {
+            let mut pairs = pairs;
+            pairs.push(("csrf", csrf));
+            http()
+                .post(url)
+                .header("cookie", cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form_body(&pairs))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // The create form offers the organization's domains.
+    let (s, form) = get(format!("/o/{org}/new-link")).await;
+    assert_eq!(s, 200);
+    assert!(
+        form.contains(&format!("<option value=\"{BRAND}\"")),
+        "{form}"
+    );
+    // The same code on the brand's domain: its page is addressed by domain.
+    let r = post(
+        format!("/o/{org}/links"),
+        vec![
+            ("target", "https://example.com/brand".into()),
+            ("custom_alias", "promo".into()),
+            ("status", "302".into()),
+            ("domain", BRAND.into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let page = format!("/o/{org}/links/promo?domain={BRAND}");
+    assert_eq!(r.headers()["location"], page.as_str());
+    let (s, brand) = get(page.clone()).await;
+    assert_eq!(s, 200);
+    assert!(brand.contains("https://example.com/brand"), "{brand}");
+    assert!(
+        brand.contains(&format!("/{BRAND}/promo")),
+        "its short URL: {brand}"
+    );
+    assert!(brand.contains(&format!("qr.svg?domain={BRAND}")), "{brand}");
+    let (_, default) = get(format!("/o/{org}/links/promo")).await;
+    assert!(default.contains("https://example.com/default"), "{default}");
+
+    // The list's domain filter.
+    let (s, list) = get(format!("/o/{org}/links?domain={BRAND}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(list.matches("data-code=").count(), 1, "{list}");
+    assert!(list.contains(&format!("data-domain=\"{BRAND}\"")), "{list}");
+    let (_, all) = get(format!("/o/{org}/links")).await;
+    assert_eq!(all.matches("data-code=\"promo\"").count(), 2, "{all}");
+
+    // Editing the brand's link changes that one only.
+    let (_, edit) = get(format!("/o/{org}/links/promo/edit?domain={BRAND}")).await;
+    let at = edit.find("name=\"etag\" value=\"").expect("the version") + 19;
+    let etag = edit[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&quot;", "\"");
+    let r = post(
+        format!("/o/{org}/links/promo"),
+        vec![
+            ("target", "https://example.com/brand-2".into()),
+            ("status", "302".into()),
+            ("etag", etag),
+            ("domain", BRAND.into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (_, after) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/links/promo?domain={BRAND}"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(after["target"], "https://example.com/brand-2");
+    let (_, untouched) = app
+        .call(reqwest::Method::GET, "/v1/links/promo", &app.admin_key)
+        .await;
+    assert_eq!(untouched["target"], "https://example.com/default");
+
+    // A link whose code is `new` has its page like any other.
+    let (s, new) = get(format!("/o/{org}/links/new")).await;
+    assert_eq!(s, 200);
+    assert!(new.contains("https://example.com/called-new"), "{new}");
 }

@@ -251,7 +251,7 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     assert!(text(c, "#who").await.contains("owner@acme.example"));
 
     // Create: an error lands beside its field, and nothing typed is lost.
-    c.goto(&format!("{base}/o/{org}/links/new")).await.unwrap();
+    c.goto(&format!("{base}/o/{org}/new-link")).await.unwrap();
     fill(c, "#target", "not a url").await;
     fill(c, "#custom_alias", "docs1").await;
     fill(c, "#title", "Docs").await;
@@ -280,7 +280,7 @@ async fn an_owner_signs_in_edits_links_revokes_a_key_and_signs_out() {
     assert!(text(c, "#state").await.contains("disabled"));
 
     // A second link, then the list, its search as one types, and a tag.
-    c.goto(&format!("{base}/o/{org}/links/new")).await.unwrap();
+    c.goto(&format!("{base}/o/{org}/new-link")).await.unwrap();
     fill(c, "#target", "https://other.example.org/").await;
     fill(c, "#custom_alias", "other1").await;
     click(c, "#save").await;

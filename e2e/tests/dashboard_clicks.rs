@@ -259,7 +259,7 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
     .unwrap();
 
     // The link, made in the browser (first with a mistake, shown beside its field).
-    c.goto(&format!("{base}/o/{org}/links/new")).await.unwrap();
+    c.goto(&format!("{base}/o/{org}/new-link")).await.unwrap();
     fill(c, "#target", "example.com/launch").await;
     fill(c, "#custom_alias", "launch").await;
     fill(c, "#title", "Launch announcement").await;

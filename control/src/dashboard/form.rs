@@ -124,7 +124,6 @@ pub const STATUSES: [(u16, &str); 4] = [
 ];
 
 /// The link form as typed: every option of the API's create and patch.
-/// (The domains branch adds `domain` here and in [`crate::dashboard::links`].)
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct LinkForm {
@@ -146,6 +145,9 @@ pub struct LinkForm {
     /// Edit only: `expires_at` as the form showed it; the same value sent
     /// back leaves the expiry alone (a past one can then stay as it is).
     pub expires_was: String,
+    /// The link's domain: one of the organization's names, or empty for the
+    /// deployment's default domain. Chosen on create, fixed after.
+    pub domain: String,
 }
 
 const MINUTES: &[BorrowedFormatItem<'static>] =
@@ -168,6 +170,7 @@ impl LinkForm {
             forward_query: row.forward_query.then(|| "on".into()),
             disabled: row.disabled.then(|| "on".into()),
             etag: row.etag(),
+            domain: link_domain(row).to_owned(),
             ..LinkForm::default()
         }
         .with_expires_was()
@@ -210,6 +213,12 @@ impl LinkForm {
             .collect()
     }
 
+    /// The domain `?domain=` names for the API (`None`: the default one).
+    pub fn domain(&self) -> Option<&str> {
+        let d = self.domain.trim();
+        (!d.is_empty()).then_some(d)
+    }
+
     fn title(&self) -> Option<String> {
         let t = self.title.trim();
         (!t.is_empty()).then(|| t.to_owned())
@@ -226,8 +235,7 @@ impl LinkForm {
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),
             title: self.title(),
-            // TODO(dashboard): a domain field; until then the default domain.
-            domain: None,
+            domain: self.domain().map(str::to_owned),
         })
     }
 
@@ -276,4 +284,29 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
 pub fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// The name of a link's domain as the dashboard's URLs and forms carry it:
+/// empty for the deployment's default domain.
+pub fn link_domain(row: &LinkRow) -> &str {
+    if row.domain_id == 0 { "" } else { &row.domain }
+}
+
+/// A link's dashboard page (`suffix`: `""`, `"/edit"`, `"/qr.svg"`...),
+/// with `?domain=` when the link is not on the default domain (codes are
+/// unique per domain only).
+pub fn link_path(base: &str, code: &str, domain: &str, suffix: &str) -> String {
+    let path = format!("{base}/links/{code}{suffix}");
+    if domain.is_empty() {
+        path
+    } else {
+        with_query(&path, "domain", domain)
+    }
+}
+
+/// `url` with `key=value` added to its query string.
+pub fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let value: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    format!("{url}{sep}{key}={value}")
 }

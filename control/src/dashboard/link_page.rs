@@ -5,12 +5,12 @@
 use crate::auth::Scope;
 use crate::dashboard::chart;
 use crate::dashboard::error::PageResult;
-use crate::dashboard::form::PageQuery;
+use crate::dashboard::form::{PageQuery, link_domain, link_path, with_query};
 use crate::dashboard::layout::{Section, org_page, respond};
 use crate::dashboard::links::{date, urlencode};
 use crate::dashboard::session::Visitor;
 use crate::error::ApiError;
-use crate::links::api::fetch;
+use crate::links::api::fetch_in;
 use crate::qr::qr_image;
 use crate::state::AppState;
 use crate::stats::{LinkReport, StatsQuery, link_report};
@@ -26,6 +26,8 @@ pub struct PeriodParams {
     /// `minute` (the last day), `hour` (the last 7 days, the default) or
     /// `day` (the last 30 days): the stats API's default ranges.
     pub bucket: String,
+    /// The link's domain (absent: the default domain).
+    pub domain: Option<String>,
 }
 
 const BUCKETS: [(&str, &str); 3] = [
@@ -38,12 +40,15 @@ const BUCKETS: [(&str, &str); 3] = [
 async fn clicks(
     state: &AppState,
     org_id: i64,
+    domain: Option<&str>,
     code: &str,
     bucket: &str,
 ) -> Result<(LinkReport, u64), ApiError> {
+    let domain = domain.map(str::to_owned);
     let q = StatsQuery {
         bucket: Some(bucket.to_owned()),
         dimensions: Some("country,city,device,browser,os,referrer".into()),
+        domain: domain.clone(),
         ..StatsQuery::default()
     };
     let humans = link_report(state, org_id, code, &q).await?;
@@ -54,6 +59,7 @@ async fn clicks(
         &StatsQuery {
             bucket: Some(bucket.to_owned()),
             include_bots: true,
+            domain,
             ..StatsQuery::default()
         },
     )
@@ -62,7 +68,7 @@ async fn clicks(
     Ok((humans, bots))
 }
 
-/// `GET /o/{org}/links/{code}`.
+/// `GET /o/{org}/links/{code}` (`?domain=`).
 pub async fn page(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -71,32 +77,34 @@ pub async fn page(
 ) -> PageResult<Response> {
     let page = visitor.in_org(&org)?;
     let org_id = page.auth.org(Scope::LinksRead)?;
-    let row = fetch(&state, org_id, &code).await?;
+    let row = fetch_in(&state, org_id, p.domain.as_deref(), &code).await?;
+    let domain = link_domain(&row);
     let bucket = BUCKETS
         .iter()
         .find(|(b, _)| *b == p.bucket)
         .map_or("hour", |(b, _)| b);
     let stats = match page.auth.org(Scope::StatsRead) {
-        Ok(_) => match clicks(&state, org_id, &row.code, bucket).await {
+        Ok(_) => match clicks(&state, org_id, p.domain.as_deref(), &row.code, bucket).await {
             Ok(s) => Ok(s),
             Err(e @ ApiError::Unavailable(_)) => Err(e.to_string()),
             Err(e) => return Err(e.into()),
         },
         Err(e) => Err(e.to_string()),
     };
-    let base = format!("{}/links/{}", page.base(), row.code);
-    let short = format!("{}/{}", state.short_base(), row.code);
+    let at = |suffix: &str| link_path(&page.base(), &row.code, domain, suffix);
+    let short = row.to_json(state.short_base()).short_url;
     let body = html! {
         div.toolbar {
             h1.grow #link-title { (row.title.as_deref().unwrap_or(&row.code)) }
             @if page.can_write() {
-                a.button #edit-link href=(format!("{base}/edit")) { "Edit" }
+                a.button #edit-link href=(at("/edit")) { "Edit" }
             }
         }
         div.cols {
             div.card {
                 dl.props {
                     dt { "Short URL" } dd { a #short-url href=(short) { (short) } }
+                    dt { "Domain" } dd #domain { (if domain.is_empty() { "the default domain" } else { domain }) }
                     dt { "Target" } dd #target { (row.target) }
                     dt { "Status" } dd { (row.status) }
                     dt { "State" } dd #state {
@@ -112,18 +120,18 @@ pub async fn page(
                 }
             }
             div.card.qr {
-                img #qr src=(format!("{base}/qr.svg")) alt=(format!("QR code of {short}"));
+                img #qr src=(at("/qr.svg")) alt=(format!("QR code of {short}"));
                 p {
                     "Download: "
-                    a #qr-svg href=(format!("{base}/qr.svg?download=1")) { "SVG" } " · "
-                    a #qr-png href=(format!("{base}/qr.png?download=1")) { "PNG" }
+                    a #qr-svg href=(with_query(&at("/qr.svg"), "download", "1")) { "SVG" } " · "
+                    a #qr-png href=(with_query(&at("/qr.png"), "download", "1")) { "PNG" }
                 }
             }
         }
         h2 { "Clicks" }
         p.periods {
             @for (b, label) in BUCKETS {
-                a.current[b == bucket] href=(format!("{base}?bucket={b}")) { (label) }
+                a.current[b == bucket] href=(with_query(&at(""), "bucket", b)) { (label) }
             }
         }
         @match &stats {
@@ -168,6 +176,8 @@ fn title_of(dimension: &str) -> &'static str {
 #[serde(default)]
 pub struct QrParams {
     pub download: Option<String>,
+    /// The link's domain (absent: the default domain).
+    pub domain: Option<String>,
 }
 
 /// `GET /o/{org}/links/{code}/qr.svg` (`?download=1` as a file).
@@ -199,7 +209,8 @@ async fn qr(
 ) -> PageResult<Response> {
     let page = visitor.in_org(&org)?;
     let org_id = page.auth.org(Scope::LinksRead)?;
-    let (bytes, content_type) = qr_image(&state, org_id, None, &code, format, 512).await?;
+    let (bytes, content_type) =
+        qr_image(&state, org_id, p.domain.as_deref(), &code, format, 512).await?;
     let mut r = bytes.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

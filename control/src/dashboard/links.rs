@@ -1,15 +1,16 @@
-//! The links list (search, tag filter, keyset pages), and the create and
-//! edit forms.
+//! The links list (search, tag and domain filters, keyset pages), and the
+//! create and edit forms. A link on one of the organization's own domains
+//! is addressed with `?domain=NAME` (codes are unique per domain only).
 
 use crate::auth::Scope;
 use crate::dashboard::error::{PageError, PageResult};
 use crate::dashboard::form::{
-    FormError, LinkForm, PageForm, PageQuery, STATUSES, error_for, form_level, non_empty,
-    text_field,
+    FormError, LinkForm, PageForm, PageQuery, STATUSES, error_for, form_level, link_domain,
+    link_path, non_empty, text_field, with_query,
 };
 use crate::dashboard::layout::{Section, org_page, respond};
 use crate::dashboard::session::{OrgPage, Visitor};
-use crate::links::api::{ListQuery, create_link, delete_link, fetch, list_links, update_link};
+use crate::links::api::{ListQuery, create_link, delete_link, fetch_in, list_links, update_link};
 use crate::links::model::LinkRow;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -26,15 +27,50 @@ pub const PAGE_SIZE: i64 = 50;
 pub struct ListParams {
     pub q: String,
     pub tag: String,
+    /// A domain name (the default domain's too); empty: every domain.
+    pub domain: String,
     pub cursor: String,
+}
+
+impl ListParams {
+    /// The list's URL with these filters (and no cursor).
+    fn url(&self, action: &str) -> String {
+        let mut url = with_query(action, "q", &self.q);
+        url = with_query(&url, "tag", &self.tag);
+        with_query(&url, "domain", &self.domain)
+    }
+}
+
+/// `?domain=` on a link's pages: the domain its code is on (absent: the
+/// default domain).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DomainParams {
+    pub domain: Option<String>,
+}
+
+/// The names of the organization's live domains (pending ones too), for
+/// the domain filter and the create form's choice.
+pub async fn org_domains(state: &AppState, org_id: i64) -> Result<Vec<String>, PageError> {
+    let mut conn = state
+        .db
+        .acquire()
+        .await
+        .map_err(crate::error::ApiError::from)?;
+    let rows = crate::domains::store::list(&mut conn, Some(org_id)).await?;
+    Ok(rows.into_iter().map(|d| d.name).collect())
 }
 
 /// A link's row in the list.
 fn row(base: &str, short_base: &str, link: &LinkRow) -> Markup {
-    let page = format!("{base}/links/{}", link.code);
+    let page = link_path(base, &link.code, link_domain(link), "");
+    let short_url = link.to_json(short_base).short_url;
     html! {
-        tr data-code=(link.code) {
-            td { a.code href=(page) { (link.code) } }
+        tr data-code=(link.code) data-domain=(link_domain(link)) {
+            td {
+                a.code href=(page) { (link.code) }
+                @if !link_domain(link).is_empty() { br; span.muted.domain { (link.domain) } }
+            }
             td.target title=(link.target) {
                 @if let Some(t) = &link.title { b { (t) } br; }
                 span.muted { (link.target) }
@@ -48,7 +84,7 @@ fn row(base: &str, short_base: &str, link: &LinkRow) -> Markup {
             td {
                 @if link.disabled { span.badge-off { "disabled" } }
                 @else if link.expires_at.is_some_and(|e| e <= time::OffsetDateTime::now_utc()) { span.badge-off { "expired" } }
-                @else { a.muted href=(format!("{short_base}/{}", link.code)) { "live" } }
+                @else { a.muted href=(short_url) { "live" } }
             }
             td.muted { (date(link.created_at)) }
         }
@@ -68,7 +104,6 @@ pub fn urlencode(s: &str) -> String {
 
 /// `GET /o/{org}/links`. The search box asks again as one types (htmx
 /// swaps only `#links`); without script it is an ordinary GET form.
-/// (The domains branch adds a domain filter beside the tag.)
 pub async fn list_page(
     State(state): State<AppState>,
     visitor: Visitor,
@@ -82,8 +117,11 @@ pub async fn list_page(
         cursor: non_empty(&p.cursor),
         tag: non_empty(&p.tag),
         q: non_empty(&p.q),
+        domain: non_empty(&p.domain),
         ..ListQuery::default()
     };
+    let domains = org_domains(&state, org_id).await?;
+    let default_domain = state.config.default_domain.clone().unwrap_or_default();
     let (rows, next, error) = match list_links(&state, org_id, &query).await {
         Ok((rows, next)) => (rows, next, None),
         Err(e) if FormError::shows_in_form(&e) => (Vec::new(), None, Some(FormError::from_api(&e))),
@@ -91,18 +129,12 @@ pub async fn list_page(
     };
     let base = page.base();
     let action = format!("{base}/links");
-    let next_url = next.map(|c| {
-        format!(
-            "{action}?q={}&tag={}&cursor={c}",
-            urlencode(&p.q),
-            urlencode(&p.tag)
-        )
-    });
+    let next_url = next.map(|c| with_query(&p.url(&action), "cursor", &c));
     let body = html! {
         div.toolbar {
             h1.grow { "Links" }
             @if page.can_write() {
-                a.button #new-link href=(format!("{base}/links/new")) { "New link" }
+                a.button #new-link href=(format!("{base}/new-link")) { "New link" }
             }
         }
         form.toolbar method="get" action=(action) {
@@ -117,6 +149,18 @@ pub async fn list_page(
                 label for="tag" { "Tag" }
                 input #tag type="text" name="tag" value=(p.tag);
             }
+            div {
+                label for="domain" { "Domain" }
+                select #domain name="domain" {
+                    option value="" selected[p.domain.is_empty()] { "All domains" }
+                    @if !default_domain.is_empty() {
+                        option value=(default_domain) selected[p.domain == default_domain] { (default_domain) " (default)" }
+                    }
+                    @for d in &domains {
+                        option value=(d) selected[&p.domain == d] { (d) }
+                    }
+                }
+            }
             button.secondary type="submit" { "Filter" }
         }
         div #links {
@@ -130,7 +174,7 @@ pub async fn list_page(
             @if rows.is_empty() { p.muted #no-links { "No links match." } }
             div.pager {
                 @if !p.cursor.is_empty() {
-                    a href=(format!("{action}?q={}&tag={}", urlencode(&p.q), urlencode(&p.tag))) { "← First page" }
+                    a href=(p.url(&action)) { "← First page" }
                 }
                 @if let Some(n) = next_url { a #next-page href=(n) { "Next page →" } }
             }
@@ -149,11 +193,21 @@ enum Mode<'a> {
 }
 
 /// The link form, filled with `f`, `error` beside its field.
-fn link_form(page: &OrgPage, mode: Mode<'_>, f: &LinkForm, error: Option<&FormError>) -> Markup {
+/// `domains`: the organization's domain names the create form offers.
+fn link_form(
+    page: &OrgPage,
+    mode: Mode<'_>,
+    f: &LinkForm,
+    domains: &[String],
+    error: Option<&FormError>,
+) -> Markup {
     let base = page.base();
     let (action, title) = match mode {
         Mode::New => (format!("{base}/links"), "New link".to_string()),
-        Mode::Edit(code) => (format!("{base}/links/{code}"), format!("Edit {code}")),
+        Mode::Edit(code) => (
+            link_path(&base, code, &f.domain, ""),
+            format!("Edit {code}"),
+        ),
     };
     const FIELDS: &[&str] = &[
         "target",
@@ -162,6 +216,7 @@ fn link_form(page: &OrgPage, mode: Mode<'_>, f: &LinkForm, error: Option<&FormEr
         "tags",
         "status",
         "expires_at",
+        "domain",
     ];
     let status_err = error_for(error, "status");
     html! {
@@ -172,10 +227,22 @@ fn link_form(page: &OrgPage, mode: Mode<'_>, f: &LinkForm, error: Option<&FormEr
                 input type="hidden" name="csrf" value=(page.visitor.user.csrf_token);
                 (text_field("target", "Target URL", "text", &f.target, Some("Where the short link redirects (http or https)."), error))
                 @if let Mode::New = mode {
+                    div.field {
+                        label for="domain" { "Domain" }
+                        select #domain name="domain" .invalid[error_for(error, "domain").is_some()] {
+                            option value="" selected[f.domain.is_empty()] { "The default domain" }
+                            @for d in domains {
+                                option value=(d) selected[&f.domain == d] { (d) }
+                            }
+                        }
+                        div.hint { "One of the organization's domains; a pending one is served once verified." }
+                        @if let Some(m) = error_for(error, "domain") { div.error #domain-error { (m) } }
+                    }
                     (text_field("custom_alias", "Custom code", "text", &f.custom_alias, Some("Leave empty for a random code."), error))
                 } @else {
                     input type="hidden" name="etag" value=(f.etag);
                     input type="hidden" name="expires_was" value=(f.expires_was);
+                    input type="hidden" name="domain" value=(f.domain);
                 }
                 (text_field("title", "Title", "text", &f.title, None, error))
                 (text_field("tags", "Tags", "text", &f.tags, Some("Comma-separated."), error))
@@ -197,7 +264,6 @@ fn link_form(page: &OrgPage, mode: Mode<'_>, f: &LinkForm, error: Option<&FormEr
                         label.check { input #disabled type="checkbox" name="disabled" checked[f.disabled.is_some()]; "Disabled (answers 410)" }
                     }
                 }
-                // The domains branch adds the custom domain field here.
                 button #save type="submit" { "Save" }
                 " "
                 a.button.secondary href=(format!("{base}/links")) { "Cancel" }
@@ -207,7 +273,7 @@ fn link_form(page: &OrgPage, mode: Mode<'_>, f: &LinkForm, error: Option<&FormEr
             div.card {
                 h2 { "Delete" }
                 p.muted { "The short link stops working at once; its code is never given out again." }
-                form #delete-form method="post" action=(format!("{base}/links/{code}/delete")) {
+                form #delete-form method="post" action=(link_path(&base, code, &f.domain, "/delete")) {
                     input type="hidden" name="csrf" value=(page.visitor.user.csrf_token);
                     input type="hidden" name="etag" value=(f.etag);
                     button.danger #delete type="submit" { "Delete " (code) }
@@ -217,10 +283,16 @@ fn link_form(page: &OrgPage, mode: Mode<'_>, f: &LinkForm, error: Option<&FormEr
     }
 }
 
-/// `GET /o/{org}/links/new`.
-pub async fn new_page(visitor: Visitor, Path(org): Path<String>) -> PageResult<Response> {
+/// `GET /o/{org}/new-link` (not under `links/`, where `new` is a code like
+/// any other).
+pub async fn new_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path(org): Path<String>,
+) -> PageResult<Response> {
     let page = visitor.in_org(&org)?;
-    page.auth.org(Scope::LinksWrite)?;
+    let org_id = page.auth.org(Scope::LinksWrite)?;
+    let domains = org_domains(&state, org_id).await?;
     let f = LinkForm {
         status: "301".into(),
         ..LinkForm::default()
@@ -231,7 +303,7 @@ pub async fn new_page(visitor: Visitor, Path(org): Path<String>) -> PageResult<R
             &page,
             Section::Links,
             "New link",
-            link_form(&page, Mode::New, &f, None),
+            link_form(&page, Mode::New, &f, &domains, None),
         ),
     ))
 }
@@ -241,6 +313,7 @@ fn again(
     page: &OrgPage,
     mode: Mode<'_>,
     f: &LinkForm,
+    domains: &[String],
     status: StatusCode,
     e: FormError,
 ) -> Response {
@@ -250,7 +323,7 @@ fn again(
             page,
             Section::Links,
             "Link",
-            link_form(page, mode, f, Some(&e)),
+            link_form(page, mode, f, domains, Some(&e)),
         ),
     )
 }
@@ -264,29 +337,52 @@ pub async fn create(
 ) -> PageResult<Response> {
     visitor.check_csrf(&state, &f.csrf)?;
     let page = visitor.in_org(&org)?;
+    let org_id = page.auth.org(Scope::LinksWrite)?;
     let req = match f.to_create() {
         Ok(r) => r,
-        Err(e) => return Ok(again(&page, Mode::New, &f, StatusCode::BAD_REQUEST, e)),
+        Err(e) => {
+            let domains = org_domains(&state, org_id).await?;
+            return Ok(again(
+                &page,
+                Mode::New,
+                &f,
+                &domains,
+                StatusCode::BAD_REQUEST,
+                e,
+            ));
+        }
     };
     match create_link(&state, &page.auth, &req).await {
-        Ok(row) => Ok(Redirect::to(&format!("{}/links/{}", page.base(), row.code)).into_response()),
+        Ok(row) => {
+            let to = link_path(&page.base(), &row.code, link_domain(&row), "");
+            Ok(Redirect::to(&to).into_response())
+        }
         Err(e) if FormError::shows_in_form(&e) => {
             let status = e.status_and_code().0;
-            Ok(again(&page, Mode::New, &f, status, FormError::from_api(&e)))
+            let domains = org_domains(&state, org_id).await?;
+            Ok(again(
+                &page,
+                Mode::New,
+                &f,
+                &domains,
+                status,
+                FormError::from_api(&e),
+            ))
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// `GET /o/{org}/links/{code}/edit`.
+/// `GET /o/{org}/links/{code}/edit` (`?domain=`).
 pub async fn edit_page(
     State(state): State<AppState>,
     visitor: Visitor,
     Path((org, code)): Path<(String, String)>,
+    PageQuery(at): PageQuery<DomainParams>,
 ) -> PageResult<Response> {
     let page = visitor.in_org(&org)?;
     let org_id = page.auth.org(Scope::LinksWrite)?;
-    let row = fetch(&state, org_id, &code).await?;
+    let row = fetch_in(&state, org_id, at.domain.as_deref(), &code).await?;
     let f = LinkForm::from_row(&row);
     Ok(respond(
         StatusCode::OK,
@@ -294,7 +390,7 @@ pub async fn edit_page(
             &page,
             Section::Links,
             "Edit link",
-            link_form(&page, Mode::Edit(&row.code), &f, None),
+            link_form(&page, Mode::Edit(&row.code), &f, &[], None),
         ),
     ))
 }
@@ -316,14 +412,27 @@ pub async fn update(
                 &page,
                 Mode::Edit(&code),
                 &f,
+                &[],
                 StatusCode::BAD_REQUEST,
                 e,
             ));
         }
     };
     let etag = non_empty(&f.etag);
-    match update_link(&state, &page.auth, None, &code, patch, etag.as_deref()).await {
-        Ok(row) => Ok(Redirect::to(&format!("{}/links/{}", page.base(), row.code)).into_response()),
+    match update_link(
+        &state,
+        &page.auth,
+        f.domain(),
+        &code,
+        patch,
+        etag.as_deref(),
+    )
+    .await
+    {
+        Ok(row) => {
+            let to = link_path(&page.base(), &row.code, link_domain(&row), "");
+            Ok(Redirect::to(&to).into_response())
+        }
         Err(e) if FormError::shows_in_form(&e) => {
             let status = e.status_and_code().0;
             let mut fe = FormError::from_api(&e);
@@ -332,7 +441,7 @@ pub async fn update(
                               reload the page to see their version (what you typed is kept below)"
                     .into();
             }
-            Ok(again(&page, Mode::Edit(&code), &f, status, fe))
+            Ok(again(&page, Mode::Edit(&code), &f, &[], status, fe))
         }
         Err(e) => Err(PageError::from(e)),
     }
@@ -349,6 +458,6 @@ pub async fn delete(
     visitor.check_csrf(&state, &f.csrf)?;
     let page = visitor.in_org(&org)?;
     let etag = non_empty(&f.etag);
-    delete_link(&state, &page.auth, None, &code, etag.as_deref()).await?;
+    delete_link(&state, &page.auth, f.domain(), &code, etag.as_deref()).await?;
     Ok(Redirect::to(&format!("{}/links", page.base())).into_response())
 }

@@ -20,7 +20,7 @@ pub const PATHS: &[&str] = &[
     "/assets/{hash}/{name}",
     "/o/{org}",
     "/o/{org}/links",
-    "/o/{org}/links/new",
+    "/o/{org}/new-link",
     "/o/{org}/links/{code}",
     "/o/{org}/links/{code}/edit",
     "/o/{org}/links/{code}/delete",
@@ -55,7 +55,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/{hash}/{name}", get(assets::serve))
         .route("/o/{org}", get(overview::page))
         .route("/o/{org}/links", get(links::list_page).post(links::create))
-        .route("/o/{org}/links/new", get(links::new_page))
+        .route("/o/{org}/new-link", get(links::new_page))
         .route(
             "/o/{org}/links/{code}",
             get(link_page::page).post(links::update),
