@@ -594,3 +594,54 @@ async fn links_on_the_organizations_own_domains_and_the_code_new() {
     assert_eq!(s, 200);
     assert!(new.contains("https://example.com/called-new"), "{new}");
 }
+
+#[tokio::test]
+async fn a_key_made_on_the_keys_page_can_expire() {
+    let app = TestApp::start().await;
+    app.user("own@acme.example", Some(("acme", Role::Owner)))
+        .await;
+    let org = org_id(&app).await;
+    let owner = app.login("own@acme.example", common::PASSWORD).await;
+    let create = |expires_at: &str| {
+        http()
+            .post(format!("{}/o/{org}/keys", app.base))
+            .header("cookie", &owner.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
+                ("csrf", owner.csrf.as_str()),
+                ("name", "expiring"),
+                ("scope_links_read", "on"),
+                ("expires_at", expires_at),
+            ]))
+            .send()
+    };
+    // Not a date, or already past: the form again with the error beside the
+    // field and what was typed kept; no key made.
+    for (typed, says) in [
+        ("next tuesday", "is not a date and time"),
+        ("2001-01-01T00:00", "must be in the future"),
+    ] {
+        let r = create(typed).await.unwrap();
+        assert!(r.status().is_client_error(), "{typed}: {}", r.status());
+        let page = r.text().await.unwrap();
+        assert!(page.contains("id=\"expires_at-error\""), "{page}");
+        assert!(page.contains(says), "{typed}: {page}");
+        assert!(page.contains(&format!("value=\"{typed}\"")), "kept: {page}");
+    }
+    let r = create("2099-06-01T12:30").await.unwrap();
+    assert_eq!(r.status(), 201);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("2099-06-01 12:30"),
+        "the expiry in the list: {page}"
+    );
+    let expires: Vec<Option<time::OffsetDateTime>> =
+        sqlx::query_scalar("SELECT expires_at FROM api_keys WHERE name = 'expiring'")
+            .fetch_all(&app.running.state.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        expires,
+        [Some(time::macros::datetime!(2099-06-01 12:30 UTC))]
+    );
+}

@@ -189,19 +189,7 @@ impl LinkForm {
     }
 
     fn expires_at(&self) -> Result<Option<OffsetDateTime>, FormError> {
-        let s = self.expires_at.trim();
-        if s.is_empty() {
-            return Ok(None);
-        }
-        PrimitiveDateTime::parse(s, MINUTES)
-            .or_else(|_| PrimitiveDateTime::parse(s, SECONDS))
-            .map(|t| Some(t.assume_utc()))
-            .map_err(|_| {
-                FormError::field(
-                    "expires_at",
-                    "is not a date and time (YYYY-MM-DDTHH:MM, UTC)",
-                )
-            })
+        utc_time_field("expires_at", &self.expires_at)
     }
 
     fn tags(&self) -> Vec<String> {
@@ -309,4 +297,17 @@ pub fn with_query(url: &str, key: &str, value: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     let value: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
     format!("{url}{sep}{key}={value}")
+}
+
+/// A `datetime-local` input read as UTC (`YYYY-MM-DDTHH:MM`, seconds
+/// allowed); empty is `None`; anything else an error beside `field`.
+pub fn utc_time_field(field: &str, value: &str) -> Result<Option<OffsetDateTime>, FormError> {
+    let s = value.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    PrimitiveDateTime::parse(s, MINUTES)
+        .or_else(|_| PrimitiveDateTime::parse(s, SECONDS))
+        .map(|t| Some(t.assume_utc()))
+        .map_err(|_| FormError::field(field, "is not a date and time (YYYY-MM-DDTHH:MM, UTC)"))
 }

@@ -3,7 +3,7 @@
 
 use crate::auth::Scope;
 use crate::dashboard::error::PageResult;
-use crate::dashboard::form::{FormError, PageForm, form_level, text_field};
+use crate::dashboard::form::{FormError, PageForm, form_level, text_field, utc_time_field};
 use crate::dashboard::layout::{Section, org_page, respond};
 use crate::dashboard::links::date;
 use crate::dashboard::session::{OrgPage, Visitor};
@@ -25,6 +25,8 @@ pub struct KeyForm {
     pub scope_links_write: Option<String>,
     pub scope_stats_read: Option<String>,
     pub scope_admin: Option<String>,
+    /// `YYYY-MM-DDTHH:MM` in UTC (a `datetime-local` input), or empty: never.
+    pub expires_at: String,
 }
 
 impl KeyForm {
@@ -104,7 +106,7 @@ fn body(
         @if keys.is_empty() { p.muted { "No keys yet." } }
         h2 { "New key" }
         div.card {
-            (form_level(error, &["name", "scopes"]))
+            (form_level(error, &["name", "scopes", "expires_at"]))
             form #key-form method="post" action=(format!("{base}/keys")) {
                 input type="hidden" name="csrf" value=(page.visitor.user.csrf_token);
                 (text_field("name", "Name", "text", &form.name, Some("Who or what uses it."), error))
@@ -115,6 +117,7 @@ fn body(
                     }
                     @if let Some(m) = crate::dashboard::form::error_for(error, "scopes") { div.error #scopes-error { (m) } }
                 }
+                (text_field("expires_at", "Expires at (UTC)", "datetime-local", &form.expires_at, Some("Empty: never. A key past it is refused like a revoked one."), error))
                 button #create-key type="submit" { "Create key" }
             }
         }
@@ -153,17 +156,22 @@ pub async fn create(
 ) -> PageResult<Response> {
     visitor.check_csrf(&state, &f.csrf)?;
     let page = visitor.in_org(&org)?;
-    let req = CreateKey {
-        name: f.name.trim().to_owned(),
-        scopes: f.scopes(),
-        expires_at: None,
-    };
-    let (status, created, error) = match create_key(&state, &page.auth, &req).await {
-        Ok(created) => (StatusCode::CREATED, Some(created), None),
-        Err(e) if FormError::shows_in_form(&e) => {
-            (e.status_and_code().0, None, Some(FormError::from_api(&e)))
+    let (status, created, error) = match utc_time_field("expires_at", &f.expires_at) {
+        Err(e) => (StatusCode::BAD_REQUEST, None, Some(e)),
+        Ok(expires_at) => {
+            let req = CreateKey {
+                name: f.name.trim().to_owned(),
+                scopes: f.scopes(),
+                expires_at,
+            };
+            match create_key(&state, &page.auth, &req).await {
+                Ok(created) => (StatusCode::CREATED, Some(created), None),
+                Err(e) if FormError::shows_in_form(&e) => {
+                    (e.status_and_code().0, None, Some(FormError::from_api(&e)))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        Err(e) => return Err(e.into()),
     };
     let keys = list_keys(&state, &page.auth).await?;
     let form = if created.is_some() {
