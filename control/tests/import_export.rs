@@ -334,3 +334,40 @@ async fn the_command_line_imports_and_exports_round_trip() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn an_import_beside_api_creates_of_its_codes_never_deadlocks_them() {
+    let app = TestApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("links.csv");
+    let mut text = String::from("target,code\n");
+    for i in 0..3000 {
+        text.push_str(&format!("https://example.com/{i},race-{i}\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let mut opts = options(Format::Csv, file);
+    opts.batch_size = 250;
+    let db = app.running.state.db.clone();
+    let import = tokio::spawn(async move { run(&db, &opts).await.unwrap() });
+    // Meanwhile the API creates some of the same codes, from the end down.
+    let mut api_made = 0;
+    for i in (0..3000).rev().step_by(25) {
+        let (s, b) = app
+            .send_json(
+                Method::POST,
+                "/v1/links",
+                &app.admin_key,
+                &json!({ "target": "https://api.example/", "custom_alias": format!("race-{i}") }),
+            )
+            .await;
+        assert!(s == 201 || s == 409, "{s} {b}");
+        api_made += usize::from(s == 201);
+    }
+    let r = import.await.unwrap();
+    assert!(r.finished, "{r:?}");
+    assert_eq!(r.imported as usize + api_made, 3000, "{r:?}");
+    assert_eq!(r.count("clash"), api_made, "every code the API made first");
+    let (codes, upserts) = links_and_upserts(&app).await;
+    assert_eq!(codes.len(), 3000, "each code once");
+    assert_eq!(codes, upserts, "one outbox row each, gapless");
+}
