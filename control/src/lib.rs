@@ -82,6 +82,8 @@
 //!   account, HTTP-01 answers through the outbox and the engines, the
 //!   renewal task, pushes to the engines' `PUT /certs/NAME`, keys sealed at
 //!   rest.
+//! - [`import`]: `control import` from other shorteners' exports (batched,
+//!   resumable) and `control export`.
 //! - [`dashboard`]: the web dashboard at `/` (server-rendered pages over
 //!   the same functions the API handlers call).
 //!
@@ -100,6 +102,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod import;
 pub mod keys;
 pub mod links;
 pub mod metrics;

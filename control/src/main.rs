@@ -26,6 +26,56 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Import links from another shortener's export (docs/IMPORT.md); run it again to resume.
+    Import(ImportArgs),
+    /// Write an organization's live links to standard output.
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// The export's format (required): bitly, yourls, shlink, kutt or csv.
+    #[arg(long = "from", value_enum)]
+    format: control::import::formats::Format,
+    /// The export file (required).
+    file: PathBuf,
+    /// The organization the links go to (required; it must exist).
+    #[arg(long)]
+    org: String,
+    /// One of the organization's domains the links go on. Default: the default domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Public base of short links; targets on its host are refused. Default http://127.0.0.1:8080.
+    #[arg(long)]
+    short_base: Option<String>,
+    /// Accept targets on loopback, private and link-local addresses. Default off.
+    #[arg(long)]
+    allow_private_targets: bool,
+    /// Length of the random codes drawn for links without one. Default 7.
+    #[arg(long)]
+    code_length: Option<usize>,
+    /// Lines per transaction. Default 5000.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// PostgreSQL URL (required; or the DATABASE_URL environment variable).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// The organization whose links to write (required).
+    #[arg(long)]
+    org: String,
+    /// csv (the columns `import --from csv` reads) or jsonl (the API's link objects). Default csv.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: control::import::export::ExportFormat,
+    /// Public base of short links, for jsonl's short_url. Default http://127.0.0.1:8080.
+    #[arg(long)]
+    short_base: Option<String>,
+    /// PostgreSQL URL (required; or the DATABASE_URL environment variable).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -359,7 +409,51 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users { command } => users(command).await,
+        Command::Import(args) => import(args).await,
+        Command::Export(args) => {
+            let db = control::server::connect_db(&args.database_url).await?;
+            let org_id = control::import::org_id(&db, &args.org).await?;
+            let short_base = args
+                .short_base
+                .unwrap_or_else(|| Config::default().short_base);
+            let n = control::import::export::export(
+                &db,
+                org_id,
+                args.format,
+                &short_base,
+                std::io::stdout().lock(),
+            )
+            .await?;
+            tracing::info!(org = args.org, links = n, "exported");
+            Ok(())
+        }
     }
+}
+
+/// `control import ...`: the report on standard output; exits non-zero when
+/// the file stopped being readable.
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let db = control::server::connect_db(&args.database_url).await?;
+    let mut opts = control::import::ImportOptions::new(args.format, args.file, &args.org);
+    opts.domain = args.domain;
+    opts.allow_private_targets = args.allow_private_targets;
+    if let Some(b) = args.short_base {
+        opts.short_base = b;
+    }
+    if let Some(n) = args.code_length {
+        anyhow::ensure!((5..=32).contains(&n), "--code-length must be 5 to 32");
+        opts.code_length = n;
+    }
+    if let Some(n) = args.batch_size {
+        anyhow::ensure!(n > 0, "--batch-size must be at least 1");
+        opts.batch_size = n;
+    }
+    let report = control::import::run(&db, &opts).await?;
+    report.write_to(&mut std::io::stdout().lock())?;
+    if let Some(e) = report.stopped {
+        anyhow::bail!("the file is not a {} export from {e}", opts.format.name());
+    }
+    Ok(())
 }
 
 /// `control users ...`.

@@ -48,6 +48,11 @@ pub struct Route {
     crate::links::model::LinkJson,
     crate::links::input::CreateLink,
     crate::links::input::PatchLink,
+    crate::links::bulk::BulkRequest,
+    crate::links::bulk::BulkUpdate,
+    crate::links::bulk::BulkDelete,
+    crate::links::bulk::BulkItemResult,
+    crate::links::bulk::BulkResponse,
     crate::domains::model::DomainJson,
     crate::domains::model::VerificationJson,
     crate::domains::input::CreateDomain,
@@ -301,6 +306,20 @@ pub const ROUTES: &[Route] = &[
         Some("CreateLink"),
         Some("LinkJson"),
         &[409, 410, 422],
+    ),
+    r(
+        "post",
+        "/v1/links/bulk",
+        Scope("links:write"),
+        "Create, update and delete up to 1000 links in one request (`create`, `update`, \
+         `delete`, run in that order). Per item, not all or nothing: each item's outcome is \
+         its status and link or error, as the single request would have answered; the \
+         request is one transaction, so with an Idempotency-Key a replay answers the same \
+         outcomes. More than 1000 items: 400. Costs one rate-limit token per 10 items",
+        200,
+        Some("BulkRequest"),
+        Some("BulkResponse"),
+        &[400, 409, 422, 429],
     ),
     r(
         "get",

@@ -80,6 +80,15 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 
     pub fn check(&self, key: &K, now: Instant) -> Decision {
+        self.spend(key, 1, now)
+    }
+
+    /// Spends `cost` tokens at once (a request that does the work of many,
+    /// such as a bulk write), or none when the bucket holds fewer. A cost
+    /// above the burst is charged as the burst, so the request can pass
+    /// once the bucket is full.
+    pub fn spend(&self, key: &K, cost: u32, now: Instant) -> Decision {
+        let cost = f64::from(cost.clamp(1, self.burst.max(1)));
         let mut map = self.buckets.lock().expect("limiter lock");
         if map.len() > PRUNE_ABOVE {
             // Forget buckets that are full again: they carry no state.
@@ -93,9 +102,9 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst as f64);
         bucket.at = now;
-        let allowed = bucket.tokens >= 1.0;
+        let allowed = bucket.tokens >= cost;
         if allowed {
-            bucket.tokens -= 1.0;
+            bucket.tokens -= cost;
         }
         let missing = self.burst as f64 - bucket.tokens;
         Decision {
@@ -106,7 +115,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
             retry_after: if allowed {
                 0
             } else {
-                ((1.0 - bucket.tokens) / self.rate).ceil().max(1.0) as u64
+                ((cost - bucket.tokens) / self.rate).ceil().max(1.0) as u64
             },
         }
     }
@@ -181,6 +190,18 @@ impl RateLimits {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_costly_request_spends_many_tokens_or_none() {
+        let l = Limiter::new(1.0, 10);
+        let t0 = Instant::now();
+        assert_eq!(l.spend(&1, 7, t0).remaining, 3);
+        let d = l.spend(&1, 7, t0);
+        assert!(!d.allowed);
+        assert_eq!((d.remaining, d.retry_after), (3, 4), "nothing spent");
+        assert!(l.spend(&1, 3, t0).allowed);
+        assert!(l.spend(&2, 50, t0).allowed, "capped at the burst");
+    }
 
     #[test]
     fn bucket_drains_and_refills() {

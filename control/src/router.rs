@@ -16,6 +16,7 @@ use axum::routing::{delete, get, patch, post};
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/links", post(links::api::create).get(links::api::list))
+        .route("/links/bulk", post(links::bulk::bulk))
         .route(
             "/links/{code}",
             get(links::api::get)

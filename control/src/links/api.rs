@@ -57,7 +57,7 @@ fn with_etag(status: StatusCode, row: &LinkRow, body: LinkJson) -> Response {
 }
 
 /// Refuses a target whose host (or a parent domain) is blocklisted.
-async fn check_blocklist(conn: &mut sqlx::PgConnection, host: &str) -> ApiResult<()> {
+pub(super) async fn check_blocklist(conn: &mut sqlx::PgConnection, host: &str) -> ApiResult<()> {
     match store::blocked_rule(conn, host).await? {
         Some(rule) => Err(ApiError::BlockedHost {
             host: host.to_owned(),
@@ -148,6 +148,21 @@ pub async fn insert_checked(
     host: &str,
     domain: Option<&str>,
 ) -> ApiResult<LinkRow> {
+    let row = insert_unrecorded(tx, state, actor, new, host, domain).await?;
+    store::record_change(tx, row.id).await
+}
+
+/// [`insert_checked`] without the outbox row: for writers of many links
+/// (bulk), which record all their changes at once, last
+/// ([`store::record_changes`]).
+pub(super) async fn insert_unrecorded(
+    tx: &mut sqlx::PgConnection,
+    state: &AppState,
+    actor: Actor,
+    new: &NewLink,
+    host: &str,
+    domain: Option<&str>,
+) -> ApiResult<LinkRow> {
     check_blocklist(tx, host).await?;
     let default = state.config.default_domain.as_deref().unwrap_or("");
     let domain_id =
@@ -166,7 +181,7 @@ pub async fn insert_checked(
         json!({ "target": row.target, "domain": row.domain }),
     )
     .await?;
-    store::record_change(tx, row.id).await
+    Ok(row)
 }
 
 /// Creates a link for `auth` (`links:write`), without idempotency.
@@ -298,7 +313,7 @@ pub async fn get(
 
 /// Fails with 412 unless `given` (an `If-Match` value) names the row's
 /// current version.
-fn check_version(given: &str, row: &LinkRow) -> ApiResult<()> {
+pub(super) fn check_version(given: &str, row: &LinkRow) -> ApiResult<()> {
     let given = given.trim().to_owned();
     let current = row.etag();
     if given == "*" || given.split(',').any(|t| t.trim() == current) {
@@ -309,7 +324,7 @@ fn check_version(given: &str, row: &LinkRow) -> ApiResult<()> {
 }
 
 /// Applies a patch to a row; `false` when nothing changed.
-fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
+pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
     let before = (
         row.target.clone(),
         row.status,
@@ -352,8 +367,32 @@ fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
         )
 }
 
+/// Checks a patch: the patch to apply and its new target's host (for the
+/// blocklist, checked in the write's transaction), if it sets one.
+pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch, Option<String>)> {
+    let target = req
+        .target
+        .as_deref()
+        .map(|t| state.targets.check(t))
+        .transpose()?;
+    let blocklist_host = target.as_ref().map(|t| t.host.clone());
+    let patch = Patch {
+        target: target.map(|t| t.url),
+        status: req.status.map(input::check_status).transpose()?,
+        expires_at: match req.expires_at {
+            Some(Some(at)) => Some(Some(input::check_expiry(at)?)),
+            other => other,
+        },
+        disabled: req.disabled,
+        forward_query: req.forward_query,
+        tags: req.tags.map(input::check_tags).transpose()?,
+        title: req.title.map(input::check_title).transpose()?,
+    };
+    Ok((patch, blocklist_host))
+}
+
 /// A checked [`PatchLink`].
-struct Patch {
+pub(super) struct Patch {
     target: Option<String>,
     status: Option<i16>,
     expires_at: Option<Option<OffsetDateTime>>,
@@ -401,24 +440,7 @@ pub async fn update_link(
     let org_id = auth.org(Scope::LinksWrite)?;
     crate::text::check_code(code)?;
     // Validate before taking any lock.
-    let target = req
-        .target
-        .as_deref()
-        .map(|t| state.targets.check(t))
-        .transpose()?;
-    let blocklist_host = target.as_ref().map(|t| t.host.clone());
-    let patch = Patch {
-        target: target.map(|t| t.url),
-        status: req.status.map(input::check_status).transpose()?,
-        expires_at: match req.expires_at {
-            Some(Some(at)) => Some(Some(input::check_expiry(at)?)),
-            other => other,
-        },
-        disabled: req.disabled,
-        forward_query: req.forward_query,
-        tags: req.tags.map(input::check_tags).transpose()?,
-        title: req.title.map(input::check_title).transpose()?,
-    };
+    let (patch, blocklist_host) = check_patch(state, req)?;
     let mut tx = state.db.begin().await?;
     if let Some(host) = &blocklist_host {
         check_blocklist(&mut tx, host).await?;

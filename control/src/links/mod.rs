@@ -1,7 +1,9 @@
 //! Links: the row and its JSON ([`model`]), request bodies ([`input`]),
-//! transactional writes with their outbox rows ([`store`]), handlers ([`api`]).
+//! transactional writes with their outbox rows ([`store`]), handlers ([`api`]),
+//! bulk writes ([`bulk`]).
 
 pub mod api;
+pub mod bulk;
 pub mod input;
 pub mod model;
 pub mod store;

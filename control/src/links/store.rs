@@ -157,6 +157,55 @@ pub async fn record_change(conn: &mut PgConnection, link_id: i64) -> ApiResult<L
     Ok(row)
 }
 
+/// [`record_change`] for many links at once (bulk writes, imports): one
+/// counter bump of `ids.len()` (deduplicated: one change per link, its final
+/// state), one `UPDATE` stamping each link, one multi-row outbox insert and
+/// one notification. The same rule holds: call it last in the transaction.
+pub async fn record_changes(conn: &mut PgConnection, ids: &[i64]) -> ApiResult<Vec<LinkRow>> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let ids: Vec<i64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "WITH s AS (UPDATE outbox_counter SET seq = seq + $2 RETURNING seq - $2 AS base),
+              v AS (SELECT id, ord FROM unnest($1::bigint[]) WITH ORDINALITY AS v(id, ord))
+         UPDATE links SET seq = s.base + v.ord FROM s, v WHERE links.id = v.id
+         RETURNING {LINK_COLUMNS_QUALIFIED}"
+    );
+    let mut rows: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(&ids)
+        .bind(ids.len() as i64)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.sort_by_key(|r| r.seq);
+    let mut seqs = Vec::with_capacity(rows.len());
+    let mut codes = Vec::with_capacity(rows.len());
+    let mut deltas = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let seq = row.seq as u64;
+        let delta = if row.deleted_at.is_some() {
+            LinkDelta::delete_in(seq, row.domain_id as u32, row.code.clone())
+        } else {
+            LinkDelta::upsert(seq, row.to_snapshot_link())
+        };
+        seqs.push(row.seq);
+        codes.push(row.code.clone());
+        deltas.push(delta.encode());
+    }
+    sqlx::query(
+        "WITH i AS (INSERT INTO link_outbox (seq, code, delta)
+                    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[]) RETURNING seq)
+         SELECT pg_notify('link_outbox', max(seq)::text) FROM i",
+    )
+    .bind(&seqs)
+    .bind(&codes)
+    .bind(&deltas)
+    .execute(&mut *conn)
+    .await?;
+    Ok(rows)
+}
+
 /// The first blocklist entry matching `host` or one of its parents.
 pub async fn blocked_rule(conn: &mut PgConnection, host: &str) -> ApiResult<Option<String>> {
     let candidates = crate::target::candidate_hosts(host);
