@@ -4,7 +4,7 @@
 #   PostgreSQL 15   127.0.0.1:5432   trust auth for local TCP
 #   NATS+JetStream  127.0.0.1:4222
 #   ClickHouse      127.0.0.1:8123 (HTTP), 127.0.0.1:9000 (native TCP)
-#   chromium, chromium-driver  (installed only: the dashboard's browser tests drive them)
+#   chromium, chromium-driver, libnss3-tools  (installed only: the browser tests drive them)
 #
 # and installs (never starts) Debian's pebble: the test ACME CA the certificate
 # tests (testkit::Pebble) and deploy/up.sh's https demo run on ports of their own.
@@ -353,8 +353,9 @@ case "${1:-up}" in
     up_postgres
     up_nats
     up_clickhouse
-    # The dashboard's browser tests (testkit::Browser) drive Debian's headless Chromium.
-    apt_install chromium chromium-driver
+    # The dashboard's browser tests (testkit::Browser) drive Debian's headless Chromium;
+    # certutil (libnss3-tools) makes a test's browser trust its test CA.
+    apt_install chromium chromium-driver libnss3-tools
     ;;
   stop|stop-clickhouse) stop_clickhouse ;;
   status) status ;;

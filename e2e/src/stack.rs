@@ -2,8 +2,9 @@
 //! snapshot push) and one engine following its changes, on a fresh
 //! PostgreSQL database and a JetStream stream and subject of the test's own,
 //! with signed changes, and the waits that make a test start from a stack
-//! that serves. Tests that need more (TLS, ACME, domains resolved to the
-//! engine, another engine) say so in [`StackOptions`].
+//! that serves. Tests that need more (click capture into ClickHouse through
+//! the analytics sidecar, TLS, ACME, domains resolved to the engine) say so
+//! in [`StackOptions`].
 
 use crate::{Proc, run};
 use serde_json::Value;
@@ -27,6 +28,11 @@ pub struct StackOptions {
     /// Names whose verification control fetches from the engine
     /// (`--verify-resolve NAME=ENGINE`).
     pub resolve_to_engine: Vec<String>,
+    /// Click capture on: a ClickHouse database of the test's own, the
+    /// analytics sidecar (GeoIP from the test database) on a click stream of
+    /// the test's own, the engine publishing to it (20 ms batches), control
+    /// reading stats from it.
+    pub clicks: bool,
 }
 
 impl StackOptions {
@@ -38,6 +44,7 @@ impl StackOptions {
             engine_args: Vec::new(),
             control_args: Vec::new(),
             resolve_to_engine: Vec::new(),
+            clicks: false,
         }
     }
 }
@@ -56,7 +63,12 @@ pub struct Stack {
     pub keys: testkit::LinkKeys,
     pub engine_dir: tempfile::TempDir,
     pub control_dir: tempfile::TempDir,
+    /// With [`StackOptions::clicks`]: the clicks' database and the sidecar.
+    pub clickhouse: Option<testkit::ClickHouseDatabase>,
+    pub analytics: Option<Proc>,
     options: StackOptions,
+    /// `engine serve` flags after the common ones (for restarts).
+    engine_args: Vec<String>,
 }
 
 impl Stack {
@@ -75,6 +87,58 @@ impl Stack {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
+        let url = testkit::nats_url();
+        let (mut engine_args, mut control_clicks) = (Vec::new(), Vec::new());
+        let (clickhouse, analytics) = if options.clicks {
+            let ch = testkit::ClickHouseDatabase::create_with_prefix(options.prefix)
+                .await
+                .unwrap();
+            let (clicks_stream, prefix) = (nats.stream_name("CLICKS"), nats.subject("clicks"));
+            let geoip = crate::clicks::geoip_fixture();
+            let analytics = Proc::spawn(
+                "analytics",
+                &[
+                    "run",
+                    "--nats",
+                    &url,
+                    "--clickhouse",
+                    ch.url(),
+                    "--database",
+                    ch.name(),
+                    "--metrics",
+                    "127.0.0.1:0",
+                    "--stream",
+                    &clicks_stream,
+                    "--subjects",
+                    &format!("{prefix}.>"),
+                    "--geoip",
+                    geoip.to_str().unwrap(),
+                ],
+            )
+            .await
+            .unwrap();
+            engine_args.extend(
+                [
+                    "--clicks-stream",
+                    &clicks_stream,
+                    "--clicks-subject-prefix",
+                    &prefix,
+                    "--node-id",
+                    "e2e",
+                    "--click-batch-age-ms",
+                    "20",
+                ]
+                .map(str::to_owned),
+            );
+            control_clicks.extend(
+                ["--clickhouse", ch.url(), "--clickhouse-database", ch.name()].map(str::to_owned),
+            );
+            (Some(ch), Some(analytics))
+        } else {
+            engine_args.push("--no-clicks".to_owned());
+            (None, None)
+        };
+        engine_args.extend(options.engine_args.iter().cloned());
         let engine = spawn_follower(
             &options.engine_listen,
             &options.engine_admin,
@@ -82,11 +146,10 @@ impl Stack {
             &subject,
             &keys,
             engine_dir.path(),
-            &options.engine_args,
+            &engine_args,
         )
         .await;
         let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
-        let url = testkit::nats_url();
         let signing_key = keys.signing_key();
         let mut args: Vec<String> = [
             "serve",
@@ -130,6 +193,7 @@ impl Stack {
             args.push("--verify-resolve".into());
             args.push(format!("{name}={}", engine.listen()));
         }
+        args.extend(control_clicks);
         args.extend(options.control_args.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let control = Proc::spawn("control", &args).await.unwrap();
@@ -144,7 +208,10 @@ impl Stack {
             keys,
             engine_dir,
             control_dir,
+            clickhouse,
+            analytics,
             options,
+            engine_args,
         };
         stack.wait_following(&engine_admin).await;
         stack
@@ -202,7 +269,7 @@ impl Stack {
                 &self.subject,
                 &self.keys,
                 state_dir,
-                &self.options.engine_args,
+                &self.engine_args,
             )
             .await,
         );
@@ -258,7 +325,7 @@ impl Stack {
 }
 
 /// `engine serve` on one core following the stack's stream with the
-/// stack's verify key, its state in `state_dir`, clicks off, then `extra`.
+/// stack's verify key, its state in `state_dir`, then `extra`.
 async fn spawn_follower(
     listen: &str,
     admin: &str,
@@ -288,7 +355,6 @@ async fn spawn_follower(
         verify_key.to_str().unwrap(),
         "--state-dir",
         state_dir.to_str().unwrap(),
-        "--no-clicks",
     ];
     args.extend(extra.iter().map(String::as_str));
     Proc::spawn("engine", &args).await.unwrap()

@@ -2,17 +2,21 @@
 //! orders the certificate from a real ACME CA (Debian's pebble, HTTP-01
 //! validated through the engine's plain port, the challenge answer sent to
 //! the engine over the signed change stream), pushes it to the engine, and
-//! the engine serves it on its TLS port: after a renewal without a restart,
-//! to a restarted engine that lost its state (a new boot id), and no longer
-//! once the domain is deleted.
+//! the engine serves it on its TLS port: to headless Chromium trusting
+//! pebble's root (its click lands in ClickHouse with the domain), after a
+//! renewal without a restart, to a restarted engine that lost its state (a
+//! new boot id), and no longer once the domain is deleted.
 
 use e2e::stack::{Stack, StackOptions};
+use fantoccini::Locator;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const DOMAIN: &str = "go.shop.example";
+/// The target's host: control, under a name only the browser resolves.
+const LANDING: &str = "landing.shop.example";
 const TOKEN: &str = "engine-admin-token-for-the-test";
 /// Issuance, pushes and withdrawals run on 1 s rounds; pebble validates at once.
 const WAIT: Duration = Duration::from_secs(60);
@@ -71,6 +75,7 @@ impl Https {
             "1".into(),
         ];
         options.resolve_to_engine = vec![DOMAIN.into()];
+        options.clicks = true;
         let stack = Stack::start(options).await;
         let admin_key = stack
             .create_key(&["--org", "shop", "--scopes", "admin"])
@@ -111,14 +116,31 @@ impl Https {
         .unwrap_or_else(|last| panic!("the certificate never became {what}: {last:?}"))
     }
 
+    /// Where `/promo` goes: control's `/healthz` under a public-looking
+    /// name (control refuses loopback targets) that the browser resolves to
+    /// loopback, so following it never leaves the machine.
+    fn target(&self) -> String {
+        let port = self
+            .stack
+            .control
+            .listen()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_owned();
+        format!("http://{LANDING}:{port}/healthz")
+    }
+
     /// Waits until the engine's TLS port presents `leaf` for the domain
     /// (verified against pebble's root) and redirects `/promo` over it.
     async fn served(&self, leaf: &[u8], what: &str) {
         let (addr, root) = (self.tls_addr(), self.issuing_root.clone());
         let leaf = leaf.to_vec();
+        let target = self.target();
         testkit::wait_for_ok(WAIT, Duration::from_millis(50), || {
             let root = root.clone();
             let leaf = leaf.clone();
+            let target = target.clone();
             async move {
                 let exchange = tokio::task::spawn_blocking(move || {
                     testkit::tls::https_get(addr, DOMAIN, root.as_bytes(), "/promo")
@@ -130,7 +152,7 @@ impl Https {
                     return Err("another certificate".to_owned());
                 }
                 match (exchange.status(), exchange.header("location")) {
-                    (301, Some("https://shop.example/spring")) => Ok(()),
+                    (301, Some(to)) if to == target => Ok(()),
                     _ => Err(exchange.response),
                 }
             }
@@ -152,6 +174,56 @@ impl Https {
             .await
             .unwrap();
         readyz["boot_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Headless Chromium, trusting pebble's root like an installed CA and
+    /// resolving the domain to loopback, opens `https://DOMAIN:PORT/promo`:
+    /// it must accept the certificate and land on the target; the visit's
+    /// click (its `fr-FR` Accept-Language tells it from the probes') reaches
+    /// ClickHouse under the domain.
+    async fn browse(&self) {
+        let Some(browser) = testkit::Browser::start_with(testkit::BrowserOptions {
+            width: 1024,
+            height: 768,
+            trust_roots: vec![self.issuing_root.clone()],
+            hosts: vec![
+                (DOMAIN.into(), self.tls_addr().ip()),
+                (LANDING.into(), self.tls_addr().ip()),
+            ],
+            lang: Some("fr-FR".into()),
+        })
+        .await
+        .unwrap() else {
+            return;
+        };
+        let c = &browser.client;
+        let url = format!("https://{DOMAIN}:{}/promo", self.tls_addr().port());
+        c.goto(&url).await.unwrap();
+        let landed = c.current_url().await.unwrap();
+        assert_eq!(landed.as_str(), self.target(), "Chromium followed {url}");
+        let body = c
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(body.contains("ok"), "{body}");
+        browser.close().await;
+
+        let ch = self.stack.clickhouse.as_ref().unwrap();
+        let sql = format!(
+            "SELECT count() FROM clicks WHERE domain = '{DOMAIN}' AND code = 'promo' \
+               AND startsWith(accept_language, 'fr')"
+        );
+        testkit::wait_for_ok(WAIT, Duration::from_millis(100), || async {
+            match ch.query(&sql).await.map(|s| s.trim().to_owned()) {
+                Ok(n) if n == "1" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the browser's click never reached ClickHouse: {e:?}"));
     }
 
     /// The leaf of the certificate's chain, DER.
@@ -183,7 +255,7 @@ async fn a_domain_gets_https_from_acme_through_the_engine() {
         .call(
             Method::POST,
             "/v1/links",
-            Some(json!({ "target": "https://shop.example/spring", "custom_alias": "promo", "status": 301, "domain": DOMAIN })),
+            Some(json!({ "target": https.target(), "custom_alias": "promo", "status": 301, "domain": DOMAIN })),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -198,6 +270,7 @@ async fn a_domain_gets_https_from_acme_through_the_engine() {
         .await;
     let first = Https::leaf(&issued);
     https.served(&first, "the first certificate").await;
+    https.browse().await;
     let boot_id = https.boot_id().await;
 
     // A renewal on demand: a new leaf, served by the same engine process

@@ -8,6 +8,12 @@
 //!
 //! Each browser has its own `chromedriver` on a free loopback port and its
 //! own temporary profile; both go when the [`Browser`] is dropped.
+//!
+//! [`BrowserOptions`] can make it trust a test CA's root (imported with
+//! `certutil`, Debian's libnss3-tools, into an NSS database under a HOME of
+//! its own, where Chromium on Linux looks: the chain is verified as a real
+//! browser verifies it, nothing ignored), send names to loopback addresses
+//! (`--host-resolver-rules`, no DNS) and ask for a language.
 
 use anyhow::{Context as _, bail};
 use fantoccini::{Client, ClientBuilder};
@@ -21,6 +27,19 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
+}
+
+/// How a browser differs from a plain one.
+#[derive(Debug, Clone, Default)]
+pub struct BrowserOptions {
+    pub width: u32,
+    pub height: u32,
+    /// PEM roots the browser trusts besides the system's.
+    pub trust_roots: Vec<String>,
+    /// `(name, ip)`: the name resolves to the address (the URL keeps its port).
+    pub hosts: Vec<(String, std::net::IpAddr)>,
+    /// `Accept-Language`'s first language (`--lang`).
+    pub lang: Option<String>,
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -41,6 +60,16 @@ impl Browser {
     /// Starts a headless browser with a `width` x `height` window; `None`
     /// (after a loud message) when the binaries are missing and `CI` is unset.
     pub async fn start(width: u32, height: u32) -> anyhow::Result<Option<Browser>> {
+        Self::start_with(BrowserOptions {
+            width,
+            height,
+            ..BrowserOptions::default()
+        })
+        .await
+    }
+
+    /// [`Browser::start`] with `options`.
+    pub async fn start_with(options: BrowserOptions) -> anyhow::Result<Option<Browser>> {
         let Some((chromium, driver)) = binaries() else {
             if std::env::var_os("CI").is_some() {
                 bail!(
@@ -55,20 +84,23 @@ impl Browser {
             );
             return Ok(None);
         };
-        Self::launch(&chromium, &driver, width, height)
-            .await
-            .map(Some)
+        Self::launch(&chromium, &driver, &options).await.map(Some)
     }
 
     async fn launch(
         chromium: &Path,
         driver: &Path,
-        width: u32,
-        height: u32,
+        options: &BrowserOptions,
     ) -> anyhow::Result<Browser> {
+        let profile = tempfile::tempdir()?;
+        // Chromium reads its NSS database from $HOME/.pki/nssdb; the
+        // driver's environment is the browser's.
+        let home = profile.path().join("home");
+        trust(&home, &options.trust_roots)?;
         let port = crate::free_port();
         let mut driver = Command::new(driver)
             .arg(format!("--port={port}"))
+            .env("HOME", &home)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -89,23 +121,32 @@ impl Browser {
             let _ = driver.kill();
             return Err(e.context("chromedriver did not start"));
         }
-        let profile = tempfile::tempdir()?;
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            // Tests run as root in containers, where the sandbox cannot start.
+            "--no-sandbox".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--no-first-run".to_owned(),
+            format!("--window-size={},{}", options.width, options.height),
+            format!("--user-data-dir={}", profile.path().join("data").display()),
+        ];
+        if !options.hosts.is_empty() {
+            let rules: Vec<String> = options
+                .hosts
+                .iter()
+                .map(|(name, ip)| format!("MAP {name} {ip}"))
+                .collect();
+            args.push(format!("--host-resolver-rules={}", rules.join(",")));
+        }
+        if let Some(lang) = &options.lang {
+            args.push(format!("--lang={lang}"));
+            args.push(format!("--accept-lang={lang}"));
+        }
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": chromium,
-                "args": [
-                    "--headless=new",
-                    // Tests run as root in containers, where the sandbox cannot start.
-                    "--no-sandbox",
-                    "--disable-dev-shm-usage",
-                    "--disable-gpu",
-                    "--no-first-run",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
+            serde_json::json!({ "binary": chromium, "args": args }),
         );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
@@ -138,4 +179,46 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// An NSS database under `home` trusting `roots` as CAs for servers.
+fn trust(home: &Path, roots: &[String]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(home)?;
+    if roots.is_empty() {
+        return Ok(());
+    }
+    let Some(certutil) = on_path("certutil") else {
+        bail!("certutil is not installed: apt-get install libnss3-tools (deploy/services.sh does)");
+    };
+    let db = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&db)?;
+    let db = format!("sql:{}", db.display());
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let out = Command::new(&certutil).args(args).output()?;
+        if !out.status.success() {
+            bail!(
+                "certutil {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    };
+    run(&["-N", "-d", &db, "--empty-password"])?;
+    for (i, root) in roots.iter().enumerate() {
+        let file = home.join(format!("root-{i}.pem"));
+        std::fs::write(&file, root)?;
+        let name = format!("test root {i}");
+        run(&[
+            "-A",
+            "-d",
+            &db,
+            "-t",
+            "C,,",
+            "-n",
+            &name,
+            "-i",
+            file.to_str().unwrap_or_default(),
+        ])?;
+    }
+    Ok(())
 }

@@ -101,7 +101,7 @@ mod services;
 pub mod tls;
 mod wait;
 
-pub use browser::Browser;
+pub use browser::{Browser, BrowserOptions};
 pub use clickhouse::{ClickHouseDatabase, clickhouse_url};
 pub use link_keys::LinkKeys;
 pub use names::unique_name;
