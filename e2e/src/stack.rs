@@ -16,6 +16,8 @@ use std::time::Duration;
 pub struct StackOptions {
     /// Prefix of the test database's name.
     pub prefix: &'static str,
+    /// Control's API port (`127.0.0.1:0`: a free one).
+    pub control_listen: String,
     /// The engine's redirect port (`127.0.0.1:0`: a free one).
     pub engine_listen: String,
     /// The engine's admin port; fixed when the engine is restarted and
@@ -33,18 +35,30 @@ pub struct StackOptions {
     /// the test's own, the engine publishing to it (20 ms batches), control
     /// reading stats from it.
     pub clicks: bool,
+    /// Control runs the outbox relay (`--nats`, signing changes); without
+    /// it, changes reach the engine only in snapshots.
+    pub relay: bool,
+    /// More engines control pushes snapshots to (they may start later).
+    pub extra_engine_admins: Vec<String>,
+    /// The deployment's default domain (`--default-domain`, which control
+    /// announces on the change stream at start); `None`: unnamed.
+    pub default_domain: Option<&'static str>,
 }
 
 impl StackOptions {
     pub fn new(prefix: &'static str) -> StackOptions {
         StackOptions {
             prefix,
+            control_listen: "127.0.0.1:0".into(),
             engine_listen: "127.0.0.1:0".into(),
             engine_admin: "127.0.0.1:0".into(),
             engine_args: Vec::new(),
             control_args: Vec::new(),
             resolve_to_engine: Vec::new(),
             clicks: false,
+            relay: true,
+            extra_engine_admins: Vec::new(),
+            default_domain: Some("sho.rt"),
         }
     }
 }
@@ -154,22 +168,17 @@ impl Stack {
         let mut args: Vec<String> = [
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            &options.control_listen,
             "--database-url",
             pg.url(),
-            "--nats",
-            &url,
             "--links-stream",
             &stream,
             "--links-subject",
             &subject,
+            // Control owns the stream (the engine never creates it).
             "--links-stream-adopt",
-            "--links-signing-key",
-            signing_key.to_str().unwrap(),
             "--short-base",
             "https://sho.rt",
-            "--default-domain",
-            "sho.rt",
             "--engine-admin",
             &engine_admin,
             "--snapshot-dir",
@@ -189,6 +198,23 @@ impl Stack {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        if let Some(domain) = options.default_domain {
+            args.extend(["--default-domain".to_owned(), domain.to_owned()]);
+        }
+        if options.relay {
+            args.extend(
+                [
+                    "--nats",
+                    &url,
+                    "--links-signing-key",
+                    signing_key.to_str().unwrap(),
+                ]
+                .map(str::to_owned),
+            );
+        }
+        for admin in &options.extra_engine_admins {
+            args.extend(["--engine-admin".to_owned(), admin.clone()]);
+        }
         for name in &options.resolve_to_engine {
             args.push("--verify-resolve".into());
             args.push(format!("{name}={}", engine.listen()));
@@ -227,19 +253,19 @@ impl Stack {
         self.engine().ready["admin"].as_str().unwrap().to_owned()
     }
 
-    /// Waits until the engine at `admin` serves a snapshot and follows the
-    /// change stream.
+    /// Waits until the engine at `admin` serves a snapshot and, with the
+    /// relay, follows the change stream.
     pub async fn wait_following(&self, admin: &str) {
+        let relay = self.options.relay;
         let readyz = format!("http://{admin}/readyz");
         testkit::wait_for(
             Duration::from_secs(15),
             Duration::from_millis(20),
             || async {
                 match self.http.get(&readyz).send().await {
-                    Ok(r) => r
-                        .json::<Value>()
-                        .await
-                        .is_ok_and(|v| v["ready"] == true && v["nats_connected"] == true),
+                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| {
+                        v["ready"] == true && (!relay || v["nats_connected"] == true)
+                    }),
                     Err(_) => false,
                 }
             },
@@ -274,6 +300,23 @@ impl Stack {
             .await,
         );
         self.wait_following(&admin).await;
+    }
+
+    /// Another engine following the stack's stream (with the stack's engine
+    /// flags), its admin port at `admin`, its state in `state_dir`. Control
+    /// pushes it snapshots only if its address is in
+    /// [`StackOptions::extra_engine_admins`].
+    pub async fn spawn_engine(&self, admin: &str, state_dir: &Path) -> Proc {
+        spawn_follower(
+            "127.0.0.1:0",
+            admin,
+            &self.stream,
+            &self.subject,
+            &self.keys,
+            state_dir,
+            &self.engine_args,
+        )
+        .await
     }
 
     /// `control keys create ARGS` on the stack's database: the key.

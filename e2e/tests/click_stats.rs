@@ -4,7 +4,7 @@
 //! same code on a custom domain is counted apart, its clicks carrying the
 //! domain.
 
-use e2e::{Proc, run, spawn_engine};
+use e2e::stack::{Stack, StackOptions};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -15,126 +15,19 @@ const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 
 
 #[tokio::test]
 async fn a_followed_link_shows_up_in_its_stats() {
-    testkit::require_services().await.unwrap();
-    let pg = testkit::PgDatabase::create_with_prefix("e2e")
-        .await
-        .unwrap();
-    let ch = testkit::ClickHouseDatabase::create_with_prefix("e2e")
-        .await
-        .unwrap();
-    let nats = testkit::JetStreamScope::connect().await.unwrap();
-    let url = testkit::nats_url();
-    let (links_stream, links_subject) = (nats.stream_name("LINKS"), nats.subject("links.changes"));
-    let (clicks_stream, clicks_prefix) = (nats.stream_name("CLICKS"), nats.subject("clicks"));
-    let clicks_subjects = format!("{clicks_prefix}.>");
-    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-
-    let _analytics = Proc::spawn(
-        "analytics",
-        &[
-            "run",
-            "--nats",
-            &url,
-            "--clickhouse",
-            ch.url(),
-            "--database",
-            ch.name(),
-            "--metrics",
-            "127.0.0.1:0",
-            "--stream",
-            &clicks_stream,
-            "--subjects",
-            &clicks_subjects,
-        ],
-    )
-    .await
-    .unwrap();
-    let keys = testkit::LinkKeys::new().unwrap();
-    let verify_key = keys.verify_key();
-    let engine = spawn_engine(
-        "127.0.0.1:0",
-        &[
-            "--nats",
-            &url,
-            "--links-stream",
-            &links_stream,
-            "--links-subject",
-            &links_subject,
-            "--clicks-stream",
-            &clicks_stream,
-            "--clicks-subject-prefix",
-            &clicks_prefix,
-            "--node-id",
-            "e2e",
-            "--links-verify-key",
-            verify_key.to_str().unwrap(),
-            "--state-dir",
-            dirs.0.path().to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
-    let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
-    let resolve = format!("{DOMAIN}={}", engine.listen());
-    let control = Proc::spawn(
-        "control",
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            pg.url(),
-            "--nats",
-            &url,
-            "--links-signing-key",
-            keys.signing_key().to_str().unwrap(),
-            "--links-stream",
-            &links_stream,
-            "--links-subject",
-            &links_subject,
-            "--clickhouse",
-            ch.url(),
-            "--clickhouse-database",
-            ch.name(),
-            "--short-base",
-            "https://sho.rt",
-            "--default-domain",
-            "sho.rt",
-            "--verify-resolve",
-            &resolve,
-            "--engine-admin",
-            &engine_admin,
-            "--snapshot-dir",
-            dirs.1.path().to_str().unwrap(),
-            "--reconcile-interval-secs",
-            "1",
-            "--links-stream-adopt",
-        ],
-    )
-    .await
-    .unwrap();
-    let key = run(
-        "control",
-        &[
-            "keys",
-            "create",
-            "--org",
-            "acme",
-            "--scopes",
-            "admin",
-            "--database-url",
-            pg.url(),
-        ],
-    )
-    .await
-    .unwrap()
-    .trim()
-    .to_owned();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let api = format!("http://{}", control.listen());
+    let mut options = StackOptions::new("e2e_click_stats");
+    options.clicks = true;
+    options.resolve_to_engine = vec![DOMAIN.into()];
+    let stack = Stack::start(options).await;
+    let key = stack
+        .create_key(&["--org", "acme", "--scopes", "admin"])
+        .await;
+    let (http, engine, ch) = (
+        &stack.http,
+        stack.engine(),
+        stack.clickhouse.as_ref().unwrap(),
+    );
+    let api = format!("http://{}", stack.control.listen());
 
     let r = http
         .post(format!("{api}/v1/links"))

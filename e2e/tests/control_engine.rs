@@ -2,7 +2,7 @@
 //! real PostgreSQL and NATS: API writes reach redirects promptly, snapshots
 //! rebuilt during writes lose nothing, and a killed relay loses nothing.
 
-use e2e::{Proc, run, spawn_engine};
+use e2e::Proc;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -10,18 +10,18 @@ use std::time::{Duration, Instant};
 /// How soon a change made through the API must be served (the bound).
 const PROPAGATION: Duration = Duration::from_secs(1);
 
+/// The shared stack, with an organization's admin key and the operator's.
 struct Stack {
-    engine: Proc,
-    control: Proc,
+    inner: e2e::stack::Stack,
     key: String,
     operator_key: String,
-    http: reqwest::Client,
-    _pg: testkit::PgDatabase,
-    nats: testkit::JetStreamScope,
-    stream: String,
-    /// Control signs link changes with it; engines trust its public half.
-    keys: testkit::LinkKeys,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl std::ops::Deref for Stack {
+    type Target = e2e::stack::Stack;
+    fn deref(&self) -> &e2e::stack::Stack {
+        &self.inner
+    }
 }
 
 impl Stack {
@@ -33,141 +33,21 @@ impl Stack {
     /// `extra_engine`: one more engine admin address control pushes to (that
     /// engine may start later).
     async fn start_with(relay: bool, extra_engine: Option<&str>) -> Stack {
-        testkit::require_services().await.unwrap();
-        let pg = testkit::PgDatabase::create_with_prefix("e2e")
-            .await
-            .unwrap();
-        let nats = testkit::JetStreamScope::connect().await.unwrap();
-        let stream = nats.stream_name("LINKS");
-        let subject = nats.subject("links.changes");
-        let (engine_dir, control_dir) =
-            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let url = testkit::nats_url();
-        let keys = testkit::LinkKeys::new().unwrap();
-        let signing_key = keys.signing_key();
-        let verify_key = keys.verify_key();
-        let engine = spawn_engine(
-            "127.0.0.1:0",
-            &[
-                "--nats",
-                &url,
-                "--links-stream",
-                &stream,
-                "--links-subject",
-                &subject,
-                "--links-verify-key",
-                verify_key.to_str().unwrap(),
-                "--state-dir",
-                engine_dir.path().to_str().unwrap(),
-                // Clicks are the click tests' business: no CLICKS stream
-                // or spool left behind here.
-                "--no-clicks",
-            ],
-        )
-        .await
-        .unwrap();
-        let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
-        let mut args = vec![
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            pg.url(),
-            "--links-stream",
-            &stream,
-            "--links-subject",
-            &subject,
-            "--short-base",
-            "https://sho.rt",
-            "--engine-admin",
-            &engine_admin,
-            "--snapshot-dir",
-            control_dir.path().to_str().unwrap(),
-            "--reconcile-interval-secs",
-            "1",
-            // The tests write faster than the default per-key budget.
-            "--rate-per-key",
-            "100000",
-            "--burst-per-key",
-            "100000",
-            "--rate-per-ip",
-            "100000",
-            "--burst-per-ip",
-            "100000",
-            // Control owns the stream (the engine never creates it).
-            "--links-stream-adopt",
-        ];
-        if relay {
-            args.extend([
-                "--nats",
-                url.as_str(),
-                "--links-signing-key",
-                signing_key.to_str().unwrap(),
-            ]);
-        }
-        if let Some(extra) = extra_engine {
-            args.extend(["--engine-admin", extra]);
-        }
-        let control = Proc::spawn("control", &args).await.unwrap();
-        let key = run(
-            "control",
-            &[
-                "keys",
-                "create",
-                "--org",
-                "acme",
-                "--scopes",
-                "admin",
-                "--database-url",
-                pg.url(),
-            ],
-        )
-        .await
-        .unwrap()
-        .trim()
-        .to_owned();
+        let mut options = e2e::stack::StackOptions::new("e2e");
+        options.relay = relay;
+        // The sequences these tests count are the links' own.
+        options.default_domain = None;
+        options.extra_engine_admins = extra_engine.map(str::to_owned).into_iter().collect();
+        let inner = e2e::stack::Stack::start(options).await;
+        let key = inner
+            .create_key(&["--org", "acme", "--scopes", "admin"])
+            .await;
         assert!(key.starts_with("sk_"), "{key}");
-        let operator_key = run(
-            "control",
-            &["keys", "create", "--operator", "--database-url", pg.url()],
-        )
-        .await
-        .unwrap()
-        .trim()
-        .to_owned();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        // The reconcile loop gives the new engine its first snapshot; with
-        // the relay, the engine also consumes the stream control created
-        // (it waits for it rather than make it).
-        let readyz = format!("http://{engine_admin}/readyz");
-        testkit::wait_for(
-            Duration::from_secs(15),
-            Duration::from_millis(20),
-            || async {
-                match http.get(&readyz).send().await {
-                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| {
-                        v["ready"] == true && (!relay || v["nats_connected"] == true)
-                    }),
-                    Err(_) => false,
-                }
-            },
-        )
-        .await
-        .unwrap();
+        let operator_key = inner.create_key(&["--operator"]).await;
         Stack {
-            engine,
-            control,
+            inner,
             key,
             operator_key,
-            keys,
-            http,
-            _pg: pg,
-            nats,
-            stream,
-            _dirs: (engine_dir, control_dir),
         }
     }
 
@@ -186,7 +66,7 @@ impl Stack {
     async fn redirect(&self, code: &str) -> (u16, Option<String>) {
         let r = self
             .http
-            .get(format!("http://{}/{code}", self.engine.listen()))
+            .get(format!("http://{}/{code}", self.engine().listen()))
             .send()
             .await
             .unwrap();
@@ -387,7 +267,7 @@ async fn relay_process_killed_mid_stream_loses_and_reorders_nothing() {
     };
     let subject = stack.nats.subject("links.changes");
     let url = testkit::nats_url();
-    let db_url = stack._pg.url().to_owned();
+    let db_url = stack.pg.url().to_owned();
     let relay_dir = tempfile::tempdir().unwrap();
     let signing_key = stack.keys.signing_key();
     let relay_args = [
@@ -561,28 +441,8 @@ async fn a_new_engine_gets_the_latest_snapshot_and_the_changes_after_it() {
                 .to_owned(),
         );
     }
-    let url = testkit::nats_url();
-    let subject = stack.nats.subject("links.changes");
     let dir = tempfile::tempdir().unwrap();
-    let verify_key = stack.keys.verify_key();
-    let late = spawn_engine(
-        &late_admin,
-        &[
-            "--nats",
-            &url,
-            "--links-stream",
-            &stack.stream,
-            "--links-subject",
-            &subject,
-            "--links-verify-key",
-            verify_key.to_str().unwrap(),
-            "--state-dir",
-            dir.path().to_str().unwrap(),
-            "--no-clicks",
-        ],
-    )
-    .await
-    .unwrap();
+    let late = stack.spawn_engine(&late_admin, dir.path()).await;
     let readyz = format!("http://{late_admin}/readyz");
     let ready = testkit::wait_for_some(
         Duration::from_secs(15),

@@ -5,8 +5,9 @@
 //! With `DASHBOARD_SCREENSHOTS=<dir>` it also saves a screenshot of every
 //! page there (`deploy/screenshots.sh` regenerates `docs/screenshots/`).
 
-use e2e::clicks::{CHROME_WINDOWS, SAFARI_IPHONE, SLACKBOT, geoip_fixture};
-use e2e::{Proc, run, spawn_engine};
+use e2e::clicks::{CHROME_WINDOWS, SAFARI_IPHONE, SLACKBOT};
+use e2e::run;
+use e2e::stack::{Stack, StackOptions};
 use fantoccini::{Client, Locator};
 use serde_json::json;
 use std::time::Duration;
@@ -61,112 +62,17 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
     let Some(browser) = testkit::Browser::start(1280, 1000).await.unwrap() else {
         return;
     };
-    testkit::require_services().await.unwrap();
-    let pg = testkit::PgDatabase::create_with_prefix("e2e")
-        .await
-        .unwrap();
-    let ch = testkit::ClickHouseDatabase::create_with_prefix("e2e")
-        .await
-        .unwrap();
-    let nats = testkit::JetStreamScope::connect().await.unwrap();
-    let url = testkit::nats_url();
-    let (links_stream, links_subject) = (nats.stream_name("LINKS"), nats.subject("links.changes"));
-    let (clicks_stream, clicks_prefix) = (nats.stream_name("CLICKS"), nats.subject("clicks"));
-    let clicks_subjects = format!("{clicks_prefix}.>");
-    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let geoip = geoip_fixture();
-
-    let _analytics = Proc::spawn(
-        "analytics",
-        &[
-            "run",
-            "--nats",
-            &url,
-            "--clickhouse",
-            ch.url(),
-            "--database",
-            ch.name(),
-            "--metrics",
-            "127.0.0.1:0",
-            "--stream",
-            &clicks_stream,
-            "--subjects",
-            &clicks_subjects,
-            "--geoip",
-            geoip.to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
-    let keys = testkit::LinkKeys::new().unwrap();
-    let verify_key = keys.verify_key();
-    let engine = spawn_engine(
-        "127.0.0.1:0",
-        &[
-            "--nats",
-            &url,
-            "--links-stream",
-            &links_stream,
-            "--links-subject",
-            &links_subject,
-            "--clicks-stream",
-            &clicks_stream,
-            "--clicks-subject-prefix",
-            &clicks_prefix,
-            "--node-id",
-            "e2e",
-            "--links-verify-key",
-            verify_key.to_str().unwrap(),
-            "--state-dir",
-            dirs.0.path().to_str().unwrap(),
-            "--trusted-proxy",
-            "127.0.0.0/8",
-            "--click-batch-age-ms",
-            "20",
-        ],
-    )
-    .await
-    .unwrap();
-    let engine_admin = engine.ready["admin"].as_str().unwrap().to_owned();
-    // The dashboard's forms are checked against public_url: a port known now.
     let listen = testkit::free_addr().to_string();
     let base = format!("http://{listen}");
-    let _control = Proc::spawn(
-        "control",
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--public-url",
-            &base,
-            "--database-url",
-            pg.url(),
-            "--nats",
-            &url,
-            "--links-signing-key",
-            keys.signing_key().to_str().unwrap(),
-            "--links-stream",
-            &links_stream,
-            "--links-subject",
-            &links_subject,
-            "--clickhouse",
-            ch.url(),
-            "--clickhouse-database",
-            ch.name(),
-            "--short-base",
-            "https://sho.rt",
-            "--engine-admin",
-            &engine_admin,
-            "--snapshot-dir",
-            dirs.1.path().to_str().unwrap(),
-            "--reconcile-interval-secs",
-            "1",
-            "--links-stream-adopt",
-        ],
-    )
-    .await
-    .unwrap();
-    let password_file = dirs.1.path().join("password");
+    let mut options = StackOptions::new("e2e_dashboard");
+    options.clicks = true;
+    options.control_listen = listen.clone();
+    options.control_args = vec!["--public-url".into(), base.clone()];
+    // The test's requests say where they come from (X-Forwarded-For).
+    options.engine_args = vec!["--trusted-proxy".into(), "127.0.0.0/8".into()];
+    let stack = Stack::start(options).await;
+    let (pg, engine) = (&stack.pg, stack.engine());
+    let password_file = stack.control_dir.path().join("password");
     std::fs::write(&password_file, PASSWORD).unwrap();
     for (email, role) in [
         ("owner@acme.example", "owner"),
