@@ -190,12 +190,15 @@ start analytics '"event":"ready"' "$BIN/analytics" run \
   --nats "$NATS_URL" --nats-user analytics --nats-password-file "$NATS_DIR/analytics.password" \
   --clickhouse "$CLICKHOUSE_URL" --database analytics \
   --geoip "$GEOIP" --metrics "$ANALYTICS_METRICS"
+# The demo domain has no DNS zone, so control proves it by the HTTP token the engine
+# serves (--domain-verification http); a real deployment keeps the default, a DNS TXT record.
 start control '"event":"ready"' "$BIN/control" serve \
   --listen "$CONTROL_LISTEN" --database-url "$DATABASE_URL" \
   --nats "$NATS_URL" --nats-user control --nats-password-file "$NATS_DIR/control.password" \
   --links-signing-key "$KEYS/links-signing.pem" \
   --clickhouse "$CLICKHOUSE_URL" --short-base "http://$ENGINE_LISTEN" \
   --default-domain sho.rt --verify-resolve "$DEMO_DOMAIN=$ENGINE_LISTEN" \
+  --domain-verification http \
   --public-url "http://$CONTROL_LISTEN" \
   --engine-admin "$ENGINE_ADMIN" --snapshot-dir "$STACK_DIR/snapshots" "${control_https[@]}"
 start engine '"event":"ready"' "$BIN/engine" serve \

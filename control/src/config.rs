@@ -65,6 +65,17 @@ pub struct Config {
     /// Nobody may claim it or its subdomains. Default: none (unnamed; the
     /// engines then answer every host name as the default domain).
     pub default_domain: Option<String>,
+    /// What proves an organization may have a domain: `dns-txt` (a TXT
+    /// record `_links-verification.NAME` holding the domain's token: control
+    /// of the zone), `http` (the token served at
+    /// `http://NAME/.well-known/links-domain-verification/TOKEN` by the
+    /// engines: only that the name routes here) or `both`. Default `dns-txt`:
+    /// with `http` alone, a name someone else still points here (a dangling
+    /// CNAME after they left) can be claimed by anyone.
+    pub domain_verification: DomainVerification,
+    /// The DNS server (`ADDR:PORT`, UDP and TCP) TXT records are looked up
+    /// at. Default: none, the system's resolvers (`/etc/resolv.conf`).
+    pub dns_server: Option<SocketAddr>,
     /// Test and operations only: `NAME=ADDR:PORT` makes the domain
     /// verification fetch for NAME connect to ADDR:PORT (like curl's
     /// `--connect-to`), for names without DNS. Default: none.
@@ -177,6 +188,8 @@ impl Default for Config {
             short_base: "http://127.0.0.1:8080".into(),
             allow_private_targets: false,
             default_domain: None,
+            domain_verification: DomainVerification::DnsTxt,
+            dns_server: None,
             verify_resolve: Vec::new(),
             engine_admin: Vec::new(),
             engine_admin_token: None,
@@ -214,6 +227,28 @@ impl Default for Config {
 
 /// How many snapshot intervals the stream must cover at least.
 pub const STREAM_AGE_INTERVALS: u64 = 10;
+
+/// What proves an organization may have a domain ([`Config::domain_verification`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainVerification {
+    /// The token in a TXT record at `_links-verification.NAME`.
+    DnsTxt,
+    /// The token served by the engines at the well-known path.
+    Http,
+    /// Both.
+    Both,
+}
+
+impl DomainVerification {
+    pub fn needs_dns(self) -> bool {
+        matches!(self, DomainVerification::DnsTxt | DomainVerification::Both)
+    }
+
+    pub fn needs_http(self) -> bool {
+        matches!(self, DomainVerification::Http | DomainVerification::Both)
+    }
+}
 
 /// A `verify_resolve` entry: the verification fetch for `name` connects to
 /// `addr`.

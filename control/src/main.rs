@@ -227,6 +227,12 @@ struct ServeArgs {
     /// The deployment's default domain (e.g. sho.rt; lowercase, punycode): where links without a domain live; nobody may claim it or its subdomains. Default: none (unnamed: engines answer any host name as the default domain).
     #[arg(long)]
     default_domain: Option<String>,
+    /// What proves an organization may have a domain: dns-txt (a TXT record _links-verification.NAME holding the token), http (the token served through the engines) or both. Default dns-txt.
+    #[arg(long, value_enum)]
+    domain_verification: Option<control::config::DomainVerification>,
+    /// DNS server (ADDR:PORT) for the TXT lookups. Default: none, the system's resolvers.
+    #[arg(long)]
+    dns_server: Option<std::net::SocketAddr>,
     /// Test/ops only: NAME=ADDR:PORT makes the domain verification fetch for NAME connect to ADDR:PORT (like curl's --connect-to); repeatable. Default: none (DNS).
     #[arg(long = "verify-resolve")]
     verify_resolve: Vec<control::config::ResolveOverride>,
@@ -332,11 +338,12 @@ impl ServeArgs {
                 short_base, snapshot_dir, snapshot_interval_secs, snapshot_keep,
                 reconcile_interval_secs, code_length, max_body_bytes, rate_per_key,
                 burst_per_key, rate_per_ip, burst_per_ip,
-                public_url, session_idle_secs, session_absolute_secs, login_rate_per_ip,
+                public_url, domain_verification, session_idle_secs, session_absolute_secs, login_rate_per_ip,
                 login_burst_per_ip, login_rate_per_email, login_burst_per_email, mail_from,
                 acme_check_interval_secs, acme_retry_base_secs, acme_publish_timeout_secs;
                 optional: nats, nats_user, nats_password_file, links_signing_key, clickhouse,
                 engine_admin_token, smtp_url, smtp_password_file, default_domain, acme_directory,
+                dns_server,
                 acme_ca_root, acme_key_file);
             // Switches only switch on: the file's `true` stays without the flag.
             c.links_stream_adopt |= self.links_stream_adopt;

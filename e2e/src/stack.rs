@@ -28,7 +28,9 @@ pub struct StackOptions {
     /// More `control serve` flags.
     pub control_args: Vec<String>,
     /// Names whose verification control fetches from the engine
-    /// (`--verify-resolve NAME=ENGINE`).
+    /// (`--verify-resolve NAME=ENGINE`); with any, control proves domains by
+    /// that fetch (`--domain-verification http`: the tests have no DNS
+    /// zone; control/tests/domain_dns.rs covers the TXT proof).
     pub resolve_to_engine: Vec<String>,
     /// Click capture on: a ClickHouse database of the test's own, the
     /// analytics sidecar (GeoIP from the test database) on a click stream of
@@ -214,6 +216,9 @@ impl Stack {
         }
         for admin in &options.extra_engine_admins {
             args.extend(["--engine-admin".to_owned(), admin.clone()]);
+        }
+        if !options.resolve_to_engine.is_empty() {
+            args.extend(["--domain-verification".to_owned(), "http".to_owned()]);
         }
         for name in &options.resolve_to_engine {
             args.push("--verify-resolve".into());

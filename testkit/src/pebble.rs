@@ -34,6 +34,9 @@ pub struct Pebble {
     listen: SocketAddr,
     management: SocketAddr,
     http_port: u16,
+    /// The mock DNS: where it answers, and its management API.
+    dns_addr: SocketAddr,
+    dns_management: SocketAddr,
 }
 
 impl Pebble {
@@ -99,6 +102,8 @@ impl Pebble {
             listen,
             management,
             http_port,
+            dns_addr: SocketAddr::from(([127, 0, 0, 1], dns_port)),
+            dns_management,
         };
         running.wait_listening(&[listen, management, dns_management])?;
         Ok(running)
@@ -124,6 +129,36 @@ impl Pebble {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
+        }
+        Ok(())
+    }
+
+    /// The mock DNS server (UDP and TCP): what control's `--dns-server`
+    /// can point at to see the TXT records [`Pebble::set_txt`] adds.
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns_addr
+    }
+
+    /// Makes the mock DNS answer `name` (no trailing dot needed) with a TXT
+    /// record holding `value` (pebble-challtestsrv's `/set-txt`).
+    pub fn set_txt(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        let host = format!("{}.", name.trim_end_matches('.'));
+        let body = serde_json::json!({ "host": host, "value": value }).to_string();
+        let mut tcp = TcpStream::connect_timeout(&self.dns_management, Duration::from_secs(5))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            tcp,
+            "POST /set-txt HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.dns_management,
+            body.len()
+        )?;
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer)?;
+        if !answer.starts_with("HTTP/1.1 200") {
+            bail!(
+                "set-txt {host}: {}",
+                answer.lines().next().unwrap_or_default()
+            );
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 use super::input::{self, CreateDomain, PatchDomain};
 use super::model::DomainJson;
 use super::store;
-use super::verify;
+use super::{dns, verify};
 use crate::audit::audit;
 use crate::auth::{Auth, Scope};
 use crate::error::{ApiError, ApiResult};
@@ -78,7 +78,11 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    let mut r = (StatusCode::CREATED, axum::Json(row.to_json())).into_response();
+    let mut r = (
+        StatusCode::CREATED,
+        axum::Json(row.to_json(state.config.domain_verification)),
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/domains/{}", row.name)) {
         r.headers_mut().insert(header::LOCATION, v);
     }
@@ -93,7 +97,10 @@ pub async fn list(
     let org_id = auth.org(Scope::LinksRead)?;
     let mut conn = state.db.acquire().await?;
     let rows = store::list(&mut conn, Some(org_id)).await?;
-    let domains: Vec<DomainJson> = rows.iter().map(|r| r.to_json()).collect();
+    let domains: Vec<DomainJson> = rows
+        .iter()
+        .map(|r| r.to_json(state.config.domain_verification))
+        .collect();
     Ok(axum::Json(json!({ "domains": domains })))
 }
 
@@ -105,7 +112,10 @@ pub async fn list_all(
     auth.operator()?;
     let mut conn = state.db.acquire().await?;
     let rows = store::list(&mut conn, None).await?;
-    let domains: Vec<DomainJson> = rows.iter().map(|r| r.to_json()).collect();
+    let domains: Vec<DomainJson> = rows
+        .iter()
+        .map(|r| r.to_json(state.config.domain_verification))
+        .collect();
     Ok(axum::Json(json!({
         "default_domain": state.config.default_domain,
         "domains": domains,
@@ -128,7 +138,7 @@ pub async fn get(
     let name = path_name(&name)?;
     let mut conn = state.db.acquire().await?;
     let row = store::find(&mut conn, Owner::Org(org_id), &name, false).await?;
-    Ok(axum::Json(row.to_json()))
+    Ok(axum::Json(row.to_json(state.config.domain_verification)))
 }
 
 /// `PATCH /v1/domains/{name}`: settings. A patch that changes nothing writes
@@ -197,7 +207,7 @@ pub async fn patch(
     );
     if before == after {
         tx.rollback().await?;
-        return Ok(axum::Json(row.to_json()));
+        return Ok(axum::Json(row.to_json(state.config.domain_verification)));
     }
     let row = store::save_settings(&mut tx, &row).await?;
     audit(
@@ -223,11 +233,12 @@ pub async fn patch(
     )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(row.to_json()))
+    Ok(axum::Json(row.to_json(state.config.domain_verification)))
 }
 
-/// `POST /v1/domains/{name}/verify`: fetches the token from the name; on a
-/// match the domain is verified and engines serve it. Already verified: the
+/// `POST /v1/domains/{name}/verify`: checks the proof the deployment asks
+/// for (the TXT record, the token fetched from the name, or both); once
+/// proven the domain is verified and engines serve it. Already verified: the
 /// domain as it is.
 pub async fn verify(
     State(state): State<AppState>,
@@ -241,25 +252,34 @@ pub async fn verify(
         store::find(&mut conn, Owner::Org(org_id), &name, false).await?
     };
     if row.verified_at.is_some() {
-        return Ok(axum::Json(row.to_json()));
+        return Ok(axum::Json(row.to_json(state.config.domain_verification)));
     }
-    // The fetch happens outside any transaction: it may take seconds.
-    verify::check(
-        &state.config.verify_resolve,
-        &row.name,
-        &row.verification_path(),
-        &row.verification_token,
-    )
-    .await
-    .map_err(|reason| ApiError::VerificationFailed {
+    // The checks happen outside any transaction: they may take seconds.
+    let method = state.config.domain_verification;
+    let failed = |reason| ApiError::VerificationFailed {
         name: row.name.clone(),
         reason,
-    })?;
+    };
+    if method.needs_dns() {
+        dns::check(state.config.dns_server, &row.name, &row.verification_token)
+            .await
+            .map_err(failed)?;
+    }
+    if method.needs_http() {
+        verify::check(
+            &state.config.verify_resolve,
+            &row.name,
+            &row.verification_path(),
+            &row.verification_token,
+        )
+        .await
+        .map_err(failed)?;
+    }
     let mut tx = state.db.begin().await?;
     let row = store::find(&mut tx, Owner::Org(org_id), &name, true).await?;
     if row.verified_at.is_some() {
         tx.rollback().await?;
-        return Ok(axum::Json(row.to_json()));
+        return Ok(axum::Json(row.to_json(state.config.domain_verification)));
     }
     let row = store::set_verified(&mut tx, &row).await?;
     audit(
@@ -280,7 +300,7 @@ pub async fn verify(
     )
     .await?;
     tx.commit().await?;
-    Ok(axum::Json(row.to_json()))
+    Ok(axum::Json(row.to_json(state.config.domain_verification)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,8 +8,11 @@
 //!   token, published to every engine as a well-known answer
 //!   (`http://<name>/.well-known/links-domain-verification/<token>` answers
 //!   the token). The organization points the name at the engines.
-//! - `POST /v1/domains/{name}/verify` fetches that URL ([`verify`]); when the
-//!   body is the token, the domain is verified, and a domain change tells
+//! - `POST /v1/domains/{name}/verify` checks the proof the deployment asks
+//!   for (`--domain-verification`): by default the token in a TXT record at
+//!   `_links-verification.<name>` ([`dns`]: control of the zone), else or
+//!   also the well-known URL answering the token ([`verify`]: the name routes
+//!   here). Once proven, the domain is verified, and a domain change tells
 //!   every engine to serve it. Until then its links exist but are not served.
 //! - Settings (root and not-found redirects, plain-HTTP mode, HSTS) travel
 //!   to engines as domain changes too, and every snapshot holds the domain
@@ -22,9 +25,10 @@
 //!
 //! Layout: [`model`] (the row and its JSON), [`input`] (request bodies and
 //! checks), [`store`] (writes with their outbox rows), [`verify`] (the
-//! token fetch), [`api`] (handlers).
+//! token fetch), [`dns`] (the TXT lookup), [`api`] (handlers).
 
 pub mod api;
+pub mod dns;
 pub mod input;
 pub mod model;
 pub mod store;

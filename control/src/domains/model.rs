@@ -1,5 +1,6 @@
 //! A domain row, its API JSON, and its record form for engines.
 
+use crate::config::DomainVerification;
 use serde::Serialize;
 use snapshots::domain::{Domain, HttpMode};
 use time::OffsetDateTime;
@@ -30,6 +31,10 @@ pub struct VerificationJson {
     pub token: String,
     /// Where the engines answer the token once the name points at them.
     pub url: String,
+    /// The TXT record that holds the token: `_links-verification.<name>`.
+    pub txt_record: String,
+    /// What this deployment asks for: `dns-txt`, `http` or `both`.
+    pub method: String,
     pub instructions: String,
 }
 
@@ -62,16 +67,29 @@ impl DomainRow {
         format!("{}{}", super::VERIFICATION_PREFIX, self.verification_token)
     }
 
-    pub fn to_json(&self) -> DomainJson {
+    /// The row's JSON; `method` is what the deployment asks as proof.
+    pub fn to_json(&self, method: DomainVerification) -> DomainJson {
         let verification = self.verified_at.is_none().then(|| {
             let url = format!("http://{}{}", self.name, self.verification_path());
+            let txt_record = super::dns::record_name(&self.name);
+            let token = &self.verification_token;
+            let point = format!(
+                "point {} at the redirect engines (a CNAME to the deployment's short domain, or its addresses)",
+                self.name
+            );
+            let txt = format!("add a TXT record {txt_record} with the value {token}");
+            let then = format!("then POST /v1/domains/{}/verify", self.name);
+            let (method_name, instructions) = match method {
+                DomainVerification::DnsTxt => ("dns-txt", format!("To prove the name is yours, {txt}; {point}; {then}.")),
+                DomainVerification::Http => ("http", format!("Point {} at the redirect engines, wait until {url} answers the token, {then}.", self.name)),
+                DomainVerification::Both => ("both", format!("To prove the name is yours, {txt}; {point} and wait until {url} answers the token; {then}.")),
+            };
             VerificationJson {
-                token: self.verification_token.clone(),
-                instructions: format!(
-                    "Point {} at the redirect engines (a CNAME to the deployment's short domain, or its addresses), wait until {url} answers the token, then POST /v1/domains/{}/verify.",
-                    self.name, self.name
-                ),
+                token: token.clone(),
                 url,
+                txt_record,
+                method: method_name.to_owned(),
+                instructions,
             }
         });
         DomainJson {
