@@ -267,24 +267,32 @@ pub async fn revoke_key(state: &AppState, auth: &Auth, id: i64) -> ApiResult<()>
     Ok(())
 }
 
+/// `POST /v1/keys`: the new key and its secret, shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    pub key: KeyInfo,
+    /// The bearer secret; only its SHA-256 is stored.
+    pub secret: String,
+}
+
+/// `GET /v1/keys`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
     Json(req): Json<CreateKey>,
-) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
-    let (info, secret) = create_key(&state, &auth, &req).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "key": info, "secret": secret })),
-    ))
+) -> ApiResult<(StatusCode, axum::Json<CreatedKey>)> {
+    let (key, secret) = create_key(&state, &auth, &req).await?;
+    Ok((StatusCode::CREATED, axum::Json(CreatedKey { key, secret })))
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<axum::Json<KeyList>> {
     let keys = list_keys(&state, &auth).await?;
-    Ok(axum::Json(json!({ "keys": keys })))
+    Ok(axum::Json(KeyList { keys }))
 }
 
 pub async fn revoke(

@@ -34,6 +34,7 @@ pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 3600;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
+    #[schema(format = Email)]
     pub email: String,
     pub role: Role,
 }

@@ -32,6 +32,7 @@ pub const RESET_TTL_SECS: i64 = 3600;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
+    #[schema(format = Email)]
     pub email: String,
 }
 

@@ -1,7 +1,7 @@
 //! Handlers of `/v1/links`.
 
 use super::input::{self, CreateLink, PatchLink};
-use super::model::{LINK_COLUMNS, LinkJson, LinkRow};
+use super::model::{LINK_COLUMNS, LinkJson, LinkPage, LinkRow};
 use super::store::{self, NewLink, Owner};
 use crate::audit::{Actor, audit};
 use crate::auth::{Auth, Scope};
@@ -23,7 +23,8 @@ pub const MAX_LIMIT: i64 = 1000;
 /// `?domain=` on the routes of one link: the domain its code is on.
 /// Absent: the deployment's default domain (what these routes meant before
 /// domains, so existing callers keep their meaning).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DomainParam {
     /// A domain name of the caller's organization, or the default domain's.
     pub domain: Option<String>,
@@ -538,17 +539,24 @@ pub async fn set_disabled(
     Ok(row)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Only links with this tag.
     pub tag: Option<String>,
+    /// Only disabled (`true`) or enabled (`false`) links.
     pub disabled: Option<bool>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub created_after: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub created_before: Option<OffsetDateTime>,
+    /// Search text in the target and the title (case-insensitive).
     pub q: Option<String>,
     /// Only links on this domain (a name of the organization's, or the
     /// default domain's).
@@ -685,13 +693,11 @@ pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<LinkPage>> {
     let org_id = auth.org(Scope::LinksRead)?;
     let (rows, next_cursor) = list_links(&state, org_id, &q).await?;
     let links: Vec<LinkJson> = rows.iter().map(|r| r.to_json(state.short_base())).collect();
-    Ok(axum::Json(
-        json!({ "links": links, "next_cursor": next_cursor }),
-    ))
+    Ok(axum::Json(LinkPage { links, next_cursor }))
 }
 
 #[cfg(test)]

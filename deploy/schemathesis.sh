@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Fuzzes control's API against its own OpenAPI document (/openapi.json) with schemathesis:
+# every check, every phase (examples, coverage, fuzzing, and stateful sequences that follow
+# the document's OpenAPI links: create a link, then read, patch and delete it by its code).
+# A failure (a 5xx, an undocumented status or header, a body that does not match its schema,
+# bad input accepted, ...) fails the script. deploy/test.sh runs it after its build step.
+#
+#   deploy/schemathesis.sh            build control (debug, a no-op after the build step),
+#                                     start it on a fresh PostgreSQL database, make an
+#                                     organization key, run schemathesis, stop and clean up
+#
+# Schemathesis comes from PyPI at a pinned version, installed into target/schemathesis-venv
+# (once). Control runs without NATS and ClickHouse: link changes wait in the outbox, the
+# stats routes answer their documented 503. Nothing is left running; the database is dropped.
+#
+# Environment: ST_MAX_EXAMPLES (per operation and phase, default 30), ST_SEED (random when
+# unset), ST_WORKERS (default 2), ST_PORT (default 18000), PG (default
+# postgres://postgres@127.0.0.1:5432), PROFILE (cargo profile, default dev).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+SCHEMATHESIS_VERSION=4.32.5
+VENV="$repo/target/schemathesis-venv"
+PG="${PG:-postgres://postgres@127.0.0.1:5432}"
+PORT="${ST_PORT:-18000}"
+PROFILE="${PROFILE:-dev}"
+MAX_EXAMPLES="${ST_MAX_EXAMPLES:-30}"
+WORKERS="${ST_WORKERS:-2}"
+case "$PROFILE" in dev) BIN="$repo/target/debug" ;; *) BIN="$repo/target/$PROFILE" ;; esac
+RUN_DIR="$repo/target/schemathesis"
+DATABASE="schemathesis_$$_$(date +%s)"
+BASE="http://127.0.0.1:$PORT"
+
+die() { echo "schemathesis.sh: $*" >&2; exit 1; }
+
+echo "== schemathesis $SCHEMATHESIS_VERSION (venv $VENV)"
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
+  python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+echo "== build control ($PROFILE)"
+cargo build --locked --profile "$PROFILE" -p control
+
+mkdir -p "$RUN_DIR"
+rm -rf "$RUN_DIR/report"
+control_pid=""
+cleanup() {
+  if [ -n "$control_pid" ]; then
+    kill -TERM "$control_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$control_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$control_pid" 2>/dev/null || true
+  fi
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS \"$DATABASE\" WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+echo "== database $DATABASE"
+psql "$PG/postgres" -qc "CREATE DATABASE \"$DATABASE\""
+DATABASE_URL="$PG/$DATABASE"
+
+echo "== control on $BASE"
+# Generous rate limits: the fuzzer is one client sending thousands of requests; the
+# limiter's own answers (429, Retry-After, X-RateLimit-*) are documented and tested elsewhere.
+log="$RUN_DIR/control.log"
+: >"$log"
+NO_COLOR=1 "$BIN/control" serve --listen "127.0.0.1:$PORT" --database-url "$DATABASE_URL" \
+  --public-url "$BASE" --snapshot-dir "$RUN_DIR/snapshots" \
+  --rate-per-key 100000 --burst-per-key 100000 --rate-per-ip 100000 --burst-per-ip 100000 \
+  --login-rate-per-ip 100000 --login-burst-per-ip 100000 \
+  --login-rate-per-email 100000 --login-burst-per-email 100000 >>"$log" 2>&1 &
+control_pid=$!
+for _ in $(seq 1 300); do
+  grep -q '"event":"ready"' "$log" && break
+  kill -0 "$control_pid" 2>/dev/null || { tail -20 "$log" >&2; die "control exited during start-up"; }
+  sleep 0.1
+done
+grep -q '"event":"ready"' "$log" || { tail -20 "$log" >&2; die "control did not become ready in 30 s"; }
+
+echo "== an admin key of organization fuzz"
+KEY=$("$BIN/control" keys create --org fuzz --scopes admin --database-url "$DATABASE_URL" \
+  | grep -oE '[A-Za-z0-9_]+_[A-Za-z0-9_-]{16,}' | head -1)
+[ -n "$KEY" ] || die "could not create an API key"
+
+echo "== schemathesis run (max $MAX_EXAMPLES examples per operation and phase)"
+seed=()
+[ -z "${ST_SEED:-}" ] || seed=(--seed "$ST_SEED")
+status=0
+"$VENV/bin/schemathesis" run "$BASE/openapi.json" --url "$BASE" \
+  --checks all --phases examples,coverage,fuzzing,stateful \
+  --header "Authorization: Bearer $KEY" \
+  --max-examples "$MAX_EXAMPLES" --workers "$WORKERS" "${seed[@]}" \
+  --request-timeout 10 --max-time 600 \
+  --suppress-health-check too_slow,filter_too_much \
+  --report junit --report-dir "$RUN_DIR/report" || status=$?
+# A 5xx is a failure schemathesis reports; an error control only logs is one too.
+if grep -qw ERROR "$log"; then
+  echo "schemathesis.sh: control logged errors during the run (see $log):" >&2
+  grep -w ERROR "$log" | head -5 >&2
+  status=1
+fi
+[ "$status" = 0 ] && echo "schemathesis: no failures" || echo "schemathesis.sh: failures (report in $RUN_DIR/report, control log $log)" >&2
+exit "$status"
