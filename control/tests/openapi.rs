@@ -182,3 +182,57 @@ async fn openapi_document_is_strict() {
         "$response.body#/key/id"
     );
 }
+
+/// Found by schemathesis: a create replayed for its Idempotency-Key answered
+/// without the `ETag` (and `Location`) the document promises with a 201, so
+/// a client could not make a conditional update from a retried create.
+#[tokio::test]
+async fn idempotent_replay_answers_etag_and_location() {
+    let app = TestApp::start().await;
+    let create = || {
+        app.req(reqwest::Method::POST, "/v1/links", &app.admin_key)
+            .header("Idempotency-Key", "replay-etag-1")
+            .json(&serde_json::json!({ "target": "https://example.com/replayed" }))
+            .send()
+    };
+    let first = create().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let location = first.headers()["location"].to_str().unwrap().to_owned();
+    let replay = create().await.unwrap();
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.headers()["etag"].to_str().unwrap(), etag);
+    assert_eq!(replay.headers()["location"].to_str().unwrap(), location);
+    // The ETag is the link's: a conditional update with it succeeds.
+    let code = location.rsplit('/').next().unwrap();
+    let r = app
+        .req(
+            reqwest::Method::PATCH,
+            &format!("/v1/links/{code}"),
+            &app.admin_key,
+        )
+        .header("If-Match", &etag)
+        .json(&serde_json::json!({ "title": "replayed" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Found by schemathesis: listing links on a domain that is not the
+/// organization's answers 404, which the document now says.
+#[tokio::test]
+async fn listing_an_unknown_domain_is_a_documented_404() {
+    let app = TestApp::start().await;
+    let (s, b) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/links?domain=nope.example",
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!((s, common::error_code(&b)), (404, "not_found"), "{b}");
+    let doc = document(&app).await;
+    assert!(doc["paths"]["/v1/links"]["get"]["responses"]["404"].is_object());
+}

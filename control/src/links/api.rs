@@ -79,12 +79,16 @@ async fn replay(
     status: u16,
     body: serde_json::Value,
 ) -> ApiResult<Response> {
+    // The replayed representation's ETag and Location, as the first answer
+    // had them: the row's id with the replayed body's version.
+    let mut etag = None;
+    let mut location = None;
     if let Some(code) = body.get("code").and_then(|c| c.as_str()) {
         // The default domain's JSON name is null; its row's name is '' or
         // the configured one.
         let domain = body.get("domain").and_then(|d| d.as_str());
-        let deleted: Option<bool> = sqlx::query_scalar(
-            "SELECT l.deleted_at IS NOT NULL FROM links l
+        let row: Option<(i64, bool)> = sqlx::query_as(
+            "SELECT l.id, l.deleted_at IS NOT NULL FROM links l
               WHERE l.code = $1 AND l.org_id = $2
                 AND l.domain_id = CASE WHEN $3::text IS NULL THEN 0 ELSE
                     (SELECT d.id FROM domains d WHERE d.name = $3 AND d.id = l.domain_id) END",
@@ -94,19 +98,31 @@ async fn replay(
         .bind(domain)
         .fetch_optional(&mut *conn)
         .await?;
-        if deleted != Some(false) {
+        let Some((id, false)) = row else {
             return Err(ApiError::LinkDeleted {
                 code: code.to_owned(),
             });
+        };
+        if let Some(version) = body.get("version").and_then(|v| v.as_i64()) {
+            etag = Some(format!("\"{id}.{version}\""));
         }
+        location = Some(match domain {
+            None => format!("/v1/links/{code}"),
+            Some(d) => format!("/v1/links/{code}?domain={d}"),
+        });
     }
     let mut r = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         axum::Json(body),
     )
         .into_response();
-    r.headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    let h = r.headers_mut();
+    h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    for (name, value) in [(header::ETAG, etag), (header::LOCATION, location)] {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            h.insert(name, v);
+        }
+    }
     Ok(r)
 }
 

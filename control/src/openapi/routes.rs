@@ -323,7 +323,7 @@ pub const ROUTES: &[Route] = &[
         200,
         None,
         Some("LinkPage"),
-        &[400],
+        &[400, 404],
     ).query(params::<crate::links::api::ListQuery>),
     r(
         "get",
