@@ -1,4 +1,4 @@
-//! Liveness, readiness, metrics and the OpenAPI document.
+//! Liveness, readiness and metrics.
 
 use crate::state::AppState;
 use axum::extract::State;
@@ -81,11 +81,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     r
-}
-
-pub async fn openapi(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
-    axum::Json(crate::openapi::document(
-        "/",
-        crate::auth::session::cookie_name(&state.config),
-    ))
 }

@@ -1,7 +1,7 @@
 //! [`ROUTES`]: every operation of the API, the one place to add one (the
 //! router serves it, the document describes it from here).
 
-use super::{Access, Header, Link, Media, Route, no_params, only, params};
+use super::route::{Access, Header, Link, Media, Route, no_params, only, params};
 use crate::links::api::DomainParam;
 use utoipa::openapi::path::Parameter;
 
