@@ -10,12 +10,17 @@
 #                                     organization key, run schemathesis, stop and clean up
 #
 # Schemathesis comes from PyPI at a pinned version, installed into target/schemathesis-venv
-# (once). Control runs without NATS and ClickHouse: link changes wait in the outbox, the
-# stats routes answer their documented 503. Nothing is left running; the database is dropped.
+# (once). Control runs on PostgreSQL and ClickHouse (the stats routes query a real, empty
+# clicks table, which the analytics sidecar creates: it runs for the length of the run on the
+# machine's NATS with a stream of its own). Without NATS for control, link changes wait in its
+# outbox; without an ACME CA, certificate orders answer their documented 503. Nothing is left
+# running; the databases and the stream are dropped. Needs deploy/services.sh up.
 #
+# Arguments go to `schemathesis run` (e.g. --include-path /v1/links).
 # Environment: ST_MAX_EXAMPLES (per operation and phase, default 30), ST_SEED (random when
 # unset), ST_WORKERS (default 1: hypothesis is not thread-safe in every strategy), ST_PORT (default 18000), PG (default
-# postgres://postgres@127.0.0.1:5432), PROFILE (cargo profile, default dev).
+# postgres://postgres@127.0.0.1:5432), CLICKHOUSE (default http://127.0.0.1:8123), NATS
+# (default nats://127.0.0.1:4222), PROFILE (cargo profile, default dev).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -30,6 +35,9 @@ WORKERS="${ST_WORKERS:-1}"
 case "$PROFILE" in dev) BIN="$repo/target/debug" ;; *) BIN="$repo/target/$PROFILE" ;; esac
 RUN_DIR="$repo/target/schemathesis"
 DATABASE="schemathesis_$$_$(date +%s)"
+CLICKHOUSE="${CLICKHOUSE:-http://127.0.0.1:8123}"
+NATS="${NATS:-nats://127.0.0.1:4222}"
+STREAM="SCHEMATHESIS_$$_$(date +%s)"
 BASE="http://127.0.0.1:$PORT"
 
 die() { echo "schemathesis.sh: $*" >&2; exit 1; }
@@ -41,24 +49,57 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VE
 fi
 
 echo "== build control ($PROFILE)"
-cargo build --locked --profile "$PROFILE" -p control
+cargo build --locked --profile "$PROFILE" -p control -p analytics
 
 mkdir -p "$RUN_DIR"
 rm -rf "$RUN_DIR/report"
-control_pid=""
+control_pid="" analytics_pid=""
+stop() {
+  [ -n "$1" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+# Deletes the run's JetStream stream with the JetStream API over the plain NATS protocol.
+delete_stream() {
+  local host_port=${NATS#nats://}
+  exec 3<>"/dev/tcp/${host_port%:*}/${host_port##*:}" || return 0
+  printf 'CONNECT {"verbose":false}\r\nPUB $JS.API.STREAM.DELETE.%s 0\r\n\r\nPING\r\n' "$STREAM" >&3
+  timeout 2 grep -q -m1 PONG <&3 || true
+  exec 3>&-
+}
 cleanup() {
-  if [ -n "$control_pid" ]; then
-    kill -TERM "$control_pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$control_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$control_pid" 2>/dev/null || true
-  fi
+  stop "$control_pid"
+  stop "$analytics_pid"
+  [ -z "$analytics_pid" ] || delete_stream
+  curl -s -o /dev/null "$CLICKHOUSE/" --data-binary "DROP DATABASE IF EXISTS $DATABASE" || true
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS \"$DATABASE\" WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
+# wait_ready NAME PID LOG: waits for the readiness line a service prints.
+wait_ready() {
+  for _ in $(seq 1 300); do
+    grep -q '"event":"ready"' "$3" && return 0
+    kill -0 "$2" 2>/dev/null || { tail -20 "$3" >&2; die "$1 exited during start-up"; }
+    sleep 0.1
+  done
+  tail -20 "$3" >&2
+  die "$1 did not become ready in 30 s"
+}
+
 echo "== database $DATABASE"
 psql "$PG/postgres" -qc "CREATE DATABASE \"$DATABASE\""
 DATABASE_URL="$PG/$DATABASE"
+
+echo "== analytics (creates the ClickHouse database $DATABASE and its clicks table)"
+alog="$RUN_DIR/analytics.log"
+: >"$alog"
+NO_COLOR=1 "$BIN/analytics" run --nats "$NATS" --clickhouse "$CLICKHOUSE" --database "$DATABASE" \
+  --metrics 127.0.0.1:0 --stream "$STREAM" --subjects "schemathesis.$$.>" \
+  --clicks-max-age-secs 3600 --clicks-max-bytes 1048576 >>"$alog" 2>&1 &
+analytics_pid=$!
+wait_ready analytics "$analytics_pid" "$alog"
 
 echo "== control on $BASE"
 # Generous rate limits: the fuzzer is one client sending thousands of requests; the
@@ -67,16 +108,12 @@ log="$RUN_DIR/control.log"
 : >"$log"
 NO_COLOR=1 "$BIN/control" serve --listen "127.0.0.1:$PORT" --database-url "$DATABASE_URL" \
   --public-url "$BASE" --snapshot-dir "$RUN_DIR/snapshots" \
+  --clickhouse "$CLICKHOUSE" --clickhouse-database "$DATABASE" \
   --rate-per-key 100000 --burst-per-key 100000 --rate-per-ip 100000 --burst-per-ip 100000 \
   --login-rate-per-ip 100000 --login-burst-per-ip 100000 \
   --login-rate-per-email 100000 --login-burst-per-email 100000 >>"$log" 2>&1 &
 control_pid=$!
-for _ in $(seq 1 300); do
-  grep -q '"event":"ready"' "$log" && break
-  kill -0 "$control_pid" 2>/dev/null || { tail -20 "$log" >&2; die "control exited during start-up"; }
-  sleep 0.1
-done
-grep -q '"event":"ready"' "$log" || { tail -20 "$log" >&2; die "control did not become ready in 30 s"; }
+wait_ready control "$control_pid" "$log"
 
 echo "== admin keys of organizations fuzz and fuzz-keys"
 KEY=$("$BIN/control" keys create --org fuzz --scopes admin --database-url "$DATABASE_URL" \
