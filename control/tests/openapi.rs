@@ -50,6 +50,26 @@ async fn openapi_document_is_strict() {
         serde_json::json!([301, 302, 307, 308, null])
     );
     assert_eq!(schemas["Login"]["properties"]["email"]["format"], "email");
+    // The limits the handlers check, as the schema states them.
+    let password = &schemas["ResetConfirm"]["properties"]["password"];
+    assert_eq!(
+        (
+            password["minLength"].as_u64(),
+            password["maxLength"].as_u64()
+        ),
+        (
+            Some(control::accounts::password::MIN_PASSWORD_CHARS as u64),
+            Some(control::accounts::password::MAX_PASSWORD_BYTES as u64)
+        )
+    );
+    assert_eq!(
+        schemas["CreateKey"]["properties"]["name"]["maxLength"].as_u64(),
+        Some(control::keys::MAX_NAME_LEN as u64)
+    );
+    assert_eq!(
+        schemas["CreateKey"]["properties"]["scopes"]["items"]["enum"],
+        serde_json::json!(["links:read", "links:write", "stats:read", "admin"])
+    );
     assert_eq!(
         schemas["LinkJson"]["properties"]["created_at"]["format"],
         "date-time"

@@ -40,6 +40,8 @@ pub struct ResetRequest {
 #[serde(deny_unknown_fields)]
 pub struct ResetConfirm {
     pub token: String,
+    /// 12 characters at least, 1024 bytes at most (`password::check_new`).
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }
 
