@@ -115,7 +115,7 @@ NO_COLOR=1 "$BIN/control" serve --listen "127.0.0.1:$PORT" --database-url "$DATA
 control_pid=$!
 wait_ready control "$control_pid" "$log"
 
-echo "== admin keys of organizations fuzz and fuzz-keys"
+echo "== admin keys of organizations fuzz and fuzz-keys, an operator key"
 KEY=$("$BIN/control" keys create --org fuzz --scopes admin --database-url "$DATABASE_URL" \
   | grep -oE '[A-Za-z0-9_]+_[A-Za-z0-9_-]{16,}' | head -1)
 [ -n "$KEY" ] || die "could not create an API key"
@@ -125,18 +125,32 @@ KEY=$("$BIN/control" keys create --org fuzz --scopes admin --database-url "$DATA
 KEYS_KEY=$("$BIN/control" keys create --org fuzz-keys --scopes admin --database-url "$DATABASE_URL" \
   | grep -oE '[A-Za-z0-9_]+_[A-Za-z0-9_-]{16,}' | head -1)
 [ -n "$KEYS_KEY" ] || die "could not create an API key"
+# The operator's routes (/v1/admin/...) run with an operator key.
+OPERATOR_KEY=$("$BIN/control" keys create --operator --database-url "$DATABASE_URL" \
+  | grep -oE '[A-Za-z0-9_]+_[A-Za-z0-9_-]{16,}' | head -1)
+[ -n "$OPERATOR_KEY" ] || die "could not create an operator key"
 
-echo "== schemathesis run (max $MAX_EXAMPLES examples per operation and phase)"
 seed=()
 [ -z "${ST_SEED:-}" ] || seed=(--seed "$ST_SEED")
 status=0
-SCHEMATHESIS_KEY="$KEY" SCHEMATHESIS_KEYS_KEY="$KEYS_KEY" "$VENV/bin/schemathesis" --config-file deploy/schemathesis.toml \
-  run "$BASE/openapi.json" --url "$BASE" \
-  --checks all --phases examples,coverage,fuzzing,stateful \
-  --max-examples "$MAX_EXAMPLES" --workers "$WORKERS" "${seed[@]}" \
-  --request-timeout 10 \
-  --suppress-health-check too_slow,filter_too_much \
-  --report junit,har --report-dir "$RUN_DIR/report" "$@" || status=$?
+# run LABEL KEY ARGS...: one schemathesis pass, acting with KEY.
+run() {
+  local label=$1 key=$2
+  shift 2
+  echo "== schemathesis: $label (max $MAX_EXAMPLES examples per operation and phase)"
+  SCHEMATHESIS_KEY="$key" SCHEMATHESIS_KEYS_KEY="$KEYS_KEY" \
+    "$VENV/bin/schemathesis" --config-file deploy/schemathesis.toml \
+    run "$BASE/openapi.json" --url "$BASE" \
+    --checks all --phases examples,coverage,fuzzing,stateful \
+    --max-examples "$MAX_EXAMPLES" --workers "$WORKERS" "${seed[@]}" \
+    --request-timeout 10 \
+    --suppress-health-check too_slow,filter_too_much \
+    --report junit,har --report-dir "$RUN_DIR/report/$label" "$@" || status=1
+}
+# The organization's routes with its key, then the operator's with the operator key (an
+# organization's key only gets 403 there, an operator key has no organization elsewhere).
+run organization "$KEY" --exclude-path-regex '^/v1/admin/' "$@"
+run operator "$OPERATOR_KEY" --include-path-regex '^/v1/admin/' "$@"
 # A 5xx is a failure schemathesis reports; an error control only logs is one too.
 if grep -qw ERROR "$log"; then
   echo "schemathesis.sh: control logged errors during the run (see $log):" >&2

@@ -81,6 +81,14 @@ const DOMAIN_LINKS: &[Link] = &[
     },
 ];
 
+/// A blocked host leads to unblocking it.
+const BLOCK_LINKS: &[Link] = &[Link {
+    name: "UnblockHost",
+    method: "delete",
+    path: "/v1/admin/blocklist/{host}",
+    parameters: &[("host", "$response.body#/host")],
+}];
+
 /// A new key's id leads to revoking it.
 const KEY_LINKS: &[Link] = &[Link {
     name: "RevokeKey",
@@ -446,7 +454,8 @@ pub const ROUTES: &[Route] = &[
         Some("BlockHost"),
         Some("BlockedHost"),
         &[],
-    ),
+    )
+    .links(BLOCK_LINKS),
     r(
         "get",
         "/v1/admin/blocklist",
