@@ -44,7 +44,15 @@ die() { echo "schemathesis.sh: $*" >&2; exit 1; }
 
 echo "== schemathesis $SCHEMATHESIS_VERSION (venv $VENV)"
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
-  python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+  rm -rf "$VENV"
+  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian keeps venv (ensurepip) in its own package.
+    [ "$(id -u)" -eq 0 ] || die "python3 -m venv failed; install python3-venv (apt-get install python3-venv)"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv >&2
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+  fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
