@@ -146,14 +146,15 @@ run() {
   local label=$1 key=$2
   shift 2
   echo "== schemathesis: $label (max $MAX_EXAMPLES examples per operation and phase)"
-  SCHEMATHESIS_KEY="$key" SCHEMATHESIS_KEYS_KEY="$KEYS_KEY" \
-    "$VENV/bin/schemathesis" --config-file deploy/schemathesis.toml \
+  # From the run directory: schemathesis keeps its cache (.schemathesis/) in the current one.
+  (cd "$RUN_DIR" && SCHEMATHESIS_KEY="$key" SCHEMATHESIS_KEYS_KEY="$KEYS_KEY" \
+    "$VENV/bin/schemathesis" --config-file "$repo/deploy/schemathesis.toml" \
     run "$BASE/openapi.json" --url "$BASE" \
     --checks all --phases examples,coverage,fuzzing,stateful \
     --max-examples "$MAX_EXAMPLES" --workers "$WORKERS" "${seed[@]}" \
     --request-timeout 10 \
     --suppress-health-check too_slow,filter_too_much \
-    --report junit,har --report-dir "$RUN_DIR/report/$label" "$@" || status=1
+    --report junit,har --report-dir "$RUN_DIR/report/$label" "$@") || status=1
 }
 # The organization's routes with its key, then the operator's with the operator key (an
 # organization's key only gets 403 there, an operator key has no organization elsewhere).
