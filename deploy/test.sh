@@ -7,7 +7,9 @@
 #   3. builds every crate and test once, then runs all tests in parallel with
 #      cargo-nextest (installed from crates.io if missing; plain `cargo test` if that fails),
 #   4. runs the engine's integration tests a second time on its other I/O backend
-#      (ENGINE_TEST_IO=glommio; the first run uses the io_uring backend).
+#      (ENGINE_TEST_IO=glommio; the first run uses the io_uring backend),
+#   5. fuzzes control's API against its OpenAPI document (deploy/schemathesis.sh: a pinned
+#      schemathesis from PyPI, every check, stateful links; control on its own database).
 #
 # Each test gets its own PostgreSQL database, ClickHouse database and JetStream
 # streams (see testkit/), so they run in parallel and leave nothing behind.
@@ -53,5 +55,11 @@ else
   cargo test --locked --no-fail-fast "${args[@]}" || status=1
   step "engine integration tests on the glommio backend"
   ENGINE_TEST_IO=glommio cargo test --locked --no-fail-fast -p engine --test '*' || status=1
+fi
+
+# Only on a whole run (no test-runner arguments): it tests the API as a whole.
+if [ $# -eq 0 ]; then
+  step "API contract: schemathesis against /openapi.json"
+  deploy/schemathesis.sh || status=1
 fi
 exit $status

@@ -19,12 +19,18 @@ use time::OffsetDateTime;
 /// Most entries a page holds.
 pub const MAX_LIMIT: i64 = 500;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Only this actor's entries.
     pub actor: Option<String>,
+    /// Only this action (e.g. `link.create`).
     pub action: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub from: Option<OffsetDateTime>,

@@ -1,13 +1,37 @@
-//! Liveness, readiness, metrics and the OpenAPI document.
+//! Liveness, readiness and metrics.
 
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
-pub async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(json!({ "status": "ok" }))
+/// `GET /healthz`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// `GET /readyz`: with 200 the sequence numbers, with 503 the reason.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The last change written to the outbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_seq: Option<i64>,
+    /// The last change the relay published to the links stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_published_seq: Option<u64>,
+    /// The change the newest snapshot holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_snapshot_seq: Option<u64>,
+}
+
+pub async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
 }
 
 /// Ready when PostgreSQL answers and the relay is not refusing the links
@@ -17,7 +41,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let not_ready = |reason: &str| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "ready": false, "reason": reason })),
+            axum::Json(Readiness {
+                ready: false,
+                reason: Some(reason.to_owned()),
+                outbox_seq: None,
+                relay_published_seq: None,
+                latest_snapshot_seq: None,
+            }),
         )
             .into_response()
     };
@@ -34,12 +64,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(problem) = state.metrics.links_stream_problem.get() {
         return not_ready(&problem);
     }
-    axum::Json(json!({
-        "ready": true,
-        "outbox_seq": seq,
-        "relay_published_seq": state.metrics.relay_published_seq.get(),
-        "latest_snapshot_seq": state.metrics.latest_snapshot_seq.get(),
-    }))
+    axum::Json(Readiness {
+        ready: true,
+        reason: None,
+        outbox_seq: Some(seq),
+        relay_published_seq: Some(state.metrics.relay_published_seq.get()),
+        latest_snapshot_seq: Some(state.metrics.latest_snapshot_seq.get()),
+    })
     .into_response()
 }
 
@@ -50,8 +81,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     r
-}
-
-pub async fn openapi() -> axum::Json<serde_json::Value> {
-    axum::Json(crate::openapi::document("/"))
 }

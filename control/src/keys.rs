@@ -23,8 +23,12 @@ pub const MAX_ORG_LEN: usize = 100;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
+    /// At most [`MAX_NAME_LEN`] bytes.
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub name: String,
+    /// One or more of the scopes.
+    #[schema(schema_with = scopes_schema)]
     pub scopes: Vec<String>,
     /// When the key stops working; must be in the future.
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -32,6 +36,20 @@ pub struct CreateKey {
 }
 
 /// A key as listed (never the secret).
+/// A non-empty list of [`Scope`] names.
+fn scopes_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let names = Scope::ALL.iter().map(|s| s.as_str());
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .min_items(Some(1))
+        .build()
+}
+
 #[derive(Debug, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub id: i64,
@@ -267,24 +285,32 @@ pub async fn revoke_key(state: &AppState, auth: &Auth, id: i64) -> ApiResult<()>
     Ok(())
 }
 
+/// `POST /v1/keys`: the new key and its secret, shown this once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    pub key: KeyInfo,
+    /// The bearer secret; only its SHA-256 is stored.
+    pub secret: String,
+}
+
+/// `GET /v1/keys`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
     Json(req): Json<CreateKey>,
-) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
-    let (info, secret) = create_key(&state, &auth, &req).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "key": info, "secret": secret })),
-    ))
+) -> ApiResult<(StatusCode, axum::Json<CreatedKey>)> {
+    let (key, secret) = create_key(&state, &auth, &req).await?;
+    Ok((StatusCode::CREATED, axum::Json(CreatedKey { key, secret })))
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<axum::Json<KeyList>> {
     let keys = list_keys(&state, &auth).await?;
-    Ok(axum::Json(json!({ "keys": keys })))
+    Ok(axum::Json(KeyList { keys }))
 }
 
 pub async fn revoke(

@@ -1,51 +1,32 @@
 //! The OpenAPI 3.1 document at `/openapi.json`, generated from code: the
-//! operations from [`ROUTES`], the request and response schemas derived by
-//! `utoipa` from the very Rust types the handlers (de)serialize. A test
-//! (`openapi_routes_exist`) requests every operation against the real router,
-//! so the table cannot name a route the service does not serve.
+//! operations from [`ROUTES`] (the one place a route is described), the
+//! request and response schemas derived by `utoipa` from the very Rust types
+//! the handlers (de)serialize, and the query parameters from the handlers'
+//! query structs (`utoipa::IntoParams`). A test (`openapi_routes_exist`)
+//! requests every operation against the real router, so the table cannot
+//! name a route the service does not serve; `deploy/schemathesis.sh` fuzzes
+//! the service against this document.
+//!
+//! The document is strict on purpose: every status an operation answers is
+//! listed (no `default` response), every header it reads or writes, and the
+//! OpenAPI links between operations a stateful fuzzer follows (create a link,
+//! then read, patch and delete it by its code).
 
+mod route;
+mod routes;
+
+pub use route::{Access, Header, Link, Media, Route, no_params, only, params};
+pub use routes::ROUTES;
+
+use route::operation_id;
+use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
-
-use serde_json::{Value, json};
-
-/// Who may call an operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone (health, metrics, this document).
-    Public,
-    /// An organization's key with this scope (or `admin`).
-    Scope(&'static str),
-    /// The operator's key.
-    Operator,
-    // accounts
-    /// A signed-in user (the session cookie).
-    Session,
-    /// A member of the organization (the path's `{org}`, else `X-Org`) with
-    /// this role or higher, or an `admin` key of it; for `/v1/audit` the
-    /// operator too.
-    Role(&'static str),
-}
-
-/// One operation: method, path, who may call it, summary, success status,
-/// the schemas of its JSON request and response bodies, and the error
-/// statuses particular to it (the ones every authenticated route or every
-/// route with a body can answer are added by [`document`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub access: Access,
-    pub summary: &'static str,
-    pub success: u16,
-    pub request: Option<&'static str>,
-    pub response: Option<&'static str>,
-    pub errors: &'static [u16],
-}
 
 /// The types whose schemas the document carries.
 #[derive(OpenApi)]
 #[openapi(components(schemas(
     crate::links::model::LinkJson,
+    crate::links::model::LinkPage,
     crate::links::input::CreateLink,
     crate::links::input::PatchLink,
     crate::links::bulk::BulkRequest,
@@ -54,16 +35,32 @@ pub struct Route {
     crate::links::bulk::BulkItemResult,
     crate::links::bulk::BulkResponse,
     crate::domains::model::DomainJson,
+    crate::domains::model::DomainList,
+    crate::domains::model::AllDomains,
     crate::domains::model::VerificationJson,
     crate::domains::input::CreateDomain,
     crate::domains::input::PatchDomain,
     crate::keys::KeyInfo,
     crate::keys::CreateKey,
+    crate::keys::CreatedKey,
+    crate::keys::KeyList,
     crate::admin::blocklist::BlockHost,
     crate::admin::blocklist::BlockedHost,
+    crate::admin::blocklist::BlockedHostList,
     crate::admin::snapshots::GenerationInfo,
+    crate::admin::snapshots::GenerationList,
+    crate::admin::snapshots::BuildResult,
     crate::admin::orgs::OrgInfo,
+    crate::admin::orgs::OrgList,
     crate::snapshot::PushResult,
+    crate::stats::LinkStats,
+    crate::stats::StatsSummary,
+    crate::stats::Counts,
+    crate::stats::SeriesPoint,
+    crate::stats::DimensionValue,
+    crate::stats::TopLink,
+    crate::health::Health,
+    crate::health::Readiness,
     // accounts
     crate::auth::Role,
     crate::auth::Membership,
@@ -71,7 +68,9 @@ pub struct Route {
     crate::accounts::sessions::SessionInfo,
     crate::accounts::sessions::UserInfo,
     crate::accounts::members::Member,
+    crate::accounts::members::MemberList,
     crate::accounts::members::ChangeRole,
+    crate::accounts::members::RoleChanged,
     crate::accounts::invitations::Invite,
     crate::accounts::invitations::InvitationInfo,
     crate::accounts::invitations::Accept,
@@ -86,486 +85,6 @@ pub struct Route {
     crate::acme::store::CertificateStatus,
 )))]
 struct Schemas;
-
-#[allow(clippy::too_many_arguments)]
-const fn r(
-    method: &'static str,
-    path: &'static str,
-    access: Access,
-    summary: &'static str,
-    success: u16,
-    request: Option<&'static str>,
-    response: Option<&'static str>,
-    errors: &'static [u16],
-) -> Route {
-    Route {
-        method,
-        path,
-        access,
-        summary,
-        success,
-        request,
-        response,
-        errors,
-    }
-}
-
-use Access::{Operator, Public, Role, Scope, Session};
-
-pub const ROUTES: &[Route] = &[
-    // --- accounts ---
-    r(
-        "post",
-        "/v1/session",
-        Public,
-        "Sign in with e-mail and password: sets the session cookie, answers the user, their \
-         memberships and the CSRF token (a wrong e-mail and a wrong password get the same 401)",
-        200,
-        Some("Login"),
-        Some("SessionInfo"),
-        &[400, 401, 403, 429],
-    ),
-    r(
-        "get",
-        "/v1/session",
-        Session,
-        "Who is signed in, their memberships, and the CSRF token writes must carry",
-        200,
-        None,
-        Some("SessionInfo"),
-        &[],
-    ),
-    r(
-        "delete",
-        "/v1/session",
-        Session,
-        "Sign out (ends the session, clears the cookie)",
-        204,
-        None,
-        None,
-        &[],
-    ),
-    r(
-        "get",
-        "/v1/orgs/{org}/members",
-        Role("viewer"),
-        "List the organization's members and their roles",
-        200,
-        None,
-        None,
-        &[],
-    ),
-    r(
-        "patch",
-        "/v1/orgs/{org}/members/{user_id}",
-        Role("admin"),
-        "Change a member's role (admins: editors and viewers; owners: anyone; the last owner stays)",
-        200,
-        Some("ChangeRole"),
-        None,
-        &[404, 409],
-    ),
-    r(
-        "delete",
-        "/v1/orgs/{org}/members/{user_id}",
-        Role("viewer"),
-        "Remove a member, or leave (yourself); the last owner stays",
-        204,
-        None,
-        None,
-        &[404, 409],
-    ),
-    r(
-        "post",
-        "/v1/orgs/{org}/invitations",
-        Role("admin"),
-        "Invite an address with a role: a one-time token mailed, valid 7 days",
-        201,
-        Some("Invite"),
-        Some("InvitationInfo"),
-        &[409],
-    ),
-    r(
-        "post",
-        "/v1/invitations/accept",
-        Public,
-        "Accept an invitation (with a password when the address has no account yet)",
-        200,
-        Some("Accept"),
-        Some("Accepted"),
-        &[400, 403, 410],
-    ),
-    r(
-        "post",
-        "/v1/password-reset",
-        Public,
-        "Ask for a password reset link (always 202: nothing tells whether an account exists)",
-        202,
-        Some("ResetRequest"),
-        None,
-        &[400, 403, 429],
-    ),
-    r(
-        "post",
-        "/v1/password-reset/confirm",
-        Public,
-        "Set a new password with a reset token; ends every session of the user",
-        200,
-        Some("ResetConfirm"),
-        Some("ResetDone"),
-        &[400, 403, 410],
-    ),
-    r(
-        "get",
-        "/v1/audit",
-        Role("admin"),
-        "The audit log, newest first (limit, cursor, actor, action, from, to; org for the \
-         operator, who reads every organization's)",
-        200,
-        None,
-        Some("AuditPage"),
-        &[400],
-    ),
-    // --- end accounts ---
-    // --- domains ---
-    r(
-        "post",
-        "/v1/domains",
-        Scope("links:write"),
-        "Claim a custom domain: pending, with a verification token the engines serve at \
-         http://<name>/.well-known/links-domain-verification/<token> (IDN names stored as \
-         punycode; 409 domain_exists / domain_taken for a claim of this organization, a name \
-         another organization verified, or the deployment's own)",
-        201,
-        Some("CreateDomain"),
-        Some("DomainJson"),
-        &[400, 409],
-    ),
-    r(
-        "get",
-        "/v1/domains",
-        Scope("links:read"),
-        "The organization's domains",
-        200,
-        None,
-        None,
-        &[],
-    ),
-    r(
-        "get",
-        "/v1/domains/{name}",
-        Scope("links:read"),
-        "One of the organization's domains",
-        200,
-        None,
-        Some("DomainJson"),
-        &[404],
-    ),
-    r(
-        "patch",
-        "/v1/domains/{name}",
-        Scope("links:write"),
-        "Domain settings: root and not-found redirects (checked like link targets), http_mode \
-         (serve | redirect-https), hsts_max_age (TLS answers only)",
-        200,
-        Some("PatchDomain"),
-        Some("DomainJson"),
-        &[400, 404],
-    ),
-    r(
-        "delete",
-        "/v1/domains/{name}",
-        Scope("links:write"),
-        "Delete a domain; 409 domain_in_use while live links use it, unless ?cascade=true \
-         (which deletes them too)",
-        204,
-        None,
-        None,
-        &[404, 409],
-    ),
-    r(
-        "post",
-        "/v1/domains/{name}/verify",
-        Scope("links:write"),
-        "Verify a domain: control fetches the token from the name; on a match engines serve it \
-         (422 verification_failed says why not; 409 domain_taken when another organization \
-         verified it first)",
-        200,
-        None,
-        Some("DomainJson"),
-        &[404, 409, 422],
-    ),
-    r(
-        "post",
-        "/v1/links",
-        Scope("links:write"),
-        "Create a link, on the deployment's default domain or on one of the organization's \
-         (`domain`; 422 unknown_domain otherwise). Idempotency-Key honoured: a replay answers \
-         the first response, or 410 link_deleted when the link it created has been deleted since",
-        201,
-        Some("CreateLink"),
-        Some("LinkJson"),
-        &[409, 410, 422],
-    ),
-    r(
-        "post",
-        "/v1/links/bulk",
-        Scope("links:write"),
-        "Create, update and delete up to 1000 links in one request (`create`, `update`, \
-         `delete`, run in that order). Per item, not all or nothing: each item's outcome is \
-         its status and link or error, as the single request would have answered; the \
-         request is one transaction, so with an Idempotency-Key a replay answers the same \
-         outcomes. More than 1000 items: 400. Costs one rate-limit token per 10 items",
-        200,
-        Some("BulkRequest"),
-        Some("BulkResponse"),
-        &[400, 409, 422, 429],
-    ),
-    r(
-        "get",
-        "/v1/links",
-        Scope("links:read"),
-        "List links (limit, cursor, tag, disabled, created_after, created_before, q, domain)",
-        200,
-        None,
-        None,
-        &[400],
-    ),
-    r(
-        "get",
-        "/v1/links/{code}",
-        Scope("links:read"),
-        "Read a link (?domain= for one not on the default domain; ETag; If-None-Match gives 304)",
-        200,
-        None,
-        Some("LinkJson"),
-        &[304, 400, 404],
-    ),
-    r(
-        "patch",
-        "/v1/links/{code}",
-        Scope("links:write"),
-        "Update a link (?domain=; If-Match); a patch that changes nothing answers the same version and writes nothing",
-        200,
-        Some("PatchLink"),
-        Some("LinkJson"),
-        &[404, 412, 422],
-    ),
-    r(
-        "delete",
-        "/v1/links/{code}",
-        Scope("links:write"),
-        "Delete a link (?domain=; soft; the code is never reused on its domain)",
-        204,
-        None,
-        None,
-        &[400, 404, 412],
-    ),
-    r(
-        "get",
-        "/v1/links/{code}/stats",
-        Scope("stats:read"),
-        "Clicks and unique visitors (domain, from, to, bucket, dimensions, include_bots, format=json|csv)",
-        200,
-        None,
-        None,
-        &[400, 404, 503],
-    ),
-    r(
-        "get",
-        "/v1/links/{code}/qr",
-        Scope("links:read"),
-        "QR code of the short URL (domain, format=svg|png, size)",
-        200,
-        None,
-        None,
-        &[400, 404],
-    ),
-    r(
-        "get",
-        "/v1/stats/summary",
-        Scope("stats:read"),
-        "Top links of the organization (from, to, limit, include_bots, format)",
-        200,
-        None,
-        None,
-        &[400, 503],
-    ),
-    r(
-        "post",
-        "/v1/domains/{name}/certificate",
-        Role("admin"),
-        "Order the verified domain's TLS certificate now (first issuance or early renewal; \
-         the operator may for any domain); 202, the order runs in the background; 409 \
-         domain_not_verified, 503 without ACME",
-        202,
-        None,
-        Some("CertificateStatus"),
-        &[404, 409, 503],
-    ),
-    r(
-        "get",
-        "/v1/domains/{name}/certificate",
-        Scope("links:read"),
-        "The domain's certificate: status, chain, validity, next renewal, last error (never the key)",
-        200,
-        None,
-        Some("CertificateStatus"),
-        &[404],
-    ),
-    r(
-        "post",
-        "/v1/keys",
-        Scope("admin"),
-        "Create an API key of the organization (the secret is shown once)",
-        201,
-        Some("CreateKey"),
-        None,
-        &[],
-    ),
-    r(
-        "get",
-        "/v1/keys",
-        Scope("admin"),
-        "List the organization's API keys",
-        200,
-        None,
-        None,
-        &[],
-    ),
-    r(
-        "delete",
-        "/v1/keys/{id}",
-        Scope("admin"),
-        "Revoke an API key of the organization",
-        204,
-        None,
-        None,
-        &[400, 404],
-    ),
-    r(
-        "post",
-        "/v1/admin/blocklist",
-        Operator,
-        "Block a host and its subdomains, for every organization",
-        201,
-        Some("BlockHost"),
-        Some("BlockedHost"),
-        &[],
-    ),
-    r(
-        "get",
-        "/v1/admin/blocklist",
-        Operator,
-        "List blocked hosts",
-        200,
-        None,
-        None,
-        &[],
-    ),
-    r(
-        "delete",
-        "/v1/admin/blocklist/{host}",
-        Operator,
-        "Unblock a host",
-        204,
-        None,
-        None,
-        &[400, 404],
-    ),
-    r(
-        "post",
-        "/v1/admin/links/{code}/disable",
-        Operator,
-        "Disable any organization's link at once",
-        200,
-        None,
-        Some("LinkJson"),
-        &[400, 404],
-    ),
-    r(
-        "post",
-        "/v1/admin/links/{code}/enable",
-        Operator,
-        "Re-enable any organization's link",
-        200,
-        None,
-        Some("LinkJson"),
-        &[400, 404],
-    ),
-    r(
-        "get",
-        "/v1/admin/domains",
-        Operator,
-        "Every organization's domains, and the deployment's default domain",
-        200,
-        None,
-        None,
-        &[],
-    ),
-    r(
-        "get",
-        "/v1/admin/orgs",
-        Operator,
-        "List organizations with their live links and active keys",
-        200,
-        None,
-        None,
-        &[],
-    ),
-    r(
-        "post",
-        "/v1/admin/snapshots",
-        Operator,
-        "Build a snapshot and push it to the engines: 201 with a new generation, or 200 with \
-         the latest one when it already holds every change made before the request (coalesced)",
-        201,
-        None,
-        None,
-        &[200],
-    ),
-    r(
-        "get",
-        "/v1/admin/snapshots",
-        Operator,
-        "List snapshot generations (file names, not paths)",
-        200,
-        None,
-        None,
-        &[],
-    ),
-    r("get", "/healthz", Public, "Liveness", 200, None, None, &[]),
-    r(
-        "get",
-        "/readyz",
-        Public,
-        "Readiness: PostgreSQL reachable and the links stream accepted (503 with a reason otherwise)",
-        200,
-        None,
-        None,
-        &[503],
-    ),
-    r(
-        "get",
-        "/metrics",
-        Public,
-        "Prometheus metrics",
-        200,
-        None,
-        None,
-        &[],
-    ),
-    r(
-        "get",
-        "/openapi.json",
-        Public,
-        "This document",
-        200,
-        None,
-        None,
-        &[],
-    ),
-];
 
 /// What a status means in this API.
 fn status_description(status: u16) -> &'static str {
@@ -583,7 +102,7 @@ fn status_description(status: u16) -> &'static str {
              from another origin; org_required: no organization chosen (X-Org)"
         }
         404 => "not_found",
-        409 => "alias_taken / conflict / last_owner",
+        409 => "alias_taken / conflict / last_owner / domain_* (the code says which)",
         410 => {
             "link_deleted: an Idempotency-Key replay whose link has been deleted since; \
              token_used / token_expired: a spent or expired one-time token"
@@ -591,11 +110,44 @@ fn status_description(status: u16) -> &'static str {
         412 => "precondition_failed: If-Match names another version",
         413 => "payload_too_large: the body is over max_body_bytes",
         415 => "unsupported_media_type: the body is not application/json",
-        422 => "blocked_host / idempotency_key_reused",
+        422 => "blocked_host / idempotency_key_reused / unknown_domain / verification_failed",
         429 => "rate_limited (Retry-After)",
-        503 => "unavailable: a dependency (PostgreSQL, ClickHouse) is not reachable",
+        503 => {
+            "unavailable: a dependency (PostgreSQL, ClickHouse, ACME) is not configured or not reachable"
+        }
         _ => "error",
     }
+}
+
+/// The statuses `route` answers: its own, and the ones every route of its
+/// kind can answer.
+fn statuses(route: &Route) -> Vec<u16> {
+    let mut out = vec![route.success];
+    out.extend(route.errors);
+    // The per-IP rate limit applies to every route.
+    out.push(429);
+    if route.access != Access::Public {
+        out.extend([400, 401, 403]);
+    }
+    if route.request.is_some() {
+        out.extend([400, 413, 415]);
+    }
+    if route.path.contains('{') {
+        // A path parameter that cannot name anything.
+        out.extend([400, 404]);
+    }
+    if !(route.query)().is_empty() || route.headers.contains(&Header::IdempotencyKey) {
+        out.push(400);
+    }
+    if route.headers.contains(&Header::IfNoneMatch) {
+        out.push(304);
+    }
+    if route.headers.contains(&Header::IfMatch) {
+        out.push(412);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 fn error_schema() -> Value {
@@ -606,92 +158,269 @@ fn error_schema() -> Value {
             "type": "object",
             "required": ["code", "message", "details"],
             "properties": {
-                "code": { "type": "string" },
-                "message": { "type": "string" },
-                "details": {}
+                "code": { "type": "string", "description": "stable, machine-readable" },
+                "message": { "type": "string", "description": "for people" },
+                "details": { "description": "what the code is about (a field, a scope, ...), or null" }
             }
         }}
     })
 }
 
-/// The document.
-pub fn document(server: &str) -> Value {
-    let mut paths = serde_json::Map::new();
-    for route in ROUTES {
-        let params: Vec<Value> = route
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
-            .collect();
-        let schema_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
-        let mut success = json!({ "description": "success" });
-        if let Some(name) = route.response {
-            success["content"] = json!({ "application/json": { "schema": schema_ref(name) } });
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn integer_header(description: &str) -> Value {
+    json!({ "description": description, "required": true, "schema": { "type": "integer", "minimum": 0 } })
+}
+
+/// The headers of every response: the rate limit the caller is under.
+fn rate_limit_headers() -> Map<String, Value> {
+    let mut h = Map::new();
+    h.insert(
+        "X-RateLimit-Limit".into(),
+        integer_header("the bucket's size (burst)"),
+    );
+    h.insert(
+        "X-RateLimit-Remaining".into(),
+        integer_header("requests left in the bucket"),
+    );
+    h.insert(
+        "X-RateLimit-Reset".into(),
+        integer_header("seconds until the bucket is full again"),
+    );
+    h
+}
+
+/// The path parameters of `path`; `{id}` and `{user_id}` are integers
+/// (the handlers' `Path<i64>`), the others strings.
+fn path_params(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| {
+            let schema = match name {
+                "id" | "user_id" => json!({ "type": "integer", "format": "int64" }),
+                _ => json!({ "type": "string", "minLength": 1 }),
+            };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        })
+        .collect()
+}
+
+fn header_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "header", "required": false, "description": description, "schema": schema })
+}
+
+/// The request headers `route` reads.
+fn header_params(route: &Route) -> Vec<Value> {
+    let mut out = Vec::new();
+    for h in route.headers {
+        match h {
+            Header::IdempotencyKey => out.push(header_param(
+                "Idempotency-Key",
+                "repeats of a create with the same key and body answer the first response for 24 hours",
+                // Visible ASCII; blanks around are trimmed.
+                json!({ "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }),
+            )),
+            Header::IfMatch => out.push(header_param(
+                "If-Match",
+                "the ETag the change is based on; another version answers 412",
+                json!({ "type": "string" }),
+            )),
+            Header::IfNoneMatch => out.push(header_param(
+                "If-None-Match",
+                "an ETag; the current version answers 304",
+                json!({ "type": "string" }),
+            )),
+            Header::ETag | Header::Location => {}
         }
-        let error_body = json!({ "application/json": { "schema": schema_ref("Error") } });
-        let mut responses = serde_json::Map::new();
-        responses.insert(route.success.to_string(), success);
-        let mut errors: Vec<u16> = route.errors.to_vec();
-        if route.access != Access::Public {
-            errors.extend([400, 401, 403, 429]);
-        }
-        if route.request.is_some() {
-            errors.extend([400, 413, 415]);
-        }
-        errors.sort_unstable();
-        errors.dedup();
-        for status in errors {
-            let mut response = json!({ "description": status_description(status) });
-            if status >= 400 {
-                response["content"] = error_body.clone();
-            }
-            responses.insert(status.to_string(), response);
-        }
-        responses.insert(
-            "default".into(),
-            json!({ "description": "error", "content": error_body }),
+    }
+    if matches!(route.access, Access::Scope(_) | Access::Role(_)) {
+        out.push(header_param(
+            "X-Org",
+            "for a signed-in member of several organizations: the one to act in (its name or id)",
+            json!({ "type": "string" }),
+        ));
+    }
+    out
+}
+
+/// The success response.
+fn success_response(route: &Route) -> Value {
+    let mut headers = rate_limit_headers();
+    if route.headers.contains(&Header::ETag) {
+        headers.insert(
+            "ETag".into(),
+            json!({ "description": "the version (strong)", "required": true, "schema": { "type": "string" } }),
         );
-        let mut op = json!({
-            "summary": route.summary,
-            "parameters": params,
-            "responses": responses,
+    }
+    if route.headers.contains(&Header::Location) && route.success == 201 {
+        headers.insert(
+            "Location".into(),
+            json!({ "description": "where the new resource is", "schema": { "type": "string" } }),
+        );
+    }
+    let mut response = json!({ "description": "success", "headers": headers });
+    let body = route.response.map(schema_ref);
+    let content = match (route.media, body) {
+        (Media::Json, Some(schema)) => Some(json!({ "application/json": { "schema": schema } })),
+        (Media::Json, None) => None,
+        (Media::JsonOrCsv, schema) => Some(json!({
+            "application/json": { "schema": schema.unwrap_or_else(|| json!({ "type": "object" })) },
+            "text/csv": { "schema": { "type": "string" } }
+        })),
+        (Media::Image, _) => Some(json!({
+            "image/svg+xml": { "schema": { "type": "string" } },
+            "image/png": { "schema": { "type": "string", "format": "binary" } }
+        })),
+        (Media::Prometheus, _) => Some(json!({ "text/plain": { "schema": { "type": "string" } } })),
+    };
+    if let Some(content) = content {
+        response["content"] = content;
+    }
+    if !route.links.is_empty() {
+        let mut links = Map::new();
+        for link in route.links {
+            let parameters: Map<String, Value> = link
+                .parameters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                .collect();
+            links.insert(
+                link.name.to_owned(),
+                json!({ "operationId": operation_id(link.method, link.path), "parameters": parameters }),
+            );
+        }
+        response["links"] = Value::Object(links);
+    }
+    response
+}
+
+fn error_response(route: &Route, status: u16) -> Value {
+    let mut headers = rate_limit_headers();
+    match status {
+        429 => {
+            headers.insert(
+                "Retry-After".into(),
+                integer_header("seconds until a request may succeed"),
+            );
+        }
+        401 => {
+            headers.insert(
+                "WWW-Authenticate".into(),
+                json!({ "description": "the Bearer challenge (RFC 6750)", "schema": { "type": "string" } }),
+            );
+        }
+        _ => {}
+    }
+    let mut response = json!({ "description": status_description(status), "headers": headers });
+    if status >= 400 {
+        let schema = match (status, route.error_body) {
+            (503, Some(name)) => schema_ref(name),
+            _ => schema_ref("Error"),
+        };
+        response["content"] = json!({ "application/json": { "schema": schema } });
+    }
+    response
+}
+
+/// The security requirements of `route` (any one of them suffices) and
+/// what they mean in words.
+fn security(route: &Route) -> Option<(Vec<Value>, String)> {
+    let session = if route.writes() {
+        json!({ "session": [], "csrf": [] })
+    } else {
+        json!({ "session": [] })
+    };
+    let key = |scope: &str| vec![json!({ "bearer": [scope] }), json!({ "apiKey": [scope] })];
+    let with_session = |mut keys: Vec<Value>| {
+        keys.push(session.clone());
+        keys
+    };
+    Some(match route.access {
+        Access::Public => return None,
+        Access::Scope(scope) => (
+            with_session(key(scope)),
+            format!(
+                "Requires an organization's key with scope `{scope}` (or `admin`), or a signed-in \
+                 member whose role grants it (writes carry X-CSRF-Token)."
+            ),
+        ),
+        Access::Operator => (
+            with_session(key("operator")),
+            "Requires the operator: an operator key (`control keys create --operator`) or a \
+             signed-in operator."
+                .into(),
+        ),
+        Access::Session => (
+            vec![session.clone()],
+            "Requires a signed-in user (the session cookie); writes carry X-CSRF-Token.".into(),
+        ),
+        Access::Role(role) => (
+            with_session(key("admin")),
+            format!(
+                "Requires a member of the organization (the path's `{{org}}`, else X-Org) with role \
+                 `{role}` or higher (session; writes carry X-CSRF-Token), or an `admin` key of it."
+            ),
+        ),
+    })
+}
+
+fn operation(route: &Route) -> Value {
+    let mut parameters = path_params(route.path);
+    parameters.extend(
+        (route.query)()
+            .into_iter()
+            .map(|p| serde_json::to_value(p).unwrap_or(Value::Null)),
+    );
+    parameters.extend(header_params(route));
+    let mut responses = Map::new();
+    for status in statuses(route) {
+        let response = if status == route.success {
+            success_response(route)
+        } else {
+            error_response(route, status)
+        };
+        responses.insert(status.to_string(), response);
+    }
+    let mut op = json!({
+        "operationId": route.operation_id(),
+        "summary": route.summary,
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if let Some((security, description)) = security(route) {
+        op["security"] = Value::Array(security);
+        op["description"] = json!(description);
+    }
+    if let Some(name) = route.request {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": schema_ref(name) } }
         });
-        match route.access {
-            Access::Scope(scope) => {
-                op["security"] = json!([{ "apiKey": [scope] }]);
-                op["description"] = json!(format!(
-                    "Requires an organization's key with scope `{scope}` (or `admin`)."
-                ));
-            }
-            Access::Operator => {
-                op["security"] = json!([{ "apiKey": ["operator"] }]);
-                op["description"] =
-                    json!("Requires an operator key (`control keys create --operator`).");
-            }
-            Access::Public => {}
-            Access::Session => {
-                op["security"] = json!([{ "session": [] }]);
-                op["description"] = json!(
-                    "Requires a signed-in user (the session cookie); writes carry X-CSRF-Token."
-                );
-            }
-            Access::Role(role) => {
-                op["security"] = json!([{ "session": [] }, { "apiKey": ["admin"] }]);
-                op["description"] = json!(format!(
-                    "Requires a member of the organization (the path's `{{org}}`, else X-Org) \
-                     with role `{role}` or higher (session; writes carry X-CSRF-Token), or an \
-                     `admin` key of it."
-                ));
-            }
-        }
-        if let Some(name) = route.request {
-            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(name) } } });
-        }
+    }
+    op
+}
+
+/// `GET /openapi.json`: the document for this deployment.
+pub async fn serve(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+) -> axum::Json<Value> {
+    axum::Json(document(
+        "/",
+        crate::auth::session::cookie_name(&state.config),
+    ))
+}
+
+/// The document; `server` is the base URL, `session_cookie` the session
+/// cookie's name in this deployment.
+pub fn document(server: &str, session_cookie: &str) -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
         let entry = paths
             .entry(route.path.to_owned())
             .or_insert_with(|| json!({}));
-        entry[route.method] = op;
+        entry[route.method] = operation(route);
     }
     let mut schemas = serde_json::to_value(Schemas::openapi().components.map(|c| c.schemas))
         .unwrap_or_else(|_| json!({}));
@@ -707,9 +436,45 @@ pub fn document(server: &str) -> Value {
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                "apiKey": { "type": "http", "scheme": "bearer" },
-                "session": { "type": "apiKey", "in": "cookie", "name": "__Host-session" }
+                "bearer": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "an API key: Authorization: Bearer <key>"
+                },
+                "apiKey": {
+                    "type": "apiKey", "in": "header", "name": "X-API-Key",
+                    "description": "the same API key in X-API-Key"
+                },
+                "session": {
+                    "type": "apiKey", "in": "cookie", "name": session_cookie,
+                    "description": "a signed-in user's session (POST /v1/session sets it)"
+                },
+                "csrf": {
+                    "type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                    "description": "the session's CSRF token (GET /v1/session answers it); every \
+                                    cookie-authenticated write carries it"
+                }
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_ids_are_unique_and_links_name_real_operations() {
+        let ids: Vec<String> = ROUTES.iter().map(Route::operation_id).collect();
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "duplicate operation ids");
+        for route in ROUTES {
+            for link in route.links {
+                let target = operation_id(link.method, link.path);
+                assert!(ids.contains(&target), "{} links to {target}", route.path);
+            }
+        }
+        assert_eq!(operation_id("get", "/v1/links/{code}"), "get_v1_links_code");
+    }
 }

@@ -14,14 +14,25 @@ use serde::Deserialize;
 
 const QUIET_ZONE: usize = 4;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct QrQuery {
+    /// `svg` (default) or `png`.
+    #[param(schema_with = format_schema)]
     pub format: Option<String>,
     /// Requested width and height in pixels (64 to 2048; default 256).
+    #[param(minimum = 64, maximum = 2048)]
     pub size: Option<u32>,
     /// The link's domain (default: the deployment's default domain).
     pub domain: Option<String>,
+}
+
+fn format_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["svg", "png"]))
+        .build()
 }
 
 /// A PNG at least `size` pixels wide: whole pixels per module, quiet zone included.

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{accounts, acme, audit_log, cors, dashboard};
-use crate::{admin, domains, health, keys, links, middleware, qr, stats};
+use crate::{admin, domains, health, keys, links, middleware, openapi, qr, stats};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -63,7 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(health::openapi))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -16,7 +16,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -25,21 +24,141 @@ const MAX_BUCKETS: i64 = 10_000;
 /// Most values listed per dimension, and most links in a summary.
 const MAX_ROWS: u64 = 1000;
 
-#[derive(Debug, Default, Deserialize)]
+/// The query of both stats routes; the OpenAPI document lists, for each,
+/// the parameters it takes ([`LINK_STATS_PARAMS`], [`SUMMARY_PARAMS`]).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
+    /// Start of the range (RFC 3339; default: `to` less a day for minute
+    /// buckets, 30 days for day buckets, else 7 days).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub from: Option<OffsetDateTime>,
+    /// End of the range (RFC 3339; default: now).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub to: Option<OffsetDateTime>,
+    /// The series' bucket (default `day`).
+    #[param(schema_with = bucket_schema)]
     pub bucket: Option<String>,
+    /// Breakdowns, comma-separated: country, city, device, browser, os, referrer.
+    #[param(schema_with = dimensions_schema)]
     pub dimensions: Option<String>,
+    /// Count bot clicks too (default `false`).
     #[serde(default)]
     pub include_bots: bool,
+    /// `json` (default) or `csv`.
+    #[param(schema_with = format_schema)]
     pub format: Option<String>,
+    /// How many links (summary; default 10).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The link's domain (link stats; default: the deployment's default domain).
     pub domain: Option<String>,
+}
+
+/// The query parameters `GET /v1/links/{code}/stats` takes.
+pub const LINK_STATS_PARAMS: &[&str] = &[
+    "from",
+    "to",
+    "bucket",
+    "dimensions",
+    "include_bots",
+    "format",
+    "domain",
+];
+/// The query parameters `GET /v1/stats/summary` takes.
+pub const SUMMARY_PARAMS: &[&str] = &["from", "to", "limit", "include_bots", "format"];
+
+fn string_enum(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+fn bucket_schema() -> utoipa::openapi::Object {
+    string_enum(&BUCKETS)
+}
+
+fn format_schema() -> utoipa::openapi::Object {
+    string_enum(&["json", "csv"])
+}
+
+/// What [`dimensions`] accepts: known names separated by commas, blanks
+/// around them and empty items ignored.
+fn dimensions_schema() -> utoipa::openapi::Object {
+    let names: Vec<&str> = DIMENSIONS.iter().map(|(n, _)| *n).collect();
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(format!(
+            r"^[\s,]*(?:(?:{})\s*(?:,[\s,]*|$))*$",
+            names.join("|")
+        )))
+        .build()
+}
+
+/// The bucket names, finest first.
+const BUCKETS: [&str; 3] = ["minute", "hour", "day"];
+
+/// Clicks and unique visitors.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Counts {
+    pub clicks: u64,
+    pub unique_visitors: u64,
+}
+
+/// One bucket of the series.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SeriesPoint {
+    /// The bucket's start (RFC 3339).
+    #[schema(format = DateTime)]
+    pub t: String,
+    pub clicks: u64,
+    pub unique_visitors: u64,
+}
+
+/// One value of a breakdown (a country, a browser, ...).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DimensionValue {
+    pub value: String,
+    pub clicks: u64,
+    pub unique_visitors: u64,
+}
+
+/// `GET /v1/links/{code}/stats` as JSON.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkStats {
+    pub code: String,
+    #[schema(format = DateTime)]
+    pub from: String,
+    #[schema(format = DateTime)]
+    pub to: String,
+    #[schema(schema_with = bucket_schema)]
+    pub bucket: &'static str,
+    pub include_bots: bool,
+    pub totals: Counts,
+    pub series: Vec<SeriesPoint>,
+    /// The requested breakdowns by name, each most clicked first.
+    pub dimensions: std::collections::BTreeMap<String, Vec<DimensionValue>>,
+}
+
+/// One of the top links.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TopLink {
+    pub code: String,
+    pub clicks: u64,
+    pub unique_visitors: u64,
+}
+
+/// `GET /v1/stats/summary` as JSON.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatsSummary {
+    #[schema(format = DateTime)]
+    pub from: String,
+    #[schema(format = DateTime)]
+    pub to: String,
+    pub include_bots: bool,
+    pub links: Vec<TopLink>,
 }
 
 #[derive(Debug, Row, Deserialize)]
@@ -364,28 +483,41 @@ pub async fn link_stats(
         }
         return csv_response(&format!("{code}-stats"), rows);
     }
-    let series: Vec<_> = series
-        .iter()
-        .map(|(t, clicks, visitors)| json!({ "t": rfc3339(*t), "clicks": clicks, "unique_visitors": visitors }))
+    let series = series
+        .into_iter()
+        .map(|(t, clicks, unique_visitors)| SeriesPoint {
+            t: rfc3339(t),
+            clicks,
+            unique_visitors,
+        })
         .collect();
-    let mut dims_json = serde_json::Map::new();
-    for (name, values) in breakdown {
-        let list: Vec<_> = values
-            .iter()
-            .map(|(value, clicks, visitors)| json!({ "value": value, "clicks": clicks, "unique_visitors": visitors }))
-            .collect();
-        dims_json.insert(name.to_owned(), json!(list));
-    }
-    Ok(axum::Json(json!({
-        "code": code,
-        "from": rfc3339(from),
-        "to": rfc3339(to),
-        "bucket": bucket_name,
-        "include_bots": q.include_bots,
-        "totals": { "clicks": total_clicks, "unique_visitors": total_visitors },
-        "series": series,
-        "dimensions": dims_json,
-    }))
+    let dimensions = breakdown
+        .into_iter()
+        .map(|(name, values)| {
+            let values = values
+                .into_iter()
+                .map(|(value, clicks, unique_visitors)| DimensionValue {
+                    value,
+                    clicks,
+                    unique_visitors,
+                })
+                .collect();
+            (name.to_owned(), values)
+        })
+        .collect();
+    Ok(axum::Json(LinkStats {
+        code,
+        from: rfc3339(from),
+        to: rfc3339(to),
+        bucket: bucket_name,
+        include_bots: q.include_bots,
+        totals: Counts {
+            clicks: total_clicks,
+            unique_visitors: total_visitors,
+        },
+        series,
+        dimensions,
+    })
     .into_response())
 }
 
@@ -470,15 +602,19 @@ pub async fn summary(
         }
         return csv_response("summary", rows);
     }
-    let links: Vec<_> = top
-        .iter()
-        .map(|(code, clicks, visitors)| json!({ "code": code, "clicks": clicks, "unique_visitors": visitors }))
+    let links = top
+        .into_iter()
+        .map(|(code, clicks, unique_visitors)| TopLink {
+            code,
+            clicks,
+            unique_visitors,
+        })
         .collect();
-    Ok(axum::Json(json!({
-        "from": rfc3339(r.from),
-        "to": rfc3339(r.to),
-        "include_bots": q.include_bots,
-        "links": links,
-    }))
+    Ok(axum::Json(StatsSummary {
+        from: rfc3339(r.from),
+        to: rfc3339(r.to),
+        include_bots: q.include_bots,
+        links,
+    })
     .into_response())
 }

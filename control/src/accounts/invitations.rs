@@ -34,6 +34,7 @@ pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 3600;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
+    #[schema(format = Email)]
     pub email: String,
     pub role: Role,
 }
@@ -53,7 +54,9 @@ pub struct InvitationInfo {
 pub struct Accept {
     pub token: String,
     /// Required when no account has the invited address; refused otherwise.
+    /// 12 characters at least, 1024 bytes at most (`password::check_new`).
     #[serde(default)]
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
 }
 

@@ -38,13 +38,27 @@ pub struct ChangeRole {
     pub role: Role,
 }
 
+/// `GET /v1/orgs/{org}/members`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemberList {
+    pub members: Vec<Member>,
+}
+
+/// `PATCH /v1/orgs/{org}/members/{user_id}`: the member's new role.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RoleChanged {
+    pub user_id: i64,
+    pub email: String,
+    pub role: Role,
+}
+
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Path(_org): Path<String>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<MemberList>> {
     let members = list_members(&state, &auth).await?;
-    Ok(axum::Json(json!({ "members": members })))
+    Ok(axum::Json(MemberList { members }))
 }
 
 /// The members of `auth`'s organization (any member may list).
@@ -107,11 +121,13 @@ pub async fn change_role(
     auth: Auth,
     Path((_org, user_id)): Path<(String, i64)>,
     Json(req): Json<ChangeRole>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<RoleChanged>> {
     let email = set_role(&state, &auth, user_id, req.role).await?;
-    Ok(axum::Json(
-        json!({ "user_id": user_id, "email": email, "role": req.role }),
-    ))
+    Ok(axum::Json(RoleChanged {
+        user_id,
+        email,
+        role: req.role,
+    }))
 }
 
 /// Gives the member `user_id` of `auth`'s organization the role `role`

@@ -32,6 +32,7 @@ pub const RESET_TTL_SECS: i64 = 3600;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
+    #[schema(format = Email)]
     pub email: String,
 }
 
@@ -39,6 +40,8 @@ pub struct ResetRequest {
 #[serde(deny_unknown_fields)]
 pub struct ResetConfirm {
     pub token: String,
+    /// 12 characters at least, 1024 bytes at most (`password::check_new`).
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
 }
 

@@ -43,6 +43,7 @@ const MAX_USER_AGENT: usize = 512;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
+    #[schema(format = Email)]
     pub email: String,
     pub password: String,
 }

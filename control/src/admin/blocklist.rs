@@ -62,16 +62,22 @@ pub async fn block(
     Ok((StatusCode::CREATED, axum::Json(row)))
 }
 
+/// `GET /v1/admin/blocklist`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BlockedHostList {
+    pub hosts: Vec<BlockedHost>,
+}
+
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<BlockedHostList>> {
     auth.operator()?;
     let hosts: Vec<BlockedHost> =
         sqlx::query_as("SELECT host, reason, created_at FROM blocked_hosts ORDER BY host")
             .fetch_all(&state.db)
             .await?;
-    Ok(axum::Json(json!({ "hosts": hosts })))
+    Ok(axum::Json(BlockedHostList { hosts }))
 }
 
 pub async fn unblock(

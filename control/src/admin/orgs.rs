@@ -5,7 +5,6 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 use axum::extract::State;
 use serde::Serialize;
-use serde_json::json;
 use time::OffsetDateTime;
 
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -18,10 +17,13 @@ pub struct OrgInfo {
     pub created_at: OffsetDateTime,
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+/// `GET /v1/admin/orgs`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrgList {
+    pub orgs: Vec<OrgInfo>,
+}
+
+pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<axum::Json<OrgList>> {
     auth.operator()?;
     let orgs: Vec<OrgInfo> = sqlx::query_as(
         "SELECT o.id, o.name, o.created_at,
@@ -32,5 +34,5 @@ pub async fn list(
     )
     .fetch_all(&state.db)
     .await?;
-    Ok(axum::Json(json!({ "orgs": orgs })))
+    Ok(axum::Json(OrgList { orgs }))
 }

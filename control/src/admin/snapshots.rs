@@ -44,13 +44,28 @@ impl From<&Generation> for GenerationInfo {
     }
 }
 
+/// `POST /v1/admin/snapshots`: the generation, whether this request built
+/// it, and how each engine took the push.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BuildResult {
+    pub generation: GenerationInfo,
+    pub built: bool,
+    pub pushes: Vec<PushResult>,
+}
+
+/// `GET /v1/admin/snapshots`, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GenerationList {
+    pub generations: Vec<GenerationInfo>,
+}
+
 /// `POST /v1/admin/snapshots`: 201 with a new generation and its pushes, or
 /// 200 with the latest one when it already holds every change made before
 /// the request (see [`crate::snapshot_builds`]).
 pub async fn build(
     State(state): State<AppState>,
     auth: Auth,
-) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<BuildResult>)> {
     auth.operator()?;
     let outcome = state.builds.request().await?;
     let generation = GenerationInfo::from(&outcome.generation);
@@ -69,10 +84,13 @@ pub async fn build(
     } else {
         StatusCode::OK
     };
-    let pushes: &[PushResult] = &outcome.pushes;
     Ok((
         status,
-        axum::Json(json!({ "generation": generation, "built": outcome.built, "pushes": pushes })),
+        axum::Json(BuildResult {
+            generation,
+            built: outcome.built,
+            pushes: outcome.pushes.clone(),
+        }),
     ))
 }
 
@@ -80,7 +98,7 @@ pub async fn build(
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<GenerationList>> {
     auth.operator()?;
     let generations: Vec<GenerationInfo> = state
         .snapshots
@@ -89,5 +107,5 @@ pub async fn list(
         .iter()
         .map(GenerationInfo::from)
         .collect();
-    Ok(axum::Json(json!({ "generations": generations })))
+    Ok(axum::Json(GenerationList { generations }))
 }

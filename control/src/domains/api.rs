@@ -3,7 +3,7 @@
 //! `links:write` (an editor or admin), as for links.
 
 use super::input::{self, CreateDomain, PatchDomain};
-use super::model::DomainJson;
+use super::model::{AllDomains, DomainJson, DomainList};
 use super::store;
 use super::{dns, verify};
 use crate::audit::audit;
@@ -90,10 +90,7 @@ pub async fn create(
 }
 
 /// `GET /v1/domains`.
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<axum::Json<DomainList>> {
     let org_id = auth.org(Scope::LinksRead)?;
     let mut conn = state.db.acquire().await?;
     let rows = store::list(&mut conn, Some(org_id)).await?;
@@ -101,14 +98,14 @@ pub async fn list(
         .iter()
         .map(|r| r.to_json(state.config.domain_verification))
         .collect();
-    Ok(axum::Json(json!({ "domains": domains })))
+    Ok(axum::Json(DomainList { domains }))
 }
 
 /// `GET /v1/admin/domains`: every organization's (the operator's).
 pub async fn list_all(
     State(state): State<AppState>,
     auth: Auth,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<AllDomains>> {
     auth.operator()?;
     let mut conn = state.db.acquire().await?;
     let rows = store::list(&mut conn, None).await?;
@@ -116,10 +113,10 @@ pub async fn list_all(
         .iter()
         .map(|r| r.to_json(state.config.domain_verification))
         .collect();
-    Ok(axum::Json(json!({
-        "default_domain": state.config.default_domain,
-        "domains": domains,
-    })))
+    Ok(axum::Json(AllDomains {
+        default_domain: state.config.default_domain.clone(),
+        domains,
+    }))
 }
 
 /// A name from the path, normalised; one that cannot be a domain is a 404
@@ -303,8 +300,9 @@ pub async fn verify(
     Ok(axum::Json(row.to_json(state.config.domain_verification)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     /// Delete the domain's live links with it.
     #[serde(default)]

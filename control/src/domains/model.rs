@@ -26,6 +26,20 @@ pub const DOMAIN_COLUMNS: &str = "id, org_id, name, verification_token, verified
     root_redirect, not_found_redirect, http_mode, hsts_max_age, created_at, updated_at";
 
 /// How to prove control of a pending domain.
+/// `GET /v1/domains`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DomainList {
+    pub domains: Vec<DomainJson>,
+}
+
+/// `GET /v1/admin/domains`: every organization's, and the deployment's
+/// default domain (`null`: unnamed).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AllDomains {
+    pub default_domain: Option<String>,
+    pub domains: Vec<DomainJson>,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct VerificationJson {
     pub token: String,

@@ -1,7 +1,7 @@
 //! Handlers of `/v1/links`.
 
 use super::input::{self, CreateLink, PatchLink};
-use super::model::{LINK_COLUMNS, LinkJson, LinkRow};
+use super::model::{LINK_COLUMNS, LinkJson, LinkPage, LinkRow};
 use super::store::{self, NewLink, Owner};
 use crate::audit::{Actor, audit};
 use crate::auth::{Auth, Scope};
@@ -23,7 +23,8 @@ pub const MAX_LIMIT: i64 = 1000;
 /// `?domain=` on the routes of one link: the domain its code is on.
 /// Absent: the deployment's default domain (what these routes meant before
 /// domains, so existing callers keep their meaning).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DomainParam {
     /// A domain name of the caller's organization, or the default domain's.
     pub domain: Option<String>,
@@ -78,12 +79,16 @@ async fn replay(
     status: u16,
     body: serde_json::Value,
 ) -> ApiResult<Response> {
+    // The replayed representation's ETag and Location, as the first answer
+    // had them: the row's id with the replayed body's version.
+    let mut etag = None;
+    let mut location = None;
     if let Some(code) = body.get("code").and_then(|c| c.as_str()) {
         // The default domain's JSON name is null; its row's name is '' or
         // the configured one.
         let domain = body.get("domain").and_then(|d| d.as_str());
-        let deleted: Option<bool> = sqlx::query_scalar(
-            "SELECT l.deleted_at IS NOT NULL FROM links l
+        let row: Option<(i64, bool)> = sqlx::query_as(
+            "SELECT l.id, l.deleted_at IS NOT NULL FROM links l
               WHERE l.code = $1 AND l.org_id = $2
                 AND l.domain_id = CASE WHEN $3::text IS NULL THEN 0 ELSE
                     (SELECT d.id FROM domains d WHERE d.name = $3 AND d.id = l.domain_id) END",
@@ -93,19 +98,31 @@ async fn replay(
         .bind(domain)
         .fetch_optional(&mut *conn)
         .await?;
-        if deleted != Some(false) {
+        let Some((id, false)) = row else {
             return Err(ApiError::LinkDeleted {
                 code: code.to_owned(),
             });
+        };
+        if let Some(version) = body.get("version").and_then(|v| v.as_i64()) {
+            etag = Some(format!("\"{id}.{version}\""));
         }
+        location = Some(match domain {
+            None => format!("/v1/links/{code}"),
+            Some(d) => format!("/v1/links/{code}?domain={d}"),
+        });
     }
     let mut r = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         axum::Json(body),
     )
         .into_response();
-    r.headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    let h = r.headers_mut();
+    h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    for (name, value) in [(header::ETAG, etag), (header::LOCATION, location)] {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            h.insert(name, v);
+        }
+    }
     Ok(r)
 }
 
@@ -560,17 +577,24 @@ pub async fn set_disabled(
     Ok(row)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Only links with this tag.
     pub tag: Option<String>,
+    /// Only disabled (`true`) or enabled (`false`) links.
     pub disabled: Option<bool>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub created_after: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub created_before: Option<OffsetDateTime>,
+    /// Search text in the target and the title (case-insensitive).
     pub q: Option<String>,
     /// Only links on this domain (a name of the organization's, or the
     /// default domain's).
@@ -707,13 +731,11 @@ pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<LinkPage>> {
     let org_id = auth.org(Scope::LinksRead)?;
     let (rows, next_cursor) = list_links(&state, org_id, &q).await?;
     let links: Vec<LinkJson> = rows.iter().map(|r| r.to_json(state.short_base())).collect();
-    Ok(axum::Json(
-        json!({ "links": links, "next_cursor": next_cursor }),
-    ))
+    Ok(axum::Json(LinkPage { links, next_cursor }))
 }
 
 #[cfg(test)]

@@ -12,9 +12,15 @@ const MAX_TITLE_LEN: usize = 512;
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLink {
+    /// Where the link redirects: an absolute http(s) URL (`long_url` is
+    /// accepted for it).
     #[serde(alias = "long_url")]
+    #[schema(value_type = String, required = true, format = "uri")]
     pub target: Option<String>,
+    /// The code to use instead of a random one.
     pub custom_alias: Option<String>,
+    /// The redirect status (default 301).
+    #[schema(schema_with = redirect_status_schema)]
     pub status: Option<u16>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
@@ -33,7 +39,9 @@ pub struct CreateLink {
 #[serde(deny_unknown_fields)]
 pub struct PatchLink {
     #[serde(alias = "long_url")]
+    #[schema(format = "uri")]
     pub target: Option<String>,
+    #[schema(schema_with = redirect_status_schema)]
     pub status: Option<u16>,
     #[serde(default, deserialize_with = "nullable_time")]
     pub expires_at: Option<Option<OffsetDateTime>>,
@@ -42,6 +50,20 @@ pub struct PatchLink {
     pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub title: Option<Option<String>>,
+}
+
+/// The redirect statuses a link may have (301, 302, 307, 308), or `null`
+/// (the default: 301 on create, unchanged on patch).
+fn redirect_status_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let statuses = (100..600u16)
+        .filter(|s| snapshots::RedirectStatus::try_from(*s).is_ok())
+        .map(serde_json::Value::from)
+        .chain([serde_json::Value::Null]);
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .enum_values(Some(statuses))
+        .build()
 }
 
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(

@@ -62,6 +62,14 @@ pub struct LinkJson {
     pub version: i64,
 }
 
+/// One page of `GET /v1/links`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LinkPage {
+    pub links: Vec<LinkJson>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
 impl LinkRow {
     /// The strong ETag: the row id and its version.
     pub fn etag(&self) -> String {
