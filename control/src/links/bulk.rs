@@ -23,7 +23,7 @@
 //! write 1,000 links for the price of one request.
 
 use super::api::{self, check_blocklist, check_version};
-use super::input::{CreateLink, PatchLink};
+use super::input::{self, CreateLink, PatchLink};
 use super::model::{LinkJson, LinkRow};
 use super::store::{self, Owner};
 use crate::audit::audit;
@@ -126,6 +126,40 @@ fn check_size(req: &BulkRequest) -> ApiResult<usize> {
     Ok(n)
 }
 
+/// What the request's schema says of its items, checked for all of them
+/// before anything runs: an item without a `target` to create, or with a
+/// status other than 301/302/307/308, makes the whole request a 400 naming
+/// it (a malformed request, as the single routes answer). Per-item outcomes
+/// are for what only the data decides: a taken code, an unknown domain, a
+/// stale version, a target refused by the rules.
+fn check_shape(req: &BulkRequest) -> ApiResult<()> {
+    let bad = |field: String, message: &str| ApiError::BadRequest {
+        message: format!("{field} {message}"),
+        details: json!({ "field": field }),
+    };
+    let valid_status = |s: Option<u16>| s.is_none_or(|s| input::check_status(s).is_ok());
+    for (i, item) in req.create.iter().enumerate() {
+        if item.target.is_none() {
+            return Err(bad(format!("create[{i}].target"), "is required"));
+        }
+        if !valid_status(item.status) {
+            return Err(bad(
+                format!("create[{i}].status"),
+                "must be 301, 302, 307 or 308",
+            ));
+        }
+    }
+    for (i, item) in req.update.iter().enumerate() {
+        if !valid_status(item.set.status) {
+            return Err(bad(
+                format!("update[{i}].set.status"),
+                "must be 301, 302, 307 or 308",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Spends the bulk's extra tokens from the caller's bucket.
 fn charge(state: &AppState, auth: &Auth, items: usize) -> ApiResult<()> {
     let cost = items.div_ceil(ITEMS_PER_TOKEN) as u32;
@@ -155,6 +189,7 @@ pub async fn bulk(
     let req: BulkRequest =
         serde_json::from_value(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     let items = check_size(&req)?;
+    check_shape(&req)?;
     charge(&state, &auth, items)?;
 
     let mut tx = state.db.begin().await?;
