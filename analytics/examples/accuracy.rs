@@ -3,7 +3,8 @@
 //!
 //! `cargo run -p analytics --release --example accuracy [-- --misses]`
 //!
-//! `--misses` also prints up to 40 misses per line of the table.
+//! `--misses` also prints up to 40 misses per line of the table;
+//! `-- --parse 'AGENT'` prints what the sidecar stores for one agent.
 
 #[path = "../tests/scoring/mod.rs"]
 mod scoring;
@@ -12,6 +13,12 @@ use analytics::enrich::agent::{self, Agent};
 use scoring::{Measured, Score};
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--parse") {
+        let ua = args.get(i + 1).map(String::as_str).unwrap_or("");
+        println!("{:?}", agent::parse(ua.as_bytes()));
+        return;
+    }
     let show_misses = std::env::args().any(|a| a == "--misses");
     let ours = scoring::measure(&agent::parse);
     let woothee = woothee::parser::Parser::new();
