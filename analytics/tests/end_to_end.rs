@@ -86,7 +86,10 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         0
     );
     assert_eq!(env.number("SELECT sum(is_bot) FROM clicks").await, n / 3);
-    assert_eq!(env.number("SELECT sum(is_preview) FROM clicks").await, n / 3);
+    assert_eq!(
+        env.number("SELECT sum(is_preview) FROM clicks").await,
+        n / 3
+    );
 
     // Rollups agree with the raw table, per key.
     for (table, bucket) in [
