@@ -94,7 +94,8 @@
 //!   split on refusal, park, ack.
 //! * [`group`]: a decoded group, its batches, parked rows with addresses cut.
 //! * [`refusal`]: ClickHouse unavailable, or refusing the rows.
-//! * [`enrich`]: address truncation, GeoIP, user agent (cached), referrer, bots.
+//! * [`enrich`]: address truncation, GeoIP, user agent (cached; isbot's list and
+//!   uap-core's regexes, vendored in `analytics/data`), referrer, bots and link previews.
 //! * [`store`]: ClickHouse client, the deduplication lookup, inserts.
 //! * [`schema`]: the tables and views, created on start.
 //! * [`rows`]: the row types sent to ClickHouse.

@@ -135,7 +135,7 @@ impl Metrics {
         one(
             "analytics_enrich_cache_misses_total",
             "counter",
-            "User-agent cache misses (woothee parses).",
+            "User-agent cache misses (full parses: bot rules and uap-core).",
             misses.to_string(),
         );
         let ratio = if hits + misses == 0 {

@@ -12,6 +12,10 @@
 //!   holding `countState()` and `uniqState(visitor_hash)`. Read them with
 //!   `countMerge(clicks)` and `uniqMerge(visitors)` and `GROUP BY`: parts are
 //!   merged in the background, so a key can have several rows at any moment.
+//!   A dimension added later ([`ADDED_ROLLUP_DIMENSIONS`]) is added to the
+//!   table and its sort key (`MODIFY ORDER BY`, which 18.16 allows for a column
+//!   added in the same statement) and the view is made again; older rows read
+//!   the column's default.
 //! * `parked_batches`: batches given up on (undecodable, or refused by ClickHouse
 //!   too often), with the error; kept `parked_retention_days` ([`crate::store::Store::purge_parked`]).
 //!
@@ -19,7 +23,38 @@
 //! doc for how redeliveries are kept out.
 
 /// Dimensions of both rollups, in their sort-key order after code and time.
-const ROLLUP_DIMENSIONS: &str = "status, country, device, browser, os, referrer_host, is_bot";
+const ROLLUP_DIMENSIONS: &str =
+    "status, country, device, browser, os, referrer_host, is_bot, is_preview";
+
+/// A rollup table: its name, and its time bucket's column, type and expression.
+#[derive(Debug, Clone, Copy)]
+pub struct Rollup {
+    pub table: &'static str,
+    pub bucket_col: &'static str,
+    bucket_type: &'static str,
+    bucket_expr: &'static str,
+}
+
+/// The rollups fed from `clicks`.
+pub const ROLLUPS: &[Rollup] = &[
+    Rollup {
+        table: "clicks_per_minute",
+        bucket_col: "minute",
+        bucket_type: "DateTime",
+        bucket_expr: "toStartOfMinute(ts)",
+    },
+    Rollup {
+        table: "clicks_per_day",
+        bucket_col: "day",
+        bucket_type: "Date",
+        bucket_expr: "toDate(ts)",
+    },
+];
+
+/// Dimensions added to the rollups after they were first created, each with
+/// its type and the column it follows (see [`upgrade_rollup`]).
+/// `is_preview`: a link-preview fetcher (also counted in `is_bot`).
+pub const ADDED_ROLLUP_DIMENSIONS: &[(&str, &str, &str)] = &[("is_preview", "UInt8", "is_bot")];
 
 /// Columns added to `clicks` after it was first created, each with the
 /// column it follows: [`crate::store::Store::create_schema`] adds those a
@@ -27,42 +62,19 @@ const ROLLUP_DIMENSIONS: &str = "status, country, device, browser, os, referrer_
 /// `ADD COLUMN IF NOT EXISTS`, so it looks in `system.columns` first).
 /// `domain`: the normalised name of the domain a click was served under
 /// (click batch version 2; empty for version-1 batches and the unnamed
-/// default domain).
-pub const ADDED_CLICK_COLUMNS: &[(&str, &str, &str)] = &[("domain", "String", "host")];
+/// default domain). `is_preview`: the agent is a link-preview fetcher
+/// (`is_bot` is set too, so `is_bot = 0` still means people).
+pub const ADDED_CLICK_COLUMNS: &[(&str, &str, &str)] = &[
+    ("domain", "String", "host"),
+    ("is_preview", "UInt8", "is_bot"),
+];
 
-/// The statements that create the schema in `database`, in order. Each is
-/// `IF NOT EXISTS`, so running them again is harmless.
+/// The statements that create the database and tables in `database`, in
+/// order. Each is `IF NOT EXISTS`, so running them again is harmless. The
+/// views ([`views`]) come after the upgrades of older tables, since they read
+/// the newest columns.
 pub fn statements(database: &str) -> Vec<String> {
     let db = database;
-    let dims = ROLLUP_DIMENSIONS;
-    let rollup = |table: &str, bucket_col: &str, bucket_type: &str, bucket_expr: &str| {
-        [
-            format!(
-                "CREATE TABLE IF NOT EXISTS {db}.{table} (
-                    code String,
-                    {bucket_col} {bucket_type},
-                    status UInt16,
-                    country String,
-                    device String,
-                    browser String,
-                    os String,
-                    referrer_host String,
-                    is_bot UInt8,
-                    clicks AggregateFunction(count),
-                    visitors AggregateFunction(uniq, UInt64)
-                ) ENGINE = AggregatingMergeTree
-                PARTITION BY toYYYYMM({bucket_col})
-                ORDER BY (code, {bucket_col}, {dims})"
-            ),
-            format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{table}_mv TO {db}.{table} AS
-                SELECT code, {bucket_expr} AS {bucket_col}, {dims},
-                       countState() AS clicks, uniqState(visitor_hash) AS visitors
-                FROM {db}.clicks
-                GROUP BY code, {bucket_col}, {dims}"
-            ),
-        ]
-    };
     let mut out = vec![
         format!("CREATE DATABASE IF NOT EXISTS {db}"),
         format!(
@@ -85,6 +97,7 @@ pub fn statements(database: &str) -> Vec<String> {
                 referrer_host String,
                 accept_language String,
                 is_bot UInt8,
+                is_preview UInt8,
                 visitor_hash UInt64
             ) ENGINE = MergeTree
             PARTITION BY toYYYYMM(ts)
@@ -104,12 +117,78 @@ pub fn statements(database: &str) -> Vec<String> {
             ORDER BY (parked_at, stream_seq)"
         ),
     ];
-    out.extend(rollup(
-        "clicks_per_minute",
-        "minute",
-        "DateTime",
-        "toStartOfMinute(ts)",
-    ));
-    out.extend(rollup("clicks_per_day", "day", "Date", "toDate(ts)"));
+    out.extend(ROLLUPS.iter().map(|r| rollup_table(db, r)));
     out
+}
+
+/// The materialized views feeding the rollups (`IF NOT EXISTS`).
+pub fn views(database: &str) -> Vec<String> {
+    ROLLUPS.iter().map(|r| rollup_view(database, r)).collect()
+}
+
+fn rollup_table(db: &str, r: &Rollup) -> String {
+    let Rollup {
+        table,
+        bucket_col,
+        bucket_type,
+        ..
+    } = r;
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{table} (
+            code String,
+            {bucket_col} {bucket_type},
+            status UInt16,
+            country String,
+            device String,
+            browser String,
+            os String,
+            referrer_host String,
+            is_bot UInt8,
+            is_preview UInt8,
+            clicks AggregateFunction(count),
+            visitors AggregateFunction(uniq, UInt64)
+        ) ENGINE = AggregatingMergeTree
+        PARTITION BY toYYYYMM({bucket_col})
+        ORDER BY ({sort_key})",
+        sort_key = sort_key(r)
+    )
+}
+
+fn rollup_view(db: &str, r: &Rollup) -> String {
+    let Rollup {
+        table,
+        bucket_col,
+        bucket_expr,
+        ..
+    } = r;
+    let dims = ROLLUP_DIMENSIONS;
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{table}_mv TO {db}.{table} AS
+        SELECT code, {bucket_expr} AS {bucket_col}, {dims},
+               countState() AS clicks, uniqState(visitor_hash) AS visitors
+        FROM {db}.clicks
+        GROUP BY code, {bucket_col}, {dims}"
+    )
+}
+
+fn sort_key(r: &Rollup) -> String {
+    format!("code, {}, {ROLLUP_DIMENSIONS}", r.bucket_col)
+}
+
+/// The statements that add dimension `column` to a rollup made before it
+/// existed: the column joins the table and its sort key in one `ALTER`, and
+/// the view (which names its columns) is dropped, for [`views`] to make
+/// again. Rows already rolled up read the column's default. Run before the
+/// sidecar inserts: a click written between the drop and the create would
+/// miss the rollup.
+pub fn upgrade_rollup(db: &str, r: &Rollup, column: &str, kind: &str, after: &str) -> [String; 2] {
+    let table = r.table;
+    [
+        format!(
+            "ALTER TABLE {db}.{table} ADD COLUMN {column} {kind} AFTER {after}, \
+             MODIFY ORDER BY ({sort_key})",
+            sort_key = sort_key(r)
+        ),
+        format!("DROP TABLE IF EXISTS {db}.{table}_mv"),
+    ]
 }

@@ -57,23 +57,15 @@ impl Store {
         }
     }
 
-    /// Creates the database, tables and views if missing.
+    /// Creates the database, tables and views if missing, and upgrades
+    /// tables an older sidecar made: tables, then added columns, then views
+    /// (which read the added columns).
     pub async fn create_schema(&self) -> clickhouse::error::Result<()> {
         for sql in schema::statements(&self.database) {
             self.admin.query(&sql).execute().await?;
         }
         for (column, kind, after) in schema::ADDED_CLICK_COLUMNS {
-            let present: u64 = self
-                .admin
-                .query(
-                    "SELECT count() FROM system.columns
-                      WHERE database = ? AND table = 'clicks' AND name = ?",
-                )
-                .bind(&self.database)
-                .bind(*column)
-                .fetch_one()
-                .await?;
-            if present == 0 {
+            if !self.has_column("clicks", column).await? {
                 let sql = format!(
                     "ALTER TABLE {}.clicks ADD COLUMN {column} {kind} AFTER {after}",
                     self.database
@@ -81,7 +73,36 @@ impl Store {
                 self.admin.query(&sql).execute().await?;
             }
         }
+        for rollup in schema::ROLLUPS {
+            for (column, kind, after) in schema::ADDED_ROLLUP_DIMENSIONS {
+                if !self.has_column(rollup.table, column).await? {
+                    for sql in schema::upgrade_rollup(&self.database, rollup, column, kind, after) {
+                        self.admin.query(&sql).execute().await?;
+                    }
+                }
+            }
+        }
+        for sql in schema::views(&self.database) {
+            self.admin.query(&sql).execute().await?;
+        }
         Ok(())
+    }
+
+    /// Whether `table` of the sidecar's database has `column` (ClickHouse
+    /// 18.16 has no `ADD COLUMN IF NOT EXISTS`).
+    async fn has_column(&self, table: &str, column: &str) -> clickhouse::error::Result<bool> {
+        let present: u64 = self
+            .admin
+            .query(
+                "SELECT count() FROM system.columns
+                  WHERE database = ? AND table = ? AND name = ?",
+            )
+            .bind(&self.database)
+            .bind(table)
+            .bind(column)
+            .fetch_one()
+            .await?;
+        Ok(present > 0)
     }
 
     /// The ids among `rows` that `clicks` already holds.
@@ -298,6 +319,7 @@ mod tests {
             referrer_host: String::new(),
             accept_language: String::new(),
             is_bot: 0,
+            is_preview: 0,
             visitor_hash: 0,
         };
         assert_eq!(lookup_sql("db", &[], Key::Event), None);

@@ -42,7 +42,7 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
             "GB",
             "London",
             "Chrome",
-            "Windows 10",
+            "Windows",
             "desktop",
             "news.example.com",
             "0",
@@ -66,18 +66,19 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         .unwrap();
     assert_eq!(
         row.trim_end_matches('\n'),
-        "Safari\tiPhone\tmobile\t\t0\t2001:db8:1234::/48\t"
+        "Mobile Safari\tiOS\tmobile\t\t0\t2001:db8:1234::/48\t"
     );
-    // Index 2: Slackbot is a bot; an invalid referrer gives an empty host.
+    // Index 2: Slackbot is a link preview (and so not a person); an invalid
+    // referrer gives an empty host.
     let row = env
         .ch
         .query(&format!(
-            "SELECT device, is_bot, referrer_host FROM clicks WHERE event_id = unhex('{}')",
+            "SELECT device, is_bot, is_preview, referrer_host FROM clicks WHERE event_id = unhex('{}')",
             hex(&id(3, 2))
         ))
         .await
         .unwrap();
-    assert_eq!(row.trim_end_matches('\n'), "bot\t1\t");
+    assert_eq!(row.trim_end_matches('\n'), "bot\t1\t1\t");
     // The full address is stored nowhere.
     assert_eq!(
         env.number("SELECT count() FROM clicks WHERE ip_prefix LIKE '%142%'")
@@ -85,6 +86,10 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         0
     );
     assert_eq!(env.number("SELECT sum(is_bot) FROM clicks").await, n / 3);
+    assert_eq!(
+        env.number("SELECT sum(is_preview) FROM clicks").await,
+        n / 3
+    );
 
     // Rollups agree with the raw table, per key.
     for (table, bucket) in [
@@ -94,18 +99,20 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         let raw = env
             .ch
             .query(&format!(
-                "SELECT code, {bucket} AS b, status, country, device, browser, os, referrer_host, is_bot, \
+                "SELECT code, {bucket} AS b, status, country, device, browser, os, referrer_host, is_bot, is_preview, \
                  count(), uniqExact(visitor_hash) FROM clicks \
-                 GROUP BY code, b, status, country, device, browser, os, referrer_host, is_bot ORDER BY code, b, status, country, device, browser, os, referrer_host, is_bot"
+                 GROUP BY code, b, status, country, device, browser, os, referrer_host, is_bot, is_preview \
+                 ORDER BY code, b, status, country, device, browser, os, referrer_host, is_bot, is_preview"
             ))
             .await
             .unwrap();
         let rolled = env
             .ch
             .query(&format!(
-                "SELECT code, {b}, status, country, device, browser, os, referrer_host, is_bot, \
+                "SELECT code, {b}, status, country, device, browser, os, referrer_host, is_bot, is_preview, \
                  countMerge(clicks), uniqMerge(visitors) FROM {table} \
-                 GROUP BY code, {b}, status, country, device, browser, os, referrer_host, is_bot ORDER BY code, {b}, status, country, device, browser, os, referrer_host, is_bot",
+                 GROUP BY code, {b}, status, country, device, browser, os, referrer_host, is_bot, is_preview \
+                 ORDER BY code, {b}, status, country, device, browser, os, referrer_host, is_bot, is_preview",
                 b = if table == "clicks_per_minute" { "minute" } else { "day" }
             ))
             .await

@@ -85,9 +85,9 @@ pub fn planned(i: usize) -> Planned {
         (code.to_owned(), status as u16)
     };
     let (user_agent, device, browser, os, is_bot) = match i % 3 {
-        0 => (CHROME_WINDOWS, "desktop", "Chrome", "Windows 10", 0),
-        1 => (SAFARI_IPHONE, "mobile", "Safari", "iPhone", 0),
-        _ => (SLACKBOT, "bot", "misc crawler", "", 1),
+        0 => (CHROME_WINDOWS, "desktop", "Chrome", "Windows", 0),
+        1 => (SAFARI_IPHONE, "mobile", "Mobile Safari", "iOS", 0),
+        _ => (SLACKBOT, "bot", "Slackbot-LinkExpanding", "", 1),
     };
     let (forwarded_for, country, city, prefix) = if i.is_multiple_of(2) {
         (

@@ -1,92 +1,40 @@
-//! Browser, OS, device class and the bot flag from the User-Agent header,
-//! parsed by woothee and cached by the exact header bytes.
+//! Browser, OS, device class and traffic kind (person, bot, link preview)
+//! from the User-Agent header, cached by the exact header bytes.
 //!
-//! woothee costs about 830 ns per browser string; real traffic repeats a few
-//! thousand agents, so a bounded cache turns almost every parse into a hash
-//! lookup. The cache has two generations: lookups hit the young one, then the
-//! old one (promoting the entry); when the young one is full it becomes the
-//! old one and the previous old one is dropped. That keeps the hot agents with
-//! no per-entry bookkeeping and never more than `2 × capacity / 2` entries.
+//! A parse runs the bot rules ([`super::bots`]) and uap-core's regexes
+//! ([`super::uap`]), a few microseconds per agent and more for long unusual
+//! ones; real traffic repeats a few thousand agents, so a bounded cache turns
+//! almost every parse into a hash lookup. The cache has two generations:
+//! lookups hit the young one, then the old one (promoting the entry); when
+//! the young one is full it becomes the old one and the previous old one is
+//! dropped. That keeps the hot agents with no per-entry bookkeeping and never
+//! more than `2 × capacity / 2` entries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::bots::{self, Traffic};
+use super::{device, uap};
+
 /// What the sidecar stores about an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
-    /// woothee's browser name (`Chrome`, `Safari`, `Firefox`...), empty if unknown.
+    /// uap-core's browser family (`Chrome`, `Mobile Safari`, `Firefox`,
+    /// `Facebook`...), empty if unknown.
     pub browser: String,
-    /// woothee's OS name (`Windows 10`, `iPhone`, `Android`, `Mac OSX`...), empty if unknown.
+    /// uap-core's OS family (`Windows`, `Mac OS X`, `iOS`, `Android`...), empty if unknown.
     pub os: String,
-    /// `desktop`, `mobile`, `tablet`, `feature_phone`, `appliance`, `bot` or `other`.
+    /// `desktop`, `mobile`, `tablet`, `feature_phone`, `appliance` or `other`
+    /// for people; `bot` for everything else (crawlers, scripts, previews).
     pub device: &'static str,
-    /// A crawler, a link-preview fetcher, a command-line client or no agent at all.
+    /// Not a person: a crawler, a script, a link-preview fetcher or no agent at all.
     pub is_bot: bool,
+    /// A link-preview fetcher (chat and social apps drawing a card); also `is_bot`.
+    pub is_preview: bool,
 }
-
-/// Substrings (lowercase) that mark an agent as automated even when woothee
-/// does not call it a crawler. Link-preview fetchers matter most: a link
-/// posted in a chat is fetched once per app, not once per reader.
-///
-/// Command-line and library clients (`curl`, `wget`, `python-requests`...)
-/// are flagged too: they are scripts or health checks, not people clicking.
-/// They are still stored and counted, only marked, so stats can include them.
-pub const BOT_MARKERS: &[&str] = &[
-    // link previews
-    "slackbot",
-    "slack-imgproxy",
-    "twitterbot",
-    "facebookexternalhit",
-    "facebookcatalog",
-    "meta-externalagent",
-    "discordbot",
-    "telegrambot",
-    "whatsapp",
-    "mastodon",
-    "pleroma",
-    "akkoma",
-    "misskey",
-    "linkedinbot",
-    "applebot",
-    "skypeuripreview",
-    "redditbot",
-    "pinterest",
-    "embedly",
-    "iframely",
-    "vkshare",
-    "snapchat",
-    "bitlybot",
-    "google-pagerenderer",
-    // search and generic crawlers woothee may miss
-    "googlebot",
-    "bingbot",
-    "yandexbot",
-    "duckduckbot",
-    "baiduspider",
-    "gptbot",
-    "bot/",
-    "bot;",
-    "crawler",
-    "spider",
-    "headlesschrome",
-    // command-line and library clients
-    "curl/",
-    "wget/",
-    "python-requests",
-    "python-urllib",
-    "aiohttp",
-    "go-http-client",
-    "okhttp",
-    "java/",
-    "libwww-perl",
-    "httpie",
-    "node-fetch",
-    "axios/",
-];
 
 /// Parses agents through a bounded two-generation cache.
 pub struct AgentCache {
-    parser: woothee::parser::Parser,
     young: HashMap<Box<[u8]>, Arc<Agent>>,
     old: HashMap<Box<[u8]>, Arc<Agent>>,
     generation_size: usize,
@@ -104,11 +52,13 @@ impl std::fmt::Debug for AgentCache {
 }
 
 impl AgentCache {
-    /// A cache of about `capacity` agents.
+    /// A cache of about `capacity` agents. Compiles the shared rules now
+    /// (once per process) rather than on the first click.
     pub fn new(capacity: usize) -> AgentCache {
+        bots::rules();
+        uap::warm_up();
         let generation_size = capacity.div_ceil(2).max(1);
         AgentCache {
-            parser: woothee::parser::Parser::new(),
             young: HashMap::with_capacity(generation_size),
             old: HashMap::new(),
             generation_size,
@@ -130,7 +80,7 @@ impl AgentCache {
             }
             None => {
                 self.misses += 1;
-                Arc::new(parse(&self.parser, user_agent))
+                Arc::new(parse(user_agent))
             }
         };
         if self.young.len() >= self.generation_size {
@@ -161,51 +111,31 @@ impl AgentCache {
 }
 
 /// Parses one agent without the cache.
-pub fn parse(parser: &woothee::parser::Parser, user_agent: &[u8]) -> Agent {
+pub fn parse(user_agent: &[u8]) -> Agent {
     let text = String::from_utf8_lossy(user_agent);
     let text = text.trim();
-    if text.is_empty() {
-        return Agent {
-            browser: String::new(),
-            os: String::new(),
-            device: "bot",
-            is_bot: true,
-        };
-    }
     let lower = text.to_ascii_lowercase();
-    let marked = BOT_MARKERS.iter().any(|m| lower.contains(m));
-    let (browser, os, category) = match parser.parse(text) {
-        Some(r) => (known(r.name), known(r.os), r.category),
-        None => (String::new(), String::new(), "UNKNOWN"),
-    };
-    let is_bot = marked || category == "crawler";
-    let device = if is_bot {
-        "bot"
+    let families = if text.is_empty() {
+        uap::Families::default()
     } else {
-        match category {
-            "pc" => "desktop",
-            // woothee reports iPads and Android tablets as smartphones.
-            "smartphone" if lower.contains("ipad") || lower.contains("tablet") => "tablet",
-            "smartphone" if lower.contains("android") && !lower.contains("mobile") => "tablet",
-            "smartphone" => "mobile",
-            "mobilephone" => "feature_phone",
-            "appliance" => "appliance",
-            _ => "other",
-        }
+        uap::families(text)
+    };
+    let class = device::class(&lower, &families);
+    // A recognised device: uap-core names one, or the agent's own tokens
+    // say phone, tablet or appliance (a bare desktop OS proves little).
+    let device_known = (!families.device.is_empty() && families.device != "Spider")
+        || matches!(class, "mobile" | "tablet" | "feature_phone" | "appliance");
+    let traffic = bots::rules().classify(&lower, device_known);
+    let device = match traffic {
+        Traffic::Human => class,
+        Traffic::Bot | Traffic::Preview => "bot",
     };
     Agent {
-        browser,
-        os,
+        browser: families.browser,
+        os: families.os,
         device,
-        is_bot,
-    }
-}
-
-fn known(value: &str) -> String {
-    if value == woothee::woothee::VALUE_UNKNOWN {
-        String::new()
-    } else {
-        value.to_owned()
+        is_bot: traffic != Traffic::Human,
+        is_preview: traffic == Traffic::Preview,
     }
 }
 
@@ -218,7 +148,7 @@ mod tests {
     const SAFARI_IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
 
     fn p(ua: &str) -> Agent {
-        parse(&woothee::parser::Parser::new(), ua.as_bytes())
+        parse(ua.as_bytes())
     }
 
     #[test]
@@ -226,18 +156,21 @@ mod tests {
         let a = p(CHROME_WINDOWS);
         assert_eq!(
             (a.browser.as_str(), a.os.as_str(), a.device, a.is_bot),
-            ("Chrome", "Windows 10", "desktop", false)
+            ("Chrome", "Windows", "desktop", false)
         );
         let a = p(SAFARI_IPHONE);
         assert_eq!(
             (a.browser.as_str(), a.os.as_str(), a.device),
-            ("Safari", "iPhone", "mobile")
+            ("Mobile Safari", "iOS", "mobile")
         );
         assert_eq!(p(SAFARI_IPAD).device, "tablet");
     }
 
     #[test]
     fn bots_and_previews() {
+        let a = p("Twitterbot/1.0");
+        assert!(a.is_preview && a.is_bot, "{a:?}");
+        assert!(!p("curl/8.5.0").is_preview);
         for ua in [
             "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
             "Twitterbot/1.0",

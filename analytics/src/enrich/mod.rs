@@ -3,11 +3,16 @@
 //!
 //! * [`privacy`]: /24 and /48 truncation and the visitor hash.
 //! * [`geo`]: country and city from a MaxMind-format database.
-//! * [`agent`]: browser, OS, device class and bot flag, cached per agent.
+//! * [`agent`]: browser, OS, device class, bot and preview flags, cached per agent,
+//!   from [`bots`] (isbot's list and rules), [`uap`] (uap-core's regexes) and
+//!   [`device`] (the class from uap-core's answer).
 
 pub mod agent;
+pub mod bots;
+pub mod device;
 pub mod geo;
 pub mod privacy;
+pub mod uap;
 
 use snapshots::click::ClickEvent;
 
@@ -64,6 +69,7 @@ impl Enricher {
             referrer_host: referrer_host(event.referrer),
             accept_language: lossy(event.accept_language),
             is_bot: u8::from(agent.is_bot),
+            is_preview: u8::from(agent.is_preview),
             visitor_hash: privacy::visitor_hash(truncated, event.user_agent),
         }
     }
