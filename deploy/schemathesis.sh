@@ -57,7 +57,10 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VE
 fi
 
 echo "== build control ($PROFILE)"
-cargo build --locked --profile "$PROFILE" -p control -p analytics
+# The whole workspace with every target, as deploy/test.sh's build step does: the same
+# feature set, so after that step this is a no-op (building -p control alone resolves
+# features differently and recompiles dependencies).
+cargo build --locked --profile "$PROFILE" --workspace --all-targets
 
 mkdir -p "$RUN_DIR"
 rm -rf "$RUN_DIR/report"

@@ -344,18 +344,22 @@ async fn a_hash_with_older_settings_is_replaced_at_sign_in() {
         .await
         .unwrap();
     app.login("ann@example.com", PASSWORD).await;
-    let mut stored = cheap.clone();
-    for _ in 0..1000 {
-        stored = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_one(db)
-            .await
-            .unwrap();
-        if stored != cheap {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    // The new hash is written after the answer: wait for it (a fixed
+    // number of yields was too short on a loaded machine).
+    let stored: String = testkit::wait_for_some(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(10),
+        || async {
+            let now: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_one(db)
+                .await
+                .unwrap();
+            (now != cheap).then_some(now)
+        },
+    )
+    .await
+    .expect("the hash was never replaced");
     assert!(
         stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{stored}"
