@@ -39,7 +39,7 @@ BIN=$ROOT/target/release
 OUT=${OUT:-$ROOT/perf/results/$(date -u +%Y-%m-%dT%H-%M)-instructions}
 mkdir -p "$OUT"
 log() { echo "[instructions.sh $(date -u +%H:%M:%S)] $*" >&2; }
-if [[ -z ${SKIP_BUILD:-} ]]; then (cd "$ROOT" && cargo build --release -p perf -p engine -p snapshots); fi
+if [[ -z ${SKIP_BUILD:-} ]]; then (cd "$ROOT" && cargo build --release -p engine -p control -p analytics -p perf -p snapshots); fi
 if [[ ! -s $WORK/links.snap ]]; then
   python3 "$ROOT/deploy/gen-links.py" "$N" > "$WORK/links.csv"
   "$BIN/snapshot" build --input "$WORK/links.csv" --output "$WORK/links.snap"

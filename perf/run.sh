@@ -91,7 +91,7 @@ print("%s messages, %s bytes" % (s["messages"], s["bytes"]) if s else d.get("err
 # --- 1. release binaries (measurement needs them) ---
 if [[ -z ${SKIP_BUILD:-} ]]; then
   log "building release binaries"
-  (cd "$ROOT" && cmd cargo build --release -p perf -p engine -p snapshots)
+  (cd "$ROOT" && cmd cargo build --release -p engine -p control -p analytics -p perf -p snapshots)
 fi
 
 # --- 2. inputs, cached per N ---
