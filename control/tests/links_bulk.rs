@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{PASSWORD, TestApp, error_code, status_json};
+use common::{PASSWORD, TestApp, error_code, outbox, status_json};
 use control::auth::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -14,21 +14,6 @@ use std::time::Duration;
 async fn bulk(app: &TestApp, key: &str, body: &Value) -> (u16, Value) {
     app.send_json(Method::POST, "/v1/links/bulk", key, body)
         .await
-}
-
-async fn outbox(app: &TestApp) -> Vec<LinkDelta> {
-    let rows: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, delta FROM link_outbox ORDER BY seq")
-            .fetch_all(&app.running.state.db)
-            .await
-            .unwrap();
-    rows.iter()
-        .map(|(seq, d)| {
-            let d = LinkDelta::decode(d).unwrap();
-            assert_eq!(d.seq, *seq as u64);
-            d
-        })
-        .collect()
 }
 
 #[tokio::test]

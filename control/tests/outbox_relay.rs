@@ -5,7 +5,7 @@
 mod common;
 
 use async_nats::jetstream::message::PublishMessage;
-use common::TestApp;
+use common::{TestApp, outbox};
 use control::metrics::Metrics;
 use control::relay::{self, RelayTarget};
 use reqwest::Method;
@@ -79,21 +79,6 @@ fn apply(deltas: &[LinkDelta]) -> BTreeMap<String, snapshots::Link> {
         }
     }
     map
-}
-
-async fn outbox(app: &TestApp) -> Vec<LinkDelta> {
-    let rows: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, delta FROM link_outbox ORDER BY seq")
-            .fetch_all(&app.running.state.db)
-            .await
-            .unwrap();
-    rows.iter()
-        .map(|(seq, d)| {
-            let d = LinkDelta::decode(d).unwrap();
-            assert_eq!(d.seq, *seq as u64);
-            d
-        })
-        .collect()
 }
 
 #[tokio::test]

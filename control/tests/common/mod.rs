@@ -272,3 +272,20 @@ pub fn error_code(body: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("error shape: {body}"))
 }
+
+/// Every change in the outbox, decoded, in sequence order; each one's
+/// sequence is its row's.
+pub async fn outbox(app: &TestApp) -> Vec<snapshots::delta::LinkDelta> {
+    let rows: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, delta FROM link_outbox ORDER BY seq")
+            .fetch_all(&app.running.state.db)
+            .await
+            .unwrap();
+    rows.iter()
+        .map(|(seq, d)| {
+            let d = snapshots::delta::LinkDelta::decode(d).unwrap();
+            assert_eq!(d.seq, *seq as u64);
+            d
+        })
+        .collect()
+}
