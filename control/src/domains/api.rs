@@ -61,14 +61,7 @@ pub async fn create(
     // Engines learn of the pending domain (so a deployment without a named
     // default domain stops answering unknown names as the default domain)
     // and of its verification answer.
-    store::record_change(
-        &mut tx,
-        &row.name,
-        LinkChange::DomainUpsert {
-            domain: row.to_record(),
-        },
-    )
-    .await?;
+    store::announce(&mut tx, &row).await?;
     store::record_change(
         &mut tx,
         &row.name,
@@ -221,14 +214,7 @@ pub async fn patch(
         }),
     )
     .await?;
-    store::record_change(
-        &mut tx,
-        &row.name,
-        LinkChange::DomainUpsert {
-            domain: row.to_record(),
-        },
-    )
-    .await?;
+    store::announce(&mut tx, &row).await?;
     tx.commit().await?;
     Ok(axum::Json(row.to_json(state.config.domain_verification)))
 }
@@ -288,14 +274,7 @@ pub async fn verify(
         json!({ "id": row.id }),
     )
     .await?;
-    store::record_change(
-        &mut tx,
-        &row.name,
-        LinkChange::DomainUpsert {
-            domain: row.to_record(),
-        },
-    )
-    .await?;
+    store::announce(&mut tx, &row).await?;
     tx.commit().await?;
     Ok(axum::Json(row.to_json(state.config.domain_verification)))
 }

@@ -23,6 +23,20 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 /// Takes the next outbox sequence and writes `change` as the outbox row
 /// (`subject` goes in its `code` column, for people reading the table).
 /// Call it last in the transaction (see `links::store::record_change`).
+/// Publishes the domain as it now is (a `domain_upsert` change) in the
+/// caller's transaction: how engines learn of a claim, a verification or new
+/// settings.
+pub async fn announce(conn: &mut PgConnection, row: &DomainRow) -> ApiResult<u64> {
+    record_change(
+        conn,
+        &row.name,
+        LinkChange::DomainUpsert {
+            domain: row.to_record(),
+        },
+    )
+    .await
+}
+
 pub async fn record_change(
     conn: &mut PgConnection,
     subject: &str,
