@@ -97,6 +97,17 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
+    // The same mix with a cache that holds every distinct agent: what a
+    // larger `ua_cache_size` buys when the mix has about as many distinct
+    // agents as the default cache (each generation holds half of it).
+    let mut roomy = Enricher::new(Some(geoip()), 100_000);
+    group.bench_function("realistic mix, per event (cache 100k, geoip)", |b| {
+        b.iter(|| {
+            for ev in &events {
+                black_box(roomy.enrich("node-1", [2; 16], black_box(ev)));
+            }
+        })
+    });
     group.throughput(Throughput::Elements(ranked.len() as u64));
     group.bench_function("cold parse, per distinct agent (no cache)", |b| {
         b.iter(|| {
