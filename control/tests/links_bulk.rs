@@ -288,13 +288,7 @@ async fn bulk_changes_reach_the_stream() {
     let nats = testkit::JetStreamScope::connect().await.unwrap();
     let stream = nats.stream_name("LINKS");
     let subject = nats.subject("links.changes");
-    let (s2, sub2) = (stream.clone(), subject.clone());
-    let app = TestApp::start_with(move |c| {
-        c.nats = Some(testkit::nats_url());
-        c.links_stream = s2;
-        c.links_subject = sub2;
-    })
-    .await;
+    let app = TestApp::start_relaying(&stream, &subject, |_| {}).await;
     let creates: Vec<Value> = (0..300)
         .map(|i| json!({ "target": format!("https://b.example/{i}") }))
         .collect();

@@ -192,13 +192,7 @@ async fn relay_publishes_in_order_through_the_service() {
     let nats = testkit::JetStreamScope::connect().await.unwrap();
     let stream = nats.stream_name("LINKS");
     let subject = nats.subject("links.changes");
-    let (s2, sub2) = (stream.clone(), subject.clone());
-    let app = TestApp::start_with(move |c| {
-        c.nats = Some(testkit::nats_url());
-        c.links_stream = s2;
-        c.links_subject = sub2;
-    })
-    .await;
+    let app = TestApp::start_relaying(&stream, &subject, |_| {}).await;
     churn(&app, 3, 5).await;
     let expected = outbox(&app).await;
     testkit::wait_for(
@@ -439,13 +433,7 @@ async fn relay_survives_foreign_messages_on_its_subject() {
     let nats = testkit::JetStreamScope::connect().await.unwrap();
     let stream = nats.stream_name("LINKS");
     let subject = nats.subject("links.changes");
-    let (s2, sub2) = (stream.clone(), subject.clone());
-    let app = TestApp::start_with(move |c| {
-        c.nats = Some(testkit::nats_url());
-        c.links_stream = s2;
-        c.links_subject = sub2;
-    })
-    .await;
+    let app = TestApp::start_relaying(&stream, &subject, |_| {}).await;
     churn(&app, 2, 3).await;
     let first = outbox(&app).await.len();
     testkit::wait_for(
@@ -510,11 +498,7 @@ async fn the_relay_creates_the_links_stream_with_explicit_limits() {
     let nats = testkit::JetStreamScope::connect().await.unwrap();
     let stream = nats.stream_name("LINKS");
     let subject = nats.subject("links.changes");
-    let (s2, sub2) = (stream.clone(), subject.clone());
-    let app = TestApp::start_with(move |c| {
-        c.nats = Some(testkit::nats_url());
-        c.links_stream = s2;
-        c.links_subject = sub2;
+    let app = TestApp::start_relaying(&stream, &subject, |c| {
         c.links_stream_max_age_secs = 3 * 24 * 3600;
         c.links_stream_max_bytes = 64 << 20;
     })
@@ -561,13 +545,7 @@ async fn a_links_stream_with_other_settings_is_refused_loudly() {
     let stream = nats.stream_name("LINKS");
     let subject = nats.subject("links.changes");
     bare_stream(&nats, &stream, &subject).await;
-    let (s2, sub2) = (stream.clone(), subject.clone());
-    let app = TestApp::start_with(move |c| {
-        c.nats = Some(testkit::nats_url());
-        c.links_stream = s2;
-        c.links_subject = sub2;
-    })
-    .await;
+    let app = TestApp::start_relaying(&stream, &subject, |_| {}).await;
     app.create(json!({ "target": "https://a.example/" })).await;
     let readyz = format!("{}/readyz", app.base);
     let body = testkit::wait_for_some(
@@ -620,11 +598,7 @@ async fn a_links_stream_with_other_settings_is_adopted_when_told() {
     let stream = nats.stream_name("LINKS");
     let subject = nats.subject("links.changes");
     bare_stream(&nats, &stream, &subject).await;
-    let (s2, sub2) = (stream.clone(), subject.clone());
-    let app = TestApp::start_with(move |c| {
-        c.nats = Some(testkit::nats_url());
-        c.links_stream = s2;
-        c.links_subject = sub2;
+    let app = TestApp::start_relaying(&stream, &subject, |c| {
         c.links_stream_adopt = true;
     })
     .await;
@@ -663,11 +637,7 @@ async fn a_links_stream_that_cannot_be_adopted_stays_refused() {
     })
     .await
     .unwrap();
-    let (s2, sub2) = (stream.clone(), subject.clone());
-    let app = TestApp::start_with(move |c| {
-        c.nats = Some(testkit::nats_url());
-        c.links_stream = s2;
-        c.links_subject = sub2;
+    let app = TestApp::start_relaying(&stream, &subject, |c| {
         c.links_stream_adopt = true;
     })
     .await;

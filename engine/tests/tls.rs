@@ -282,6 +282,20 @@ fn certificates_reload_without_restart_and_bad_ones_are_refused() {
     assert!(matches!(err, rustls::Error::AlertReceived(_)), "{err:?}");
 }
 
+/// An engine that takes pushed pairs (admin token `s3cret`), its state
+/// directory, and the temporary directory holding it.
+fn pushable() -> (tempfile::TempDir, PathBuf, TlsEngine) {
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().join("state");
+    let e = TlsEngine::start(&[
+        "--admin-token",
+        "s3cret",
+        "--state-dir",
+        state_dir.to_str().unwrap(),
+    ]);
+    (state, state_dir, e)
+}
+
 /// `PUT path` on the admin port with `body`: (status, body).
 fn put(addr: SocketAddr, path: &str, body: &[u8], token: Option<&str>) -> (u16, String) {
     admin_request(addr, "PUT", path, body, token)
@@ -321,14 +335,7 @@ fn pem_body(pair: &Pair) -> Vec<u8> {
 
 #[test]
 fn put_certs_installs_a_pair() {
-    let state = tempfile::tempdir().unwrap();
-    let state_dir = state.path().join("state");
-    let e = TlsEngine::start(&[
-        "--admin-token",
-        "s3cret",
-        "--state-dir",
-        state_dir.to_str().unwrap(),
-    ]);
+    let (_state, state_dir, e) = pushable();
     let admin = e.engine.admin;
     let config = e.ca.client(&[]);
     let pushed = e.ca.pair(&["p.test"]);
@@ -415,14 +422,7 @@ fn put_certs_installs_a_pair() {
 
 #[test]
 fn delete_certs_withdraws_a_pushed_pair() {
-    let state = tempfile::tempdir().unwrap();
-    let state_dir = state.path().join("state");
-    let e = TlsEngine::start(&[
-        "--admin-token",
-        "s3cret",
-        "--state-dir",
-        state_dir.to_str().unwrap(),
-    ]);
+    let (_state, state_dir, e) = pushable();
     let admin = e.engine.admin;
     let config = e.ca.client(&[]);
     let pushed = e.ca.pair(&["p.test"]);

@@ -42,7 +42,8 @@ pub struct BrowserOptions {
     pub lang: Option<String>,
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
+/// `name` found on `PATH`.
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))

@@ -43,7 +43,7 @@ impl Pebble {
     /// Starts both, validating HTTP-01 challenges on `http_port`.
     pub fn start(http_port: u16) -> anyhow::Result<Pebble> {
         for program in ["pebble", "pebble-challtestsrv"] {
-            if which(program).is_none() {
+            if crate::browser::on_path(program).is_none() {
                 bail!(
                     "{program} is not installed: run deploy/services.sh (it installs Debian's pebble)"
                 );
@@ -210,14 +210,6 @@ impl Drop for Pebble {
     }
 }
 
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
-}
-
 fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
     Ok(Stdio::from(
         std::fs::OpenOptions::new()
@@ -229,24 +221,8 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
 
 /// `GET https://ADDR/PATH` trusting `root_pem` only; the body.
 fn https_get(addr: SocketAddr, root_pem: &[u8], path: &str) -> anyhow::Result<String> {
-    let config = crate::tls::client_config(root_pem)?;
-    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let conn = rustls::ClientConnection::new(config, name)?;
-    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    write!(
-        tls,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    match tls.read_to_end(&mut response) {
-        Ok(_) => {}
-        // Go's server may close without close_notify.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
-        Err(e) => return Err(e.into()),
-    }
-    let text = String::from_utf8(response)?;
+    let exchange = crate::tls::https_get(addr, &addr.ip().to_string(), root_pem, path)?;
+    let text = exchange.response;
     let (head, body) = text
         .split_once("\r\n\r\n")
         .context("no end of headers in pebble's answer")?;

@@ -48,6 +48,23 @@ impl TestApp {
     }
 
     /// Starts the service after `tweak` adjusts the config.
+    /// [`TestApp::start_with`] with the outbox relay on: publishing to the
+    /// machine's NATS on `stream` and `subject` (the test's own), then `tweak`.
+    pub async fn start_relaying(
+        stream: &str,
+        subject: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let (stream, subject) = (stream.to_owned(), subject.to_owned());
+        Self::start_with(move |c| {
+            c.nats = Some(testkit::nats_url());
+            c.links_stream = stream;
+            c.links_subject = subject;
+            tweak(c);
+        })
+        .await
+    }
+
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         testkit::require_services().await.expect("services up");
         let pg = testkit::PgDatabase::create_with_prefix("ctl")
