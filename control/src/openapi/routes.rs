@@ -331,9 +331,11 @@ pub const ROUTES: &[Route] = &[
          `delete`, run in that order). Per item, not all or nothing: each item's outcome is \
          its status and link or error, as the single request would have answered; the \
          request is one transaction, so with an Idempotency-Key a replay answers the same \
-         outcomes. More than 1000 items, or an item the schema forbids (no target, a status \
-         that is not a redirect): 400 for the whole request. Costs one rate-limit token per \
-         10 items",
+         outcomes. An item whose values are well typed but invalid (a target that is not an \
+         http(s) URL, a code with a forbidden byte) fails alone, with its own 400 in the \
+         outcomes. More than 1000 items, or an item whose shape the schema forbids (no \
+         target, a wrong type, a status that is not a redirect): 400 for the whole request. \
+         Costs one rate-limit token per 10 items",
         200,
         Some("BulkRequest"),
         Some("BulkResponse"),
