@@ -112,7 +112,8 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     // back for recycled buffers.
     let node_id = crate::clicks::node_id(config.node_id.as_deref());
     let prefix = crate::clicks::process_prefix();
-    let (click_tx, click_rx) = crossbeam_channel::bounded(config.click_channel_batches);
+    let (click_tx, click_rx) = crate::clicks::handoff::channel(config.click_channel_batches)
+        .context("cannot create the click hand-over's eventfd")?;
     let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(config.click_channel_batches);
     let publisher = match (&shared.clicks, config.nats_settings()) {
         (Some(stats), Some(nats)) => {

@@ -6,8 +6,9 @@
 //!   handed over when it holds `click_batch_events` events, nears the NATS
 //!   payload limit, or is `click_batch_age_ms` old (checked on the core's
 //!   clock tick). Handing over is a `try_send` on a bounded crossbeam
-//!   channel, taking a recycled buffer back from the publisher: the request
-//!   path never blocks and, in steady state, never allocates. A full channel
+//!   channel ([`handoff`]: it rings the publisher's doorbell if it sleeps),
+//!   taking a recycled buffer back from the publisher: the request path
+//!   never blocks and, in steady state, never allocates. A full channel
 //!   drops the batch and counts its events (`engine_clicks_dropped_total`).
 //! - [`publisher`]: one thread with its own tokio runtime and async-nats
 //!   client; publishes each batch to JetStream `CLICKS` on `clicks.<node>`
@@ -22,11 +23,13 @@
 //! nodes and restarts without coordination.
 
 pub mod client_ip;
+pub mod handoff;
 pub mod publisher;
 pub mod spool;
 
 use crate::metrics::CoreMetrics;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, TrySendError};
+use handoff::BatchSender;
 use snapshots::click::{ClickBatchWriter, ClickEvent};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -68,7 +71,7 @@ pub struct ClickBuffer {
     max_events: u32,
     max_age_ms: u64,
     capacity: usize,
-    batches: Sender<Vec<u8>>,
+    batches: BatchSender,
     recycled: Receiver<Vec<u8>>,
     metrics: Arc<CoreMetrics>,
 }
@@ -81,7 +84,7 @@ impl ClickBuffer {
         core: usize,
         max_events: u32,
         max_age_ms: u64,
-        batches: Sender<Vec<u8>>,
+        batches: BatchSender,
         recycled: Receiver<Vec<u8>>,
         metrics: Arc<CoreMetrics>,
     ) -> ClickBuffer {

@@ -11,12 +11,13 @@
 //! exponential backoff. A missing stream or one without limits keeps the
 //! publisher spooling. On shutdown, what is left is published or spooled.
 
+use super::handoff::BatchReceiver;
 use super::spool::Spool;
 use super::{ClickStats, relaxed_add};
 use crate::streams::{self, StreamState};
 use async_nats::jetstream::{self, message::PublishMessage as Publish};
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Sender, TryRecvError};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -27,6 +28,9 @@ const WINDOW: usize = 64;
 /// How long a publish may wait for its ack before the batch is spooled.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest sleep with nothing to do: the doorbell wakes the publisher
+/// for every batch, so this is only a safety net.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 /// Where and how to publish.
 #[derive(Debug, Clone)]
@@ -45,7 +49,7 @@ pub struct PublisherConfig {
 pub fn spawn(
     config: PublisherConfig,
     stats: Arc<ClickStats>,
-    batches: Receiver<Vec<u8>>,
+    batches: BatchReceiver,
     recycle: Sender<Vec<u8>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let spool = Spool::open(&config.spool_dir, config.spool_max_bytes)?;
@@ -99,7 +103,7 @@ impl Publisher {
         }
     }
 
-    async fn run(mut self, batches: Receiver<Vec<u8>>, recycle: Sender<Vec<u8>>) {
+    async fn run(mut self, mut batches: BatchReceiver, recycle: Sender<Vec<u8>>) {
         let client = match self
             .config
             .nats
@@ -139,7 +143,13 @@ impl Publisher {
             }
             if window.is_empty() {
                 if !closed {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    // Until a core hands over a batch, or the health check
+                    // is due.
+                    let wait = match self.healthy {
+                        true => IDLE_WAIT,
+                        false => self.retry_at.saturating_duration_since(Instant::now()),
+                    };
+                    batches.wait(wait.min(IDLE_WAIT)).await;
                 }
                 continue;
             }
@@ -164,9 +174,9 @@ impl Publisher {
         self.stats.connected.store(0, Relaxed);
     }
 
-    async fn spool_until_closed(mut self, batches: Receiver<Vec<u8>>) {
+    async fn spool_until_closed(mut self, mut batches: BatchReceiver) {
         // Nothing else runs on this runtime: blocking on the channel is fine.
-        while let Ok(batch) = batches.recv() {
+        while let Ok(batch) = batches.recv_blocking() {
             self.spool_batch(&batch);
         }
     }

@@ -469,7 +469,7 @@ mod tests {
             .unwrap();
         builder.write_to(&path).unwrap();
         let snapshot = Arc::new(Snapshot::open(&path).unwrap());
-        let (tx, _rx) = crossbeam_channel::bounded(4);
+        let (tx, _rx) = crate::clicks::handoff::channel(4).unwrap();
         let (_recycle_tx, recycle_rx) = crossbeam_channel::bounded(4);
         let metrics = Arc::new(CoreMetrics::new());
         let clicks = ClickBuffer::new(
