@@ -161,7 +161,8 @@ impl Default for Pki {
 /// The server's configuration as the engine runs it (`engine::tls::config`)
 /// but for the provider and key exchange: TLS 1.3 and 1.2, ALPN `http/1.1`,
 /// the provider's rotating ticketer, rustls's default two TLS 1.3 tickets
-/// per handshake (their sealing is part of the handshake's cost).
+/// per handshake (their sealing is part of the handshake's cost; the engine
+/// sends one since 2026-11-30, so these counts are an upper bound for it).
 pub fn server_config(provider: Provider, pki: &Pki) -> Arc<ServerConfig> {
     let mut config = ServerConfig::builder_with_provider(provider.crypto())
         .with_protocol_versions(rustls::ALL_VERSIONS)
