@@ -154,7 +154,7 @@ fn settings_card(page: &OrgPage, row: &DomainRow, shown: &Shown) -> Markup {
                 (form_level(error, FIELDS))
                 form #settings-form method="post" action=(domain_path(page, &row.name, "")) {
                     input type="hidden" name="csrf" value=(page.visitor.user.csrf_token);
-                    (text_field("root_redirect", "Root redirect", "text", &f.root_redirect, Some("Where https://NAME/ itself redirects (302). Empty: not found."), error))
+                    (text_field("root_redirect", "Root redirect", "text", &f.root_redirect, Some(&format!("Where {}/ itself redirects (302). Empty: not found.", row.name)), error))
                     (text_field("not_found_redirect", "Not-found redirect", "text", &f.not_found_redirect, Some("Where an unknown code redirects (302). Empty: a plain 404."), error))
                     div.field {
                         label for="http_mode" { "Plain HTTP" }
@@ -236,7 +236,7 @@ async fn render(
             }
         }
         @if let Some(n) = shown.notice { div.notice #notice role="status" { (n) } }
-        dl.props {
+        dl.props.summary {
             dt { "State" } dd #domain-state { (state_badge(row)) }
             @if let Some(at) = row.verified_at { dt { "Verified (UTC)" } dd { (date(at)) } }
             dt { "Claimed (UTC)" } dd { (date(row.created_at)) }
