@@ -268,8 +268,9 @@ async fn each_role_gets_the_controls_the_api_allows_and_a_viewers_forged_writes_
         path
     };
     // ACME on, with a CA that is never reached: the order is recorded and
-    // the renewal task's attempt fails in the background.
+    // the renewal task's attempt fails in the background. Both proofs asked.
     let app = TestApp::start_with(move |c| {
+        c.domain_verification = DomainVerification::Both;
         c.acme_directory = Some("https://127.0.0.1:9/dir".into());
         c.acme_key_file = Some(key);
         c.acme_check_interval_secs = 3600;
@@ -327,6 +328,7 @@ async fn each_role_gets_the_controls_the_api_allows_and_a_viewers_forged_writes_
     }
     let p = app.page(&viewer, &pending).await;
     assert_has(&p, "id=\"txt-value\"");
+    assert_has(&p, "id=\"verify-url\"");
     assert_lacks(&p, "verify-form");
     assert_eq!(
         app.page(&viewer, &format!("{page}/delete")).await.status,
