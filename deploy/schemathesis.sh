@@ -7,7 +7,10 @@
 #
 #   deploy/schemathesis.sh            build control (debug, a no-op after the build step),
 #                                     start it on a fresh PostgreSQL database, make an
-#                                     organization key, run schemathesis, stop and clean up
+#                                     organization key, an operator key and a signed-in
+#                                     user, run schemathesis (the organization's routes,
+#                                     the operator's, the session-cookie routes), stop and
+#                                     clean up
 #
 # Schemathesis comes from PyPI at a pinned version, installed into target/schemathesis-venv
 # (once). Control runs on PostgreSQL and ClickHouse (the stats routes query a real, empty
@@ -80,6 +83,7 @@ delete_stream() {
   exec 3>&-
 }
 cleanup() {
+  rm -f "$RUN_DIR/session-password"
   stop "$control_pid"
   stop "$analytics_pid"
   [ -z "$analytics_pid" ] || delete_stream
@@ -141,17 +145,30 @@ OPERATOR_KEY=$("$BIN/control" keys create --operator --database-url "$DATABASE_U
   | grep -oE '[A-Za-z0-9_]+_[A-Za-z0-9_-]{16,}' | head -1)
 [ -n "$OPERATOR_KEY" ] || die "could not create an operator key"
 
+echo "== a user, owner of fuzz, for the session-cookie routes"
+# The session pass signs in as this user for every request (deploy/schemathesis_session.py).
+SESSION_EMAIL="fuzz-owner@example.com"
+SESSION_PASSWORD_FILE="$RUN_DIR/session-password"
+(umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SESSION_PASSWORD_FILE")
+"$BIN/control" users create --email "$SESSION_EMAIL" --org fuzz --role owner \
+  --password-file "$SESSION_PASSWORD_FILE" --database-url "$DATABASE_URL" >/dev/null \
+  || die "could not create the session user"
+
 seed=()
 [ -z "${ST_SEED:-}" ] || seed=(--seed "$ST_SEED")
 status=0
-# run LABEL KEY ARGS...: one schemathesis pass, acting with KEY.
+# run LABEL KEY CONFIG ARGS...: one schemathesis pass with the settings in CONFIG, acting
+# with KEY (the session pass's auth is its hook instead).
 run() {
-  local label=$1 key=$2
-  shift 2
+  local label=$1 key=$2 config=$3
+  shift 3
   echo "== schemathesis: $label (max $MAX_EXAMPLES examples per operation and phase)"
   # From the run directory: schemathesis keeps its cache (.schemathesis/) in the current one.
   (cd "$RUN_DIR" && SCHEMATHESIS_KEY="$key" SCHEMATHESIS_KEYS_KEY="$KEYS_KEY" \
-    "$VENV/bin/schemathesis" --config-file "$repo/deploy/schemathesis.toml" \
+    SCHEMATHESIS_SESSION_HOOKS="$repo/deploy/schemathesis_session.py" \
+    SCHEMATHESIS_BASE="$BASE" SCHEMATHESIS_EMAIL="$SESSION_EMAIL" \
+    SCHEMATHESIS_PASSWORD_FILE="$SESSION_PASSWORD_FILE" SCHEMATHESIS_SESSION_COOKIE=session \
+    "$VENV/bin/schemathesis" --config-file "$config" \
     run "$BASE/openapi.json" --url "$BASE" \
     --checks all --phases examples,coverage,fuzzing,stateful \
     --max-examples "$MAX_EXAMPLES" --workers "$WORKERS" "${seed[@]}" \
@@ -161,8 +178,12 @@ run() {
 }
 # The organization's routes with its key, then the operator's with the operator key (an
 # organization's key only gets 403 there, an operator key has no organization elsewhere).
-run organization "$KEY" --exclude-path-regex '^/v1/admin/' "$@"
-run operator "$OPERATOR_KEY" --include-path-regex '^/v1/admin/' "$@"
+# Then the session-cookie routes (who is signed in, signing out, members, invitations, the
+# audit log) as the signed-in owner, each request with the session's X-CSRF-Token.
+run organization "$KEY" "$repo/deploy/schemathesis.toml" --exclude-path-regex '^/v1/admin/' "$@"
+run operator "$OPERATOR_KEY" "$repo/deploy/schemathesis.toml" --include-path-regex '^/v1/admin/' "$@"
+run session "" "$repo/deploy/schemathesis-session.toml" \
+  --include-path-regex '^/v1/(session|orgs/|audit)' "$@"
 # A 5xx is a failure schemathesis reports; an error control only logs is one too.
 if grep -qw ERROR "$log"; then
   echo "schemathesis.sh: control logged errors during the run (see $log):" >&2

@@ -6,29 +6,11 @@ mod common;
 
 use common::TestApp;
 use control::auth::Role;
-use reqwest::redirect::Policy;
 
-/// An `application/x-www-form-urlencoded` body, as a browser's form sends.
-fn form_body<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k.as_ref(), v.as_ref());
-    }
-    s.finish()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
+use common::{form_body, no_redirects as http};
 
 async fn org_id(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT id FROM organizations WHERE name = 'acme'")
-        .fetch_one(&app.running.state.db)
-        .await
-        .unwrap()
+    app.org_id("acme").await
 }
 
 #[tokio::test]

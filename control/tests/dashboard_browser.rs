@@ -20,6 +20,11 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_with(&[]).await
+}
+
+/// [`stack`] with more `control serve` arguments.
+async fn stack_with(args: &[String]) -> Stack {
     testkit::require_services().await.expect("services up");
     let pg = PgDatabase::create_with_prefix("dash")
         .await
@@ -32,7 +37,8 @@ async fn stack() -> Stack {
         .args(["--database-url", pg.url(), "--public-url", &base])
         .args(["--short-base", "https://sho.rt"])
         .arg("--snapshot-dir")
-        .arg(dir.path().join("snapshots"));
+        .arg(dir.path().join("snapshots"))
+        .args(args);
     let control = ReadyChild::spawn("control", cmd).expect("control starts");
     Stack {
         pg,
@@ -481,5 +487,65 @@ async fn a_viewer_sees_no_edit_controls_and_a_forged_write_is_refused() {
 
     click(c, "#sign-out").await;
     wait_path(c, "/signin").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_editor_claims_verifies_configures_and_deletes_a_domain() {
+    let Some(browser) = Browser::start(1280, 900).await.unwrap() else {
+        return;
+    };
+    // pebble-challtestsrv as the DNS server control asks for the TXT record.
+    let dns = testkit::Pebble::start(testkit::free_port()).unwrap();
+    let s = stack_with(&["--dns-server".into(), dns.dns_addr().to_string()]).await;
+    s.user("ed@acme.example", "editor");
+    let org = s.org_id().await;
+    let c = &browser.client;
+    let base = &s.base;
+    let name = "go.brand.example";
+    let page = format!("/o/{org}/domains/{name}");
+
+    sign_in(c, base, "ed@acme.example", PASSWORD).await;
+    wait_path(c, &format!("/o/{org}")).await;
+    click(c, &format!("header.top nav a[href='/o/{org}/domains']")).await;
+    wait_path(c, &format!("/o/{org}/domains")).await;
+
+    // A bad name: the error beside the field, the text kept; then a good one.
+    fill(c, "#name", "https://go.brand.example/").await;
+    click(c, "#claim").await;
+    wait_text(c, "#name-error", "no scheme").await;
+    assert_eq!(value(c, "#name").await, "https://go.brand.example/");
+    fill(c, "#name", name).await;
+    click(c, "#claim").await;
+    wait_path(c, &page).await;
+    let record = text(c, "#txt-name").await;
+    assert_eq!(record, format!("_links-verification.{name}"));
+    let token = text(c, "#txt-value").await;
+    assert_eq!(token.len(), 32, "{token}");
+    assert!(text(c, "#domain-state").await.contains("pending"));
+
+    // Verify before the record is there: the reason; then published, verified.
+    click(c, "#verify").await;
+    wait_text(c, "#verify-error", "no TXT record").await;
+    dns.set_txt(&record, &token).unwrap();
+    click(c, "#verify").await;
+    wait_text(c, "#notice", "Verified").await;
+    assert!(text(c, "#domain-state").await.contains("verified"));
+    assert!(!exists(c, "#publish").await);
+
+    // Settings.
+    fill(c, "#root_redirect", "https://brand.example/").await;
+    fill(c, "#hsts_max_age", "31536000").await;
+    click(c, "#save-settings").await;
+    wait_text(c, "#notice", "Settings saved").await;
+    assert_eq!(value(c, "#root_redirect").await, "https://brand.example/");
+    assert_eq!(value(c, "#hsts_max_age").await, "31536000");
+
+    // Delete, through its confirmation page.
+    click(c, "#delete-domain").await;
+    wait_path(c, &format!("{page}/delete")).await;
+    click(c, "#confirm-delete").await;
+    wait_text(c, "#notice", &format!("Deleted {name}")).await;
+    assert!(!exists(c, &format!("tr[data-domain='{name}']")).await);
     browser.close().await;
 }

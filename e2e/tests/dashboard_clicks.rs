@@ -70,6 +70,8 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
     options.control_args = vec!["--public-url".into(), base.clone()];
     // The test's requests say where they come from (X-Forwarded-For).
     options.engine_args = vec!["--trusted-proxy".into(), "127.0.0.0/8".into()];
+    // A brand domain, verified through the engine, for the domains pages.
+    options.resolve_to_engine = vec!["go.acme.example".into()];
     let stack = Stack::start(options).await;
     let (pg, engine) = (&stack.pg, stack.engine());
     let password_file = stack.control_dir.path().join("password");
@@ -303,6 +305,53 @@ async fn a_click_through_the_engine_shows_in_the_links_chart() {
     wait_for(c, "#secret").await;
     assert!(text(c, "#secret").await.starts_with("sk_"));
     shot(c, "keys").await;
+
+    // The domains pages: one verified through the engine, one pending.
+    for name in ["go.acme.example", "links.acme.example"] {
+        let r = http
+            .post(format!("{base}/v1/domains"))
+            .bearer_auth(&key)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{name}: {}", r.text().await.unwrap());
+    }
+    testkit::wait_for_ok(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || async {
+            let r = http
+                .post(format!("{base}/v1/domains/go.acme.example/verify"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            match r.status().as_u16() {
+                200 => Ok(()),
+                s => Err(format!("{s}: {}", r.text().await.unwrap_or_default())),
+            }
+        },
+    )
+    .await
+    .unwrap();
+    c.goto(&format!("{base}/o/{org}/domains")).await.unwrap();
+    assert!(
+        text(c, "tr[data-domain='go.acme.example']")
+            .await
+            .contains("verified")
+    );
+    shot(c, "domains").await;
+    c.goto(&format!("{base}/o/{org}/domains/links.acme.example"))
+        .await
+        .unwrap();
+    assert!(
+        text(c, "#verify-url")
+            .await
+            .contains("/.well-known/links-domain-verification/")
+    );
+    shot(c, "domain").await;
+
     c.goto(&format!("{base}/o/{org}/audit")).await.unwrap();
     assert!(text(c, "#audit").await.contains("link.create"));
     shot(c, "audit").await;

@@ -9,7 +9,7 @@
 
 use super::store::{self, CertificateStatus};
 use crate::audit::audit;
-use crate::auth::{Auth, Principal, Role, Scope};
+use crate::auth::{Auth, Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
 use crate::state::AppState;
@@ -47,22 +47,38 @@ fn acme_on(state: &AppState) -> ApiResult<&super::Acme> {
         .ok_or(ApiError::Unavailable("ACME (--acme-directory)"))
 }
 
-/// `POST /v1/domains/{name}/certificate`: the domain wants https; order a
-/// certificate now (the first, or a renewal ahead of time). 202 with the
-/// status; the order runs in the background and its outcome shows in
-/// `GET`. A pending (unverified) domain is a 409.
-pub async fn request(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(name): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<CertificateStatus>)> {
-    let org_id = match auth.principal {
-        Principal::Operator => None,
-        _ => Some(auth.member(Role::Admin)?.0),
-    };
-    let acme = acme_on(&state)?;
-    let name = crate::domains::input::normalize_name("name", &name)?;
-    let domain = find_domain(&state, org_id, &name).await?;
+/// Who may order a certificate: the operator (`None`: any organization's
+/// domain), or an admin or owner of the domain's organization (keys: the
+/// `admin` scope).
+pub fn may_request(auth: &Auth) -> ApiResult<Option<i64>> {
+    match auth.principal {
+        Principal::Operator => Ok(None),
+        _ => Ok(Some(auth.member(Role::Admin)?.0)),
+    }
+}
+
+/// Who may read a certificate's status: the operator, or whoever may read
+/// the organization's domains.
+pub fn may_read(auth: &Auth) -> ApiResult<Option<i64>> {
+    match auth.principal {
+        Principal::Operator => Ok(None),
+        _ => Ok(Some(crate::domains::actions::may_read(auth)?)),
+    }
+}
+
+/// The domain wants https: makes its certificate due now (the first, or a
+/// renewal ahead of time) and wakes the renewal task. A pending
+/// (unverified) domain is a 409; without ACME a 503. The API's `POST` and
+/// the dashboard's button both come here.
+pub async fn request_certificate(
+    state: &AppState,
+    auth: &Auth,
+    raw_name: &str,
+) -> ApiResult<CertificateStatus> {
+    let org_id = may_request(auth)?;
+    let acme = acme_on(state)?;
+    let name = crate::domains::input::normalize_name("name", raw_name)?;
+    let domain = find_domain(state, org_id, &name).await?;
     if !domain.verified {
         return Err(ApiError::DomainNotVerified { name });
     }
@@ -79,26 +95,42 @@ pub async fn request(
     .await?;
     tx.commit().await?;
     acme.wake.notify_one();
+    Ok(status)
+}
+
+/// The status of a domain's certificate; 404 when https was never
+/// requested.
+pub async fn certificate_status(
+    state: &AppState,
+    auth: &Auth,
+    raw_name: &str,
+) -> ApiResult<CertificateStatus> {
+    let org_id = may_read(auth)?;
+    let name = crate::domains::input::normalize_name("name", raw_name)?;
+    find_domain(state, org_id, &name).await?;
+    store::status(&state.db, &name)
+        .await?
+        .ok_or(ApiError::NotFound {
+            what: "certificate",
+        })
+}
+
+/// `POST /v1/domains/{name}/certificate`: 202 with the status; the order
+/// runs in the background and its outcome shows in `GET`.
+pub async fn request(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, axum::Json<CertificateStatus>)> {
+    let status = request_certificate(&state, &auth, &name).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(status)))
 }
 
-/// `GET /v1/domains/{name}/certificate`: the certificate's status (404
-/// when https was never requested).
+/// `GET /v1/domains/{name}/certificate`: the certificate's status.
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<CertificateStatus>> {
-    let org_id = match auth.principal {
-        Principal::Operator => None,
-        _ => Some(auth.org(Scope::LinksRead)?),
-    };
-    let name = crate::domains::input::normalize_name("name", &name)?;
-    find_domain(&state, org_id, &name).await?;
-    let status = store::status(&state.db, &name)
-        .await?
-        .ok_or(ApiError::NotFound {
-            what: "certificate",
-        })?;
-    Ok(axum::Json(status))
+    Ok(axum::Json(certificate_status(&state, &auth, &name).await?))
 }

@@ -46,6 +46,7 @@ impl FormError {
                 .map(str::to_owned),
             ApiError::InvalidUrl(_) | ApiError::BlockedHost { .. } => Some("target".into()),
             ApiError::AliasTaken { .. } => Some("custom_alias".into()),
+            ApiError::DomainExists { .. } | ApiError::DomainTaken { .. } => Some("name".into()),
             _ => None,
         };
         FormError {
@@ -70,6 +71,8 @@ impl FormError {
                 | ApiError::InvalidUrl(_)
                 | ApiError::BlockedHost { .. }
                 | ApiError::AliasTaken { .. }
+                | ApiError::DomainExists { .. }
+                | ApiError::DomainTaken { .. }
                 | ApiError::PreconditionFailed { .. }
                 | ApiError::Conflict(_)
                 | ApiError::RoleNotAllowed(_)

@@ -12,6 +12,7 @@ use maud::{DOCTYPE, Markup, html};
 pub enum Section {
     Overview,
     Links,
+    Domains,
     Keys,
     Members,
     Audit,
@@ -62,6 +63,7 @@ pub fn org_page(page: &OrgPage, section: Section, title: &str, body: Markup) -> 
                     nav {
                         (item(Section::Overview, base.clone(), "Overview"))
                         (item(Section::Links, format!("{base}/links"), "Links"))
+                        (item(Section::Domains, format!("{base}/domains"), "Domains"))
                         @if page.is_admin() {
                             (item(Section::Keys, format!("{base}/keys"), "API keys"))
                         }

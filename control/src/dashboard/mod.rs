@@ -16,7 +16,8 @@
 //! ([`crate::auth::verify::session_auth`]: the user's role in the
 //! organization the URL names, mapped to scopes) and call the same
 //! functions the API handlers call (`links::api::create_link`,
-//! `update_link`, `delete_link`, `list_links`, `keys::create_key`, `revoke_key`,
+//! `update_link`, `delete_link`, `list_links`, `domains::actions::*`,
+//! `acme::api::request_certificate`, `keys::create_key`, `revoke_key`,
 //! `stats::link_report`, `qr::qr_image`, the members and invitations
 //! functions, `audit_log::read`). So the scope and role checks are the
 //! API's, and a viewer's forged write is refused by the same `auth.org`
@@ -45,15 +46,19 @@
 //! (`/accept-invitation`, `/reset-password`, and `/forgot-password` that
 //! asks for the latter; [`tokens`]), and per organization (by id)
 //! `/o/{org}` (overview), `/o/{org}/links[/new|/{code}[/edit|/qr.svg|/qr.png]]`,
+//! `/o/{org}/domains[/{name}[/verify|/certificate|/delete]]`,
 //! `/o/{org}/keys`, `/o/{org}/members`, `/o/{org}/audit`.
 //!
-//! Custom domains (another branch) will add a domain field to the link
-//! form and a filter to the list: [`form::LinkForm`] and
-//! [`links::list_page`] mark the places.
+//! Custom domains: the link form's domain choice and the list's domain
+//! filter ([`form::LinkForm`], [`links::list_page`]), and the domains pages
+//! ([`domains`]: list and claim; [`domain_page`]: what to publish, verify,
+//! settings, certificate, delete), over `domains::actions`.
 
 pub mod assets;
 pub mod audit;
 pub mod chart;
+pub mod domain_page;
+pub mod domains;
 pub mod error;
 pub mod form;
 pub mod headers;

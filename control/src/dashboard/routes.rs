@@ -2,7 +2,8 @@
 //! The service's router merges these beside `/v1`.
 
 use crate::dashboard::{
-    assets, audit, headers, keys, link_page, links, members, overview, signin, tokens,
+    assets, audit, domain_page, domains, headers, keys, link_page, links, members, overview,
+    signin, tokens,
 };
 use crate::state::AppState;
 use axum::Router;
@@ -26,6 +27,11 @@ pub const PATHS: &[&str] = &[
     "/o/{org}/links/{code}/delete",
     "/o/{org}/links/{code}/qr.svg",
     "/o/{org}/links/{code}/qr.png",
+    "/o/{org}/domains",
+    "/o/{org}/domains/{name}",
+    "/o/{org}/domains/{name}/verify",
+    "/o/{org}/domains/{name}/certificate",
+    "/o/{org}/domains/{name}/delete",
     "/o/{org}/keys",
     "/o/{org}/keys/{id}/revoke",
     "/o/{org}/members",
@@ -64,6 +70,20 @@ pub fn routes() -> Router<AppState> {
         .route("/o/{org}/links/{code}/delete", post(links::delete))
         .route("/o/{org}/links/{code}/qr.svg", get(link_page::qr_svg))
         .route("/o/{org}/links/{code}/qr.png", get(link_page::qr_png))
+        .route("/o/{org}/domains", get(domains::page).post(domains::claim))
+        .route(
+            "/o/{org}/domains/{name}",
+            get(domain_page::page).post(domain_page::save_settings),
+        )
+        .route("/o/{org}/domains/{name}/verify", post(domain_page::verify))
+        .route(
+            "/o/{org}/domains/{name}/certificate",
+            post(domain_page::order_certificate),
+        )
+        .route(
+            "/o/{org}/domains/{name}/delete",
+            get(domain_page::confirm_delete).post(domain_page::delete),
+        )
         .route("/o/{org}/keys", get(keys::page).post(keys::create))
         .route("/o/{org}/keys/{id}/revoke", post(keys::revoke))
         .route("/o/{org}/members", get(members::page))

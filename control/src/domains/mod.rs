@@ -25,8 +25,11 @@
 //!
 //! Layout: [`model`] (the row and its JSON), [`input`] (request bodies and
 //! checks), [`store`] (writes with their outbox rows), [`verify`] (the
-//! token fetch), [`dns`] (the TXT lookup), [`api`] (handlers).
+//! token fetch), [`dns`] (the TXT lookup), [`actions`] (who may do what,
+//! and doing it: the one implementation the API and the dashboard call),
+//! [`api`] (the JSON handlers around it).
 
+pub mod actions;
 pub mod api;
 pub mod dns;
 pub mod input;

@@ -268,6 +268,83 @@ impl TestApp {
     }
 }
 
+/// An `application/x-www-form-urlencoded` body, as a browser's form sends.
+pub fn form_body<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k.as_ref(), v.as_ref());
+    }
+    s.finish()
+}
+
+/// A client that shows redirects instead of following them (a form's
+/// answer is a 303 to the next page).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A dashboard page's answer: status, `Location` (of a redirect), HTML.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub html: String,
+}
+
+impl Page {
+    async fn of(r: Response) -> Page {
+        Page {
+            status: r.status().as_u16(),
+            location: r
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            html: r.text().await.unwrap(),
+        }
+    }
+}
+
+impl TestApp {
+    /// `GET` a dashboard page as `session`'s browser (no redirect followed).
+    pub async fn page(&self, session: &Session, path: &str) -> Page {
+        let r = no_redirects()
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &session.cookie)
+            .send()
+            .await
+            .unwrap();
+        Page::of(r).await
+    }
+
+    /// A dashboard form's `POST` as `session`'s browser, its `csrf` field
+    /// added (no redirect followed).
+    pub async fn submit(&self, session: &Session, path: &str, pairs: &[(&str, &str)]) -> Page {
+        let mut pairs = pairs.to_vec();
+        pairs.push(("csrf", session.csrf.as_str()));
+        let r = no_redirects()
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &session.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&pairs))
+            .send()
+            .await
+            .unwrap();
+        Page::of(r).await
+    }
+
+    /// The id of organization `name`.
+    pub async fn org_id(&self, name: &str) -> i64 {
+        sqlx::query_scalar("SELECT id FROM organizations WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.running.state.db)
+            .await
+            .unwrap()
+    }
+}
+
 /// The status and JSON body of a response.
 pub async fn status_json(r: Response) -> (u16, Value) {
     let status = r.status().as_u16();
