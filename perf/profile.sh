@@ -11,7 +11,7 @@
 #        perf/run.sh; needs JetStream at NATS_URL)  NATS_URL=nats://127.0.0.1:4222
 #        SERVER_CPU=0 CLIENT_CPU=1  FREQ=4999 (samples per second)
 #        OUT=/tmp/profile-MODE-SERVER (perf.data, report.txt, callers.txt)
-#        SKIP_BUILD=1 (use target/release as it is)
+#        SKIP_BUILD=1 (use target/release as it is)  ENGINE=path (another engine binary, for A/B)
 # Reuses perf/run.sh's cached inputs in /tmp/perf-harness-$N (made if missing).
 # Not in CI: a diagnosis tool; the numbers that count come from perf/run.sh.
 set -euo pipefail
@@ -21,6 +21,7 @@ NATS_URL=${NATS_URL:-nats://127.0.0.1:4222} FREQ=${FREQ:-4999}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/target/release
+ENGINE=${ENGINE:-$BIN/engine}
 WORK=/tmp/perf-harness-$N
 OUT=${OUT:-/tmp/profile-$MODE-$SERVER}
 TLS_NAME=perf.test
@@ -67,7 +68,7 @@ case $SERVER in
     PID=$(pgrep -P "$(cat "$TMP/nginx.pid")" | head -1) ;;
   engine|engine-*)
     PORT=$(free_port) TLS_PORT=$(free_port)
-    c=(taskset -c "$SERVER_CPU" "$BIN/engine" serve --snapshot "$WORK/links.snap"
+    c=(taskset -c "$SERVER_CPU" "$ENGINE" serve --snapshot "$WORK/links.snap"
        --listen "127.0.0.1:$PORT" --admin 127.0.0.1:0 --cores 1
        --tls-listen "127.0.0.1:$TLS_PORT" --tls-certs "$TMP/tls/certs" --state-dir "$TMP/state")
     [[ $SERVER == engine-* ]] && c+=(--io "${SERVER#engine-}")
@@ -106,11 +107,14 @@ if [[ $rate -gt 0 ]]; then
   cpu_us=$(python3 -c "print(round(($t1 - $t0) / $(getconf CLK_TCK) / ($rate * $SECS) * 1e6, 2))")
   echo "server CPU per request: $cpu_us us ($((t1 - t0)) ticks over ${SECS}s at $rate req/s; sampling included)" > "$OUT/cpu.txt"
 fi
-perf report -i "$OUT/perf.data" --no-children --sort dso,sym --stdio 2> /dev/null \
-  | grep -v '^$' | grep -E '^ +[0-9]' | head -60 > "$OUT/report.txt"
-perf report -i "$OUT/perf.data" --children --sort sym --stdio -g none 2> /dev/null \
-  | grep -E '^ +[0-9]' | head -80 > "$OUT/callers.txt"
+# Flat (self time) by symbol, then by thread and object; `|| true`: a short
+# run may have no line of some kind.
+report() { perf report -i "$OUT/perf.data" --stdio -g none "$@" 2> /dev/null | grep -vE '^#|^$' || true; }
+report --no-children --sort sym | head -60 > "$OUT/report.txt"
+report --no-children --sort comm,dso > "$OUT/threads.txt"
+report --children --sort sym | head -80 > "$OUT/callers.txt"
 echo "== $SERVER, $MODE: $(grep -m1 -E 'requests/s' "$OUT/load.txt" || true)"
 cat "$OUT/cpu.txt" 2>/dev/null || true
+cat "$OUT/threads.txt"
 head -40 "$OUT/report.txt"
-echo "(all in $OUT: report.txt flat, callers.txt with children, perf.data)"
+echo "(all in $OUT: report.txt flat, threads.txt, callers.txt with children, perf.data)"

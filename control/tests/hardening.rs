@@ -275,7 +275,11 @@ async fn a_401_carries_the_bearer_challenge() {
     );
     // A real key's prefix with another last character (never the same one:
     // a key ending in `x` would otherwise stay valid).
-    let last = if app.admin_key.ends_with('x') { 'y' } else { 'x' };
+    let last = if app.admin_key.ends_with('x') {
+        'y'
+    } else {
+        'x'
+    };
     let altered = format!("{}{last}", &app.admin_key[..app.admin_key.len() - 1]);
     for key in ["sk_AAAAAAAA_nope", altered.as_str()] {
         let r = app.req(Method::GET, "/v1/links", key).send().await.unwrap();

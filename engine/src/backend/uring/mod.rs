@@ -520,9 +520,15 @@ impl Driver {
         core.metrics.connections_open.add(-1);
         if conn.in_flight() {
             // Ends the armed receive (end of file) and any send (broken
-            // pipe); their completions free the slot.
-            // SAFETY: the descriptor is open until the slot is freed.
-            unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+            // pipe); their completions free the slot. Queued on the ring
+            // rather than called: one system call less per connection, and
+            // the turn's sends before it go out first. The descriptor is
+            // open until the slot is freed, which waits for those
+            // completions.
+            let entry = opcode::Shutdown::new(Fd(conn.fd), libc::SHUT_RDWR)
+                .build()
+                .user_data(user_data(QUIET, slot, conn.generation));
+            self.push(&entry);
         } else {
             self.free(slot);
         }
