@@ -9,7 +9,9 @@
 #   4. runs the engine's integration tests a second time on its other I/O backend
 #      (ENGINE_TEST_IO=glommio; the first run uses the io_uring backend),
 #   5. fuzzes control's API against its OpenAPI document (deploy/schemathesis.sh: a pinned
-#      schemathesis from PyPI, every check, stateful links; control on its own database).
+#      schemathesis from PyPI, every check, stateful links; control on its own database),
+#   6. packages the three services with cargo-deb and installs, runs and purges them on an
+#      overlay copy of this host (deploy/packages.sh test; docs/INSTALL.md).
 #
 # Each test gets its own PostgreSQL database, ClickHouse database and JetStream
 # streams (see testkit/), so they run in parallel and leave nothing behind.
@@ -61,5 +63,7 @@ fi
 if [ $# -eq 0 ]; then
   step "API contract: schemathesis against /openapi.json"
   deploy/schemathesis.sh || status=1
+  step "Debian packages: installed, serving and purged on an overlay copy of this host"
+  deploy/packages.sh test || status=1
 fi
 exit $status
