@@ -102,10 +102,13 @@ for p in engine control analytics; do
     || fail "/etc/shortener/$p.toml is $(in_root stat -c '%U:%G %a' "/etc/shortener/$p.toml"), not root:$user 640"
   [[ -f $R/lib/systemd/system/shortener-$p.service ]] || fail "no unit shortener-$p.service"
   in_root "/usr/bin/shortener-$p" --version > /dev/null || fail "shortener-$p does not run"
+  # Every directive known, the binary and user there: systemd says nothing.
+  verdict=$(in_root systemd-analyze verify --man=no "/lib/systemd/system/shortener-$p.service" 2>&1) \
+    && [[ -z $verdict ]] || fail "systemd-analyze verify shortener-$p.service: $verdict"
 done
 grep -q '^AmbientCapabilities=CAP_NET_BIND_SERVICE$' "$R/lib/systemd/system/shortener-engine.service" \
   || fail "the engine unit lost its one capability"
-echo "   users, config permissions (root:user 0640), units and binaries in place"
+echo "   users, config permissions (root:user 0640), units (systemd-analyze verify) and binaries in place"
 
 echo "== the one config line, then the engine as its unit runs it, in a network namespace"
 printf 'code,target\nhello,https://example.com/from-the-package\n' > "$R/tmp/links.csv"
