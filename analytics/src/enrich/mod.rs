@@ -5,12 +5,14 @@
 //! * [`geo`]: country and city from a MaxMind-format database.
 //! * [`agent`]: browser, OS, device class, bot and preview flags, cached per agent,
 //!   from [`bots`] (isbot's list and rules), [`uap`] (uap-core's regexes) and
-//!   [`device`] (the class from uap-core's answer).
+//!   [`device`] (the class from [`models`], Matomo's device database, and
+//!   uap-core's answer).
 
 pub mod agent;
 pub mod bots;
 pub mod device;
 pub mod geo;
+pub mod models;
 pub mod privacy;
 pub mod uap;
 
