@@ -72,17 +72,16 @@ impl FirstMatch {
         FirstMatch { set, exact }
     }
 
-    /// The position of the first pattern matching `lower`.
+    /// The position of the first pattern matching `lower`. `matching`
+    /// yields candidates in ascending order and runs each regex only when
+    /// asked, so the first confirmed one is the answer and the rest are
+    /// never run.
     fn first(&self, lower: &str) -> Option<usize> {
-        self.set
-            .matching(lower)
-            .map(|(i, _)| i)
-            .filter(|&i| {
-                self.exact[i]
-                    .as_ref()
-                    .is_none_or(|r| r.is_match(lower).unwrap_or(false))
-            })
-            .min()
+        self.set.matching(lower).map(|(i, _)| i).find(|&i| {
+            self.exact[i]
+                .as_ref()
+                .is_none_or(|r| r.is_match(lower).unwrap_or(false))
+        })
     }
 }
 
