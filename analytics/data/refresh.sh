@@ -46,9 +46,30 @@ json.dump(doc, open(sys.argv[2], "w"), indent=0, ensure_ascii=False)
 PY
 cp uap-core/package/LICENSE "$data/uap-core.LICENSE"
 
+# Device classes by model: Matomo device-detector's device database (the
+# regexes the Python port ships), reduced to what a class needs. Brands keep
+# Matomo's order (first match wins), each with its models in order, each
+# model's type resolved (its own, else the brand's); a brand's models after
+# the last whose type differs from the brand's are left out, since they would
+# give the brand's type anyway.
+python3 - "$(echo dd/src/*/device_detector/regexes/upstream/device)" "$data/device-models.json" <<'PY'
+import json, os, sys, yaml
+src, out = sys.argv[1:3]
+brands = []
+for brand, e in (yaml.load(open(os.path.join(src, "mobiles.yml")), Loader=yaml.CSafeLoader) or {}).items():
+    default = e.get("device") or ""
+    models = [[m["regex"], m.get("device") or default] for m in e.get("models") or []]
+    last = max((i for i, m in enumerate(models) if m[1] != default), default=-1)
+    brands.append({"brand": str(brand), "regex": e["regex"], "device": default,
+                   "models": models[: last + 1]})
+json.dump(brands, open(out, "w"), indent=0, ensure_ascii=False)
+PY
+cp /usr/share/common-licenses/LGPL-3 "$data/device-detector.LICENSE"
+
 cat > "$data/VERSIONS" <<V
 isbot $ISBOT (npm)
 uap-core $UAP_CORE (npm)
+device-detector $DEVICE_DETECTOR (PyPI; Matomo device-detector's device database): device-models.json
 V
 
 # Corpora, as TSV (tabs and line breaks in agents become spaces).
@@ -66,10 +87,15 @@ with open(os.path.join(out, "crawlers.tsv"), "w") as f:
 
 # Matomo's fixtures: every labelled agent of the small classes, every n-th of
 # the large ones (they are mostly obscure Android devices), so the file stays
-# about 1.5 MB.
+# about 1.5 MB. devices-heldout.tsv is another n-th of the large ones
+# (disjoint: other positions), never read while tuning the rules.
 every = {"smartphone": 8, "tablet": 5, "tv": 6}
-with open(os.path.join(out, "devices.tsv"), "w") as f:
-    f.write("device_type\tclient_type\tclient\tos\tuser_agent\n")
+heldout_at = {"smartphone": 4, "tablet": 2, "tv": 3}
+header = "device_type\tclient_type\tclient\tos\tuser_agent\n"
+with open(os.path.join(out, "devices.tsv"), "w") as f, \
+     open(os.path.join(out, "devices-heldout.tsv"), "w") as held:
+    f.write(header)
+    held.write(header)
     for path in sorted(glob.glob(os.path.join(fixtures, "*.yml"))):
         base = os.path.basename(path)
         if base.startswith(("bots", "clienthints")):
@@ -78,12 +104,17 @@ with open(os.path.join(out, "devices.tsv"), "w") as f:
         n = 0
         for e in yaml.load(open(path), Loader=yaml.CSafeLoader) or []:
             n += 1
-            if n % every.get(kind, 1):
+            position = n % every.get(kind, 1)
+            if position == 0:
+                to = f
+            elif position == heldout_at.get(kind):
+                to = held
+            else:
                 continue
             client = e.get("client") or {}
             os_ = e.get("os") if isinstance(e.get("os"), dict) else {}
             device = e.get("device") or {}
-            f.write("\t".join(clean(v) for v in (
+            to.write("\t".join(clean(v) for v in (
                 device.get("type"), client.get("type"), client.get("name"),
                 os_.get("name"), e["user_agent"])) + "\n")
 
@@ -99,6 +130,6 @@ cp crawler-user-agents/package/LICENSE "$corpora/crawler-user-agents.LICENSE"
 cp /usr/share/common-licenses/LGPL-3 "$corpora/device-detector-fixtures.LICENSE"
 cat > "$corpora/VERSIONS" <<V
 crawler-user-agents $CRAWLERS (npm): crawlers.tsv
-device-detector $DEVICE_DETECTOR (PyPI; Matomo device-detector's fixtures): devices.tsv, matomo-bots.tsv
+device-detector $DEVICE_DETECTOR (PyPI; Matomo device-detector's fixtures): devices.tsv, devices-heldout.tsv, matomo-bots.tsv
 V
 echo "refreshed: $(cat "$data/VERSIONS" "$corpora/VERSIONS" | tr '\n' ';')"

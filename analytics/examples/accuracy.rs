@@ -74,6 +74,20 @@ fn main() {
         );
     }
     line(
+        "device class, held-out sample (phones and tablets never read while tuning)",
+        ">= 97%",
+        &|m| &m.heldout_device,
+        false,
+    );
+    for class in ["mobile", "tablet"] {
+        line(
+            &format!("&nbsp;&nbsp;{class}"),
+            "",
+            &move |m| &m.heldout_by_class[class],
+            false,
+        );
+    }
+    line(
         "appliance (TV, console, car, smart display)",
         "",
         &|m| &m.appliances,
@@ -132,6 +146,7 @@ fn main() {
         for (class, s) in &ours.device_by_class {
             dump(class, s);
         }
+        dump("held-out device class", &ours.heldout_device);
         dump("appliances", &ours.appliances);
         dump("browser", &ours.browser);
         dump("os", &ours.os);

@@ -31,6 +31,8 @@ pub struct ClickRow {
     pub os: String,
     pub referrer_host: String,
     pub accept_language: String,
+    /// The preferred language's primary subtag (`en`, `pt`...), empty if none.
+    pub language: String,
     /// Not a person (crawler, script, link preview): `is_bot = 0` is people.
     pub is_bot: u8,
     /// A link-preview fetcher (chat and social apps); `is_bot` is 1 too.

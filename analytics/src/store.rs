@@ -74,12 +74,29 @@ impl Store {
             }
         }
         for rollup in schema::ROLLUPS {
-            for (column, kind, after) in schema::ADDED_ROLLUP_DIMENSIONS {
+            for (column, kind, after) in schema::added_rollup_dimensions() {
                 if !self.has_column(rollup.table, column).await? {
                     for sql in schema::upgrade_rollup(&self.database, rollup, column, kind, after) {
                         self.admin.query(&sql).execute().await?;
                     }
                 }
+            }
+        }
+        // A rollup newer than the sidecar's first start (the hourly one) is
+        // filled from a finer one while it is still empty and has no view:
+        // no click is written meanwhile, so none is counted twice.
+        for rollup in schema::ROLLUPS {
+            let Some(source) = rollup.backfill_from else {
+                continue;
+            };
+            let view = format!("{}_mv", rollup.table);
+            if !self.has_table(&view).await? && self.is_empty(rollup.table).await? {
+                let source = schema::ROLLUPS
+                    .iter()
+                    .find(|r| r.table == source)
+                    .expect("a rollup's source is a rollup");
+                let sql = schema::backfill_rollup(&self.database, rollup, source);
+                self.admin.query(&sql).execute().await?;
             }
         }
         for sql in schema::views(&self.database) {
@@ -103,6 +120,25 @@ impl Store {
             .fetch_one()
             .await?;
         Ok(present > 0)
+    }
+
+    /// Whether the sidecar's database has `table` (or view).
+    async fn has_table(&self, table: &str) -> clickhouse::error::Result<bool> {
+        let present: u64 = self
+            .admin
+            .query("SELECT count() FROM system.tables WHERE database = ? AND name = ?")
+            .bind(&self.database)
+            .bind(table)
+            .fetch_one()
+            .await?;
+        Ok(present > 0)
+    }
+
+    /// Whether `table` of the sidecar's database has no rows.
+    async fn is_empty(&self, table: &str) -> clickhouse::error::Result<bool> {
+        let sql = format!("SELECT count() FROM {}.{table}", self.database);
+        let rows: u64 = self.admin.query(&sql).fetch_one().await?;
+        Ok(rows == 0)
     }
 
     /// The ids among `rows` that `clicks` already holds.
@@ -318,6 +354,7 @@ mod tests {
             os: String::new(),
             referrer_host: String::new(),
             accept_language: String::new(),
+            language: String::new(),
             is_bot: 0,
             is_preview: 0,
             visitor_hash: 0,

@@ -27,7 +27,7 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         .ch
         .query(&format!(
             "SELECT code, status, country, city, browser, os, device, referrer_host, is_bot, \
-             ip_prefix, node, host, accept_language, hex(batch_id), ts_ms \
+             ip_prefix, node, host, accept_language, language, hex(batch_id), ts_ms \
              FROM clicks WHERE event_id = unhex('{}')",
             hex(&id(3, 0))
         ))
@@ -50,6 +50,7 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
             "node-b",
             "sho.rt",
             "en-GB",
+            "en",
             &hex(&id(3, u32::MAX)).to_uppercase(),
             "1763700003000",
         ]
@@ -91,29 +92,30 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         n / 3
     );
 
-    // Rollups agree with the raw table, per key.
-    for (table, bucket) in [
-        ("clicks_per_minute", "toStartOfMinute(ts)"),
-        ("clicks_per_day", "toDate(ts)"),
+    // Every rollup agrees with the raw table, per key (every dimension).
+    let dims: Vec<&str> = analytics::schema::ROLLUP_DIMENSIONS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let dims = dims.join(", ");
+    for (table, col, bucket) in [
+        ("clicks_per_minute", "minute", "toStartOfMinute(ts, 'UTC')"),
+        ("clicks_per_hour", "hour", "toStartOfHour(ts, 'UTC')"),
+        ("clicks_per_day", "day", "toDate(ts, 'UTC')"),
     ] {
         let raw = env
             .ch
             .query(&format!(
-                "SELECT code, {bucket} AS b, status, country, device, browser, os, referrer_host, is_bot, is_preview, \
-                 count(), uniqExact(visitor_hash) FROM clicks \
-                 GROUP BY code, b, status, country, device, browser, os, referrer_host, is_bot, is_preview \
-                 ORDER BY code, b, status, country, device, browser, os, referrer_host, is_bot, is_preview"
+                "SELECT code, {bucket} AS b, {dims}, count(), uniq(visitor_hash) FROM clicks \
+                 GROUP BY code, b, {dims} ORDER BY code, b, {dims}"
             ))
             .await
             .unwrap();
         let rolled = env
             .ch
             .query(&format!(
-                "SELECT code, {b}, status, country, device, browser, os, referrer_host, is_bot, is_preview, \
-                 countMerge(clicks), uniqMerge(visitors) FROM {table} \
-                 GROUP BY code, {b}, status, country, device, browser, os, referrer_host, is_bot, is_preview \
-                 ORDER BY code, {b}, status, country, device, browser, os, referrer_host, is_bot, is_preview",
-                b = if table == "clicks_per_minute" { "minute" } else { "day" }
+                "SELECT code, {col}, {dims}, countMerge(clicks), uniqMerge(visitors) FROM {table} \
+                 GROUP BY code, {col}, {dims} ORDER BY code, {col}, {dims}"
             ))
             .await
             .unwrap();

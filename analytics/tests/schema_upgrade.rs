@@ -57,72 +57,89 @@ async fn an_older_clicks_table_gets_the_domain_column() {
     );
 }
 
-/// Rollups made before `is_preview` (table, sort key and view without it) get
-/// the column in the table and its sort key, and a view that fills it: a
-/// preview click written after the upgrade is rolled up apart from people's.
+/// Rollups made before `is_preview`, `domain` and `city` (tables, sort keys
+/// and views without them) and before the hourly rollup existed get the
+/// columns in their tables and sort keys, views that fill them, and an
+/// hourly rollup filled from the minute one: a click made before the upgrade
+/// is in every rollup once, later clicks are split by the new dimensions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn older_rollups_get_the_preview_dimension() {
+async fn older_rollups_get_the_new_dimensions_and_an_hourly_rollup() {
     let env = Env::new().await;
     let db = env.ch.name().to_owned();
     let dims = "status, country, device, browser, os, referrer_host, is_bot";
-    for sql in [
-        format!(
-            "CREATE TABLE {db}.clicks (
-                event_id FixedString(16), ts DateTime, ts_ms UInt64, batch_id FixedString(16),
-                node String, code String, status UInt16, host String, domain String, ip_prefix String,
-                country String, city String, device String, browser String, os String,
-                referrer_host String, accept_language String, is_bot UInt8, visitor_hash UInt64
-            ) ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (code, ts)"
+    let mut setup = vec![format!(
+        "CREATE TABLE {db}.clicks (
+            event_id FixedString(16), ts DateTime, ts_ms UInt64, batch_id FixedString(16),
+            node String, code String, status UInt16, host String, domain String, ip_prefix String,
+            country String, city String, device String, browser String, os String,
+            referrer_host String, accept_language String, is_bot UInt8, visitor_hash UInt64
+        ) ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (code, ts)"
+    )];
+    // The first rollups, as `schema.rs` made them.
+    for (table, col, kind, expr) in [
+        (
+            "clicks_per_minute",
+            "minute",
+            "DateTime",
+            "toStartOfMinute(ts)",
         ),
-        format!(
-            "CREATE TABLE {db}.clicks_per_day (
-                code String, day Date, status UInt16, country String, device String,
+        ("clicks_per_day", "day", "Date", "toDate(ts)"),
+    ] {
+        setup.push(format!(
+            "CREATE TABLE {db}.{table} (
+                code String, {col} {kind}, status UInt16, country String, device String,
                 browser String, os String, referrer_host String, is_bot UInt8,
                 clicks AggregateFunction(count), visitors AggregateFunction(uniq, UInt64)
-            ) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(day)
-            ORDER BY (code, day, {dims})"
-        ),
-        format!(
-            "CREATE MATERIALIZED VIEW {db}.clicks_per_day_mv TO {db}.clicks_per_day AS
-             SELECT code, toDate(ts) AS day, {dims},
+            ) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM({col})
+            ORDER BY (code, {col}, {dims})"
+        ));
+        setup.push(format!(
+            "CREATE MATERIALIZED VIEW {db}.{table}_mv TO {db}.{table} AS
+             SELECT code, {expr} AS {col}, {dims},
                     countState() AS clicks, uniqState(visitor_hash) AS visitors
-             FROM {db}.clicks GROUP BY code, day, {dims}"
-        ),
-        format!(
-            "INSERT INTO {db}.clicks (event_id, ts, code, is_bot) VALUES ('0123456789abcdef', now(), 'old', 0)"
-        ),
-    ] {
+             FROM {db}.clicks GROUP BY code, {col}, {dims}"
+        ));
+    }
+    setup.push(format!(
+        "INSERT INTO {db}.clicks (event_id, ts, code, is_bot, visitor_hash) VALUES ('0123456789abcdef', now(), 'old', 0, 9)"
+    ));
+    for sql in setup {
         env.ch.query(&sql).await.unwrap();
     }
     let store = analytics::store::Store::new(&env.config());
     store.create_schema().await.unwrap();
     store.create_schema().await.unwrap();
 
-    let created = env
-        .ch
-        .query(&format!("SHOW CREATE TABLE {db}.clicks_per_day"))
-        .await
-        .unwrap();
-    assert!(
-        created.contains("referrer_host, is_bot, is_preview)"),
-        "is_preview in the sort key: {created}"
-    );
+    for table in ["clicks_per_minute", "clicks_per_hour", "clicks_per_day"] {
+        let created = env
+            .ch
+            .query(&format!("SHOW CREATE TABLE {db}.{table}"))
+            .await
+            .unwrap();
+        assert!(
+            created.contains("referrer_host, is_bot, is_preview, domain, city, language)"),
+            "the new dimensions in {table}'s sort key: {created}"
+        );
+    }
     env.ch
         .query(&format!(
-            "INSERT INTO {db}.clicks (event_id, ts, code, is_bot, is_preview, visitor_hash) VALUES
-             ('1123456789abcdef', now(), 'new', 1, 1, 1), ('2123456789abcdef', now(), 'new', 0, 0, 2)"
+            "INSERT INTO {db}.clicks (event_id, ts, code, domain, city, is_bot, is_preview, visitor_hash) VALUES
+             ('1123456789abcdef', now(), 'new', 'go.example', 'Paris', 1, 1, 1),
+             ('2123456789abcdef', now(), 'new', '', 'Lyon', 0, 0, 2)"
         ))
         .await
         .unwrap();
-    assert_eq!(
-        env.ch
-            .query(&format!(
-                "SELECT code, is_bot, is_preview, countMerge(clicks) FROM {db}.clicks_per_day
-                 GROUP BY code, is_bot, is_preview ORDER BY code, is_bot, is_preview"
-            ))
-            .await
-            .unwrap(),
-        "new\t0\t0\t1\nnew\t1\t1\t1\nold\t0\t0\t1\n",
-        "old rows read is_preview 0; new ones are split by it"
-    );
+    for table in ["clicks_per_minute", "clicks_per_hour", "clicks_per_day"] {
+        assert_eq!(
+            env.ch
+                .query(&format!(
+                    "SELECT code, domain, city, is_bot, is_preview, countMerge(clicks) FROM {db}.{table}
+                     GROUP BY code, domain, city, is_bot, is_preview ORDER BY code, is_bot"
+                ))
+                .await
+                .unwrap(),
+            "new\t\tLyon\t0\t0\t1\nnew\tgo.example\tParis\t1\t1\t1\nold\t\t\t0\t0\t1\n",
+            "{table}: the old click once (read with the new columns' defaults), the new ones apart"
+        );
+    }
 }

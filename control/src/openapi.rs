@@ -58,6 +58,7 @@ use utoipa::OpenApi;
     crate::stats::Counts,
     crate::stats::SeriesPoint,
     crate::stats::DimensionValue,
+    crate::stats::CrossRow,
     crate::stats::TopLink,
     crate::health::Health,
     crate::health::Readiness,

@@ -1,11 +1,13 @@
-//! Stats from a real ClickHouse: a fresh database per test with the sidecar's
-//! `clicks` columns, rows inserted by the test.
+//! Stats from a real ClickHouse: a fresh database per test with the
+//! sidecar's own tables (`clicks` and its rollups, made by
+//! `analytics::schema`), rows inserted into `clicks` by the test and rolled
+//! up by the sidecar's views.
 
 mod common;
 
 use common::{TestApp, error_code};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// 2026-01-01T10:00:00Z.
 const T10: u64 = 1_767_261_600;
@@ -17,29 +19,34 @@ async fn clickhouse_with_clicks(rows: &[Click<'_>]) -> testkit::ClickHouseDataba
     let ch = testkit::ClickHouseDatabase::create_with_prefix("ctl")
         .await
         .unwrap();
-    ch.query(
-        "CREATE TABLE clicks (
-            event_id FixedString(16), ts DateTime, ts_ms UInt64, code String, domain String,
-            status UInt16,
-            country String, city String, device String, browser String, os String,
-            referrer_host String, is_bot UInt8, visitor_hash UInt64
-         ) ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (code, ts)",
-    )
-    .await
-    .unwrap();
+    let db = ch.name().to_owned();
+    for sql in analytics::schema::statements(&db)
+        .into_iter()
+        .chain(analytics::schema::views(&db))
+    {
+        ch.query(&sql).await.unwrap();
+    }
+    insert_clicks(&ch, rows).await;
+    ch
+}
+
+async fn insert_clicks(ch: &testkit::ClickHouseDatabase, rows: &[Click<'_>]) {
     let values: Vec<String> = rows
         .iter()
         .map(|(code, event, ts, status, country, device, bot, visitor)| {
+            let city = if *country == "GB" { "London" } else { "Boston" };
             format!(
-                "('{event:016}', toDateTime({ts}), {}, '{code}', '', {status}, '{country}', 'City', '{device}', 'Firefox', 'Linux', 'news.example', {bot}, {visitor})",
+                "('{event:016}', toDateTime({ts}), {}, '{code}', '', {status}, '{country}', '{city}', '{device}', 'Firefox', 'Linux', 'news.example', {bot}, {visitor})",
                 ts * 1000
             )
         })
         .collect();
-    ch.query(&format!("INSERT INTO clicks VALUES {}", values.join(", ")))
-        .await
-        .unwrap();
-    ch
+    ch.query(&format!(
+        "INSERT INTO clicks (event_id, ts, ts_ms, code, domain, status, country, city, device, browser, os, referrer_host, is_bot, visitor_hash) VALUES {}",
+        values.join(", ")
+    ))
+    .await
+    .unwrap();
 }
 
 async fn app_with(ch: &testkit::ClickHouseDatabase) -> TestApp {
@@ -56,8 +63,6 @@ async fn link_stats_series_dimensions_bots_and_csv() {
     let ch = clickhouse_with_clicks(&[
         ("abc", 1, T10 + 1, 301, "GB", "desktop", 0, 1),
         ("abc", 2, T10 + 50, 301, "GB", "desktop", 0, 1),
-        ("abc", 3, T10 + 70, 302, "GB", "desktop", 0, 1),
-        // The same event twice: counted once.
         ("abc", 3, T10 + 70, 302, "GB", "desktop", 0, 1),
         ("abc", 4, T10 + 3600, 307, "US", "mobile", 0, 2),
         ("abc", 5, T10 + 3700, 308, "US", "mobile", 0, 2),
@@ -245,4 +250,263 @@ async fn stats_without_clickhouse_are_503() {
         .call(Method::GET, "/v1/links/abc/stats", &app.admin_key)
         .await;
     assert_eq!((s, error_code(&b)), (503, "unavailable"));
+}
+
+/// The stats routes read the rollups; for the same clicks they give the
+/// numbers the raw rows give, for ranges each rollup answers a part of
+/// (whole days, ragged ends read from hours and minutes, less than an hour),
+/// every bucket, breakdowns, with and without bots, and the summary.
+#[tokio::test]
+async fn rollups_give_the_numbers_of_the_raw_rows() {
+    /// 2026-01-01T00:00:00Z.
+    const D0: u64 = 1_767_225_600;
+    let clicks: Vec<Click<'_>> = (0..900u64)
+        .map(|i| {
+            (
+                if i % 5 == 0 { "other" } else { "abc" },
+                i + 1,
+                D0 + (i * 7919 + i * i) % (3 * 86_400),
+                [301, 302, 307, 308, 404][(i % 5) as usize],
+                ["GB", "US", "FR"][(i % 3) as usize],
+                ["desktop", "mobile", "tablet", "bot"][(i % 4) as usize],
+                u8::from(i % 4 == 3),
+                i % 41,
+            )
+        })
+        .collect();
+    let ch = clickhouse_with_clicks(&clicks).await;
+    let app = app_with(&ch).await;
+    for code in ["abc", "other"] {
+        app.create(json!({ "target": "https://a.com", "custom_alias": code }))
+            .await;
+    }
+    let at = |secs: u64| {
+        let t = time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap();
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    // (from, to, what the rollups read)
+    let ranges = [
+        (D0, D0 + 3 * 86_400, "whole days"),
+        (
+            D0 + 10 * 3600 + 7 * 60 + 30,
+            D0 + 2 * 86_400 + 5 * 3600 + 1810,
+            "days, hours, minutes",
+        ),
+        (
+            D0 + 86_400 + 3 * 3600 + 300,
+            D0 + 86_400 + 3 * 3600 + 3000,
+            "minutes",
+        ),
+        (D0 + 3600 + 59, D0 + 5 * 3600, "hours and minutes"),
+    ];
+    for (from, to, what) in ranges {
+        // The range the API counts: whole minutes, rounded outwards.
+        let (lo, hi) = (from / 60 * 60, to.div_ceil(60) * 60);
+        for include_bots in [false, true] {
+            let counted = if include_bots {
+                "status IN (301, 302, 307, 308)"
+            } else {
+                "status IN (301, 302, 307, 308) AND is_bot = 0"
+            };
+            let raw_where = format!(
+                "code = 'abc' AND {counted} AND ts >= toDateTime({lo}) AND ts < toDateTime({hi})"
+            );
+            for (bucket, func) in [
+                ("minute", "toStartOfMinute"),
+                ("hour", "toStartOfHour"),
+                ("day", "toStartOfDay"),
+            ] {
+                let url = format!(
+                    "/v1/links/abc/stats?from={}&to={}&bucket={bucket}&include_bots={include_bots}&dimensions=country,city,device,referrer",
+                    at(from),
+                    at(to)
+                );
+                let (s, b) = app.call(Method::GET, &url, &app.admin_key).await;
+                assert_eq!(s, 200, "{what} {bucket}: {b}");
+                let context = format!("{what}, {bucket}, bots {include_bots}");
+                assert_eq!(
+                    (b["from"].clone(), b["to"].clone()),
+                    (json!(at(lo)), json!(at(hi))),
+                    "{context}"
+                );
+                let series = ch
+                    .query(&format!(
+                        "SELECT toString({func}(ts, 'UTC'), 'UTC') AS t, count(), uniq(visitor_hash)
+                           FROM clicks WHERE {raw_where} GROUP BY t ORDER BY t"
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    tsv(&b["series"], &["t", "clicks", "unique_visitors"]),
+                    series
+                        .lines()
+                        .map(|l| l.replacen(' ', "T", 1).replacen('\t', "Z\t", 1) + "\n")
+                        .collect::<String>(),
+                    "series, {context}"
+                );
+                let totals = ch
+                    .query(&format!(
+                        "SELECT count(), uniq(visitor_hash) FROM clicks WHERE {raw_where}"
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    tsv(&json!([b["totals"]]), &["clicks", "unique_visitors"]),
+                    totals,
+                    "totals, {context}"
+                );
+                assert!(b["totals"]["clicks"].as_u64().unwrap() > 0, "{context}");
+                for (name, column) in [
+                    ("country", "country"),
+                    ("city", "city"),
+                    ("device", "device"),
+                    ("referrer", "referrer_host"),
+                ] {
+                    let values = ch
+                        .query(&format!(
+                            "SELECT {column} AS value, count() AS clicks, uniq(visitor_hash) FROM clicks
+                              WHERE {raw_where} GROUP BY value ORDER BY clicks DESC, value"
+                        ))
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        tsv(
+                            &b["dimensions"][name],
+                            &["value", "clicks", "unique_visitors"]
+                        ),
+                        values,
+                        "{name}, {context}"
+                    );
+                }
+            }
+            let url = format!(
+                "/v1/stats/summary?from={}&to={}&include_bots={include_bots}",
+                at(from),
+                at(to)
+            );
+            let (s, b) = app.call(Method::GET, &url, &app.admin_key).await;
+            assert_eq!(s, 200, "{b}");
+            let top = ch
+                .query(&format!(
+                    "SELECT code, count() AS clicks, uniq(visitor_hash) FROM clicks
+                      WHERE {counted} AND ts >= toDateTime({lo}) AND ts < toDateTime({hi})
+                      GROUP BY code ORDER BY clicks DESC, code"
+                ))
+                .await
+                .unwrap();
+            assert_eq!(
+                tsv(&b["links"], &["code", "clicks", "unique_visitors"]),
+                top,
+                "summary, {what}, bots {include_bots}"
+            );
+        }
+    }
+}
+
+/// The fields of each object of `rows`, tab-separated, a line each: what
+/// ClickHouse's default format prints.
+fn tsv(rows: &Value, fields: &[&str]) -> String {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = fields
+                .iter()
+                .map(|f| match &row[*f] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            cells.join("\t") + "\n"
+        })
+        .collect()
+}
+
+/// Filters (country, device, referrer, language) narrow every number;
+/// `traffic` splits people, bots and previews; `cross` gives a row per
+/// bucket and value of each named dimension; bad filters are 400s.
+#[tokio::test]
+async fn filters_cross_rows_and_the_traffic_split() {
+    let ch = clickhouse_with_clicks(&[
+        ("abc", 1, T10, 301, "GB", "desktop", 0, 1),
+        ("abc", 2, T10 + 10, 301, "GB", "mobile", 0, 2),
+        ("abc", 3, T10 + 3600, 301, "US", "mobile", 0, 3),
+        ("abc", 4, T10 + 3600, 301, "US", "bot", 1, 4),
+    ])
+    .await;
+    // One preview fetch and one click in French, from the same referrer.
+    ch.query(
+        "INSERT INTO clicks (event_id, ts, code, domain, status, country, device, referrer_host, language, is_bot, is_preview, visitor_hash) VALUES
+         ('0000000000000005', toDateTime(1767261600), 'abc', '', 302, 'FR', 'bot', 'chat.example', '', 1, 1, 5),
+         ('0000000000000006', toDateTime(1767261600), 'abc', '', 302, 'FR', 'tablet', 'chat.example', 'fr', 0, 0, 6)",
+    )
+    .await
+    .unwrap();
+    let app = app_with(&ch).await;
+    app.create(json!({ "target": "https://a.com", "custom_alias": "abc" }))
+        .await;
+    let range = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
+    let get = |q: &str| {
+        let url = format!("/v1/links/abc/stats?{range}&{q}");
+        let app = &app;
+        async move { app.call(Method::GET, &url, &app.admin_key).await }
+    };
+
+    let (s, b) = get("country=gb,fr&device=mobile,tablet").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["totals"], json!({ "clicks": 2, "unique_visitors": 2 }));
+    let (_, b) = get("language=FR&dimensions=language").await;
+    assert_eq!(b["totals"]["clicks"], 1);
+    assert_eq!(
+        b["dimensions"]["language"],
+        json!([{ "value": "fr", "clicks": 1, "unique_visitors": 1 }])
+    );
+    let (_, b) = get("referrer=Chat.example&include_bots=true").await;
+    assert_eq!(b["totals"]["clicks"], 2, "the preview counts with bots");
+
+    let (_, b) = get("include_bots=true&dimensions=traffic").await;
+    assert_eq!(
+        b["dimensions"]["traffic"],
+        json!([
+            { "value": "human", "clicks": 4, "unique_visitors": 4 },
+            { "value": "bot", "clicks": 1, "unique_visitors": 1 },
+            { "value": "preview", "clicks": 1, "unique_visitors": 1 },
+        ])
+    );
+
+    let (s, b) = get("bucket=hour&cross=country,device").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["cross"],
+        json!([
+            { "t": "2026-01-01T10:00:00Z", "values": { "country": "FR", "device": "tablet" }, "clicks": 1, "unique_visitors": 1 },
+            { "t": "2026-01-01T10:00:00Z", "values": { "country": "GB", "device": "desktop" }, "clicks": 1, "unique_visitors": 1 },
+            { "t": "2026-01-01T10:00:00Z", "values": { "country": "GB", "device": "mobile" }, "clicks": 1, "unique_visitors": 1 },
+            { "t": "2026-01-01T11:00:00Z", "values": { "country": "US", "device": "mobile" }, "clicks": 1, "unique_visitors": 1 },
+        ])
+    );
+    let (_, b) = get("").await;
+    assert_eq!(b["cross"], json!([]), "no cross rows unless asked");
+
+    for q in [
+        "device=phone",
+        "country=",
+        "cross=",
+        "cross=country,device,os,browser",
+        "cross=colour",
+        "dimensions=traffic,colour",
+    ] {
+        let (s, b) = get(q).await;
+        assert_eq!((s, error_code(&b)), (400, "bad_request"), "{q}: {b}");
+    }
+    let (s, b) = app
+        .call(
+            Method::GET,
+            &format!("/v1/stats/summary?{range}&country=US"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["links"][0]["clicks"], 1);
 }

@@ -88,15 +88,16 @@ impl Store {
         }
     }
 
-    /// Both rollups equal the raw table per key (clicks and unique visitors).
+    /// Every rollup equals the raw table per key (clicks and unique visitors).
     /// ClickHouse writes an insert's materialized views after the raw table,
     /// so a reader may briefly see the rows before their rollups: allow a
     /// few seconds, then the last comparison must be equal.
     async fn assert_rollups_agree(&self) {
-        let keys = "code, status, country, device, browser, os, referrer_host, is_bot";
+        let keys = "code, domain, status, country, city, device, browser, os, referrer_host, is_bot, is_preview";
         for (table, bucket, expr) in [
-            ("clicks_per_minute", "minute", "toStartOfMinute(ts)"),
-            ("clicks_per_day", "day", "toDate(ts)"),
+            ("clicks_per_minute", "minute", "toStartOfMinute(ts, 'UTC')"),
+            ("clicks_per_hour", "hour", "toStartOfHour(ts, 'UTC')"),
+            ("clicks_per_day", "day", "toDate(ts, 'UTC')"),
         ] {
             let raw_sql = format!(
                 "SELECT {expr} AS b, {keys}, count(), uniqExact(visitor_hash) FROM clicks \

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::bots::{self, Traffic};
-use super::{device, uap};
+use super::{device, models, uap};
 
 /// What the sidecar stores about an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,7 @@ impl AgentCache {
     pub fn new(capacity: usize) -> AgentCache {
         bots::rules();
         uap::warm_up();
+        models::models();
         let generation_size = capacity.div_ceil(2).max(1);
         AgentCache {
             young: HashMap::with_capacity(generation_size),

@@ -3,13 +3,15 @@
 //!
 //! uap-core names devices (`iPhone`, `Samsung SM-T970`, `Generic Feature
 //! Phone`) and operating systems but has no class, so the class is decided
-//! here from its OS family and device name, then from the agent's own
+//! here from its OS family and device name, then from the model through
+//! Matomo's device database ([`super::models`]), then from the agent's own
 //! platform tokens. The order matters: TVs and consoles carry `Android` or
 //! `Linux`, feature phones carry browser names of smartphones, and Android
 //! tablets are told from phones by the missing `Mobile` token (the convention
 //! Chrome and Firefox follow). Measured on `analytics/corpora/devices.tsv`;
 //! see the analytics README.
 
+use super::models;
 use super::uap::Families;
 
 /// Tokens (lowercase) of TVs, set-top boxes, consoles, cars and other
@@ -206,6 +208,21 @@ pub fn class(lower: &str, families: &Families) -> &'static str {
     }
     if matches!(device, "iPhone" | "iPod" | "Generic Smartphone") {
         return "mobile";
+    }
+    // The model, when Matomo's database knows it: it knows the hardware,
+    // where the `Mobile` token below is only the browser's convention. Not
+    // asked for desktop systems, whose agents name no model: it would cost
+    // them ~30 µs per parse for nothing.
+    let desktop_os = matches!(
+        os,
+        "Windows" | "Mac OS X" | "Linux" | "Ubuntu" | "Chrome OS" | "Fedora" | "FreeBSD"
+    );
+    if !desktop_os && let Some(class) = models::models().class(lower) {
+        // Matomo's own rule: an Android "feature phone" is a smartphone.
+        return match class {
+            "feature_phone" if os == "Android" => "mobile",
+            class => class,
+        };
     }
     match os {
         "iOS" | "iPadOS" => {

@@ -1,16 +1,20 @@
 //! Turning a captured click into a stored row: address truncation, GeoIP,
-//! user agent, referrer host, visitor hash.
+//! user agent, referrer host, language, visitor hash.
 //!
 //! * [`privacy`]: /24 and /48 truncation and the visitor hash.
 //! * [`geo`]: country and city from a MaxMind-format database.
+//! * [`language`]: the preferred language from `Accept-Language`.
 //! * [`agent`]: browser, OS, device class, bot and preview flags, cached per agent,
 //!   from [`bots`] (isbot's list and rules), [`uap`] (uap-core's regexes) and
-//!   [`device`] (the class from uap-core's answer).
+//!   [`device`] (the class from [`models`], Matomo's device database, and
+//!   uap-core's answer).
 
 pub mod agent;
 pub mod bots;
 pub mod device;
 pub mod geo;
+pub mod language;
+pub mod models;
 pub mod privacy;
 pub mod uap;
 
@@ -68,6 +72,7 @@ impl Enricher {
             os: agent.os.clone(),
             referrer_host: referrer_host(event.referrer),
             accept_language: lossy(event.accept_language),
+            language: language::primary_language(event.accept_language),
             is_bot: u8::from(agent.is_bot),
             is_preview: u8::from(agent.is_preview),
             visitor_hash: privacy::visitor_hash(truncated, event.user_agent),

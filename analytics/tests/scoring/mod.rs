@@ -50,6 +50,11 @@ pub struct Measured {
     pub device: Score,
     /// The same, per expected class.
     pub device_by_class: BTreeMap<&'static str, Score>,
+    /// Device class on `devices-heldout.tsv`: other smartphones, tablets
+    /// and TVs of the same fixtures, never read while tuning the rules.
+    pub heldout_device: Score,
+    /// The same, per expected class.
+    pub heldout_by_class: BTreeMap<&'static str, Score>,
     /// TVs, consoles, cars, smart displays: `appliance` expected.
     pub appliances: Score,
     /// Browser family where the reference names a mainstream one.
@@ -81,14 +86,7 @@ pub fn measure(parse: &dyn Fn(&[u8]) -> Agent) -> Measured {
         let agent = parse(ua.as_bytes());
         m.humans_kept
             .add(!agent.is_bot, || format!("{client}\t{ua}"));
-        let expected = match device_type.as_str() {
-            "desktop" => Some("desktop"),
-            "smartphone" | "phablet" => Some("mobile"),
-            "tablet" => Some("tablet"),
-            "feature phone" => Some("feature_phone"),
-            _ => None,
-        };
-        if let Some(expected) = expected {
+        if let Some(expected) = expected_class(&device_type) {
             let what = || format!("{expected}->{}\t{ua}", agent.device);
             let hit = agent.device == expected;
             m.device.add(hit, what);
@@ -117,7 +115,35 @@ pub fn measure(parse: &dyn Fn(&[u8]) -> Agent) -> Measured {
             });
         }
     }
+    for [device_type, client_type, _client, _os, ua] in rows::<5>("devices-heldout.tsv") {
+        let Some(expected) = expected_class(&device_type) else {
+            continue;
+        };
+        if !is_person(&client_type, &ua) {
+            continue;
+        }
+        let agent = parse(ua.as_bytes());
+        let what = || format!("{expected}->{}\t{ua}", agent.device);
+        let hit = agent.device == expected;
+        m.heldout_device.add(hit, what);
+        m.heldout_by_class
+            .entry(expected)
+            .or_default()
+            .add(hit, what);
+    }
     m
+}
+
+/// The class the sidecar should give a person's device of Matomo's type
+/// (`None`: TVs and other appliances, scored apart, and the rest).
+fn expected_class(device_type: &str) -> Option<&'static str> {
+    match device_type {
+        "desktop" => Some("desktop"),
+        "smartphone" | "phablet" => Some("mobile"),
+        "tablet" => Some("tablet"),
+        "feature phone" => Some("feature_phone"),
+        _ => None,
+    }
 }
 
 /// People: browsers, and apps' in-app browsers (a `Mozilla/` agent). Podcast

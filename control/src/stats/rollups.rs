@@ -1,0 +1,274 @@
+//! Which of the sidecar's rollups answers which part of a stats range.
+//!
+//! The sidecar keeps three `AggregatingMergeTree` rollups of `clicks`
+//! (`analytics/src/schema.rs`): per UTC minute, hour and day, keyed by code,
+//! domain and every dimension the stats routes read, holding `countState()`
+//! and `uniqState(visitor_hash)`. A range (whole minutes: see
+//! [`super::range`]) is cut into its whole days, the whole hours around them
+//! and the whole minutes around those, each read from its own rollup, and
+//! the parts' states are merged in one query (`UNION ALL`, then
+//! `countMerge` / `uniqMerge`). So the numbers are those of the raw rows
+//! (clicks exactly; visitors the same `uniq` sketch merged), a range of 30
+//! days reads 30 day rows per key rather than every click, and the raw table
+//! is never read.
+//!
+//! A series can only use rollups no coarser than its bucket (an hourly
+//! series cannot come from daily rows), so the planner takes the coarsest
+//! one allowed.
+
+/// One rollup table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollup {
+    /// The table in the stats database.
+    pub table: &'static str,
+    /// Its time column: the bucket's start, `DateTime` (or `Date` for days).
+    pub column: &'static str,
+    /// The bucket's width, seconds.
+    pub secs: i64,
+}
+
+/// Per minute (`minute DateTime`).
+pub const MINUTE: Rollup = Rollup {
+    table: "clicks_per_minute",
+    column: "minute",
+    secs: 60,
+};
+/// Per hour (`hour DateTime`).
+pub const HOUR: Rollup = Rollup {
+    table: "clicks_per_hour",
+    column: "hour",
+    secs: 3600,
+};
+/// Per day (`day Date`).
+pub const DAY: Rollup = Rollup {
+    table: "clicks_per_day",
+    column: "day",
+    secs: 86_400,
+};
+
+/// The rollups, finest first.
+const ALL: [Rollup; 3] = [MINUTE, HOUR, DAY];
+
+/// One part of a range and the rollup that reads it: `[from, to)`, Unix
+/// seconds, both multiples of the rollup's width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub rollup: Rollup,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// `[from, to)` (whole minutes) cut into parts, each read from the coarsest
+/// rollup up to `coarsest` whose buckets it fills: whole days in the middle,
+/// whole hours around them, whole minutes at the ends. Empty parts are left
+/// out, so a range gives at most five parts.
+pub fn plan(from: i64, to: i64, coarsest: Rollup) -> Vec<Part> {
+    debug_assert!(from % 60 == 0 && to % 60 == 0, "whole minutes");
+    let levels: Vec<Rollup> = ALL
+        .iter()
+        .copied()
+        .filter(|r| r.secs <= coarsest.secs)
+        .collect();
+    let mut parts = Vec::new();
+    split(from, to, &levels, &mut parts);
+    parts.sort_by_key(|p| p.from);
+    parts
+}
+
+/// Cuts `[from, to)` with the coarsest of `levels` (the last), the rest
+/// going to the finer ones.
+fn split(from: i64, to: i64, levels: &[Rollup], out: &mut Vec<Part>) {
+    let Some((&rollup, finer)) = levels.split_last() else {
+        return;
+    };
+    if from >= to {
+        return;
+    }
+    let start = ceil(from, rollup.secs);
+    let end = floor(to, rollup.secs);
+    if start < end && !finer.is_empty() {
+        split(from, start, finer, out);
+        out.push(Part {
+            rollup,
+            from: start,
+            to: end,
+        });
+        split(end, to, finer, out);
+    } else if finer.is_empty() {
+        out.push(Part { rollup, from, to });
+    } else {
+        split(from, to, finer, out);
+    }
+}
+
+fn floor(t: i64, step: i64) -> i64 {
+    t.div_euclid(step) * step
+}
+
+fn ceil(t: i64, step: i64) -> i64 {
+    floor(t + step - 1, step)
+}
+
+/// `t` rounded down to a whole minute.
+pub fn minute_floor(t: i64) -> i64 {
+    floor(t, 60)
+}
+
+/// `t` rounded up to a whole minute.
+pub fn minute_ceil(t: i64) -> i64 {
+    ceil(t, 60)
+}
+
+impl Part {
+    /// The part's rows of its rollup: `WHERE` on its time column, both ends
+    /// our own integers (no client text).
+    fn range_condition(&self) -> String {
+        let Part { rollup, from, to } = *self;
+        let col = rollup.column;
+        if rollup == DAY {
+            format!(
+                "{col} >= toDate(toDateTime({from}), 'UTC') AND {col} < toDate(toDateTime({to}), 'UTC')"
+            )
+        } else {
+            format!("{col} >= toDateTime({from}) AND {col} < toDateTime({to})")
+        }
+    }
+
+    /// The start of the `bucket_fn` bucket (`toStartOfHour`...) each row of
+    /// this part falls in, Unix seconds. A day row is its own day bucket
+    /// (the planner never reads days for a finer series).
+    fn bucket_start(&self, bucket_fn: &str) -> String {
+        let col = self.rollup.column;
+        if self.rollup == DAY {
+            format!("toUInt32(toUInt32({col}) * 86400)")
+        } else {
+            format!("toUInt32({bucket_fn}({col}, 'UTC'))")
+        }
+    }
+}
+
+/// What each part selects as `key` besides the states `c` and `v`.
+#[derive(Debug, Clone, Copy)]
+pub enum Key<'a> {
+    /// Nothing (totals): the constant 0.
+    None,
+    /// The start of the series bucket, through `toStartOfMinute`,
+    /// `toStartOfHour` or `toStartOfDay`.
+    Bucket(&'a str),
+    /// A column, as a string (a breakdown, or the code for top links).
+    Column(&'a str),
+    /// Cross-dimension rows: the bucket start as `key` (as [`Key::Bucket`])
+    /// and the columns' values, as strings, in the array `vals`.
+    Cross(&'a str, &'a [&'a str]),
+}
+
+impl Key<'_> {
+    /// The columns [`union`] selects besides the states, to group by.
+    pub fn columns(&self) -> &'static str {
+        match self {
+            Key::Cross(..) => "key, vals",
+            _ => "key",
+        }
+    }
+}
+
+/// The `UNION ALL` of the parts' rows matching `filter` (a `WHERE` clause
+/// with `?` placeholders, which the caller binds once per part), each as
+/// `(key, c, v)` (or `(key, vals, c, v)`: [`Key::columns`]) with `c` the
+/// count state and `v` the visitors state. Read it as `SELECT key,
+/// countMerge(c), uniqMerge(v) FROM (...) GROUP BY key`.
+pub fn union(parts: &[Part], key: Key<'_>, filter: &str) -> String {
+    parts
+        .iter()
+        .map(|p| {
+            let key = match key {
+                Key::None => "toUInt32(0) AS key".to_owned(),
+                Key::Bucket(f) => format!("{} AS key", p.bucket_start(f)),
+                Key::Column(c) => format!("toString({c}) AS key"),
+                Key::Cross(f, columns) => {
+                    let values: Vec<String> =
+                        columns.iter().map(|c| format!("toString({c})")).collect();
+                    format!(
+                        "{} AS key, [{}] AS vals",
+                        p.bucket_start(f),
+                        values.join(", ")
+                    )
+                }
+            };
+            format!(
+                "SELECT {key}, clicks AS c, visitors AS v FROM {table} WHERE {filter} AND {range}",
+                table = p.rollup.table,
+                range = p.range_condition()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-01-01T00:00:00Z.
+    const D0: i64 = 1_767_225_600;
+
+    fn shape(parts: &[Part]) -> Vec<(&'static str, i64, i64)> {
+        parts
+            .iter()
+            .map(|p| (p.rollup.column, p.from - D0, p.to - D0))
+            .collect()
+    }
+
+    #[test]
+    fn whole_days_read_the_day_rollup_only() {
+        let parts = plan(D0, D0 + 30 * 86_400, DAY);
+        assert_eq!(shape(&parts), [("day", 0, 30 * 86_400)]);
+    }
+
+    #[test]
+    fn ragged_ends_read_hours_then_minutes() {
+        // 2026-01-01T10:07 to 2026-01-04T05:30.
+        let from = D0 + 10 * 3600 + 7 * 60;
+        let to = D0 + 3 * 86_400 + 5 * 3600 + 30 * 60;
+        let parts = plan(from, to, DAY);
+        assert_eq!(
+            shape(&parts),
+            [
+                ("minute", from - D0, 11 * 3600),
+                ("hour", 11 * 3600, 86_400),
+                ("day", 86_400, 3 * 86_400),
+                ("hour", 3 * 86_400, 3 * 86_400 + 5 * 3600),
+                ("minute", 3 * 86_400 + 5 * 3600, to - D0),
+            ]
+        );
+        // Contiguous, covering exactly the range.
+        assert_eq!(parts.first().unwrap().from, from);
+        assert_eq!(parts.last().unwrap().to, to);
+        assert!(parts.windows(2).all(|w| w[0].to == w[1].from));
+    }
+
+    #[test]
+    fn a_series_never_reads_rows_coarser_than_its_bucket() {
+        let parts = plan(D0 + 60, D0 + 3 * 86_400, HOUR);
+        assert!(parts.iter().all(|p| p.rollup != DAY), "{parts:?}");
+        assert_eq!(
+            shape(&parts),
+            [("minute", 60, 3600), ("hour", 3600, 3 * 86_400)]
+        );
+        let parts = plan(D0, D0 + 86_400, MINUTE);
+        assert_eq!(shape(&parts), [("minute", 0, 86_400)]);
+    }
+
+    #[test]
+    fn less_than_an_hour_reads_minutes() {
+        let parts = plan(D0 + 600, D0 + 1200, DAY);
+        assert_eq!(shape(&parts), [("minute", 600, 1200)]);
+    }
+
+    #[test]
+    fn minutes_round_outwards() {
+        assert_eq!(minute_floor(D0 + 59), D0);
+        assert_eq!(minute_ceil(D0 + 1), D0 + 60);
+        assert_eq!(minute_ceil(D0), D0);
+    }
+}
