@@ -24,7 +24,7 @@
 
 /// Dimensions of both rollups, in their sort-key order after code and time.
 const ROLLUP_DIMENSIONS: &str =
-    "status, country, device, browser, os, referrer_host, is_bot, is_preview";
+    "status, country, device, browser, os, referrer_host, is_bot, is_preview, domain";
 
 /// A rollup table: its name, and its time bucket's column, type and expression.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,13 @@ pub const ROLLUPS: &[Rollup] = &[
 /// Dimensions added to the rollups after they were first created, each with
 /// its type and the column it follows (see [`upgrade_rollup`]).
 /// `is_preview`: a link-preview fetcher (also counted in `is_bot`).
-pub const ADDED_ROLLUP_DIMENSIONS: &[(&str, &str, &str)] = &[("is_preview", "UInt8", "is_bot")];
+/// `domain`: the domain the click was served under, so a link's totals
+/// (control's `clicks` on the link JSON) are its own and not those of the
+/// same code on another domain; rows rolled up before read `''`.
+pub const ADDED_ROLLUP_DIMENSIONS: &[(&str, &str, &str)] = &[
+    ("is_preview", "UInt8", "is_bot"),
+    ("domain", "String", "is_preview"),
+];
 
 /// Columns added to `clicks` after it was first created, each with the
 /// column it follows: [`crate::store::Store::create_schema`] adds those a
@@ -145,6 +151,7 @@ fn rollup_table(db: &str, r: &Rollup) -> String {
             referrer_host String,
             is_bot UInt8,
             is_preview UInt8,
+            domain String,
             clicks AggregateFunction(count),
             visitors AggregateFunction(uniq, UInt64)
         ) ENGINE = AggregatingMergeTree
@@ -175,6 +182,17 @@ fn sort_key(r: &Rollup) -> String {
     format!("code, {}, {ROLLUP_DIMENSIONS}", r.bucket_col)
 }
 
+/// The sort key as it is once `column` is added: the dimensions up to it
+/// (later ones are added after it, one `ALTER` each).
+fn sort_key_through(r: &Rollup, column: &str) -> String {
+    let dims: Vec<&str> = ROLLUP_DIMENSIONS.split(", ").collect();
+    let end = dims
+        .iter()
+        .position(|d| *d == column)
+        .map_or(dims.len(), |i| i + 1);
+    format!("code, {}, {}", r.bucket_col, dims[..end].join(", "))
+}
+
 /// The statements that add dimension `column` to a rollup made before it
 /// existed: the column joins the table and its sort key in one `ALTER`, and
 /// the view (which names its columns) is dropped, for [`views`] to make
@@ -187,7 +205,7 @@ pub fn upgrade_rollup(db: &str, r: &Rollup, column: &str, kind: &str, after: &st
         format!(
             "ALTER TABLE {db}.{table} ADD COLUMN {column} {kind} AFTER {after}, \
              MODIFY ORDER BY ({sort_key})",
-            sort_key = sort_key(r)
+            sort_key = sort_key_through(r, column)
         ),
         format!("DROP TABLE IF EXISTS {db}.{table}_mv"),
     ]

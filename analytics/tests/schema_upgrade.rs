@@ -104,8 +104,8 @@ async fn older_rollups_get_the_preview_dimension() {
         .await
         .unwrap();
     assert!(
-        created.contains("referrer_host, is_bot, is_preview)"),
-        "is_preview in the sort key: {created}"
+        created.contains("referrer_host, is_bot, is_preview, domain)"),
+        "is_preview and domain in the sort key: {created}"
     );
     env.ch
         .query(&format!(
