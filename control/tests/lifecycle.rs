@@ -225,14 +225,13 @@ async fn purge_removes_expired_and_deleted_links_everywhere_and_retires_their_co
     assert_eq!(status, 204);
     // Expiries and a deletion 31 days ago (an API write cannot set a past
     // expiry); "recent" expired only yesterday.
-    sqlx::query(
-        "UPDATE links SET expires_at = now() - interval '31 days' WHERE code IN ('expired', 'kept-url');
-         UPDATE links SET deleted_at = now() - interval '31 days' WHERE code = 'deleted';
-         UPDATE links SET expires_at = now() - interval '1 day' WHERE code = 'recent'",
-    )
-    .execute(db)
-    .await
-    .unwrap();
+    for sql in [
+        "UPDATE links SET expires_at = now() - interval '31 days' WHERE code IN ('expired', 'kept-url')",
+        "UPDATE links SET deleted_at = now() - interval '31 days' WHERE code = 'deleted'",
+        "UPDATE links SET expires_at = now() - interval '1 day' WHERE code = 'recent'",
+    ] {
+        sqlx::query(sql).execute(db).await.unwrap();
+    }
     let before = outbox(&app).await.len();
 
     let purged = control::purge::purge(db, app.running.state.config.purge_after())

@@ -346,7 +346,14 @@ pub async fn get(
     // The ETag versions the link's settings; its click totals change
     // without a new version (see `links::clicks`).
     let mut json = [row.to_json(state.short_base())];
-    super::clicks::fill(&state, std::slice::from_ref(&row), &mut json).await;
+    let ch = state.clickhouse.as_ref();
+    super::clicks::fill(
+        &state.click_totals,
+        ch,
+        std::slice::from_ref(&row),
+        &mut json,
+    )
+    .await;
     let [json] = json;
     Ok(with_etag(StatusCode::OK, &row, json))
 }
@@ -787,7 +794,13 @@ pub async fn list(
     let org_id = auth.org(Scope::LinksRead)?;
     let (rows, next_cursor) = list_links(&state, org_id, &q).await?;
     let mut links: Vec<LinkJson> = rows.iter().map(|r| r.to_json(state.short_base())).collect();
-    super::clicks::fill(&state, &rows, &mut links).await;
+    super::clicks::fill(
+        &state.click_totals,
+        state.clickhouse.as_ref(),
+        &rows,
+        &mut links,
+    )
+    .await;
     Ok(axum::Json(LinkPage { links, next_cursor }))
 }
 

@@ -15,7 +15,6 @@
 //!   leading sort-key column), only for the links not cached.
 
 use super::model::{LinkJson, LinkRow};
-use crate::state::AppState;
 use clickhouse::Row;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -81,10 +80,14 @@ impl ClickTotals {
 }
 
 /// Fills `clicks` and `last_click_at` of `json` (the links of `rows`, in
-/// the same order) from the cache or ClickHouse; leaves them `null` when
-/// ClickHouse cannot answer.
-pub async fn fill(state: &AppState, rows: &[LinkRow], json: &mut [LinkJson]) {
-    let cache = &state.click_totals;
+/// the same order) from `cache` or ClickHouse (`ch`, the stats database);
+/// leaves them `null` when ClickHouse cannot answer.
+pub async fn fill(
+    cache: &ClickTotals,
+    ch: Option<&clickhouse::Client>,
+    rows: &[LinkRow],
+    json: &mut [LinkJson],
+) {
     let now = Instant::now();
     let mut missing = Vec::new();
     for (i, row) in rows.iter().enumerate() {
@@ -96,7 +99,7 @@ pub async fn fill(state: &AppState, rows: &[LinkRow], json: &mut [LinkJson]) {
     if missing.is_empty() {
         return;
     }
-    let Some(ch) = state.clickhouse.as_ref() else {
+    let Some(ch) = ch else {
         return;
     };
     let wanted: Vec<&LinkRow> = missing.iter().map(|&i| &rows[i]).collect();

@@ -17,7 +17,29 @@
 //! - In between, the link redirects as usual, its permanent redirects
 //!   cached at most until `expires_at`.
 
-use super::state::Target;
+use snapshots::RedirectStatus;
+
+/// A link found by a lookup, borrowed from the snapshot or the delta map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub location: &'a [u8],
+    pub status: RedirectStatus,
+    pub expires_at: i64,
+    pub disabled: bool,
+    pub forward_query: bool,
+    /// The link has lifecycle extras (`CoreState::extra_in`).
+    pub has_extra: bool,
+}
+
+impl Target<'_> {
+    /// Whether the link simply redirects at `now` (unix seconds): not
+    /// disabled, not expired, no extras. The others take
+    /// [`Target::answer`]'s slower path.
+    #[inline]
+    pub fn redirects_plainly(&self, now: i64) -> bool {
+        !(self.disabled || self.has_extra || (self.expires_at != 0 && now >= self.expires_at))
+    }
+}
 
 /// A link's extras as a core reads them (from the snapshot or a delta).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,7 +101,6 @@ impl<'a> Target<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use snapshots::RedirectStatus;
 
     fn target(expires_at: i64, disabled: bool) -> Target<'static> {
         Target {

@@ -5,7 +5,7 @@
 
 use super::domains::{DomainChange, DomainTable, UnknownHost};
 use super::fxhash::FxHasher;
-use super::lifecycle::Extra;
+use super::lifecycle::{Extra, Target};
 use snapshots::delta::{LinkChange, LinkDelta};
 use snapshots::{RedirectStatus, Snapshot};
 use std::collections::HashMap;
@@ -101,28 +101,6 @@ impl From<LinkDelta> for DeltaRecord {
             seq: delta.seq,
             change,
         }
-    }
-}
-
-/// A link found by a lookup, borrowed from the snapshot or the delta map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target<'a> {
-    pub location: &'a [u8],
-    pub status: RedirectStatus,
-    pub expires_at: i64,
-    pub disabled: bool,
-    pub forward_query: bool,
-    /// The link has lifecycle extras ([`CoreState::extra_in`]).
-    pub has_extra: bool,
-}
-
-impl Target<'_> {
-    /// Whether the link simply redirects at `now` (unix seconds): not
-    /// disabled, not expired, no extras. The others take
-    /// [`Target::answer`]'s slower path.
-    #[inline]
-    pub fn redirects_plainly(&self, now: i64) -> bool {
-        !(self.disabled || self.has_extra || (self.expires_at != 0 && now >= self.expires_at))
     }
 }
 
