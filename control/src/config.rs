@@ -94,6 +94,14 @@ pub struct Config {
     pub reconcile_interval_secs: u64,
     /// Length of generated codes. Default 7 (62^7 ≈ 3.5e12 codes).
     pub code_length: usize,
+    /// Seconds after its deletion, or its expiry (links without an
+    /// `expired_url`), that a link is purged from PostgreSQL, the snapshots
+    /// and the engines. Default 2592000 (30 days).
+    pub purge_after_secs: u64,
+    /// Seconds between purge rounds. Default 3600.
+    pub purge_interval_secs: u64,
+    /// Seconds a link's click total (from ClickHouse) is cached. Default 60.
+    pub click_totals_ttl_secs: u64,
     /// Largest request body, bytes; a larger one gets 413. Default 1048576 (1 MiB).
     pub max_body_bytes: usize,
     /// Token bucket per API key: sustained requests per second. Default 50.
@@ -198,6 +206,9 @@ impl Default for Config {
             snapshot_keep: 5,
             reconcile_interval_secs: 2,
             code_length: 7,
+            purge_after_secs: 30 * 24 * 3600,
+            purge_interval_secs: 3600,
+            click_totals_ttl_secs: 60,
             max_body_bytes: 1 << 20,
             rate_per_key: 50.0,
             burst_per_key: 100,
@@ -320,6 +331,9 @@ impl ServiceConfig for Config {
             ("burst_per_ip", self.burst_per_ip as u64),
             ("snapshot_interval_secs", self.snapshot_interval_secs),
             ("reconcile_interval_secs", self.reconcile_interval_secs),
+            ("purge_after_secs", self.purge_after_secs),
+            ("purge_interval_secs", self.purge_interval_secs),
+            ("click_totals_ttl_secs", self.click_totals_ttl_secs),
             ("snapshot_keep", self.snapshot_keep as u64),
             ("max_body_bytes", self.max_body_bytes as u64),
         ] {
@@ -604,6 +618,18 @@ impl Config {
     /// The short base without a trailing slash.
     pub fn short_base_trimmed(&self) -> &str {
         self.short_base.trim_end_matches('/')
+    }
+
+    pub fn purge_after(&self) -> Duration {
+        Duration::from_secs(self.purge_after_secs)
+    }
+
+    pub fn purge_interval(&self) -> Duration {
+        Duration::from_secs(self.purge_interval_secs)
+    }
+
+    pub fn click_totals_ttl(&self) -> Duration {
+        Duration::from_secs(self.click_totals_ttl_secs)
     }
 
     pub fn snapshot_interval(&self) -> Duration {

@@ -108,6 +108,7 @@ pub mod links;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod purge;
 pub mod qr;
 pub mod ratelimit;
 pub mod relay;

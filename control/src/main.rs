@@ -254,6 +254,15 @@ struct ServeArgs {
     /// Seconds between checks of the engines' /readyz. Default 2.
     #[arg(long)]
     reconcile_interval_secs: Option<u64>,
+    /// Seconds after deletion (or expiry, for links without an expired URL) that a link is purged everywhere. Default 2592000 (30 days).
+    #[arg(long)]
+    purge_after_secs: Option<u64>,
+    /// Seconds between purge rounds. Default 3600.
+    #[arg(long)]
+    purge_interval_secs: Option<u64>,
+    /// Seconds a link's click total read from ClickHouse is cached (how stale `clicks` may be). Default 60.
+    #[arg(long)]
+    click_totals_ttl_secs: Option<u64>,
     /// Length of random short codes, 5 to 32. Default 7.
     #[arg(long)]
     code_length: Option<usize>,
@@ -336,7 +345,8 @@ impl ServeArgs {
                 listen, database_url, links_stream, links_subject,
                 links_stream_max_age_secs, links_stream_max_bytes, clickhouse_database,
                 short_base, snapshot_dir, snapshot_interval_secs, snapshot_keep,
-                reconcile_interval_secs, code_length, max_body_bytes, rate_per_key,
+                reconcile_interval_secs, code_length, purge_after_secs, purge_interval_secs,
+                click_totals_ttl_secs, max_body_bytes, rate_per_key,
                 burst_per_key, rate_per_ip, burst_per_ip,
                 public_url, domain_verification, session_idle_secs, session_absolute_secs, login_rate_per_ip,
                 login_burst_per_ip, login_rate_per_email, login_burst_per_email, mail_from,

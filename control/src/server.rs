@@ -132,6 +132,11 @@ pub async fn start_with_mailer(
                 .run_reconcile(config.reconcile_interval()),
         ));
     }
+    tasks.push(tokio::spawn(crate::purge::run(
+        db.clone(),
+        config.purge_after(),
+        config.purge_interval(),
+    )));
     if let Some(acme) = acme {
         tasks.push(tokio::spawn(crate::acme::renewal::run(
             acme,

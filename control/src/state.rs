@@ -22,6 +22,8 @@ pub struct AppState {
     /// What a link may point at (our own short host, loopback, private).
     pub targets: Arc<TargetPolicy>,
     pub clickhouse: Option<clickhouse::Client>,
+    /// Links' click totals read from ClickHouse, cached.
+    pub click_totals: Arc<crate::links::clicks::ClickTotals>,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
     pub snapshots: Arc<SnapshotService>,
@@ -66,6 +68,9 @@ impl AppState {
             passwords: Arc::new(Passwords::new(metrics.clone())),
             mailer,
             acme,
+            click_totals: Arc::new(crate::links::clicks::ClickTotals::new(
+                config.click_totals_ttl(),
+            )),
             config: Arc::new(config),
             db,
             clickhouse,

@@ -1,10 +1,13 @@
 //! The rkyv types inside a snapshot's payload.
 //!
-//! Version 2's root ([`SnapshotRoot`]) holds the domain table, the
-//! well-known answers and an rkyv SwissTable hash map from
-//! [`LinkKey`] `(domain id, code)` to [`LinkValue`], chosen by measurement
-//! (see `FORMAT.md`, "Lookup structure"). Version 1's root was the map from
-//! code to [`LinkValue`] alone ([`ArchivedLinkTable`]); it is still read.
+//! Version 3's root ([`SnapshotRoot`]) holds the domain table, the
+//! well-known answers, an rkyv SwissTable hash map from [`LinkKey`]
+//! `(domain id, code)` to [`LinkValue`], chosen by measurement (see
+//! `FORMAT.md`, "Lookup structure"), and a second map from the same keys to
+//! the [`LinkExtra`] of the few links that have one ([`FLAG_EXTRA`]), so the
+//! record every lookup reads stays 32 bytes. Version 2's root was the same
+//! without the extras ([`SnapshotRootV2`]); version 1's root was the map from
+//! code to [`LinkValue`] alone ([`ArchivedLinkTable`]); both are still read.
 //! The builder serializes the map straight from a slice of entries with
 //! `ArchivedHashMap::serialize_from_iter`, so no `HashMap` of the whole table
 //! is ever built in memory.
@@ -22,8 +25,11 @@ use std::hash::{Hash, Hasher};
 /// The archived table: the root object of every version-1 payload.
 pub type ArchivedLinkTable = ArchivedHashMap<ArchivedString, ArchivedLinkValue>;
 
-/// The archived link map of a version-2 payload.
+/// The archived link map of a version-2 and version-3 payload.
 pub type ArchivedLinkMap = ArchivedHashMap<ArchivedLinkKey, ArchivedLinkValue>;
+
+/// The archived extras map of a version-3 payload.
+pub type ArchivedExtraMap = ArchivedHashMap<ArchivedLinkKey, ArchivedLinkExtra>;
 
 /// A version-2 link's key. Hashed as the domain's four little-endian bytes
 /// then the code's bytes; [`LinkKeyRef`] hashes the same way, so a lookup
@@ -98,13 +104,34 @@ pub struct WellKnownValue {
     pub body: String,
 }
 
-/// The root of a version-2 payload. Only its archived form is used: the
-/// builder writes it through `RootOut` without building the map.
+/// The root of a version-3 payload. Only its archived form is used: the
+/// builder writes it through `RootOut` without building the maps.
 #[derive(Archive, Debug)]
 pub struct SnapshotRoot {
     pub domains: Vec<DomainValue>,
     pub well_known: Vec<WellKnownValue>,
     pub links: HashMap<LinkKey, LinkValue>,
+    /// The extras of the links flagged [`FLAG_EXTRA`], and only theirs.
+    pub extras: HashMap<LinkKey, LinkExtra>,
+}
+
+/// The root of a version-2 payload (read, no longer written).
+#[derive(Archive, Debug)]
+pub struct SnapshotRootV2 {
+    pub domains: Vec<DomainValue>,
+    pub well_known: Vec<WellKnownValue>,
+    pub links: HashMap<LinkKey, LinkValue>,
+}
+
+/// What a link has beyond its hot record, in the version-3 extras map;
+/// looked up only for a link flagged [`FLAG_EXTRA`].
+#[derive(Archive, Serialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct LinkExtra {
+    /// Unix seconds before which the link answers as a missing one; 0: none.
+    pub valid_since: i64,
+    /// Where an expired link redirects (302); empty: none (it answers 410).
+    pub expired_url: String,
 }
 
 /// rkyv's default load factor for its hash maps: 7/8 full.
@@ -114,8 +141,13 @@ pub(crate) const LOAD_FACTOR: (usize, usize) = (7, 8);
 pub const FLAG_DISABLED: u8 = 1;
 /// Bit of [`LinkValue::flags`]: forward the request's query string.
 pub const FLAG_FORWARD_QUERY: u8 = 2;
-/// Every flag bit version 1 defines.
-pub const KNOWN_FLAGS: u8 = FLAG_DISABLED | FLAG_FORWARD_QUERY;
+/// Bit of [`LinkValue::flags`] (version 3): the link has an entry in the
+/// extras map.
+pub const FLAG_EXTRA: u8 = 4;
+/// Every flag bit versions 1 and 2 define.
+pub const KNOWN_FLAGS_V2: u8 = FLAG_DISABLED | FLAG_FORWARD_QUERY;
+/// Every flag bit version 3 defines.
+pub const KNOWN_FLAGS: u8 = KNOWN_FLAGS_V2 | FLAG_EXTRA;
 
 /// A link's value in the archive; the code is the map's key.
 ///
@@ -132,7 +164,7 @@ pub struct LinkValue {
     pub target: String,
     /// 301, 302, 307 or 308.
     pub status: u16,
-    /// [`FLAG_DISABLED`] | [`FLAG_FORWARD_QUERY`].
+    /// [`FLAG_DISABLED`] | [`FLAG_FORWARD_QUERY`] | [`FLAG_EXTRA`].
     pub flags: u8,
 }
 
@@ -145,18 +177,21 @@ pub(crate) struct Entry {
     pub(crate) index: u64,
 }
 
-/// Serializes a version-2 root from slices, without building an
+/// Serializes a version-3 root from slices, without building an
 /// intermediate map. The entries must have distinct keys.
 pub(crate) struct RootOut<'a> {
     pub(crate) domains: &'a [DomainValue],
     pub(crate) well_known: &'a [WellKnownValue],
     pub(crate) links: &'a [Entry],
+    /// The extras of the entries flagged [`FLAG_EXTRA`], distinct keys.
+    pub(crate) extras: &'a [(LinkKey, LinkExtra)],
 }
 
 pub(crate) struct RootResolver {
     domains: VecResolver,
     well_known: VecResolver,
     links: HashMapResolver,
+    extras: HashMapResolver,
 }
 
 impl Archive for RootOut<'_> {
@@ -164,10 +199,11 @@ impl Archive for RootOut<'_> {
     type Resolver = RootResolver;
 
     fn resolve(&self, resolver: Self::Resolver, out: Place<Self::Archived>) {
-        munge!(let ArchivedSnapshotRoot { domains, well_known, links } = out);
+        munge!(let ArchivedSnapshotRoot { domains, well_known, links, extras } = out);
         ArchivedVec::resolve_from_slice(self.domains, resolver.domains, domains);
         ArchivedVec::resolve_from_slice(self.well_known, resolver.well_known, well_known);
         ArchivedHashMap::resolve_from_len(self.links.len(), LOAD_FACTOR, resolver.links, links);
+        ArchivedHashMap::resolve_from_len(self.extras.len(), LOAD_FACTOR, resolver.extras, extras);
     }
 }
 
@@ -189,6 +225,18 @@ where
                 _,
             >(
                 self.links.iter().map(|entry| (&entry.key, &entry.value)),
+                LOAD_FACTOR,
+                serializer,
+            )?,
+            extras: ArchivedExtraMap::serialize_from_iter::<
+                _,
+                &LinkKey,
+                &LinkExtra,
+                LinkKey,
+                LinkExtra,
+                _,
+            >(
+                self.extras.iter().map(|(key, extra)| (key, extra)),
                 LOAD_FACTOR,
                 serializer,
             )?,

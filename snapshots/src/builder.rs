@@ -3,7 +3,7 @@
 
 use crate::archive::{
     DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, DomainValue, Entry, FLAG_DISABLED,
-    FLAG_FORWARD_QUERY, LinkKey, LinkValue, RootOut, WellKnownValue,
+    FLAG_EXTRA, FLAG_FORWARD_QUERY, LinkExtra, LinkKey, LinkValue, RootOut, WellKnownValue,
 };
 use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::BuildError;
@@ -33,6 +33,8 @@ const ENTRY_OVERHEAD: u64 = 56;
 #[derive(Debug)]
 pub struct SnapshotBuilder {
     entries: Vec<Entry>,
+    /// The extras of the links that have one (few), keyed like `entries`.
+    extras: Vec<(LinkKey, LinkExtra)>,
     domains: Vec<DomainValue>,
     well_known: Vec<WellKnownValue>,
     sequence: u64,
@@ -58,6 +60,7 @@ impl SnapshotBuilder {
     pub fn with_capacity(sequence: u64, links: usize) -> Self {
         SnapshotBuilder {
             entries: Vec::with_capacity(links),
+            extras: Vec::new(),
             domains: Vec::new(),
             well_known: Vec::new(),
             sequence,
@@ -148,8 +151,23 @@ impl SnapshotBuilder {
                 FLAG_FORWARD_QUERY
             } else {
                 0
-            };
+            }
+            | if link.has_extra() { FLAG_EXTRA } else { 0 };
         self.text_bytes += (link.code.len() + link.target.len()) as u64;
+        if link.has_extra() {
+            let expired_url = link.expired_url.unwrap_or_default();
+            self.text_bytes += (link.code.len() + expired_url.len()) as u64 + ENTRY_OVERHEAD;
+            self.extras.push((
+                LinkKey {
+                    domain: link.domain,
+                    code: link.code.clone(),
+                },
+                LinkExtra {
+                    valid_since: link.valid_since.unwrap_or(0),
+                    expired_url,
+                },
+            ));
+        }
         self.entries.push(Entry {
             key: LinkKey {
                 domain: link.domain,
@@ -323,6 +341,7 @@ fn write_payload(file: &mut File, build: &SnapshotBuilder) -> Result<(u64, u64),
         domains: &build.domains,
         well_known: &build.well_known,
         links: &build.entries,
+        extras: &build.extras,
     };
     let writer = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&root, IoWriter::new(sink))
         .map_err(|e| PayloadError::Archive(e.to_string()))?;

@@ -3,10 +3,11 @@
 //!
 //! Deltas are JSON (they are few, and an operator can read them with any NATS
 //! client); the snapshot and click batches are binary because they are many.
-//! Every delta carries its version (`"v": 2` now); a reader refuses versions
+//! Every delta carries its version (`"v": 3` now); a reader refuses versions
 //! it does not know rather than guess. Version 2 added the domain of link
 //! changes (absent: the default domain, as every version-1 change is) and
-//! the domain and well-known changes.
+//! the domain and well-known changes; version 3 the link's `valid_since`
+//! and `expired_url` (absent: none, as in every older change).
 
 use crate::domain::{DEFAULT_DOMAIN, Domain, DomainError, WellKnown, validate_name};
 use crate::link::{Link, LinkError, validate_code};
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The delta format version this crate writes.
-pub const DELTA_VERSION: u16 = 2;
+pub const DELTA_VERSION: u16 = 3;
 /// The oldest delta version this crate reads.
 pub const OLDEST_DELTA_VERSION: u16 = 1;
 
@@ -93,6 +94,8 @@ pub enum DeltaError {
     InvalidDomain { what: String, reason: DomainError },
     #[error("version-1 deltas carry no domain and no domain changes")]
     NotInVersion1,
+    #[error("version-{version} deltas carry no {field} (since version 3)")]
+    NotInVersion { version: u16, field: &'static str },
 }
 
 impl LinkDelta {
@@ -155,6 +158,23 @@ impl LinkDelta {
         if delta.v == 1 && !version_1_change {
             return Err(DeltaError::NotInVersion1);
         }
+        if delta.v < 3
+            && let LinkChange::Upsert { link } = &delta.change
+        {
+            let field = if link.valid_since.is_some() {
+                Some("valid_since")
+            } else if link.expired_url.is_some() {
+                Some("expired_url")
+            } else {
+                None
+            };
+            if let Some(field) = field {
+                return Err(DeltaError::NotInVersion {
+                    version: delta.v,
+                    field,
+                });
+            }
+        }
         let link_error = |code: &str| {
             let code = code.to_owned();
             move |reason| DeltaError::InvalidLink { code, reason }
@@ -194,7 +214,7 @@ mod tests {
         let bytes = delta.encode();
         let text = std::str::from_utf8(&bytes).unwrap();
         assert!(
-            text.contains(r#""v":2"#) && text.contains(r#""op":"upsert""#),
+            text.contains(r#""v":3"#) && text.contains(r#""op":"upsert""#),
             "{text}"
         );
         assert_eq!(LinkDelta::decode(&bytes).unwrap(), delta);
@@ -202,14 +222,14 @@ mod tests {
         let delete = LinkDelta::delete(8, "abc");
         assert_eq!(
             std::str::from_utf8(&delete.encode()).unwrap(),
-            r#"{"v":2,"seq":8,"op":"delete","code":"abc"}"#
+            r#"{"v":3,"seq":8,"op":"delete","code":"abc"}"#
         );
         assert_eq!(LinkDelta::decode(&delete.encode()).unwrap(), delete);
 
         let delete = LinkDelta::delete_in(9, 7, "abc");
         assert_eq!(
             std::str::from_utf8(&delete.encode()).unwrap(),
-            r#"{"v":2,"seq":9,"op":"delete","domain":7,"code":"abc"}"#
+            r#"{"v":3,"seq":9,"op":"delete","domain":7,"code":"abc"}"#
         );
         let domain = LinkDelta::change(
             10,
@@ -232,8 +252,17 @@ mod tests {
     #[test]
     fn refusals() {
         assert!(matches!(
-            LinkDelta::decode(br#"{"v":3,"seq":1,"op":"delete","code":"a"}"#),
-            Err(DeltaError::UnsupportedVersion { found: 3, .. })
+            LinkDelta::decode(br#"{"v":4,"seq":1,"op":"delete","code":"a"}"#),
+            Err(DeltaError::UnsupportedVersion { found: 4, .. })
+        ));
+        assert!(matches!(
+            LinkDelta::decode(
+                br#"{"v":2,"seq":1,"op":"upsert","link":{"code":"a","target":"https://x.y","valid_since":5}}"#
+            ),
+            Err(DeltaError::NotInVersion {
+                version: 2,
+                field: "valid_since"
+            })
         ));
         assert!(matches!(
             LinkDelta::decode(br#"{"v":1,"seq":1,"op":"delete","domain":4,"code":"a"}"#),

@@ -40,6 +40,8 @@ pub enum SnapshotError {
     Archive { message: String },
     #[error("header says {header} links, archive holds {archive}")]
     CountMismatch { header: u64, archive: u64 },
+    #[error("{flagged} links are flagged to have extras but the extras table holds {extras}")]
+    ExtrasMismatch { flagged: usize, extras: usize },
     #[error("link {code:?} (domain {domain}) is invalid: {reason}")]
     InvalidLink {
         domain: u32,

@@ -72,4 +72,4 @@ pub use domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 pub use error::{BuildError, SnapshotError};
 pub use header::Header;
 pub use link::{Link, LinkError, RedirectStatus};
-pub use reader::{LinkView, Snapshot};
+pub use reader::{ExtraView, LinkView, Snapshot};

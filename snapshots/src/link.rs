@@ -40,6 +40,16 @@ pub struct Link {
     /// The change-log sequence that last touched this link (0: unknown).
     #[serde(default)]
     pub seq: u64,
+    /// Unix seconds before which the link answers as if it did not exist.
+    /// `None`: valid from its creation. Since snapshot format 3 and delta
+    /// version 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_since: Option<i64>,
+    /// Where the link redirects (302) once `expires_at` has passed, instead
+    /// of answering 410. Same rules as `target`. Since snapshot format 3
+    /// and delta version 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_url: Option<String>,
 }
 
 impl Link {
@@ -54,7 +64,15 @@ impl Link {
             disabled: false,
             forward_query: false,
             seq: 0,
+            valid_since: None,
+            expired_url: None,
         }
+    }
+
+    /// Whether the link has a lifecycle field beyond `expires_at` (kept
+    /// apart from the hot link record: see `FORMAT.md`, "Link extras").
+    pub fn has_extra(&self) -> bool {
+        self.valid_since.is_some() || self.expired_url.is_some()
     }
 
     /// Checks every rule of this module.
@@ -64,7 +82,11 @@ impl Link {
         if let Some(at) = self.expires_at {
             validate_expiry(at)?;
         }
-        Ok(())
+        validate_lifecycle(
+            self.valid_since,
+            self.expires_at,
+            self.expired_url.as_deref(),
+        )
     }
 }
 
@@ -158,6 +180,12 @@ pub enum LinkError {
     Expiry { value: i64 },
     #[error("flags 0x{flags:02x} have unknown bits")]
     Flags { flags: u8 },
+    #[error("valid_since {value} is not a positive unix time in seconds")]
+    ValidSince { value: i64 },
+    #[error("valid_since {valid_since} is not before expires_at {expires_at}")]
+    ValidSinceAfterExpiry { valid_since: i64, expires_at: i64 },
+    #[error("expired_url: {0}")]
+    ExpiredUrl(Box<LinkError>),
 }
 
 /// Whether `byte` may appear in a code.
@@ -243,6 +271,33 @@ pub fn validate_expiry(at: i64) -> Result<(), LinkError> {
     Ok(())
 }
 
+/// Checks the lifecycle fields beyond the expiry: `valid_since` a positive
+/// unix time before `expires_at` (when both are set), `expired_url` a valid
+/// target.
+pub fn validate_lifecycle(
+    valid_since: Option<i64>,
+    expires_at: Option<i64>,
+    expired_url: Option<&str>,
+) -> Result<(), LinkError> {
+    if let Some(since) = valid_since {
+        if since <= 0 {
+            return Err(LinkError::ValidSince { value: since });
+        }
+        if let Some(expires_at) = expires_at
+            && since >= expires_at
+        {
+            return Err(LinkError::ValidSinceAfterExpiry {
+                valid_since: since,
+                expires_at,
+            });
+        }
+    }
+    if let Some(url) = expired_url {
+        validate_target(url).map_err(|e| LinkError::ExpiredUrl(Box::new(e)))?;
+    }
+    Ok(())
+}
+
 fn strip_prefix_ignore_case<'a>(bytes: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     if bytes.len() >= prefix.len() && bytes[..prefix.len()].eq_ignore_ascii_case(prefix) {
         Some(&bytes[prefix.len()..])
@@ -304,6 +359,34 @@ mod tests {
             validate_target(&long),
             Err(LinkError::TargetTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn lifecycle() {
+        let mut link = Link::new("a", "https://x.y/");
+        link.valid_since = Some(100);
+        link.expires_at = Some(200);
+        link.expired_url = Some("https://x.y/over".into());
+        assert_eq!(link.validate(), Ok(()));
+        link.valid_since = Some(200);
+        assert_eq!(
+            link.validate(),
+            Err(LinkError::ValidSinceAfterExpiry {
+                valid_since: 200,
+                expires_at: 200
+            })
+        );
+        link.valid_since = Some(0);
+        assert_eq!(link.validate(), Err(LinkError::ValidSince { value: 0 }));
+        link.valid_since = None;
+        link.expired_url = Some("ftp://x".into());
+        assert_eq!(
+            link.validate(),
+            Err(LinkError::ExpiredUrl(Box::new(LinkError::TargetScheme)))
+        );
+        // Absent fields are not written: a link without them reads as before.
+        let plain = serde_json::to_string(&Link::new("a", "https://x.y/")).unwrap();
+        assert!(!plain.contains("valid_since") && !plain.contains("expired_url"));
     }
 
     #[test]

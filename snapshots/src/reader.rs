@@ -1,9 +1,10 @@
 //! Opening a snapshot: map, check once, then read in place.
 
 use crate::archive::{
-    ArchivedDomainValue, ArchivedLinkTable, ArchivedLinkValue, ArchivedSnapshotRoot, DOMAIN_HSTS,
-    DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, FLAG_DISABLED, FLAG_FORWARD_QUERY, KNOWN_DOMAIN_FLAGS,
-    KNOWN_FLAGS, LinkKeyRef,
+    ArchivedDomainValue, ArchivedExtraMap, ArchivedLinkExtra, ArchivedLinkMap, ArchivedLinkTable,
+    ArchivedLinkValue, ArchivedSnapshotRoot, ArchivedSnapshotRootV2, ArchivedWellKnownValue,
+    DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, FLAG_DISABLED, FLAG_EXTRA,
+    FLAG_FORWARD_QUERY, KNOWN_DOMAIN_FLAGS, KNOWN_FLAGS, KNOWN_FLAGS_V2, LinkKeyRef,
 };
 use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::SnapshotError;
@@ -23,13 +24,25 @@ use xxhash_rust::xxh3::xxh3_64;
 /// mapped; the mapping keeps the old inode alive. Truncating or rewriting a
 /// mapped file in place is not supported; the builder never does that.
 ///
-/// Version-1 files (one unnamed domain) are read as version 2 with only the
-/// default domain, unnamed: their links are the default domain's.
+/// Version-1 files (one unnamed domain) are read as version 3 with only the
+/// default domain, unnamed: their links are the default domain's. Version-2
+/// files are read as version 3 without extras.
 pub struct Snapshot {
     bytes: Backing,
     header: Header,
-    /// Format version 1: the root is the code → link map alone.
-    v1: bool,
+    /// Which root the payload has.
+    layout: Layout,
+}
+
+/// The payload's root, by format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Version 1: the code → link map alone.
+    V1,
+    /// Version 2: domains, well-known answers, links.
+    V2,
+    /// Version 3 (written now): version 2's and the link extras.
+    V3,
 }
 
 enum Backing {
@@ -111,24 +124,54 @@ impl Snapshot {
         let archive_error = |e: rancor::Error| SnapshotError::Archive {
             message: e.to_string(),
         };
-        let v1 = header.version == 1;
-        if v1 {
-            let table =
-                rkyv::access::<ArchivedLinkTable, rancor::Error>(payload).map_err(archive_error)?;
-            check_count(&header, table.len())?;
-            for (code, value) in table.iter() {
-                check_link(code.as_str(), value).map_err(|reason| SnapshotError::InvalidLink {
-                    domain: DEFAULT_DOMAIN,
-                    code: code.as_str().to_owned(),
-                    reason,
-                })?;
+        let layout = match header.version {
+            1 => Layout::V1,
+            2 => Layout::V2,
+            _ => Layout::V3,
+        };
+        match layout {
+            Layout::V1 => {
+                let table = rkyv::access::<ArchivedLinkTable, rancor::Error>(payload)
+                    .map_err(archive_error)?;
+                check_count(&header, table.len())?;
+                for (code, value) in table.iter() {
+                    check_link(code.as_str(), value, KNOWN_FLAGS_V2).map_err(|reason| {
+                        SnapshotError::InvalidLink {
+                            domain: DEFAULT_DOMAIN,
+                            code: code.as_str().to_owned(),
+                            reason,
+                        }
+                    })?;
+                }
             }
-        } else {
-            let root = rkyv::access::<ArchivedSnapshotRoot, rancor::Error>(payload)
-                .map_err(archive_error)?;
-            check_root(&header, root)?;
+            Layout::V2 => {
+                let root = rkyv::access::<ArchivedSnapshotRootV2, rancor::Error>(payload)
+                    .map_err(archive_error)?;
+                let parts = RootParts {
+                    domains: &root.domains,
+                    well_known: &root.well_known,
+                    links: &root.links,
+                    extras: None,
+                };
+                check_root(&header, parts)?;
+            }
+            Layout::V3 => {
+                let root = rkyv::access::<ArchivedSnapshotRoot, rancor::Error>(payload)
+                    .map_err(archive_error)?;
+                let parts = RootParts {
+                    domains: &root.domains,
+                    well_known: &root.well_known,
+                    links: &root.links,
+                    extras: Some(&root.extras),
+                };
+                check_root(&header, parts)?;
+            }
         }
-        Ok(Snapshot { bytes, header, v1 })
+        Ok(Snapshot {
+            bytes,
+            header,
+            layout,
+        })
     }
 
     /// The checked header.
@@ -161,7 +204,7 @@ impl Snapshot {
         &self.bytes.as_slice()[HEADER_LEN..]
     }
 
-    /// The version-1 root. Only call when `self.v1`.
+    /// The version-1 root. Only call when the layout is `V1`.
     #[inline]
     fn table_v1(&self) -> &ArchivedLinkTable {
         // SAFETY: `checked` validated this exact payload as a version-1 root
@@ -170,11 +213,37 @@ impl Snapshot {
         unsafe { rkyv::access_unchecked::<ArchivedLinkTable>(self.payload()) }
     }
 
-    /// The version-2 root. Only call when `!self.v1`.
+    /// The version-2 root. Only call when the layout is `V2`.
+    #[inline]
+    fn root_v2(&self) -> &ArchivedSnapshotRootV2 {
+        // SAFETY: as in `table_v1`, validated as a version-2 root.
+        unsafe { rkyv::access_unchecked::<ArchivedSnapshotRootV2>(self.payload()) }
+    }
+
+    /// The version-3 root. Only call when the layout is `V3`.
     #[inline]
     fn root(&self) -> &ArchivedSnapshotRoot {
-        // SAFETY: as in `table_v1`, validated as a version-2 root.
+        // SAFETY: as in `table_v1`, validated as a version-3 root.
         unsafe { rkyv::access_unchecked::<ArchivedSnapshotRoot>(self.payload()) }
+    }
+
+    /// The link map of a version-2 or version-3 file (`None`: version 1).
+    #[inline]
+    fn links(&self) -> Option<&ArchivedLinkMap> {
+        match self.layout {
+            Layout::V1 => None,
+            Layout::V2 => Some(&self.root_v2().links),
+            Layout::V3 => Some(&self.root().links),
+        }
+    }
+
+    /// The domains and well-known answers of a version-2 or version-3 file.
+    fn tables(&self) -> Option<(&[ArchivedDomainValue], &[ArchivedWellKnownValue])> {
+        match self.layout {
+            Layout::V1 => None,
+            Layout::V2 => Some((&self.root_v2().domains, &self.root_v2().well_known)),
+            Layout::V3 => Some((&self.root().domains, &self.root().well_known)),
+        }
     }
 
     /// Looks a code up on the default domain. Codes are case-sensitive.
@@ -199,7 +268,22 @@ impl Snapshot {
         {
             return None;
         }
-        if self.v1 {
+        if self.layout != Layout::V3 {
+            return self.get_older(domain, code);
+        }
+        let key = LinkKeyRef { domain, code };
+        self.root()
+            .links
+            .get_with(&key, |q, k| q.matches(k))
+            .map(|value| LinkView { domain, value })
+    }
+
+    /// [`Snapshot::get_in`] on a version-1 or version-2 file: kept off the
+    /// version-3 path, which pays one comparison for them.
+    #[cold]
+    #[inline(never)]
+    fn get_older(&self, domain: u32, code: &[u8]) -> Option<LinkView<'_>> {
+        let Some(links) = self.links() else {
             if domain != DEFAULT_DOMAIN {
                 return None;
             }
@@ -209,19 +293,35 @@ impl Snapshot {
                 .table_v1()
                 .get(code)
                 .map(|value| LinkView { domain, value });
-        }
+        };
         let key = LinkKeyRef { domain, code };
-        self.root()
-            .links
+        links
             .get_with(&key, |q, k| q.matches(k))
             .map(|value| LinkView { domain, value })
+    }
+
+    /// The lifecycle extras of `(domain, code)`: only links whose view says
+    /// [`LinkView::has_extra`] have them (version 3). Not on the path of a
+    /// link without them.
+    pub fn extra_in(&self, domain: u32, code: &[u8]) -> Option<ExtraView<'_>> {
+        if self.layout != Layout::V3 {
+            return None;
+        }
+        let key = LinkKeyRef { domain, code };
+        self.extras()
+            .get_with(&key, |q, k| q.matches(k))
+            .map(|value| ExtraView { value })
+    }
+
+    fn extras(&self) -> &ArchivedExtraMap {
+        &self.root().extras
     }
 
     /// Every link, in table order (not sorted), with its code; the domain
     /// is [`LinkView::domain`].
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, LinkView<'_>)> + '_> {
-        if self.v1 {
-            Box::new(self.table_v1().iter().map(|(code, value)| {
+        match self.links() {
+            None => Box::new(self.table_v1().iter().map(|(code, value)| {
                 (
                     code.as_str(),
                     LinkView {
@@ -229,9 +329,8 @@ impl Snapshot {
                         value,
                     },
                 )
-            }))
-        } else {
-            Box::new(self.root().links.iter().map(|(key, value)| {
+            })),
+            Some(links) => Box::new(links.iter().map(|(key, value)| {
                 (
                     key.code.as_str(),
                     LinkView {
@@ -239,26 +338,25 @@ impl Snapshot {
                         value,
                     },
                 )
-            }))
+            })),
         }
     }
 
     /// The domain table (owned copies; for building lookup tables off the
     /// request path). A version-1 file has only the unnamed default domain.
     pub fn domains(&self) -> Vec<Domain> {
-        if self.v1 {
-            return vec![Domain::default_domain("")];
+        match self.tables() {
+            None => vec![Domain::default_domain("")],
+            Some((domains, _)) => domains.iter().map(domain_of).collect(),
         }
-        self.root().domains.iter().map(domain_of).collect()
     }
 
     /// The well-known answers (owned copies).
     pub fn well_known(&self) -> Vec<WellKnown> {
-        if self.v1 {
+        let Some((_, well_known)) = self.tables() else {
             return Vec::new();
-        }
-        self.root()
-            .well_known
+        };
+        well_known
             .iter()
             .map(|w| WellKnown {
                 host: w.host.as_str().to_owned(),
@@ -316,11 +414,21 @@ fn domain_of(value: &ArchivedDomainValue) -> Domain {
     }
 }
 
-/// The version-2 rules beyond rkyv's: domains (known flags, valid names and
-/// redirects, unique ids, the default domain present, one verified domain
-/// per name), well-known answers (valid, unique), every link valid and on a
-/// domain of the table.
-fn check_root(header: &Header, root: &ArchivedSnapshotRoot) -> Result<(), SnapshotError> {
+/// The parts of a version-2 or version-3 root the checks read.
+struct RootParts<'a> {
+    domains: &'a [ArchivedDomainValue],
+    well_known: &'a [ArchivedWellKnownValue],
+    links: &'a ArchivedLinkMap,
+    /// Version 3's extras; `None` for version 2.
+    extras: Option<&'a ArchivedExtraMap>,
+}
+
+/// The version-2 and version-3 rules beyond rkyv's: domains (known flags,
+/// valid names and redirects, unique ids, the default domain present, one
+/// verified domain per name), well-known answers (valid, unique), every link
+/// valid and on a domain of the table; in version 3, an extra for exactly
+/// the links flagged to have one, each valid with its link.
+fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError> {
     let mut ids = Vec::with_capacity(root.domains.len());
     let mut served_names = Vec::new();
     for value in root.domains.iter() {
@@ -389,14 +497,34 @@ fn check_root(header: &Header, root: &ArchivedSnapshotRoot) -> Result<(), Snapsh
         });
     }
     check_count(header, root.links.len())?;
+    let known_flags = if root.extras.is_some() {
+        KNOWN_FLAGS
+    } else {
+        KNOWN_FLAGS_V2
+    };
+    let mut flagged = 0usize;
     for (key, value) in root.links.iter() {
         let domain = key.domain.to_native();
         let code = key.code.as_str();
-        check_link(code, value).map_err(|reason| SnapshotError::InvalidLink {
+        let invalid = |reason| SnapshotError::InvalidLink {
             domain,
             code: code.to_owned(),
             reason,
-        })?;
+        };
+        check_link(code, value, known_flags).map_err(invalid)?;
+        if let Some(extras) = root.extras
+            && value.flags & FLAG_EXTRA != 0
+        {
+            flagged += 1;
+            let key = LinkKeyRef {
+                domain,
+                code: code.as_bytes(),
+            };
+            let extra = extras
+                .get_with(&key, |q, k| q.matches(k))
+                .ok_or_else(|| invalid(LinkError::Flags { flags: value.flags }))?;
+            check_extra(value, extra).map_err(invalid)?;
+        }
         if ids.binary_search(&domain).is_err() {
             return Err(SnapshotError::UnknownDomain {
                 domain,
@@ -404,10 +532,33 @@ fn check_root(header: &Header, root: &ArchivedSnapshotRoot) -> Result<(), Snapsh
             });
         }
     }
+    if let Some(extras) = root.extras
+        && extras.len() != flagged
+    {
+        return Err(SnapshotError::ExtrasMismatch {
+            flagged,
+            extras: extras.len(),
+        });
+    }
     Ok(())
 }
 
-fn check_link(code: &str, value: &ArchivedLinkValue) -> Result<(), LinkError> {
+/// An extra's rules with its link's expiry (`Link::validate`'s).
+fn check_extra(value: &ArchivedLinkValue, extra: &ArchivedLinkExtra) -> Result<(), LinkError> {
+    let view = ExtraView { value: extra };
+    let expires_at = match value.expires_at.to_native() {
+        0 => None,
+        at => Some(at),
+    };
+    if extra.valid_since.to_native() < 0 {
+        return Err(LinkError::ValidSince {
+            value: extra.valid_since.to_native(),
+        });
+    }
+    link::validate_lifecycle(view.valid_since(), expires_at, view.expired_url())
+}
+
+fn check_link(code: &str, value: &ArchivedLinkValue, known_flags: u8) -> Result<(), LinkError> {
     link::validate_code(code.as_bytes())?;
     link::validate_target(value.target.as_str())?;
     RedirectStatus::try_from(value.status.to_native())?;
@@ -415,7 +566,7 @@ fn check_link(code: &str, value: &ArchivedLinkValue) -> Result<(), LinkError> {
     if expires_at < 0 {
         return Err(LinkError::Expiry { value: expires_at });
     }
-    if value.flags & !KNOWN_FLAGS != 0 {
+    if value.flags & !known_flags != 0 {
         return Err(LinkError::Flags { flags: value.flags });
     }
     Ok(())
@@ -480,13 +631,36 @@ impl<'a> LinkView<'a> {
         self.value.flags & FLAG_FORWARD_QUERY != 0
     }
 
+    /// Whether the link has lifecycle extras ([`Snapshot::extra_in`]).
+    #[inline]
+    pub fn has_extra(&self) -> bool {
+        self.value.flags & FLAG_EXTRA != 0
+    }
+
+    /// The raw flag bits: [`FLAG_DISABLED`], [`FLAG_FORWARD_QUERY`],
+    /// [`FLAG_EXTRA`] (one load for callers that test several).
+    #[inline]
+    pub fn flags(&self) -> u8 {
+        self.value.flags
+    }
+
     /// The change-log sequence that last touched the link.
     #[inline]
     pub fn seq(&self) -> u64 {
         self.value.seq.to_native()
     }
 
-    /// An owned copy, for tools and tests (allocates).
+    /// An owned copy, for tools and tests (allocates). `extra`: the link's
+    /// extras, from [`Snapshot::extra_in`].
+    pub fn to_link_with(&self, code: &str, extra: Option<ExtraView<'_>>) -> Link {
+        Link {
+            valid_since: extra.and_then(|e| e.valid_since()),
+            expired_url: extra.and_then(|e| e.expired_url()).map(str::to_owned),
+            ..self.to_link(code)
+        }
+    }
+
+    /// An owned copy without the extras (allocates).
     pub fn to_link(&self, code: &str) -> Link {
         Link {
             domain: self.domain,
@@ -497,6 +671,34 @@ impl<'a> LinkView<'a> {
             disabled: self.disabled(),
             forward_query: self.forward_query(),
             seq: self.seq(),
+            valid_since: None,
+            expired_url: None,
+        }
+    }
+}
+
+/// A link's lifecycle extras read in place (version 3).
+#[derive(Debug, Clone, Copy)]
+pub struct ExtraView<'a> {
+    value: &'a ArchivedLinkExtra,
+}
+
+impl<'a> ExtraView<'a> {
+    /// Unix seconds before which the link answers as a missing one.
+    #[inline]
+    pub fn valid_since(&self) -> Option<i64> {
+        match self.value.valid_since.to_native() {
+            0 => None,
+            at => Some(at),
+        }
+    }
+
+    /// Where the link redirects once expired.
+    #[inline]
+    pub fn expired_url(&self) -> Option<&'a str> {
+        match self.value.expired_url.as_str() {
+            "" => None,
+            url => Some(url),
         }
     }
 }

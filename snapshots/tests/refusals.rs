@@ -51,17 +51,17 @@ fn wrong_magic_and_version() {
     ));
 
     let mut bytes = good_bytes();
-    bytes[8..10].copy_from_slice(&3u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&4u16.to_le_bytes());
     let err = Snapshot::from_bytes(&bytes).unwrap_err();
     assert!(matches!(
         err,
         SnapshotError::UnsupportedVersion {
-            found: 3,
-            supported: 2
+            found: 4,
+            supported: 3
         }
     ));
-    assert!(err.to_string().contains("version 3"), "{err}");
-    assert!(err.to_string().contains("versions 1 to 2"), "{err}");
+    assert!(err.to_string().contains("version 4"), "{err}");
+    assert!(err.to_string().contains("versions 1 to 3"), "{err}");
 }
 
 #[test]

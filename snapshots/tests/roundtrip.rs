@@ -194,7 +194,7 @@ fn links_are_keyed_by_domain_and_code() {
     }
     builder.write_to(&path).unwrap();
     let snapshot = Snapshot::open(&path).unwrap();
-    assert_eq!(snapshot.header().version, 2);
+    assert_eq!(snapshot.header().version, 3);
     assert_eq!(snapshot.len(), 3);
     assert_eq!(snapshot.get("same").unwrap().target(), "https://a/0");
     assert_eq!(snapshot.get_in(7, b"same").unwrap().target(), "https://a/7");
@@ -283,4 +283,40 @@ fn domain_rules_are_enforced_when_building() {
     ));
     assert!(!path.exists() || Snapshot::open(&path).is_ok());
     let _ = SnapshotError::TooShort { len: 0, min: 64 };
+}
+
+#[test]
+fn lifecycle_extras_round_trip_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.snap");
+    let mut links = common::sample_links();
+    links.push(Link {
+        valid_since: Some(10),
+        expires_at: Some(20),
+        expired_url: Some("https://example.com/over".into()),
+        ..Link::new("window", "https://example.com/w")
+    });
+    common::build(&path, &links, 3);
+    let snapshot = Snapshot::open(&path).unwrap();
+    for link in &links {
+        let view = snapshot.get(&link.code).unwrap();
+        let extra = snapshot.extra_in(0, link.code.as_bytes());
+        assert_eq!(&view.to_link_with(&link.code, extra), link);
+    }
+    let mut builder = SnapshotBuilder::new(1);
+    let err = builder
+        .push(Link {
+            valid_since: Some(20),
+            expires_at: Some(20),
+            ..Link::new("bad", "https://example.com/")
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("valid_since"), "{err}");
+    let err = builder
+        .push(Link {
+            expired_url: Some("javascript:alert(1)".into()),
+            ..Link::new("bad", "https://example.com/")
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("expired_url"), "{err}");
 }

@@ -140,6 +140,10 @@ pub struct LinkForm {
     pub status: String,
     /// `YYYY-MM-DDTHH:MM` in UTC (a `datetime-local` input), or empty.
     pub expires_at: String,
+    /// `YYYY-MM-DDTHH:MM` in UTC, or empty: when the link starts answering.
+    pub valid_since: String,
+    /// Where an expired link redirects, or empty (410).
+    pub expired_url: String,
     pub forward_query: Option<String>,
     /// Edit only.
     pub disabled: Option<String>,
@@ -148,6 +152,9 @@ pub struct LinkForm {
     /// Edit only: `expires_at` as the form showed it; the same value sent
     /// back leaves the expiry alone (a past one can then stay as it is).
     pub expires_was: String,
+    /// Edit only: `valid_since` as the form showed it (unchanged: left
+    /// alone, so its seconds are not cut to the input's minutes).
+    pub valid_since_was: String,
     /// The link's domain: one of the organization's names, or empty for the
     /// deployment's default domain. Chosen on create, fixed after.
     pub domain: String,
@@ -170,6 +177,11 @@ impl LinkForm {
                 .expires_at
                 .and_then(|t| t.format(MINUTES).ok())
                 .unwrap_or_default(),
+            valid_since: row
+                .valid_since
+                .and_then(|t| t.format(MINUTES).ok())
+                .unwrap_or_default(),
+            expired_url: row.expired_url.clone().unwrap_or_default(),
             forward_query: row.forward_query.then(|| "on".into()),
             disabled: row.disabled.then(|| "on".into()),
             etag: row.etag(),
@@ -181,7 +193,12 @@ impl LinkForm {
 
     fn with_expires_was(mut self) -> LinkForm {
         self.expires_was = self.expires_at.clone();
+        self.valid_since_was = self.valid_since.clone();
         self
+    }
+
+    fn valid_since(&self) -> Result<Option<OffsetDateTime>, FormError> {
+        utc_time_field("valid_since", &self.valid_since)
     }
 
     fn status(&self) -> Result<u16, FormError> {
@@ -223,6 +240,8 @@ impl LinkForm {
             custom_alias: (!alias.is_empty()).then(|| alias.to_owned()),
             status: Some(self.status()?),
             expires_at: self.expires_at()?,
+            valid_since: self.valid_since()?,
+            expired_url: non_empty(&self.expired_url),
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),
             title: self.title(),
@@ -245,6 +264,14 @@ impl LinkForm {
             } else {
                 Some(self.expires_at()?)
             },
+            valid_since: if self.valid_since.trim() == self.valid_since_was.trim()
+                && !self.valid_since_was.trim().is_empty()
+            {
+                None
+            } else {
+                Some(self.valid_since()?)
+            },
+            expired_url: Some(non_empty(&self.expired_url)),
             disabled: Some(self.disabled.is_some()),
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),

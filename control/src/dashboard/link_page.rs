@@ -110,7 +110,11 @@ pub async fn page(
                     dt { "State" } dd #state {
                         @if row.disabled { span.badge-off { "disabled" } } @else { "enabled" }
                     }
+                    dt { "Valid from (UTC)" } dd #valid-since { (row.valid_since.map(date).unwrap_or_else(|| "creation".into())) }
                     dt { "Expires (UTC)" } dd { (row.expires_at.map(date).unwrap_or_else(|| "never".into())) }
+                    @if let Some(url) = &row.expired_url {
+                        dt { "After expiry" } dd #expired-url { (url) }
+                    }
                     dt { "Query string" } dd { (if row.forward_query { "forwarded" } else { "dropped" }) }
                     dt { "Tags" } dd {
                         @for t in &row.tags { a.tag href=(format!("{}/links?tag={}", page.base(), urlencode(t))) { (t) } }

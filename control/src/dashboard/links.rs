@@ -84,6 +84,7 @@ fn row(base: &str, short_base: &str, link: &LinkRow) -> Markup {
             td {
                 @if link.disabled { span.badge-off { "disabled" } }
                 @else if link.expires_at.is_some_and(|e| e <= time::OffsetDateTime::now_utc()) { span.badge-off { "expired" } }
+                @else if link.valid_since.is_some_and(|v| v > time::OffsetDateTime::now_utc()) { span.badge-off { "scheduled" } }
                 @else { a.muted href=(short_url) { "live" } }
             }
             td.muted { (date(link.created_at)) }
@@ -216,6 +217,8 @@ fn link_form(
         "tags",
         "status",
         "expires_at",
+        "valid_since",
+        "expired_url",
         "domain",
     ];
     let status_err = error_for(error, "status");
@@ -242,6 +245,7 @@ fn link_form(
                 } @else {
                     input type="hidden" name="etag" value=(f.etag);
                     input type="hidden" name="expires_was" value=(f.expires_was);
+                    input type="hidden" name="valid_since_was" value=(f.valid_since_was);
                     input type="hidden" name="domain" value=(f.domain);
                 }
                 (text_field("title", "Title", "text", &f.title, None, error))
@@ -255,7 +259,9 @@ fn link_form(
                     }
                     @if let Some(m) = status_err { div.error #status-error { (m) } }
                 }
+                (text_field("valid_since", "Valid from (UTC)", "datetime-local", &f.valid_since, Some("Empty: at once. Before it the short link answers as if it did not exist."), error))
                 (text_field("expires_at", "Expires at (UTC)", "datetime-local", &f.expires_at, Some("Empty: never."), error))
+                (text_field("expired_url", "After expiry, redirect to", "text", &f.expired_url, Some("Empty: an expired link answers 410. Else an http or https URL."), error))
                 div.field {
                     label.check { input #forward_query type="checkbox" name="forward_query" checked[f.forward_query.is_some()]; "Forward the query string to the target" }
                 }

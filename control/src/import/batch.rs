@@ -175,7 +175,10 @@ async fn free_codes(
     let mut keep = vec![true; rows.len()];
     for _round in 0..8 {
         let taken: HashSet<String> = sqlx::query_scalar::<_, String>(
-            "SELECT code FROM links WHERE domain_id = $1 AND code = ANY($2)",
+            // A purged link's code stays taken (`retired_codes`).
+            "SELECT code FROM links WHERE domain_id = $1 AND code = ANY($2)
+             UNION ALL
+             SELECT code FROM retired_codes WHERE domain_id = $1 AND code = ANY($2)",
         )
         .bind(to.domain_id)
         .bind(&codes)

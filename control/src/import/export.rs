@@ -14,8 +14,9 @@ pub enum ExportFormat {
     Jsonl,
 }
 
-/// The CSV header; `tags` are `|`-separated.
-pub const CSV_HEADER: [&str; 10] = [
+/// The CSV header; `tags` are `|`-separated; times are RFC 3339, empty for
+/// none.
+pub const CSV_HEADER: [&str; 12] = [
     "code",
     "domain",
     "target",
@@ -26,6 +27,8 @@ pub const CSV_HEADER: [&str; 10] = [
     "disabled",
     "forward_query",
     "created_at",
+    "valid_since",
+    "expired_url",
 ];
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -65,6 +68,8 @@ pub async fn export(
                     &row.disabled.to_string(),
                     &row.forward_query.to_string(),
                     &rfc3339(row.created_at),
+                    &row.valid_since.map(rfc3339).unwrap_or_default(),
+                    row.expired_url.as_deref().unwrap_or(""),
                 ])?;
                 n += 1;
             }

@@ -141,18 +141,37 @@ pub fn check_create(
     if let Some(alias) = &req.custom_alias {
         crate::codes::validate_alias(alias)?;
     }
+    let expired = req
+        .expired_url
+        .as_deref()
+        .map(|url| check_expired_url(state, url))
+        .transpose()?;
+    let expires_at = req.expires_at.map(input::check_expiry).transpose()?;
+    input::check_window(req.valid_since, expires_at)?;
     let new = NewLink {
         org_id,
         domain_id: 0,
         code: req.custom_alias.clone(),
         target: target.url,
         status: input::check_status(req.status.unwrap_or(301))?,
-        expires_at: req.expires_at.map(input::check_expiry).transpose()?,
+        expires_at,
+        valid_since: req.valid_since,
+        expired_url: expired.as_ref().map(|t| t.url.clone()),
+        expired_host: expired.map(|t| t.host),
         forward_query: req.forward_query.unwrap_or(false),
         tags: input::check_tags(req.tags.clone().unwrap_or_default())?,
         title: input::check_title(req.title.clone())?,
     };
     Ok((new, target.host))
+}
+
+/// Checks an `expired_url` like a target (the same policy), naming the
+/// field in the error.
+fn check_expired_url(state: &AppState, url: &str) -> ApiResult<crate::target::Target> {
+    state.targets.check(url).map_err(|e| match e {
+        ApiError::InvalidUrl(message) => ApiError::invalid_field("expired_url", message),
+        other => other,
+    })
 }
 
 /// Inserts a checked link in `tx` with its audit entry and outbox row: the
@@ -181,6 +200,9 @@ pub(super) async fn insert_unrecorded(
     domain: Option<&str>,
 ) -> ApiResult<LinkRow> {
     check_blocklist(tx, host).await?;
+    if let Some(host) = &new.expired_host {
+        check_blocklist(tx, host).await?;
+    }
     let default = state.config.default_domain.as_deref().unwrap_or("");
     let domain_id =
         crate::domains::store::for_link(tx, Owner::Org(new.org_id), default, domain).await?;
@@ -321,11 +343,19 @@ pub async fn get(
         );
         return Ok(r);
     }
-    Ok(with_etag(
-        StatusCode::OK,
-        &row,
-        row.to_json(state.short_base()),
-    ))
+    // The ETag versions the link's settings; its click totals change
+    // without a new version (see `links::clicks`).
+    let mut json = [row.to_json(state.short_base())];
+    let ch = state.clickhouse.as_ref();
+    super::clicks::fill(
+        &state.click_totals,
+        ch,
+        std::slice::from_ref(&row),
+        &mut json,
+    )
+    .await;
+    let [json] = json;
+    Ok(with_etag(StatusCode::OK, &row, json))
 }
 
 /// Fails with 412 unless `given` (an `If-Match` value) names the row's
@@ -345,7 +375,7 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
     let before = (
         row.target.clone(),
         row.status,
-        row.expires_at,
+        (row.expires_at, row.valid_since, row.expired_url.clone()),
         row.disabled,
         row.forward_query,
         row.tags.clone(),
@@ -359,6 +389,12 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
     }
     if let Some(e) = patch.expires_at {
         row.expires_at = e;
+    }
+    if let Some(v) = patch.valid_since {
+        row.valid_since = v;
+    }
+    if let Some(u) = patch.expired_url {
+        row.expired_url = u;
     }
     if let Some(d) = patch.disabled {
         row.disabled = d;
@@ -376,7 +412,7 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
         != (
             row.target.clone(),
             row.status,
-            row.expires_at,
+            (row.expires_at, row.valid_since, row.expired_url.clone()),
             row.disabled,
             row.forward_query,
             row.tags.clone(),
@@ -384,15 +420,25 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
         )
 }
 
-/// Checks a patch: the patch to apply and its new target's host (for the
-/// blocklist, checked in the write's transaction), if it sets one.
-pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch, Option<String>)> {
+/// Checks a patch: the patch to apply and the hosts of the URLs it sets
+/// (target, expired URL) for the blocklist, checked in the write's
+/// transaction. Whether `valid_since` is before `expires_at` depends on the
+/// row too: [`apply_patch`]'s caller checks it ([`check_window`]).
+pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch, Vec<String>)> {
     let target = req
         .target
         .as_deref()
         .map(|t| state.targets.check(t))
         .transpose()?;
-    let blocklist_host = target.as_ref().map(|t| t.host.clone());
+    let expired = match &req.expired_url {
+        Some(Some(url)) => Some(check_expired_url(state, url)?),
+        _ => None,
+    };
+    let blocklist_hosts = target
+        .iter()
+        .chain(expired.iter())
+        .map(|t| t.host.clone())
+        .collect();
     let patch = Patch {
         target: target.map(|t| t.url),
         status: req.status.map(input::check_status).transpose()?,
@@ -400,12 +446,22 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
             Some(Some(at)) => Some(Some(input::check_expiry(at)?)),
             other => other,
         },
+        valid_since: req.valid_since,
+        expired_url: match req.expired_url {
+            Some(Some(_)) => Some(expired.map(|t| t.url)),
+            other => other,
+        },
         disabled: req.disabled,
         forward_query: req.forward_query,
         tags: req.tags.map(input::check_tags).transpose()?,
         title: req.title.map(input::check_title).transpose()?,
     };
-    Ok((patch, blocklist_host))
+    Ok((patch, blocklist_hosts))
+}
+
+/// The patched row's `valid_since` must still be before its `expires_at`.
+pub(super) fn check_window(row: &LinkRow) -> ApiResult<()> {
+    input::check_window(row.valid_since, row.expires_at)
 }
 
 /// A checked [`PatchLink`].
@@ -413,6 +469,8 @@ pub(super) struct Patch {
     target: Option<String>,
     status: Option<i16>,
     expires_at: Option<Option<OffsetDateTime>>,
+    valid_since: Option<Option<OffsetDateTime>>,
+    expired_url: Option<Option<String>>,
     disabled: Option<bool>,
     forward_query: Option<bool>,
     tags: Option<Vec<String>>,
@@ -457,9 +515,9 @@ pub async fn update_link(
     let org_id = auth.org(Scope::LinksWrite)?;
     crate::text::check_code(code)?;
     // Validate before taking any lock.
-    let (patch, blocklist_host) = check_patch(state, req)?;
+    let (patch, blocklist_hosts) = check_patch(state, req)?;
     let mut tx = state.db.begin().await?;
-    if let Some(host) = &blocklist_host {
+    for host in &blocklist_hosts {
         check_blocklist(&mut tx, host).await?;
     }
     let domain_id = domain_id(state, &mut tx, Owner::Org(org_id), domain).await?;
@@ -471,6 +529,7 @@ pub async fn update_link(
         tx.rollback().await?;
         return Ok(row);
     }
+    check_window(&row)?;
     let row = store::save(&mut tx, &row).await?;
     audit(
         &mut tx,
@@ -734,7 +793,14 @@ pub async fn list(
 ) -> ApiResult<axum::Json<LinkPage>> {
     let org_id = auth.org(Scope::LinksRead)?;
     let (rows, next_cursor) = list_links(&state, org_id, &q).await?;
-    let links: Vec<LinkJson> = rows.iter().map(|r| r.to_json(state.short_base())).collect();
+    let mut links: Vec<LinkJson> = rows.iter().map(|r| r.to_json(state.short_base())).collect();
+    super::clicks::fill(
+        &state.click_totals,
+        state.clickhouse.as_ref(),
+        &rows,
+        &mut links,
+    )
+    .await;
     Ok(axum::Json(LinkPage { links, next_cursor }))
 }
 

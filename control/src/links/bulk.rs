@@ -328,8 +328,8 @@ async fn update_one(
     item: BulkUpdate,
 ) -> ApiResult<Outcome> {
     crate::text::check_code(&item.code)?;
-    let (patch, host) = api::check_patch(state, item.set)?;
-    if let Some(host) = &host {
+    let (patch, hosts) = api::check_patch(state, item.set)?;
+    for host in &hosts {
         check_blocklist(conn, host).await?;
     }
     let domain_id = api::domain_id(state, conn, Owner::Org(org_id), item.domain.as_deref()).await?;
@@ -343,6 +343,7 @@ async fn update_one(
             changed: false,
         });
     }
+    api::check_window(&row)?;
     let row = store::save(conn, &row).await?;
     audit(
         conn,

@@ -24,6 +24,15 @@ pub struct CreateLink {
     pub status: Option<u16>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// Before this time the link answers as a missing code (engines send
+    /// 404, or the domain's not-found redirect). Must be before
+    /// `expires_at`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub valid_since: Option<OffsetDateTime>,
+    /// Where the link redirects (302) once `expires_at` has passed, instead
+    /// of answering 410: an absolute http(s) URL, checked like `target`.
+    #[schema(format = "uri")]
+    pub expired_url: Option<String>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,
     pub title: Option<String>,
@@ -34,7 +43,7 @@ pub struct CreateLink {
 }
 
 /// `PATCH /v1/links/{code}`: absent fields stay; `null` clears
-/// `expires_at` and `title`.
+/// `expires_at`, `valid_since`, `expired_url` and `title`.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchLink {
@@ -45,6 +54,11 @@ pub struct PatchLink {
     pub status: Option<u16>,
     #[serde(default, deserialize_with = "nullable_time")]
     pub expires_at: Option<Option<OffsetDateTime>>,
+    #[serde(default, deserialize_with = "nullable_time")]
+    pub valid_since: Option<Option<OffsetDateTime>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(format = "uri")]
+    pub expired_url: Option<Option<String>>,
     pub disabled: Option<bool>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,
@@ -92,6 +106,23 @@ pub fn check_expiry(at: OffsetDateTime) -> ApiResult<OffsetDateTime> {
         ));
     }
     Ok(at)
+}
+
+/// Checks `valid_since` against `expires_at` (the values the link will have
+/// after the write): the link must become valid before it expires.
+pub fn check_window(
+    valid_since: Option<OffsetDateTime>,
+    expires_at: Option<OffsetDateTime>,
+) -> ApiResult<()> {
+    if let (Some(since), Some(until)) = (valid_since, expires_at)
+        && since >= until
+    {
+        return Err(ApiError::invalid_field(
+            "valid_since",
+            "must be before expires_at",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a tag given as a list filter (the same rules as a stored tag).

@@ -24,19 +24,23 @@ pub struct LinkRow {
     pub domain_id: i64,
     /// The domain's name (empty: the unnamed default domain).
     pub domain: String,
+    pub valid_since: Option<OffsetDateTime>,
+    pub expired_url: Option<String>,
 }
 
 /// The columns of [`LinkRow`], for `SELECT`/`RETURNING` on `links`.
 pub const LINK_COLUMNS: &str = "id, code, org_id, target, status, expires_at, disabled, \
     forward_query, tags, title, created_at, updated_at, deleted_at, version, seq, domain_id, \
-    (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain";
+    (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, valid_since, \
+    expired_url";
 
 /// [`LINK_COLUMNS`] qualified by the table, for statements that join
 /// another relation with a column of the same name.
 pub const LINK_COLUMNS_QUALIFIED: &str = "links.id, links.code, links.org_id, links.target, \
     links.status, links.expires_at, links.disabled, links.forward_query, links.tags, links.title, \
     links.created_at, links.updated_at, links.deleted_at, links.version, links.seq, \
-    links.domain_id, (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain";
+    links.domain_id, (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, \
+    links.valid_since, links.expired_url";
 
 /// A link as the API shows it. The same field names are accepted on input.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
@@ -51,6 +55,14 @@ pub struct LinkJson {
     pub status: u16,
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// Before this time the link answers as a missing code; `null`: valid
+    /// from its creation.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub valid_since: Option<OffsetDateTime>,
+    /// Where the link redirects (302) once `expires_at` has passed, instead
+    /// of answering 410; `null`: none.
+    #[serde(default)]
+    pub expired_url: Option<String>,
     pub disabled: bool,
     pub forward_query: bool,
     pub tags: Vec<String>,
@@ -60,6 +72,14 @@ pub struct LinkJson {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub version: i64,
+    /// Clicks on the link so far, from the analytics rollups (at most
+    /// `--click-totals-ttl` old, 60 s by default); `null` when they could
+    /// not be read (ClickHouse down) or on a write's answer.
+    #[serde(default)]
+    pub clicks: Option<u64>,
+    /// The last click's time, as `clicks`; `null` also when it has none.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_click_at: Option<OffsetDateTime>,
 }
 
 /// One page of `GET /v1/links`.
@@ -92,6 +112,8 @@ impl LinkRow {
             target: self.target.clone(),
             status: self.status as u16,
             expires_at: self.expires_at,
+            valid_since: self.valid_since,
+            expired_url: self.expired_url.clone(),
             disabled: self.disabled,
             forward_query: self.forward_query,
             tags: self.tags.clone(),
@@ -99,6 +121,8 @@ impl LinkRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
+            clicks: None,
+            last_click_at: None,
         }
     }
 
@@ -113,6 +137,8 @@ impl LinkRow {
             disabled: self.disabled,
             forward_query: self.forward_query,
             seq: self.seq as u64,
+            valid_since: self.valid_since.map(|t| t.unix_timestamp().max(1)),
+            expired_url: self.expired_url.clone(),
         }
     }
 }

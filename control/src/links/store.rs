@@ -20,19 +20,26 @@ pub struct NewLink {
     pub target: String,
     pub status: i16,
     pub expires_at: Option<time::OffsetDateTime>,
+    pub valid_since: Option<time::OffsetDateTime>,
+    pub expired_url: Option<String>,
+    /// `expired_url`'s host, for the blocklist.
+    pub expired_host: Option<String>,
     pub forward_query: bool,
     pub tags: Vec<String>,
     pub title: Option<String>,
 }
 
-/// Inserts a link. A random code that collides on its domain is redrawn; a
-/// custom alias that collides is a 409. `ON CONFLICT DO NOTHING` makes this race-free: the
+/// Inserts a link. A random code that collides on its domain (with a link,
+/// or a purged link's retired code) is redrawn; a custom alias that collides
+/// is a 409. `ON CONFLICT DO NOTHING` makes this race-free: the
 /// unique index decides, and a concurrent insert of the same code waits for
 /// the other transaction instead of failing it.
 pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> ApiResult<LinkRow> {
     let sql = format!(
-        "INSERT INTO links (code, org_id, target, status, expires_at, forward_query, tags, title, seq, domain_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)
+        "INSERT INTO links (code, org_id, target, status, expires_at, forward_query, tags, title,
+                            seq, domain_id, valid_since, expired_url)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11
+          WHERE NOT EXISTS (SELECT 1 FROM retired_codes WHERE domain_id = $9 AND code = $1)
          ON CONFLICT (domain_id, code) DO NOTHING RETURNING {LINK_COLUMNS}"
     );
     for _attempt in 0..8 {
@@ -50,6 +57,8 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
             .bind(&new.tags)
             .bind(&new.title)
             .bind(new.domain_id)
+            .bind(new.valid_since)
+            .bind(&new.expired_url)
             .fetch_optional(&mut *conn)
             .await?;
         match row {
@@ -108,6 +117,7 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
     let sql = format!(
         "UPDATE links SET target = $2, status = $3, expires_at = $4, disabled = $5,
                 forward_query = $6, tags = $7, title = $8, deleted_at = $9,
+                valid_since = $10, expired_url = $11,
                 version = version + 1, updated_at = now()
           WHERE id = $1 RETURNING {LINK_COLUMNS}"
     );
@@ -121,6 +131,8 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
         .bind(&row.tags)
         .bind(&row.title)
         .bind(row.deleted_at)
+        .bind(row.valid_since)
+        .bind(&row.expired_url)
         .fetch_one(&mut *conn)
         .await?)
 }

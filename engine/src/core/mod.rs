@@ -18,6 +18,7 @@
 pub mod command;
 pub mod domains;
 pub mod fxhash;
+pub mod lifecycle;
 pub mod session;
 pub mod state;
 

@@ -31,6 +31,7 @@
 
 use super::Core;
 use super::domains::DomainEntry;
+use super::lifecycle::Answer;
 use super::state::Lookup;
 use crate::clicks::client_ip::{ClientIpHeader, client_ip, cut};
 use crate::http::request::{self, Body, Method, Parse, Reject, Request, Undecodable};
@@ -343,30 +344,54 @@ pub fn answer(
     }
     let now = core.clock.secs();
     let canned = match state.lookup_in(domain.id, code) {
-        Lookup::Found(target) if !target.is_gone(now) => {
-            let query = if target.forward_query { req.query } else { b"" };
-            // A cached permanent redirect must not outlive the link.
-            let lifetime = match target.expires_at {
-                0 => i64::MAX,
-                at => at.saturating_sub(now),
+        Lookup::Found(target) => {
+            let answer = if target.redirects_plainly(now) {
+                Answer::Redirect {
+                    lifetime: target.lifetime(now),
+                }
+            } else {
+                // Disabled, expired or with extras: the slower path.
+                let extra = if target.has_extra {
+                    state.extra_in(domain.id, code)
+                } else {
+                    None
+                };
+                target.answer(extra, now)
             };
-            pre.redirect_with(
-                out,
-                target.status,
-                target.location,
-                query,
-                persist,
-                lifetime,
-                hsts,
-            );
-            let status = target.status.code();
-            capture(core, req, peer, code, &domain.name, status, now_ms);
-            return (status, keep);
-        }
-        Lookup::Found(_) => {
-            let status = core.gone.status();
-            capture(core, req, peer, code, &domain.name, status, now_ms);
-            core.gone
+            match answer {
+                Answer::Redirect { lifetime } => {
+                    let query = if target.forward_query { req.query } else { b"" };
+                    // A cached permanent redirect must not outlive the link.
+                    pre.redirect_with(
+                        out,
+                        target.status,
+                        target.location,
+                        query,
+                        persist,
+                        lifetime,
+                        hsts,
+                    );
+                    let status = target.status.code();
+                    capture(core, req, peer, code, &domain.name, status, now_ms);
+                    return (status, keep);
+                }
+                Answer::Expired { location } => {
+                    // 302: never cached, the link may be edited again.
+                    let status = snapshots::RedirectStatus::Found;
+                    pre.redirect_with(out, status, location, b"", persist, i64::MAX, hsts);
+                    capture(core, req, peer, code, &domain.name, 302, now_ms);
+                    return (302, keep);
+                }
+                Answer::NotYet => {
+                    core.metrics.unknown_codes.inc();
+                    return not_found(&pre, domain, head_only, persist, hsts, out, keep);
+                }
+                Answer::Gone => {
+                    let status = core.gone.status();
+                    capture(core, req, peer, code, &domain.name, status, now_ms);
+                    core.gone
+                }
+            }
         }
         Lookup::Missing => {
             core.metrics.unknown_codes.inc();

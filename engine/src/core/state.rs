@@ -5,6 +5,7 @@
 
 use super::domains::{DomainChange, DomainTable, UnknownHost};
 use super::fxhash::FxHasher;
+use super::lifecycle::{Extra, Target};
 use snapshots::delta::{LinkChange, LinkDelta};
 use snapshots::{RedirectStatus, Snapshot};
 use std::collections::HashMap;
@@ -41,6 +42,16 @@ pub struct DeltaLink {
     pub expires_at: i64,
     pub disabled: bool,
     pub forward_query: bool,
+    /// Unix seconds; 0: none.
+    pub valid_since: i64,
+    /// Empty: none.
+    pub expired_url: Box<str>,
+}
+
+impl DeltaLink {
+    fn has_extra(&self) -> bool {
+        self.valid_since != 0 || !self.expired_url.is_empty()
+    }
 }
 
 impl From<LinkDelta> for DeltaRecord {
@@ -55,6 +66,8 @@ impl From<LinkDelta> for DeltaRecord {
                     expires_at: link.expires_at.unwrap_or(0),
                     disabled: link.disabled,
                     forward_query: link.forward_query,
+                    valid_since: link.valid_since.unwrap_or(0),
+                    expired_url: link.expired_url.unwrap_or_default().into_boxed_str(),
                 }),
             },
             LinkChange::Delete { domain, code } => DeltaChange::Link {
@@ -88,24 +101,6 @@ impl From<LinkDelta> for DeltaRecord {
             seq: delta.seq,
             change,
         }
-    }
-}
-
-/// A link found by a lookup, borrowed from the snapshot or the delta map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Target<'a> {
-    pub location: &'a [u8],
-    pub status: RedirectStatus,
-    pub expires_at: i64,
-    pub disabled: bool,
-    pub forward_query: bool,
-}
-
-impl Target<'_> {
-    /// Whether the link should not redirect at `now` (unix seconds).
-    #[inline]
-    pub fn is_gone(&self, now: i64) -> bool {
-        self.disabled || (self.expires_at != 0 && now >= self.expires_at)
     }
 }
 
@@ -200,6 +195,7 @@ impl CoreState {
                     expires_at: link.expires_at,
                     disabled: link.disabled,
                     forward_query: link.forward_query,
+                    has_extra: link.has_extra(),
                 }),
                 None => Lookup::Missing,
             };
@@ -214,9 +210,31 @@ impl CoreState {
                 expires_at: view.expires_at().unwrap_or(0),
                 disabled: view.disabled(),
                 forward_query: view.forward_query(),
+                has_extra: view.has_extra(),
             }),
             None => Lookup::Missing,
         }
+    }
+
+    /// The lifecycle extras of `(domain, code)`, from where
+    /// [`CoreState::lookup_in`] found the link; only for a link whose
+    /// target says `has_extra` (off the plain path).
+    pub fn extra_in(&self, domain: u32, code: &[u8]) -> Option<Extra<'_>> {
+        let mut buf = [0u8; MAX_KEY_LEN];
+        if let Some(key) = delta_key(domain, code, &mut buf)
+            && let Some(record) = self.deltas.get(key)
+            && let DeltaChange::Link { link, .. } = &record.change
+        {
+            return link.as_ref().map(|link| Extra {
+                valid_since: link.valid_since,
+                expired_url: link.expired_url.as_bytes(),
+            });
+        }
+        let extra = self.snapshot.as_ref()?.extra_in(domain, code)?;
+        Some(Extra {
+            valid_since: extra.valid_since().unwrap_or(0),
+            expired_url: extra.expired_url().unwrap_or("").as_bytes(),
+        })
     }
 
     /// Swaps the snapshot in and prunes the deltas it covers; returns the
@@ -479,6 +497,52 @@ mod domain_tests {
         assert_eq!(resolve(&state, "go.brand.example"), None);
         let mut buf = [0u8; snapshots::domain::MAX_DOMAIN_LEN + 1];
         assert!(matches!(normalize_host(b"", &mut buf), HostName::Invalid));
+    }
+
+    #[test]
+    fn extras_come_from_where_the_link_was_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let mut builder = SnapshotBuilder::new(5);
+        builder
+            .push(Link {
+                valid_since: Some(100),
+                ..Link::new("a", "https://t/a")
+            })
+            .unwrap();
+        builder.push(Link::new("b", "https://t/b")).unwrap();
+        builder.write_to(&path).unwrap();
+        let mut state = CoreState::new(None, UnknownHost::Auto);
+        state.install(Arc::new(Snapshot::open(&path).unwrap()));
+        let found = |state: &CoreState, code: &str| match state.lookup(code.as_bytes()) {
+            Lookup::Found(t) => t.has_extra,
+            other => panic!("{other:?}"),
+        };
+        assert!(found(&state, "a") && !found(&state, "b"));
+        assert_eq!(
+            state.extra_in(0, b"a"),
+            Some(Extra {
+                valid_since: 100,
+                expired_url: b""
+            })
+        );
+        assert_eq!(state.extra_in(0, b"b"), None);
+        // A delta replaces the link, extras and all: "a" loses them, "b"
+        // gains an expired URL.
+        state.apply(Arc::new(
+            LinkDelta::upsert(6, Link::new("a", "https://t/a2")).into(),
+        ));
+        let mut link = Link::new("b", "https://t/b");
+        link.expired_url = Some("https://t/over".into());
+        state.apply(Arc::new(LinkDelta::upsert(7, link).into()));
+        assert!(!found(&state, "a") && found(&state, "b"));
+        assert_eq!(
+            state.extra_in(0, b"b"),
+            Some(Extra {
+                valid_since: 0,
+                expired_url: b"https://t/over"
+            })
+        );
     }
 
     #[test]

@@ -197,7 +197,11 @@ fn get(file: PathBuf, code: String) -> Result<()> {
     let snapshot = Snapshot::open(&file).with_context(|| format!("{} refused", file.display()))?;
     match snapshot.get(&code) {
         Some(link) => {
-            println!("{}", serde_json::to_string_pretty(&link.to_link(&code))?);
+            let extra = snapshot.extra_in(link.domain(), code.as_bytes());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&link.to_link_with(&code, extra))?
+            );
             Ok(())
         }
         None => {
