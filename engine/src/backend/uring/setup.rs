@@ -63,8 +63,7 @@ pub fn build(entries: u32, cq_entries: u32) -> io::Result<(IoUring, Flavor)> {
 /// Whether this kernel can run the io_uring backend; the reason if not.
 ///
 /// Needs: io_uring at all (not disabled by `kernel.io_uring_disabled` or a
-/// seccomp filter), the accept, receive, send, cancel, close and shutdown
-/// operations,
+/// seccomp filter), the accept, receive, send, cancel and close operations,
 /// provided-buffer rings (5.19) and multishot receive (6.0, which has no
 /// feature bit, so the kernel release is read).
 pub fn check() -> Result<Flavor, String> {
@@ -79,7 +78,6 @@ pub fn check() -> Result<Flavor, String> {
         (opcode::Send::CODE, "send"),
         (opcode::AsyncCancel::CODE, "async cancel"),
         (opcode::Close::CODE, "close"),
-        (opcode::Shutdown::CODE, "shutdown"),
     ] {
         if !probe.is_supported(code) {
             return Err(format!("io_uring has no {name} operation"));
