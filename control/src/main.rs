@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "control", version, about = "The link shortener's control plane")]
+#[command(
+    name = "control",
+    version,
+    about = "The link shortener's control plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
