@@ -6,7 +6,7 @@
 //! PostgreSQL and the engine, their codes never given out again.
 
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How long the engine may take to show a change or a passing time.
 const WITHIN: Duration = Duration::from_secs(15);
@@ -49,34 +49,13 @@ async fn until(stack: &e2e::stack::Stack, code: &str, status: u16) -> Answer {
     .unwrap_or_else(|e| panic!("{code} never answered {status}: {e}"))
 }
 
+/// Now plus `secs`, as RFC 3339 UTC in whole seconds.
 fn rfc3339_in(secs: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let t = now + secs;
-    // Seconds since the epoch as RFC 3339 UTC, without a date library.
-    let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let (y, m, d) = civil(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+        .replace_nanosecond(0)
+        .expect("0 is a valid nanosecond")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a UTC time formats as RFC 3339")
 }
 
 async fn create(stack: &e2e::stack::Stack, key: &str, body: Value) -> Value {
