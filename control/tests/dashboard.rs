@@ -638,36 +638,9 @@ async fn the_link_form_sets_valid_since_and_expired_url() {
         .await;
     let org = org_id(&app).await;
     let ed = app.login("ed@acme.example", common::PASSWORD).await;
-    let base = app.base.clone();
-    let get = |path: String| {
-        let (cookie, url) = (ed.cookie.clone(), format!("{base}{path}"));
-        async move {
-            let r = http()
-                .get(url)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }
-    };
-    let post = |path: String, pairs: Vec<(&'static str, String)>| {
-        let (cookie, csrf, url) = (ed.cookie.clone(), ed.csrf.clone(), format!("{base}{path}"));
-        async move {
-            let mut pairs = pairs;
-            pairs.push(("csrf", csrf));
-            http()
-                .post(url)
-                .header("cookie", cookie)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form_body(&pairs))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let (s, form) = get(format!("/o/{org}/new-link")).await;
-    assert_eq!(s, 200);
+    let form = app.page(&ed, &format!("/o/{org}/new-link")).await;
+    assert_eq!(form.status, 200);
+    let form = form.html;
     for field in ["valid_since", "expired_url", "expires_at"] {
         assert!(
             form.contains(&format!("name=\"{field}\"")),
@@ -675,43 +648,49 @@ async fn the_link_form_sets_valid_since_and_expired_url() {
         );
     }
     // An expired URL that is no URL: the form again, the error beside it.
-    let r = post(
-        format!("/o/{org}/links"),
-        vec![
-            ("target", "https://example.com/sale".into()),
-            ("custom_alias", "sale".into()),
-            ("status", "302".into()),
-            ("expired_url", "javascript:alert(1)".into()),
-        ],
-    )
-    .await;
-    assert!(r.status().is_client_error(), "{}", r.status());
-    let page = r.text().await.unwrap();
-    assert!(page.contains("id=\"expired_url-error\""), "{page}");
-    let r = post(
-        format!("/o/{org}/links"),
-        vec![
-            ("target", "https://example.com/sale".into()),
-            ("custom_alias", "sale".into()),
-            ("status", "302".into()),
-            ("valid_since", "2030-01-01T09:00".into()),
-            ("expires_at", "2030-02-01T00:00".into()),
-            ("expired_url", "https://example.com/sale-over".into()),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), 303);
+    let r = app
+        .submit(
+            &ed,
+            &format!("/o/{org}/links"),
+            &[
+                ("target", "https://example.com/sale"),
+                ("custom_alias", "sale"),
+                ("status", "302"),
+                ("expired_url", "javascript:alert(1)"),
+            ],
+        )
+        .await;
+    assert!((400..500).contains(&r.status), "{}", r.status);
+    assert!(r.html.contains("id=\"expired_url-error\""), "{}", r.html);
+    let r = app
+        .submit(
+            &ed,
+            &format!("/o/{org}/links"),
+            &[
+                ("target", "https://example.com/sale"),
+                ("custom_alias", "sale"),
+                ("status", "302"),
+                ("valid_since", "2030-01-01T09:00"),
+                ("expires_at", "2030-02-01T00:00"),
+                ("expired_url", "https://example.com/sale-over"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
     let (_, link) = app
         .call(reqwest::Method::GET, "/v1/links/sale", &app.admin_key)
         .await;
     assert_eq!(link["valid_since"], "2030-01-01T09:00:00Z");
     assert_eq!(link["expired_url"], "https://example.com/sale-over");
-    let (_, page) = get(format!("/o/{org}/links/sale")).await;
+    let page = app.page(&ed, &format!("/o/{org}/links/sale")).await.html;
     assert!(page.contains("https://example.com/sale-over"), "{page}");
-    let (_, list) = get(format!("/o/{org}/links")).await;
+    let list = app.page(&ed, &format!("/o/{org}/links")).await.html;
     assert!(list.contains("scheduled"), "a link not valid yet: {list}");
     // The edit form shows both; saving it as shown keeps them.
-    let (_, edit) = get(format!("/o/{org}/links/sale/edit")).await;
+    let edit = app
+        .page(&ed, &format!("/o/{org}/links/sale/edit"))
+        .await
+        .html;
     assert!(edit.contains("value=\"2030-01-01T09:00\""), "{edit}");
     let field = |name: &str| {
         let at = edit
@@ -725,21 +704,23 @@ async fn the_link_form_sets_valid_since_and_expired_url() {
             .unwrap()
             .replace("&quot;", "\"")
     };
-    let r = post(
-        format!("/o/{org}/links/sale"),
-        vec![
-            ("target", "https://example.com/sale-2".into()),
-            ("status", "302".into()),
-            ("etag", field("etag")),
-            ("expires_was", field("expires_was")),
-            ("valid_since_was", field("valid_since_was")),
-            ("valid_since", field("valid_since")),
-            ("expires_at", field("expires_at")),
-            ("expired_url", field("expired_url")),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), 303);
+    let kept: Vec<(&str, String)> = [
+        "etag",
+        "expires_was",
+        "valid_since_was",
+        "valid_since",
+        "expires_at",
+        "expired_url",
+    ]
+    .into_iter()
+    .map(|name| (name, field(name)))
+    .collect();
+    let mut pairs = vec![("target", "https://example.com/sale-2"), ("status", "302")];
+    pairs.extend(kept.iter().map(|(k, v)| (*k, v.as_str())));
+    let r = app
+        .submit(&ed, &format!("/o/{org}/links/sale"), &pairs)
+        .await;
+    assert_eq!(r.status, 303);
     let (_, link) = app
         .call(reqwest::Method::GET, "/v1/links/sale", &app.admin_key)
         .await;
