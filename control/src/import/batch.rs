@@ -24,7 +24,6 @@ use super::check::Row;
 use super::progress::{self, Problem};
 use crate::audit::{Actor, audit};
 use crate::links::model::{LINK_COLUMNS, LinkRow};
-use snapshots::delta::LinkDelta;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use std::collections::{HashMap, HashSet};
 
@@ -132,7 +131,7 @@ async fn write_in(
     let (rows, codes) = free_codes(tx, to, pending, &mut problems).await?;
     let links = insert(tx, to, &rows, &codes).await?;
     let made = links.len() as u64;
-    outbox(tx, &links).await?;
+    crate::links::store::write_outbox(tx, &links).await?;
     sqlx::query("UPDATE imports SET imported = imported + $2 WHERE id = $1")
         .bind(to.import_id)
         .bind(made as i64)
@@ -277,29 +276,6 @@ async fn insert(
 }
 
 /// The outbox rows of new links, one multi-row insert and one notification.
-async fn outbox(tx: &mut PgConnection, links: &[LinkRow]) -> anyhow::Result<()> {
-    if links.is_empty() {
-        return Ok(());
-    }
-    let seqs: Vec<i64> = links.iter().map(|l| l.seq).collect();
-    let codes: Vec<&str> = links.iter().map(|l| l.code.as_str()).collect();
-    let deltas: Vec<Vec<u8>> = links
-        .iter()
-        .map(|l| LinkDelta::upsert(l.seq as u64, l.to_snapshot_link()).encode())
-        .collect();
-    sqlx::query(
-        "WITH i AS (INSERT INTO link_outbox (seq, code, delta)
-                    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[]) RETURNING seq)
-         SELECT pg_notify('link_outbox', max(seq)::text) FROM i",
-    )
-    .bind(&seqs)
-    .bind(&codes)
-    .bind(&deltas)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// Rows whose target host (or a parent) is blocklisted become problems.
 async fn without_blocked(
     tx: &mut PgConnection,

@@ -191,10 +191,21 @@ pub async fn record_changes(conn: &mut PgConnection, ids: &[i64]) -> ApiResult<V
         .fetch_all(&mut *conn)
         .await?;
     rows.sort_by_key(|r| r.seq);
+    write_outbox(conn, &rows).await?;
+    Ok(rows)
+}
+
+/// The outbox entries of links already stamped with their sequence (in
+/// sequence order): one change each, a delete for a deleted link, else its
+/// state; one multi-row insert and one notification.
+pub async fn write_outbox(conn: &mut PgConnection, rows: &[LinkRow]) -> sqlx::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let mut seqs = Vec::with_capacity(rows.len());
     let mut codes = Vec::with_capacity(rows.len());
     let mut deltas = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         let seq = row.seq as u64;
         let delta = if row.deleted_at.is_some() {
             LinkDelta::delete_in(seq, row.domain_id as u32, row.code.clone())
@@ -202,7 +213,7 @@ pub async fn record_changes(conn: &mut PgConnection, ids: &[i64]) -> ApiResult<V
             LinkDelta::upsert(seq, row.to_snapshot_link())
         };
         seqs.push(row.seq);
-        codes.push(row.code.clone());
+        codes.push(row.code.as_str());
         deltas.push(delta.encode());
     }
     sqlx::query(
@@ -215,7 +226,7 @@ pub async fn record_changes(conn: &mut PgConnection, ids: &[i64]) -> ApiResult<V
     .bind(&deltas)
     .execute(&mut *conn)
     .await?;
-    Ok(rows)
+    Ok(())
 }
 
 /// The first blocklist entry matching `host` or one of its parents.
