@@ -212,7 +212,14 @@ async fn snapshot_rebuilt_while_changes_flow_loses_none() {
         let status = r.status();
         assert!(status == 201 || status == 200, "{status}");
         let body: Value = r.json().await.unwrap();
-        assert_eq!(body["pushes"][0]["ok"], true, "{body}");
+        // A push may meet control's own (reconcile) push still uploading: the
+        // engine answers its documented 429 push_in_progress and takes the
+        // next one. Any other failed push fails the test.
+        let push = &body["pushes"][0];
+        let busy = push["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("push_in_progress"));
+        assert!(push["ok"] == true || busy, "{body}");
         builds += 1;
     }
     let expected = writer.await.unwrap();
