@@ -143,6 +143,8 @@ fn click_encoding(c: &mut Criterion) {
         accept_language: b"en-GB,en;q=0.9,fr;q=0.8",
         host: b"sho.rt",
         domain: b"sho.rt",
+        org_id: 0,
+        rule: 0,
     };
     let mut g = c.benchmark_group("click_encode");
     g.throughput(Throughput::Elements(1));

@@ -151,8 +151,11 @@ pub const KNOWN_FLAGS: u8 = KNOWN_FLAGS_V2 | FLAG_EXTRA;
 
 /// A link's value in the archive; the code is the map's key.
 ///
-/// Fields are ordered widest first so the archived struct has no inner
-/// padding: 8 + 8 + 8 + 2 + 1 = 27 bytes, 32 with its tail.
+/// Fields are ordered widest first: 8 + 8 + 8 + 2 + 1 = 27 bytes, then one
+/// byte of padding and `org` (version 4) in what versions 1 to 3 left as the
+/// record's tail padding, so the record stays 32 bytes and one cache line
+/// holds two of them. rkyv zeroes padding when it writes, so the files of
+/// versions 1 to 3 hold 0 there; the reader checks they do.
 #[derive(Archive, Serialize, Debug, Clone, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct LinkValue {
@@ -166,7 +169,14 @@ pub struct LinkValue {
     pub status: u16,
     /// [`FLAG_DISABLED`] | [`FLAG_FORWARD_QUERY`] | [`FLAG_EXTRA`].
     pub flags: u8,
+    /// The organisation that owns the link (version 4; 0 in older files):
+    /// the click record carries it so analytics reads stats by org. 32 bits
+    /// to fit the padding; `Link::validate` refuses a wider org id.
+    pub org: u32,
 }
+
+// The hot record must not grow: every lookup reads it.
+const _: () = assert!(std::mem::size_of::<ArchivedLinkValue>() == 32);
 
 /// One row for the builder: the key and its value.
 #[derive(Debug)]

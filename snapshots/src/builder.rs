@@ -179,6 +179,8 @@ impl SnapshotBuilder {
                 target: link.target,
                 status: link.status.code(),
                 flags,
+                // `validate` above refused an org id wider than 32 bits.
+                org: link.org_id as u32,
             },
             index,
         });

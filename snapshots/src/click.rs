@@ -12,9 +12,10 @@ use thiserror::Error;
 /// First four bytes of every batch.
 pub const CLICK_MAGIC: [u8; 4] = *b"SHCK";
 /// The batch format version this crate writes.
-pub const CLICK_VERSION: u16 = 2;
+pub const CLICK_VERSION: u16 = 3;
 /// The oldest batch version this crate reads (version 1: no domain field;
-/// its events read with an empty domain).
+/// its events read with an empty domain; versions 1 and 2: no org and rule,
+/// read as 0).
 pub const OLDEST_CLICK_VERSION: u16 = 1;
 /// Longest node id in bytes.
 pub const MAX_NODE_ID_LEN: usize = 64;
@@ -54,6 +55,12 @@ pub struct ClickEvent<'a> {
     /// The normalised name of the domain the link was served under (empty:
     /// the unnamed default domain, or a version-1 batch).
     pub domain: &'a [u8],
+    /// The organisation owning the link (version 3; 0: unknown, a missing
+    /// code, or an older batch), so analytics keys every row by org.
+    pub org_id: u64,
+    /// Which redirect rule or A/B variant served the visit (version 3);
+    /// 0: the link's own target (and every older batch).
+    pub rule: u16,
 }
 
 /// Appends click records to a reusable buffer.
@@ -65,7 +72,8 @@ pub struct ClickEvent<'a> {
 /// writer.begin([1; 16]);
 /// writer.push(&ClickEvent { event_id: [2; 16], ts_ms: 1, status: 301,
 ///     ip: IpAddr::V4(Ipv4Addr::LOCALHOST), code: b"abc", user_agent: b"curl",
-///     referrer: b"", accept_language: b"", host: b"sho.rt", domain: b"sho.rt" });
+///     referrer: b"", accept_language: b"", host: b"sho.rt", domain: b"sho.rt",
+///     org_id: 7, rule: 0 });
 /// let batch = ClickBatch::parse(writer.finish()).unwrap();
 /// assert_eq!(batch.len(), 1);
 /// ```
@@ -126,6 +134,8 @@ impl ClickBatchWriter {
         self.field_u8(event.accept_language, MAX_ACCEPT_LANGUAGE_LEN);
         self.field_u8(event.host, MAX_HOST_LEN);
         self.field_u8(event.domain, MAX_DOMAIN_LEN);
+        self.buf.extend_from_slice(&event.org_id.to_le_bytes());
+        self.buf.extend_from_slice(&event.rule.to_le_bytes());
         let record_len = (self.buf.len() - len_at - 2) as u16;
         self.buf[len_at..len_at + 2].copy_from_slice(&record_len.to_le_bytes());
         self.count += 1;
@@ -256,7 +266,7 @@ impl<'a> ClickBatch<'a> {
         Ok(batch)
     }
 
-    /// The batch's format version (1 or 2).
+    /// The batch's format version (1 to 3).
     pub fn version(&self) -> u16 {
         self.version
     }
@@ -324,6 +334,13 @@ fn read_record(bytes: &[u8], version: u16) -> Result<(ClickEvent<'_>, &[u8]), &'
     } else {
         &[]
     };
+    let (org_id, rule) = if version >= 3 {
+        let org = u64::from_le_bytes(r.take(8, "org id")?.try_into().expect("8"));
+        let rule = u16::from_le_bytes(r.take(2, "rule")?.try_into().expect("2"));
+        (org, rule)
+    } else {
+        (0, 0)
+    };
     Ok((
         ClickEvent {
             event_id,
@@ -336,6 +353,8 @@ fn read_record(bytes: &[u8], version: u16) -> Result<(ClickEvent<'_>, &[u8]), &'
             accept_language,
             host,
             domain,
+            org_id,
+            rule,
         },
         after,
     ))
@@ -380,6 +399,8 @@ mod tests {
             accept_language: b"en-GB",
             host: b"sho.rt",
             domain: b"sho.rt",
+            org_id: 42 + i as u64,
+            rule: i as u16,
         }
     }
 
@@ -444,10 +465,10 @@ mod tests {
             Err(ClickError::BadMagic { .. })
         ));
         let mut bad = good.clone();
-        bad[4] = 3;
+        bad[4] = 4;
         assert!(matches!(
             ClickBatch::parse(&bad),
-            Err(ClickError::UnsupportedVersion { found: 3, .. })
+            Err(ClickError::UnsupportedVersion { found: 4, .. })
         ));
         for cut in 0..good.len() {
             assert!(ClickBatch::parse(&good[..cut]).is_err(), "cut at {cut}");

@@ -3,11 +3,12 @@
 //!
 //! Deltas are JSON (they are few, and an operator can read them with any NATS
 //! client); the snapshot and click batches are binary because they are many.
-//! Every delta carries its version (`"v": 3` now); a reader refuses versions
+//! Every delta carries its version (`"v": 4` now); a reader refuses versions
 //! it does not know rather than guess. Version 2 added the domain of link
 //! changes (absent: the default domain, as every version-1 change is) and
 //! the domain and well-known changes; version 3 the link's `valid_since`
-//! and `expired_url` (absent: none, as in every older change).
+//! and `expired_url` (absent: none, as in every older change); version 4
+//! the link's `org_id` (absent: 0, unknown).
 
 use crate::domain::{DEFAULT_DOMAIN, Domain, DomainError, WellKnown, validate_name};
 use crate::link::{Link, LinkError, validate_code};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The delta format version this crate writes.
-pub const DELTA_VERSION: u16 = 3;
+pub const DELTA_VERSION: u16 = 4;
 /// The oldest delta version this crate reads.
 pub const OLDEST_DELTA_VERSION: u16 = 1;
 
@@ -94,7 +95,7 @@ pub enum DeltaError {
     InvalidDomain { what: String, reason: DomainError },
     #[error("version-1 deltas carry no domain and no domain changes")]
     NotInVersion1,
-    #[error("version-{version} deltas carry no {field} (since version 3)")]
+    #[error("version-{version} deltas carry no {field} (since version 3; org_id since 4)")]
     NotInVersion { version: u16, field: &'static str },
 }
 
@@ -175,6 +176,15 @@ impl LinkDelta {
                 });
             }
         }
+        if delta.v < 4
+            && let LinkChange::Upsert { link } = &delta.change
+            && link.org_id != 0
+        {
+            return Err(DeltaError::NotInVersion {
+                version: delta.v,
+                field: "org_id",
+            });
+        }
         let link_error = |code: &str| {
             let code = code.to_owned();
             move |reason| DeltaError::InvalidLink { code, reason }
@@ -214,7 +224,7 @@ mod tests {
         let bytes = delta.encode();
         let text = std::str::from_utf8(&bytes).unwrap();
         assert!(
-            text.contains(r#""v":3"#) && text.contains(r#""op":"upsert""#),
+            text.contains(r#""v":4"#) && text.contains(r#""op":"upsert""#),
             "{text}"
         );
         assert_eq!(LinkDelta::decode(&bytes).unwrap(), delta);
@@ -222,14 +232,14 @@ mod tests {
         let delete = LinkDelta::delete(8, "abc");
         assert_eq!(
             std::str::from_utf8(&delete.encode()).unwrap(),
-            r#"{"v":3,"seq":8,"op":"delete","code":"abc"}"#
+            r#"{"v":4,"seq":8,"op":"delete","code":"abc"}"#
         );
         assert_eq!(LinkDelta::decode(&delete.encode()).unwrap(), delete);
 
         let delete = LinkDelta::delete_in(9, 7, "abc");
         assert_eq!(
             std::str::from_utf8(&delete.encode()).unwrap(),
-            r#"{"v":3,"seq":9,"op":"delete","domain":7,"code":"abc"}"#
+            r#"{"v":4,"seq":9,"op":"delete","domain":7,"code":"abc"}"#
         );
         let domain = LinkDelta::change(
             10,
@@ -252,8 +262,28 @@ mod tests {
     #[test]
     fn refusals() {
         assert!(matches!(
-            LinkDelta::decode(br#"{"v":4,"seq":1,"op":"delete","code":"a"}"#),
-            Err(DeltaError::UnsupportedVersion { found: 4, .. })
+            LinkDelta::decode(br#"{"v":5,"seq":1,"op":"delete","code":"a"}"#),
+            Err(DeltaError::UnsupportedVersion { found: 5, .. })
+        ));
+        assert!(matches!(
+            LinkDelta::decode(
+                br#"{"v":3,"seq":1,"op":"upsert","link":{"code":"a","target":"https://x.y","org_id":5}}"#
+            ),
+            Err(DeltaError::NotInVersion {
+                version: 3,
+                field: "org_id"
+            })
+        ));
+        let with_org = LinkDelta::decode(
+            br#"{"v":4,"seq":1,"op":"upsert","link":{"code":"a","target":"https://x.y","org_id":5}}"#,
+        )
+        .unwrap();
+        assert!(matches!(with_org.change, LinkChange::Upsert { link } if link.org_id == 5));
+        assert!(matches!(
+            LinkDelta::decode(
+                br#"{"v":4,"seq":1,"op":"upsert","link":{"code":"a","target":"https://x.y","org_id":4294967296}}"#
+            ),
+            Err(DeltaError::InvalidLink { .. })
         ));
         assert!(matches!(
             LinkDelta::decode(

@@ -41,7 +41,8 @@ enum Layout {
     V1,
     /// Version 2: domains, well-known answers, links.
     V2,
-    /// Version 3 (written now): version 2's and the link extras.
+    /// Versions 3 and 4 (written now): version 2's and the link extras;
+    /// version 4 fills the link record's `org`, version 3 left it zero.
     V3,
 }
 
@@ -135,13 +136,13 @@ impl Snapshot {
                     .map_err(archive_error)?;
                 check_count(&header, table.len())?;
                 for (code, value) in table.iter() {
-                    check_link(code.as_str(), value, KNOWN_FLAGS_V2).map_err(|reason| {
-                        SnapshotError::InvalidLink {
+                    check_link(code.as_str(), value, KNOWN_FLAGS_V2, header.version).map_err(
+                        |reason| SnapshotError::InvalidLink {
                             domain: DEFAULT_DOMAIN,
                             code: code.as_str().to_owned(),
                             reason,
-                        }
-                    })?;
+                        },
+                    )?;
                 }
             }
             Layout::V2 => {
@@ -511,7 +512,7 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
             code: code.to_owned(),
             reason,
         };
-        check_link(code, value, known_flags).map_err(invalid)?;
+        check_link(code, value, known_flags, header.version).map_err(invalid)?;
         if let Some(extras) = root.extras
             && value.flags & FLAG_EXTRA != 0
         {
@@ -558,8 +559,19 @@ fn check_extra(value: &ArchivedLinkValue, extra: &ArchivedLinkExtra) -> Result<(
     link::validate_lifecycle(view.valid_since(), expires_at, view.expired_url())
 }
 
-fn check_link(code: &str, value: &ArchivedLinkValue, known_flags: u8) -> Result<(), LinkError> {
+fn check_link(
+    code: &str,
+    value: &ArchivedLinkValue,
+    known_flags: u8,
+    version: u16,
+) -> Result<(), LinkError> {
     link::validate_code(code.as_bytes())?;
+    // Before version 4 `org` was padding, which rkyv writes as zeros: a
+    // non-zero value there is not an org, so refuse it rather than guess.
+    let org = value.org.to_native();
+    if version < 4 && org != 0 {
+        return Err(LinkError::OrgNotInVersion { org, version });
+    }
     link::validate_target(value.target.as_str())?;
     RedirectStatus::try_from(value.status.to_native())?;
     let expires_at = value.expires_at.to_native();
@@ -650,6 +662,13 @@ impl<'a> LinkView<'a> {
         self.value.seq.to_native()
     }
 
+    /// The organisation that owns the link; 0 in files older than
+    /// version 4.
+    #[inline]
+    pub fn org_id(&self) -> u64 {
+        u64::from(self.value.org.to_native())
+    }
+
     /// An owned copy, for tools and tests (allocates). `extra`: the link's
     /// extras, from [`Snapshot::extra_in`].
     pub fn to_link_with(&self, code: &str, extra: Option<ExtraView<'_>>) -> Link {
@@ -673,6 +692,7 @@ impl<'a> LinkView<'a> {
             seq: self.seq(),
             valid_since: None,
             expired_url: None,
+            org_id: self.org_id(),
         }
     }
 }

@@ -48,6 +48,9 @@ fn click_events() -> Vec<ClickEvent<'static>> {
             accept_language: b"en-GB,en;q=0.9",
             host: b"sho.rt",
             domain: b"",
+            // Before version 3: no org, no rule.
+            org_id: 0,
+            rule: 0,
         },
         ClickEvent {
             event_id: *b"event-0000000002",
@@ -60,6 +63,9 @@ fn click_events() -> Vec<ClickEvent<'static>> {
             accept_language: b"",
             host: b"Sho.RT:8080",
             domain: b"",
+            // Before version 3: no org, no rule.
+            org_id: 0,
+            rule: 0,
         },
         ClickEvent {
             event_id: *b"event-0000000003",
@@ -72,6 +78,9 @@ fn click_events() -> Vec<ClickEvent<'static>> {
             accept_language: b"de",
             host: b"a.example",
             domain: b"",
+            // Before version 3: no org, no rule.
+            org_id: 0,
+            rule: 0,
         },
     ]
 }

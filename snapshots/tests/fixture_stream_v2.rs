@@ -4,15 +4,13 @@
 //! a well-known answer and its removal). Later readers must keep decoding
 //! them to the same values.
 //!
-//! The click batch is regenerated only when the version-2 click writer
-//! changes in a compatible way:
-//! `REGENERATE_FIXTURES=1 cargo test -p snapshots --test fixture_stream_v2`.
-//! The deltas are not: their writer is version 3 now.
+//! None is regenerated any more: the click writer is version 3 now (org
+//! and rule, read as 0 from this batch) and the delta writer version 4.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use snapshots::click::{ClickBatch, ClickBatchWriter, ClickEvent};
+use snapshots::click::{ClickBatch, ClickEvent};
 use snapshots::delta::{LinkChange, LinkDelta};
 use snapshots::{Domain, HttpMode, Link, RedirectStatus, WellKnown};
 
@@ -20,14 +18,6 @@ fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-/// Reads a fixture, first rewriting it with `write` when asked to regenerate.
-fn read(name: &str, write: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
-    if std::env::var_os("REGENERATE_FIXTURES").is_some() {
-        std::fs::write(fixture(name), write()).unwrap();
-    }
-    std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
 const NODE: &str = "node-7";
@@ -50,6 +40,9 @@ fn click_events() -> Vec<ClickEvent<'static>> {
             accept_language: b"en",
             host: b"Go.Brand.Example:8080",
             domain: b"go.brand.example",
+            // Before version 3: no org, no rule.
+            org_id: 0,
+            rule: 0,
         },
         ClickEvent {
             event_id: *b"event-0000000012",
@@ -62,20 +55,17 @@ fn click_events() -> Vec<ClickEvent<'static>> {
             accept_language: b"",
             host: b"127.0.0.1:8080",
             domain: b"",
+            // Before version 3: no org, no rule.
+            org_id: 0,
+            rule: 0,
         },
     ]
 }
 
 #[test]
 fn reads_the_committed_v2_click_batch() {
-    let bytes = read("click-batch-v2.bin", || {
-        let mut writer = ClickBatchWriter::new(NODE, 1024);
-        writer.begin(BATCH_ID);
-        for event in click_events() {
-            writer.push(&event);
-        }
-        writer.finish().to_vec()
-    });
+    let name = "click-batch-v2.bin";
+    let bytes = std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
     assert_eq!(&bytes[..6], b"SHCK\x02\x00", "magic and version 2");
     let batch = ClickBatch::parse(&bytes).expect("the v2 click batch must keep decoding");
     assert_eq!(batch.version(), 2);

@@ -188,14 +188,23 @@ fn links_are_keyed_by_domain_and_code() {
         builder
             .push(Link {
                 domain: id,
+                // Version 4: the owner's org rides in the link record.
+                org_id: u64::from(id) * 1000 + 1,
                 ..Link::new("same", target)
             })
             .unwrap();
     }
     builder.write_to(&path).unwrap();
     let snapshot = Snapshot::open(&path).unwrap();
-    assert_eq!(snapshot.header().version, 3);
+    assert_eq!(snapshot.header().version, 4);
     assert_eq!(snapshot.len(), 3);
+    assert_eq!(snapshot.get("same").unwrap().org_id(), 1);
+    assert_eq!(snapshot.get_in(7, b"same").unwrap().org_id(), 7001);
+    let wide = Link {
+        org_id: u64::from(u32::MAX) + 1,
+        ..Link::new("wide", "https://a/w")
+    };
+    assert!(SnapshotBuilder::new(1).push(wide).is_err());
     assert_eq!(snapshot.get("same").unwrap().target(), "https://a/0");
     assert_eq!(snapshot.get_in(7, b"same").unwrap().target(), "https://a/7");
     assert_eq!(snapshot.get_in(9, b"same").unwrap().target(), "https://a/9");
