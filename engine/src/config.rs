@@ -70,6 +70,15 @@ pub struct Config {
     /// Bearer token required by `PUT /snapshot`. Default: none, allowed only
     /// with a loopback `admin` address.
     pub admin_token: Option<String>,
+    /// Control's snapshot URL (`http://CONTROL/engine/snapshot`) the engine
+    /// pulls newer snapshots from, presenting `admin_token` (the token
+    /// control pushes with; `crate::snapshot_pull`). Plain HTTP: control is
+    /// on the operator's network. Default: none, snapshots are pushed (or
+    /// read from `snapshot`).
+    pub pull_snapshot: Option<String>,
+    /// Milliseconds between pulls (each a conditional request; a failed one
+    /// backs off, doubling up to a minute, with jitter). Default 2000.
+    pub pull_interval_ms: u64,
     /// Largest snapshot `PUT /snapshot` accepts, bytes. Default: the
     /// format's limit (about 2 GiB).
     pub max_snapshot_bytes: u64,
@@ -181,6 +190,8 @@ impl Default for Config {
             links_stream: snapshots::streams::LINKS_STREAM.to_owned(),
             links_subject: snapshots::streams::LINKS_SUBJECT.to_owned(),
             admin_token: None,
+            pull_snapshot: None,
+            pull_interval_ms: 2000,
             max_snapshot_bytes: MAX_SNAPSHOT_BYTES,
             snapshot_sequence_max_lead: 100_000,
             permanent_max_age: 60,
@@ -327,6 +338,26 @@ impl ServiceConfig for Config {
                     self.click_ipv4_prefix, self.click_ipv6_prefix
                 ),
             ));
+        }
+        if let Some(url) = &self.pull_snapshot {
+            if !url.starts_with("http://") {
+                return Err(ConfigError::invalid(
+                    "pull_snapshot",
+                    format!("must be an http:// URL (control's /engine/snapshot), not {url:?}"),
+                ));
+            }
+            if self.admin_token.is_none() {
+                return Err(ConfigError::invalid(
+                    "pull_snapshot",
+                    "needs admin_token: control serves snapshots only to a bearer of the engines' token",
+                ));
+            }
+            if self.pull_interval_ms == 0 {
+                return Err(ConfigError::invalid(
+                    "pull_interval_ms",
+                    "must be at least 1 with pull_snapshot",
+                ));
+            }
         }
         match &self.admin_token {
             Some(token) if token.trim().is_empty() || token.trim() != token => {

@@ -1,5 +1,6 @@
 //! The control thread: one small tokio runtime beside the cores that runs
-//! the admin server, the change-stream consumer, the snapshot file watcher,
+//! the admin server, the change-stream consumer, the snapshot file watcher
+//! or puller,
 //! the TLS certificate watcher and the signal handlers (SIGTERM/SIGINT: shut down; SIGHUP: reload).
 
 use crate::loader;
@@ -71,6 +72,9 @@ async fn run(
         // Checked by Config::validate before start.
         let verifier = shared.config.links_verifier().ok().flatten();
         tokio::spawn(crate::links::run(shared.clone(), nats, verifier));
+    }
+    if let Some(url) = shared.config.pull_snapshot.clone() {
+        tokio::spawn(crate::snapshot_pull::run(shared.clone(), url));
     }
     if shared.config.snapshot.is_some() && shared.config.watch_interval_ms > 0 {
         let shared = shared.clone();

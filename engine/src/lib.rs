@@ -85,6 +85,7 @@ pub mod metrics;
 pub mod sched;
 pub mod server;
 pub mod shared;
+pub mod snapshot_pull;
 pub mod state_dir;
 pub mod streams;
 #[cfg(test)]

@@ -61,6 +61,12 @@ struct ServeArgs {
     /// Certificate (NAME of a pair) for clients that send no SNI or a name with no pair [default: none: such handshakes end with an alert].
     #[arg(long)]
     tls_default_cert: Option<String>,
+    /// Control's snapshot URL (http://CONTROL/engine/snapshot) to pull newer snapshots from, with --admin-token as the credential [default: none: snapshots are pushed].
+    #[arg(long)]
+    pull_snapshot: Option<String>,
+    /// Milliseconds between snapshot pulls (a failed pull backs off up to a minute) [default: 2000].
+    #[arg(long)]
+    pull_interval_ms: Option<u64>,
     /// Look for a changed --snapshot file and TLS certificates every this many ms; 0 turns both watches off [default: 2000].
     #[arg(long)]
     watch_interval_ms: Option<u64>,
@@ -179,10 +185,10 @@ impl ServeArgs {
                 clicks_stream, clicks_subject_prefix, click_batch_events, click_batch_age_ms,
                 click_spool_max_bytes, max_snapshot_bytes, snapshot_sequence_max_lead,
                 client_ip_header, click_ipv4_prefix, click_ipv6_prefix, watch_interval_ms,
-                unknown_host;
+                unknown_host, pull_interval_ms;
                 optional: node_id, snapshot, state_dir, cores, nats, nats_user,
                 nats_password_file, admin_token, root_redirect, tls_listen, tls_certs,
-                tls_ticket_key_file, tls_default_cert
+                tls_ticket_key_file, tls_default_cert, pull_snapshot
             );
             if self.no_clicks {
                 config.clicks = false;

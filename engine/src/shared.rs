@@ -83,6 +83,9 @@ pub struct Shared {
     pub nats_connected: AtomicBool,
     pub snapshot_loads: AtomicU64,
     pub snapshot_refusals: AtomicU64,
+    /// Snapshots pulled from control and installed, and pulls that failed.
+    pub snapshot_pulls: AtomicU64,
+    pub snapshot_pull_errors: AtomicU64,
     pub started: Instant,
     /// The click publisher's counters, when clicks are on.
     pub clicks: Option<Arc<crate::clicks::ClickStats>>,
@@ -154,6 +157,8 @@ impl Shared {
             nats_connected: AtomicBool::new(false),
             snapshot_loads: AtomicU64::new(0),
             snapshot_refusals: AtomicU64::new(0),
+            snapshot_pulls: AtomicU64::new(0),
+            snapshot_pull_errors: AtomicU64::new(0),
             started: Instant::now(),
             clicks: config_clicks,
             tls,

@@ -58,6 +58,21 @@ async fn events(js: &async_nats::jetstream::Context, stream: &str) -> Vec<Row> {
     rows
 }
 
+/// Every event's (org, rule), in stream order.
+async fn owners(js: &async_nats::jetstream::Context, stream: &str) -> Vec<(u64, u16)> {
+    let mut stream = js.get_stream(stream).await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut owners = Vec::new();
+    for seq in 1..=last {
+        let Ok(message) = stream.get_raw_message(seq).await else {
+            continue;
+        };
+        let batch = ClickBatch::parse(&message.payload).expect("a valid click batch");
+        owners.extend(batch.events().map(|e| (e.org_id, e.rule)));
+    }
+    owners
+}
+
 fn links_args(scope: &JetStreamScope, keys: &testkit::LinkKeys) -> Vec<String> {
     vec![
         "--links-verify-key".into(),
@@ -96,7 +111,11 @@ async fn redirects_become_click_records() {
     let scope = JetStreamScope::connect().await.unwrap();
     clicks_stream(&scope).await;
     let keys = testkit::LinkKeys::new().unwrap();
-    let (dir, path) = snapshot_dir(1, &[Link::new("abc", "https://example.com/abc")]);
+    let owned = Link {
+        org_id: 77,
+        ..Link::new("abc", "https://example.com/abc")
+    };
+    let (dir, path) = snapshot_dir(1, &[owned]);
     let mut args: Vec<String> = vec![
         "--snapshot".into(),
         path.to_str().unwrap().into(),
@@ -156,6 +175,9 @@ async fn redirects_become_click_records() {
         assert_eq!((lang.as_str(), host.as_str()), ("fr-CH", "sho.rt"));
     }
     assert_eq!(seen.len(), 30);
+    // The link's org rides from the snapshot into every click record.
+    let owners = owners(scope.jetstream(), &scope.stream_name("CLICKS")).await;
+    assert_eq!(owners, vec![(77, 0); 30]);
     assert_eq!(engine.metric_sum("engine_clicks_captured_total", ""), 30.0);
     assert_eq!(
         engine.metric_sum("engine_unknown_code_requests_total", ""),

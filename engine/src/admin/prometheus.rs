@@ -216,6 +216,20 @@ pub fn render(shared: &Shared) -> String {
     );
     gauge(
         &mut out,
+        "engine_snapshot_pulls_total",
+        "Snapshots pulled from control and installed.",
+        "counter",
+        shared.snapshot_pulls.load(Relaxed).to_string(),
+    );
+    gauge(
+        &mut out,
+        "engine_snapshot_pull_errors_total",
+        "Snapshot pulls that failed (control unreachable, a refused file, a broken download).",
+        "counter",
+        shared.snapshot_pull_errors.load(Relaxed).to_string(),
+    );
+    gauge(
+        &mut out,
         "engine_delta_seq",
         "Highest change sequence sent to the cores.",
         "gauge",

@@ -186,6 +186,8 @@ mod tests {
             accept_language: b"",
             host: b"",
             domain: b"",
+            org_id: 0,
+            rule: 0,
         });
         writer.take(Vec::new())
     }

@@ -29,6 +29,8 @@ pub struct Target<'a> {
     pub forward_query: bool,
     /// The link has lifecycle extras (`CoreState::extra_in`).
     pub has_extra: bool,
+    /// The organisation owning the link, for its click record (0: unknown).
+    pub org_id: u64,
 }
 
 impl Target<'_> {
@@ -110,6 +112,7 @@ mod tests {
             disabled,
             forward_query: false,
             has_extra: true,
+            org_id: 0,
         }
     }
 

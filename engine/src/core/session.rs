@@ -372,14 +372,30 @@ pub fn answer(
                         hsts,
                     );
                     let status = target.status.code();
-                    capture(core, req, peer, code, &domain.name, status, now_ms);
+                    capture(
+                        core,
+                        req,
+                        peer,
+                        (code, target.org_id),
+                        &domain.name,
+                        status,
+                        now_ms,
+                    );
                     return (status, keep);
                 }
                 Answer::Expired { location } => {
                     // 302: never cached, the link may be edited again.
                     let status = snapshots::RedirectStatus::Found;
                     pre.redirect_with(out, status, location, b"", persist, i64::MAX, hsts);
-                    capture(core, req, peer, code, &domain.name, 302, now_ms);
+                    capture(
+                        core,
+                        req,
+                        peer,
+                        (code, target.org_id),
+                        &domain.name,
+                        302,
+                        now_ms,
+                    );
                     return (302, keep);
                 }
                 Answer::NotYet => {
@@ -388,7 +404,15 @@ pub fn answer(
                 }
                 Answer::Gone => {
                     let status = core.gone.status();
-                    capture(core, req, peer, code, &domain.name, status, now_ms);
+                    capture(
+                        core,
+                        req,
+                        peer,
+                        (code, target.org_id),
+                        &domain.name,
+                        status,
+                        now_ms,
+                    );
                     core.gone
                 }
             }
@@ -429,13 +453,13 @@ fn not_found(
 
 /// Records a click for a redirect, or for an expired or disabled link, when
 /// capture is on; the client address is cut to its kept prefix here, so no
-/// full address leaves the process.
+/// full address leaves the process. `link`: the code and its owner's org.
 #[inline]
 fn capture(
     core: &Core,
     req: &Request<'_>,
     peer: IpAddr,
-    code: &[u8],
+    (code, org_id): (&[u8], u64),
     domain: &[u8],
     status: u16,
     now_ms: u64,
@@ -460,6 +484,10 @@ fn capture(
             accept_language: req.accept_language,
             host: req.host,
             domain,
+            org_id,
+            // Which redirect rule served the visit: the link's own target
+            // until the engine has rules.
+            rule: 0,
         });
     }
 }

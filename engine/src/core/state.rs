@@ -46,6 +46,8 @@ pub struct DeltaLink {
     pub valid_since: i64,
     /// Empty: none.
     pub expired_url: Box<str>,
+    /// The owning organisation, for click records (0: unknown).
+    pub org_id: u64,
 }
 
 impl DeltaLink {
@@ -68,6 +70,7 @@ impl From<LinkDelta> for DeltaRecord {
                     forward_query: link.forward_query,
                     valid_since: link.valid_since.unwrap_or(0),
                     expired_url: link.expired_url.unwrap_or_default().into_boxed_str(),
+                    org_id: link.org_id,
                 }),
             },
             LinkChange::Delete { domain, code } => DeltaChange::Link {
@@ -196,6 +199,7 @@ impl CoreState {
                     disabled: link.disabled,
                     forward_query: link.forward_query,
                     has_extra: link.has_extra(),
+                    org_id: link.org_id,
                 }),
                 None => Lookup::Missing,
             };
@@ -211,6 +215,7 @@ impl CoreState {
                 disabled: view.disabled(),
                 forward_query: view.forward_query(),
                 has_extra: view.has_extra(),
+                org_id: view.org_id(),
             }),
             None => Lookup::Missing,
         }
