@@ -36,6 +36,8 @@ fn event(ip: IpAddr, user_agent: &[u8]) -> ClickEvent<'_> {
         accept_language: b"en-GB,en;q=0.9",
         host: b"sho.rt",
         domain: b"sho.rt",
+        org_id: 0,
+        rule: 0,
     }
 }
 

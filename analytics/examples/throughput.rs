@@ -84,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
                 accept_language: b"en-GB",
                 host: b"sho.rt",
                 domain: b"sho.rt",
+                org_id: 0,
+                rule: 0,
             });
         }
         let mut headers = HeaderMap::new();

@@ -36,6 +36,24 @@ pub struct Config {
     pub clickhouse_password: Option<String>,
     /// ClickHouse database the sidecar owns (created on start). Default `analytics`.
     pub database: String,
+    /// Make the tables replicated (`ReplicatedMergeTree`, one replica per
+    /// server, coordinated by the ZooKeeper of the server's config, which
+    /// must define the `{replica}` macro), and catch this replica up with
+    /// the others (`SYSTEM SYNC REPLICA`) before deduplicating redelivered
+    /// or retried batches, which another sidecar on another replica may
+    /// have stored. Default false: plain `MergeTree` on one server. Tables
+    /// that already exist keep their engine; the sidecar refuses to start
+    /// on a non-replicated `clicks` when this is set.
+    pub clickhouse_replicated: bool,
+    /// With `clickhouse_replicated`: replicas that must have written an
+    /// insert before it succeeds (ClickHouse's `insert_quorum`); the
+    /// deduplication lookup then reads with `select_sequential_consistency`.
+    /// Default 0, off: on ClickHouse 18.16 quorum inserts into one table
+    /// cannot overlap, so with two sidecars writing they refuse each other,
+    /// and one refused while filling a rollup leaves that rollup short (see
+    /// the README, "Several ClickHouse servers"). Set it (2 on two replicas)
+    /// only with a single sidecar writing.
+    pub clickhouse_insert_quorum: u32,
     /// MaxMind-format databases for country and city (GeoIP2/GeoLite2 City or
     /// Country, or DB-IP's lite files), asked in order until one knows the
     /// address (DB-IP lite comes as separate IPv4 and IPv6 files). Empty
@@ -56,6 +74,10 @@ pub struct Config {
     /// Most bytes the stream holds; beyond it the oldest batches go.
     /// Default 1 GiB (about 4.5 million clicks at ~230 bytes each).
     pub clicks_max_bytes: i64,
+    /// Copies of the stream a JetStream cluster keeps, 1 to 5 (at most the
+    /// cluster's size). Default 1 (a single server); a three-node cluster
+    /// sets 3, so no click batch is lost with any one node.
+    pub clicks_replicas: usize,
     /// Update an existing stream whose settings differ from the ones above
     /// (or that has no limits at all) instead of refusing to start.
     /// Default false.
@@ -83,6 +105,12 @@ pub struct Config {
     /// Days a parked batch is kept; older ones are deleted at start and
     /// daily. Default 30.
     pub parked_retention_days: u32,
+    /// Days raw `clicks` rows are kept, by whole months: a month's partition
+    /// is dropped (at start and daily) once all of it is older. Default 90.
+    pub raw_retention_days: u32,
+    /// Days the rollups (`org_clicks_per_*`) are kept, likewise. Default
+    /// 730 (two years).
+    pub rollup_retention_days: u32,
 }
 
 impl Default for Config {
@@ -95,12 +123,15 @@ impl Default for Config {
             clickhouse_user: None,
             clickhouse_password: None,
             database: "analytics".into(),
+            clickhouse_replicated: false,
+            clickhouse_insert_quorum: 0,
             geoip: Vec::new(),
             metrics: SocketAddr::from(([127, 0, 0, 1], 9100)),
             stream: snapshots::streams::CLICKS_STREAM.into(),
             subjects: snapshots::streams::CLICKS_SUBJECTS.into(),
             clicks_max_age_secs: 72 * 3600,
             clicks_max_bytes: 1 << 30,
+            clicks_replicas: 1,
             adopt_stream: false,
             consumer: "analytics".into(),
             ack_wait_secs: 30,
@@ -110,6 +141,8 @@ impl Default for Config {
             ua_cache_size: 20_000,
             park_after_attempts: 5,
             parked_retention_days: 30,
+            raw_retention_days: 90,
+            rollup_retention_days: 730,
         }
     }
 }
@@ -152,6 +185,9 @@ impl ServiceConfig for Config {
         if self.clicks_max_bytes < 1 << 20 {
             return invalid("clicks_max_bytes", "must be at least 1048576 (1 MiB)");
         }
+        if !(1..=5).contains(&self.clicks_replicas) {
+            return invalid("clicks_replicas", "must be 1 to 5 (JetStream's limit)");
+        }
         if self.consumer.is_empty()
             || self
                 .consumer
@@ -160,6 +196,12 @@ impl ServiceConfig for Config {
             return invalid(
                 "consumer",
                 "must be a consumer name (no spaces, '.', '*', '>')",
+            );
+        }
+        if self.clickhouse_insert_quorum > 0 && !self.clickhouse_replicated {
+            return invalid(
+                "clickhouse_insert_quorum",
+                "needs clickhouse_replicated (a quorum is of replicas)",
             );
         }
         if self.clickhouse_password.is_some() && self.clickhouse_user.is_none() {
@@ -179,6 +221,15 @@ impl ServiceConfig for Config {
         }
         if self.parked_retention_days == 0 {
             return invalid("parked_retention_days", "must be at least 1");
+        }
+        if self.raw_retention_days == 0 {
+            return invalid("raw_retention_days", "must be at least 1");
+        }
+        if self.rollup_retention_days < self.raw_retention_days {
+            return invalid(
+                "rollup_retention_days",
+                "must be at least raw_retention_days (the rollups are rebuilt from raw clicks)",
+            );
         }
         if let Some(path) = self.geoip.iter().find(|p| !p.is_file()) {
             return invalid(
@@ -203,6 +254,15 @@ impl Config {
     /// [`ack_wait_secs`](Self::ack_wait_secs) as a duration.
     pub fn ack_wait(&self) -> Duration {
         Duration::from_secs(self.ack_wait_secs)
+    }
+
+    /// How the sidecar's tables are made ([`clickhouse_replicated`](Self::clickhouse_replicated)).
+    pub fn replication(&self) -> crate::schema::Replication {
+        if self.clickhouse_replicated {
+            crate::schema::Replication::Replicated
+        } else {
+            crate::schema::Replication::Single
+        }
     }
 
     /// [`linger_ms`](Self::linger_ms) as a duration.
@@ -241,8 +301,11 @@ mod tests {
         assert_eq!(c.clicks_max_age(), Duration::from_secs(72 * 3600));
         assert_eq!(c.clicks_max_bytes, 1024 * 1024 * 1024);
         assert!(!c.adopt_stream);
+        assert!(!c.clickhouse_replicated);
+        assert_eq!(c.clickhouse_insert_quorum, 0);
         assert_eq!(c.park_after_attempts, 5);
         assert_eq!(c.parked_retention_days, 30);
+        assert_eq!((c.raw_retention_days, c.rollup_retention_days), (90, 730));
         assert!(c.geoip.is_empty());
         c.validate().unwrap();
         // An empty file means the defaults.
@@ -288,10 +351,20 @@ mod tests {
         assert_eq!(bad(|c| c.ack_wait_secs = 0), "ack_wait_secs");
         assert_eq!(bad(|c| c.clicks_max_age_secs = 60), "clicks_max_age_secs");
         assert_eq!(bad(|c| c.clicks_max_bytes = -1), "clicks_max_bytes");
+        assert_eq!(bad(|c| c.clicks_replicas = 0), "clicks_replicas");
         assert_eq!(bad(|c| c.park_after_attempts = 0), "park_after_attempts");
+        assert_eq!(
+            bad(|c| c.clickhouse_insert_quorum = 2),
+            "clickhouse_insert_quorum"
+        );
         assert_eq!(
             bad(|c| c.parked_retention_days = 0),
             "parked_retention_days"
+        );
+        assert_eq!(bad(|c| c.raw_retention_days = 0), "raw_retention_days");
+        assert_eq!(
+            bad(|c| c.rollup_retention_days = 30),
+            "rollup_retention_days"
         );
     }
 }

@@ -187,6 +187,8 @@ mod tests {
                 accept_language: b"",
                 host: b"sho.rt",
                 domain: b"sho.rt",
+                org_id: 0,
+                rule: 0,
             });
         }
         w.finish().to_vec()

@@ -55,6 +55,18 @@
 //! batch with a new id; `count() != uniqExact(event_id)` on `clicks` would
 //! show it.
 //!
+//! # Several ClickHouse servers
+//!
+//! With `clickhouse_replicated` the tables are replicated through
+//! ZooKeeper ([`schema::engine`]) and one sidecar per server writes to its
+//! own replica, all on one durable consumer. A batch redelivered from one
+//! sidecar to another may have been stored through the other replica, so
+//! before deduplicating a group that holds a redelivered batch (or one
+//! being retried) the sidecar syncs its replica ([`store::Store::sync_replica`]);
+//! the lookup then sees everything any replica had announced. The README
+//! ("Several ClickHouse servers") says why replicas and not shards, and why
+//! the insert quorum is off by default on 18.16.
+//!
 //! # Bad batches
 //!
 //! A batch that fails [`snapshots::click::ClickBatch::parse`] (wrong magic,
@@ -70,7 +82,9 @@
 //! and, once refused `park_after_attempts` times (default 5), parked with
 //! ClickHouse's answer and acked ([`pipeline`]). ClickHouse being down or
 //! overloaded never parks anything. Parked batches are deleted after
-//! `parked_retention_days` (default 30), checked at start and daily.
+//! `parked_retention_days` (default 30), checked at start and daily; so are
+//! the months of `clicks` past `raw_retention_days` (90) and of the rollups
+//! past `rollup_retention_days` (730), whose partitions are dropped.
 //!
 //! # Privacy
 //!
@@ -157,10 +171,7 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> anyhow::Resu
         tracing::warn!(%error, url = %config.clickhouse, "creating the ClickHouse schema failed; retrying");
         backoff.wait().await;
     }
-    let purge = AbortOnDrop(tokio::spawn(purge_parked(
-        store.clone(),
-        config.parked_retention_days,
-    )));
+    let purge = AbortOnDrop(tokio::spawn(purge_old(store.clone(), config.clone())));
 
     let client = nats::connect(&config)
         .await
@@ -196,15 +207,30 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> anyhow::Resu
     Ok(result?)
 }
 
-/// How often parked batches past their retention are looked for.
+/// How often rows past their retention are looked for.
 const PURGE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
-/// Deletes parked batches older than `days`, now and then daily; a failure
+/// Deletes parked batches past their retention and drops the months of
+/// clicks and rollups past theirs, now and then daily; a failure
 /// (ClickHouse away) is tried again at the next round.
-async fn purge_parked(store: Store, days: u32) {
+async fn purge_old(store: Store, config: Config) {
+    let days = config.parked_retention_days;
     let mut tick = tokio::time::interval(PURGE_EVERY);
     loop {
         tick.tick().await;
+        let (raw, rollups) = (config.raw_retention_days, config.rollup_retention_days);
+        match store.drop_old_partitions(raw, rollups).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                partitions = n,
+                raw_days = raw,
+                rollup_days = rollups,
+                "dropped months of clicks and rollups past their retention"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "dropping old months failed; next try in a day")
+            }
+        }
         match store.purge_parked(days).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(

@@ -45,6 +45,16 @@ struct RunArgs {
     /// ClickHouse database owned by the sidecar [default: analytics]
     #[arg(long)]
     database: Option<String>,
+    /// Make the tables replicated (ReplicatedMergeTree through the server's
+    /// ZooKeeper, `{replica}` macro); each sidecar is given one replica
+    /// [default: off]
+    #[arg(long)]
+    clickhouse_replicated: bool,
+    /// Replicas an insert must reach before it succeeds, with
+    /// --clickhouse-replicated (only with one sidecar writing on 18.16)
+    /// [default: 0, off]
+    #[arg(long)]
+    clickhouse_insert_quorum: Option<u32>,
     /// MaxMind-format .mmdb file for country and city (GeoIP2/GeoLite2, DB-IP
     /// lite); repeat for several (asked in order, e.g. IPv4 and IPv6 files)
     /// [default: none, country and city stay empty]
@@ -67,6 +77,10 @@ struct RunArgs {
     /// [default: 1073741824, 1 GiB]
     #[arg(long)]
     clicks_max_bytes: Option<i64>,
+    /// Copies of the stream a JetStream cluster keeps, 1 to 5 (3 on a
+    /// three-node cluster) [default: 1]
+    #[arg(long)]
+    clicks_replicas: Option<usize>,
     /// Update an existing stream whose settings differ from the sidecar's
     /// (or that has no limits) instead of refusing to start [default: off]
     #[arg(long)]
@@ -84,6 +98,12 @@ struct RunArgs {
     /// Days parked batches are kept [default: 30]
     #[arg(long)]
     parked_retention_days: Option<u32>,
+    /// Days raw clicks are kept, by whole months [default: 90]
+    #[arg(long)]
+    raw_retention_days: Option<u32>,
+    /// Days the rollups are kept, by whole months [default: 730]
+    #[arg(long)]
+    rollup_retention_days: Option<u32>,
 }
 
 impl RunArgs {
@@ -91,14 +111,18 @@ impl RunArgs {
         servicekit::config::load(self.config.as_deref(), |c: &mut Config| {
             servicekit::override_fields!(self => c;
                 nats, clickhouse, database, metrics, stream, subjects,
-                clicks_max_age_secs, clicks_max_bytes, consumer, ack_wait_secs,
-                park_after_attempts, parked_retention_days;
+                clicks_max_age_secs, clicks_max_bytes, clicks_replicas, consumer, ack_wait_secs,
+                park_after_attempts, parked_retention_days, raw_retention_days,
+                rollup_retention_days, clickhouse_insert_quorum;
                 optional: nats_user, nats_password_file);
             if !self.geoip.is_empty() {
                 c.geoip = self.geoip.clone();
             }
             if self.adopt_stream {
                 c.adopt_stream = true;
+            }
+            if self.clickhouse_replicated {
+                c.clickhouse_replicated = true;
             }
         })
     }

@@ -76,6 +76,7 @@ pub fn stream_config(config: &Config) -> stream::Config {
         max_age: config.clicks_max_age(),
         max_bytes: config.clicks_max_bytes,
         discard: DiscardPolicy::Old,
+        num_replicas: config.clicks_replicas,
         ..Default::default()
     }
 }
@@ -116,6 +117,14 @@ pub fn differences(want: &stream::Config, have: &stream::Config) -> Vec<String> 
             want.duplicate_window.as_secs()
         ));
     }
+    // The server reports a stream created without a count as 1.
+    if have.num_replicas.max(1) != want.num_replicas.max(1) {
+        out.push(format!(
+            "replicas {}, want {}",
+            have.num_replicas.max(1),
+            want.num_replicas.max(1)
+        ));
+    }
     if have.storage != want.storage {
         out.push(format!(
             "storage {:?}, want {:?}",
@@ -140,7 +149,7 @@ pub fn differences(want: &stream::Config, have: &stream::Config) -> Vec<String> 
 /// Creates the click stream, or checks an existing one against
 /// [`stream_config`] and, if it differs, refuses ([`StreamError::Differs`])
 /// or, with `adopt_stream`, updates it (keeping its settings the sidecar does
-/// not own, such as replicas or a description).
+/// not own, such as a description).
 pub async fn ensure_stream(
     js: &jetstream::Context,
     config: &Config,
@@ -181,6 +190,7 @@ pub async fn ensure_stream(
         max_age: want.max_age,
         max_bytes: want.max_bytes,
         discard: want.discard,
+        num_replicas: want.num_replicas,
         ..have
     };
     js.update_stream(&adopted)

@@ -171,11 +171,33 @@ impl Pipeline {
         self.metrics
             .duplicates_skipped
             .fetch_add(std::mem::take(&mut group.duplicates_in_group), Relaxed);
+        // Replicated: a redelivered batch may have been stored, in part or
+        // whole, by a sidecar writing to another replica, and so may a
+        // batch being retried (a try that hung past the ack wait, its
+        // batches redelivered to another sidecar meanwhile); this replica
+        // fetches what the others announced before the lookup asks it.
+        let mut catch_up = self.config.clickhouse_replicated
+            && group
+                .messages
+                .iter()
+                .any(|m| m.info().is_ok_and(|i| i.delivered > 1));
         loop {
-            match self.store_once(group).await {
+            let synced = if catch_up {
+                // The sync lasts as long as the replica takes to fetch:
+                // keep the batches ours meanwhile.
+                keeping(&group.messages, progress_every, self.store.sync_replica()).await
+            } else {
+                Ok(())
+            };
+            let result = match synced {
+                Ok(()) => self.store_once(group).await,
+                Err(error) => Err(error),
+            };
+            match result {
                 Ok(Outcome::Stored) => return,
                 Ok(Outcome::RefusalsLeft) => {}
                 Err(error) => {
+                    catch_up = self.config.clickhouse_replicated;
                     let batches = group.batches.iter().filter(|b| !b.done).count() as u64;
                     self.metrics.batches_retried.fetch_add(batches, Relaxed);
                     tracing::warn!(%error, batches, "ClickHouse unavailable; retrying the click batches");
@@ -341,6 +363,29 @@ impl Pipeline {
 
 /// The record count from a batch header, without checking the batch (0 if
 /// it does not look like one): enough to size a group.
+/// Runs `work`, telling JetStream every `every` that `messages` are still
+/// being handled (in-progress acks), so they are not handed to another
+/// sidecar while it lasts.
+async fn keeping<T>(
+    messages: &[Message],
+    every: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let work = std::pin::pin!(work);
+    let mut work = work;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                for m in messages {
+                    let _ = m.ack_with(AckKind::Progress).await;
+                }
+            }
+        }
+    }
+}
+
 fn event_count_hint(payload: &[u8]) -> usize {
     if payload.len() >= 12 && payload[..4] == CLICK_MAGIC {
         u32::from_le_bytes([payload[8], payload[9], payload[10], payload[11]]) as usize

@@ -38,6 +38,11 @@ pub struct ClickRow {
     /// A link-preview fetcher (chat and social apps); `is_bot` is 1 too.
     pub is_preview: u8,
     pub visitor_hash: u64,
+    /// The organisation owning the link (click batch version 3; 0 before).
+    pub org_id: u64,
+    /// The redirect rule or A/B variant that served the visit; 0: the
+    /// link's own target.
+    pub rule: u16,
 }
 
 /// A batch that could not be decoded, kept with its error for a person to look at.

@@ -2,14 +2,16 @@
 //!
 //! Written for ClickHouse 18.16 (Debian's) and current releases alike: no
 //! `DateTime64`, no `LowCardinality` (it needs an experimental setting on
-//! 18.16; plain `String` compresses well enough here), no table TTL (drop old
-//! partitions: `ALTER TABLE clicks DROP PARTITION 202601`).
+//! 18.16; plain `String` compresses well enough here), no table TTL (the
+//! sidecar drops months past their retention:
+//! [`crate::store::Store::drop_old_partitions`]).
 //!
 //! * `clicks`: one row per click, `MergeTree`, partitioned by month, ordered by
 //!   `(code, ts)` so per-link queries and the deduplication lookup read few granules.
-//! * `clicks_per_minute`, `clicks_per_hour`, `clicks_per_day`:
-//!   `AggregatingMergeTree` rollups fed by materialized views, keyed by code,
-//!   UTC time bucket and every dimension the stats API reads (domain, the
+//! * `org_clicks_per_minute`, `org_clicks_per_hour`, `org_clicks_per_day`:
+//!   `AggregatingMergeTree` rollups fed by materialized views, keyed by the
+//!   link's org first (an organisation's stats are one range), code, UTC
+//!   time bucket, redirect rule and every dimension the stats API reads (domain, the
 //!   human / bot / preview flags, status, country, city, device, browser, OS,
 //!   referrer host), holding `countState()` and `uniqState(visitor_hash)`.
 //!   Read them with `countMerge(clicks)` and `uniqMerge(visitors)` and
@@ -18,13 +20,32 @@
 //!   ([`added_rollup_dimensions`]) is added to the table and its sort key
 //!   (`MODIFY ORDER BY`, which 18.16 allows for a column added in the same
 //!   statement) and the view is made again; older rows read the column's
-//!   default. A rollup added later (the hourly one) is filled from the
-//!   minute rollup when first made ([`backfill_rollup`]).
+//!   default. A new rollup is filled from the raw `clicks` when first made
+//!   ([`backfill_rollup`]); the code-keyed rollups they replaced
+//!   ([`Rollup::replaces`]) lose their views and stay for the operator.
+//! * `org_series_per_minute`, `org_series_per_hour`, `org_series_per_day`:
+//!   narrow rollups with only what totals, series and top links read when
+//!   no dimension filter is asked for (org, code, bucket, domain, rule,
+//!   status and the bot / preview flags). A busy link has thousands of
+//!   dimension combinations per hour in the wide rollups above and a handful
+//!   of rows here ([`Shape::Series`]).
+//!
+//!   One-dimension rollups (a row per click and dimension through `ARRAY
+//!   JOIN`, for breakdowns) were tried and left out: with them an insert of
+//!   clicks took 5.6 times as long (analytics/README.md, "Rollup shapes").
 //! * `parked_batches`: batches given up on (undecodable, or refused by ClickHouse
 //!   too often), with the error; kept `parked_retention_days` ([`crate::store::Store::purge_parked`]).
 //!
 //! Rollups are exact only if every event reaches `clicks` once; see the crate
 //! doc for how redeliveries are kept out.
+//!
+//! With `clickhouse_replicated` every table is made with the `Replicated`
+//! form of its engine ([`engine`]), coordinated through the ZooKeeper the
+//! server is configured with, at `/clickhouse/tables/<database>/<table>`,
+//! one replica per server named by its `{replica}` macro: two servers given
+//! the same database hold the same rows (one shard, several replicas; the
+//! README says why not shards). Views are per server and made by each
+//! sidecar on its own.
 
 /// Dimensions of every rollup, in their sort-key order after code and the
 /// time bucket, with their types. The first [`ORIGINAL_DIMENSIONS`] are those
@@ -51,42 +72,76 @@ pub const ROLLUP_DIMENSIONS: &[(&str, &str)] = &[
 /// How many of [`ROLLUP_DIMENSIONS`] the first rollups had.
 pub const ORIGINAL_DIMENSIONS: usize = 7;
 
-/// A rollup table: its name, and its time bucket's column, type and expression.
+/// What a rollup keeps of a click besides its org, code and time bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Every dimension of [`ROLLUP_DIMENSIONS`] (filters and cross rows
+    /// need them together).
+    Wide,
+    /// Domain, rule, status and the bot and preview flags
+    /// ([`SERIES_COLUMNS`]): totals, series, top links.
+    Series,
+}
+
+/// The columns of the series rollups after the time bucket, in sort-key
+/// order, with their types.
+pub const SERIES_COLUMNS: &[(&str, &str)] = &[
+    ("domain", "String"),
+    ("rule", "UInt16"),
+    ("status", "UInt16"),
+    ("is_bot", "UInt8"),
+    ("is_preview", "UInt8"),
+];
+
+/// A rollup table: its name, shape, and its time bucket's column, type and expression.
 #[derive(Debug, Clone, Copy)]
 pub struct Rollup {
     pub table: &'static str,
+    pub shape: Shape,
     pub bucket_col: &'static str,
     bucket_type: &'static str,
     bucket_expr: &'static str,
-    /// Made after the first rollups: filled from [`Rollup::backfill_from`]
-    /// when the sidecar creates it on a database that has clicks.
-    pub backfill_from: Option<&'static str>,
+    /// The rollup this one replaced (keyed without the org), whose view
+    /// the sidecar drops; the old table is left for the operator to drop.
+    /// Empty: none.
+    pub replaces: &'static str,
 }
 
-/// The rollups fed from `clicks`, finest first. Buckets are UTC (the
-/// expressions name the zone, whatever the server's).
+const MINUTE: (&str, &str, &str) = ("minute", "DateTime", "toStartOfMinute(ts, 'UTC')");
+const HOUR: (&str, &str, &str) = ("hour", "DateTime", "toStartOfHour(ts, 'UTC')");
+const DAY: (&str, &str, &str) = ("day", "Date", "toDate(ts, 'UTC')");
+
+const fn rollup(
+    table: &'static str,
+    shape: Shape,
+    (bucket_col, bucket_type, bucket_expr): (&'static str, &'static str, &'static str),
+    replaces: &'static str,
+) -> Rollup {
+    Rollup {
+        table,
+        shape,
+        bucket_col,
+        bucket_type,
+        bucket_expr,
+        replaces,
+    }
+}
+
+/// The rollups fed from `clicks`: the wide ones finest first (the ones
+/// [`added_rollup_dimensions`] upgrades), then the narrow ones. Buckets are
+/// UTC (the expressions name the zone, whatever the server's).
 pub const ROLLUPS: &[Rollup] = &[
-    Rollup {
-        table: "clicks_per_minute",
-        bucket_col: "minute",
-        bucket_type: "DateTime",
-        bucket_expr: "toStartOfMinute(ts, 'UTC')",
-        backfill_from: None,
-    },
-    Rollup {
-        table: "clicks_per_hour",
-        bucket_col: "hour",
-        bucket_type: "DateTime",
-        bucket_expr: "toStartOfHour(ts, 'UTC')",
-        backfill_from: Some("clicks_per_minute"),
-    },
-    Rollup {
-        table: "clicks_per_day",
-        bucket_col: "day",
-        bucket_type: "Date",
-        bucket_expr: "toDate(ts, 'UTC')",
-        backfill_from: None,
-    },
+    rollup(
+        "org_clicks_per_minute",
+        Shape::Wide,
+        MINUTE,
+        "clicks_per_minute",
+    ),
+    rollup("org_clicks_per_hour", Shape::Wide, HOUR, "clicks_per_hour"),
+    rollup("org_clicks_per_day", Shape::Wide, DAY, "clicks_per_day"),
+    rollup("org_series_per_minute", Shape::Series, MINUTE, ""),
+    rollup("org_series_per_hour", Shape::Series, HOUR, ""),
+    rollup("org_series_per_day", Shape::Series, DAY, ""),
 ];
 
 /// The dimensions added to the rollups after they were first made, each with
@@ -113,18 +168,53 @@ fn dimension_list(dims: &[(&str, &str)]) -> String {
 /// (`is_bot` is set too, so `is_bot = 0` still means people). `language`:
 /// the preferred language's primary subtag (`crate::enrich::language`);
 /// empty in rows stored before it.
+/// `org_id` and `rule` (click batch version 3): the organisation owning
+/// the link and the redirect rule that served the visit; 0 in rows stored
+/// before them (see the README, "Organisations").
 pub const ADDED_CLICK_COLUMNS: &[(&str, &str, &str)] = &[
     ("domain", "String", "host"),
     ("is_preview", "UInt8", "is_bot"),
     ("language", "String", "accept_language"),
+    ("org_id", "UInt64", "visitor_hash"),
+    ("rule", "UInt16", "org_id"),
 ];
+
+/// How the tables are made: on one server, or replicated through ZooKeeper.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Replication {
+    /// Plain `MergeTree` engines (the default).
+    #[default]
+    Single,
+    /// `ReplicatedMergeTree` engines, one replica per server.
+    Replicated,
+}
+
+/// The `ENGINE` clause of `db.table`, whose single-server engine is `kind`
+/// (`MergeTree`, `AggregatingMergeTree`): that engine, or its replicated
+/// form at `/clickhouse/tables/<db>/<table>` in ZooKeeper with the server's
+/// `{replica}` macro as the replica's name (ClickHouse 18.16 has no
+/// `{database}` macro, so the name is written in).
+pub fn engine(kind: &str, replication: Replication, db: &str, table: &str) -> String {
+    match replication {
+        Replication::Single => format!("ENGINE = {kind}"),
+        Replication::Replicated => {
+            format!("ENGINE = Replicated{kind}('/clickhouse/tables/{db}/{table}', '{{replica}}')")
+        }
+    }
+}
 
 /// The statements that create the database and tables in `database`, in
 /// order. Each is `IF NOT EXISTS`, so running them again is harmless. The
 /// views ([`views`]) come after the upgrades of older tables, since they read
 /// the newest columns.
 pub fn statements(database: &str) -> Vec<String> {
+    statements_with(database, Replication::Single)
+}
+
+/// [`statements`], with the tables made as `replication` says.
+pub fn statements_with(database: &str, replication: Replication) -> Vec<String> {
     let db = database;
+    let engine = |kind, table| engine(kind, replication, db, table);
     let mut out = vec![
         format!("CREATE DATABASE IF NOT EXISTS {db}"),
         format!(
@@ -149,10 +239,13 @@ pub fn statements(database: &str) -> Vec<String> {
                 language String,
                 is_bot UInt8,
                 is_preview UInt8,
-                visitor_hash UInt64
-            ) ENGINE = MergeTree
+                visitor_hash UInt64,
+                org_id UInt64,
+                rule UInt16
+            ) {clicks_engine}
             PARTITION BY toYYYYMM(ts)
-            ORDER BY (code, ts)"
+            ORDER BY (code, ts)",
+            clicks_engine = engine("MergeTree", "clicks"),
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.parked_batches (
@@ -163,12 +256,13 @@ pub fn statements(database: &str) -> Vec<String> {
                 msg_id String,
                 error String,
                 payload String
-            ) ENGINE = MergeTree
+            ) {parked_engine}
             PARTITION BY toYYYYMM(parked_at)
-            ORDER BY (parked_at, stream_seq)"
+            ORDER BY (parked_at, stream_seq)",
+            parked_engine = engine("MergeTree", "parked_batches"),
         ),
     ];
-    out.extend(ROLLUPS.iter().map(|r| rollup_table(db, r)));
+    out.extend(ROLLUPS.iter().map(|r| rollup_table(db, r, replication)));
     out
 }
 
@@ -177,57 +271,81 @@ pub fn views(database: &str) -> Vec<String> {
     ROLLUPS.iter().map(|r| rollup_view(database, r)).collect()
 }
 
-fn rollup_table(db: &str, r: &Rollup) -> String {
+/// A rollup's columns between its time bucket and its states, with their
+/// types, in sort-key order (for a wide rollup, its first `dims`
+/// dimensions: see [`upgrade_rollup`]).
+fn key_columns(r: &Rollup, dims: usize) -> Vec<(&'static str, &'static str)> {
+    match r.shape {
+        Shape::Wide => std::iter::once(("rule", "UInt16"))
+            .chain(ROLLUP_DIMENSIONS[..dims].iter().copied())
+            .collect(),
+        Shape::Series => SERIES_COLUMNS.to_vec(),
+    }
+}
+
+fn rollup_table(db: &str, r: &Rollup, replication: Replication) -> String {
     let Rollup {
         table,
         bucket_col,
         bucket_type,
         ..
     } = r;
-    let columns: String = ROLLUP_DIMENSIONS
+    let columns: String = key_columns(r, ROLLUP_DIMENSIONS.len())
         .iter()
         .map(|(name, kind)| format!("{name} {kind},\n            "))
         .collect();
     format!(
         "CREATE TABLE IF NOT EXISTS {db}.{table} (
+            org_id UInt64,
             code String,
             {bucket_col} {bucket_type},
             {columns}clicks AggregateFunction(count),
             visitors AggregateFunction(uniq, UInt64)
-        ) ENGINE = AggregatingMergeTree
+        ) {engine}
         PARTITION BY toYYYYMM({bucket_col})
         ORDER BY ({sort_key})",
+        engine = engine("AggregatingMergeTree", replication, db, table),
         sort_key = sort_key(r, ROLLUP_DIMENSIONS.len())
     )
 }
 
 fn rollup_view(db: &str, r: &Rollup) -> String {
+    let table = r.table;
+    format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{table}_mv TO {db}.{table} AS {select}",
+        select = rollup_select(db, r)
+    )
+}
+
+/// What a rollup holds, from the raw `clicks`: its view's query, and the
+/// backfill of a new rollup ([`backfill_rollup`]).
+fn rollup_select(db: &str, r: &Rollup) -> String {
     let Rollup {
-        table,
         bucket_col,
         bucket_expr,
         ..
     } = r;
-    let dims = dimension_list(ROLLUP_DIMENSIONS);
+    let columns = dimension_list(&key_columns(r, ROLLUP_DIMENSIONS.len()));
     format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{table}_mv TO {db}.{table} AS
-        SELECT code, {bucket_expr} AS {bucket_col}, {dims},
+        "SELECT org_id, code, {bucket_expr} AS {bucket_col}, {columns},
                countState() AS clicks, uniqState(visitor_hash) AS visitors
         FROM {db}.clicks
-        GROUP BY code, {bucket_col}, {dims}"
+        GROUP BY org_id, code, {bucket_col}, {columns}"
     )
 }
 
-/// The sort key with the first `dims` dimensions.
+/// The sort key (for a wide rollup, with its first `dims` dimensions). It
+/// starts with the org, so an organisation's stats are one range of the
+/// table, then the code, so a link's are a range within it.
 fn sort_key(r: &Rollup, dims: usize) -> String {
     format!(
-        "code, {}, {}",
+        "org_id, code, {}, {}",
         r.bucket_col,
-        dimension_list(&ROLLUP_DIMENSIONS[..dims])
+        dimension_list(&key_columns(r, dims))
     )
 }
 
-/// The statements that add dimension `column` to a rollup made before it
+/// The statements that add dimension `column` to a wide rollup made before it
 /// existed: the column joins the table and its sort key (up to this column:
 /// a later one may be missing too) in one `ALTER`, which 18.16 allows for a
 /// column added in the same statement, and the view (which names its
@@ -235,6 +353,11 @@ fn sort_key(r: &Rollup, dims: usize) -> String {
 /// read the column's default. Run before the sidecar inserts: a click
 /// written between the drop and the create would miss the rollup.
 pub fn upgrade_rollup(db: &str, r: &Rollup, column: &str, kind: &str, after: &str) -> [String; 2] {
+    debug_assert_eq!(
+        r.shape,
+        Shape::Wide,
+        "only the wide rollups gain dimensions"
+    );
     let table = r.table;
     let upto = ROLLUP_DIMENSIONS
         .iter()
@@ -250,21 +373,38 @@ pub fn upgrade_rollup(db: &str, r: &Rollup, column: &str, kind: &str, after: &st
     ]
 }
 
-/// The statement that fills a rollup made after the first ones from a finer
-/// rollup (`from`), which holds every click since the sidecar first ran; run
-/// when the table is new and before its view exists, so no click is counted
-/// twice. The states are copied as they are: the table merges them.
-pub fn backfill_rollup(db: &str, r: &Rollup, from: &Rollup) -> String {
-    let dims = dimension_list(ROLLUP_DIMENSIONS);
+/// The statement that fills a new rollup from the raw `clicks` (every
+/// click the sidecar has stored, those of the rollup it replaces
+/// included); run when the table is empty and before its view exists, so no
+/// click is counted twice.
+pub fn backfill_rollup(db: &str, r: &Rollup) -> String {
+    let columns = dimension_list(&key_columns(r, ROLLUP_DIMENSIONS.len()));
     format!(
-        "INSERT INTO {db}.{table} (code, {bucket_col}, {dims}, clicks, visitors)
-         SELECT code, {bucket_expr} AS {bucket_col}, {dims}, clicks, visitors
-           FROM {db}.{source}",
+        "INSERT INTO {db}.{table} (org_id, code, {bucket_col}, {columns}, clicks, visitors) {select}",
         table = r.table,
         bucket_col = r.bucket_col,
-        bucket_expr = r
-            .bucket_expr
-            .replace("(ts,", &format!("({},", from.bucket_col)),
-        source = from.table,
+        select = rollup_select(db, r),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_rollups_are_keyed_for_their_reads() {
+        let series = ROLLUPS
+            .iter()
+            .find(|r| r.table == "org_series_per_hour")
+            .unwrap();
+        assert_eq!(
+            sort_key(series, ROLLUP_DIMENSIONS.len()),
+            "org_id, code, hour, domain, rule, status, is_bot, is_preview"
+        );
+        let wide = &ROLLUPS[0];
+        assert_eq!(
+            sort_key(wide, ORIGINAL_DIMENSIONS),
+            "org_id, code, minute, rule, status, country, device, browser, os, referrer_host, is_bot"
+        );
+    }
 }

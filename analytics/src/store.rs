@@ -27,6 +27,9 @@ pub struct Store {
     /// a table name as one identifier, so `db.table` would not work).
     client: Client,
     database: String,
+    replication: schema::Replication,
+    /// `insert_quorum` for inserts; 0 is off.
+    insert_quorum: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -54,6 +57,8 @@ impl Store {
             admin: client.clone(),
             client: client.with_database(&config.database),
             database: config.database.clone(),
+            replication: config.replication(),
+            insert_quorum: config.clickhouse_insert_quorum,
         }
     }
 
@@ -61,8 +66,11 @@ impl Store {
     /// tables an older sidecar made: tables, then added columns, then views
     /// (which read the added columns).
     pub async fn create_schema(&self) -> clickhouse::error::Result<()> {
-        for sql in schema::statements(&self.database) {
+        for sql in schema::statements_with(&self.database, self.replication) {
             self.admin.query(&sql).execute().await?;
+        }
+        if self.replication == schema::Replication::Replicated {
+            self.check_replicated().await?;
         }
         for (column, kind, after) in schema::ADDED_CLICK_COLUMNS {
             if !self.has_column("clicks", column).await? {
@@ -73,7 +81,10 @@ impl Store {
                 self.admin.query(&sql).execute().await?;
             }
         }
-        for rollup in schema::ROLLUPS {
+        let wide = schema::ROLLUPS
+            .iter()
+            .filter(|r| r.shape == schema::Shape::Wide);
+        for rollup in wide.clone() {
             for (column, kind, after) in schema::added_rollup_dimensions() {
                 if !self.has_column(rollup.table, column).await? {
                     for sql in schema::upgrade_rollup(&self.database, rollup, column, kind, after) {
@@ -82,20 +93,32 @@ impl Store {
                 }
             }
         }
-        // A rollup newer than the sidecar's first start (the hourly one) is
-        // filled from a finer one while it is still empty and has no view:
-        // no click is written meanwhile, so none is counted twice.
+        // The org-keyed rollups replaced the ones keyed by code (ClickHouse
+        // 18.16 cannot put a column first in a sort key): the old views
+        // stop (their tables stay for the operator to drop), and a new
+        // rollup is filled from the raw clicks while it is still empty and
+        // has no view: no click is written meanwhile, so none is counted
+        // twice.
+        for rollup in wide {
+            let sql = format!(
+                "DROP TABLE IF EXISTS {}.{}_mv",
+                self.database, rollup.replaces
+            );
+            self.admin.query(&sql).execute().await?;
+        }
+        // A rollup made after clicks were stored (the narrow ones came
+        // later) starts with all of them, likewise.
         for rollup in schema::ROLLUPS {
-            let Some(source) = rollup.backfill_from else {
-                continue;
-            };
             let view = format!("{}_mv", rollup.table);
-            if !self.has_table(&view).await? && self.is_empty(rollup.table).await? {
-                let source = schema::ROLLUPS
-                    .iter()
-                    .find(|r| r.table == source)
-                    .expect("a rollup's source is a rollup");
-                let sql = schema::backfill_rollup(&self.database, rollup, source);
+            // Not on replicated tables: a server joining the replicas
+            // has no view yet and may have fetched some of `clicks` and
+            // none of the rollup, and a backfill there would be
+            // replicated to every server on top of their own rows.
+            if self.replication == schema::Replication::Single
+                && !self.has_table(&view).await?
+                && self.is_empty(rollup.table).await?
+            {
+                let sql = schema::backfill_rollup(&self.database, rollup);
                 self.admin.query(&sql).execute().await?;
             }
         }
@@ -103,6 +126,41 @@ impl Store {
             self.admin.query(&sql).execute().await?;
         }
         Ok(())
+    }
+
+    /// Replicated tables asked for, but `clicks` exists and is not one
+    /// (made before `clickhouse_replicated` was set): an error rather than
+    /// two servers each holding their own clicks. The sidecar retries it
+    /// at start like any schema failure, saying why in its log.
+    async fn check_replicated(&self) -> clickhouse::error::Result<()> {
+        let engine: String = self
+            .admin
+            .query("SELECT engine FROM system.tables WHERE database = ? AND name = 'clicks'")
+            .bind(&self.database)
+            .fetch_one()
+            .await?;
+        if engine.starts_with("Replicated") {
+            return Ok(());
+        }
+        Err(clickhouse::error::Error::Custom(format!(
+            "clickhouse_replicated is set but {}.clicks is a {engine} table: \
+             the sidecar does not convert tables; move the data into replicated ones \
+             (docs: analytics/README.md, \"Several ClickHouse servers\")",
+            self.database
+        )))
+    }
+
+    /// Brings this replica's `clicks` up to date with the others: fetches
+    /// every part another replica has announced in ZooKeeper so far
+    /// (`SYSTEM SYNC REPLICA`), so a deduplication lookup after it sees
+    /// what a sidecar on another replica stored. A no-op without
+    /// replication.
+    pub async fn sync_replica(&self) -> clickhouse::error::Result<()> {
+        if self.replication == schema::Replication::Single {
+            return Ok(());
+        }
+        let sql = format!("SYSTEM SYNC REPLICA {}.clicks", self.database);
+        self.admin.query(&sql).execute().await
     }
 
     /// Whether `table` of the sidecar's database has `column` (ClickHouse
@@ -181,12 +239,16 @@ impl Store {
 
     async fn fetch_ids(&self, sql: &str) -> clickhouse::error::Result<HashSet<[u8; 16]>> {
         // Raw: codes may contain `?`, which `query()` would take for a placeholder.
-        let found: Vec<IdRow> = self
+        let mut query = self
             .admin
             .query_raw(sql)
-            .with_setting("max_query_size", MAX_QUERY_SIZE)
-            .fetch_all()
-            .await?;
+            .with_setting("max_query_size", MAX_QUERY_SIZE);
+        if self.insert_quorum > 0 {
+            // Refuses to answer on a replica missing a part written with
+            // the quorum, instead of answering without it.
+            query = query.with_setting("select_sequential_consistency", "1");
+        }
+        let found: Vec<IdRow> = query.fetch_all().await?;
         Ok(found.into_iter().map(|r| r.id).collect())
     }
 
@@ -197,6 +259,9 @@ impl Store {
             return Ok(());
         }
         let mut insert = self.client.insert::<ClickRow>("clicks").await?;
+        if self.insert_quorum > 0 {
+            insert = insert.with_setting("insert_quorum", self.insert_quorum.to_string());
+        }
         for row in rows {
             insert.write(row).await?;
         }
@@ -237,6 +302,46 @@ impl Store {
                 .await?;
         }
         Ok(old)
+    }
+
+    /// Drops the monthly partitions of `clicks` entirely older than
+    /// `raw_days` and those of the rollups entirely older than
+    /// `rollup_days` (ClickHouse 18.16 has no TTL); returns how many were
+    /// dropped. A partition goes only when its whole month is before the
+    /// cut-off, so a row is kept at least its retention and at most a month
+    /// more.
+    pub async fn drop_old_partitions(
+        &self,
+        raw_days: u32,
+        rollup_days: u32,
+    ) -> clickhouse::error::Result<u64> {
+        let tables = std::iter::once(("clicks", raw_days))
+            .chain(schema::ROLLUPS.iter().map(|r| (r.table, rollup_days)));
+        let mut dropped = 0;
+        for (table, days) in tables {
+            let old: Vec<String> = self
+                .admin
+                .query(&format!(
+                    "SELECT DISTINCT partition FROM system.parts
+                      WHERE database = ? AND table = ? AND active
+                        AND toUInt32(partition) < toYYYYMM(now() - INTERVAL {days} DAY)"
+                ))
+                .bind(&self.database)
+                .bind(table)
+                .fetch_all()
+                .await?;
+            // Month numbers from the server; checked anyway before they
+            // are written into a statement.
+            for month in old.iter().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) {
+                let sql = format!(
+                    "ALTER TABLE {}.{table} DROP PARTITION {month}",
+                    self.database
+                );
+                self.admin.query(&sql).execute().await?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
     }
 
     /// The underlying client (for tests and tools).
@@ -335,6 +440,37 @@ mod tests {
     }
 
     #[test]
+    fn replicated_tables_name_their_zookeeper_path_and_replica() {
+        let single = schema::statements("db").join("\n");
+        assert!(!single.contains("Replicated"), "{single}");
+        assert!(single.contains("ENGINE = MergeTree"), "{single}");
+        let replicated = schema::statements_with("db", schema::Replication::Replicated);
+        let tables: Vec<&String> = replicated
+            .iter()
+            .filter(|s| s.contains("CREATE TABLE"))
+            .collect();
+        assert_eq!(tables.len(), 2 + schema::ROLLUPS.len());
+        for sql in tables {
+            assert!(sql.contains("ENGINE = Replicated"), "{sql}");
+        }
+        let all = replicated.join("\n");
+        assert!(
+            all.contains(
+                "ENGINE = ReplicatedMergeTree('/clickhouse/tables/db/clicks', '{replica}')"
+            ),
+            "{all}"
+        );
+        assert!(all.contains(
+            "ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/db/org_clicks_per_minute', '{replica}')"
+        ));
+        assert!(
+            all.contains(
+                "ReplicatedMergeTree('/clickhouse/tables/db/parked_batches', '{replica}')"
+            )
+        );
+    }
+
+    #[test]
     fn lookup_sql_is_bounded_by_code_and_time() {
         let row = |id: u8, ts: u32, code: &str| ClickRow {
             event_id: [id; 16],
@@ -358,6 +494,8 @@ mod tests {
             is_bot: 0,
             is_preview: 0,
             visitor_hash: 0,
+            org_id: 0,
+            rule: 0,
         };
         assert_eq!(lookup_sql("db", &[], Key::Event), None);
         let rows = [row(1, 20, "x"), row(2, 10, "x")];

@@ -99,9 +99,13 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         .collect();
     let dims = dims.join(", ");
     for (table, col, bucket) in [
-        ("clicks_per_minute", "minute", "toStartOfMinute(ts, 'UTC')"),
-        ("clicks_per_hour", "hour", "toStartOfHour(ts, 'UTC')"),
-        ("clicks_per_day", "day", "toDate(ts, 'UTC')"),
+        (
+            "org_clicks_per_minute",
+            "minute",
+            "toStartOfMinute(ts, 'UTC')",
+        ),
+        ("org_clicks_per_hour", "hour", "toStartOfHour(ts, 'UTC')"),
+        ("org_clicks_per_day", "day", "toDate(ts, 'UTC')"),
     ] {
         let raw = env
             .ch
@@ -123,9 +127,28 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         assert_eq!(raw, rolled, "{table} disagrees with clicks");
     }
     assert_eq!(
-        env.number("SELECT countMerge(clicks) FROM clicks_per_day")
+        env.number("SELECT countMerge(clicks) FROM org_clicks_per_day")
             .await,
         n
+    );
+    // Each event's org and rule reach its row and its rollups.
+    assert_eq!(
+        env.number("SELECT count() FROM clicks WHERE org_id < 100 OR rule > 1")
+            .await,
+        0
+    );
+    assert_eq!(
+        env.number(
+            "SELECT countMerge(clicks) FROM org_clicks_per_day WHERE org_id >= 100 AND rule IN (0, 1)"
+        )
+        .await,
+        n
+    );
+    assert_eq!(
+        env.number("SELECT countMerge(clicks) FROM org_clicks_per_minute WHERE rule = 1")
+            .await,
+        env.number("SELECT count() FROM clicks WHERE rule = 1")
+            .await
     );
 
     // Acks are counted last, so once they are all counted the rest is final.

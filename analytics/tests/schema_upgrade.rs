@@ -57,13 +57,13 @@ async fn an_older_clicks_table_gets_the_domain_column() {
     );
 }
 
-/// Rollups made before `is_preview`, `domain` and `city` (tables, sort keys
-/// and views without them) and before the hourly rollup existed get the
-/// columns in their tables and sort keys, views that fill them, and an
-/// hourly rollup filled from the minute one: a click made before the upgrade
-/// is in every rollup once, later clicks are split by the new dimensions.
+/// Rollups keyed by code (made before the org, `is_preview`, `domain`,
+/// `city` and the hourly rollup) are replaced by the org-keyed ones: their
+/// views stop, and each new rollup is filled from the raw clicks when
+/// made. A click stored before the upgrade is in every new rollup once,
+/// with org 0; later clicks are split by org, rule and the new dimensions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn older_rollups_get_the_new_dimensions_and_an_hourly_rollup() {
+async fn rollups_keyed_by_code_give_way_to_org_rollups_filled_from_clicks() {
     let env = Env::new().await;
     let db = env.ch.name().to_owned();
     let dims = "status, country, device, browser, os, referrer_host, is_bot";
@@ -110,36 +110,79 @@ async fn older_rollups_get_the_new_dimensions_and_an_hourly_rollup() {
     store.create_schema().await.unwrap();
     store.create_schema().await.unwrap();
 
-    for table in ["clicks_per_minute", "clicks_per_hour", "clicks_per_day"] {
+    let tables = [
+        "org_clicks_per_minute",
+        "org_clicks_per_hour",
+        "org_clicks_per_day",
+    ];
+    for table in tables {
         let created = env
             .ch
             .query(&format!("SHOW CREATE TABLE {db}.{table}"))
             .await
             .unwrap();
         assert!(
-            created.contains("referrer_host, is_bot, is_preview, domain, city, language)"),
-            "the new dimensions in {table}'s sort key: {created}"
+            created.contains("ORDER BY (org_id, code, ")
+                && created.contains("referrer_host, is_bot, is_preview, domain, city, language)"),
+            "{table}'s sort key starts with the org and has every dimension: {created}"
         );
     }
-    env.ch
+    let old_views = env
+        .ch
         .query(&format!(
-            "INSERT INTO {db}.clicks (event_id, ts, code, domain, city, is_bot, is_preview, visitor_hash) VALUES
-             ('1123456789abcdef', now(), 'new', 'go.example', 'Paris', 1, 1, 1),
-             ('2123456789abcdef', now(), 'new', '', 'Lyon', 0, 0, 2)"
+            "SELECT count() FROM system.tables WHERE database = '{db}' AND name IN ('clicks_per_minute_mv', 'clicks_per_day_mv')"
         ))
         .await
         .unwrap();
-    for table in ["clicks_per_minute", "clicks_per_hour", "clicks_per_day"] {
+    assert_eq!(old_views, "0\n", "the old rollups are no longer fed");
+    env.ch
+        .query(&format!(
+            "INSERT INTO {db}.clicks (event_id, ts, code, domain, city, is_bot, is_preview, visitor_hash, org_id, rule) VALUES
+             ('1123456789abcdef', now(), 'new', 'go.example', 'Paris', 1, 1, 1, 7, 2),
+             ('2123456789abcdef', now(), 'new', '', 'Lyon', 0, 0, 2, 7, 0)"
+        ))
+        .await
+        .unwrap();
+    for table in tables {
         assert_eq!(
             env.ch
                 .query(&format!(
-                    "SELECT code, domain, city, is_bot, is_preview, countMerge(clicks) FROM {db}.{table}
-                     GROUP BY code, domain, city, is_bot, is_preview ORDER BY code, is_bot"
+                    "SELECT org_id, code, rule, domain, city, is_bot, is_preview, countMerge(clicks) FROM {db}.{table}
+                     GROUP BY org_id, code, rule, domain, city, is_bot, is_preview ORDER BY org_id, code, is_bot"
                 ))
                 .await
                 .unwrap(),
-            "new\t\tLyon\t0\t0\t1\nnew\tgo.example\tParis\t1\t1\t1\nold\t\t\t0\t0\t1\n",
-            "{table}: the old click once (read with the new columns' defaults), the new ones apart"
+            "0\told\t0\t\t\t0\t0\t1\n7\tnew\t0\t\tLyon\t0\t0\t1\n7\tnew\t2\tgo.example\tParis\t1\t1\t1\n",
+            "{table}: the old click once (org 0, the new columns' defaults), the new ones apart"
         );
     }
+    // The narrow rollups came later still: filled from the raw clicks when
+    // made (the old click with org 0), fed like the others after.
+    for table in [
+        "org_series_per_minute",
+        "org_series_per_hour",
+        "org_series_per_day",
+    ] {
+        assert_eq!(
+            env.ch
+                .query(&format!(
+                    "SELECT org_id, code, rule, domain, is_bot, is_preview, countMerge(clicks), uniqMerge(visitors) FROM {db}.{table}
+                     GROUP BY org_id, code, rule, domain, is_bot, is_preview ORDER BY org_id, code, is_bot"
+                ))
+                .await
+                .unwrap(),
+            "0\told\t0\t\t0\t0\t1\t1\n7\tnew\t0\t\t0\t0\t1\t1\n7\tnew\t2\tgo.example\t1\t1\t1\t1\n",
+            "{table}"
+        );
+    }
+    assert_eq!(
+        env.ch
+            .query(&format!(
+                "SELECT countMerge(clicks) FROM {db}.clicks_per_minute"
+            ))
+            .await
+            .unwrap(),
+        "1\n",
+        "the old minute rollup kept its rows and got no new ones"
+    );
 }

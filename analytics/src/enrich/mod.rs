@@ -76,6 +76,8 @@ impl Enricher {
             is_bot: u8::from(agent.is_bot),
             is_preview: u8::from(agent.is_preview),
             visitor_hash: privacy::visitor_hash(truncated, event.user_agent),
+            org_id: event.org_id,
+            rule: event.rule,
         }
     }
 
@@ -137,6 +139,8 @@ mod tests {
             accept_language: b"en-GB",
             host: b"Sho.RT",
             domain: b"sho.rt",
+            org_id: 0,
+            rule: 0,
         };
         let row = e.enrich("node-1", [1; 16], &event);
         assert_eq!(row.ip_prefix, "81.2.69.0/24");

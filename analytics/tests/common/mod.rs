@@ -82,6 +82,13 @@ impl Env {
             &self.consumer,
             "--clicks-max-bytes",
             &TEST_MAX_BYTES.to_string(),
+            // The fixtures' clicks are dated November 2025: past the default
+            // 90 days, the retention task at start would drop their
+            // partition under a test's feet (tests/retention.rs tests it).
+            "--raw-retention-days",
+            "36500",
+            "--rollup-retention-days",
+            "36500",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -244,6 +251,9 @@ pub fn batch_with_codes(node: &str, seed: u32, count: u32, codes: &[&str]) -> Ve
             accept_language: b"en-GB",
             host: b"sho.rt",
             domain: b"sho.rt",
+            // The org follows the code, as a link's does; rules alternate.
+            org_id: 100 + (k % codes.len()) as u64,
+            rule: (k % 2) as u16,
         });
     }
     w.finish().to_vec()
