@@ -50,6 +50,11 @@ pub struct Config {
     /// to relay into it (logged, `control_links_stream_mismatch` 1, `/readyz`
     /// says why); `true` updates it to these settings.
     pub links_stream_adopt: bool,
+    /// Copies of the stream a JetStream cluster keeps (1 to 5; at most the
+    /// cluster's size). Default 1 (a single server); a three-node cluster
+    /// sets 3, so the stream survives the loss of any one node. A stream
+    /// with another count is refused or adopted like any other setting.
+    pub links_stream_replicas: usize,
     /// ClickHouse HTTP URL. `None` (default): the stats endpoints answer 503.
     pub clickhouse: Option<String>,
     /// ClickHouse database holding `clicks`. Default `analytics`.
@@ -92,6 +97,15 @@ pub struct Config {
     pub snapshot_keep: usize,
     /// Seconds between engine reconcile checks. Default 2.
     pub reconcile_interval_secs: u64,
+    /// Milliseconds between tries of an instance that is not the leader to
+    /// take the leadership lock, and between the leader's checks that it
+    /// still holds it (`crate::leader`): about the longest a handover takes
+    /// after a leader dies. Default 1000.
+    pub leader_retry_ms: u64,
+    /// Serve the API only and never take the leadership (`crate::leader`):
+    /// for instances added to scale the API beside ones that run the
+    /// deployment-wide tasks. Default false.
+    pub api_only: bool,
     /// Length of generated codes. Default 7 (62^7 ≈ 3.5e12 codes).
     pub code_length: usize,
     /// Seconds after its deletion, or its expiry (links without an
@@ -102,6 +116,20 @@ pub struct Config {
     pub purge_interval_secs: u64,
     /// Seconds a link's click total (from ClickHouse) is cached. Default 60.
     pub click_totals_ttl_secs: u64,
+    /// Where export files are written (`crate::exports`); with several
+    /// instances, storage they all share, or downloads reaching another
+    /// instance than the writer answer 503. Default `./exports`.
+    pub export_dir: PathBuf,
+    /// Seconds an export's file is kept after it is done. Default 86400 (a day).
+    pub export_ttl_secs: u64,
+    /// Exports an organization may have queued or running at once (429
+    /// beyond). Default 2.
+    pub export_max_active: u32,
+    /// Longest range of one export, days. Default 366.
+    pub export_max_range_days: u64,
+    /// Export jobs this instance runs at once (0: none; jobs run on other
+    /// instances). Default 1.
+    pub export_workers: usize,
     /// Largest request body, bytes; a larger one gets 413. Default 1048576 (1 MiB).
     pub max_body_bytes: usize,
     /// Token bucket per API key: sustained requests per second. Default 50.
@@ -187,6 +215,7 @@ impl Default for Config {
             links_stream_max_age_secs: 7 * 24 * 3600,
             links_stream_max_bytes: 1 << 30,
             links_stream_adopt: false,
+            links_stream_replicas: 1,
             nats_user: None,
             nats_password_file: None,
             links_signing_key: None,
@@ -205,10 +234,17 @@ impl Default for Config {
             snapshot_interval_secs: 300,
             snapshot_keep: 5,
             reconcile_interval_secs: 2,
+            leader_retry_ms: 1000,
+            api_only: false,
             code_length: 7,
             purge_after_secs: 30 * 24 * 3600,
             purge_interval_secs: 3600,
             click_totals_ttl_secs: 60,
+            export_dir: PathBuf::from("exports"),
+            export_ttl_secs: 86_400,
+            export_max_active: 2,
+            export_max_range_days: 366,
+            export_workers: 1,
             max_body_bytes: 1 << 20,
             rate_per_key: 50.0,
             burst_per_key: 100,
@@ -331,9 +367,13 @@ impl ServiceConfig for Config {
             ("burst_per_ip", self.burst_per_ip as u64),
             ("snapshot_interval_secs", self.snapshot_interval_secs),
             ("reconcile_interval_secs", self.reconcile_interval_secs),
+            ("leader_retry_ms", self.leader_retry_ms),
             ("purge_after_secs", self.purge_after_secs),
             ("purge_interval_secs", self.purge_interval_secs),
             ("click_totals_ttl_secs", self.click_totals_ttl_secs),
+            ("export_ttl_secs", self.export_ttl_secs),
+            ("export_max_active", u64::from(self.export_max_active)),
+            ("export_max_range_days", self.export_max_range_days),
             ("snapshot_keep", self.snapshot_keep as u64),
             ("max_body_bytes", self.max_body_bytes as u64),
         ] {
@@ -369,6 +409,15 @@ impl ServiceConfig for Config {
             return Err(ConfigError::invalid(
                 "links_stream_max_bytes",
                 format!("{} is below 1 MiB (1048576)", self.links_stream_max_bytes),
+            ));
+        }
+        if !(1..=5).contains(&self.links_stream_replicas) {
+            return Err(ConfigError::invalid(
+                "links_stream_replicas",
+                format!(
+                    "{} is out of range 1..=5 (JetStream's limit)",
+                    self.links_stream_replicas
+                ),
             ));
         }
         if let Some(nats) = self.nats_settings() {
@@ -639,6 +688,10 @@ impl Config {
     pub fn reconcile_interval(&self) -> Duration {
         Duration::from_secs(self.reconcile_interval_secs)
     }
+
+    pub fn leader_retry(&self) -> Duration {
+        Duration::from_millis(self.leader_retry_ms)
+    }
 }
 
 #[cfg(test)]
@@ -749,6 +802,10 @@ mod tests {
         assert_eq!(
             refused(|c| c.links_stream_max_bytes = 10),
             Some("links_stream_max_bytes")
+        );
+        assert_eq!(
+            refused(|c| c.links_stream_replicas = 0),
+            Some("links_stream_replicas")
         );
         assert_eq!(
             refused(|c| c.nats = Some("nats://x:1,".into())),

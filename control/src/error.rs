@@ -103,7 +103,27 @@ pub enum ApiError {
     // certificates
     #[error("the domain {name:?} is not verified yet; verify it before asking for a certificate")]
     DomainNotVerified { name: String },
+
+    // --- exports ---
+    /// A value of an export request the schema allows but the export
+    /// cannot take (a range backwards or too long, an empty filter list).
+    #[error("{message}")]
+    InvalidExport { field: String, message: String },
+    #[error("the export is {state}; its file can be downloaded once it is done")]
+    ExportNotReady { state: String },
+    #[error("the export failed: {error}")]
+    ExportFailed { error: String },
+    #[error("the export's file has expired and been deleted; start the export again")]
+    ExportExpired,
+    #[error(
+        "the organization already has {limit} exports queued or running; wait for one to finish"
+    )]
+    TooManyExports { limit: u32 },
 }
+
+/// Seconds a caller with too many exports running is told to wait
+/// (`Retry-After`): about how often a small export finishes.
+pub const EXPORT_RETRY_AFTER: u64 = 30;
 
 impl ApiError {
     /// A 400 with a message and no details.
@@ -173,6 +193,12 @@ impl ApiError {
             ApiError::TokenExpired { .. } => (StatusCode::GONE, "token_expired"),
             ApiError::LastOwner => (StatusCode::CONFLICT, "last_owner"),
             ApiError::DomainNotVerified { .. } => (StatusCode::CONFLICT, "domain_not_verified"),
+            // exports
+            ApiError::InvalidExport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_export"),
+            ApiError::ExportNotReady { .. } => (StatusCode::CONFLICT, "export_not_ready"),
+            ApiError::ExportFailed { .. } => (StatusCode::CONFLICT, "export_failed"),
+            ApiError::ExportExpired => (StatusCode::GONE, "export_expired"),
+            ApiError::TooManyExports { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_exports"),
         }
     }
 
@@ -200,6 +226,13 @@ impl ApiError {
             ApiError::NotMember { org } => json!({ "org": org }),
             ApiError::RoleRequired { required } => json!({ "required_role": required }),
             ApiError::DomainNotVerified { name } => json!({ "domain": name }),
+            // exports
+            ApiError::InvalidExport { field, .. } => json!({ "field": field }),
+            ApiError::ExportNotReady { state } => json!({ "state": state }),
+            ApiError::ExportFailed { error } => json!({ "state": "failed", "error": error }),
+            ApiError::TooManyExports { limit } => {
+                json!({ "limit": limit, "retry_after": EXPORT_RETRY_AFTER })
+            }
             _ => Value::Null,
         }
     }
@@ -251,6 +284,11 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            ApiError::TooManyExports { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(EXPORT_RETRY_AFTER));
             }
             // RFC 6750 section 3: the challenge, and `invalid_token` when a
             // token was presented and refused.

@@ -19,6 +19,10 @@ pub struct Readiness {
     pub ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Whether this instance is the leader (runs the relay, snapshot builds,
+    /// reconcile, purges, certificate renewals); every instance serves the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<bool>,
     /// The last change written to the outbox.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox_seq: Option<i64>,
@@ -44,6 +48,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             axum::Json(Readiness {
                 ready: false,
                 reason: Some(reason.to_owned()),
+                leader: None,
                 outbox_seq: None,
                 relay_published_seq: None,
                 latest_snapshot_seq: None,
@@ -67,6 +72,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     axum::Json(Readiness {
         ready: true,
         reason: None,
+        leader: Some(state.metrics.leader.get() == 1),
         outbox_seq: Some(seq),
         relay_published_seq: Some(state.metrics.relay_published_seq.get()),
         latest_snapshot_seq: Some(state.metrics.latest_snapshot_seq.get()),

@@ -70,9 +70,12 @@
 //! - [`cursor`]: the opaque page cursors of the listings.
 //! - [`idempotency`]: `Idempotency-Key` replays.
 //! - [`relay`]: outbox → JetStream, and the stream's settings.
+//! - [`leader`]: which of several instances on one database runs the
+//!   relay, snapshot, reconcile, purge and renewal tasks (an advisory lock).
 //! - [`snapshot`]: build, keep, push, reconcile; [`snapshot_builds`]:
 //!   operator-requested builds, coalesced.
-//! - [`stats`]: ClickHouse queries and CSV/JSON export.
+//! - [`stats`]: ClickHouse queries and CSV/JSON export; [`exports`]: click
+//!   data exported as jobs (workers on every instance, files on disk).
 //! - [`qr`]: QR codes (SVG, PNG).
 //! - [`admin`]: the operator's routes.
 //! - [`metrics`], [`openapi`], [`ratelimit`].
@@ -99,11 +102,13 @@ pub mod config;
 pub mod cursor;
 pub mod domains;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
 pub mod import;
 pub mod keys;
+pub mod leader;
 pub mod links;
 pub mod metrics;
 pub mod middleware;
@@ -115,7 +120,9 @@ pub mod relay;
 pub mod router;
 pub mod server;
 pub mod snapshot;
+pub mod snapshot_backoff;
 pub mod snapshot_builds;
+pub mod snapshot_pull;
 pub mod state;
 pub mod stats;
 pub mod target;

@@ -216,6 +216,9 @@ struct ServeArgs {
     /// Update an existing stream whose settings differ, instead of refusing it. Default off.
     #[arg(long)]
     links_stream_adopt: bool,
+    /// Copies of the links stream a JetStream cluster keeps, 1 to 5 (3 on a three-node cluster). Default 1.
+    #[arg(long)]
+    links_stream_replicas: Option<usize>,
     /// ClickHouse HTTP URL for stats. Default: none (stats answer 503).
     #[arg(long)]
     clickhouse: Option<String>,
@@ -258,6 +261,12 @@ struct ServeArgs {
     /// Seconds between checks of the engines' /readyz. Default 2.
     #[arg(long)]
     reconcile_interval_secs: Option<u64>,
+    /// Milliseconds between a non-leader's tries to take the leadership (relay, snapshots, reconcile, purge, renewals), and between the leader's checks that it still holds it. Default 1000.
+    #[arg(long)]
+    leader_retry_ms: Option<u64>,
+    /// Serve the API only, never take the leadership (instances beside ones that run the relay and snapshots). Default off.
+    #[arg(long)]
+    api_only: bool,
     /// Seconds after deletion (or expiry, for links without an expired URL) that a link is purged everywhere. Default 2592000 (30 days).
     #[arg(long)]
     purge_after_secs: Option<u64>,
@@ -267,6 +276,21 @@ struct ServeArgs {
     /// Seconds a link's click total read from ClickHouse is cached (how stale `clicks` may be). Default 60.
     #[arg(long)]
     click_totals_ttl_secs: Option<u64>,
+    /// Directory of export files (shared storage when several instances serve downloads). Default ./exports.
+    #[arg(long)]
+    export_dir: Option<PathBuf>,
+    /// Seconds an export's file is kept once done. Default 86400 (a day).
+    #[arg(long)]
+    export_ttl_secs: Option<u64>,
+    /// Exports an organization may have queued or running at once. Default 2.
+    #[arg(long)]
+    export_max_active: Option<u32>,
+    /// Longest range of one export, days. Default 366.
+    #[arg(long)]
+    export_max_range_days: Option<u64>,
+    /// Export jobs this instance runs at once (0: none here). Default 1.
+    #[arg(long)]
+    export_workers: Option<usize>,
     /// Length of random short codes, 5 to 32. Default 7.
     #[arg(long)]
     code_length: Option<usize>,
@@ -347,10 +371,12 @@ impl ServeArgs {
         servicekit::config::load(self.config.as_deref(), |c: &mut Config| {
             servicekit::override_fields!(self => c;
                 listen, database_url, links_stream, links_subject,
-                links_stream_max_age_secs, links_stream_max_bytes, clickhouse_database,
+                links_stream_max_age_secs, links_stream_max_bytes, links_stream_replicas,
+                clickhouse_database,
                 short_base, snapshot_dir, snapshot_interval_secs, snapshot_keep,
-                reconcile_interval_secs, code_length, purge_after_secs, purge_interval_secs,
-                click_totals_ttl_secs, max_body_bytes, rate_per_key,
+                reconcile_interval_secs, leader_retry_ms, code_length, purge_after_secs, purge_interval_secs,
+                click_totals_ttl_secs, export_dir, export_ttl_secs, export_max_active,
+                export_max_range_days, export_workers, max_body_bytes, rate_per_key,
                 burst_per_key, rate_per_ip, burst_per_ip,
                 public_url, domain_verification, session_idle_secs, session_absolute_secs, login_rate_per_ip,
                 login_burst_per_ip, login_rate_per_email, login_burst_per_email, mail_from,
@@ -361,6 +387,7 @@ impl ServeArgs {
                 acme_ca_root, acme_key_file);
             // Switches only switch on: the file's `true` stays without the flag.
             c.links_stream_adopt |= self.links_stream_adopt;
+            c.api_only |= self.api_only;
             c.allow_private_targets |= self.allow_private_targets;
             c.allow_unsigned_links |= self.allow_unsigned_links;
             if !self.engine_admin.is_empty() {

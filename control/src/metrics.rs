@@ -63,7 +63,12 @@ pub struct Metrics {
     pub snapshots_built: Counter,
     pub snapshot_pushes: Counter,
     pub snapshot_push_errors: Counter,
+    /// Snapshot files sent to pulling engines, and pulls answered 304.
+    pub snapshot_pulls: Counter,
+    pub snapshot_pulls_not_modified: Counter,
     pub latest_snapshot_seq: Gauge,
+    /// 1 while this instance holds the leadership lock (`crate::leader`).
+    pub leader: Gauge,
     /// Why the relay refuses the links stream (its settings differ), if it does.
     pub links_stream_problem: Problem,
     // accounts
@@ -102,6 +107,11 @@ impl Metrics {
                 "control_snapshot_push_errors_total",
                 self.snapshot_push_errors.get(),
             ),
+            ("control_snapshot_pulls_total", self.snapshot_pulls.get()),
+            (
+                "control_snapshot_pulls_not_modified_total",
+                self.snapshot_pulls_not_modified.get(),
+            ),
             ("control_password_hashes_total", self.password_hashes.get()),
             ("control_logins_failed_total", self.logins_failed.get()),
         ];
@@ -117,6 +127,7 @@ impl Metrics {
                 "control_latest_snapshot_seq",
                 self.latest_snapshot_seq.get(),
             ),
+            ("control_leader", self.leader.get()),
             (
                 "control_links_stream_mismatch",
                 u64::from(self.links_stream_problem.get().is_some()),

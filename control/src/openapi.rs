@@ -29,6 +29,8 @@ use utoipa::OpenApi;
     crate::links::model::LinkPage,
     crate::links::input::CreateLink,
     crate::links::input::PatchLink,
+    crate::links::utm::Utm,
+    crate::links::utm::UtmInput,
     crate::links::bulk::BulkRequest,
     crate::links::bulk::BulkUpdate,
     crate::links::bulk::BulkDelete,
@@ -84,6 +86,17 @@ use utoipa::OpenApi;
     crate::audit_log::AuditActor,
     // certificates
     crate::acme::store::CertificateStatus,
+    // exports
+    crate::exports::request::CreateExport,
+    crate::exports::request::ExportSpec,
+    crate::exports::request::ExportKind,
+    crate::exports::request::ExportFormat,
+    crate::exports::request::ExportBucket,
+    crate::exports::request::ExportDimension,
+    crate::exports::request::Traffic,
+    crate::exports::api::JobJson,
+    crate::exports::api::JobList,
+    crate::exports::api::JobState,
 )))]
 struct Schemas;
 
@@ -103,16 +116,23 @@ fn status_description(status: u16) -> &'static str {
              from another origin; org_required: no organization chosen (X-Org)"
         }
         404 => "not_found",
-        409 => "alias_taken / conflict / last_owner / domain_* (the code says which)",
+        409 => {
+            "alias_taken / conflict / last_owner / domain_* / export_not_ready / export_failed \
+             (the code says which)"
+        }
         410 => {
             "link_deleted: an Idempotency-Key replay whose link has been deleted since; \
-             token_used / token_expired: a spent or expired one-time token"
+             token_used / token_expired: a spent or expired one-time token; export_expired: \
+             an export's file deleted after its expiry"
         }
         412 => "precondition_failed: If-Match names another version",
         413 => "payload_too_large: the body is over max_body_bytes",
         415 => "unsupported_media_type: the body is not application/json",
-        422 => "blocked_host / idempotency_key_reused / unknown_domain / verification_failed",
-        429 => "rate_limited (Retry-After)",
+        422 => {
+            "blocked_host / idempotency_key_reused / unknown_domain / verification_failed / \
+             invalid_export (details.field)"
+        }
+        429 => "rate_limited / too_many_exports (Retry-After)",
         503 => {
             "unavailable: a dependency (PostgreSQL, ClickHouse, ACME) is not configured or not reachable"
         }
@@ -255,7 +275,7 @@ fn success_response(route: &Route) -> Value {
             json!({ "description": "the version (strong)", "required": true, "schema": { "type": "string" } }),
         );
     }
-    if route.headers.contains(&Header::Location) && route.success == 201 {
+    if route.headers.contains(&Header::Location) && matches!(route.success, 201 | 202) {
         headers.insert(
             "Location".into(),
             json!({ "description": "where the new resource is", "schema": { "type": "string" } }),
@@ -275,6 +295,11 @@ fn success_response(route: &Route) -> Value {
             "image/png": { "schema": { "type": "string", "format": "binary" } }
         })),
         (Media::Prometheus, _) => Some(json!({ "text/plain": { "schema": { "type": "string" } } })),
+        (Media::Export, _) => Some(json!({
+            "text/csv": { "schema": { "type": "string" } },
+            "application/x-ndjson": { "schema": { "type": "string" } },
+            "application/vnd.apache.parquet": { "schema": { "type": "string", "format": "binary" } }
+        })),
     };
     if let Some(content) = content {
         response["content"] = content;

@@ -75,6 +75,8 @@ const RESYNC_SCAN: u64 = 10_000;
 pub struct StreamSettings {
     pub max_age: Duration,
     pub max_bytes: i64,
+    /// Copies a JetStream cluster keeps (1: a single server).
+    pub replicas: usize,
     /// Update a stream whose settings differ instead of refusing it.
     pub adopt: bool,
 }
@@ -84,6 +86,7 @@ impl StreamSettings {
         StreamSettings {
             max_age: Duration::from_secs(c.links_stream_max_age_secs),
             max_bytes: c.links_stream_max_bytes,
+            replicas: c.links_stream_replicas,
             adopt: c.links_stream_adopt,
         }
     }
@@ -181,6 +184,7 @@ pub fn stream_config(name: &str, subject: &str, settings: &StreamSettings) -> st
         max_age: settings.max_age,
         max_bytes: settings.max_bytes,
         duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: settings.replicas,
         ..Default::default()
     }
 }
@@ -227,6 +231,12 @@ fn differences(have: &stream::Config, want: &stream::Config) -> Vec<String> {
         "duplicate_window",
         format!("{:?}", have.duplicate_window),
         format!("{:?}", want.duplicate_window),
+    );
+    // The server reports a stream created without a count as 1.
+    differ(
+        "replicas",
+        have.num_replicas.max(1).to_string(),
+        want.num_replicas.max(1).to_string(),
     );
     // Limits control does not set must be off: a message or per-subject
     // cap would silently drop changes engines still need.

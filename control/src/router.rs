@@ -4,7 +4,8 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{accounts, acme, audit_log, cors, dashboard};
-use crate::{admin, domains, health, keys, links, middleware, openapi, qr, stats};
+use crate::{admin, domains, exports, health, keys, links, middleware, openapi, qr};
+use crate::{snapshot_pull, stats};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -26,6 +27,10 @@ pub fn router(state: AppState) -> Router {
         .route("/links/{code}/stats", get(stats::link_stats))
         .route("/links/{code}/qr", get(qr::qr))
         .route("/stats/summary", get(stats::summary))
+        .route("/exports", post(exports::api::create))
+        .route("/jobs", get(exports::api::list))
+        .route("/jobs/{id}", get(exports::api::get))
+        .route("/jobs/{id}/download", get(exports::api::download))
         .route(
             "/domains",
             post(domains::api::create).get(domains::api::list),
@@ -64,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::serve))
+        // The engines' route, not the public API's (not in the document).
+        .route("/engine/snapshot", get(snapshot_pull::latest))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Connects to PostgreSQL and applies the migrations in `control/migrations`.
 pub async fn connect_db(url: &str) -> anyhow::Result<PgPool> {
@@ -33,7 +33,8 @@ pub async fn connect_db(url: &str) -> anyhow::Result<PgPool> {
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
-    /// Background tasks (relay, snapshot schedule, reconcile); aborted on drop.
+    /// Background tasks (leadership, and under it relay, snapshot schedule,
+    /// reconcile...); aborted on drop.
     pub tasks: Vec<JoinHandle<()>>,
     server: Option<JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -102,46 +103,29 @@ pub async fn start_with_mailer(
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let acme = crate::acme::Acme::from_config(db.clone(), &config)?;
-    let state = AppState::new(
-        db.clone(),
-        config.clone(),
-        metrics.clone(),
-        mailer,
-        acme.clone(),
-    );
-    let mut tasks = Vec::new();
-
-    if let Some(target) = RelayTarget::from_config(&config)? {
-        tasks.push(tokio::spawn(relay::run(
-            db.clone(),
-            target,
+    let state = AppState::new(db.clone(), config.clone(), metrics.clone(), mailer, acme);
+    // Every instance serves the API; the one holding the leadership lock
+    // runs the deployment-wide tasks (crate::leader).
+    let (leader, is_leader) = tokio::sync::watch::channel(false);
+    let mut tasks = vec![tokio::spawn(crate::leader::supervise(is_leader, {
+        let state = state.clone();
+        let relay = RelayTarget::from_config(&config)?;
+        move |tasks| spawn_leader_tasks(tasks, &state, relay.clone())
+    }))];
+    // An API-only instance never contends (its supervisor ends at once).
+    if !config.api_only {
+        tasks.push(tokio::spawn(crate::leader::run(
+            config.database_url.clone(),
+            config.leader_retry(),
             metrics.clone(),
+            leader,
         )));
     }
-    tasks.push(tokio::spawn(
-        state
-            .snapshots
-            .clone()
-            .run_schedule(config.snapshot_interval()),
-    ));
-    if !config.engine_admin.is_empty() {
-        tasks.push(tokio::spawn(
-            state
-                .snapshots
-                .clone()
-                .run_reconcile(config.reconcile_interval()),
-        ));
-    }
-    tasks.push(tokio::spawn(crate::purge::run(
-        db.clone(),
-        config.purge_after(),
-        config.purge_interval(),
-    )));
-    if let Some(acme) = acme {
-        tasks.push(tokio::spawn(crate::acme::renewal::run(
-            acme,
-            config.reconcile_interval(),
-        )));
+    // Export workers run on every instance (crate::exports), given ClickHouse.
+    if state.clickhouse.is_some() {
+        for n in 0..config.export_workers {
+            tasks.push(tokio::spawn(crate::exports::worker::run(state.clone(), n)));
+        }
     }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -163,4 +147,35 @@ pub async fn start_with_mailer(
         server: Some(server),
         stop,
     })
+}
+
+/// The tasks only the leader runs: the outbox relay, scheduled snapshot
+/// builds, the engine reconcile loop, purges, ACME renewals.
+fn spawn_leader_tasks(tasks: &mut JoinSet<()>, state: &AppState, relay: Option<RelayTarget>) {
+    let config = &state.config;
+    if let Some(target) = relay {
+        tasks.spawn(relay::run(state.db.clone(), target, state.metrics.clone()));
+    }
+    tasks.spawn(
+        state
+            .snapshots
+            .clone()
+            .run_schedule(config.snapshot_interval()),
+    );
+    if !config.engine_admin.is_empty() {
+        tasks.spawn(
+            state
+                .snapshots
+                .clone()
+                .run_reconcile(config.reconcile_interval()),
+        );
+    }
+    tasks.spawn(crate::purge::run(
+        state.db.clone(),
+        config.purge_after(),
+        config.purge_interval(),
+    ));
+    if let Some(acme) = state.acme.clone() {
+        tasks.spawn(crate::acme::renewal::run(acme, config.reconcile_interval()));
+    }
 }

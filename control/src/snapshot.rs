@@ -58,6 +58,8 @@ pub struct SnapshotService {
     metrics: Arc<Metrics>,
     /// One build at a time; pushes of the same generation may overlap.
     build_lock: tokio::sync::Mutex<()>,
+    /// Engines that refused the latest generation, and when to try again.
+    backoff: crate::snapshot_backoff::PushBackoff,
 }
 
 impl SnapshotService {
@@ -81,6 +83,7 @@ impl SnapshotService {
                 .expect("an HTTP client builds"),
             metrics,
             build_lock: tokio::sync::Mutex::new(()),
+            backoff: Default::default(),
         }
     }
 
@@ -212,14 +215,20 @@ impl SnapshotService {
         Ok(self.list().await?.into_iter().next())
     }
 
-    /// `PUT http://ENGINE/snapshot` with the file.
+    /// `PUT http://ENGINE/snapshot` with the file, streamed from disk (so
+    /// pushes to many engines at once hold no copy of it in memory).
     pub async fn push_to(&self, engine: &str, generation: &Generation) -> anyhow::Result<()> {
-        let body = tokio::fs::read(&generation.path)
+        let file = tokio::fs::File::open(&generation.path)
             .await
             .with_context(|| format!("reading {}", generation.path))?;
+        let len = file.metadata().await?.len();
         let url = format!("http://{engine}/snapshot");
         let result = async {
-            let mut put = self.http.put(&url).body(body);
+            let mut put = self
+                .http
+                .put(&url)
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .body(reqwest::Body::from(file));
             if let Some(token) = &self.token {
                 put = put.bearer_auth(token);
             }
@@ -275,20 +284,27 @@ impl SnapshotService {
         Ok(readiness.served_sequence())
     }
 
-    /// One reconcile round: push the latest generation to engines behind it.
+    /// One reconcile round: push the latest generation to engines behind it,
+    /// except those still waiting out a refusal of that generation.
     pub async fn reconcile_once(&self) -> anyhow::Result<()> {
         if self.engines.is_empty() {
             return Ok(());
         }
+        // A generation another instance built (before a leadership
+        // handover) may be on its disk, not ours: build our own then.
         let latest = match self.latest().await? {
-            Some(g) => g,
-            None => self.build().await?,
+            Some(g) if tokio::fs::try_exists(&g.path).await.unwrap_or(false) => g,
+            _ => self.build().await?,
         };
         for engine in &self.engines {
             match self.engine_sequence(engine).await {
                 Ok(Some(s)) if s >= latest.seq as u64 => {}
                 Ok(_) => {
-                    let _ = self.push_to(engine, &latest).await;
+                    if !self.backoff.due(engine, latest.seq) {
+                        continue;
+                    }
+                    let pushed = self.push_to(engine, &latest).await;
+                    self.backoff.record(engine, latest.seq, pushed.is_ok());
                 }
                 Err(e) => tracing::debug!(engine, error = format!("{e:#}"), "engine not reachable"),
             }

@@ -24,6 +24,8 @@ pub struct AppState {
     pub clickhouse: Option<clickhouse::Client>,
     /// Links' click totals read from ClickHouse, cached.
     pub click_totals: Arc<crate::links::clicks::ClickTotals>,
+    /// The dashboard overview's top links, cached per organization.
+    pub top_links: Arc<crate::dashboard::top_cache::TopLinksCache>,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
     pub snapshots: Arc<SnapshotService>,
@@ -36,6 +38,8 @@ pub struct AppState {
     pub mailer: Arc<dyn Mailer>,
     /// Certificates by ACME; `None` when `acme_directory` is not set.
     pub acme: Option<Arc<Acme>>,
+    /// Wakes this instance's export workers when a job is queued here.
+    pub export_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -68,7 +72,11 @@ impl AppState {
             passwords: Arc::new(Passwords::new(metrics.clone())),
             mailer,
             acme,
+            export_wake: Arc::new(tokio::sync::Notify::new()),
             click_totals: Arc::new(crate::links::clicks::ClickTotals::new(
+                config.click_totals_ttl(),
+            )),
+            top_links: Arc::new(crate::dashboard::top_cache::TopLinksCache::new(
                 config.click_totals_ttl(),
             )),
             config: Arc::new(config),

@@ -470,94 +470,76 @@ async fn links_on_the_organizations_own_domains_and_the_code_new() {
         serde_json::json!({ "target": "https://example.com/called-new", "custom_alias": "new" }),
     )
     .await;
-    let base = app.base.clone();
-    let get = |path: String| {
-        let (cookie, url) = (ed.cookie.clone(), format!("{base}{path}"));
-        async move {
-            let r = http()
-                .get(url)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }
-    };
-    let post = |path: String, pairs: Vec<(&'static str, String)>| {
-        let (cookie, csrf, url) = (ed.cookie.clone(), ed.csrf.clone(), format!("{base}{path}"));
-        async move {
-            let mut pairs = pairs;
-            pairs.push(("csrf", csrf));
-            http()
-                .post(url)
-                .header("cookie", cookie)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form_body(&pairs))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-
     // The create form offers the organization's domains.
-    let (s, form) = get(format!("/o/{org}/new-link")).await;
-    assert_eq!(s, 200);
+    let form = app.page(&ed, &format!("/o/{org}/new-link")).await;
+    assert_eq!(form.status, 200);
     assert!(
-        form.contains(&format!("<option value=\"{BRAND}\"")),
-        "{form}"
+        form.html.contains(&format!("<option value=\"{BRAND}\"")),
+        "{form:?}"
     );
     // The same code on the brand's domain: its page is addressed by domain.
-    let r = post(
-        format!("/o/{org}/links"),
-        vec![
-            ("target", "https://example.com/brand".into()),
-            ("custom_alias", "promo".into()),
-            ("status", "302".into()),
-            ("domain", BRAND.into()),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), 303);
+    let r = app
+        .submit(
+            &ed,
+            &format!("/o/{org}/links"),
+            &[
+                ("target", "https://example.com/brand"),
+                ("custom_alias", "promo"),
+                ("status", "302"),
+                ("domain", BRAND),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
     let page = format!("/o/{org}/links/promo?domain={BRAND}");
-    assert_eq!(r.headers()["location"], page.as_str());
-    let (s, brand) = get(page.clone()).await;
-    assert_eq!(s, 200);
+    assert_eq!(r.location.as_deref(), Some(page.as_str()));
+    let brand = app.page(&ed, &page).await;
+    assert_eq!(brand.status, 200);
+    let brand = brand.html;
     assert!(brand.contains("https://example.com/brand"), "{brand}");
     assert!(
         brand.contains(&format!("/{BRAND}/promo")),
         "its short URL: {brand}"
     );
     assert!(brand.contains(&format!("qr.svg?domain={BRAND}")), "{brand}");
-    let (_, default) = get(format!("/o/{org}/links/promo")).await;
+    let default = app.page(&ed, &format!("/o/{org}/links/promo")).await.html;
     assert!(default.contains("https://example.com/default"), "{default}");
 
     // The list's domain filter.
-    let (s, list) = get(format!("/o/{org}/links?domain={BRAND}")).await;
-    assert_eq!(s, 200);
+    let list = app
+        .page(&ed, &format!("/o/{org}/links?domain={BRAND}"))
+        .await;
+    assert_eq!(list.status, 200);
+    let list = list.html;
     assert_eq!(list.matches("data-code=").count(), 1, "{list}");
     assert!(list.contains(&format!("data-domain=\"{BRAND}\"")), "{list}");
-    let (_, all) = get(format!("/o/{org}/links")).await;
+    let all = app.page(&ed, &format!("/o/{org}/links")).await.html;
     assert_eq!(all.matches("data-code=\"promo\"").count(), 2, "{all}");
 
     // Editing the brand's link changes that one only.
-    let (_, edit) = get(format!("/o/{org}/links/promo/edit?domain={BRAND}")).await;
+    let edit = app
+        .page(&ed, &format!("/o/{org}/links/promo/edit?domain={BRAND}"))
+        .await
+        .html;
     let at = edit.find("name=\"etag\" value=\"").expect("the version") + 19;
     let etag = edit[at..]
         .split('"')
         .next()
         .unwrap()
         .replace("&quot;", "\"");
-    let r = post(
-        format!("/o/{org}/links/promo"),
-        vec![
-            ("target", "https://example.com/brand-2".into()),
-            ("status", "302".into()),
-            ("etag", etag),
-            ("domain", BRAND.into()),
-        ],
-    )
-    .await;
-    assert_eq!(r.status(), 303);
+    let r = app
+        .submit(
+            &ed,
+            &format!("/o/{org}/links/promo"),
+            &[
+                ("target", "https://example.com/brand-2"),
+                ("status", "302"),
+                ("etag", &etag),
+                ("domain", BRAND),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
     let (_, after) = app
         .call(
             reqwest::Method::GET,
@@ -572,8 +554,9 @@ async fn links_on_the_organizations_own_domains_and_the_code_new() {
     assert_eq!(untouched["target"], "https://example.com/default");
 
     // A link whose code is `new` has its page like any other.
-    let (s, new) = get(format!("/o/{org}/links/new")).await;
-    assert_eq!(s, 200);
+    let new = app.page(&ed, &format!("/o/{org}/links/new")).await;
+    assert_eq!(new.status, 200);
+    let new = new.html;
     assert!(new.contains("https://example.com/called-new"), "{new}");
 }
 

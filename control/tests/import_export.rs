@@ -371,3 +371,97 @@ async fn an_import_beside_api_creates_of_its_codes_never_deadlocks_them() {
     assert_eq!(codes.len(), 3000, "each code once");
     assert_eq!(codes, upserts, "one outbox row each, gapless");
 }
+
+/// code, expires_at and valid_since (unix seconds), expired_url.
+type StoredLifecycle = (String, Option<i64>, Option<i64>, Option<String>);
+
+/// Lifecycle columns (our CSV's `expires_at`, `valid_since`, `expired_url`;
+/// Kutt's `expire_in`) are read and checked like the API's fields: a link
+/// already expired in its source, an unreadable time, a window that closes
+/// before it opens and a bad `expired_url` are invalid rows; the others
+/// carry their values into PostgreSQL and the change stream.
+#[tokio::test]
+async fn lifecycle_columns_are_imported_and_checked_like_the_apis() {
+    let app = TestApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("lifecycle.csv");
+    std::fs::write(
+        &csv,
+        "target,code,expires_at,valid_since,expired_url\n\
+         https://example.com/a,lc-a,2099-01-01T00:00:00Z,2098-01-01T00:00:00+01:00,https://example.com/after\n\
+         https://example.com/b,lc-b,,,\n\
+         https://example.com/c,lc-c,2001-01-01T00:00:00Z,,\n\
+         https://example.com/d,lc-d,next tuesday,,\n\
+         https://example.com/e,lc-e,2099-01-01T00:00:00Z,2099-06-01T00:00:00Z,\n\
+         https://example.com/f,lc-f,2099-01-01T00:00:00Z,,javascript:alert(1)\n",
+    )
+    .unwrap();
+    let r = run(&app.running.state.db, &options(Format::Csv, csv))
+        .await
+        .unwrap();
+    assert_eq!(r.imported, 2, "{r:?}");
+    assert_eq!(
+        problems(&r),
+        vec![
+            (4, "invalid"),
+            (5, "invalid"),
+            (6, "invalid"),
+            (7, "invalid")
+        ],
+        "{r:?}"
+    );
+    let messages: Vec<&str> = r.problems.iter().map(|p| p.message.as_str()).collect();
+    assert!(messages[0].contains("expires_at"), "{messages:?}");
+    assert!(messages[1].contains("RFC 3339"), "{messages:?}");
+    assert!(messages[2].contains("valid_since"), "{messages:?}");
+    assert!(messages[3].contains("expired_url"), "{messages:?}");
+
+    let kutt = dir.path().join("kutt.jsonl");
+    std::fs::write(
+        &kutt,
+        r#"{"address":"kt-exp","target":"https://example.com/k","expire_in":"2099-03-01T12:00:00.000Z"}"#,
+    )
+    .unwrap();
+    let r = run(&app.running.state.db, &options(Format::Kutt, kutt))
+        .await
+        .unwrap();
+    assert_eq!(r.imported, 1, "{r:?}");
+
+    let db = &app.running.state.db;
+    let stored: Vec<StoredLifecycle> = sqlx::query_as(
+        "SELECT code, extract(epoch FROM expires_at)::bigint, extract(epoch FROM valid_since)::bigint, expired_url
+           FROM links ORDER BY code",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            ("kt-exp".into(), Some(4_076_049_600), None, None),
+            (
+                "lc-a".into(),
+                Some(4_070_908_800),
+                Some(4_039_369_200),
+                Some("https://example.com/after".into())
+            ),
+            ("lc-b".into(), None, None, None),
+        ]
+    );
+    // The engines get the same values.
+    let deltas: Vec<Vec<u8>> = sqlx::query_scalar("SELECT delta FROM link_outbox ORDER BY seq")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    let a = deltas
+        .iter()
+        .filter_map(|d| match LinkDelta::decode(d).unwrap().change {
+            LinkChange::Upsert { link } if link.code == "lc-a" => Some(link),
+            _ => None,
+        })
+        .next()
+        .expect("lc-a's change");
+    assert_eq!(a.expires_at, Some(4_070_908_800));
+    assert_eq!(a.valid_since, Some(4_039_369_200));
+    assert_eq!(a.expired_url.as_deref(), Some("https://example.com/after"));
+}

@@ -55,7 +55,10 @@ async fn valid_since_and_expired_url_reach_the_json_the_change_and_the_snapshot(
         sent.expired_url.as_deref(),
         Some("https://example.com/over")
     );
-    assert_eq!(changes[0].v, 3);
+    assert_eq!(changes[0].v, 4);
+    // The change names the link's organization, for its click records.
+    let org = sent.org_id;
+    assert_ne!(org, 0);
 
     // Patch: null clears each; the change says so.
     let (status, patched) = app
@@ -89,8 +92,13 @@ async fn valid_since_and_expired_url_reach_the_json_the_change_and_the_snapshot(
     assert_eq!(status, 200);
     let generation = app.running.state.snapshots.build().await.unwrap();
     let snapshot = snapshots::Snapshot::open(std::path::Path::new(&generation.path)).unwrap();
-    assert_eq!(snapshot.header().version, 3);
+    assert_eq!(snapshot.header().version, 4);
     let view = snapshot.get("launch").unwrap();
+    assert_eq!(
+        view.org_id(),
+        org,
+        "the snapshot's record names the org too"
+    );
     assert!(view.has_extra());
     let extra = snapshot.extra_in(0, b"launch").unwrap();
     assert_eq!(extra.valid_since(), Some(unix(&since)));
@@ -117,7 +125,7 @@ async fn valid_since_and_expired_url_reach_the_json_the_change_and_the_snapshot(
         csv.lines()
             .next()
             .unwrap()
-            .ends_with(",valid_since,expired_url"),
+            .contains(",valid_since,expired_url,"),
         "{csv}"
     );
     assert!(

@@ -1,5 +1,5 @@
 //! A link's `clicks` and `last_click_at` from a real ClickHouse's rollup
-//! (a fresh database per test, `clicks_per_minute` in the sidecar's shape),
+//! (a fresh database per test, `org_series_per_minute` in the sidecar's shape),
 //! cached; `null` when ClickHouse is down, never an error.
 
 mod common;
@@ -11,29 +11,18 @@ use serde_json::json;
 /// 2026-01-01T10:00:00Z.
 const T10: u64 = 1_767_261_600;
 
-/// The sidecar's `clicks_per_minute` (analytics/src/schema.rs).
+/// A ClickHouse database with the sidecar's own tables and rollup views
+/// (`analytics::schema`).
 async fn rollup() -> testkit::ClickHouseDatabase {
-    let ch = testkit::ClickHouseDatabase::create_with_prefix("ctl")
-        .await
-        .unwrap();
-    ch.query(
-        "CREATE TABLE clicks_per_minute (
-            code String, minute DateTime, status UInt16, country String, device String,
-            browser String, os String, referrer_host String, is_bot UInt8, is_preview UInt8,
-            domain String,
-            clicks AggregateFunction(count), visitors AggregateFunction(uniq, UInt64)
-         ) ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(minute)
-         ORDER BY (code, minute, status, country, device, browser, os, referrer_host, is_bot,
-                   is_preview, domain)",
-    )
-    .await
-    .unwrap();
-    ch
+    common::clickhouse_with_schema("ctl").await
 }
 
-/// Rolls up `n` clicks of `code` on `domain` in the minute of `ts`.
+/// `n` clicks of `code` on `domain` at `ts`, of organization `org`, stored
+/// raw (the views roll them up).
+#[allow(clippy::too_many_arguments)]
 async fn clicks(
     ch: &testkit::ClickHouseDatabase,
+    org: i64,
     code: &str,
     domain: &str,
     ts: u64,
@@ -42,9 +31,9 @@ async fn clicks(
     n: u64,
 ) {
     ch.query(&format!(
-        "INSERT INTO clicks_per_minute
-         SELECT '{code}', toStartOfMinute(toDateTime({ts})), {status}, 'GB', 'desktop', 'Firefox',
-                'Linux', '', {bot}, 0, '{domain}', countState(), uniqState(toUInt64(number))
+        "INSERT INTO clicks (event_id, ts, ts_ms, code, domain, status, is_bot, visitor_hash, org_id)
+         SELECT toFixedString(concat('e', toString(number)), 16), toDateTime({ts}), {ts} * 1000,
+                '{code}', '{domain}', {status}, {bot}, number, {org}
            FROM (SELECT number FROM system.numbers LIMIT {n})"
     ))
     .await
@@ -54,13 +43,6 @@ async fn clicks(
 #[tokio::test]
 async fn links_carry_their_rollup_totals_cached() {
     let ch = rollup().await;
-    clicks(&ch, "abc", "", T10 + 5, 301, 0, 3).await;
-    clicks(&ch, "abc", "", T10 + 125, 302, 0, 1).await;
-    // Not counted: bots, answers that are not redirects, and the same code
-    // on another domain.
-    clicks(&ch, "abc", "", T10 + 600, 301, 1, 7).await;
-    clicks(&ch, "abc", "", T10 + 600, 410, 0, 2).await;
-    clicks(&ch, "abc", "go.brand.example", T10 + 900, 301, 0, 5).await;
     let (url, db) = (ch.url().to_owned(), ch.name().to_owned());
     let app = TestApp::start_with(move |c| {
         c.clickhouse = Some(url);
@@ -71,6 +53,20 @@ async fn links_carry_their_rollup_totals_cached() {
         .await;
     app.create(json!({"target": "https://example.com/", "custom_alias": "none"}))
         .await;
+    let org: i64 = sqlx::query_scalar("SELECT org_id FROM links WHERE code = 'abc'")
+        .fetch_one(&app.running.state.db)
+        .await
+        .unwrap();
+    clicks(&ch, org, "abc", "", T10 + 5, 301, 0, 2).await;
+    // Clicks stored before click records carried the org count too.
+    clicks(&ch, 0, "abc", "", T10 + 5, 301, 0, 1).await;
+    clicks(&ch, org, "abc", "", T10 + 125, 302, 0, 1).await;
+    // Not counted: bots, answers that are not redirects, the same code on
+    // another domain, and another organization's clicks on the same code.
+    clicks(&ch, org, "abc", "", T10 + 600, 301, 1, 7).await;
+    clicks(&ch, org, "abc", "", T10 + 600, 410, 0, 2).await;
+    clicks(&ch, org, "abc", "go.brand.example", T10 + 900, 301, 0, 5).await;
+    clicks(&ch, org + 1000, "abc", "", T10 + 900, 301, 0, 6).await;
 
     let last = "2026-01-01T10:02:00Z";
     let (status, link) = app.call(Method::GET, "/v1/links/abc", &app.admin_key).await;
@@ -96,7 +92,7 @@ async fn links_carry_their_rollup_totals_cached() {
 
     // Cached: a click rolled up now shows only once the entry is older than
     // `click_totals_ttl_secs` (60 s here), so the answer is unchanged.
-    clicks(&ch, "abc", "", T10 + 3600, 301, 0, 1).await;
+    clicks(&ch, org, "abc", "", T10 + 3600, 301, 0, 1).await;
     let (_, link) = app.call(Method::GET, "/v1/links/abc", &app.admin_key).await;
     assert_eq!(link["clicks"], 4, "served from the cache");
 }

@@ -8,6 +8,7 @@ mod common;
 use common::{TestApp, error_code};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// 2026-01-01T10:00:00Z.
 const T10: u64 = 1_767_261_600;
@@ -16,33 +17,44 @@ const T10: u64 = 1_767_261_600;
 type Click<'a> = (&'a str, u64, u64, u16, &'a str, &'a str, u8, u64);
 
 async fn clickhouse_with_clicks(rows: &[Click<'_>]) -> testkit::ClickHouseDatabase {
-    let ch = testkit::ClickHouseDatabase::create_with_prefix("ctl")
-        .await
-        .unwrap();
-    let db = ch.name().to_owned();
-    for sql in analytics::schema::statements(&db)
-        .into_iter()
-        .chain(analytics::schema::views(&db))
-    {
-        ch.query(&sql).await.unwrap();
+    let ch = common::clickhouse_with_schema("ctl").await;
+    if !rows.is_empty() {
+        insert_clicks(&ch, rows, &HashMap::new()).await;
     }
-    insert_clicks(&ch, rows).await;
     ch
 }
 
-async fn insert_clicks(ch: &testkit::ClickHouseDatabase, rows: &[Click<'_>]) {
+/// The org of every link in `app`'s database, by code: what the engine
+/// puts in each click record.
+async fn orgs(app: &TestApp) -> HashMap<String, u64> {
+    let pool = app.pg.pool().await.unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT code, org_id FROM links")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    rows.into_iter().map(|(c, o)| (c, o as u64)).collect()
+}
+
+/// Inserts `rows` into `clicks`, each with its code's org from `orgs` (0
+/// when absent, as clicks stored before click records carried the org).
+async fn insert_clicks(
+    ch: &testkit::ClickHouseDatabase,
+    rows: &[Click<'_>],
+    orgs: &HashMap<String, u64>,
+) {
     let values: Vec<String> = rows
         .iter()
         .map(|(code, event, ts, status, country, device, bot, visitor)| {
             let city = if *country == "GB" { "London" } else { "Boston" };
+            let org = orgs.get(*code).copied().unwrap_or(0);
             format!(
-                "('{event:016}', toDateTime({ts}), {}, '{code}', '', {status}, '{country}', '{city}', '{device}', 'Firefox', 'Linux', 'news.example', {bot}, {visitor})",
+                "('{event:016}', toDateTime({ts}), {}, '{code}', '', {status}, '{country}', '{city}', '{device}', 'Firefox', 'Linux', 'news.example', {bot}, {visitor}, {org})",
                 ts * 1000
             )
         })
         .collect();
     ch.query(&format!(
-        "INSERT INTO clicks (event_id, ts, ts_ms, code, domain, status, country, city, device, browser, os, referrer_host, is_bot, visitor_hash) VALUES {}",
+        "INSERT INTO clicks (event_id, ts, ts_ms, code, domain, status, country, city, device, browser, os, referrer_host, is_bot, visitor_hash, org_id) VALUES {}",
         values.join(", ")
     ))
     .await
@@ -142,15 +154,7 @@ async fn link_stats_series_dimensions_bots_and_csv() {
 
 #[tokio::test]
 async fn summary_lists_only_the_organizations_links() {
-    let ch = clickhouse_with_clicks(&[
-        ("one", 1, T10, 301, "GB", "desktop", 0, 1),
-        ("one", 2, T10, 301, "GB", "desktop", 0, 2),
-        ("two", 3, T10, 301, "GB", "desktop", 0, 1),
-        ("theirs", 4, T10, 301, "GB", "desktop", 0, 1),
-        ("theirs", 5, T10, 301, "GB", "desktop", 0, 2),
-        ("theirs", 6, T10, 301, "GB", "desktop", 0, 3),
-    ])
-    .await;
+    let ch = clickhouse_with_clicks(&[]).await;
     let app = app_with(&ch).await;
     app.create(json!({ "target": "https://a.com", "custom_alias": "one" }))
         .await;
@@ -162,6 +166,16 @@ async fn summary_lists_only_the_organizations_links() {
         .send()
         .await
         .unwrap();
+    // Clicks carry their link's org, as the engine writes them.
+    let rows = [
+        ("one", 1, T10, 301, "GB", "desktop", 0, 1),
+        ("one", 2, T10, 301, "GB", "desktop", 0, 2),
+        ("two", 3, T10, 301, "GB", "desktop", 0, 1),
+        ("theirs", 4, T10, 301, "GB", "desktop", 0, 1),
+        ("theirs", 5, T10, 301, "GB", "desktop", 0, 2),
+        ("theirs", 6, T10, 301, "GB", "desktop", 0, 3),
+    ];
+    insert_clicks(&ch, &rows, &orgs(&app).await).await;
     let range = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
     let (s, b) = app
         .call(
@@ -274,12 +288,13 @@ async fn rollups_give_the_numbers_of_the_raw_rows() {
             )
         })
         .collect();
-    let ch = clickhouse_with_clicks(&clicks).await;
+    let ch = clickhouse_with_clicks(&[]).await;
     let app = app_with(&ch).await;
     for code in ["abc", "other"] {
         app.create(json!({ "target": "https://a.com", "custom_alias": code }))
             .await;
     }
+    insert_clicks(&ch, &clicks, &orgs(&app).await).await;
     let at = |secs: u64| {
         let t = time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap();
         t.format(&time::format_description::well_known::Rfc3339)
@@ -318,7 +333,7 @@ async fn rollups_give_the_numbers_of_the_raw_rows() {
                 ("day", "toStartOfDay"),
             ] {
                 let url = format!(
-                    "/v1/links/abc/stats?from={}&to={}&bucket={bucket}&include_bots={include_bots}&dimensions=country,city,device,referrer",
+                    "/v1/links/abc/stats?from={}&to={}&bucket={bucket}&include_bots={include_bots}&dimensions=country,city,device,referrer,os,traffic",
                     at(from),
                     at(to)
                 );
@@ -362,6 +377,11 @@ async fn rollups_give_the_numbers_of_the_raw_rows() {
                     ("city", "city"),
                     ("device", "device"),
                     ("referrer", "referrer_host"),
+                    ("os", "os"),
+                    (
+                        "traffic",
+                        "multiIf(is_preview = 1, 'preview', is_bot = 1, 'bot', 'human')",
+                    ),
                 ] {
                     let values = ch
                         .query(&format!(
@@ -428,24 +448,27 @@ fn tsv(rows: &Value, fields: &[&str]) -> String {
 /// bucket and value of each named dimension; bad filters are 400s.
 #[tokio::test]
 async fn filters_cross_rows_and_the_traffic_split() {
-    let ch = clickhouse_with_clicks(&[
+    let ch = clickhouse_with_clicks(&[]).await;
+    let app = app_with(&ch).await;
+    app.create(json!({ "target": "https://a.com", "custom_alias": "abc" }))
+        .await;
+    let orgs = orgs(&app).await;
+    let rows = [
         ("abc", 1, T10, 301, "GB", "desktop", 0, 1),
         ("abc", 2, T10 + 10, 301, "GB", "mobile", 0, 2),
         ("abc", 3, T10 + 3600, 301, "US", "mobile", 0, 3),
         ("abc", 4, T10 + 3600, 301, "US", "bot", 1, 4),
-    ])
-    .await;
+    ];
+    insert_clicks(&ch, &rows, &orgs).await;
     // One preview fetch and one click in French, from the same referrer.
-    ch.query(
-        "INSERT INTO clicks (event_id, ts, code, domain, status, country, device, referrer_host, language, is_bot, is_preview, visitor_hash) VALUES
-         ('0000000000000005', toDateTime(1767261600), 'abc', '', 302, 'FR', 'bot', 'chat.example', '', 1, 1, 5),
-         ('0000000000000006', toDateTime(1767261600), 'abc', '', 302, 'FR', 'tablet', 'chat.example', 'fr', 0, 0, 6)",
-    )
+    ch.query(&format!(
+        "INSERT INTO clicks (event_id, ts, code, domain, status, country, device, referrer_host, language, is_bot, is_preview, visitor_hash, org_id) VALUES
+         ('0000000000000005', toDateTime(1767261600), 'abc', '', 302, 'FR', 'bot', 'chat.example', '', 1, 1, 5, {org}),
+         ('0000000000000006', toDateTime(1767261600), 'abc', '', 302, 'FR', 'tablet', 'chat.example', 'fr', 0, 0, 6, {org})",
+        org = orgs["abc"]
+    ))
     .await
     .unwrap();
-    let app = app_with(&ch).await;
-    app.create(json!({ "target": "https://a.com", "custom_alias": "abc" }))
-        .await;
     let range = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
     let get = |q: &str| {
         let url = format!("/v1/links/abc/stats?{range}&{q}");
@@ -509,4 +532,60 @@ async fn filters_cross_rows_and_the_traffic_split() {
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["links"][0]["clicks"], 1);
+}
+
+/// An organization with a million links' worth of clicks: the summary
+/// reads the org's range of the rollups (no list of its codes goes
+/// anywhere) and answers with the right top links; another org's clicks on
+/// the same code are not counted.
+#[tokio::test]
+async fn summary_answers_for_an_org_with_a_million_links() {
+    let ch = clickhouse_with_clicks(&[]).await;
+    let app = app_with(&ch).await;
+    for code in ["top1", "top2", "top3"] {
+        app.create(json!({ "target": "https://a.com", "custom_alias": code }))
+            .await;
+    }
+    let org = orgs(&app).await["top1"];
+    // 3000, 2000 and 1000 clicks on the three links, one click each on
+    // 994,000 other codes of the org, and 5000 of another org on `top1`.
+    ch.query(&format!(
+        "INSERT INTO clicks (event_id, ts, ts_ms, code, domain, status, country, device, is_bot, visitor_hash, org_id)
+         SELECT toFixedString(concat('e', toString(number)), 16),
+                toDateTime({T10} + number % 3600), ({T10} + number % 3600) * 1000,
+                multiIf(number < 3000, 'top1', number < 5000, 'top2', number < 6000, 'top3',
+                        number < 11000, 'top1', concat('c', toString(number))),
+                '', 301, 'GB', 'desktop', 0, number,
+                if(number >= 6000 AND number < 11000, {other}, {org})
+           FROM numbers(1000000)",
+        other = org + 1000
+    ))
+    .await
+    .unwrap();
+    let range = "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z";
+    let (s, b) = app
+        .call(
+            Method::GET,
+            &format!("/v1/stats/summary?{range}&limit=3"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["links"],
+        json!([
+            { "code": "top1", "clicks": 3000, "unique_visitors": 3000 },
+            { "code": "top2", "clicks": 2000, "unique_visitors": 2000 },
+            { "code": "top3", "clicks": 1000, "unique_visitors": 1000 },
+        ])
+    );
+    let (s, b) = app
+        .call(
+            Method::GET,
+            &format!("/v1/links/top2/stats?{range}"),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["totals"]["clicks"], 2000);
 }

@@ -25,9 +25,8 @@
 //!   whenever a reconcile round sees an engine new, back after being
 //!   unreachable, or restarted (its snapshot's load time changed).
 //!
-//! There is one renewal task per control process; running several controls
-//! needs leadership (a later task) so that two do not order for the same
-//! domain at once. Private keys are never logged and never in an API answer.
+//! The renewal task runs on the leader only (`crate::leader`), so several
+//! control instances do not order for the same domain at once. Private keys are never logged and never in an API answer.
 
 pub mod account;
 pub mod api;

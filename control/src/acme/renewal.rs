@@ -1,7 +1,7 @@
 //! The renewal task: orders for due rows one at a time, records the outcome,
 //! ships new certificates, and reconciles engines in between.
 //!
-//! One per control process (leadership across several is a later task).
+//! Run by the leader only (`crate::leader`; `server::spawn_leader_tasks`).
 
 use super::Acme;
 use super::push::Reconciler;

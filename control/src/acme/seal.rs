@@ -2,8 +2,8 @@
 //!
 //! Why in PostgreSQL, sealed, rather than in 0600 files: the certificates
 //! and the account belong to the deployment, not to one control host; the
-//! database is where every control process (and a later leader-elected
-//! renewal task on another host) already finds them, and backups keep them
+//! database is where every control process (and the leader's renewal task,
+//! on whichever host leads) already finds them, and backups keep them
 //! together. Sealing keeps a database dump, a replica or a reader of the
 //! table from holding keys that serve (or order certificates for) every
 //! domain: that takes the key file too, which lives only on control's hosts.

@@ -85,7 +85,7 @@ pub fn check_sent(headers: &HeaderMap, config: &Config, token: &str, sent: &[u8]
 
 /// Compares without an early exit, so the time taken says nothing about
 /// how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -5,6 +5,7 @@ use crate::dashboard::error::PageError;
 use crate::error::ApiError;
 use crate::links::input::{CreateLink, PatchLink};
 use crate::links::model::LinkRow;
+use crate::links::utm::UtmInput;
 use axum::extract::{Form, FromRequest, Request};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -40,10 +41,14 @@ impl FormError {
     /// Which field an API error is about, if it is about one the form has.
     pub fn from_api(e: &ApiError) -> FormError {
         let field = match e {
+            // `utm.source` is the form's `utm_source`.
             ApiError::BadRequest { details, .. } => details
                 .get("field")
                 .and_then(|f| f.as_str())
-                .map(str::to_owned),
+                .map(|f| match f.strip_prefix("utm.") {
+                    Some(name) => format!("utm_{name}"),
+                    None => f.to_owned(),
+                }),
             ApiError::InvalidUrl(_) | ApiError::BlockedHost { .. } => Some("target".into()),
             ApiError::AliasTaken { .. } => Some("custom_alias".into()),
             ApiError::DomainExists { .. } | ApiError::DomainTaken { .. } => Some("name".into()),
@@ -144,6 +149,12 @@ pub struct LinkForm {
     pub valid_since: String,
     /// Where an expired link redirects, or empty (410).
     pub expired_url: String,
+    /// UTM values, each empty for none.
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub utm_term: String,
+    pub utm_content: String,
     pub forward_query: Option<String>,
     /// Edit only.
     pub disabled: Option<String>,
@@ -182,6 +193,11 @@ impl LinkForm {
                 .and_then(|t| t.format(MINUTES).ok())
                 .unwrap_or_default(),
             expired_url: row.expired_url.clone().unwrap_or_default(),
+            utm_source: row.utm.source.clone().unwrap_or_default(),
+            utm_medium: row.utm.medium.clone().unwrap_or_default(),
+            utm_campaign: row.utm.campaign.clone().unwrap_or_default(),
+            utm_term: row.utm.term.clone().unwrap_or_default(),
+            utm_content: row.utm.content.clone().unwrap_or_default(),
             forward_query: row.forward_query.then(|| "on".into()),
             disabled: row.disabled.then(|| "on".into()),
             etag: row.etag(),
@@ -210,6 +226,19 @@ impl LinkForm {
 
     fn expires_at(&self) -> Result<Option<OffsetDateTime>, FormError> {
         utc_time_field("expires_at", &self.expires_at)
+    }
+
+    /// The `utm` object as the form has it: every field, empty ones
+    /// clearing theirs (on a create: none).
+    fn utm(&self) -> UtmInput {
+        let value = |v: &str| Some(Some(v.to_owned()));
+        UtmInput {
+            source: value(&self.utm_source),
+            medium: value(&self.utm_medium),
+            campaign: value(&self.utm_campaign),
+            term: value(&self.utm_term),
+            content: value(&self.utm_content),
+        }
     }
 
     fn tags(&self) -> Vec<String> {
@@ -242,6 +271,7 @@ impl LinkForm {
             expires_at: self.expires_at()?,
             valid_since: self.valid_since()?,
             expired_url: non_empty(&self.expired_url),
+            utm: Some(self.utm()),
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),
             title: self.title(),
@@ -272,6 +302,7 @@ impl LinkForm {
                 Some(self.valid_since()?)
             },
             expired_url: Some(non_empty(&self.expired_url)),
+            utm: Some(Some(self.utm())),
             disabled: Some(self.disabled.is_some()),
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),

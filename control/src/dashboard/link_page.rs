@@ -115,6 +115,14 @@ pub async fn page(
                     @if let Some(url) = &row.expired_url {
                         dt { "After expiry" } dd #expired-url { (url) }
                     }
+                    @if !row.utm.is_empty() {
+                        dt { "UTM parameters" } dd #utm {
+                            @for (name, value) in row.utm.values() {
+                                @if let Some(v) = value { code { (name) "=" (v) } " " }
+                            }
+                        }
+                        dt { "Redirects to" } dd #served-target { (row.served_target()) }
+                    }
                     dt { "Query string" } dd { (if row.forward_query { "forwarded" } else { "dropped" }) }
                     dt { "Tags" } dd {
                         @for t in &row.tags { a.tag href=(format!("{}/links?tag={}", page.base(), urlencode(t))) { (t) } }

@@ -219,6 +219,11 @@ fn link_form(
         "expires_at",
         "valid_since",
         "expired_url",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
         "domain",
     ];
     let status_err = error_for(error, "status");
@@ -262,6 +267,15 @@ fn link_form(
                 (text_field("valid_since", "Valid from (UTC)", "datetime-local", &f.valid_since, Some("Empty: at once. Before it the short link answers as if it did not exist."), error))
                 (text_field("expires_at", "Expires at (UTC)", "datetime-local", &f.expires_at, Some("Empty: never."), error))
                 (text_field("expired_url", "After expiry, redirect to", "text", &f.expired_url, Some("Empty: an expired link answers 410. Else an http or https URL."), error))
+                fieldset #utm {
+                    legend { "UTM parameters" }
+                    div.hint { "Added to the target's query when the short link redirects (utm_source=…), replacing a parameter of the same name; the target above stays as written. Each empty: none." }
+                    (text_field("utm_source", "Source (utm_source)", "text", &f.utm_source, None, error))
+                    (text_field("utm_medium", "Medium (utm_medium)", "text", &f.utm_medium, None, error))
+                    (text_field("utm_campaign", "Campaign (utm_campaign)", "text", &f.utm_campaign, None, error))
+                    (text_field("utm_term", "Term (utm_term)", "text", &f.utm_term, None, error))
+                    (text_field("utm_content", "Content (utm_content)", "text", &f.utm_content, None, error))
+                }
                 div.field {
                     label.check { input #forward_query type="checkbox" name="forward_query" checked[f.forward_query.is_some()]; "Forward the query string to the target" }
                 }

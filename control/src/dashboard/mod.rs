@@ -72,3 +72,4 @@ pub mod routes;
 pub mod session;
 pub mod signin;
 pub mod tokens;
+pub mod top_cache;

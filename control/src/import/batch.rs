@@ -26,6 +26,7 @@ use crate::audit::{Actor, audit};
 use crate::links::model::{LINK_COLUMNS, LinkRow};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use std::collections::{HashMap, HashSet};
+use time::OffsetDateTime;
 
 /// How long a batch waits for a lock before it gives up and runs again.
 const LOCK_TIMEOUT: &str = "250ms";
@@ -247,13 +248,21 @@ async fn insert(
     // equal lengths); U+001F cannot occur in a tag (control characters are
     // refused).
     let tags: Vec<String> = rows.iter().map(|r| r.tags.join("\u{1f}")).collect();
+    let expires: Vec<Option<OffsetDateTime>> = rows.iter().map(|r| r.expires_at).collect();
+    let since: Vec<Option<OffsetDateTime>> = rows.iter().map(|r| r.valid_since).collect();
+    let expired: Vec<Option<&str>> = rows.iter().map(|r| r.expired_url.as_deref()).collect();
+    let utm = |f: fn(&Row) -> Option<&str>| rows.iter().map(f).collect::<Vec<Option<&str>>>();
     let sql = format!(
-        "INSERT INTO links (code, org_id, target, title, tags, seq, domain_id)
+        "INSERT INTO links (code, org_id, target, title, tags, seq, domain_id,
+                            expires_at, valid_since, expired_url,
+                            utm_source, utm_medium, utm_campaign, utm_term, utm_content)
          SELECT c, $2, t, ti,
                 CASE WHEN tg = '' THEN '{{}}'::text[] ELSE string_to_array(tg, chr(31)) END,
-                $7 + o, $3
-           FROM unnest($1::text[], $4::text[], $5::text[], $6::text[])
-                WITH ORDINALITY AS v(c, t, ti, tg, o)
+                $7 + o, $3, ex, vs, eu, us, um, uc, ut, un
+           FROM unnest($1::text[], $4::text[], $5::text[], $6::text[],
+                       $8::timestamptz[], $9::timestamptz[], $10::text[],
+                       $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+                WITH ORDINALITY AS v(c, t, ti, tg, ex, vs, eu, us, um, uc, ut, un, o)
          RETURNING {LINK_COLUMNS}"
     );
     let links: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
@@ -264,6 +273,14 @@ async fn insert(
         .bind(&titles)
         .bind(&tags)
         .bind(base)
+        .bind(&expires)
+        .bind(&since)
+        .bind(&expired)
+        .bind(utm(|r| r.utm.source.as_deref()))
+        .bind(utm(|r| r.utm.medium.as_deref()))
+        .bind(utm(|r| r.utm.campaign.as_deref()))
+        .bind(utm(|r| r.utm.term.as_deref()))
+        .bind(utm(|r| r.utm.content.as_deref()))
         .fetch_all(&mut *tx)
         .await?;
     anyhow::ensure!(
@@ -284,7 +301,8 @@ async fn without_blocked(
 ) -> anyhow::Result<Vec<Row>> {
     let hosts: HashSet<String> = rows
         .iter()
-        .flat_map(|r| crate::target::candidate_hosts(&r.host))
+        .flat_map(|r| std::iter::once(&r.host).chain(&r.expired_host))
+        .flat_map(|h| crate::target::candidate_hosts(h))
         .collect();
     let hosts: Vec<String> = hosts.into_iter().collect();
     let blocked: HashSet<String> =
@@ -300,19 +318,21 @@ async fn without_blocked(
     Ok(rows
         .into_iter()
         .filter(|r| {
-            match crate::target::candidate_hosts(&r.host)
-                .into_iter()
-                .find(|h| blocked.contains(h))
-            {
-                Some(rule) => {
+            let hosts = std::iter::once(("target", &r.host))
+                .chain(r.expired_host.iter().map(|h| ("expired_url", h)));
+            for (field, host) in hosts {
+                if let Some(rule) = crate::target::candidate_hosts(host)
+                    .into_iter()
+                    .find(|h| blocked.contains(h))
+                {
                     problems.push(invalid(
                         r.line,
-                        format!("target host {} is blocklisted ({rule})", r.host),
+                        format!("{field} host {host} is blocklisted ({rule})"),
                     ));
-                    false
+                    return false;
                 }
-                None => true,
             }
+            true
         })
         .collect())
 }

@@ -3,7 +3,10 @@
 //! writer checks for a whole batch in one query.
 
 use super::formats::Record;
+use crate::links::utm::{Utm, UtmInput};
 use crate::target::TargetPolicy;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// A record that passed the checks.
 #[derive(Debug, Clone)]
@@ -15,6 +18,13 @@ pub struct Row {
     pub host: String,
     pub title: Option<String>,
     pub tags: Vec<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub valid_since: Option<OffsetDateTime>,
+    pub expired_url: Option<String>,
+    /// `expired_url`'s host, for the blocklist.
+    pub expired_host: Option<String>,
+    /// Checked, and checked merged into `target`.
+    pub utm: Utm,
 }
 
 /// `Ok(row)`, or why the record is an invalid row.
@@ -29,6 +39,32 @@ pub fn check(policy: &TargetPolicy, rec: Record) -> Result<Row, String> {
     }
     let tags = crate::links::input::check_tags(rec.tags).map_err(|e| e.to_string())?;
     let title = crate::links::input::check_title(rec.title).map_err(|e| e.to_string())?;
+    // Lifecycle: the API's rules. A link already expired in its source is
+    // an invalid row rather than one brought back to life.
+    let expires_at = time_field("expires_at", rec.expires_at.as_deref())?
+        .map(crate::links::input::check_expiry)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let valid_since = time_field("valid_since", rec.valid_since.as_deref())?;
+    crate::links::input::check_window(valid_since, expires_at).map_err(|e| e.to_string())?;
+    let expired = rec
+        .expired_url
+        .as_deref()
+        .map(|url| policy.check(url))
+        .transpose()
+        .map_err(|e| format!("expired_url: {e}"))?;
+    // UTM: the API's rules, the merged target included.
+    let given = |i: usize| rec.utm[i].clone().map(Some);
+    let utm = UtmInput {
+        source: given(0),
+        medium: given(1),
+        campaign: given(2),
+        term: given(3),
+        content: given(4),
+    }
+    .checked()
+    .and_then(|utm| crate::links::utm::check_merged(&target.url, &utm).map(|()| utm))
+    .map_err(|e| e.to_string())?;
     Ok(Row {
         line: rec.line,
         code: rec.code,
@@ -36,5 +72,21 @@ pub fn check(policy: &TargetPolicy, rec: Record) -> Result<Row, String> {
         host: target.host,
         title,
         tags,
+        expires_at,
+        valid_since,
+        expired_host: expired.as_ref().map(|t| t.host.clone()),
+        expired_url: expired.map(|t| t.url),
+        utm,
     })
+}
+
+/// An RFC 3339 time (`2026-12-31T23:59:59Z`, `…+01:00`), as every product
+/// here writes them.
+fn time_field(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, String> {
+    value
+        .map(|v| {
+            OffsetDateTime::parse(v, &Rfc3339)
+                .map_err(|_| format!("{name} {v:?} is not an RFC 3339 time"))
+        })
+        .transpose()
 }

@@ -15,8 +15,9 @@ pub enum ExportFormat {
 }
 
 /// The CSV header; `tags` are `|`-separated; times are RFC 3339, empty for
-/// none.
-pub const CSV_HEADER: [&str; 12] = [
+/// none; `target` as written, the UTM values in their own columns (empty:
+/// none).
+pub const CSV_HEADER: [&str; 17] = [
     "code",
     "domain",
     "target",
@@ -29,6 +30,11 @@ pub const CSV_HEADER: [&str; 12] = [
     "created_at",
     "valid_since",
     "expired_url",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
 ];
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -70,6 +76,11 @@ pub async fn export(
                     &rfc3339(row.created_at),
                     &row.valid_since.map(rfc3339).unwrap_or_default(),
                     row.expired_url.as_deref().unwrap_or(""),
+                    row.utm.source.as_deref().unwrap_or(""),
+                    row.utm.medium.as_deref().unwrap_or(""),
+                    row.utm.campaign.as_deref().unwrap_or(""),
+                    row.utm.term.as_deref().unwrap_or(""),
+                    row.utm.content.as_deref().unwrap_or(""),
                 ])?;
                 n += 1;
             }

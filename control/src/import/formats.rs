@@ -44,6 +44,10 @@ impl Format {
                 short_url: &["link", "bitlink", "id"],
                 title: &["title"],
                 tags: &["tags"],
+                expires_at: &[],
+                valid_since: &[],
+                expired_url: &[],
+                utm: NO_UTM,
             },
             Format::Yourls => Columns {
                 target: &["url"],
@@ -51,6 +55,10 @@ impl Format {
                 short_url: &["shorturl"],
                 title: &["title"],
                 tags: &[],
+                expires_at: &[],
+                valid_since: &[],
+                expired_url: &[],
+                utm: NO_UTM,
             },
             Format::Shlink => Columns {
                 target: &["longurl"],
@@ -58,6 +66,10 @@ impl Format {
                 short_url: &["shorturl"],
                 title: &["title"],
                 tags: &["tags"],
+                expires_at: &["validuntil"],
+                valid_since: &["validsince"],
+                expired_url: &[],
+                utm: NO_UTM,
             },
             Format::Kutt => Columns {
                 target: &["target"],
@@ -65,6 +77,10 @@ impl Format {
                 short_url: &["link"],
                 title: &["description"],
                 tags: &[],
+                expires_at: &["expirein"],
+                valid_since: &[],
+                expired_url: &[],
+                utm: NO_UTM,
             },
             Format::Csv => Columns {
                 target: &["target", "longurl", "url"],
@@ -72,6 +88,16 @@ impl Format {
                 short_url: &["shorturl"],
                 title: &["title"],
                 tags: &["tags"],
+                expires_at: &["expiresat", "validuntil"],
+                valid_since: &["validsince"],
+                expired_url: &["expiredurl"],
+                utm: [
+                    &["utmsource"],
+                    &["utmmedium"],
+                    &["utmcampaign"],
+                    &["utmterm"],
+                    &["utmcontent"],
+                ],
             },
         }
     }
@@ -83,7 +109,15 @@ struct Columns {
     short_url: &'static [&'static str],
     title: &'static [&'static str],
     tags: &'static [&'static str],
+    /// Lifecycle (RFC 3339 times and a URL), where the product has them.
+    expires_at: &'static [&'static str],
+    valid_since: &'static [&'static str],
+    expired_url: &'static [&'static str],
+    /// UTM values, source to content (our CSV only).
+    utm: [&'static [&'static str]; 5],
 }
+
+const NO_UTM: [&[&str]; 5] = [&[]; 5];
 
 /// One link as the file has it, unchecked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +129,15 @@ pub struct Record {
     pub code: Option<String>,
     pub title: Option<String>,
     pub tags: Vec<String>,
+    /// When it stops redirecting, as the file writes it (checked later).
+    pub expires_at: Option<String>,
+    /// When it starts redirecting, as the file writes it.
+    pub valid_since: Option<String>,
+    /// Where it redirects once expired.
+    pub expired_url: Option<String>,
+    /// UTM values, source to content, as the file writes them (empty
+    /// cells: none).
+    pub utm: [Option<String>; 5],
 }
 
 /// A record that cannot be read: the import stops here.
@@ -109,7 +152,8 @@ pub struct ReadError {
 pub enum Reader<R: Read> {
     Csv {
         csv: csv::Reader<R>,
-        fields: FieldIndex,
+        /// Boxed: the column indexes are most of the variant's size.
+        fields: Box<FieldIndex>,
         record: csv::StringRecord,
     },
     Kutt {
@@ -126,6 +170,10 @@ pub struct FieldIndex {
     short_url: Option<usize>,
     title: Option<usize>,
     tags: Option<usize>,
+    expires_at: Option<usize>,
+    valid_since: Option<usize>,
+    expired_url: Option<usize>,
+    utm: [Option<usize>; 5],
 }
 
 fn normalize(header: &str) -> String {
@@ -175,10 +223,14 @@ impl<R: Read> Reader<R> {
             short_url: find(columns.short_url),
             title: find(columns.title),
             tags: find(columns.tags),
+            expires_at: find(columns.expires_at),
+            valid_since: find(columns.valid_since),
+            expired_url: find(columns.expired_url),
+            utm: columns.utm.map(find),
         };
         Ok(Reader::Csv {
             csv,
-            fields,
+            fields: Box::new(fields),
             record: csv::StringRecord::new(),
         })
     }
@@ -278,6 +330,10 @@ fn csv_record(fields: &FieldIndex, record: &csv::StringRecord, line: u64) -> Rec
         tags: cell(record, fields.tags)
             .map(|t| split_tags(&t))
             .unwrap_or_default(),
+        expires_at: cell(record, fields.expires_at),
+        valid_since: cell(record, fields.valid_since),
+        expired_url: cell(record, fields.expired_url),
+        utm: fields.utm.map(|at| cell(record, at)),
     }
 }
 
@@ -313,6 +369,10 @@ fn kutt_records(text: &str, line: u64) -> Result<Vec<Record>, String> {
                 code: text("address").or_else(|| text("link").and_then(|l| code_of_short_url(&l))),
                 title: text("description"),
                 tags: Vec::new(),
+                expires_at: text("expire_in"),
+                valid_since: None,
+                expired_url: None,
+                utm: Default::default(),
             })
         })
         .collect()

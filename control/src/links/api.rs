@@ -3,6 +3,7 @@
 use super::input::{self, CreateLink, PatchLink};
 use super::model::{LINK_COLUMNS, LinkJson, LinkPage, LinkRow};
 use super::store::{self, NewLink, Owner};
+use super::utm::{Utm, UtmPatch};
 use crate::audit::{Actor, audit};
 use crate::auth::{Auth, Scope};
 use crate::error::{ApiError, ApiResult};
@@ -148,6 +149,11 @@ pub fn check_create(
         .transpose()?;
     let expires_at = req.expires_at.map(input::check_expiry).transpose()?;
     input::check_window(req.valid_since, expires_at)?;
+    let utm = match &req.utm {
+        Some(u) => u.checked()?,
+        None => Utm::default(),
+    };
+    super::utm::check_merged(&target.url, &utm)?;
     let new = NewLink {
         org_id,
         domain_id: 0,
@@ -158,6 +164,7 @@ pub fn check_create(
         valid_since: req.valid_since,
         expired_url: expired.as_ref().map(|t| t.url.clone()),
         expired_host: expired.map(|t| t.host),
+        utm,
         forward_query: req.forward_query.unwrap_or(false),
         tags: input::check_tags(req.tags.clone().unwrap_or_default())?,
         title: input::check_title(req.title.clone())?,
@@ -376,6 +383,7 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
         row.target.clone(),
         row.status,
         (row.expires_at, row.valid_since, row.expired_url.clone()),
+        row.utm.clone(),
         row.disabled,
         row.forward_query,
         row.tags.clone(),
@@ -396,6 +404,7 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
     if let Some(u) = patch.expired_url {
         row.expired_url = u;
     }
+    patch.utm.apply(&mut row.utm);
     if let Some(d) = patch.disabled {
         row.disabled = d;
     }
@@ -413,6 +422,7 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
             row.target.clone(),
             row.status,
             (row.expires_at, row.valid_since, row.expired_url.clone()),
+            row.utm.clone(),
             row.disabled,
             row.forward_query,
             row.tags.clone(),
@@ -423,7 +433,8 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
 /// Checks a patch: the patch to apply and the hosts of the URLs it sets
 /// (target, expired URL) for the blocklist, checked in the write's
 /// transaction. Whether `valid_since` is before `expires_at` depends on the
-/// row too: [`apply_patch`]'s caller checks it ([`check_window`]).
+/// row too: [`apply_patch`]'s caller checks it ([`check_row`]), and so
+/// whether the UTM values still merge into the target.
 pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch, Vec<String>)> {
     let target = req
         .target
@@ -451,6 +462,11 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
             Some(Some(_)) => Some(expired.map(|t| t.url)),
             other => other,
         },
+        utm: match &req.utm {
+            None => UtmPatch::default(),
+            Some(None) => UtmPatch::clear_all(),
+            Some(Some(u)) => u.check()?,
+        },
         disabled: req.disabled,
         forward_query: req.forward_query,
         tags: req.tags.map(input::check_tags).transpose()?,
@@ -459,9 +475,11 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
     Ok((patch, blocklist_hosts))
 }
 
-/// The patched row's `valid_since` must still be before its `expires_at`.
-pub(super) fn check_window(row: &LinkRow) -> ApiResult<()> {
-    input::check_window(row.valid_since, row.expires_at)
+/// What a patched row must still hold: `valid_since` before `expires_at`,
+/// and a target that the UTM values merge into (either may have changed).
+pub(super) fn check_row(row: &LinkRow) -> ApiResult<()> {
+    input::check_window(row.valid_since, row.expires_at)?;
+    super::utm::check_merged(&row.target, &row.utm)
 }
 
 /// A checked [`PatchLink`].
@@ -471,6 +489,7 @@ pub(super) struct Patch {
     expires_at: Option<Option<OffsetDateTime>>,
     valid_since: Option<Option<OffsetDateTime>>,
     expired_url: Option<Option<String>>,
+    utm: UtmPatch,
     disabled: Option<bool>,
     forward_query: Option<bool>,
     tags: Option<Vec<String>>,
@@ -529,7 +548,7 @@ pub async fn update_link(
         tx.rollback().await?;
         return Ok(row);
     }
-    check_window(&row)?;
+    check_row(&row)?;
     let row = store::save(&mut tx, &row).await?;
     audit(
         &mut tx,

@@ -127,11 +127,12 @@ fn check_size(req: &BulkRequest) -> ApiResult<usize> {
 }
 
 /// What the request's schema says of its items, checked for all of them
-/// before anything runs: an item without a `target` to create, or with a
-/// status other than 301/302/307/308, makes the whole request a 400 naming
-/// it (a malformed request, as the single routes answer). Per-item outcomes
-/// are for what only the data decides: a taken code, an unknown domain, a
-/// stale version, a target refused by the rules.
+/// before anything runs: an item without a `target` to create, with a
+/// status other than 301/302/307/308, or with a UTM value over 200
+/// characters makes the whole request a 400 naming it (a malformed request,
+/// as the single routes answer). Per-item outcomes are for what only the
+/// data decides: a taken code, an unknown domain, a stale version, a target
+/// refused by the rules (the target with its UTM values merged included).
 fn check_shape(req: &BulkRequest) -> ApiResult<()> {
     let bad = |field: String, message: &str| ApiError::BadRequest {
         message: format!("{field} {message}"),
@@ -148,6 +149,9 @@ fn check_shape(req: &BulkRequest) -> ApiResult<()> {
                 "must be 301, 302, 307 or 308",
             ));
         }
+        if let Some((field, message)) = item.utm.as_ref().and_then(|u| u.shape_error()) {
+            return Err(bad(format!("create[{i}].utm.{field}"), &message));
+        }
     }
     for (i, item) in req.update.iter().enumerate() {
         if !valid_status(item.set.status) {
@@ -155,6 +159,15 @@ fn check_shape(req: &BulkRequest) -> ApiResult<()> {
                 format!("update[{i}].set.status"),
                 "must be 301, 302, 307 or 308",
             ));
+        }
+        if let Some((field, message)) = item
+            .set
+            .utm
+            .as_ref()
+            .and_then(Option::as_ref)
+            .and_then(|u| u.shape_error())
+        {
+            return Err(bad(format!("update[{i}].set.utm.{field}"), &message));
         }
     }
     Ok(())
@@ -343,7 +356,7 @@ async fn update_one(
             changed: false,
         });
     }
-    api::check_window(&row)?;
+    api::check_row(&row)?;
     let row = store::save(conn, &row).await?;
     audit(
         conn,

@@ -1,6 +1,7 @@
 //! A link's click total and last click (`clicks`, `last_click_at` on the
-//! link JSON), read from the analytics rollup `clicks_per_minute` and cached
-//! here.
+//! link JSON), read from the analytics rollup `org_series_per_minute` (a
+//! few rows per link and minute, not one per dimension combination) and
+//! cached here.
 //!
 //! - What counts: redirects (301, 302, 307, 308) by people (`is_bot = 0`),
 //!   as the stats routes count by default. `last_click_at` is the start of
@@ -11,8 +12,8 @@
 //! - ClickHouse down, slow (more than [`QUERY_TIMEOUT`]) or not configured:
 //!   the links answer with `null` for both, never an error; a failure is not
 //!   cached, so totals come back as soon as ClickHouse does.
-//! - One query per page of links (`has(codes, code)` over the rollup's
-//!   leading sort-key column), only for the links not cached.
+//! - One query per page of links (`org_id IN (...) AND code IN (...)`, the
+//!   rollup's leading sort-key columns), only for the links not cached.
 
 use super::model::{LinkJson, LinkRow};
 use clickhouse::Row;
@@ -103,17 +104,29 @@ pub async fn fill(
         return;
     };
     let wanted: Vec<&LinkRow> = missing.iter().map(|&i| &rows[i]).collect();
-    let codes: Vec<&str> = wanted.iter().map(|r| r.code.as_str()).collect();
-    let query = ch
-        .query(
-            "SELECT code, domain, toUInt64(countMerge(clicks)) AS clicks,
-                    toUInt32(max(minute)) AS last
-               FROM clicks_per_minute
-              WHERE has(?, code) AND status IN (301, 302, 307, 308) AND is_bot = 0
-              GROUP BY code, domain",
-        )
-        .bind(&codes)
-        .fetch_all::<TotalRow>();
+    // The rollup's sort key starts (org_id, code): both as `IN` lists, so
+    // the read is a few granules per link, not the organization's range or
+    // the whole table. Org 0 too: clicks stored before records carried it.
+    let mut orgs: Vec<i64> = wanted.iter().map(|r| r.org_id).collect();
+    orgs.push(0);
+    orgs.sort_unstable();
+    orgs.dedup();
+    let orgs: Vec<String> = orgs.iter().map(i64::to_string).collect();
+    let placeholders = vec!["?"; wanted.len()].join(", ");
+    let sql = format!(
+        "SELECT code, domain, toUInt64(countMerge(clicks)) AS clicks,
+                toUInt32(max(minute)) AS last
+           FROM org_series_per_minute
+          WHERE org_id IN ({orgs}) AND code IN ({placeholders})
+            AND status IN (301, 302, 307, 308) AND is_bot = 0
+          GROUP BY code, domain",
+        orgs = orgs.join(", ")
+    );
+    let mut query = ch.query(&sql);
+    for row in &wanted {
+        query = query.bind(row.code.as_str());
+    }
+    let query = query.fetch_all::<TotalRow>();
     let found = match tokio::time::timeout(QUERY_TIMEOUT, query).await {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => {

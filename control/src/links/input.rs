@@ -1,5 +1,6 @@
 //! Request bodies for links, and their checks.
 
+use super::utm::UtmInput;
 use crate::error::{ApiError, ApiResult};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -33,6 +34,11 @@ pub struct CreateLink {
     /// of answering 410: an absolute http(s) URL, checked like `target`.
     #[schema(format = "uri")]
     pub expired_url: Option<String>,
+    /// UTM parameters the engines add to the target's query
+    /// (`utm_source=...`); `target` stays as written. Each value at most
+    /// 200 characters, no control characters; `""` or `null`: none.
+    #[serde(default)]
+    pub utm: Option<UtmInput>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,
     pub title: Option<String>,
@@ -43,7 +49,9 @@ pub struct CreateLink {
 }
 
 /// `PATCH /v1/links/{code}`: absent fields stay; `null` clears
-/// `expires_at`, `valid_since`, `expired_url` and `title`.
+/// `expires_at`, `valid_since`, `expired_url`, `title` and `utm` (all five
+/// values). In a `utm` object, an absent field stays, `""` or `null` clears
+/// that one, a value sets it.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchLink {
@@ -59,6 +67,8 @@ pub struct PatchLink {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(format = "uri")]
     pub expired_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub utm: Option<Option<UtmInput>>,
     pub disabled: Option<bool>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,
@@ -110,12 +120,17 @@ pub fn check_expiry(at: OffsetDateTime) -> ApiResult<OffsetDateTime> {
 
 /// Checks `valid_since` against `expires_at` (the values the link will have
 /// after the write): the link must become valid before it expires.
+///
+/// Compared in whole seconds, the resolution snapshots and engines keep:
+/// `…:00.3` and `…:00.7` are distinct here but the same second in a
+/// snapshot, whose builder would then refuse the link (and every snapshot
+/// after it).
 pub fn check_window(
     valid_since: Option<OffsetDateTime>,
     expires_at: Option<OffsetDateTime>,
 ) -> ApiResult<()> {
     if let (Some(since), Some(until)) = (valid_since, expires_at)
-        && since >= until
+        && since.unix_timestamp() >= until.unix_timestamp()
     {
         return Err(ApiError::invalid_field(
             "valid_since",
@@ -164,4 +179,21 @@ pub fn check_title(title: Option<String>) -> ApiResult<Option<String>> {
         crate::text::check("title", t, MAX_TITLE_LEN)?;
     }
     Ok(title)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    #[test]
+    fn a_window_inside_one_second_is_refused() {
+        let second = OffsetDateTime::from_unix_timestamp(1_796_686_640).unwrap();
+        let since = second + Duration::milliseconds(300);
+        let until = second + Duration::milliseconds(700);
+        assert!(check_window(Some(since), Some(until)).is_err());
+        assert!(check_window(Some(since), Some(until + Duration::seconds(1))).is_ok());
+        assert!(check_window(Some(until), Some(since)).is_err());
+        assert!(check_window(None, Some(since)).is_ok());
+    }
 }

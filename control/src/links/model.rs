@@ -1,5 +1,6 @@
 //! A link row, its API JSON, and its snapshot/delta form.
 
+use super::utm::Utm;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -26,13 +27,17 @@ pub struct LinkRow {
     pub domain: String,
     pub valid_since: Option<OffsetDateTime>,
     pub expired_url: Option<String>,
+    /// UTM values (`utm_source` ... `utm_content`), merged into the target
+    /// engines get ([`LinkRow::to_snapshot_link`]).
+    #[sqlx(flatten)]
+    pub utm: Utm,
 }
 
 /// The columns of [`LinkRow`], for `SELECT`/`RETURNING` on `links`.
 pub const LINK_COLUMNS: &str = "id, code, org_id, target, status, expires_at, disabled, \
     forward_query, tags, title, created_at, updated_at, deleted_at, version, seq, domain_id, \
     (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, valid_since, \
-    expired_url";
+    expired_url, utm_source, utm_medium, utm_campaign, utm_term, utm_content";
 
 /// [`LINK_COLUMNS`] qualified by the table, for statements that join
 /// another relation with a column of the same name.
@@ -40,7 +45,8 @@ pub const LINK_COLUMNS_QUALIFIED: &str = "links.id, links.code, links.org_id, li
     links.status, links.expires_at, links.disabled, links.forward_query, links.tags, links.title, \
     links.created_at, links.updated_at, links.deleted_at, links.version, links.seq, \
     links.domain_id, (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, \
-    links.valid_since, links.expired_url";
+    links.valid_since, links.expired_url, links.utm_source, links.utm_medium, links.utm_campaign, \
+    links.utm_term, links.utm_content";
 
 /// A link as the API shows it. The same field names are accepted on input.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
@@ -51,7 +57,14 @@ pub struct LinkJson {
     #[serde(default)]
     pub domain: Option<String>,
     pub short_url: String,
+    /// The target as written. Engines redirect to it with `utm`'s values
+    /// merged into its query (`utm_source=...`); this field never holds
+    /// them.
     pub target: String,
+    /// UTM parameters merged into the target engines redirect to; `null`:
+    /// none.
+    #[serde(default)]
+    pub utm: Option<Utm>,
     pub status: u16,
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
@@ -110,6 +123,7 @@ impl LinkRow {
             domain: (!self.domain.is_empty()).then(|| self.domain.clone()),
             short_url,
             target: self.target.clone(),
+            utm: self.utm.to_json(),
             status: self.status as u16,
             expires_at: self.expires_at,
             valid_since: self.valid_since,
@@ -126,19 +140,56 @@ impl LinkRow {
         }
     }
 
+    /// The target engines redirect to: the stored one with the link's UTM
+    /// values merged ([`super::utm::merge`]; the same string when it has
+    /// none). Writes check the merge ([`super::utm::check_merged`]); a row
+    /// that fails it anyway (written around the API) keeps its plain
+    /// target rather than keep every snapshot from being built.
+    pub fn served_target(&self) -> String {
+        if self.utm.is_empty() {
+            return self.target.clone();
+        }
+        let merged = super::utm::merge(&self.target, &self.utm);
+        match snapshots::link::validate_target(&merged) {
+            Ok(()) => merged,
+            Err(e) => {
+                tracing::warn!(code = %self.code, domain = self.domain_id, error = %e,
+                    "the target with UTM values merged is refused; serving the plain target");
+                self.target.clone()
+            }
+        }
+    }
+
     /// The record engines serve (snapshot entry or delta upsert).
     pub fn to_snapshot_link(&self) -> snapshots::Link {
         snapshots::Link {
             domain: self.domain_id as u32,
             code: self.code.clone(),
-            target: self.target.clone(),
+            target: self.served_target(),
             status: snapshots::RedirectStatus::try_from(self.status as u16).unwrap_or_default(),
             expires_at: self.expires_at.map(|t| t.unix_timestamp().max(1)),
             disabled: self.disabled,
             forward_query: self.forward_query,
             seq: self.seq as u64,
-            valid_since: self.valid_since.map(|t| t.unix_timestamp().max(1)),
+            // Rows written before the API compared whole seconds may hold a
+            // window inside one second, which the snapshot refuses (and with
+            // it every build): such a link opens its last second.
+            valid_since: self.valid_since.map(|t| {
+                let since = t.unix_timestamp().max(1);
+                match self.expires_at.map(|e| e.unix_timestamp().max(1)) {
+                    Some(until) if since >= until => (until - 1).max(1),
+                    _ => since,
+                }
+            }),
             expired_url: self.expired_url.clone(),
+            // Carried into every click record so analytics reads stats by
+            // org. The snapshot keeps 32 bits: an org id past them (not
+            // reachable by a bigserial in practice) rides as 0 rather than
+            // failing every build.
+            org_id: u64::try_from(self.org_id)
+                .ok()
+                .filter(|&org| org <= u64::from(u32::MAX))
+                .unwrap_or(0),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct NewLink {
     pub expired_url: Option<String>,
     /// `expired_url`'s host, for the blocklist.
     pub expired_host: Option<String>,
+    /// Checked, and checked merged into `target`.
+    pub utm: super::utm::Utm,
     pub forward_query: bool,
     pub tags: Vec<String>,
     pub title: Option<String>,
@@ -37,8 +39,9 @@ pub struct NewLink {
 pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> ApiResult<LinkRow> {
     let sql = format!(
         "INSERT INTO links (code, org_id, target, status, expires_at, forward_query, tags, title,
-                            seq, domain_id, valid_since, expired_url)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11
+                            seq, domain_id, valid_since, expired_url,
+                            utm_source, utm_medium, utm_campaign, utm_term, utm_content)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14, $15, $16
           WHERE NOT EXISTS (SELECT 1 FROM retired_codes WHERE domain_id = $9 AND code = $1)
          ON CONFLICT (domain_id, code) DO NOTHING RETURNING {LINK_COLUMNS}"
     );
@@ -59,6 +62,11 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
             .bind(new.domain_id)
             .bind(new.valid_since)
             .bind(&new.expired_url)
+            .bind(&new.utm.source)
+            .bind(&new.utm.medium)
+            .bind(&new.utm.campaign)
+            .bind(&new.utm.term)
+            .bind(&new.utm.content)
             .fetch_optional(&mut *conn)
             .await?;
         match row {
@@ -118,6 +126,8 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
         "UPDATE links SET target = $2, status = $3, expires_at = $4, disabled = $5,
                 forward_query = $6, tags = $7, title = $8, deleted_at = $9,
                 valid_since = $10, expired_url = $11,
+                utm_source = $12, utm_medium = $13, utm_campaign = $14, utm_term = $15,
+                utm_content = $16,
                 version = version + 1, updated_at = now()
           WHERE id = $1 RETURNING {LINK_COLUMNS}"
     );
@@ -133,6 +143,11 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
         .bind(row.deleted_at)
         .bind(row.valid_since)
         .bind(&row.expired_url)
+        .bind(&row.utm.source)
+        .bind(&row.utm.medium)
+        .bind(&row.utm.campaign)
+        .bind(&row.utm.term)
+        .bind(&row.utm.content)
         .fetch_one(&mut *conn)
         .await?)
 }

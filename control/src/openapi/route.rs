@@ -49,6 +49,8 @@ pub enum Media {
     Image,
     /// Prometheus text exposition.
     Prometheus,
+    /// An export's file: CSV or NDJSON, as the export asked.
+    Export,
 }
 
 /// An OpenAPI link from an operation's success to another operation: the

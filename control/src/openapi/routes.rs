@@ -81,6 +81,22 @@ const DOMAIN_LINKS: &[Link] = &[
     },
 ];
 
+/// A queued export's job id leads to the job and its file.
+const JOB_LINKS: &[Link] = &[
+    Link {
+        name: "GetJob",
+        method: "get",
+        path: "/v1/jobs/{id}",
+        parameters: &[("id", "$response.body#/id")],
+    },
+    Link {
+        name: "DownloadJob",
+        method: "get",
+        path: "/v1/jobs/{id}/download",
+        parameters: &[("id", "$response.body#/id")],
+    },
+];
+
 /// A blocked host leads to unblocking it.
 const BLOCK_LINKS: &[Link] = &[Link {
     name: "UnblockHost",
@@ -411,6 +427,56 @@ pub const ROUTES: &[Route] = &[
         Some("StatsSummary"),
         &[400, 503],
     ).query(summary_params).media(Media::JsonOrCsv),
+    r(
+        "post",
+        "/v1/exports",
+        Scope("stats:read"),
+        "Export the organization's click data as a job: raw clicks (`kind: clicks`) or rollup \
+         rows per bucket, link and dimensions (`kind: rollup`), over from..to (at most \
+         export_max_range_days), one link (`code`, `domain`) or all, filtered by country, \
+         device, referrer, language and traffic (human, bot, preview; default human), as csv \
+         or ndjson. 202 with the queued job; 422 invalid_export names a value the export \
+         cannot take; 429 too_many_exports while the organization has export_max_active \
+         jobs queued or running; 503 without ClickHouse",
+        202,
+        Some("CreateExport"),
+        Some("JobJson"),
+        &[422, 429, 503],
+    ).headers(&[Location]).links(JOB_LINKS),
+    r(
+        "get",
+        "/v1/jobs",
+        Scope("stats:read"),
+        "The organization's jobs, newest first (limit; finished jobs stay a week)",
+        200,
+        None,
+        Some("JobList"),
+        &[400],
+    ).query(params::<crate::exports::api::JobsQuery>),
+    r(
+        "get",
+        "/v1/jobs/{id}",
+        Scope("stats:read"),
+        "A job of the organization: state (queued, running, done, failed, expired), rows and \
+         bytes written, error, expiry, and download_url once done",
+        200,
+        None,
+        Some("JobJson"),
+        &[404],
+    ),
+    r(
+        "get",
+        "/v1/jobs/{id}/download",
+        Scope("stats:read"),
+        "A done export's file, streamed (text/csv, application/x-ndjson or \
+         application/vnd.apache.parquet). 409 \
+         export_not_ready while queued or running, 409 export_failed, 410 export_expired \
+         once deleted, 503 when the file is on another control instance's disk",
+        200,
+        None,
+        None,
+        &[404, 409, 410, 503],
+    ).media(Media::Export),
     r(
         "post",
         "/v1/domains/{name}/certificate",

@@ -100,6 +100,20 @@ impl Filters {
         Ok(Filters(out))
     }
 
+    /// Whether no filter was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values of filter `name` (`country`, ...), if it was given.
+    pub fn values(&self, name: &str) -> Option<&[String]> {
+        let column = FILTERS.iter().find(|(n, _)| *n == name)?.1;
+        self.0
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, v)| v.as_slice())
+    }
+
     /// ` AND has(?, column)` per filter, in the order [`Filters::bind`]
     /// binds their values.
     pub fn sql(&self) -> String {

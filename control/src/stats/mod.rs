@@ -233,10 +233,16 @@ struct CrossRowData {
 }
 
 #[derive(Debug, Row, Deserialize)]
-struct TopRow {
+struct TopVisitorsRow {
+    code: String,
+    visitors: u64,
+}
+
+/// A link's clicks, for ranking before its visitors are merged.
+#[derive(Debug, Row, Deserialize, Serialize)]
+struct TopClicksRow {
     code: String,
     clicks: u64,
-    visitors: u64,
 }
 
 #[derive(Debug, Row, Deserialize, Serialize)]
@@ -247,7 +253,7 @@ struct ValueRow {
 }
 
 /// The dimensions one may break down by, and their columns.
-const DIMENSIONS: &[(&str, &str)] = &[
+pub(crate) const DIMENSIONS: &[(&str, &str)] = &[
     ("country", "country"),
     ("city", "city"),
     ("device", "device"),
@@ -407,6 +413,7 @@ fn counted(include_bots: bool) -> &'static str {
 async fn merged<T>(
     ch: &clickhouse::Client,
     parts: &[rollups::Part],
+    source: rollups::Source,
     key: rollups::Key<'_>,
     filter: &str,
     bind: impl Fn(clickhouse::query::Query) -> clickhouse::query::Query,
@@ -422,7 +429,7 @@ where
         "SELECT {columns}, countMerge(c) AS clicks, uniqMerge(v) AS visitors
            FROM ({union}) GROUP BY {columns} {tail}",
         columns = key.columns(),
-        union = rollups::union(parts, key, filter)
+        union = rollups::union(parts, source, key, filter)
     );
     let mut query = ch.query(&sql);
     for _ in parts {
@@ -433,7 +440,7 @@ where
 
 /// ClickHouse down or slow is a 503 (as without ClickHouse at all); any other
 /// failure is ours.
-fn ch_error(e: clickhouse::error::Error) -> ApiError {
+pub(crate) fn ch_error(e: clickhouse::error::Error) -> ApiError {
     match e {
         clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => {
             tracing::warn!(error = %e, "ClickHouse unavailable");
@@ -443,7 +450,7 @@ fn ch_error(e: clickhouse::error::Error) -> ApiError {
     }
 }
 
-fn rfc3339(unix: i64) -> String {
+pub(crate) fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -524,58 +531,77 @@ pub async fn link_report(
         .clickhouse
         .as_ref()
         .ok_or(ApiError::Unavailable("ClickHouse"))?;
+    // The org first: a range of the rollups' sort key. Org 0 too: clicks
+    // stored before click records carried the org.
     let filter = format!(
-        "code = ? AND has(?, domain) AND {}{}",
+        "org_id IN (0, ?) AND code = ? AND has(?, domain) AND {}{}",
         counted(q.include_bots),
         filters.sql()
     );
-    let bind = |query: clickhouse::query::Query| filters.bind(query.bind(code).bind(&domains));
+    let org = u64::try_from(org_id).unwrap_or(0);
+    let bind =
+        |query: clickhouse::query::Query| filters.bind(query.bind(org).bind(code).bind(&domains));
     // The series reads rollups no coarser than its bucket; totals and
     // breakdowns the coarsest (the same numbers, fewer rows).
     let series_parts = rollups::plan(r.from, r.to, series_rollup);
     let parts = rollups::plan(r.from, r.to, rollups::DAY);
-    let series: Vec<BucketRow> = merged(
+    // Every query of the report at once: each is a round trip and a parse
+    // on the server, and a page waits for the slowest, not for their sum.
+    // Without filters, totals, the series and the traffic split read the
+    // series rollups (the same numbers from far fewer rows); a filter names
+    // a wide column, so everything reads the wide ones then.
+    let filtered = !filters.is_empty();
+    let narrow = if filtered {
+        rollups::Source::Wide
+    } else {
+        rollups::Source::Series
+    };
+    let series = merged::<BucketRow>(
         ch,
         &series_parts,
+        narrow,
         rollups::Key::Bucket(bucket_fn),
         &filter,
         bind,
         "ORDER BY key",
-    )
-    .await?;
-    let totals: Vec<BucketRow> = merged(ch, &parts, rollups::Key::None, &filter, bind, "").await?;
-    let mut breakdown = Vec::new();
-    for (name, column) in &dims {
-        let rows: Vec<ValueRow> = merged(
-            ch,
-            &parts,
-            rollups::Key::Column(column),
-            &filter,
-            bind,
-            &format!("ORDER BY clicks DESC, key LIMIT {MAX_ROWS}"),
-        )
-        .await?;
-        breakdown.push((
-            *name,
-            rows.into_iter()
-                .map(|v| (v.key, v.clicks, v.visitors))
-                .collect(),
-        ));
-    }
+    );
+    let totals = merged::<BucketRow>(ch, &parts, narrow, rollups::Key::None, &filter, bind, "");
+    let breakdown_order = format!("ORDER BY clicks DESC, key LIMIT {MAX_ROWS}");
+    let breakdown = futures::future::try_join_all(dims.iter().map(|(name, column)| {
+        let order = &breakdown_order;
+        let filter = &filter;
+        let parts = &parts;
+        async move {
+            let source = rollups::Source::for_breakdown(name, filtered);
+            let key = rollups::Key::Column(column);
+            let rows: Vec<ValueRow> = merged(ch, parts, source, key, filter, bind, order).await?;
+            ApiResult::Ok((
+                *name,
+                rows.into_iter()
+                    .map(|v| (v.key, v.clicks, v.visitors))
+                    .collect::<Vec<_>>(),
+            ))
+        }
+    }));
     let cross_columns: Vec<&str> = cross_dims.iter().map(|(_, c)| *c).collect();
-    let cross_rows: Vec<CrossRowData> = if cross_columns.is_empty() {
-        Vec::new()
-    } else {
-        merged(
+    let cross_order = format!("ORDER BY key, clicks DESC, vals LIMIT {MAX_CROSS_ROWS}");
+    let cross_rows = async {
+        if cross_columns.is_empty() {
+            return Ok(Vec::new());
+        }
+        merged::<CrossRowData>(
             ch,
             &series_parts,
+            rollups::Source::Wide,
             rollups::Key::Cross(bucket_fn, &cross_columns),
             &filter,
             bind,
-            &format!("ORDER BY key, clicks DESC, vals LIMIT {MAX_CROSS_ROWS}"),
+            &cross_order,
         )
-        .await?
+        .await
     };
+    let (series, totals, breakdown, cross_rows) =
+        tokio::try_join!(series, totals, breakdown, cross_rows)?;
     let (total_clicks, total_visitors) = totals.first().map_or((0, 0), |t| (t.clicks, t.visitors));
     Ok(LinkReport {
         bucket: bucket_name,
@@ -731,46 +757,82 @@ pub async fn top_links(
         .clickhouse
         .as_ref()
         .ok_or(ApiError::Unavailable("ClickHouse"))?;
-    // "<domain>/<code>" of every link of the organization: codes are unique
-    // per domain only. The default domain's clicks may carry no name (before
-    // domains, or unnamed), so its links are listed both ways.
-    let codes: Vec<String> = sqlx::query_scalar(
-        "SELECT d.name || '/' || l.code FROM links l JOIN domains d ON d.id = l.domain_id
-          WHERE l.org_id = $1
-         UNION ALL
-         SELECT '/' || l.code FROM links l WHERE l.org_id = $1 AND l.domain_id = 0",
-    )
-    .bind(org_id)
-    .fetch_all(&state.db)
-    .await?;
-    if codes.is_empty() {
+    // Clicks carry their link's org and every rollup's sort key starts
+    // with it, so this reads one range per part however many links the
+    // organization has (no list of its codes). Clicks stored before click
+    // records carried the org have org 0 and are not counted here
+    // (analytics/README.md, "Organisations").
+    let filters = filters(q)?;
+    let filter = format!(
+        "org_id = ? AND {}{}",
+        counted(q.include_bots),
+        filters.sql()
+    );
+    let parts = rollups::plan(r.from, r.to, rollups::DAY);
+    if parts.is_empty() {
         return Ok(Vec::new());
     }
-    let filters = filters(q)?;
-    let filter = format!("{}{}", counted(q.include_bots), filters.sql());
-    let parts = rollups::plan(r.from, r.to, rollups::DAY);
-    // The organization's list is bound once, outside the parts (bound per
-    // part it would reach ClickHouse's max_query_size five times sooner);
-    // `has` reads every row of the range either way.
+    // Without filters, the series rollups: a row per link, day and flags
+    // rather than per dimension combination.
+    let source = if filters.is_empty() {
+        rollups::Source::Series
+    } else {
+        rollups::Source::Wide
+    };
+    let org = u64::try_from(org_id).unwrap_or(0);
+    // Two steps: rank every link by clicks alone (merging count states is
+    // cheap), then merge the unique-visitor states of the top ones only.
+    // Merging `uniq` states for every link of a large organization was most
+    // of the overview's time (perf/README.md, the dashboard benchmark).
     let sql = format!(
-        "SELECT arrayElement(splitByChar('/', key), 2) AS code,
-                countMerge(c) AS clicks, uniqMerge(v) AS visitors
-           FROM ({union}) WHERE has(?, key)
+        "SELECT key AS code, countMerge(c) AS clicks
+           FROM ({union})
           GROUP BY code ORDER BY clicks DESC, code LIMIT {limit}",
+        union = rollups::union(&parts, source, rollups::Key::Column("code"), &filter)
+    );
+    let mut query = ch.query(&sql);
+    for _ in &parts {
+        query = filters.bind(query.bind(org));
+    }
+    let top: Vec<TopClicksRow> = query.fetch_all().await.map_err(ch_error)?;
+    if top.is_empty() {
+        return Ok(Vec::new());
+    }
+    // `code IN (?, ...)`, not `has(?, code)`: with the org, the sort key's
+    // leading columns, so this reads only the top links' granules.
+    let placeholders = vec!["?"; top.len()].join(", ");
+    let visitors_filter = format!("{filter} AND code IN ({placeholders})");
+    let sql = format!(
+        "SELECT key AS code, uniqMerge(v) AS visitors
+           FROM ({union})
+          GROUP BY code",
         union = rollups::union(
             &parts,
-            rollups::Key::Column("concat(domain, '/', code)"),
-            &filter
+            source,
+            rollups::Key::Column("code"),
+            &visitors_filter
         )
     );
     let mut query = ch.query(&sql);
     for _ in &parts {
-        query = filters.bind(query);
+        query = filters.bind(query.bind(org));
+        for t in &top {
+            query = query.bind(t.code.as_str());
+        }
     }
-    let top: Vec<TopRow> = query.bind(&codes).fetch_all().await.map_err(ch_error)?;
+    let visitors: std::collections::HashMap<String, u64> = query
+        .fetch_all::<TopVisitorsRow>()
+        .await
+        .map_err(ch_error)?
+        .into_iter()
+        .map(|v| (v.code, v.visitors))
+        .collect();
     Ok(top
         .into_iter()
-        .map(|v| (v.code, v.clicks, v.visitors))
+        .map(|t| {
+            let v = visitors.get(&t.code).copied().unwrap_or(0);
+            (t.code, t.clicks, v)
+        })
         .collect())
 }
 

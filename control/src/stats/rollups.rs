@@ -15,13 +15,23 @@
 //! A series can only use rollups no coarser than its bucket (an hourly
 //! series cannot come from daily rows), so the planner takes the coarsest
 //! one allowed.
+//!
+//! Each bucket width has two rollups ([`Source`]): the wide one, keyed by
+//! every dimension (what breakdowns, filters and cross rows need: a busy
+//! link has thousands of dimension combinations per hour there), and the
+//! series one, keyed by domain, rule, status and the bot flags only
+//! (totals, series, the traffic split and top links without filters: a few
+//! rows per link and bucket). A query names the narrowest source that
+//! holds what it reads; both give the same numbers.
 
-/// One rollup table.
+/// The rollups of one bucket width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rollup {
-    /// The table in the stats database.
+    /// The wide table: every dimension.
     pub table: &'static str,
-    /// Its time column: the bucket's start, `DateTime` (or `Date` for days).
+    /// The series table: domain, rule, status, `is_bot`, `is_preview`.
+    pub series: &'static str,
+    /// Their time column: the bucket's start, `DateTime` (or `Date` for days).
     pub column: &'static str,
     /// The bucket's width, seconds.
     pub secs: i64,
@@ -29,22 +39,50 @@ pub struct Rollup {
 
 /// Per minute (`minute DateTime`).
 pub const MINUTE: Rollup = Rollup {
-    table: "clicks_per_minute",
+    table: "org_clicks_per_minute",
+    series: "org_series_per_minute",
     column: "minute",
     secs: 60,
 };
 /// Per hour (`hour DateTime`).
 pub const HOUR: Rollup = Rollup {
-    table: "clicks_per_hour",
+    table: "org_clicks_per_hour",
+    series: "org_series_per_hour",
     column: "hour",
     secs: 3600,
 };
 /// Per day (`day Date`).
 pub const DAY: Rollup = Rollup {
-    table: "clicks_per_day",
+    table: "org_clicks_per_day",
+    series: "org_series_per_day",
     column: "day",
     secs: 86_400,
 };
+
+/// Which shape of rollup a query reads ([`union`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The wide rollups: any filter, any dimensions.
+    Wide,
+    /// The series rollups: the query's filter and key name only `org_id`,
+    /// `code`, the time, `domain`, `rule`, `status`, `is_bot` and
+    /// `is_preview`.
+    Series,
+}
+
+impl Source {
+    /// The narrowest source for the breakdown `name` (of
+    /// [`super::DIMENSIONS`]) when `filtered` (filters name wide columns):
+    /// the traffic split is the bot flags, which the series rollups hold;
+    /// every other breakdown is a wide column.
+    pub fn for_breakdown(name: &str, filtered: bool) -> Source {
+        if !filtered && name == "traffic" {
+            Source::Series
+        } else {
+            Source::Wide
+        }
+    }
+}
 
 /// The rollups, finest first.
 const ALL: [Rollup; 3] = [MINUTE, HOUR, DAY];
@@ -177,10 +215,14 @@ impl Key<'_> {
 /// `(key, c, v)` (or `(key, vals, c, v)`: [`Key::columns`]) with `c` the
 /// count state and `v` the visitors state. Read it as `SELECT key,
 /// countMerge(c), uniqMerge(v) FROM (...) GROUP BY key`.
-pub fn union(parts: &[Part], key: Key<'_>, filter: &str) -> String {
+pub fn union(parts: &[Part], source: Source, key: Key<'_>, filter: &str) -> String {
     parts
         .iter()
         .map(|p| {
+            let table = match source {
+                Source::Wide => p.rollup.table,
+                Source::Series => p.rollup.series,
+            };
             let key = match key {
                 Key::None => "toUInt32(0) AS key".to_owned(),
                 Key::Bucket(f) => format!("{} AS key", p.bucket_start(f)),
@@ -197,7 +239,6 @@ pub fn union(parts: &[Part], key: Key<'_>, filter: &str) -> String {
             };
             format!(
                 "SELECT {key}, clicks AS c, visitors AS v FROM {table} WHERE {filter} AND {range}",
-                table = p.rollup.table,
                 range = p.range_condition()
             )
         })
@@ -263,6 +304,32 @@ mod tests {
     fn less_than_an_hour_reads_minutes() {
         let parts = plan(D0 + 600, D0 + 1200, DAY);
         assert_eq!(shape(&parts), [("minute", 600, 1200)]);
+    }
+
+    #[test]
+    fn each_source_reads_its_tables() {
+        // 2026-01-01T23:30 to 2026-01-03T00:00: minutes, then a whole day.
+        let parts = plan(D0 + 23 * 3600 + 1800, D0 + 2 * 86_400, DAY);
+        let tables = |sql: String| -> Vec<String> {
+            sql.split(" FROM ")
+                .skip(1)
+                .map(|s| s.split(' ').next().unwrap().to_owned())
+                .collect()
+        };
+        let column = Key::Column("country");
+        let wide = union(&parts, Source::Wide, column, "org_id = ?");
+        assert_eq!(
+            tables(wide),
+            ["org_clicks_per_minute", "org_clicks_per_day"]
+        );
+        let series = union(&parts, Source::Series, Key::None, "org_id = ?");
+        assert_eq!(
+            tables(series),
+            ["org_series_per_minute", "org_series_per_day"]
+        );
+        assert_eq!(Source::for_breakdown("traffic", false), Source::Series);
+        assert_eq!(Source::for_breakdown("traffic", true), Source::Wide);
+        assert_eq!(Source::for_breakdown("os", false), Source::Wide);
     }
 
     #[test]

@@ -383,3 +383,20 @@ pub async fn outbox(app: &TestApp) -> Vec<snapshots::delta::LinkDelta> {
         })
         .collect()
 }
+
+/// A ClickHouse database of the test's own with the analytics sidecar's
+/// tables and rollup views (`analytics::schema`, the real schema, not a
+/// copy), its name starting with `prefix`.
+pub async fn clickhouse_with_schema(prefix: &str) -> testkit::ClickHouseDatabase {
+    let ch = testkit::ClickHouseDatabase::create_with_prefix(prefix)
+        .await
+        .unwrap();
+    let db = ch.name().to_owned();
+    for sql in analytics::schema::statements(&db)
+        .into_iter()
+        .chain(analytics::schema::views(&db))
+    {
+        ch.query(&sql).await.unwrap();
+    }
+    ch
+}
