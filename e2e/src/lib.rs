@@ -63,9 +63,25 @@ pub struct Proc {
 impl Proc {
     /// Starts `name` with `args` and waits for `"event":"ready"`.
     pub async fn spawn(name: &str, args: &[&str]) -> anyhow::Result<Proc> {
-        let mut command = std::process::Command::new(binary(name)?);
+        let command = std::process::Command::new(binary(name)?);
+        Self::start(name, name.to_owned(), command, args).await
+    }
+
+    /// Starts `name` with `args` inside network namespace `ns` and waits
+    /// for `"event":"ready"`.
+    pub async fn spawn_in(ns: &testkit::NetNs, name: &str, args: &[&str]) -> anyhow::Result<Proc> {
+        let command = ns.command(binary(name)?);
+        Self::start(name, format!("{name}@{}", ns.ip()), command, args).await
+    }
+
+    /// Runs `command` with `args` as [`testkit::ReadyChild`] `label`.
+    async fn start(
+        name: &str,
+        label: String,
+        mut command: std::process::Command,
+        args: &[&str],
+    ) -> anyhow::Result<Proc> {
         command.args(args);
-        let label = name.to_owned();
         let inner =
             tokio::task::spawn_blocking(move || testkit::ReadyChild::spawn(&label, command))
                 .await??;

@@ -45,6 +45,13 @@ pub struct StackOptions {
     /// The deployment's default domain (`--default-domain`, which control
     /// announces on the change stream at start); `None`: unnamed.
     pub default_domain: Option<&'static str>,
+    /// The NATS servers every process is given (comma-separated, e.g. a
+    /// `testkit::NatsCluster`'s); `None`: the shared server. The stream
+    /// names stay the scope's own either way.
+    pub nats_servers: Option<String>,
+    /// Copies of the links and clicks streams (`--links-stream-replicas`,
+    /// `--clicks-replicas`); `None`: the services' default (1).
+    pub stream_replicas: Option<usize>,
 }
 
 impl StackOptions {
@@ -61,6 +68,8 @@ impl StackOptions {
             relay: true,
             extra_engine_admins: Vec::new(),
             default_domain: Some("sho.rt"),
+            nats_servers: None,
+            stream_replicas: None,
         }
     }
 }
@@ -103,7 +112,11 @@ impl Stack {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let url = testkit::nats_url();
+        let url = options
+            .nats_servers
+            .clone()
+            .unwrap_or_else(testkit::nats_url);
+        let replicas = options.stream_replicas.map(|n| n.to_string());
         let (mut engine_args, mut control_clicks) = (Vec::new(), Vec::new());
         let (clickhouse, analytics) = if options.clicks {
             let ch = testkit::ClickHouseDatabase::create_with_prefix(options.prefix)
@@ -111,25 +124,33 @@ impl Stack {
                 .unwrap();
             let (clicks_stream, prefix) = (nats.stream_name("CLICKS"), nats.subject("clicks"));
             let geoip = crate::clicks::geoip_fixture();
+            let mut analytics_args = Vec::new();
+            if let Some(n) = &replicas {
+                analytics_args.extend(["--clicks-replicas", n.as_str()]);
+            }
             let analytics = Proc::spawn(
                 "analytics",
                 &[
-                    "run",
-                    "--nats",
-                    &url,
-                    "--clickhouse",
-                    ch.url(),
-                    "--database",
-                    ch.name(),
-                    "--metrics",
-                    "127.0.0.1:0",
-                    "--stream",
-                    &clicks_stream,
-                    "--subjects",
-                    &format!("{prefix}.>"),
-                    "--geoip",
-                    geoip.to_str().unwrap(),
-                ],
+                    &[
+                        "run",
+                        "--nats",
+                        &url,
+                        "--clickhouse",
+                        ch.url(),
+                        "--database",
+                        ch.name(),
+                        "--metrics",
+                        "127.0.0.1:0",
+                        "--stream",
+                        &clicks_stream,
+                        "--subjects",
+                        &format!("{prefix}.>"),
+                        "--geoip",
+                        geoip.to_str().unwrap(),
+                    ][..],
+                    &analytics_args,
+                ]
+                .concat(),
             )
             .await
             .unwrap();
@@ -156,6 +177,8 @@ impl Stack {
         };
         engine_args.extend(options.engine_args.iter().cloned());
         let engine = spawn_follower(
+            None,
+            &url,
             &options.engine_listen,
             &options.engine_admin,
             &stream,
@@ -213,6 +236,9 @@ impl Stack {
                 ]
                 .map(str::to_owned),
             );
+            if let Some(n) = &replicas {
+                args.extend(["--links-stream-replicas".to_owned(), n.clone()]);
+            }
         }
         for admin in &options.extra_engine_admins {
             args.extend(["--engine-admin".to_owned(), admin.clone()]);
@@ -246,6 +272,14 @@ impl Stack {
         };
         stack.wait_following(&engine_admin).await;
         stack
+    }
+
+    /// The NATS servers the processes were given.
+    pub fn nats_url(&self) -> String {
+        self.options
+            .nats_servers
+            .clone()
+            .unwrap_or_else(testkit::nats_url)
     }
 
     /// The running engine.
@@ -294,6 +328,8 @@ impl Stack {
         }
         self.engine = Some(
             spawn_follower(
+                None,
+                &self.nats_url(),
                 &self.options.engine_listen,
                 &admin,
                 &self.stream,
@@ -312,14 +348,51 @@ impl Stack {
     /// pushes it snapshots only if its address is in
     /// [`StackOptions::extra_engine_admins`].
     pub async fn spawn_engine(&self, admin: &str, state_dir: &Path) -> Proc {
+        self.spawn_engine_with(admin, state_dir, &[]).await
+    }
+
+    /// [`Stack::spawn_engine`] with more flags after the stack's.
+    pub async fn spawn_engine_with(&self, admin: &str, state_dir: &Path, more: &[&str]) -> Proc {
+        let mut args = self.engine_args.clone();
+        args.extend(more.iter().map(|s| (*s).to_owned()));
         spawn_follower(
+            None,
+            &self.nats_url(),
             "127.0.0.1:0",
             admin,
             &self.stream,
             &self.subject,
             &self.keys,
             state_dir,
-            &self.engine_args,
+            &args,
+        )
+        .await
+    }
+
+    /// Another engine following the stack's stream from inside network
+    /// namespace `ns`, as an edge node on a host of its own: redirects on
+    /// port 80 and admin on [`NODE_ADMIN_PORT`] of the namespace's address,
+    /// the stack's engine flags, then `more` (an admin address off loopback
+    /// needs `--admin-token`). The stack's NATS servers and control must
+    /// listen where the namespace reaches them (a host-side address).
+    pub async fn spawn_engine_in(
+        &self,
+        ns: &testkit::NetNs,
+        state_dir: &Path,
+        more: &[&str],
+    ) -> Proc {
+        let mut args = self.engine_args.clone();
+        args.extend(more.iter().map(|s| (*s).to_owned()));
+        spawn_follower(
+            Some(ns),
+            &self.nats_url(),
+            &format!("{}:80", ns.ip()),
+            &node_admin(ns),
+            &self.stream,
+            &self.subject,
+            &self.keys,
+            state_dir,
+            &args,
         )
         .await
     }
@@ -356,9 +429,20 @@ impl Stack {
 
     /// What the engine answers for `path` under `host`: status, Location, body.
     pub async fn engine_get(&self, host: &str, path: &str) -> (u16, Option<String>, String) {
+        self.get_from(&self.engine().listen(), host, path).await
+    }
+
+    /// What the engine at `addr` (any engine, e.g. one in a namespace)
+    /// answers for `path` under `host`: status, Location, body.
+    pub async fn get_from(
+        &self,
+        addr: &str,
+        host: &str,
+        path: &str,
+    ) -> (u16, Option<String>, String) {
         let r = self
             .http
-            .get(format!("http://{}{path}", self.engine().listen()))
+            .get(format!("http://{addr}{path}"))
             .header("host", host)
             .send()
             .await
@@ -372,9 +456,22 @@ impl Stack {
     }
 }
 
-/// `engine serve` on one core following the stack's stream with the
-/// stack's verify key, its state in `state_dir`, then `extra`.
+/// The admin port of an engine in a network namespace
+/// ([`Stack::spawn_engine_in`]): fixed, since each namespace has its own
+/// ports, so control can be told the address before the engine starts.
+pub const NODE_ADMIN_PORT: u16 = 9100;
+
+/// The admin address of the engine [`Stack::spawn_engine_in`] starts in `ns`.
+pub fn node_admin(ns: &testkit::NetNs) -> String {
+    format!("{}:{NODE_ADMIN_PORT}", ns.ip())
+}
+
+/// `engine serve` on one core following the stack's stream on `url` with
+/// the stack's verify key, its state in `state_dir`, then `extra`.
+#[allow(clippy::too_many_arguments)]
 async fn spawn_follower(
+    ns: Option<&testkit::NetNs>,
+    url: &str,
     listen: &str,
     admin: &str,
     stream: &str,
@@ -383,7 +480,6 @@ async fn spawn_follower(
     state_dir: &Path,
     extra: &[String],
 ) -> Proc {
-    let url = testkit::nats_url();
     let verify_key = keys.verify_key();
     let mut args: Vec<&str> = vec![
         "serve",
@@ -394,7 +490,7 @@ async fn spawn_follower(
         "--cores",
         "1",
         "--nats",
-        &url,
+        url,
         "--links-stream",
         stream,
         "--links-subject",
@@ -405,5 +501,8 @@ async fn spawn_follower(
         state_dir.to_str().unwrap(),
     ];
     args.extend(extra.iter().map(String::as_str));
-    Proc::spawn("engine", &args).await.unwrap()
+    match ns {
+        None => Proc::spawn("engine", &args).await.unwrap(),
+        Some(ns) => Proc::spawn_in(ns, "engine", &args).await.unwrap(),
+    }
 }

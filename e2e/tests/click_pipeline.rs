@@ -92,24 +92,38 @@ impl Store {
     /// ClickHouse writes an insert's materialized views after the raw table,
     /// so a reader may briefly see the rows before their rollups: allow a
     /// few seconds, then the last comparison must be equal.
+    /// The series rollups too, per (domain, rule, status, flags).
     async fn assert_rollups_agree(&self) {
-        let keys = "code, domain, status, country, city, device, browser, os, referrer_host, is_bot, is_preview";
-        for (table, bucket, expr) in [
-            ("clicks_per_minute", "minute", "toStartOfMinute(ts, 'UTC')"),
-            ("clicks_per_hour", "hour", "toStartOfHour(ts, 'UTC')"),
-            ("clicks_per_day", "day", "toDate(ts, 'UTC')"),
+        let wide = "code, domain, status, country, city, device, browser, os, referrer_host, is_bot, is_preview";
+        let series = "code, domain, rule, status, is_bot, is_preview";
+        let minute = ("minute", "toStartOfMinute(ts, 'UTC')");
+        let hour = ("hour", "toStartOfHour(ts, 'UTC')");
+        let day = ("day", "toDate(ts, 'UTC')");
+        let mut checks: Vec<(String, String, String)> = Vec::new();
+        for (table, (bucket, expr), keys) in [
+            ("org_clicks_per_minute", minute, wide),
+            ("org_clicks_per_hour", hour, wide),
+            ("org_clicks_per_day", day, wide),
+            ("org_series_per_minute", minute, series),
+            ("org_series_per_hour", hour, series),
+            ("org_series_per_day", day, series),
         ] {
-            let raw_sql = format!(
-                "SELECT {expr} AS b, {keys}, count(), uniqExact(visitor_hash) FROM clicks \
-                 GROUP BY b, {keys} ORDER BY b, {keys}"
-            );
-            let rolled_sql = format!(
-                "SELECT {bucket} AS b, {keys}, countMerge(clicks), uniqMerge(visitors) \
-                 FROM {table} GROUP BY b, {keys} ORDER BY b, {keys}"
-            );
+            checks.push((
+                table.to_owned(),
+                format!(
+                    "SELECT {expr} AS b, {keys}, count(), uniqExact(visitor_hash) FROM clicks \
+                     GROUP BY b, {keys} ORDER BY b, {keys}"
+                ),
+                format!(
+                    "SELECT {bucket} AS b, {keys}, countMerge(clicks), uniqMerge(visitors) \
+                     FROM {table} GROUP BY b, {keys} ORDER BY b, {keys}"
+                ),
+            ));
+        }
+        for (table, raw_sql, rolled_sql) in &checks {
             let compare = || async {
-                let raw = self.ch.query(&raw_sql).await.unwrap();
-                let rolled = self.ch.query(&rolled_sql).await.unwrap();
+                let raw = self.ch.query(raw_sql).await.unwrap();
+                let rolled = self.ch.query(rolled_sql).await.unwrap();
                 (raw, rolled)
             };
             let _ = testkit::wait_for(
@@ -293,6 +307,60 @@ async fn the_sidecar_sigkilled_mid_run_and_restarted_still_counts_exactly_n() {
 
     store
         .settle_exactly(&second, n as u64, Duration::from_secs(90))
+        .await;
+    store.assert_rows_match_plan(0..n).await;
+    store.assert_rollups_agree().await;
+    assert_eq!(published().await, n as f64);
+}
+
+/// Two sidecars share the durable consumer (the way a deployment runs more
+/// than one): both store, one is SIGKILLed under load, and the other takes
+/// over what it held (redelivered after the ack wait) and everything after:
+/// still exactly one row per redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sidecars_share_the_consumer_and_one_killed_loses_and_repeats_nothing() {
+    testkit::require_services().await.unwrap();
+    let scope = testkit::JetStreamScope::connect().await.unwrap();
+    let names = Names::new(&testkit::nats_url(), &scope);
+    let store = Store::new().await;
+    let doomed = clicks::start_sidecar(&names, &store.ch).await.unwrap();
+    let survivor = clicks::start_sidecar(&names, &store.ch).await.unwrap();
+    let (_dir, engine) = engine_on_the_test_snapshot(&names).await;
+    let traffic = Traffic::start(engine.listen(), 4);
+    let published = || engine_metric(&engine, "engine_click_events_published_total");
+    let inserted = |sidecar: &Proc| {
+        let metrics = sidecar.ready["metrics"].as_str().unwrap().to_owned();
+        async move {
+            clicks::metrics(&metrics)
+                .await
+                .ok()
+                .and_then(|m| m.get("analytics_rows_inserted_total").copied())
+                .unwrap_or(0.0)
+        }
+    };
+
+    // Both take their share before one goes.
+    testkit::wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || async { inserted(&doomed).await > 0.0 && inserted(&survivor).await > 0.0 },
+    )
+    .await
+    .expect("both sidecars store rows");
+    doomed.kill().await.unwrap();
+    let published_at_kill = published().await;
+    testkit::wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+        || async { published().await >= published_at_kill + 2_000.0 },
+    )
+    .await
+    .expect("clicks published after the kill");
+    let n = traffic.stop().await;
+    eprintln!("one of two sidecars killed; {n} redirects in all");
+
+    store
+        .settle_exactly(&survivor, n as u64, Duration::from_secs(90))
         .await;
     store.assert_rows_match_plan(0..n).await;
     store.assert_rollups_agree().await;

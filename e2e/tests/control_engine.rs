@@ -243,8 +243,38 @@ async fn stream_last(js: &async_nats::jetstream::Context, name: &str) -> u64 {
 #[tokio::test]
 async fn relay_process_killed_mid_stream_loses_and_reorders_nothing() {
     // The API's control process does not relay; separate control processes
-    // relay the same database and are killed with SIGKILL mid-stream.
-    let stack = Stack::start_with(false, None).await;
+    // relay the same database and are killed with SIGKILL mid-stream. The
+    // relay runs on the leader only: once the stack serves, its control is
+    // replaced by one that serves the API only and never leads.
+    let mut stack = Stack::start_with(false, None).await;
+    let api_dir = tempfile::tempdir().unwrap();
+    let api = Proc::spawn(
+        "control",
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            stack.pg.url(),
+            "--snapshot-dir",
+            api_dir.path().to_str().unwrap(),
+            "--api-only",
+            "--rate-per-key",
+            "100000",
+            "--burst-per-key",
+            "100000",
+            "--rate-per-ip",
+            "100000",
+            "--burst-per-ip",
+            "100000",
+        ],
+    )
+    .await
+    .unwrap();
+    std::mem::replace(&mut stack.inner.control, api)
+        .kill()
+        .await
+        .unwrap();
     let writer = {
         let (http, base, key) = (
             stack.http.clone(),

@@ -59,6 +59,12 @@
 //!   when Debian's `chromium`/`chromium-driver` are missing, failed under `CI`).
 //! * [`PrivateNats`]: a nats-server of the test's own, to stop and restart (outages) or to
 //!   run with the deploy's users and permissions ([`Role`], [`StreamNames`]).
+//! * [`NatsCluster`]: three nats-servers forming a JetStream cluster of the test's own,
+//!   ready when it has a meta leader; a node can be killed and restarted under load.
+//! * [`ClickHouseReplicas`]: ZooKeeper and two ClickHouse servers as replicas of one
+//!   shard, of the test's own (replicated tables; a replica can be killed and restarted).
+//! * [`NetNs`]: a network namespace with a veth pair to this host, a "host" of its own
+//!   address and ports for edge nodes (needs root).
 //!
 //! # Example
 //!
@@ -87,11 +93,15 @@
 mod browser;
 mod cleanup;
 mod clickhouse;
+mod clickhouse_replicas;
 pub mod fixtures;
 mod link_keys;
 mod names;
 mod nats;
+mod nats_cluster;
+mod nats_process;
 mod net;
+mod netns;
 mod pebble;
 mod pg;
 mod private_nats;
@@ -103,10 +113,13 @@ mod wait;
 
 pub use browser::{Browser, BrowserOptions};
 pub use clickhouse::{ClickHouseDatabase, clickhouse_url};
+pub use clickhouse_replicas::ClickHouseReplicas;
 pub use link_keys::LinkKeys;
 pub use names::unique_name;
 pub use nats::{JetStreamScope, nats_url};
+pub use nats_cluster::{CLUSTER_SIZE, NatsCluster};
 pub use net::{free_addr, free_port};
+pub use netns::NetNs;
 pub use pebble::Pebble;
 pub use pg::{PgDatabase, admin_database_url};
 pub use private_nats::{PrivateNats, Role, StreamNames};

@@ -3,11 +3,12 @@
 //! (the deploy's `deploy/nats/auth.conf.template`) without touching the
 //! shared server on 4222.
 
+use crate::nats_process::NatsProcess;
 use anyhow::{Context as _, bail};
-use std::net::TcpStream;
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The deploy's users-and-permissions template, the very file deploy fills in.
 const AUTH_TEMPLATE: &str = include_str!("../../deploy/nats/auth.conf.template");
@@ -64,7 +65,9 @@ impl Default for StreamNames {
 /// and credential files are removed.
 #[derive(Debug)]
 pub struct PrivateNats {
-    child: Option<Child>,
+    process: NatsProcess,
+    /// The address it listens on (loopback unless [`start_on`](Self::start_on)).
+    ip: IpAddr,
     port: u16,
     dir: tempfile::TempDir,
     config: Option<PathBuf>,
@@ -74,6 +77,16 @@ impl PrivateNats {
     /// An open server (no users), like the shared one.
     pub fn start() -> anyhow::Result<PrivateNats> {
         Self::launch(None)
+    }
+
+    /// An open server listening on `ip` (e.g. a [`crate::NetNs`]'s host-side
+    /// address, so processes in namespaces reach it).
+    pub fn start_on(ip: IpAddr) -> anyhow::Result<PrivateNats> {
+        let mut nats = Self::prepare(None)?;
+        nats.ip = ip;
+        nats.process.set_ip(ip);
+        nats.restart()?;
+        Ok(nats)
     }
 
     /// A server with the deploy's users and permissions for `names`; each
@@ -101,9 +114,11 @@ impl PrivateNats {
             Some(names) => Some(write_auth(dir.path(), names)?),
             None => None,
         };
+        let port = crate::free_port();
         Ok(PrivateNats {
-            child: None,
-            port: crate::free_port(),
+            process: NatsProcess::new(port, dir.path().join("server.log")),
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port,
             dir,
             config,
         })
@@ -114,7 +129,7 @@ impl PrivateNats {
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}", SocketAddr::new(self.ip, self.port))
     }
 
     /// The file holding `role`'s password (only with [`with_auth`](Self::with_auth)).
@@ -140,64 +155,29 @@ impl PrivateNats {
 
     /// SIGKILL, and wait until the port refuses connections.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.process.stop();
     }
 
     /// Starts it (again) on the same port and store; waits until it accepts.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
-        let mut command = Command::new("nats-server");
+        let mut args: Vec<OsString> = Vec::new();
         if let Some(config) = &self.config {
-            command.arg("-c").arg(config);
+            args.extend(["-c".into(), config.into()]);
         }
-        command
-            .args([
+        args.extend(
+            [
                 "-js",
                 "-a",
-                "127.0.0.1",
+                &self.ip.to_string(),
                 "-p",
                 &self.port.to_string(),
                 "-sd",
-            ])
-            .arg(self.dir.path().join("store"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(
-                self.dir.path().join("server.log"),
-            )?));
-        let mut child = command
-            .spawn()
-            .context("starting nats-server (is it installed? deploy/services.sh installs it)")?;
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = child.try_wait()? {
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-                bail!("nats-server exited ({status}) at start:\n{log}");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                bail!("nats-server not listening on {} after 15 s", self.port);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.child = Some(child);
-        Ok(())
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+            ]
+            .map(OsString::from),
+        );
+        args.push(self.dir.path().join("store").into());
+        self.process.spawn(&args)?;
+        self.process.wait_listening()
     }
 }
 
