@@ -122,7 +122,7 @@ echo "== control on $BASE"
 log="$RUN_DIR/control.log"
 : >"$log"
 NO_COLOR=1 "$BIN/control" serve --listen "127.0.0.1:$PORT" --database-url "$DATABASE_URL" \
-  --public-url "$BASE" --snapshot-dir "$RUN_DIR/snapshots" \
+  --public-url "$BASE" --snapshot-dir "$RUN_DIR/snapshots" --export-dir "$RUN_DIR/exports" \
   --clickhouse "$CLICKHOUSE" --clickhouse-database "$DATABASE" \
   --rate-per-key 100000 --burst-per-key 100000 --rate-per-ip 100000 --burst-per-ip 100000 \
   --login-rate-per-ip 100000 --login-burst-per-ip 100000 \

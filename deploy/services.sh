@@ -7,7 +7,9 @@
 #   chromium, chromium-driver, libnss3-tools  (installed only: the browser tests drive them)
 #
 # and installs (never starts) Debian's pebble: the test ACME CA the certificate
-# tests (testkit::Pebble) and deploy/up.sh's https demo run on ports of their own.
+# tests (testkit::Pebble) and deploy/up.sh's https demo run on ports of their own,
+# and Debian's zookeeper, which the replicated-ClickHouse tests (testkit::ClickHouseReplicas)
+# run as their own process.
 #
 # Usage:
 #   deploy/services.sh [up]     install what is missing, start what is not answering, wait
@@ -350,6 +352,9 @@ case "${1:-up}" in
     # pebble (a test ACME CA) and its mock DNS, for control's certificate tests
     # and deploy/up.sh's https demo; started by those, never here.
     command -v pebble >/dev/null 2>&1 || apt_install pebble
+    # ZooKeeper for the replicated-ClickHouse tests (testkit::ClickHouseReplicas runs its
+    # own, on a port of its own); installed only, the system service is never started.
+    [[ -f /usr/share/java/zookeeper.jar ]] || apt_install zookeeper
     up_postgres
     up_nats
     up_clickhouse

@@ -289,5 +289,6 @@ $https_try
        -H 'Content-Type: application/json' -d '{"target":"https://example.com/hello"}'
   curl -s "http://$CONTROL_LISTEN/v1/links/rust/stats?bucket=minute" -H "Authorization: Bearer $KEY"
   clickhouse-client --query 'SELECT ts, code, country, device, browser FROM analytics.clicks ORDER BY ts DESC LIMIT 5'
+  deploy/cluster.sh up      # past one machine: a three-node JetStream cluster on 4231-4233 (docs/ARCHITECTURE.md)
   deploy/up.sh down
 EOF

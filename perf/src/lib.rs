@@ -36,10 +36,13 @@
 //! - [`response`]: delimiting responses.
 //! - [`stats`]: counters, percentiles, the JSON summary.
 //! - [`summary`]: the harness's table from a results directory; [`svg`] its plot.
+//! - [`pages`]: a web application's pages, one signed-in person's requests
+//!   (`perf pages`, the dashboard benchmark `perf/dashboard.sh`).
 
 pub mod keys;
 pub mod load;
 pub mod mode;
+pub mod pages;
 pub mod response;
 pub mod rng;
 pub mod stats;

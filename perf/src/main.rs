@@ -34,6 +34,44 @@ enum Command {
         /// The results directory, e.g. perf/results/2026-11-22T02-30.
         dir: PathBuf,
     },
+    /// Ask each page of a list many times, one after another on one
+    /// connection and then from several connections at once, and report
+    /// p50/p95/p99/max per page; any answer but 200 fails the run.
+    Pages(PagesArgs),
+}
+
+#[derive(Args)]
+struct PagesArgs {
+    /// host:port; only 127.0.0.0/8 and ::1 are accepted.
+    #[arg(long, short = 'u')]
+    target: String,
+    /// NAME<TAB>PATH per line.
+    #[arg(long)]
+    pages: PathBuf,
+    /// The Cookie header to send (a signed-in session).
+    #[arg(long)]
+    cookie: Option<String>,
+    /// Unmeasured requests per page first.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Measured requests per page, in a row on one connection.
+    #[arg(long, short = 'n', default_value_t = 200)]
+    requests: usize,
+    /// Connections asking each page at once afterwards (0: none).
+    #[arg(long, short = 'c', default_value_t = 4)]
+    concurrency: usize,
+    /// Measured requests per page of the concurrent phase, in all.
+    #[arg(long, default_value_t = 100)]
+    concurrent_requests: usize,
+    /// p95 target, ms: marked in the table when missed.
+    #[arg(long, default_value_t = 100.0)]
+    target_ms: f64,
+    /// Seconds to wait for one response.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -126,7 +164,28 @@ fn main() -> anyhow::Result<()> {
             print!("{table}");
             Ok(())
         }
+        Command::Pages(args) => run_pages(args),
     }
+}
+
+fn run_pages(a: PagesArgs) -> anyhow::Result<()> {
+    let cfg = perf::pages::PagesConfig {
+        addr: perf::target::loopback(&a.target)?,
+        cookie: a.cookie,
+        warmup: a.warmup,
+        requests: a.requests,
+        concurrency: a.concurrency,
+        concurrent_requests: a.concurrent_requests,
+        timeout: secs(a.timeout, "timeout")?,
+    };
+    let pages = perf::pages::load_pages(&a.pages)?;
+    let results = perf::pages::run(&cfg, &pages)?;
+    print!("{}", perf::pages::table(&results, a.target_ms));
+    if let Some(path) = &a.json {
+        let json = serde_json::to_string_pretty(&results)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
