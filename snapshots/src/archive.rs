@@ -12,6 +12,7 @@
 //! `ArchivedHashMap::serialize_from_iter`, so no `HashMap` of the whole table
 //! is ever built in memory.
 
+use crate::rules::{ArchivedRulesValue, RulesValue};
 use rkyv::collections::swiss_table::{ArchivedHashMap, HashMapResolver};
 use rkyv::munge::munge;
 use rkyv::rancor::{Fallible, Source};
@@ -30,6 +31,9 @@ pub type ArchivedLinkMap = ArchivedHashMap<ArchivedLinkKey, ArchivedLinkValue>;
 
 /// The archived extras map of a version-3 payload.
 pub type ArchivedExtraMap = ArchivedHashMap<ArchivedLinkKey, ArchivedLinkExtra>;
+
+/// The archived rules map of a version-5 payload.
+pub type ArchivedRulesMap = ArchivedHashMap<ArchivedLinkKey, ArchivedRulesValue>;
 
 /// A version-2 link's key. Hashed as the domain's four little-endian bytes
 /// then the code's bytes; [`LinkKeyRef`] hashes the same way, so a lookup
@@ -104,7 +108,7 @@ pub struct WellKnownValue {
     pub body: String,
 }
 
-/// The root of a version-3 payload. Only its archived form is used: the
+/// The root of a version-5 payload. Only its archived form is used: the
 /// builder writes it through `RootOut` without building the maps.
 #[derive(Archive, Debug)]
 pub struct SnapshotRoot {
@@ -112,6 +116,18 @@ pub struct SnapshotRoot {
     pub well_known: Vec<WellKnownValue>,
     pub links: HashMap<LinkKey, LinkValue>,
     /// The extras of the links flagged [`FLAG_EXTRA`], and only theirs.
+    pub extras: HashMap<LinkKey, LinkExtra>,
+    /// The rules and splits of the links flagged [`FLAG_RULES`], and only
+    /// theirs.
+    pub rules: HashMap<LinkKey, RulesValue>,
+}
+
+/// The root of a version-3 and version-4 payload (read, no longer written).
+#[derive(Archive, Debug)]
+pub struct SnapshotRootV3 {
+    pub domains: Vec<DomainValue>,
+    pub well_known: Vec<WellKnownValue>,
+    pub links: HashMap<LinkKey, LinkValue>,
     pub extras: HashMap<LinkKey, LinkExtra>,
 }
 
@@ -146,8 +162,13 @@ pub const FLAG_FORWARD_QUERY: u8 = 2;
 pub const FLAG_EXTRA: u8 = 4;
 /// Every flag bit versions 1 and 2 define.
 pub const KNOWN_FLAGS_V2: u8 = FLAG_DISABLED | FLAG_FORWARD_QUERY;
-/// Every flag bit version 3 defines.
-pub const KNOWN_FLAGS: u8 = KNOWN_FLAGS_V2 | FLAG_EXTRA;
+/// Bit of [`LinkValue::flags`] (version 5): the link has an entry in the
+/// rules map.
+pub const FLAG_RULES: u8 = 8;
+/// Every flag bit versions 3 and 4 define.
+pub const KNOWN_FLAGS_V3: u8 = KNOWN_FLAGS_V2 | FLAG_EXTRA;
+/// Every flag bit version 5 defines.
+pub const KNOWN_FLAGS: u8 = KNOWN_FLAGS_V3 | FLAG_RULES;
 
 /// A link's value in the archive; the code is the map's key.
 ///
@@ -195,6 +216,8 @@ pub(crate) struct RootOut<'a> {
     pub(crate) links: &'a [Entry],
     /// The extras of the entries flagged [`FLAG_EXTRA`], distinct keys.
     pub(crate) extras: &'a [(LinkKey, LinkExtra)],
+    /// The rules of the entries flagged [`FLAG_RULES`], distinct keys.
+    pub(crate) rules: &'a [(LinkKey, RulesValue)],
 }
 
 pub(crate) struct RootResolver {
@@ -202,6 +225,7 @@ pub(crate) struct RootResolver {
     well_known: VecResolver,
     links: HashMapResolver,
     extras: HashMapResolver,
+    rules: HashMapResolver,
 }
 
 impl Archive for RootOut<'_> {
@@ -209,11 +233,12 @@ impl Archive for RootOut<'_> {
     type Resolver = RootResolver;
 
     fn resolve(&self, resolver: Self::Resolver, out: Place<Self::Archived>) {
-        munge!(let ArchivedSnapshotRoot { domains, well_known, links, extras } = out);
+        munge!(let ArchivedSnapshotRoot { domains, well_known, links, extras, rules } = out);
         ArchivedVec::resolve_from_slice(self.domains, resolver.domains, domains);
         ArchivedVec::resolve_from_slice(self.well_known, resolver.well_known, well_known);
         ArchivedHashMap::resolve_from_len(self.links.len(), LOAD_FACTOR, resolver.links, links);
         ArchivedHashMap::resolve_from_len(self.extras.len(), LOAD_FACTOR, resolver.extras, extras);
+        ArchivedHashMap::resolve_from_len(self.rules.len(), LOAD_FACTOR, resolver.rules, rules);
     }
 }
 
@@ -247,6 +272,18 @@ where
                 _,
             >(
                 self.extras.iter().map(|(key, extra)| (key, extra)),
+                LOAD_FACTOR,
+                serializer,
+            )?,
+            rules: ArchivedRulesMap::serialize_from_iter::<
+                _,
+                &LinkKey,
+                &RulesValue,
+                LinkKey,
+                RulesValue,
+                _,
+            >(
+                self.rules.iter().map(|(key, rules)| (key, rules)),
                 LOAD_FACTOR,
                 serializer,
             )?,

@@ -3,12 +3,14 @@
 
 use crate::archive::{
     DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, DomainValue, Entry, FLAG_DISABLED,
-    FLAG_EXTRA, FLAG_FORWARD_QUERY, LinkExtra, LinkKey, LinkValue, RootOut, WellKnownValue,
+    FLAG_EXTRA, FLAG_FORWARD_QUERY, FLAG_RULES, LinkExtra, LinkKey, LinkValue, RootOut,
+    WellKnownValue,
 };
 use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::BuildError;
 use crate::header::{FORMAT_VERSION, HEADER_LEN, Header};
 use crate::link::Link;
+use crate::rules::RulesValue;
 use rkyv::rancor;
 use rkyv::ser::writer::IoWriter;
 use std::fs::File;
@@ -35,6 +37,9 @@ pub struct SnapshotBuilder {
     entries: Vec<Entry>,
     /// The extras of the links that have one (few), keyed like `entries`.
     extras: Vec<(LinkKey, LinkExtra)>,
+    /// The rules and splits of the links that have them (few), keyed like
+    /// `entries`.
+    rules: Vec<(LinkKey, RulesValue)>,
     domains: Vec<DomainValue>,
     well_known: Vec<WellKnownValue>,
     sequence: u64,
@@ -61,6 +66,7 @@ impl SnapshotBuilder {
         SnapshotBuilder {
             entries: Vec::with_capacity(links),
             extras: Vec::new(),
+            rules: Vec::new(),
             domains: Vec::new(),
             well_known: Vec::new(),
             sequence,
@@ -152,8 +158,33 @@ impl SnapshotBuilder {
             } else {
                 0
             }
-            | if link.has_extra() { FLAG_EXTRA } else { 0 };
+            | if link.has_extra() { FLAG_EXTRA } else { 0 }
+            | if link.has_rules() { FLAG_RULES } else { 0 };
         self.text_bytes += (link.code.len() + link.target.len()) as u64;
+        if link.has_rules() {
+            let value = RulesValue::new(&link.rules, &link.split, link.status);
+            let rule_text: usize = value
+                .rules
+                .iter()
+                .map(|r| {
+                    r.target.len()
+                        + r.query_name.len()
+                        + r.query_value.len()
+                        + 64
+                        + 3 * r.languages.len()
+                        + 2 * r.countries.len()
+                })
+                .chain(value.split.iter().map(|v| v.target.len() + 16))
+                .sum();
+            self.text_bytes += (link.code.len() + rule_text) as u64 + ENTRY_OVERHEAD;
+            self.rules.push((
+                LinkKey {
+                    domain: link.domain,
+                    code: link.code.clone(),
+                },
+                value,
+            ));
+        }
         if link.has_extra() {
             let expired_url = link.expired_url.unwrap_or_default();
             self.text_bytes += (link.code.len() + expired_url.len()) as u64 + ENTRY_OVERHEAD;
@@ -344,6 +375,7 @@ fn write_payload(file: &mut File, build: &SnapshotBuilder) -> Result<(u64, u64),
         well_known: &build.well_known,
         links: &build.entries,
         extras: &build.extras,
+        rules: &build.rules,
     };
     let writer = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&root, IoWriter::new(sink))
         .map_err(|e| PayloadError::Archive(e.to_string()))?;

@@ -3,12 +3,13 @@
 //!
 //! Deltas are JSON (they are few, and an operator can read them with any NATS
 //! client); the snapshot and click batches are binary because they are many.
-//! Every delta carries its version (`"v": 4` now); a reader refuses versions
+//! Every delta carries its version (`"v": 5` now); a reader refuses versions
 //! it does not know rather than guess. Version 2 added the domain of link
 //! changes (absent: the default domain, as every version-1 change is) and
 //! the domain and well-known changes; version 3 the link's `valid_since`
 //! and `expired_url` (absent: none, as in every older change); version 4
-//! the link's `org_id` (absent: 0, unknown).
+//! the link's `org_id` (absent: 0, unknown); version 5 the link's `rules`
+//! and `split` (absent: none).
 
 use crate::domain::{DEFAULT_DOMAIN, Domain, DomainError, WellKnown, validate_name};
 use crate::link::{Link, LinkError, validate_code};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The delta format version this crate writes.
-pub const DELTA_VERSION: u16 = 4;
+pub const DELTA_VERSION: u16 = 5;
 /// The oldest delta version this crate reads.
 pub const OLDEST_DELTA_VERSION: u16 = 1;
 
@@ -95,7 +96,9 @@ pub enum DeltaError {
     InvalidDomain { what: String, reason: DomainError },
     #[error("version-1 deltas carry no domain and no domain changes")]
     NotInVersion1,
-    #[error("version-{version} deltas carry no {field} (since version 3; org_id since 4)")]
+    #[error(
+        "version-{version} deltas carry no {field} (since version 3; org_id since 4; rules and split since 5)"
+    )]
     NotInVersion { version: u16, field: &'static str },
 }
 
@@ -185,6 +188,19 @@ impl LinkDelta {
                 field: "org_id",
             });
         }
+        if delta.v < 5
+            && let LinkChange::Upsert { link } = &delta.change
+            && link.has_rules()
+        {
+            return Err(DeltaError::NotInVersion {
+                version: delta.v,
+                field: if link.rules.is_empty() {
+                    "split"
+                } else {
+                    "rules"
+                },
+            });
+        }
         let link_error = |code: &str| {
             let code = code.to_owned();
             move |reason| DeltaError::InvalidLink { code, reason }
@@ -224,7 +240,7 @@ mod tests {
         let bytes = delta.encode();
         let text = std::str::from_utf8(&bytes).unwrap();
         assert!(
-            text.contains(r#""v":4"#) && text.contains(r#""op":"upsert""#),
+            text.contains(r#""v":5"#) && text.contains(r#""op":"upsert""#),
             "{text}"
         );
         assert_eq!(LinkDelta::decode(&bytes).unwrap(), delta);
@@ -232,14 +248,14 @@ mod tests {
         let delete = LinkDelta::delete(8, "abc");
         assert_eq!(
             std::str::from_utf8(&delete.encode()).unwrap(),
-            r#"{"v":4,"seq":8,"op":"delete","code":"abc"}"#
+            r#"{"v":5,"seq":8,"op":"delete","code":"abc"}"#
         );
         assert_eq!(LinkDelta::decode(&delete.encode()).unwrap(), delete);
 
         let delete = LinkDelta::delete_in(9, 7, "abc");
         assert_eq!(
             std::str::from_utf8(&delete.encode()).unwrap(),
-            r#"{"v":4,"seq":9,"op":"delete","domain":7,"code":"abc"}"#
+            r#"{"v":5,"seq":9,"op":"delete","domain":7,"code":"abc"}"#
         );
         let domain = LinkDelta::change(
             10,
@@ -262,8 +278,8 @@ mod tests {
     #[test]
     fn refusals() {
         assert!(matches!(
-            LinkDelta::decode(br#"{"v":5,"seq":1,"op":"delete","code":"a"}"#),
-            Err(DeltaError::UnsupportedVersion { found: 5, .. })
+            LinkDelta::decode(br#"{"v":6,"seq":1,"op":"delete","code":"a"}"#),
+            Err(DeltaError::UnsupportedVersion { found: 6, .. })
         ));
         assert!(matches!(
             LinkDelta::decode(
@@ -285,6 +301,30 @@ mod tests {
             ),
             Err(DeltaError::InvalidLink { .. })
         ));
+        let rules = br#"{"v":5,"seq":1,"op":"upsert","link":{"code":"a","target":"https://x.y","rules":[{"when":{"device":["mobile"]},"target":"https://m.x.y/"}],"split":[{"target":"https://a.x.y/","weight":60},{"target":"https://b.x.y/","weight":40}]}}"#;
+        let with_rules = LinkDelta::decode(rules).unwrap();
+        assert!(
+            matches!(&with_rules.change, LinkChange::Upsert { link } if link.rules.len() == 1 && link.split.len() == 2)
+        );
+        let old = String::from_utf8(rules.to_vec())
+            .unwrap()
+            .replace(r#""v":5"#, r#""v":4"#);
+        assert!(matches!(
+            LinkDelta::decode(old.as_bytes()),
+            Err(DeltaError::NotInVersion {
+                version: 4,
+                field: "rules"
+            })
+        ));
+        let bad_weights = String::from_utf8(rules.to_vec())
+            .unwrap()
+            .replace("40", "30");
+        match LinkDelta::decode(bad_weights.as_bytes()) {
+            Err(DeltaError::InvalidLink { reason, .. }) => {
+                assert!(reason.to_string().contains("sum to 90"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             LinkDelta::decode(
                 br#"{"v":2,"seq":1,"op":"upsert","link":{"code":"a","target":"https://x.y","valid_since":5}}"#

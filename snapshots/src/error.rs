@@ -42,6 +42,8 @@ pub enum SnapshotError {
     CountMismatch { header: u64, archive: u64 },
     #[error("{flagged} links are flagged to have extras but the extras table holds {extras}")]
     ExtrasMismatch { flagged: usize, extras: usize },
+    #[error("{flagged} links are flagged to have rules but the rules table holds {rules}")]
+    RulesMismatch { flagged: usize, rules: usize },
     #[error("link {code:?} (domain {domain}) is invalid: {reason}")]
     InvalidLink {
         domain: u32,

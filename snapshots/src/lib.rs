@@ -45,6 +45,7 @@
 //! - [`delta`], [`click`], [`streams`]: the stream records and names.
 //! - [`signing`]: Ed25519 signatures on link deltas (control signs, engines verify).
 //! - [`readiness`]: the engine's `/readyz` record.
+//! - [`rules`]: redirect rules and A/B splits, owned and archived.
 //! - `input` (feature `cli`, on by default): CSV / JSON-lines input for the
 //!   `snapshot` tool. The feature also builds the tool; the services depend
 //!   on this crate without it, so they never compile csv, indicatif or clap
@@ -64,6 +65,7 @@ pub mod input;
 pub mod link;
 pub mod reader;
 pub mod readiness;
+pub mod rules;
 pub mod signing;
 pub mod streams;
 

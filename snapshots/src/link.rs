@@ -5,6 +5,7 @@
 //! delta is decoded, so the engine can put a target straight into a `Location`
 //! header without looking at it again.
 
+use crate::rules::{Rule, RulesError, Variant, validate_rules};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -56,6 +57,14 @@ pub struct Link {
     /// in 32 bits). Since snapshot format 4 and delta version 4.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub org_id: u64,
+    /// Redirect rules, first match wins (`rules` module). Since snapshot
+    /// format 5 and delta version 5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// An A/B split for visits no rule takes. Since snapshot format 5 and
+    /// delta version 5.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split: Vec<Variant>,
 }
 
 impl Link {
@@ -73,7 +82,15 @@ impl Link {
             valid_since: None,
             expired_url: None,
             org_id: 0,
+            rules: Vec::new(),
+            split: Vec::new(),
         }
+    }
+
+    /// Whether the link has rules or a split (kept in the snapshot's rules
+    /// map, apart from the hot record).
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty() || !self.split.is_empty()
     }
 
     /// Whether the link has a lifecycle field beyond `expires_at` (kept
@@ -98,7 +115,9 @@ impl Link {
             self.valid_since,
             self.expires_at,
             self.expired_url.as_deref(),
-        )
+        )?;
+        validate_rules(&self.rules, &self.split)?;
+        Ok(())
     }
 }
 
@@ -206,6 +225,10 @@ pub enum LinkError {
     Org { org_id: u64 },
     #[error("org {org} in a file of version {version}, which has no org (version 4)")]
     OrgNotInVersion { org: u32, version: u16 },
+    #[error("{0}")]
+    Rules(#[from] RulesError),
+    #[error("rules: {0}")]
+    ArchivedRules(#[from] crate::rules::ArchivedRulesError),
 }
 
 /// Whether `byte` may appear in a code.

@@ -2,14 +2,16 @@
 
 use crate::archive::{
     ArchivedDomainValue, ArchivedExtraMap, ArchivedLinkExtra, ArchivedLinkMap, ArchivedLinkTable,
-    ArchivedLinkValue, ArchivedSnapshotRoot, ArchivedSnapshotRootV2, ArchivedWellKnownValue,
-    DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, FLAG_DISABLED, FLAG_EXTRA,
-    FLAG_FORWARD_QUERY, KNOWN_DOMAIN_FLAGS, KNOWN_FLAGS, KNOWN_FLAGS_V2, LinkKeyRef,
+    ArchivedLinkValue, ArchivedRulesMap, ArchivedSnapshotRoot, ArchivedSnapshotRootV2,
+    ArchivedSnapshotRootV3, ArchivedWellKnownValue, DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS,
+    DOMAIN_VERIFIED, FLAG_DISABLED, FLAG_EXTRA, FLAG_FORWARD_QUERY, FLAG_RULES, KNOWN_DOMAIN_FLAGS,
+    KNOWN_FLAGS, KNOWN_FLAGS_V2, KNOWN_FLAGS_V3, LinkKeyRef,
 };
 use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::SnapshotError;
 use crate::header::{HEADER_LEN, Header};
 use crate::link::{self, Link, LinkError, RedirectStatus};
+use crate::rules::ArchivedRulesValue;
 use memmap2::{Advice, Mmap};
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -41,9 +43,11 @@ enum Layout {
     V1,
     /// Version 2: domains, well-known answers, links.
     V2,
-    /// Versions 3 and 4 (written now): version 2's and the link extras;
-    /// version 4 fills the link record's `org`, version 3 left it zero.
+    /// Versions 3 and 4: version 2's and the link extras; version 4 fills
+    /// the link record's `org`, version 3 left it zero.
     V3,
+    /// Version 5 (written now): version 4's and the link rules.
+    V5,
 }
 
 enum Backing {
@@ -128,7 +132,8 @@ impl Snapshot {
         let layout = match header.version {
             1 => Layout::V1,
             2 => Layout::V2,
-            _ => Layout::V3,
+            3 | 4 => Layout::V3,
+            _ => Layout::V5,
         };
         match layout {
             Layout::V1 => {
@@ -153,10 +158,23 @@ impl Snapshot {
                     well_known: &root.well_known,
                     links: &root.links,
                     extras: None,
+                    rules: None,
                 };
                 check_root(&header, parts)?;
             }
             Layout::V3 => {
+                let root = rkyv::access::<ArchivedSnapshotRootV3, rancor::Error>(payload)
+                    .map_err(archive_error)?;
+                let parts = RootParts {
+                    domains: &root.domains,
+                    well_known: &root.well_known,
+                    links: &root.links,
+                    extras: Some(&root.extras),
+                    rules: None,
+                };
+                check_root(&header, parts)?;
+            }
+            Layout::V5 => {
                 let root = rkyv::access::<ArchivedSnapshotRoot, rancor::Error>(payload)
                     .map_err(archive_error)?;
                 let parts = RootParts {
@@ -164,6 +182,7 @@ impl Snapshot {
                     well_known: &root.well_known,
                     links: &root.links,
                     extras: Some(&root.extras),
+                    rules: Some(&root.rules),
                 };
                 check_root(&header, parts)?;
             }
@@ -221,10 +240,17 @@ impl Snapshot {
         unsafe { rkyv::access_unchecked::<ArchivedSnapshotRootV2>(self.payload()) }
     }
 
-    /// The version-3 root. Only call when the layout is `V3`.
+    /// The version-3/4 root. Only call when the layout is `V3`.
+    #[inline]
+    fn root_v3(&self) -> &ArchivedSnapshotRootV3 {
+        // SAFETY: as in `table_v1`, validated as a version-3 root.
+        unsafe { rkyv::access_unchecked::<ArchivedSnapshotRootV3>(self.payload()) }
+    }
+
+    /// The version-5 root. Only call when the layout is `V5`.
     #[inline]
     fn root(&self) -> &ArchivedSnapshotRoot {
-        // SAFETY: as in `table_v1`, validated as a version-3 root.
+        // SAFETY: as in `table_v1`, validated as a version-5 root.
         unsafe { rkyv::access_unchecked::<ArchivedSnapshotRoot>(self.payload()) }
     }
 
@@ -234,7 +260,8 @@ impl Snapshot {
         match self.layout {
             Layout::V1 => None,
             Layout::V2 => Some(&self.root_v2().links),
-            Layout::V3 => Some(&self.root().links),
+            Layout::V3 => Some(&self.root_v3().links),
+            Layout::V5 => Some(&self.root().links),
         }
     }
 
@@ -243,7 +270,8 @@ impl Snapshot {
         match self.layout {
             Layout::V1 => None,
             Layout::V2 => Some((&self.root_v2().domains, &self.root_v2().well_known)),
-            Layout::V3 => Some((&self.root().domains, &self.root().well_known)),
+            Layout::V3 => Some((&self.root_v3().domains, &self.root_v3().well_known)),
+            Layout::V5 => Some((&self.root().domains, &self.root().well_known)),
         }
     }
 
@@ -269,7 +297,7 @@ impl Snapshot {
         {
             return None;
         }
-        if self.layout != Layout::V3 {
+        if self.layout != Layout::V5 {
             return self.get_older(domain, code);
         }
         let key = LinkKeyRef { domain, code };
@@ -279,8 +307,8 @@ impl Snapshot {
             .map(|value| LinkView { domain, value })
     }
 
-    /// [`Snapshot::get_in`] on a version-1 or version-2 file: kept off the
-    /// version-3 path, which pays one comparison for them.
+    /// [`Snapshot::get_in`] on a file older than version 5: kept off the
+    /// version-5 path, which pays one comparison for them.
     #[cold]
     #[inline(never)]
     fn get_older(&self, domain: u32, code: &[u8]) -> Option<LinkView<'_>> {
@@ -305,17 +333,26 @@ impl Snapshot {
     /// [`LinkView::has_extra`] have them (version 3). Not on the path of a
     /// link without them.
     pub fn extra_in(&self, domain: u32, code: &[u8]) -> Option<ExtraView<'_>> {
-        if self.layout != Layout::V3 {
-            return None;
-        }
+        let extras = match self.layout {
+            Layout::V1 | Layout::V2 => return None,
+            Layout::V3 => &self.root_v3().extras,
+            Layout::V5 => &self.root().extras,
+        };
         let key = LinkKeyRef { domain, code };
-        self.extras()
+        extras
             .get_with(&key, |q, k| q.matches(k))
             .map(|value| ExtraView { value })
     }
 
-    fn extras(&self) -> &ArchivedExtraMap {
-        &self.root().extras
+    /// The rules and split of `(domain, code)`: only links whose view says
+    /// [`LinkView::has_rules`] have them (version 5). Not on the path of a
+    /// link without them.
+    pub fn rules_in(&self, domain: u32, code: &[u8]) -> Option<&ArchivedRulesValue> {
+        if self.layout != Layout::V5 {
+            return None;
+        }
+        let key = LinkKeyRef { domain, code };
+        self.root().rules.get_with(&key, |q, k| q.matches(k))
     }
 
     /// Every link, in table order (not sorted), with its code; the domain
@@ -422,6 +459,8 @@ struct RootParts<'a> {
     links: &'a ArchivedLinkMap,
     /// Version 3's extras; `None` for version 2.
     extras: Option<&'a ArchivedExtraMap>,
+    /// Version 5's rules; `None` before.
+    rules: Option<&'a ArchivedRulesMap>,
 }
 
 /// The version-2 and version-3 rules beyond rkyv's: domains (known flags,
@@ -498,12 +537,13 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
         });
     }
     check_count(header, root.links.len())?;
-    let known_flags = if root.extras.is_some() {
-        KNOWN_FLAGS
-    } else {
-        KNOWN_FLAGS_V2
+    let known_flags = match (root.extras, root.rules) {
+        (_, Some(_)) => KNOWN_FLAGS,
+        (Some(_), None) => KNOWN_FLAGS_V3,
+        (None, None) => KNOWN_FLAGS_V2,
     };
     let mut flagged = 0usize;
+    let mut with_rules = 0usize;
     for (key, value) in root.links.iter() {
         let domain = key.domain.to_native();
         let code = key.code.as_str();
@@ -526,6 +566,21 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
                 .ok_or_else(|| invalid(LinkError::Flags { flags: value.flags }))?;
             check_extra(value, extra).map_err(invalid)?;
         }
+        if let Some(rules) = root.rules
+            && value.flags & FLAG_RULES != 0
+        {
+            with_rules += 1;
+            let key = LinkKeyRef {
+                domain,
+                code: code.as_bytes(),
+            };
+            let value = rules
+                .get_with(&key, |q, k| q.matches(k))
+                .ok_or_else(|| invalid(LinkError::Flags { flags: value.flags }))?;
+            value
+                .to_owned_rules()
+                .map_err(|reason| invalid(LinkError::ArchivedRules(reason)))?;
+        }
         if ids.binary_search(&domain).is_err() {
             return Err(SnapshotError::UnknownDomain {
                 domain,
@@ -539,6 +594,14 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
         return Err(SnapshotError::ExtrasMismatch {
             flagged,
             extras: extras.len(),
+        });
+    }
+    if let Some(rules) = root.rules
+        && rules.len() != with_rules
+    {
+        return Err(SnapshotError::RulesMismatch {
+            flagged: with_rules,
+            rules: rules.len(),
         });
     }
     Ok(())
@@ -649,6 +712,12 @@ impl<'a> LinkView<'a> {
         self.value.flags & FLAG_EXTRA != 0
     }
 
+    /// Whether the link has rules or a split ([`Snapshot::rules_in`]).
+    #[inline]
+    pub fn has_rules(&self) -> bool {
+        self.value.flags & FLAG_RULES != 0
+    }
+
     /// The raw flag bits: [`FLAG_DISABLED`], [`FLAG_FORWARD_QUERY`],
     /// [`FLAG_EXTRA`] (one load for callers that test several).
     #[inline]
@@ -693,6 +762,8 @@ impl<'a> LinkView<'a> {
             valid_since: None,
             expired_url: None,
             org_id: self.org_id(),
+            rules: Vec::new(),
+            split: Vec::new(),
         }
     }
 }

@@ -196,7 +196,7 @@ fn links_are_keyed_by_domain_and_code() {
     }
     builder.write_to(&path).unwrap();
     let snapshot = Snapshot::open(&path).unwrap();
-    assert_eq!(snapshot.header().version, 4);
+    assert_eq!(snapshot.header().version, 5);
     assert_eq!(snapshot.len(), 3);
     assert_eq!(snapshot.get("same").unwrap().org_id(), 1);
     assert_eq!(snapshot.get_in(7, b"same").unwrap().org_id(), 7001);
@@ -328,4 +328,90 @@ fn lifecycle_extras_round_trip_and_bad_ones_are_refused() {
         })
         .unwrap_err();
     assert!(err.to_string().contains("expired_url"), "{err}");
+}
+
+#[test]
+fn rules_and_splits_live_in_their_own_map() {
+    use snapshots::RedirectStatus;
+    use snapshots::rules::{Conditions, Device, QueryCondition, Rule, Variant};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.snap");
+    let rules = vec![
+        Rule {
+            when: Conditions {
+                device: vec![Device::Mobile],
+                country: vec!["DE".into()],
+                ..Conditions::default()
+            },
+            target: "https://m.example/".into(),
+            status: Some(RedirectStatus::Found),
+        },
+        Rule {
+            when: Conditions {
+                query: Some(QueryCondition {
+                    name: "ref".into(),
+                    equals: Some("mail".into()),
+                }),
+                from: Some(1_800_000_000),
+                ..Conditions::default()
+            },
+            target: "https://mail.example/".into(),
+            status: None,
+        },
+    ];
+    let split = vec![
+        Variant {
+            target: "https://a.example/".into(),
+            weight: 25,
+            status: None,
+        },
+        Variant {
+            target: "https://b.example/".into(),
+            weight: 75,
+            status: None,
+        },
+    ];
+    let ruled = Link {
+        rules: rules.clone(),
+        split: split.clone(),
+        valid_since: Some(1_700_000_000),
+        ..Link::new("ruled", "https://plain.example/")
+    };
+    let split_only = Link {
+        split: split.clone(),
+        ..Link::new("split", "https://plain.example/")
+    };
+    common::build(
+        &path,
+        &[
+            ruled,
+            split_only,
+            Link::new("plain", "https://plain.example/"),
+        ],
+        1,
+    );
+    let snapshot = Snapshot::open(&path).unwrap();
+    assert_eq!(snapshot.header().version, 5);
+    let view = snapshot.get("ruled").unwrap();
+    assert!(view.has_rules() && view.has_extra());
+    let (back, back_split) = snapshot
+        .rules_in(0, b"ruled")
+        .unwrap()
+        .to_owned_rules()
+        .unwrap();
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0], rules[0]);
+    // A rule without its own status serves the link's.
+    assert_eq!(back[1].status, Some(RedirectStatus::MovedPermanently));
+    assert_eq!(back[1].when, rules[1].when);
+    assert_eq!(
+        back_split.iter().map(|v| v.weight).collect::<Vec<_>>(),
+        [25, 75]
+    );
+    let split_view = snapshot.get("split").unwrap();
+    assert!(split_view.has_rules() && !split_view.has_extra());
+    assert_eq!(snapshot.rules_in(0, b"split").unwrap().rules.len(), 0);
+    let plain = snapshot.get("plain").unwrap();
+    assert!(!plain.has_rules());
+    assert!(snapshot.rules_in(0, b"plain").is_none());
 }
