@@ -142,6 +142,10 @@ pub struct Config {
     /// This node's id in click records and the subject `clicks.<node_id>`.
     /// Default: the host name (characters outside `[A-Za-z0-9_-]` become `_`).
     pub node_id: Option<String>,
+    /// A MaxMind-format GeoIP database (`.mmdb`) for redirect rules on the
+    /// visitor's country; memory-mapped. Default: none (country rules never
+    /// match, counted in `engine_rules_without_geoip_total`).
+    pub geoip: Option<PathBuf>,
     /// Peers whose `client_ip_header` is believed (addresses or CIDR
     /// blocks). Default: none (the socket peer is the client).
     pub trusted_proxies: Vec<String>,
@@ -213,6 +217,7 @@ impl Default for Config {
             watch_interval_ms: 2000,
             clicks: true,
             node_id: None,
+            geoip: None,
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::XForwardedFor,
             click_ipv4_prefix: 24,

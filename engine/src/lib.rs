@@ -78,6 +78,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod geoip;
 pub mod http;
 pub mod links;
 pub mod loader;

@@ -145,6 +145,9 @@ struct ServeArgs {
     /// Node id in click records and the subject clicks.<node-id> [default: the host name].
     #[arg(long)]
     node_id: Option<String>,
+    /// MaxMind-format GeoIP database (.mmdb) for redirect rules on the visitor's country [default: none; country rules never match].
+    #[arg(long)]
+    geoip: Option<PathBuf>,
     /// A proxy whose --client-ip-header is believed (address or CIDR; repeat for more) [default: none].
     #[arg(long = "trusted-proxy")]
     trusted_proxies: Vec<String>,
@@ -188,7 +191,7 @@ impl ServeArgs {
                 unknown_host, pull_interval_ms;
                 optional: node_id, snapshot, state_dir, cores, nats, nats_user,
                 nats_password_file, admin_token, root_redirect, tls_listen, tls_certs,
-                tls_ticket_key_file, tls_default_cert, pull_snapshot
+                tls_ticket_key_file, tls_default_cert, pull_snapshot, geoip
             );
             if self.no_clicks {
                 config.clicks = false;

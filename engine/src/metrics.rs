@@ -78,6 +78,9 @@ pub struct CoreMetrics {
     pub unknown_codes: Counter,
     /// Requests whose `Host` names no served domain (404).
     pub unknown_hosts: Counter,
+    /// Visits to a link with a country rule while the engine has no GeoIP
+    /// database (the rule could not match).
+    pub rules_without_geoip: Counter,
     /// Request latency from the read that completed it to the written answer.
     pub latency_buckets: [Counter; LATENCY_BOUNDS_US.len() + 1],
     pub latency_sum_ns: Counter,

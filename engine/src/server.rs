@@ -87,6 +87,17 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         None => (None, None),
     };
 
+    // Opened once, before any core starts: a bad file stops the start with
+    // its reason rather than silently disabling country rules.
+    let geoip = match &config.geoip {
+        Some(path) => {
+            let db = crate::geoip::GeoIp::open(path)?;
+            tracing::info!(path = %path.display(), ?db, "GeoIP database for country rules");
+            Some(Arc::new(db))
+        }
+        None => None,
+    };
+
     let spool_dir = state.spool();
     let (shared, receivers) = Shared::new(config.clone(), cpus.len(), state, tls_control);
     *shared.watched.lock().expect("fresh lock") = config
@@ -166,6 +177,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             metrics,
             snapshot.clone(),
             clicks,
+            geoip.clone(),
             started,
         )?;
         // Tell the main thread when the core's thread ends, however it ends.

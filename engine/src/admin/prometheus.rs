@@ -90,6 +90,12 @@ pub fn render(shared: &Shared) -> String {
         |m| m.unknown_hosts.get()
     );
     per_core!(
+        "engine_rules_without_geoip_total",
+        "counter",
+        "Visits to links with a country rule while the engine has no GeoIP database (--geoip): the rule could not match.",
+        |m| m.rules_without_geoip.get()
+    );
+    per_core!(
         "engine_core_snapshot_sequence",
         "gauge",
         "Sequence of the snapshot the core serves (-1: none).",

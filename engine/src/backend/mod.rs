@@ -104,6 +104,7 @@ pub fn spawn(
     metrics: Arc<CoreMetrics>,
     snapshot: Option<Arc<Snapshot>>,
     clicks: Option<ClickBuffer>,
+    geoip: Option<Arc<crate::geoip::GeoIp>>,
     started: mpsc::Sender<Started>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -149,7 +150,10 @@ pub fn spawn(
                         }
                     },
                 };
-                let core = Rc::new(Core::new(id, &config, metrics, snapshot, clicks));
+                let core = Rc::new(Core {
+                    geoip,
+                    ..Core::new(id, &config, metrics, snapshot, clicks)
+                });
                 *core.tls.borrow_mut() = tls.map(|(_, config)| config);
                 // The ring's loop ticks itself and takes the channel; on
                 // glommio's sockets the timer task below ticks.

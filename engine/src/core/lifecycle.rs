@@ -29,17 +29,22 @@ pub struct Target<'a> {
     pub forward_query: bool,
     /// The link has lifecycle extras (`CoreState::extra_in`).
     pub has_extra: bool,
+    /// The link has redirect rules or a split (`CoreState::rules_in`).
+    pub has_rules: bool,
     /// The organisation owning the link, for its click record (0: unknown).
     pub org_id: u64,
 }
 
 impl Target<'_> {
     /// Whether the link simply redirects at `now` (unix seconds): not
-    /// disabled, not expired, no extras. The others take
+    /// disabled, not expired, no extras, no rules. The others take
     /// [`Target::answer`]'s slower path.
     #[inline]
     pub fn redirects_plainly(&self, now: i64) -> bool {
-        !(self.disabled || self.has_extra || (self.expires_at != 0 && now >= self.expires_at))
+        !(self.disabled
+            || self.has_extra
+            || self.has_rules
+            || (self.expires_at != 0 && now >= self.expires_at))
     }
 }
 
@@ -112,6 +117,7 @@ mod tests {
             disabled,
             forward_query: false,
             has_extra: true,
+            has_rules: false,
             org_id: 0,
         }
     }

@@ -19,6 +19,7 @@ pub mod command;
 pub mod domains;
 pub mod fxhash;
 pub mod lifecycle;
+pub mod rules;
 pub mod session;
 pub mod state;
 
@@ -86,6 +87,9 @@ pub struct Core {
     /// control thread sent, [`command::Command::Tls`]); `None` without TLS.
     /// Established connections keep the one they started with.
     pub tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+    /// The GeoIP database country rules read (`--geoip`), shared by every
+    /// core; `None`: country rules never match.
+    pub geoip: Option<Arc<crate::geoip::GeoIp>>,
 }
 
 impl Core {
@@ -137,6 +141,7 @@ impl Core {
             ipv4_prefix: config.click_ipv4_prefix,
             ipv6_prefix: config.click_ipv6_prefix,
             tls: RefCell::new(None),
+            geoip: None,
         }
     }
 

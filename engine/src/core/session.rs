@@ -361,22 +361,23 @@ pub fn answer(
             match answer {
                 Answer::Redirect { lifetime } => {
                     let query = if target.forward_query { req.query } else { b"" };
+                    let (location, status, lifetime, rule) = if target.has_rules {
+                        // The answer depends on who asks: never cached.
+                        match choose_rule(core, &state, req, peer, (domain.id, code), now) {
+                            Some(chosen) => (chosen.location, chosen.status, 0, chosen.rule),
+                            None => (target.location, target.status, 0, 0),
+                        }
+                    } else {
+                        (target.location, target.status, lifetime, 0)
+                    };
                     // A cached permanent redirect must not outlive the link.
-                    pre.redirect_with(
-                        out,
-                        target.status,
-                        target.location,
-                        query,
-                        persist,
-                        lifetime,
-                        hsts,
-                    );
-                    let status = target.status.code();
+                    pre.redirect_with(out, status, location, query, persist, lifetime, hsts);
+                    let status = status.code();
                     capture(
                         core,
                         req,
                         peer,
-                        (code, target.org_id),
+                        (code, target.org_id, rule),
                         &domain.name,
                         status,
                         now_ms,
@@ -391,7 +392,7 @@ pub fn answer(
                         core,
                         req,
                         peer,
-                        (code, target.org_id),
+                        (code, target.org_id, 0),
                         &domain.name,
                         302,
                         now_ms,
@@ -408,7 +409,7 @@ pub fn answer(
                         core,
                         req,
                         peer,
-                        (code, target.org_id),
+                        (code, target.org_id, 0),
                         &domain.name,
                         status,
                         now_ms,
@@ -451,28 +452,62 @@ fn not_found(
     }
 }
 
+/// Which of a link's rules or split variants serves this request (`None`:
+/// the link's own target). Off the plain path: only links with rules.
+#[cold]
+#[inline(never)]
+fn choose_rule<'s>(
+    core: &Core,
+    state: &'s super::state::CoreState,
+    req: &Request<'_>,
+    peer: IpAddr,
+    (domain, code): (u32, &[u8]),
+    now: i64,
+) -> Option<super::rules::Chosen<'s>> {
+    let rules = state.rules_in(domain, code)?;
+    let client = visitor(core, req, peer);
+    let visit = super::rules::Visit {
+        code,
+        user_agent: req.user_agent,
+        accept_language: req.accept_language,
+        query: req.query,
+        client,
+        client_prefix: cut(client, core.ipv4_prefix, core.ipv6_prefix),
+        now,
+    };
+    super::rules::choose(rules, &visit, core.geoip.as_deref(), || {
+        core.metrics.rules_without_geoip.inc()
+    })
+}
+
+/// The visitor's address: the peer, or what a trusted proxy's header says.
+#[inline]
+fn visitor(core: &Core, req: &Request<'_>, peer: IpAddr) -> IpAddr {
+    let header = match core.client_ip_header {
+        ClientIpHeader::XForwardedFor => req.x_forwarded_for,
+        ClientIpHeader::Forwarded => req.forwarded,
+        ClientIpHeader::XRealIp => req.x_real_ip,
+    };
+    client_ip(peer, &core.proxies, core.client_ip_header, header)
+}
+
 /// Records a click for a redirect, or for an expired or disabled link, when
 /// capture is on; the client address is cut to its kept prefix here, so no
-/// full address leaves the process. `link`: the code and its owner's org.
+/// full address leaves the process. `link`: the code, its owner's org, and
+/// the rule that served it (0: the link's own target).
 #[inline]
 fn capture(
     core: &Core,
     req: &Request<'_>,
     peer: IpAddr,
-    (code, org_id): (&[u8], u64),
+    (code, org_id, rule): (&[u8], u64, u8),
     domain: &[u8],
     status: u16,
     now_ms: u64,
 ) {
     let mut clicks = core.clicks.borrow_mut();
     if let Some(buffer) = clicks.as_mut() {
-        let header = match core.client_ip_header {
-            ClientIpHeader::XForwardedFor => req.x_forwarded_for,
-            ClientIpHeader::Forwarded => req.forwarded,
-            ClientIpHeader::XRealIp => req.x_real_ip,
-        };
-        let ip = client_ip(peer, &core.proxies, core.client_ip_header, header);
-        let ip = cut(ip, core.ipv4_prefix, core.ipv6_prefix);
+        let ip = cut(visitor(core, req, peer), core.ipv4_prefix, core.ipv6_prefix);
         buffer.record(|event_id| ClickEvent {
             event_id,
             ts_ms: now_ms,
@@ -485,9 +520,7 @@ fn capture(
             host: req.host,
             domain,
             org_id,
-            // Which redirect rule served the visit: the link's own target
-            // until the engine has rules.
-            rule: 0,
+            rule: u16::from(rule),
         });
     }
 }
@@ -520,6 +553,46 @@ mod tests {
         builder
             .push(Link::new("old", "https://example.com/old"))
             .unwrap();
+        // Rules that all fail, then a split: every condition is evaluated.
+        use snapshots::rules::{Conditions, Device, QueryCondition, Rule, Variant};
+        let rule = |when: Conditions| Rule {
+            when,
+            target: "https://example.com/rule".into(),
+            status: None,
+        };
+        builder
+            .push(Link {
+                rules: vec![
+                    rule(Conditions {
+                        device: vec![Device::Mobile],
+                        ..Conditions::default()
+                    }),
+                    rule(Conditions {
+                        language: vec!["fr".into()],
+                        ..Conditions::default()
+                    }),
+                    rule(Conditions {
+                        query: Some(QueryCondition {
+                            name: "r%20f".into(),
+                            equals: Some("a b".into()),
+                        }),
+                        ..Conditions::default()
+                    }),
+                    rule(Conditions {
+                        country: vec!["DE".into()],
+                        ..Conditions::default()
+                    }),
+                ],
+                split: ["https://example.com/a", "https://example.com/b"]
+                    .map(|target| Variant {
+                        target: target.into(),
+                        weight: 50,
+                        status: None,
+                    })
+                    .to_vec(),
+                ..Link::new("ruled", "https://example.com/r")
+            })
+            .unwrap();
         builder.write_to(&path).unwrap();
         let snapshot = Arc::new(Snapshot::open(&path).unwrap());
         let (tx, _rx) = crate::clicks::handoff::channel(4).unwrap();
@@ -539,7 +612,11 @@ mod tests {
             trusted_proxies: vec!["192.0.2.0/24".into()],
             ..Config::default()
         };
-        let core = Core::new(0, &config, metrics, Some(snapshot), Some(clicks));
+        let geoip = crate::geoip::GeoIp::open(&testkit::fixtures::geoip_city()).unwrap();
+        let core = Core {
+            geoip: Some(Arc::new(geoip)),
+            ..Core::new(0, &config, metrics, Some(snapshot), Some(clicks))
+        };
         core.state
             .borrow_mut()
             .apply(Arc::new(DeltaRecord::from(LinkDelta::upsert(
@@ -549,8 +626,9 @@ mod tests {
         core.state
             .borrow_mut()
             .apply(Arc::new(DeltaRecord::from(LinkDelta::delete(3, "old"))));
-        let requests: [&[u8]; 7] = [
+        let requests: [&[u8]; 8] = [
             b"GET /abc?utm=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: x\r\nReferer: r\r\n\r\n",
+            b"GET /ruled?x=1&r+f=a%20c HTTP/1.1\r\nHost: h\r\nUser-Agent: Mozilla/5.0 (Windows NT 10.0)\r\nAccept-Language: en, fr;q=0.5\r\nX-Forwarded-For: 81.2.69.142\r\n\r\n",
             b"HEAD /new HTTP/1.1\r\nHost: h\r\n\r\n",
             b"GET /%61b%63 HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.77\r\n\r\n",
             b"GET /old HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -582,9 +660,14 @@ mod tests {
             text.contains("Location: https://example.com/a?x=1&utm=1#f"),
             "{text}"
         );
-        // abc, new and %61b%63 are clicks; the deleted and the unknown
-        // code are only counted.
-        assert_eq!(core.metrics.clicks_captured.get(), 1001 * 3);
+        assert!(
+            text.contains("Location: https://example.com/a")
+                || text.contains("Location: https://example.com/b"),
+            "{text}"
+        );
+        // abc, ruled, new and %61b%63 are clicks; the deleted and the
+        // unknown code are only counted.
+        assert_eq!(core.metrics.clicks_captured.get(), 1001 * 4);
         assert_eq!(core.metrics.unknown_codes.get(), 1001 * 2);
     }
 

@@ -7,6 +7,7 @@ use super::domains::{DomainChange, DomainTable, UnknownHost};
 use super::fxhash::FxHasher;
 use super::lifecycle::{Extra, Target};
 use snapshots::delta::{LinkChange, LinkDelta};
+use snapshots::rules::{ArchivedRulesValue, RulesBytes};
 use snapshots::{RedirectStatus, Snapshot};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -48,6 +49,9 @@ pub struct DeltaLink {
     pub expired_url: Box<str>,
     /// The owning organisation, for click records (0: unknown).
     pub org_id: u64,
+    /// Redirect rules and split, archived once here so the request path
+    /// reads them like a snapshot's; `None`: none.
+    pub rules: Option<RulesBytes>,
 }
 
 impl DeltaLink {
@@ -59,20 +63,26 @@ impl DeltaLink {
 impl From<LinkDelta> for DeltaRecord {
     fn from(delta: LinkDelta) -> DeltaRecord {
         let change = match delta.change {
-            LinkChange::Upsert { link } => DeltaChange::Link {
-                domain: link.domain,
-                code: link.code.into_boxed_str(),
-                link: Some(DeltaLink {
-                    target: link.target.into_boxed_str(),
-                    status: link.status,
-                    expires_at: link.expires_at.unwrap_or(0),
-                    disabled: link.disabled,
-                    forward_query: link.forward_query,
-                    valid_since: link.valid_since.unwrap_or(0),
-                    expired_url: link.expired_url.unwrap_or_default().into_boxed_str(),
-                    org_id: link.org_id,
-                }),
-            },
+            LinkChange::Upsert { link } => {
+                let rules = link
+                    .has_rules()
+                    .then(|| RulesBytes::new(&link.rules, &link.split, link.status));
+                DeltaChange::Link {
+                    domain: link.domain,
+                    code: link.code.into_boxed_str(),
+                    link: Some(DeltaLink {
+                        target: link.target.into_boxed_str(),
+                        status: link.status,
+                        expires_at: link.expires_at.unwrap_or(0),
+                        disabled: link.disabled,
+                        forward_query: link.forward_query,
+                        valid_since: link.valid_since.unwrap_or(0),
+                        expired_url: link.expired_url.unwrap_or_default().into_boxed_str(),
+                        org_id: link.org_id,
+                        rules,
+                    }),
+                }
+            }
             LinkChange::Delete { domain, code } => DeltaChange::Link {
                 domain,
                 code: code.into_boxed_str(),
@@ -199,6 +209,7 @@ impl CoreState {
                     disabled: link.disabled,
                     forward_query: link.forward_query,
                     has_extra: link.has_extra(),
+                    has_rules: link.rules.is_some(),
                     org_id: link.org_id,
                 }),
                 None => Lookup::Missing,
@@ -215,6 +226,7 @@ impl CoreState {
                 disabled: view.disabled(),
                 forward_query: view.forward_query(),
                 has_extra: view.has_extra(),
+                has_rules: view.has_rules(),
                 org_id: view.org_id(),
             }),
             None => Lookup::Missing,
@@ -240,6 +252,19 @@ impl CoreState {
             valid_since: extra.valid_since().unwrap_or(0),
             expired_url: extra.expired_url().unwrap_or("").as_bytes(),
         })
+    }
+
+    /// The rules of `(domain, code)`, from where [`CoreState::lookup_in`]
+    /// found the link; only for a link whose target says `has_rules`.
+    pub fn rules_in(&self, domain: u32, code: &[u8]) -> Option<&ArchivedRulesValue> {
+        let mut buf = [0u8; MAX_KEY_LEN];
+        if let Some(key) = delta_key(domain, code, &mut buf)
+            && let Some(record) = self.deltas.get(key)
+            && let DeltaChange::Link { link, .. } = &record.change
+        {
+            return link.as_ref()?.rules.as_ref().map(RulesBytes::get);
+        }
+        self.snapshot.as_ref()?.rules_in(domain, code)
     }
 
     /// Swaps the snapshot in and prunes the deltas it covers; returns the
@@ -548,6 +573,56 @@ mod domain_tests {
                 expired_url: b"https://t/over"
             })
         );
+    }
+
+    #[test]
+    fn rules_come_from_where_the_link_was_found() {
+        use snapshots::rules::{Conditions, Device, Rule};
+        let mobile = |target: &str| Rule {
+            when: Conditions {
+                device: vec![Device::Mobile],
+                ..Conditions::default()
+            },
+            target: target.into(),
+            status: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        let mut builder = SnapshotBuilder::new(5);
+        builder
+            .push(Link {
+                rules: vec![mobile("https://t/m")],
+                ..Link::new("a", "https://t/a")
+            })
+            .unwrap();
+        builder.push(Link::new("b", "https://t/b")).unwrap();
+        builder.write_to(&path).unwrap();
+        let mut state = CoreState::new(None, UnknownHost::Auto);
+        state.install(Arc::new(Snapshot::open(&path).unwrap()));
+        let ruled = |state: &CoreState, code: &str| match state.lookup(code.as_bytes()) {
+            Lookup::Found(t) => t.has_rules && !t.redirects_plainly(0),
+            other => panic!("{other:?}"),
+        };
+        assert!(ruled(&state, "a") && !ruled(&state, "b"));
+        let target = |state: &CoreState, code: &[u8]| {
+            state
+                .rules_in(0, code)
+                .map(|r| r.rules[0].target.as_str().to_owned())
+        };
+        assert_eq!(target(&state, b"a").as_deref(), Some("https://t/m"));
+        assert_eq!(target(&state, b"b"), None);
+        // A delta replaces the link, rules and all.
+        state.apply(Arc::new(
+            LinkDelta::upsert(6, Link::new("a", "https://t/a2")).into(),
+        ));
+        let link = Link {
+            rules: vec![mobile("https://t/m2")],
+            ..Link::new("b", "https://t/b")
+        };
+        state.apply(Arc::new(LinkDelta::upsert(7, link).into()));
+        assert!(!ruled(&state, "a") && ruled(&state, "b"));
+        assert_eq!(target(&state, b"a"), None);
+        assert_eq!(target(&state, b"b").as_deref(), Some("https://t/m2"));
     }
 
     #[test]

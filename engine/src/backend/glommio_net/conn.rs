@@ -102,11 +102,9 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>, sweeper: Rc<Sweeper>) 
         stream.as_raw_fd(),
         accepted + core.crowded_first_byte,
     );
-    // Only click records need the peer (one system call per connection).
-    let peer = match core.clicks.borrow().is_some() {
-        true => stream.peer_addr().map_or(UNSPECIFIED, |a| a.ip()),
-        false => UNSPECIFIED,
-    };
+    // Click records and redirect rules need the peer (one system call per
+    // connection; links with rules may arrive in any delta).
+    let peer = stream.peer_addr().map_or(UNSPECIFIED, |a| a.ip());
 
     loop {
         let pending = session.pending(filled);

@@ -46,10 +46,8 @@ pub async fn serve(mut stream: TcpStream, core: Rc<Core>, sweeper: Rc<Sweeper>) 
         stream.as_raw_fd(),
         accepted + core.crowded_first_byte,
     );
-    let peer = match core.clicks.borrow().is_some() {
-        true => stream.peer_addr().map_or(UNSPECIFIED, |a| a.ip()),
-        false => UNSPECIFIED,
-    };
+    // Click records and redirect rules need the peer.
+    let peer = stream.peer_addr().map_or(UNSPECIFIED, |a| a.ip());
     // Decrypted bytes waiting, plus one while the handshake is not done.
     let buffered = |tls: &TlsConn| tls.plaintext().len() + usize::from(tls.is_handshaking());
 

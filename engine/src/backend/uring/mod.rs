@@ -118,7 +118,6 @@ pub struct Driver {
     accept_retry: Option<Instant>,
     conns: Slab,
     max_connections: usize,
-    capture_peer: bool,
     /// Connections with output to send at the end of this turn.
     dirty: Vec<u32>,
     /// Connections whose receive is re-armed at the end of this turn.
@@ -146,7 +145,6 @@ impl Driver {
     ) -> io::Result<Driver> {
         let (ring, flavor) = setup::build(setup::SQ_ENTRIES, setup::CQ_ENTRIES)?;
         let buffers = BufRing::register(&ring.submitter(), buffers, BUFFER_SIZE, BUFFER_GROUP)?;
-        let capture_peer = core.clicks.borrow().is_some();
         Ok(Driver {
             ring,
             buffers,
@@ -159,7 +157,6 @@ impl Driver {
             accept_retry: None,
             conns: Slab::default(),
             max_connections: max_connections.min(MAX_SLOTS as usize),
-            capture_peer,
             dirty: Vec::with_capacity(1024),
             rearm: Vec::with_capacity(1024),
             completions: Vec::with_capacity(setup::CQ_ENTRIES as usize),
@@ -349,12 +346,10 @@ impl Driver {
         core.metrics.connections_accepted.inc();
         core.metrics.connections_open.add(1);
         core.open.set(core.open.get() + 1);
-        // Only click records need the peer (one system call per connection).
-        let peer = if self.capture_peer {
-            peer_ip(fd)
-        } else {
-            UNSPECIFIED
-        };
+        // Click records and redirect rules (a country, a split's visitor)
+        // need the peer: one system call per connection. Links with rules
+        // may arrive in any delta, so every connection reads it.
+        let peer = peer_ip(fd);
         let slot = self.conns.insert(fd, peer, now, tls);
         self.arm_recv(slot);
     }
