@@ -488,6 +488,27 @@ pub fn access_rules(bytes: &[u8]) -> Result<&ArchivedRulesValue, rancor::Error> 
     rkyv::access::<ArchivedRulesValue, rancor::Error>(bytes)
 }
 
+/// A link's rules archived in memory, for a process that holds them outside
+/// a snapshot (the engine's delta map): made once, read in place as often
+/// as needed without checking again.
+#[derive(Debug)]
+pub struct RulesBytes(AlignedVec);
+
+impl RulesBytes {
+    /// Archives valid rules; `status`: the link's.
+    pub fn new(rules: &[Rule], split: &[Variant], status: RedirectStatus) -> Self {
+        RulesBytes(RulesValue::new(rules, split, status).to_bytes())
+    }
+
+    /// The archived rules.
+    #[inline]
+    pub fn get(&self) -> &ArchivedRulesValue {
+        // SAFETY: the bytes were written by `RulesValue::to_bytes` in `new`
+        // and are never changed, so they hold a valid archived root.
+        unsafe { rkyv::access_unchecked::<ArchivedRulesValue>(&self.0) }
+    }
+}
+
 /// Why archived rules do not read back as valid owned ones.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ArchivedRulesError {
