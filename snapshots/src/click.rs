@@ -58,8 +58,9 @@ pub struct ClickEvent<'a> {
     /// The organisation owning the link (version 3; 0: unknown, a missing
     /// code, or an older batch), so analytics keys every row by org.
     pub org_id: u64,
-    /// Which redirect rule or A/B variant served the visit (version 3);
-    /// 0: the link's own target (and every older batch).
+    /// Which redirect rule or A/B variant served the visit (version 3):
+    /// 0 the link's own target (and every older batch), `i + 1` its rule
+    /// `i`, `100 + j` its split's variant `j` (`rules::VARIANT_RULE_BASE`).
     pub rule: u16,
 }
 
