@@ -78,8 +78,10 @@ impl GeoIp {
                 .flatten()
                 .and_then(|code| <[u8; 2]>::try_from(code.as_bytes()).ok())
         };
-        code(&path!["country_code"])
-            .or_else(|| code(&path!["country", "iso_code"]))
+        // GeoIP2's shape first: the common one, and the flat key is absent
+        // from its records (a miss there costs a full map scan).
+        code(&path!["country", "iso_code"])
+            .or_else(|| code(&path!["country_code"]))
             .or_else(|| code(&path!["registered_country", "iso_code"]))
     }
 }

@@ -23,13 +23,16 @@
 //!   gets one variant on every visit and every engine, with no state.
 
 use crate::geoip::GeoIp;
+use memchr::memmem::Finder;
 use snapshots::RedirectStatus;
 use snapshots::rules::{
     ArchivedRuleValue, ArchivedRulesValue, Device, MAX_QUERY_NAME, MAX_QUERY_VALUE, Os,
     QUERY_EQUALS, QUERY_PRESENT, VARIANT_RULE_BASE,
 };
 use std::cell::Cell;
+use std::hash::Hasher;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 /// What rule evaluation reads of a request.
 #[derive(Debug, Clone, Copy)]
@@ -188,33 +191,75 @@ fn holds(rule: &ArchivedRuleValue, facts: &Facts<'_>, missed_geoip: &mut bool) -
     true
 }
 
-/// Device and OS bits of a user agent.
+/// The user-agent tokens [`classify`] looks for, each searcher built once
+/// per process (building one costs more than a search).
+struct Tokens([Finder<'static>; 9]);
+
+static TOKENS: LazyLock<Tokens> = LazyLock::new(|| {
+    Tokens(
+        [
+            b"iPad".as_slice(),
+            b"iPhone",
+            b"iPod",
+            b"Android",
+            b"Mobile",
+            b"Windows",
+            b"CrOS",
+            b"Mac",
+            b"Linux",
+        ]
+        .map(|needle| Finder::new(needle).into_owned()),
+    )
+});
+
+/// Device and OS bits of a user agent. The system is named in the first
+/// parenthesised part (`Mozilla/5.0 (iPhone; CPU iPhone OS ...)`), so only
+/// that part is searched, except for Android's `Mobile`, which comes after.
 fn classify(agent: &[u8]) -> (u8, u8) {
-    let has = |needle: &[u8]| memchr::memmem::find(agent, needle).is_some();
-    let (os, device) = if has(b"iPad") {
+    let platform = match memchr::memchr(b'(', agent) {
+        Some(open) => {
+            let rest = &agent[open + 1..];
+            &rest[..memchr::memchr(b')', rest).unwrap_or(rest.len())]
+        }
+        None => agent,
+    };
+    let [
+        ipad,
+        iphone,
+        ipod,
+        android,
+        mobile,
+        windows,
+        cros,
+        mac,
+        linux,
+    ] = &TOKENS.0;
+    let has = |finder: &Finder<'_>| finder.find(platform).is_some();
+    let (os, device) = if has(ipad) {
         (Os::Ios, Device::Tablet)
-    } else if has(b"iPhone") || has(b"iPod") {
+    } else if has(iphone) || has(ipod) {
         (Os::Ios, Device::Mobile)
-    } else if has(b"Android") {
+    } else if has(android) {
         // Android tablets leave `Mobile` out of their user agent.
-        let device = if has(b"Mobile") {
+        let device = if mobile.find(agent).is_some() {
             Device::Mobile
         } else {
             Device::Tablet
         };
         (Os::Android, device)
-    } else if has(b"Windows") {
-        let device = if has(b"Windows Phone") {
+    } else if has(windows) {
+        let device = if has(mobile) {
+            // Windows Phone / Windows Mobile.
             Device::Mobile
         } else {
             Device::Desktop
         };
         (Os::Windows, device)
-    } else if has(b"CrOS") {
+    } else if has(cros) {
         (Os::Chromeos, Device::Desktop)
-    } else if has(b"Macintosh") || has(b"Mac OS X") {
+    } else if has(mac) {
         (Os::Macos, Device::Desktop)
-    } else if has(b"Linux") {
+    } else if has(linux) {
         (Os::Linux, Device::Desktop)
     } else {
         // Unknown system: a desktop of no known family.
@@ -336,19 +381,17 @@ fn decode<'b>(raw: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
     Some(&buf[..len])
 }
 
-/// A stable 64-bit hash of the split's key: FNV-1a over code, address
-/// prefix and user agent, then SplitMix64's finaliser so the low bits the
-/// modulo reads are well mixed. Stable across processes and versions, so
-/// every engine gives a visitor the same variant.
+/// A stable 64-bit hash of the split's key: FxHash (eight bytes a step)
+/// over code, address prefix and user agent, each with its length, then
+/// SplitMix64's finaliser so the low bits the modulo reads are well mixed.
+/// Stable across processes, so every engine gives a visitor the same
+/// variant (changing it reshuffles visitors: a version note).
 fn visitor_hash(visit: &Visit<'_>) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hasher = super::fxhash::FxHasher::default();
     let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            hash = (hash ^ u64::from(b)).wrapping_mul(PRIME);
-        }
-        // A separator, so ("ab", "c") and ("a", "bc") differ.
-        hash = (hash ^ 0xff).wrapping_mul(PRIME);
+        // The length, so ("ab", "c") and ("a", "bc") differ.
+        hasher.write_u64(bytes.len() as u64);
+        hasher.write(bytes);
     };
     eat(visit.code);
     match visit.client_prefix {
@@ -356,6 +399,7 @@ fn visitor_hash(visit: &Visit<'_>) -> u64 {
         IpAddr::V6(ip) => eat(&ip.octets()),
     }
     eat(visit.user_agent);
+    let hash = hasher.finish();
     let mut z = hash.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
