@@ -51,28 +51,9 @@ wait_until() { # CHECK...: for up to $TIMEOUT seconds
   done
 }
 
-APT_UPDATED=0
-apt_install() { # packages...: install those not yet installed, starting no system service
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-  done
-  (( ${#missing[@]} )) || return 0
-  [[ $(id -u) -eq 0 ]] || die "need root to apt-get install ${missing[*]}"
-  echo "clickhouse-cluster.sh: installing ${missing[*]}" >&2
-  if (( ! APT_UPDATED )); then
-    apt-get update -qq >&2
-    APT_UPDATED=1
-  fi
-  local policy=/usr/sbin/policy-rc.d made_policy=0
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
-  fi
-  local rc=0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || rc=$?
-  (( made_policy )) && rm -f "$policy"
-  (( rc == 0 )) || die "apt-get install ${missing[*]} failed (exit $rc)"
-}
+APT_WHO=clickhouse-cluster.sh
+# shellcheck source=deploy/lib/apt.sh
+. "$repo/deploy/lib/apt.sh"
 
 write_zookeeper_config() {
   mkdir -p "$DIR/zookeeper/data"
