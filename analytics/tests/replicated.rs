@@ -76,39 +76,18 @@ impl Cluster {
     /// A sidecar's command line: replicated tables on `replica`, the
     /// shared consumer, `extra` flags after.
     fn sidecar_args(&self, replica: usize, extra: &[&str]) -> Vec<String> {
-        [
-            "run",
-            "--nats",
-            self.nats.url(),
-            "--clickhouse",
-            &self.replicas.url(replica),
-            "--clickhouse-replicated",
-            "--database",
-            &self.database,
-            "--geoip",
-            geoip_fixture().to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:0",
-            "--stream",
-            &self.stream,
-            "--subjects",
-            &self.subjects,
-            "--consumer",
-            &self.consumer,
-            "--clicks-max-bytes",
-            &TEST_MAX_BYTES.to_string(),
-            // What a killed sidecar held comes back in seconds.
-            "--ack-wait-secs",
-            "3",
-            "--raw-retention-days",
-            "36500",
-            "--rollup-retention-days",
-            "36500",
-        ]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect()
+        let mut args = common::sidecar_args(&common::SidecarTarget {
+            nats: self.nats.url(),
+            clickhouse: &self.replicas.url(replica),
+            database: &self.database,
+            stream: &self.stream,
+            subjects: &self.subjects,
+            consumer: &self.consumer,
+        });
+        // What a killed sidecar held comes back in seconds.
+        args.extend(["--clickhouse-replicated", "--ack-wait-secs", "3"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
     }
 
     async fn number(&self, replica: usize, sql: &str) -> u64 {

@@ -62,37 +62,14 @@ impl Env {
 
     /// The sidecar's command line for this namespace.
     pub fn sidecar_args(&self, clickhouse: &str) -> Vec<String> {
-        [
-            "run",
-            "--nats",
-            self.nats.url(),
-            "--clickhouse",
+        sidecar_args(&SidecarTarget {
+            nats: self.nats.url(),
             clickhouse,
-            "--database",
-            self.ch.name(),
-            "--geoip",
-            geoip_fixture().to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:0",
-            "--stream",
-            &self.stream,
-            "--subjects",
-            &self.subjects,
-            "--consumer",
-            &self.consumer,
-            "--clicks-max-bytes",
-            &TEST_MAX_BYTES.to_string(),
-            // The fixtures' clicks are dated November 2025: past the default
-            // 90 days, the retention task at start would drop their
-            // partition under a test's feet (tests/retention.rs tests it).
-            "--raw-retention-days",
-            "36500",
-            "--rollup-retention-days",
-            "36500",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+            database: self.ch.name(),
+            stream: &self.stream,
+            subjects: &self.subjects,
+            consumer: &self.consumer,
+        })
     }
 
     /// Starts the sidecar against the real ClickHouse.
@@ -216,6 +193,53 @@ impl Env {
             "duplicate event ids stored"
         );
     }
+}
+
+/// Where a sidecar reads and writes.
+pub struct SidecarTarget<'a> {
+    pub nats: &'a str,
+    pub clickhouse: &'a str,
+    pub database: &'a str,
+    pub stream: &'a str,
+    pub subjects: &'a str,
+    pub consumer: &'a str,
+}
+
+/// The one sidecar command line the tests use: `target`, the test GeoIP
+/// database, metrics on a free port, the tests' stream size limit, and
+/// retention off.
+pub fn sidecar_args(target: &SidecarTarget<'_>) -> Vec<String> {
+    [
+        "run",
+        "--nats",
+        target.nats,
+        "--clickhouse",
+        target.clickhouse,
+        "--database",
+        target.database,
+        "--geoip",
+        geoip_fixture().to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+        "--stream",
+        target.stream,
+        "--subjects",
+        target.subjects,
+        "--consumer",
+        target.consumer,
+        "--clicks-max-bytes",
+        &TEST_MAX_BYTES.to_string(),
+        // The fixtures' clicks are dated November 2025: past the default
+        // 90 days, the retention task at start would drop their
+        // partition under a test's feet (tests/retention.rs tests it).
+        "--raw-retention-days",
+        "36500",
+        "--rollup-retention-days",
+        "36500",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 pub fn geoip_fixture() -> PathBuf {
