@@ -198,10 +198,12 @@ fn get(file: PathBuf, code: String) -> Result<()> {
     match snapshot.get(&code) {
         Some(link) => {
             let extra = snapshot.extra_in(link.domain(), code.as_bytes());
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&link.to_link_with(&code, extra))?
-            );
+            let mut owned = link.to_link_with(&code, extra);
+            // Rules read back with each rule's and variant's status resolved.
+            if let Some(rules) = snapshot.rules_in(link.domain(), code.as_bytes()) {
+                (owned.rules, owned.split) = rules.to_owned_rules()?;
+            }
+            println!("{}", serde_json::to_string_pretty(&owned)?);
             Ok(())
         }
         None => {
