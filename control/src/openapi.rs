@@ -31,6 +31,8 @@ use utoipa::OpenApi;
     crate::links::input::PatchLink,
     crate::links::utm::Utm,
     crate::links::utm::UtmInput,
+    crate::links::rules::RuleJson,
+    crate::links::rules::ConditionsJson,
     crate::links::bulk::BulkRequest,
     crate::links::bulk::BulkUpdate,
     crate::links::bulk::BulkDelete,

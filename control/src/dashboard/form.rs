@@ -47,6 +47,10 @@ impl FormError {
                 .and_then(|f| f.as_str())
                 .map(|f| match f.strip_prefix("utm.") {
                     Some(name) => format!("utm_{name}"),
+                    // `rules[1].when.country` is about the form's `rules`
+                    // (the message names the place).
+                    None if f == "rules" || f.starts_with("rules[") => "rules".into(),
+                    None if f == "split" || f.starts_with("split[") => "split".into(),
                     None => f.to_owned(),
                 }),
             ApiError::InvalidUrl(_) | ApiError::BlockedHost { .. } => Some("target".into()),
@@ -123,6 +127,26 @@ pub fn text_field(
     }
 }
 
+/// A labelled text area (JSON), with its error beneath.
+pub fn text_area(
+    name: &str,
+    label: &str,
+    value: &str,
+    hint: Option<&str>,
+    error: Option<&FormError>,
+) -> Markup {
+    let err = error_for(error, name);
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            textarea #(name) name=(name) rows="6" spellcheck="false" .invalid[err.is_some()]
+                aria-invalid=[err.map(|_| "true")] { (value) }
+            @if let Some(h) = hint { div.hint { (h) } }
+            @if let Some(m) = err { div.error id=(format!("{name}-error")) { (m) } }
+        }
+    }
+}
+
 /// The redirect statuses a link may have.
 pub const STATUSES: [(u16, &str); 4] = [
     (301, "301 Moved Permanently"),
@@ -155,6 +179,10 @@ pub struct LinkForm {
     pub utm_campaign: String,
     pub utm_term: String,
     pub utm_content: String,
+    /// Redirect rules as the API's JSON list; empty: none.
+    pub rules: String,
+    /// The A/B split as the API's JSON list; empty: none.
+    pub split: String,
     pub forward_query: Option<String>,
     /// Edit only.
     pub disabled: Option<String>,
@@ -198,6 +226,8 @@ impl LinkForm {
             utm_campaign: row.utm.campaign.clone().unwrap_or_default(),
             utm_term: row.utm.term.clone().unwrap_or_default(),
             utm_content: row.utm.content.clone().unwrap_or_default(),
+            rules: json_text(&crate::links::rules::rules_json(&row.rules.0)),
+            split: json_text(&row.split.0),
             forward_query: row.forward_query.then(|| "on".into()),
             disabled: row.disabled.then(|| "on".into()),
             etag: row.etag(),
@@ -241,6 +271,18 @@ impl LinkForm {
         }
     }
 
+    /// A JSON text area (`rules`, `split`): empty is none, else the JSON
+    /// value as the API takes it (the API names what is wrong in it).
+    fn json_field(&self, name: &str, text: &str) -> Result<Option<serde_json::Value>, FormError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| FormError::field(name, format!("{name}: not JSON: {e}")))
+    }
+
     fn tags(&self) -> Vec<String> {
         self.tags
             .split(',')
@@ -272,6 +314,8 @@ impl LinkForm {
             valid_since: self.valid_since()?,
             expired_url: non_empty(&self.expired_url),
             utm: Some(self.utm()),
+            rules: self.json_field("rules", &self.rules)?,
+            split: self.json_field("split", &self.split)?,
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),
             title: self.title(),
@@ -303,12 +347,23 @@ impl LinkForm {
             },
             expired_url: Some(non_empty(&self.expired_url)),
             utm: Some(Some(self.utm())),
+            rules: Some(self.json_field("rules", &self.rules)?),
+            split: Some(self.json_field("split", &self.split)?),
             disabled: Some(self.disabled.is_some()),
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),
             title: Some(self.title()),
         })
     }
+}
+
+/// A list as the form's JSON text areas show it: pretty JSON, or empty
+/// for none.
+fn json_text<T: serde::Serialize>(list: &[T]) -> String {
+    if list.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string_pretty(list).unwrap_or_default()
 }
 
 /// A query string; one that does not fit is a 400 page.

@@ -123,6 +123,31 @@ pub async fn page(
                         }
                         dt { "Redirects to" } dd #served-target { (row.served_target()) }
                     }
+                    @if !row.rules.0.is_empty() {
+                        dt { "Rules" } dd {
+                            ol #rules {
+                                @for rule in &row.rules.0 {
+                                    li {
+                                        (crate::links::rules::describe(&rule.when)) " → "
+                                        code { (rule.target) }
+                                        @if let Some(s) = rule.status { " (" (s) ")" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if !row.split.0.is_empty() {
+                        dt { "Split" } dd {
+                            ul #split {
+                                @for v in &row.split.0 {
+                                    li {
+                                        (v.weight) " % → " code { (v.target) }
+                                        @if let Some(s) = v.status { " (" (s) ")" }
+                                    }
+                                }
+                            }
+                        }
+                    }
                     dt { "Query string" } dd { (if row.forward_query { "forwarded" } else { "dropped" }) }
                     dt { "Tags" } dd {
                         @for t in &row.tags { a.tag href=(format!("{}/links?tag={}", page.base(), urlencode(t))) { (t) } }

@@ -6,7 +6,7 @@ use crate::auth::Scope;
 use crate::dashboard::error::{PageError, PageResult};
 use crate::dashboard::form::{
     FormError, LinkForm, PageForm, PageQuery, STATUSES, error_for, form_level, link_domain,
-    link_path, non_empty, text_field, with_query,
+    link_path, non_empty, text_area, text_field, with_query,
 };
 use crate::dashboard::layout::{Section, org_page, respond};
 use crate::dashboard::session::{OrgPage, Visitor};
@@ -224,6 +224,8 @@ fn link_form(
         "utm_campaign",
         "utm_term",
         "utm_content",
+        "rules",
+        "split",
         "domain",
     ];
     let status_err = error_for(error, "status");
@@ -275,6 +277,12 @@ fn link_form(
                     (text_field("utm_campaign", "Campaign (utm_campaign)", "text", &f.utm_campaign, None, error))
                     (text_field("utm_term", "Term (utm_term)", "text", &f.utm_term, None, error))
                     (text_field("utm_content", "Content (utm_content)", "text", &f.utm_content, None, error))
+                }
+                fieldset #routing {
+                    legend { "Rules and split" }
+                    div.hint { "JSON lists as the API takes them (docs/redirect-rules.md). Empty: none." }
+                    (text_area("rules", "Rules", &f.rules, Some(r#"In order; the first whose conditions all hold wins, e.g. [{"when": {"country": ["DE"]}, "target": "https://example.com/de"}]. Conditions: device, os, language, country, query, from, until."#), error))
+                    (text_area("split", "Split", &f.split, Some(r#"Variants for visits no rule takes, weights summing to 100, e.g. [{"target": "https://example.com/a", "weight": 50}, {"target": "https://example.com/b", "weight": 50}]."#), error))
                 }
                 div.field {
                     label.check { input #forward_query type="checkbox" name="forward_query" checked[f.forward_query.is_some()]; "Forward the query string to the target" }

@@ -2,6 +2,7 @@
 
 use super::input::{self, CreateLink, PatchLink};
 use super::model::{LINK_COLUMNS, LinkJson, LinkPage, LinkRow};
+use super::rules::{StoredRules, StoredSplit};
 use super::store::{self, NewLink, Owner};
 use super::utm::{Utm, UtmPatch};
 use crate::audit::{Actor, audit};
@@ -14,7 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
 use time::OffsetDateTime;
 
@@ -154,6 +155,11 @@ pub fn check_create(
         None => Utm::default(),
     };
     super::utm::check_merged(&target.url, &utm)?;
+    let mut rule_hosts = Vec::new();
+    let mut rules = super::rules::parse_rules(req.rules.as_ref().unwrap_or(&Value::Null))?;
+    super::rules::check_rules(&state.targets, &mut rules, &mut rule_hosts)?;
+    let mut split = super::rules::parse_split(req.split.as_ref().unwrap_or(&Value::Null))?;
+    super::rules::check_split(&state.targets, &mut split, &mut rule_hosts)?;
     let new = NewLink {
         org_id,
         domain_id: 0,
@@ -165,6 +171,9 @@ pub fn check_create(
         expired_url: expired.as_ref().map(|t| t.url.clone()),
         expired_host: expired.map(|t| t.host),
         utm,
+        rules,
+        split,
+        rule_hosts,
         forward_query: req.forward_query.unwrap_or(false),
         tags: input::check_tags(req.tags.clone().unwrap_or_default())?,
         title: input::check_title(req.title.clone())?,
@@ -208,6 +217,9 @@ pub(super) async fn insert_unrecorded(
 ) -> ApiResult<LinkRow> {
     check_blocklist(tx, host).await?;
     if let Some(host) = &new.expired_host {
+        check_blocklist(tx, host).await?;
+    }
+    for host in &new.rule_hosts {
         check_blocklist(tx, host).await?;
     }
     let default = state.config.default_domain.as_deref().unwrap_or("");
@@ -384,6 +396,7 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
         row.status,
         (row.expires_at, row.valid_since, row.expired_url.clone()),
         row.utm.clone(),
+        (row.rules.clone(), row.split.clone()),
         row.disabled,
         row.forward_query,
         row.tags.clone(),
@@ -405,6 +418,12 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
         row.expired_url = u;
     }
     patch.utm.apply(&mut row.utm);
+    if let Some(rules) = patch.rules {
+        row.rules = StoredRules(rules);
+    }
+    if let Some(split) = patch.split {
+        row.split = StoredSplit(split);
+    }
     if let Some(d) = patch.disabled {
         row.disabled = d;
     }
@@ -423,6 +442,7 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
             row.status,
             (row.expires_at, row.valid_since, row.expired_url.clone()),
             row.utm.clone(),
+            (row.rules.clone(), row.split.clone()),
             row.disabled,
             row.forward_query,
             row.tags.clone(),
@@ -445,11 +465,28 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
         Some(Some(url)) => Some(check_expired_url(state, url)?),
         _ => None,
     };
-    let blocklist_hosts = target
+    let mut blocklist_hosts: Vec<String> = target
         .iter()
         .chain(expired.iter())
         .map(|t| t.host.clone())
         .collect();
+    // `null` and `[]` clear; a list replaces.
+    let rules = match &req.rules {
+        None => None,
+        Some(value) => {
+            let mut rules = super::rules::parse_rules(value.as_ref().unwrap_or(&Value::Null))?;
+            super::rules::check_rules(&state.targets, &mut rules, &mut blocklist_hosts)?;
+            Some(rules)
+        }
+    };
+    let split = match &req.split {
+        None => None,
+        Some(value) => {
+            let mut split = super::rules::parse_split(value.as_ref().unwrap_or(&Value::Null))?;
+            super::rules::check_split(&state.targets, &mut split, &mut blocklist_hosts)?;
+            Some(split)
+        }
+    };
     let patch = Patch {
         target: target.map(|t| t.url),
         status: req.status.map(input::check_status).transpose()?,
@@ -467,6 +504,8 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
             Some(None) => UtmPatch::clear_all(),
             Some(Some(u)) => u.check()?,
         },
+        rules,
+        split,
         disabled: req.disabled,
         forward_query: req.forward_query,
         tags: req.tags.map(input::check_tags).transpose()?,
@@ -476,10 +515,14 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
 }
 
 /// What a patched row must still hold: `valid_since` before `expires_at`,
-/// and a target that the UTM values merge into (either may have changed).
+/// a target that the UTM values merge into (either may have changed), and
+/// rules and split that make a valid record together (each was checked
+/// alone; this is the snapshot's own check of the pair).
 pub(super) fn check_row(row: &LinkRow) -> ApiResult<()> {
     input::check_window(row.valid_since, row.expires_at)?;
-    super::utm::check_merged(&row.target, &row.utm)
+    super::utm::check_merged(&row.target, &row.utm)?;
+    snapshots::rules::validate_rules(&row.rules.0, &row.split.0)
+        .map_err(|e| super::rules::rules_error(&e))
 }
 
 /// A checked [`PatchLink`].
@@ -490,6 +533,10 @@ pub(super) struct Patch {
     valid_since: Option<Option<OffsetDateTime>>,
     expired_url: Option<Option<String>>,
     utm: UtmPatch,
+    /// Replaces the rules (`[]`: clears).
+    rules: Option<Vec<snapshots::rules::Rule>>,
+    /// Replaces the split (`[]`: clears).
+    split: Option<Vec<snapshots::rules::Variant>>,
     disabled: Option<bool>,
     forward_query: Option<bool>,
     tags: Option<Vec<String>>,

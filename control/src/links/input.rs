@@ -1,8 +1,10 @@
 //! Request bodies for links, and their checks.
 
+use super::rules::RuleJson;
 use super::utm::UtmInput;
 use crate::error::{ApiError, ApiResult};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 const MAX_TAGS: usize = 32;
@@ -39,6 +41,18 @@ pub struct CreateLink {
     /// 200 characters, no control characters; `""` or `null`: none.
     #[serde(default)]
     pub utm: Option<UtmInput>,
+    /// Redirect rules, in order (at most 16): the first whose conditions
+    /// all hold sends the visit to its own target (see `RuleJson`);
+    /// `null` or `[]`: none. Refusals name the place
+    /// (`rules[1].when.country`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<RuleJson>>, max_items = 16)]
+    pub rules: Option<Value>,
+    /// An A/B split for visits no rule takes: two to eight variants whose
+    /// weights sum to 100; `null` or `[]`: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::rules::split_input_schema)]
+    pub split: Option<Value>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,
     pub title: Option<String>,
@@ -50,7 +64,8 @@ pub struct CreateLink {
 
 /// `PATCH /v1/links/{code}`: absent fields stay; `null` clears
 /// `expires_at`, `valid_since`, `expired_url`, `title` and `utm` (all five
-/// values). In a `utm` object, an absent field stays, `""` or `null` clears
+/// values); `null` or `[]` clears `rules` or `split`, a list replaces them
+/// whole. In a `utm` object, an absent field stays, `""` or `null` clears
 /// that one, a value sets it.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +84,14 @@ pub struct PatchLink {
     pub expired_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     pub utm: Option<Option<UtmInput>>,
+    /// Replaces the rules whole; `null` or `[]`: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<RuleJson>>, max_items = 16)]
+    pub rules: Option<Option<Value>>,
+    /// Replaces the split whole; `null` or `[]`: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = super::rules::split_input_schema)]
+    pub split: Option<Option<Value>>,
     pub disabled: Option<bool>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,

@@ -1,5 +1,6 @@
 //! A link row, its API JSON, and its snapshot/delta form.
 
+use super::rules::{RuleJson, StoredRules, StoredSplit};
 use super::utm::Utm;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -31,13 +32,19 @@ pub struct LinkRow {
     /// engines get ([`LinkRow::to_snapshot_link`]).
     #[sqlx(flatten)]
     pub utm: Utm,
+    /// Redirect rules (`links.rules`), in the model's form.
+    #[sqlx(try_from = "Option<serde_json::Value>")]
+    pub rules: StoredRules,
+    /// The A/B split (`links.split`).
+    #[sqlx(try_from = "Option<serde_json::Value>")]
+    pub split: StoredSplit,
 }
 
 /// The columns of [`LinkRow`], for `SELECT`/`RETURNING` on `links`.
 pub const LINK_COLUMNS: &str = "id, code, org_id, target, status, expires_at, disabled, \
     forward_query, tags, title, created_at, updated_at, deleted_at, version, seq, domain_id, \
     (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, valid_since, \
-    expired_url, utm_source, utm_medium, utm_campaign, utm_term, utm_content";
+    expired_url, utm_source, utm_medium, utm_campaign, utm_term, utm_content, rules, split";
 
 /// [`LINK_COLUMNS`] qualified by the table, for statements that join
 /// another relation with a column of the same name.
@@ -46,7 +53,7 @@ pub const LINK_COLUMNS_QUALIFIED: &str = "links.id, links.code, links.org_id, li
     links.created_at, links.updated_at, links.deleted_at, links.version, links.seq, \
     links.domain_id, (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, \
     links.valid_since, links.expired_url, links.utm_source, links.utm_medium, links.utm_campaign, \
-    links.utm_term, links.utm_content";
+    links.utm_term, links.utm_content, links.rules, links.split";
 
 /// A link as the API shows it. The same field names are accepted on input.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
@@ -76,6 +83,15 @@ pub struct LinkJson {
     /// of answering 410; `null`: none.
     #[serde(default)]
     pub expired_url: Option<String>,
+    /// Redirect rules, in order: the first whose conditions all hold
+    /// sends the visit to its target; `[]`: none.
+    #[serde(default)]
+    #[schema(max_items = 16)]
+    pub rules: Vec<RuleJson>,
+    /// The A/B split for visits no rule takes; `[]`: none.
+    #[serde(default)]
+    #[schema(schema_with = super::rules::split_schema)]
+    pub split: Vec<snapshots::rules::Variant>,
     pub disabled: bool,
     pub forward_query: bool,
     pub tags: Vec<String>,
@@ -128,6 +144,8 @@ impl LinkRow {
             expires_at: self.expires_at,
             valid_since: self.valid_since,
             expired_url: self.expired_url.clone(),
+            rules: super::rules::rules_json(&self.rules.0),
+            split: self.split.0.clone(),
             disabled: self.disabled,
             forward_query: self.forward_query,
             tags: self.tags.clone(),
@@ -160,8 +178,24 @@ impl LinkRow {
         }
     }
 
+    /// The rules and split engines get: the stored ones, or none when they
+    /// fail the checks the snapshot applies (a row written around the API;
+    /// writes check them), rather than keep every snapshot from being
+    /// built.
+    fn served_rules(&self) -> (Vec<snapshots::rules::Rule>, Vec<snapshots::rules::Variant>) {
+        match snapshots::rules::validate_rules(&self.rules.0, &self.split.0) {
+            Ok(()) => (self.rules.0.clone(), self.split.0.clone()),
+            Err(e) => {
+                tracing::warn!(code = %self.code, domain = self.domain_id, error = %e,
+                    "the stored rules are refused; serving the link without them");
+                (Vec::new(), Vec::new())
+            }
+        }
+    }
+
     /// The record engines serve (snapshot entry or delta upsert).
     pub fn to_snapshot_link(&self) -> snapshots::Link {
+        let (rules, split) = self.served_rules();
         snapshots::Link {
             domain: self.domain_id as u32,
             code: self.code.clone(),
@@ -190,6 +224,8 @@ impl LinkRow {
                 .ok()
                 .filter(|&org| org <= u64::from(u32::MAX))
                 .unwrap_or(0),
+            rules,
+            split,
         }
     }
 }

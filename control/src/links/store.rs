@@ -26,6 +26,11 @@ pub struct NewLink {
     pub expired_host: Option<String>,
     /// Checked, and checked merged into `target`.
     pub utm: super::utm::Utm,
+    /// Checked rules and split (targets normalised), and the hosts of
+    /// their targets, for the blocklist.
+    pub rules: Vec<snapshots::rules::Rule>,
+    pub split: Vec<snapshots::rules::Variant>,
+    pub rule_hosts: Vec<String>,
     pub forward_query: bool,
     pub tags: Vec<String>,
     pub title: Option<String>,
@@ -40,8 +45,10 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
     let sql = format!(
         "INSERT INTO links (code, org_id, target, status, expires_at, forward_query, tags, title,
                             seq, domain_id, valid_since, expired_url,
-                            utm_source, utm_medium, utm_campaign, utm_term, utm_content)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14, $15, $16
+                            utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+                            rules, split)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14, $15, $16,
+                $17, $18
           WHERE NOT EXISTS (SELECT 1 FROM retired_codes WHERE domain_id = $9 AND code = $1)
          ON CONFLICT (domain_id, code) DO NOTHING RETURNING {LINK_COLUMNS}"
     );
@@ -67,6 +74,8 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
             .bind(&new.utm.campaign)
             .bind(&new.utm.term)
             .bind(&new.utm.content)
+            .bind(super::rules::column(&new.rules))
+            .bind(super::rules::column(&new.split))
             .fetch_optional(&mut *conn)
             .await?;
         match row {
@@ -127,7 +136,7 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
                 forward_query = $6, tags = $7, title = $8, deleted_at = $9,
                 valid_since = $10, expired_url = $11,
                 utm_source = $12, utm_medium = $13, utm_campaign = $14, utm_term = $15,
-                utm_content = $16,
+                utm_content = $16, rules = $17, split = $18,
                 version = version + 1, updated_at = now()
           WHERE id = $1 RETURNING {LINK_COLUMNS}"
     );
@@ -148,6 +157,8 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
         .bind(&row.utm.campaign)
         .bind(&row.utm.term)
         .bind(&row.utm.content)
+        .bind(super::rules::column(&row.rules.0))
+        .bind(super::rules::column(&row.split.0))
         .fetch_one(&mut *conn)
         .await?)
 }

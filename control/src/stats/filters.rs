@@ -1,6 +1,6 @@
-//! The stats routes' filters: `country`, `device`, `referrer` and `language`
-//! query parameters, each a comma-separated list of values a click must
-//! have one of. Every filtered column is a dimension of the sidecar's
+//! The stats routes' filters: `country`, `device`, `referrer`, `language`
+//! and `rule` query parameters, each a comma-separated list of values a
+//! click must have one of. Every filtered column is a dimension of the sidecar's
 //! rollups, so a filtered query reads them like any other; the values are
 //! bound, never spliced into the SQL.
 
@@ -12,6 +12,8 @@ pub const FILTERS: &[(&str, &str)] = &[
     ("device", "device"),
     ("referrer", "referrer_host"),
     ("language", "language"),
+    // A number column, compared as text so every filter binds strings.
+    ("rule", "toString(rule)"),
 ];
 
 /// The device classes the sidecar stores.
@@ -61,6 +63,29 @@ impl Filters {
                     _ => v.to_ascii_lowercase(),
                 })
                 .collect();
+            let values = if name == "rule" {
+                values
+                    .iter()
+                    .map(|v| {
+                        let number = v
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                            .then(|| v.parse::<u16>().ok())
+                            .flatten();
+                        number.map(|n| n.to_string()).ok_or_else(|| {
+                            ApiError::invalid_field(
+                                name,
+                                format!(
+                                    "{:?} is not a rule number (0: the link's target, 1.. its rules, 100.. its split's variants)",
+                                    v.chars().take(16).collect::<String>()
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<ApiResult<Vec<String>>>()?
+            } else {
+                values
+            };
             if values.is_empty() {
                 return Err(ApiError::invalid_field(name, "lists no value"));
             }
@@ -153,7 +178,13 @@ mod tests {
         assert_eq!(f.sql(), " AND has(?, country) AND has(?, device)");
         assert_eq!(f.0[0].1, ["GB", "US"]);
         assert_eq!(f.0[1].1, ["mobile"]);
+        let f = Filters::parse(&[("rule", Some("0, 01,101"))]).unwrap();
+        assert_eq!(f.sql(), " AND has(?, toString(rule))");
+        assert_eq!(f.values("rule").unwrap(), ["0", "1", "101"]);
         for (name, value) in [
+            ("rule", "x"),
+            ("rule", "70000"),
+            ("rule", "+1"),
             ("country", ","),
             ("device", "phone"),
             ("language", &*"x,".repeat(101)),

@@ -51,7 +51,9 @@ pub struct StatsQuery {
     pub bucket: Option<String>,
     /// Breakdowns, comma-separated: country, city, device, browser, os,
     /// referrer, language, traffic (`human`, `bot`, `preview`: with
-    /// `include_bots=true`).
+    /// `include_bots=true`), rule (which of the link's redirect rules served
+    /// the visit: `0` the link's target, `1`.. rule 1.., `100`.. the split's
+    /// variants from the first).
     #[param(schema_with = dimensions_schema)]
     pub dimensions: Option<String>,
     /// Cross-dimension rows: one row per bucket of the series and value of
@@ -69,6 +71,11 @@ pub struct StatsQuery {
     /// Only clicks whose preferred language is one of these (primary
     /// subtags such as `en`, comma-separated).
     pub language: Option<String>,
+    /// Only clicks served by these rules (comma-separated numbers: `0` the
+    /// link's target, `i` rule `i` counting from 1, `100 + j` the split's
+    /// variant `j` counting from 0).
+    #[param(pattern = r"^[\s,]*(?:[0-9]+\s*(?:,[\s,]*|$))*$")]
+    pub rule: Option<String>,
     /// Count bot clicks too (default `false`).
     #[serde(default)]
     pub include_bots: bool,
@@ -96,6 +103,7 @@ pub const LINK_STATS_PARAMS: &[&str] = &[
     "device",
     "referrer",
     "language",
+    "rule",
 ];
 /// The query parameters `GET /v1/stats/summary` takes.
 pub const SUMMARY_PARAMS: &[&str] = &[
@@ -108,6 +116,7 @@ pub const SUMMARY_PARAMS: &[&str] = &[
     "device",
     "referrer",
     "language",
+    "rule",
 ];
 
 fn string_enum(values: &[&str]) -> utoipa::openapi::Object {
@@ -261,6 +270,7 @@ pub(crate) const DIMENSIONS: &[(&str, &str)] = &[
     ("os", "os"),
     ("referrer", "referrer_host"),
     ("language", "language"),
+    ("rule", "rule"),
     (
         "traffic",
         "multiIf(is_preview = 1, 'preview', is_bot = 1, 'bot', 'human')",
@@ -383,6 +393,7 @@ fn filters(q: &StatsQuery) -> ApiResult<Filters> {
         ("device", q.device.as_deref()),
         ("referrer", q.referrer.as_deref()),
         ("language", q.language.as_deref()),
+        ("rule", q.rule.as_deref()),
     ])
 }
 

@@ -73,10 +73,10 @@ pub enum Source {
 impl Source {
     /// The narrowest source for the breakdown `name` (of
     /// [`super::DIMENSIONS`]) when `filtered` (filters name wide columns):
-    /// the traffic split is the bot flags, which the series rollups hold;
-    /// every other breakdown is a wide column.
+    /// the traffic split is the bot flags and `rule` a key, both of which the
+    /// series rollups hold; every other breakdown is a wide column.
     pub fn for_breakdown(name: &str, filtered: bool) -> Source {
-        if !filtered && name == "traffic" {
+        if !filtered && (name == "traffic" || name == "rule") {
             Source::Series
         } else {
             Source::Wide
