@@ -130,6 +130,36 @@ async fn rules_and_split_round_trip_and_reach_the_engines() {
     assert_eq!(rules[0].status.map(|s| s.code()), Some(302));
     assert_eq!(variants[0].weight, 30);
     assert!(snapshot.rules_in(0, b"plain").is_none());
+
+    // The link's UTM values go to every target engines get, its rules' and
+    // variants' too; the API shows the targets as written.
+    let tagged = app
+        .create(json!({
+            "target": "https://brand.example/t",
+            "custom_alias": "tagged",
+            "utm": {"source": "mail"},
+            "rules": [{"when": {"os": ["android"]}, "target": "https://brand.example/app?x=1"}],
+            "split": split()
+        }))
+        .await;
+    assert_eq!(
+        tagged["rules"][0]["target"],
+        "https://brand.example/app?x=1"
+    );
+    let record = sent(&app, "tagged").await;
+    assert_eq!(record.target, "https://brand.example/t?utm_source=mail");
+    assert_eq!(
+        record.rules[0].target,
+        "https://brand.example/app?x=1&utm_source=mail"
+    );
+    assert!(
+        record
+            .split
+            .iter()
+            .all(|v| v.target.ends_with("?utm_source=mail")),
+        "{:?}",
+        record.split
+    );
 }
 
 #[tokio::test]

@@ -178,13 +178,43 @@ impl LinkRow {
         }
     }
 
-    /// The rules and split engines get: the stored ones, or none when they
-    /// fail the checks the snapshot applies (a row written around the API;
-    /// writes check them), rather than keep every snapshot from being
-    /// built.
+    /// The rules and split engines get: the stored ones, their targets
+    /// with the link's UTM values merged as the link's own target is (each
+    /// kept plain if the merge would take it past what snapshots accept);
+    /// none when they fail the checks the snapshot applies (a row written
+    /// around the API; writes check them), rather than keep every snapshot
+    /// from being built.
     fn served_rules(&self) -> (Vec<snapshots::rules::Rule>, Vec<snapshots::rules::Variant>) {
-        match snapshots::rules::validate_rules(&self.rules.0, &self.split.0) {
-            Ok(()) => (self.rules.0.clone(), self.split.0.clone()),
+        let with_utm = |target: &str| {
+            if self.utm.is_empty() {
+                return target.to_owned();
+            }
+            let merged = super::utm::merge(target, &self.utm);
+            match snapshots::link::validate_target(&merged) {
+                Ok(()) => merged,
+                Err(_) => target.to_owned(),
+            }
+        };
+        let rules: Vec<_> = self
+            .rules
+            .0
+            .iter()
+            .map(|rule| snapshots::rules::Rule {
+                target: with_utm(&rule.target),
+                ..rule.clone()
+            })
+            .collect();
+        let split: Vec<_> = self
+            .split
+            .0
+            .iter()
+            .map(|variant| snapshots::rules::Variant {
+                target: with_utm(&variant.target),
+                ..variant.clone()
+            })
+            .collect();
+        match snapshots::rules::validate_rules(&rules, &split) {
+            Ok(()) => (rules, split),
             Err(e) => {
                 tracing::warn!(code = %self.code, domain = self.domain_id, error = %e,
                     "the stored rules are refused; serving the link without them");
