@@ -55,7 +55,7 @@ async fn valid_since_and_expired_url_reach_the_json_the_change_and_the_snapshot(
         sent.expired_url.as_deref(),
         Some("https://example.com/over")
     );
-    assert_eq!(changes[0].v, 4);
+    assert_eq!(changes[0].v, snapshots::delta::DELTA_VERSION);
     // The change names the link's organization, for its click records.
     let org = sent.org_id;
     assert_ne!(org, 0);
@@ -92,7 +92,7 @@ async fn valid_since_and_expired_url_reach_the_json_the_change_and_the_snapshot(
     assert_eq!(status, 200);
     let generation = app.running.state.snapshots.build().await.unwrap();
     let snapshot = snapshots::Snapshot::open(std::path::Path::new(&generation.path)).unwrap();
-    assert_eq!(snapshot.header().version, 4);
+    assert_eq!(snapshot.header().version, snapshots::header::FORMAT_VERSION);
     let view = snapshot.get("launch").unwrap();
     assert_eq!(
         view.org_id(),

@@ -348,6 +348,14 @@ fn parse_time(field: &str, value: &Value) -> ApiResult<Option<i64>> {
     };
     let at = OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|e| bad(field, format!("{text:?} is not an RFC 3339 time: {e}")))?;
+    // The API shows it in UTC, which RFC 3339 writes with four-digit years.
+    // (9999-12-31T23:59:59Z; converting there would overflow.)
+    if at.unix_timestamp() > 253_402_300_799 {
+        return Err(bad(
+            field,
+            format!("{text:?} is after the year 9999 in UTC"),
+        ));
+    }
     if at.nanosecond() != 0 {
         return Err(bad(
             field,
@@ -507,17 +515,17 @@ fn read_column<T: serde::de::DeserializeOwned>(column: &str, value: Option<Value
     }
 }
 
-impl TryFrom<Option<Value>> for StoredRules {
-    type Error = std::convert::Infallible;
-    fn try_from(value: Option<Value>) -> Result<Self, Self::Error> {
-        Ok(StoredRules(read_column("links.rules", value)))
+/// What the row's `try_from` reads the column through.
+impl From<Option<Value>> for StoredRules {
+    fn from(value: Option<Value>) -> Self {
+        StoredRules(read_column("links.rules", value))
     }
 }
 
-impl TryFrom<Option<Value>> for StoredSplit {
-    type Error = std::convert::Infallible;
-    fn try_from(value: Option<Value>) -> Result<Self, Self::Error> {
-        Ok(StoredSplit(read_column("links.split", value)))
+/// What the row's `try_from` reads the column through.
+impl From<Option<Value>> for StoredSplit {
+    fn from(value: Option<Value>) -> Self {
+        StoredSplit(read_column("links.split", value))
     }
 }
 
@@ -754,6 +762,10 @@ mod tests {
                 "rules[0].when.from",
             ),
             (
+                json!([{"when": {"until": "9999-12-31T23:59:59-01:00"}, "target": "https://a.example/"}]),
+                "rules[0].when.until",
+            ),
+            (
                 json!([{"when": {"query": {"nam": "x"}}, "target": "https://a.example/"}]),
                 "rules[0].when.query",
             ),
@@ -825,6 +837,7 @@ mod tests {
             {"target": "https://b.example/", "weight": 50}
         ]))
         .unwrap();
+        let mut hosts = Vec::new();
         check_split(&policy, &mut split, &mut hosts).unwrap();
         assert_eq!(split[0].target, "https://xn--bcher-kva.example/");
         assert_eq!(hosts, ["xn--bcher-kva.example", "b.example"]);
