@@ -490,6 +490,82 @@ async fn the_link_form_edits_rules_and_split_as_json() {
     assert_eq!(link["split"].as_array().unwrap().len(), 2);
 }
 
+#[tokio::test]
+async fn import_and_export_carry_rules_and_split() {
+    use control::import::formats::Format;
+    use control::import::{ImportOptions, run};
+
+    let app = TestApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("links.csv");
+    let mut w = csv::Writer::from_path(&file).unwrap();
+    w.write_record(["target", "code", "rules", "split"])
+        .unwrap();
+    w.write_record([
+        "https://example.com/a",
+        "ia",
+        &every_kind().to_string(),
+        &split().to_string(),
+    ])
+    .unwrap();
+    w.write_record([
+        "https://example.com/b",
+        "ib",
+        r#"[{"when": {"country": ["XX1"]}, "target": "https://a.example/"}]"#,
+        "",
+    ])
+    .unwrap();
+    w.write_record(["https://example.com/c", "ic", "", "[{"])
+        .unwrap();
+    w.write_record(["https://example.com/d", "id", "", ""])
+        .unwrap();
+    w.flush().unwrap();
+    drop(w);
+    let mut options = ImportOptions::new(Format::Csv, file, "acme");
+    options.short_base = "https://sho.rt".into();
+    let report = run(&app.running.state.db, &options).await.unwrap();
+    assert_eq!(report.imported, 2, "{report:?}");
+    assert_eq!(report.count("invalid"), 2, "{report:?}");
+    assert!(
+        report.problems[0].message.contains("rules[0].when.country"),
+        "{report:?}"
+    );
+    assert!(report.problems[1].message.contains("split"), "{report:?}");
+    let (_, a) = app.call(Method::GET, "/v1/links/ia", &app.admin_key).await;
+    assert_eq!(a["rules"], every_kind());
+    assert_eq!(a["split"], split());
+    assert_eq!(sent(&app, "ia").await.rules.len(), 6);
+    let (_, d) = app.call(Method::GET, "/v1/links/id", &app.admin_key).await;
+    assert_eq!(d["rules"], json!([]));
+
+    let mut out = Vec::new();
+    let org = app.org_id("acme").await;
+    control::import::export::export(
+        &app.running.state.db,
+        org,
+        control::import::export::ExportFormat::Csv,
+        "https://sho.rt",
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let mut csv = csv::Reader::from_reader(out.as_slice());
+    let header = csv.headers().unwrap().clone();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let a = rows.iter().find(|r| &r[0] == "ia").unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&a[at("rules")]).unwrap(),
+        every_kind()
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&a[at("split")]).unwrap(),
+        split()
+    );
+    let d = rows.iter().find(|r| &r[0] == "id").unwrap();
+    assert_eq!((&d[at("rules")], &d[at("split")]), ("", ""));
+}
+
 /// 2026-01-01T10:00:00Z.
 const T10: u64 = 1_767_261_600;
 

@@ -419,15 +419,15 @@ async fn import_and_export_carry_the_utm_columns() {
         csv.lines()
             .next()
             .unwrap()
-            .ends_with(",utm_source,utm_medium,utm_campaign,utm_term,utm_content"),
+            .ends_with(",utm_source,utm_medium,utm_campaign,utm_term,utm_content,rules,split"),
         "{csv}"
     );
-    assert!(csv.contains(",news,email,,,\n"), "{csv}");
+    assert!(csv.contains(",news,email,,,,,\n"), "{csv}");
     assert!(
         csv.contains("https://example.com/c?utm_term=old,"),
         "the target as written: {csv}"
     );
-    assert!(csv.contains(",,,,new term,\n"), "{csv}");
+    assert!(csv.contains(",,,,new term,,,\n"), "{csv}");
 
     let mut jsonl = Vec::new();
     control::import::export::export(

@@ -252,17 +252,25 @@ async fn insert(
     let since: Vec<Option<OffsetDateTime>> = rows.iter().map(|r| r.valid_since).collect();
     let expired: Vec<Option<&str>> = rows.iter().map(|r| r.expired_url.as_deref()).collect();
     let utm = |f: fn(&Row) -> Option<&str>| rows.iter().map(f).collect::<Vec<Option<&str>>>();
+    // Rules and split travel as JSON text, cast in SQL (NULL: none).
+    let json = |f: fn(&Row) -> Option<serde_json::Value>| {
+        rows.iter()
+            .map(|r| f(r).map(|v| v.to_string()))
+            .collect::<Vec<Option<String>>>()
+    };
     let sql = format!(
         "INSERT INTO links (code, org_id, target, title, tags, seq, domain_id,
                             expires_at, valid_since, expired_url,
-                            utm_source, utm_medium, utm_campaign, utm_term, utm_content)
+                            utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+                            rules, split)
          SELECT c, $2, t, ti,
                 CASE WHEN tg = '' THEN '{{}}'::text[] ELSE string_to_array(tg, chr(31)) END,
-                $7 + o, $3, ex, vs, eu, us, um, uc, ut, un
+                $7 + o, $3, ex, vs, eu, us, um, uc, ut, un, rl::jsonb, sp::jsonb
            FROM unnest($1::text[], $4::text[], $5::text[], $6::text[],
                        $8::timestamptz[], $9::timestamptz[], $10::text[],
-                       $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
-                WITH ORDINALITY AS v(c, t, ti, tg, ex, vs, eu, us, um, uc, ut, un, o)
+                       $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                       $16::text[], $17::text[])
+                WITH ORDINALITY AS v(c, t, ti, tg, ex, vs, eu, us, um, uc, ut, un, rl, sp, o)
          RETURNING {LINK_COLUMNS}"
     );
     let links: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
@@ -281,6 +289,8 @@ async fn insert(
         .bind(utm(|r| r.utm.campaign.as_deref()))
         .bind(utm(|r| r.utm.term.as_deref()))
         .bind(utm(|r| r.utm.content.as_deref()))
+        .bind(json(|r| crate::links::rules::column(&r.rules)))
+        .bind(json(|r| crate::links::rules::column(&r.split)))
         .fetch_all(&mut *tx)
         .await?;
     anyhow::ensure!(
@@ -301,7 +311,11 @@ async fn without_blocked(
 ) -> anyhow::Result<Vec<Row>> {
     let hosts: HashSet<String> = rows
         .iter()
-        .flat_map(|r| std::iter::once(&r.host).chain(&r.expired_host))
+        .flat_map(|r| {
+            std::iter::once(&r.host)
+                .chain(&r.expired_host)
+                .chain(&r.rule_hosts)
+        })
         .flat_map(|h| crate::target::candidate_hosts(h))
         .collect();
     let hosts: Vec<String> = hosts.into_iter().collect();
@@ -319,7 +333,12 @@ async fn without_blocked(
         .into_iter()
         .filter(|r| {
             let hosts = std::iter::once(("target", &r.host))
-                .chain(r.expired_host.iter().map(|h| ("expired_url", h)));
+                .chain(r.expired_host.iter().map(|h| ("expired_url", h)))
+                .chain(
+                    r.rule_hosts
+                        .iter()
+                        .map(|h| ("a rule's or variant's target", h)),
+                );
             for (field, host) in hosts {
                 if let Some(rule) = crate::target::candidate_hosts(host)
                     .into_iter()

@@ -25,6 +25,11 @@ pub struct Row {
     pub expired_host: Option<String>,
     /// Checked, and checked merged into `target`.
     pub utm: Utm,
+    /// Checked as the API checks them (targets normalised), and their
+    /// targets' hosts, for the blocklist.
+    pub rules: Vec<snapshots::rules::Rule>,
+    pub split: Vec<snapshots::rules::Variant>,
+    pub rule_hosts: Vec<String>,
 }
 
 /// `Ok(row)`, or why the record is an invalid row.
@@ -65,6 +70,21 @@ pub fn check(policy: &TargetPolicy, rec: Record) -> Result<Row, String> {
     .checked()
     .and_then(|utm| crate::links::utm::check_merged(&target.url, &utm).map(|()| utm))
     .map_err(|e| e.to_string())?;
+    // Rules and split: JSON cells, the API's reading and checks.
+    let json = |name: &str, text: Option<&str>| -> Result<serde_json::Value, String> {
+        text.map_or(Ok(serde_json::Value::Null), |t| {
+            serde_json::from_str(t).map_err(|e| format!("{name}: not JSON: {e}"))
+        })
+    };
+    let mut rule_hosts = Vec::new();
+    let mut rules = crate::links::rules::parse_rules(&json("rules", rec.rules.as_deref())?)
+        .map_err(|e| e.to_string())?;
+    crate::links::rules::check_rules(policy, &mut rules, &mut rule_hosts)
+        .map_err(|e| e.to_string())?;
+    let mut split = crate::links::rules::parse_split(&json("split", rec.split.as_deref())?)
+        .map_err(|e| e.to_string())?;
+    crate::links::rules::check_split(policy, &mut split, &mut rule_hosts)
+        .map_err(|e| e.to_string())?;
     Ok(Row {
         line: rec.line,
         code: rec.code,
@@ -77,6 +97,9 @@ pub fn check(policy: &TargetPolicy, rec: Record) -> Result<Row, String> {
         expired_host: expired.as_ref().map(|t| t.host.clone()),
         expired_url: expired.map(|t| t.url),
         utm,
+        rules,
+        split,
+        rule_hosts,
     })
 }
 

@@ -16,8 +16,8 @@ pub enum ExportFormat {
 
 /// The CSV header; `tags` are `|`-separated; times are RFC 3339, empty for
 /// none; `target` as written, the UTM values in their own columns (empty:
-/// none).
-pub const CSV_HEADER: [&str; 17] = [
+/// none); `rules` and `split` as the API's JSON (empty: none).
+pub const CSV_HEADER: [&str; 19] = [
     "code",
     "domain",
     "target",
@@ -35,7 +35,17 @@ pub const CSV_HEADER: [&str; 17] = [
     "utm_campaign",
     "utm_term",
     "utm_content",
+    "rules",
+    "split",
 ];
+
+/// A list as a JSON cell; empty for none.
+fn json_cell<T: serde::Serialize>(list: &[T]) -> String {
+    if list.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string(list).unwrap_or_default()
+}
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
@@ -81,6 +91,8 @@ pub async fn export(
                     row.utm.campaign.as_deref().unwrap_or(""),
                     row.utm.term.as_deref().unwrap_or(""),
                     row.utm.content.as_deref().unwrap_or(""),
+                    &json_cell(&crate::links::rules::rules_json(&row.rules.0)),
+                    &json_cell(&row.split.0),
                 ])?;
                 n += 1;
             }

@@ -133,6 +133,10 @@ pub struct Record {
     pub expires_at: Option<String>,
     /// When it starts redirecting, as the file writes it.
     pub valid_since: Option<String>,
+    /// Redirect rules and the split as JSON, as the API takes them (our
+    /// CSV's `rules` and `split` columns; checked later).
+    pub rules: Option<String>,
+    pub split: Option<String>,
     /// Where it redirects once expired.
     pub expired_url: Option<String>,
     /// UTM values, source to content, as the file writes them (empty
@@ -174,6 +178,9 @@ pub struct FieldIndex {
     valid_since: Option<usize>,
     expired_url: Option<usize>,
     utm: [Option<usize>; 5],
+    /// Our CSV only: JSON columns.
+    rules: Option<usize>,
+    split: Option<usize>,
 }
 
 fn normalize(header: &str) -> String {
@@ -227,6 +234,8 @@ impl<R: Read> Reader<R> {
             valid_since: find(columns.valid_since),
             expired_url: find(columns.expired_url),
             utm: columns.utm.map(find),
+            rules: (format == Format::Csv).then(|| find(&["rules"])).flatten(),
+            split: (format == Format::Csv).then(|| find(&["split"])).flatten(),
         };
         Ok(Reader::Csv {
             csv,
@@ -334,6 +343,8 @@ fn csv_record(fields: &FieldIndex, record: &csv::StringRecord, line: u64) -> Rec
         valid_since: cell(record, fields.valid_since),
         expired_url: cell(record, fields.expired_url),
         utm: fields.utm.map(|at| cell(record, at)),
+        rules: cell(record, fields.rules),
+        split: cell(record, fields.split),
     }
 }
 
@@ -373,6 +384,8 @@ fn kutt_records(text: &str, line: u64) -> Result<Vec<Record>, String> {
                 valid_since: None,
                 expired_url: None,
                 utm: Default::default(),
+                rules: None,
+                split: None,
             })
         })
         .collect()

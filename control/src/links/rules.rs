@@ -123,17 +123,22 @@ impl RuleJson {
     }
 }
 
+/// The JSON names of enum values (`mobile`, `ios`), as serde writes them.
+fn json_names<T: Serialize>(values: &[T]) -> Vec<String> {
+    values
+        .iter()
+        .filter_map(|v| match serde_json::to_value(v) {
+            Ok(Value::String(name)) => Some(name),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A rule's conditions in words, for the dashboard
 /// (`country DE or AT, and from 2026-12-24T00:00:00Z`).
 pub fn describe(when: &Conditions) -> String {
     let list = |name: &str, values: Vec<String>| {
         (!values.is_empty()).then(|| format!("{name} {}", values.join(" or ")))
-    };
-    let names = |values: Vec<Value>| -> Vec<String> {
-        values
-            .into_iter()
-            .map(|v| v.as_str().unwrap_or_default().to_owned())
-            .collect()
     };
     let time = |at: i64| {
         OffsetDateTime::from_unix_timestamp(at)
@@ -142,24 +147,8 @@ pub fn describe(when: &Conditions) -> String {
             .unwrap_or_else(|| at.to_string())
     };
     let parts: Vec<String> = [
-        list(
-            "device",
-            names(
-                when.device
-                    .iter()
-                    .filter_map(|d| serde_json::to_value(d).ok())
-                    .collect(),
-            ),
-        ),
-        list(
-            "os",
-            names(
-                when.os
-                    .iter()
-                    .filter_map(|o| serde_json::to_value(o).ok())
-                    .collect(),
-            ),
-        ),
+        list("device", json_names(&when.device)),
+        list("os", json_names(&when.os)),
         list("language", when.language.clone()),
         list("country", when.country.clone()),
         when.query.as_ref().map(|q| match &q.equals {
@@ -558,29 +547,13 @@ fn string_list(items: Schema, description: &str) -> ArrayBuilder {
 }
 
 fn device_list_schema() -> utoipa::openapi::Array {
-    let names: Vec<String> = Device::ALL
-        .iter()
-        .map(|d| {
-            serde_json::to_value(d)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-        })
-        .map(Option::unwrap_or_default)
-        .collect();
+    let names = json_names(&Device::ALL);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     string_list(string_enum(&names), "Device classes; any of them matches.").build()
 }
 
 fn os_list_schema() -> utoipa::openapi::Array {
-    let names: Vec<String> = Os::ALL
-        .iter()
-        .map(|o| {
-            serde_json::to_value(o)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-        })
-        .map(Option::unwrap_or_default)
-        .collect();
+    let names = json_names(&Os::ALL);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     string_list(
         string_enum(&names),
