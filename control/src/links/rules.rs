@@ -22,8 +22,9 @@
 //! through [`validate_rules`], the very check the snapshot builder and the
 //! engines apply: a list the API accepts always makes a valid record.
 //!
-//! UTM values are not merged into rule or variant targets: they are served
-//! as written.
+//! The link's UTM values are merged into rule and variant targets as into
+//! its own target, in the records engines get (`LinkRow::served_rules`); the
+//! API shows every target as written.
 
 use crate::error::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
