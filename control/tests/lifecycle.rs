@@ -155,6 +155,15 @@ async fn bad_lifecycle_values_are_400s_naming_the_field() {
             json!({"target": "https://e.com/", "valid_since": at(3600), "expires_at": at(3600)}),
             "valid_since",
         ),
+        // Past the year 9999 in UTC: the API could never show it back.
+        (
+            json!({"target": "https://e.com/", "expires_at": "9999-12-31T23:59:59-01:00"}),
+            "expires_at",
+        ),
+        (
+            json!({"target": "https://e.com/", "valid_since": "9999-12-31T23:30:00-01:00"}),
+            "valid_since",
+        ),
     ] {
         let (status, answer) = app
             .send_json(Method::POST, "/v1/links", &app.admin_key, &body)
@@ -186,6 +195,24 @@ async fn bad_lifecycle_values_are_400s_naming_the_field() {
         .await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(field(&answer), "valid_since");
+    let (status, answer) = app
+        .send_json(
+            Method::PATCH,
+            "/v1/links/w",
+            &app.admin_key,
+            &json!({"expires_at": "9999-12-31T23:59:59-00:30"}),
+        )
+        .await;
+    assert_eq!(
+        (status, field(&answer)),
+        (400, json!("expires_at")),
+        "{answer}"
+    );
+    // The link still reads.
+    assert_eq!(
+        app.call(Method::GET, "/v1/links/w", &app.admin_key).await.0,
+        200
+    );
     // Bulk: the item fails alone, with the same error.
     let (status, answer) = app
         .send_json(

@@ -108,8 +108,9 @@ pub fn check(policy: &TargetPolicy, rec: Record) -> Result<Row, String> {
 fn time_field(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, String> {
     value
         .map(|v| {
-            OffsetDateTime::parse(v, &Rfc3339)
-                .map_err(|_| format!("{name} {v:?} is not an RFC 3339 time"))
+            let at = OffsetDateTime::parse(v, &Rfc3339)
+                .map_err(|_| format!("{name} {v:?} is not an RFC 3339 time"))?;
+            crate::links::input::check_shown(name, at).map_err(|e| e.to_string())
         })
         .transpose()
 }

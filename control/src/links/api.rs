@@ -149,7 +149,11 @@ pub fn check_create(
         .map(|url| check_expired_url(state, url))
         .transpose()?;
     let expires_at = req.expires_at.map(input::check_expiry).transpose()?;
-    input::check_window(req.valid_since, expires_at)?;
+    let valid_since = req
+        .valid_since
+        .map(|at| input::check_shown("valid_since", at))
+        .transpose()?;
+    input::check_window(valid_since, expires_at)?;
     let utm = match &req.utm {
         Some(u) => u.checked()?,
         None => Utm::default(),
@@ -167,7 +171,7 @@ pub fn check_create(
         target: target.url,
         status: input::check_status(req.status.unwrap_or(301))?,
         expires_at,
-        valid_since: req.valid_since,
+        valid_since,
         expired_url: expired.as_ref().map(|t| t.url.clone()),
         expired_host: expired.map(|t| t.host),
         utm,
@@ -494,7 +498,10 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
             Some(Some(at)) => Some(Some(input::check_expiry(at)?)),
             other => other,
         },
-        valid_since: req.valid_since,
+        valid_since: match req.valid_since {
+            Some(Some(at)) => Some(Some(input::check_shown("valid_since", at)?)),
+            other => other,
+        },
         expired_url: match req.expired_url {
             Some(Some(_)) => Some(expired.map(|t| t.url)),
             other => other,
