@@ -131,7 +131,13 @@ fn core(dir: &std::path::Path) -> Core {
     let geoip = engine::geoip::GeoIp::open(config.geoip.as_deref().unwrap()).unwrap();
     Core {
         geoip: Some(Arc::new(geoip)),
-        ..Core::new(0, &config, Arc::new(CoreMetrics::new()), Some(snapshot), None)
+        ..Core::new(
+            0,
+            &config,
+            Arc::new(CoreMetrics::new()),
+            Some(snapshot),
+            None,
+        )
     }
 }
 
@@ -155,7 +161,14 @@ fn redirect_path(c: &mut Criterion) {
                 let Parse::Complete(req) = parse(black_box(&raw), &core.limits) else {
                     panic!("parse");
                 };
-                black_box(answer(&core, &req, peer, 1_700_000_000_000, false, &mut out))
+                black_box(answer(
+                    &core,
+                    &req,
+                    peer,
+                    1_700_000_000_000,
+                    false,
+                    &mut out,
+                ))
             })
         });
     }
