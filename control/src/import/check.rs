@@ -110,7 +110,7 @@ fn time_field(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>,
         .map(|v| {
             let at = OffsetDateTime::parse(v, &Rfc3339)
                 .map_err(|_| format!("{name} {v:?} is not an RFC 3339 time"))?;
-            crate::links::input::check_shown(name, at).map_err(|e| e.to_string())
+            crate::links::times::check_shown(name, at).map_err(|e| e.to_string())
         })
         .transpose()
 }

@@ -151,7 +151,7 @@ pub fn check_create(
     let expires_at = req.expires_at.map(input::check_expiry).transpose()?;
     let valid_since = req
         .valid_since
-        .map(|at| input::check_shown("valid_since", at))
+        .map(|at| super::times::check_shown("valid_since", at))
         .transpose()?;
     input::check_window(valid_since, expires_at)?;
     let utm = match &req.utm {
@@ -499,7 +499,7 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
             other => other,
         },
         valid_since: match req.valid_since {
-            Some(Some(at)) => Some(Some(input::check_shown("valid_since", at)?)),
+            Some(Some(at)) => Some(Some(super::times::check_shown("valid_since", at)?)),
             other => other,
         },
         expired_url: match req.expired_url {

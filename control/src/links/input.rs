@@ -131,25 +131,8 @@ pub fn check_status(status: u16) -> ApiResult<i16> {
         .map_err(|e| ApiError::invalid_field("status", e))
 }
 
-/// The last second the API can show: it writes times in UTC with RFC 3339's
-/// four-digit years (9999-12-31T23:59:59Z).
-pub const LAST_SHOWN_UNIX: i64 = 253_402_300_799;
-
-/// Refuses a time the API could not show back: after the year 9999 in UTC
-/// (`9999-12-31T23:59:59-01:00` is one), which would make every later read
-/// of the link fail.
-pub fn check_shown(field: &str, at: OffsetDateTime) -> ApiResult<OffsetDateTime> {
-    if at.unix_timestamp() > LAST_SHOWN_UNIX {
-        return Err(ApiError::invalid_field(
-            field,
-            "is after the year 9999 in UTC",
-        ));
-    }
-    Ok(at)
-}
-
 pub fn check_expiry(at: OffsetDateTime) -> ApiResult<OffsetDateTime> {
-    check_shown("expires_at", at)?;
+    super::times::check_shown("expires_at", at)?;
     if at <= OffsetDateTime::now_utc() {
         return Err(ApiError::invalid_field(
             "expires_at",

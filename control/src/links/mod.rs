@@ -11,4 +11,5 @@ pub mod input;
 pub mod model;
 pub mod rules;
 pub mod store;
+pub mod times;
 pub mod utm;

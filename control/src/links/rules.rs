@@ -340,7 +340,7 @@ fn parse_time(field: &str, value: &Value) -> ApiResult<Option<i64>> {
         .map_err(|e| bad(field, format!("{text:?} is not an RFC 3339 time: {e}")))?;
     // The API shows it in UTC, which RFC 3339 writes with four-digit years.
     // (9999-12-31T23:59:59Z; converting there would overflow.)
-    if at.unix_timestamp() > super::input::LAST_SHOWN_UNIX {
+    if at.unix_timestamp() > super::times::LAST_SHOWN_UNIX {
         return Err(bad(
             field,
             format!("{text:?} is after the year 9999 in UTC"),
