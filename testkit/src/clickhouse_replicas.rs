@@ -51,7 +51,23 @@ impl ClickHouseReplicas {
     /// answers. Fails with a message naming the missing package when
     /// ZooKeeper or ClickHouse is not installed (`deploy/cluster.sh
     /// clickhouse` and `deploy/services.sh` install them).
+    ///
+    /// The ports are free when picked but only bound when the servers
+    /// start; another test may take one in between. A start that fails on
+    /// a taken address is retried with new ports (twice at most).
     pub fn start() -> anyhow::Result<ClickHouseReplicas> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once() {
+                Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once() -> anyhow::Result<ClickHouseReplicas> {
         if !Path::new(ZOOKEEPER_JAR).is_file() {
             bail!(
                 "{ZOOKEEPER_JAR} is missing: install Debian's zookeeper package (deploy/clickhouse-cluster.sh does)"
