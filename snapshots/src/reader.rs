@@ -553,14 +553,15 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
             reason,
         };
         check_link(code, value, known_flags, header.version).map_err(invalid)?;
+        // The link's entries in the side tables are keyed like the link.
+        let key = LinkKeyRef {
+            domain,
+            code: code.as_bytes(),
+        };
         if let Some(extras) = root.extras
             && value.flags & FLAG_EXTRA != 0
         {
             flagged += 1;
-            let key = LinkKeyRef {
-                domain,
-                code: code.as_bytes(),
-            };
             let extra = extras
                 .get_with(&key, |q, k| q.matches(k))
                 .ok_or_else(|| invalid(LinkError::Flags { flags: value.flags }))?;
@@ -570,10 +571,6 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
             && value.flags & FLAG_RULES != 0
         {
             with_rules += 1;
-            let key = LinkKeyRef {
-                domain,
-                code: code.as_bytes(),
-            };
             let value = rules
                 .get_with(&key, |q, k| q.matches(k))
                 .ok_or_else(|| invalid(LinkError::Flags { flags: value.flags }))?;
