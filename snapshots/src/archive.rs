@@ -1,6 +1,9 @@
 //! The rkyv types inside a snapshot's payload.
 //!
-//! Version 3's root ([`SnapshotRoot`]) holds the domain table, the
+//! Version 6's root ([`SnapshotRoot`]) is version 5's with a fourth map,
+//! the password verifiers of the links flagged [`FLAG_PASSWORD`]; version
+//! 5's ([`SnapshotRootV5`]) is version 3's with the rules map. Version 3's
+//! root ([`SnapshotRootV3`]) holds the domain table, the
 //! well-known answers, an rkyv SwissTable hash map from [`LinkKey`]
 //! `(domain id, code)` to [`LinkValue`], chosen by measurement (see
 //! `FORMAT.md`, "Lookup structure"), and a second map from the same keys to
@@ -12,6 +15,7 @@
 //! `ArchivedHashMap::serialize_from_iter`, so no `HashMap` of the whole table
 //! is ever built in memory.
 
+use crate::password::{ArchivedPasswordValue, PasswordValue};
 use crate::rules::{ArchivedRulesValue, RulesValue};
 use rkyv::collections::swiss_table::{ArchivedHashMap, HashMapResolver};
 use rkyv::munge::munge;
@@ -34,6 +38,9 @@ pub type ArchivedExtraMap = ArchivedHashMap<ArchivedLinkKey, ArchivedLinkExtra>;
 
 /// The archived rules map of a version-5 payload.
 pub type ArchivedRulesMap = ArchivedHashMap<ArchivedLinkKey, ArchivedRulesValue>;
+
+/// The archived passwords map of a version-6 payload.
+pub type ArchivedPasswordMap = ArchivedHashMap<ArchivedLinkKey, ArchivedPasswordValue>;
 
 /// A version-2 link's key. Hashed as the domain's four little-endian bytes
 /// then the code's bytes; [`LinkKeyRef`] hashes the same way, so a lookup
@@ -108,7 +115,7 @@ pub struct WellKnownValue {
     pub body: String,
 }
 
-/// The root of a version-5 payload. Only its archived form is used: the
+/// The root of a version-6 payload. Only its archived form is used: the
 /// builder writes it through `RootOut` without building the maps.
 #[derive(Archive, Debug)]
 pub struct SnapshotRoot {
@@ -119,6 +126,19 @@ pub struct SnapshotRoot {
     pub extras: HashMap<LinkKey, LinkExtra>,
     /// The rules and splits of the links flagged [`FLAG_RULES`], and only
     /// theirs.
+    pub rules: HashMap<LinkKey, RulesValue>,
+    /// The password verifiers of the links flagged [`FLAG_PASSWORD`], and
+    /// only theirs.
+    pub passwords: HashMap<LinkKey, PasswordValue>,
+}
+
+/// The root of a version-5 payload (read, no longer written).
+#[derive(Archive, Debug)]
+pub struct SnapshotRootV5 {
+    pub domains: Vec<DomainValue>,
+    pub well_known: Vec<WellKnownValue>,
+    pub links: HashMap<LinkKey, LinkValue>,
+    pub extras: HashMap<LinkKey, LinkExtra>,
     pub rules: HashMap<LinkKey, RulesValue>,
 }
 
@@ -165,10 +185,15 @@ pub const KNOWN_FLAGS_V2: u8 = FLAG_DISABLED | FLAG_FORWARD_QUERY;
 /// Bit of [`LinkValue::flags`] (version 5): the link has an entry in the
 /// rules map.
 pub const FLAG_RULES: u8 = 8;
+/// Bit of [`LinkValue::flags`] (version 6): the link is password-protected
+/// and has an entry in the passwords map.
+pub const FLAG_PASSWORD: u8 = 16;
 /// Every flag bit versions 3 and 4 define.
 pub const KNOWN_FLAGS_V3: u8 = KNOWN_FLAGS_V2 | FLAG_EXTRA;
 /// Every flag bit version 5 defines.
-pub const KNOWN_FLAGS: u8 = KNOWN_FLAGS_V3 | FLAG_RULES;
+pub const KNOWN_FLAGS_V5: u8 = KNOWN_FLAGS_V3 | FLAG_RULES;
+/// Every flag bit version 6 defines.
+pub const KNOWN_FLAGS: u8 = KNOWN_FLAGS_V5 | FLAG_PASSWORD;
 
 /// A link's value in the archive; the code is the map's key.
 ///
@@ -188,7 +213,8 @@ pub struct LinkValue {
     pub target: String,
     /// 301, 302, 307 or 308.
     pub status: u16,
-    /// [`FLAG_DISABLED`] | [`FLAG_FORWARD_QUERY`] | [`FLAG_EXTRA`].
+    /// [`FLAG_DISABLED`] | [`FLAG_FORWARD_QUERY`] | [`FLAG_EXTRA`] |
+    /// [`FLAG_RULES`] | [`FLAG_PASSWORD`].
     pub flags: u8,
     /// The organisation that owns the link (version 4; 0 in older files):
     /// the click record carries it so analytics reads stats by org. 32 bits
@@ -218,6 +244,8 @@ pub(crate) struct RootOut<'a> {
     pub(crate) extras: &'a [(LinkKey, LinkExtra)],
     /// The rules of the entries flagged [`FLAG_RULES`], distinct keys.
     pub(crate) rules: &'a [(LinkKey, RulesValue)],
+    /// The verifiers of the entries flagged [`FLAG_PASSWORD`], distinct keys.
+    pub(crate) passwords: &'a [(LinkKey, PasswordValue)],
 }
 
 pub(crate) struct RootResolver {
@@ -226,6 +254,7 @@ pub(crate) struct RootResolver {
     links: HashMapResolver,
     extras: HashMapResolver,
     rules: HashMapResolver,
+    passwords: HashMapResolver,
 }
 
 impl Archive for RootOut<'_> {
@@ -233,12 +262,18 @@ impl Archive for RootOut<'_> {
     type Resolver = RootResolver;
 
     fn resolve(&self, resolver: Self::Resolver, out: Place<Self::Archived>) {
-        munge!(let ArchivedSnapshotRoot { domains, well_known, links, extras, rules } = out);
+        munge!(let ArchivedSnapshotRoot { domains, well_known, links, extras, rules, passwords } = out);
         ArchivedVec::resolve_from_slice(self.domains, resolver.domains, domains);
         ArchivedVec::resolve_from_slice(self.well_known, resolver.well_known, well_known);
         ArchivedHashMap::resolve_from_len(self.links.len(), LOAD_FACTOR, resolver.links, links);
         ArchivedHashMap::resolve_from_len(self.extras.len(), LOAD_FACTOR, resolver.extras, extras);
         ArchivedHashMap::resolve_from_len(self.rules.len(), LOAD_FACTOR, resolver.rules, rules);
+        ArchivedHashMap::resolve_from_len(
+            self.passwords.len(),
+            LOAD_FACTOR,
+            resolver.passwords,
+            passwords,
+        );
     }
 }
 
@@ -284,6 +319,18 @@ where
                 _,
             >(
                 self.rules.iter().map(|(key, rules)| (key, rules)),
+                LOAD_FACTOR,
+                serializer,
+            )?,
+            passwords: ArchivedPasswordMap::serialize_from_iter::<
+                _,
+                &LinkKey,
+                &PasswordValue,
+                LinkKey,
+                PasswordValue,
+                _,
+            >(
+                self.passwords.iter().map(|(key, value)| (key, value)),
                 LOAD_FACTOR,
                 serializer,
             )?,

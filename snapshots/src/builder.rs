@@ -3,13 +3,14 @@
 
 use crate::archive::{
     DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, DomainValue, Entry, FLAG_DISABLED,
-    FLAG_EXTRA, FLAG_FORWARD_QUERY, FLAG_RULES, LinkExtra, LinkKey, LinkValue, RootOut,
-    WellKnownValue,
+    FLAG_EXTRA, FLAG_FORWARD_QUERY, FLAG_PASSWORD, FLAG_RULES, LinkExtra, LinkKey, LinkValue,
+    RootOut, WellKnownValue,
 };
 use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::BuildError;
 use crate::header::{FORMAT_VERSION, HEADER_LEN, Header};
 use crate::link::Link;
+use crate::password::PasswordValue;
 use crate::rules::RulesValue;
 use rkyv::rancor;
 use rkyv::ser::writer::IoWriter;
@@ -40,6 +41,9 @@ pub struct SnapshotBuilder {
     /// The rules and splits of the links that have them (few), keyed like
     /// `entries`.
     rules: Vec<(LinkKey, RulesValue)>,
+    /// The password verifiers of the protected links (few), keyed like
+    /// `entries`.
+    passwords: Vec<(LinkKey, PasswordValue)>,
     domains: Vec<DomainValue>,
     well_known: Vec<WellKnownValue>,
     sequence: u64,
@@ -67,6 +71,7 @@ impl SnapshotBuilder {
             entries: Vec::with_capacity(links),
             extras: Vec::new(),
             rules: Vec::new(),
+            passwords: Vec::new(),
             domains: Vec::new(),
             well_known: Vec::new(),
             sequence,
@@ -159,7 +164,12 @@ impl SnapshotBuilder {
                 0
             }
             | if link.has_extra() { FLAG_EXTRA } else { 0 }
-            | if link.has_rules() { FLAG_RULES } else { 0 };
+            | if link.has_rules() { FLAG_RULES } else { 0 }
+            | if link.has_password() {
+                FLAG_PASSWORD
+            } else {
+                0
+            };
         self.text_bytes += (link.code.len() + link.target.len()) as u64;
         if link.has_rules() {
             let value = RulesValue::new(&link.rules, &link.split, link.status);
@@ -178,6 +188,23 @@ impl SnapshotBuilder {
                 .sum();
             self.text_bytes += (link.code.len() + rule_text) as u64 + ENTRY_OVERHEAD;
             self.rules.push((
+                LinkKey {
+                    domain: link.domain,
+                    code: link.code.clone(),
+                },
+                value,
+            ));
+        }
+        if let Some(phc) = &link.password_hash {
+            // Validated above.
+            let value = PasswordValue::from_phc(phc).map_err(|e| BuildError::InvalidLink {
+                index,
+                code: link.code.clone(),
+                reason: e.into(),
+            })?;
+            self.text_bytes +=
+                (link.code.len() + value.salt.len() + value.hash.len()) as u64 + ENTRY_OVERHEAD;
+            self.passwords.push((
                 LinkKey {
                     domain: link.domain,
                     code: link.code.clone(),
@@ -376,6 +403,7 @@ fn write_payload(file: &mut File, build: &SnapshotBuilder) -> Result<(u64, u64),
         links: &build.entries,
         extras: &build.extras,
         rules: &build.rules,
+        passwords: &build.passwords,
     };
     let writer = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&root, IoWriter::new(sink))
         .map_err(|e| PayloadError::Archive(e.to_string()))?;

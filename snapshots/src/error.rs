@@ -44,6 +44,10 @@ pub enum SnapshotError {
     ExtrasMismatch { flagged: usize, extras: usize },
     #[error("{flagged} links are flagged to have rules but the rules table holds {rules}")]
     RulesMismatch { flagged: usize, rules: usize },
+    #[error(
+        "{flagged} links are flagged password-protected but the passwords map holds {passwords}"
+    )]
+    PasswordsMismatch { flagged: usize, passwords: usize },
     #[error("link {code:?} (domain {domain}) is invalid: {reason}")]
     InvalidLink {
         domain: u32,

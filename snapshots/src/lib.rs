@@ -46,6 +46,7 @@
 //! - [`signing`]: Ed25519 signatures on link deltas (control signs, engines verify).
 //! - [`readiness`]: the engine's `/readyz` record.
 //! - [`rules`]: redirect rules and A/B splits, owned and archived.
+//! - [`password`]: the argon2id verifier of a password-protected link.
 //! - `input` (feature `cli`, on by default): CSV / JSON-lines input for the
 //!   `snapshot` tool. The feature also builds the tool; the services depend
 //!   on this crate without it, so they never compile csv, indicatif or clap
@@ -63,6 +64,7 @@ pub mod header;
 #[cfg(feature = "cli")]
 pub mod input;
 pub mod link;
+pub mod password;
 pub mod reader;
 pub mod readiness;
 pub mod rules;

@@ -5,6 +5,7 @@
 //! delta is decoded, so the engine can put a target straight into a `Location`
 //! header without looking at it again.
 
+use crate::password::{PasswordError, PasswordValue};
 use crate::rules::{Rule, RulesError, Variant, validate_rules};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -65,6 +66,11 @@ pub struct Link {
     /// delta version 5.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub split: Vec<Variant>,
+    /// The argon2id verifier (a PHC string, `password` module) of a
+    /// password-protected link; `None`: no password. Since snapshot format
+    /// 6 and delta version 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }
 
 impl Link {
@@ -84,7 +90,14 @@ impl Link {
             org_id: 0,
             rules: Vec::new(),
             split: Vec::new(),
+            password_hash: None,
         }
+    }
+
+    /// Whether the link is password-protected (its verifier is kept in the
+    /// snapshot's passwords map, apart from the hot record).
+    pub fn has_password(&self) -> bool {
+        self.password_hash.is_some()
     }
 
     /// Whether the link has rules or a split (kept in the snapshot's rules
@@ -117,6 +130,9 @@ impl Link {
             self.expired_url.as_deref(),
         )?;
         validate_rules(&self.rules, &self.split)?;
+        if let Some(phc) = &self.password_hash {
+            PasswordValue::from_phc(phc)?;
+        }
         Ok(())
     }
 }
@@ -229,6 +245,8 @@ pub enum LinkError {
     Rules(#[from] RulesError),
     #[error("rules: {0}")]
     ArchivedRules(#[from] crate::rules::ArchivedRulesError),
+    #[error("{0}")]
+    Password(#[from] PasswordError),
 }
 
 /// Whether `byte` may appear in a code.

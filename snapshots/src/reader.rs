@@ -2,15 +2,17 @@
 
 use crate::archive::{
     ArchivedDomainValue, ArchivedExtraMap, ArchivedLinkExtra, ArchivedLinkMap, ArchivedLinkTable,
-    ArchivedLinkValue, ArchivedRulesMap, ArchivedSnapshotRoot, ArchivedSnapshotRootV2,
-    ArchivedSnapshotRootV3, ArchivedWellKnownValue, DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS,
-    DOMAIN_VERIFIED, FLAG_DISABLED, FLAG_EXTRA, FLAG_FORWARD_QUERY, FLAG_RULES, KNOWN_DOMAIN_FLAGS,
-    KNOWN_FLAGS, KNOWN_FLAGS_V2, KNOWN_FLAGS_V3, LinkKeyRef,
+    ArchivedLinkValue, ArchivedPasswordMap, ArchivedRulesMap, ArchivedSnapshotRoot,
+    ArchivedSnapshotRootV2, ArchivedSnapshotRootV3, ArchivedSnapshotRootV5, ArchivedWellKnownValue,
+    DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, FLAG_DISABLED, FLAG_EXTRA,
+    FLAG_FORWARD_QUERY, FLAG_PASSWORD, FLAG_RULES, KNOWN_DOMAIN_FLAGS, KNOWN_FLAGS, KNOWN_FLAGS_V2,
+    KNOWN_FLAGS_V3, KNOWN_FLAGS_V5, LinkKeyRef,
 };
 use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::SnapshotError;
 use crate::header::{HEADER_LEN, Header};
 use crate::link::{self, Link, LinkError, RedirectStatus};
+use crate::password::ArchivedPasswordValue;
 use crate::rules::ArchivedRulesValue;
 use memmap2::{Advice, Mmap};
 use rkyv::rancor;
@@ -28,7 +30,8 @@ use xxhash_rust::xxh3::xxh3_64;
 ///
 /// Version-1 files (one unnamed domain) are read as version 3 with only the
 /// default domain, unnamed: their links are the default domain's. Version-2
-/// files are read as version 3 without extras.
+/// files are read as version 3 without extras, version 3 to 5 as version 6
+/// without the side tables they did not have yet.
 pub struct Snapshot {
     bytes: Backing,
     header: Header,
@@ -46,8 +49,10 @@ enum Layout {
     /// Versions 3 and 4: version 2's and the link extras; version 4 fills
     /// the link record's `org`, version 3 left it zero.
     V3,
-    /// Version 5 (written now): version 4's and the link rules.
+    /// Version 5: version 4's and the link rules.
     V5,
+    /// Version 6 (written now): version 5's and the password verifiers.
+    V6,
 }
 
 enum Backing {
@@ -133,7 +138,8 @@ impl Snapshot {
             1 => Layout::V1,
             2 => Layout::V2,
             3 | 4 => Layout::V3,
-            _ => Layout::V5,
+            5 => Layout::V5,
+            _ => Layout::V6,
         };
         match layout {
             Layout::V1 => {
@@ -159,6 +165,7 @@ impl Snapshot {
                     links: &root.links,
                     extras: None,
                     rules: None,
+                    passwords: None,
                 };
                 check_root(&header, parts)?;
             }
@@ -171,10 +178,24 @@ impl Snapshot {
                     links: &root.links,
                     extras: Some(&root.extras),
                     rules: None,
+                    passwords: None,
                 };
                 check_root(&header, parts)?;
             }
             Layout::V5 => {
+                let root = rkyv::access::<ArchivedSnapshotRootV5, rancor::Error>(payload)
+                    .map_err(archive_error)?;
+                let parts = RootParts {
+                    domains: &root.domains,
+                    well_known: &root.well_known,
+                    links: &root.links,
+                    extras: Some(&root.extras),
+                    rules: Some(&root.rules),
+                    passwords: None,
+                };
+                check_root(&header, parts)?;
+            }
+            Layout::V6 => {
                 let root = rkyv::access::<ArchivedSnapshotRoot, rancor::Error>(payload)
                     .map_err(archive_error)?;
                 let parts = RootParts {
@@ -183,6 +204,7 @@ impl Snapshot {
                     links: &root.links,
                     extras: Some(&root.extras),
                     rules: Some(&root.rules),
+                    passwords: Some(&root.passwords),
                 };
                 check_root(&header, parts)?;
             }
@@ -249,8 +271,15 @@ impl Snapshot {
 
     /// The version-5 root. Only call when the layout is `V5`.
     #[inline]
-    fn root(&self) -> &ArchivedSnapshotRoot {
+    fn root_v5(&self) -> &ArchivedSnapshotRootV5 {
         // SAFETY: as in `table_v1`, validated as a version-5 root.
+        unsafe { rkyv::access_unchecked::<ArchivedSnapshotRootV5>(self.payload()) }
+    }
+
+    /// The version-6 root. Only call when the layout is `V6`.
+    #[inline]
+    fn root(&self) -> &ArchivedSnapshotRoot {
+        // SAFETY: as in `table_v1`, validated as a version-6 root.
         unsafe { rkyv::access_unchecked::<ArchivedSnapshotRoot>(self.payload()) }
     }
 
@@ -261,7 +290,8 @@ impl Snapshot {
             Layout::V1 => None,
             Layout::V2 => Some(&self.root_v2().links),
             Layout::V3 => Some(&self.root_v3().links),
-            Layout::V5 => Some(&self.root().links),
+            Layout::V5 => Some(&self.root_v5().links),
+            Layout::V6 => Some(&self.root().links),
         }
     }
 
@@ -271,7 +301,8 @@ impl Snapshot {
             Layout::V1 => None,
             Layout::V2 => Some((&self.root_v2().domains, &self.root_v2().well_known)),
             Layout::V3 => Some((&self.root_v3().domains, &self.root_v3().well_known)),
-            Layout::V5 => Some((&self.root().domains, &self.root().well_known)),
+            Layout::V5 => Some((&self.root_v5().domains, &self.root_v5().well_known)),
+            Layout::V6 => Some((&self.root().domains, &self.root().well_known)),
         }
     }
 
@@ -297,7 +328,7 @@ impl Snapshot {
         {
             return None;
         }
-        if self.layout != Layout::V5 {
+        if self.layout != Layout::V6 {
             return self.get_older(domain, code);
         }
         let key = LinkKeyRef { domain, code };
@@ -307,8 +338,8 @@ impl Snapshot {
             .map(|value| LinkView { domain, value })
     }
 
-    /// [`Snapshot::get_in`] on a file older than version 5: kept off the
-    /// version-5 path, which pays one comparison for them.
+    /// [`Snapshot::get_in`] on a file older than version 6: kept off the
+    /// version-6 path, which pays one comparison for them.
     #[cold]
     #[inline(never)]
     fn get_older(&self, domain: u32, code: &[u8]) -> Option<LinkView<'_>> {
@@ -336,7 +367,8 @@ impl Snapshot {
         let extras = match self.layout {
             Layout::V1 | Layout::V2 => return None,
             Layout::V3 => &self.root_v3().extras,
-            Layout::V5 => &self.root().extras,
+            Layout::V5 => &self.root_v5().extras,
+            Layout::V6 => &self.root().extras,
         };
         let key = LinkKeyRef { domain, code };
         extras
@@ -348,11 +380,39 @@ impl Snapshot {
     /// [`LinkView::has_rules`] have them (version 5). Not on the path of a
     /// link without them.
     pub fn rules_in(&self, domain: u32, code: &[u8]) -> Option<&ArchivedRulesValue> {
-        if self.layout != Layout::V5 {
+        let rules = match self.layout {
+            Layout::V1 | Layout::V2 | Layout::V3 => return None,
+            Layout::V5 => &self.root_v5().rules,
+            Layout::V6 => &self.root().rules,
+        };
+        let key = LinkKeyRef { domain, code };
+        rules.get_with(&key, |q, k| q.matches(k))
+    }
+
+    /// The password verifier of `(domain, code)`: only links whose view
+    /// says [`LinkView::has_password`] have one (version 6). Not on the path
+    /// of a link without one.
+    pub fn password_in(&self, domain: u32, code: &[u8]) -> Option<&ArchivedPasswordValue> {
+        if self.layout != Layout::V6 {
             return None;
         }
         let key = LinkKeyRef { domain, code };
-        self.root().rules.get_with(&key, |q, k| q.matches(k))
+        self.root().passwords.get_with(&key, |q, k| q.matches(k))
+    }
+
+    /// An owned copy of `(domain, code)` with everything it has: extras,
+    /// rules, password (tools and tests; allocates).
+    pub fn link_in(&self, domain: u32, code: &str) -> Option<Link> {
+        let view = self.get_in(domain, code.as_bytes())?;
+        let mut link = view.to_link_with(code, self.extra_in(domain, code.as_bytes()));
+        if let Some(rules) = self.rules_in(domain, code.as_bytes()) {
+            // Opening checked that they convert.
+            (link.rules, link.split) = rules.to_owned_rules().unwrap_or_default();
+        }
+        link.password_hash = self
+            .password_in(domain, code.as_bytes())
+            .map(|p| p.to_owned_value().to_phc());
+        Some(link)
     }
 
     /// Every link, in table order (not sorted), with its code; the domain
@@ -461,6 +521,8 @@ struct RootParts<'a> {
     extras: Option<&'a ArchivedExtraMap>,
     /// Version 5's rules; `None` before.
     rules: Option<&'a ArchivedRulesMap>,
+    /// Version 6's password verifiers; `None` before.
+    passwords: Option<&'a ArchivedPasswordMap>,
 }
 
 /// The version-2 and version-3 rules beyond rkyv's: domains (known flags,
@@ -537,13 +599,15 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
         });
     }
     check_count(header, root.links.len())?;
-    let known_flags = match (root.extras, root.rules) {
-        (_, Some(_)) => KNOWN_FLAGS,
-        (Some(_), None) => KNOWN_FLAGS_V3,
-        (None, None) => KNOWN_FLAGS_V2,
+    let known_flags = match (root.extras, root.rules, root.passwords) {
+        (_, _, Some(_)) => KNOWN_FLAGS,
+        (_, Some(_), None) => KNOWN_FLAGS_V5,
+        (Some(_), None, None) => KNOWN_FLAGS_V3,
+        (None, None, None) => KNOWN_FLAGS_V2,
     };
     let mut flagged = 0usize;
     let mut with_rules = 0usize;
+    let mut with_password = 0usize;
     for (key, value) in root.links.iter() {
         let domain = key.domain.to_native();
         let code = key.code.as_str();
@@ -578,6 +642,16 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
                 .to_owned_rules()
                 .map_err(|reason| invalid(LinkError::ArchivedRules(reason)))?;
         }
+        if let Some(passwords) = root.passwords
+            && value.flags & FLAG_PASSWORD != 0
+        {
+            with_password += 1;
+            passwords
+                .get_with(&key, |q, k| q.matches(k))
+                .ok_or_else(|| invalid(LinkError::Flags { flags: value.flags }))?
+                .check()
+                .map_err(|reason| invalid(LinkError::Password(reason)))?;
+        }
         if ids.binary_search(&domain).is_err() {
             return Err(SnapshotError::UnknownDomain {
                 domain,
@@ -599,6 +673,14 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
         return Err(SnapshotError::RulesMismatch {
             flagged: with_rules,
             rules: rules.len(),
+        });
+    }
+    if let Some(passwords) = root.passwords
+        && passwords.len() != with_password
+    {
+        return Err(SnapshotError::PasswordsMismatch {
+            flagged: with_password,
+            passwords: passwords.len(),
         });
     }
     Ok(())
@@ -715,6 +797,12 @@ impl<'a> LinkView<'a> {
         self.value.flags & FLAG_RULES != 0
     }
 
+    /// Whether the link is password-protected ([`Snapshot::password_in`]).
+    #[inline]
+    pub fn has_password(&self) -> bool {
+        self.value.flags & FLAG_PASSWORD != 0
+    }
+
     /// The raw flag bits: [`FLAG_DISABLED`], [`FLAG_FORWARD_QUERY`],
     /// [`FLAG_EXTRA`] (one load for callers that test several).
     #[inline]
@@ -761,6 +849,7 @@ impl<'a> LinkView<'a> {
             org_id: self.org_id(),
             rules: Vec::new(),
             split: Vec::new(),
+            password_hash: None,
         }
     }
 }

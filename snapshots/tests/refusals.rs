@@ -51,20 +51,20 @@ fn wrong_magic_and_version() {
     ));
 
     let mut bytes = good_bytes();
-    bytes[8..10].copy_from_slice(&6u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&7u16.to_le_bytes());
     let err = Snapshot::from_bytes(&bytes).unwrap_err();
     assert!(
         matches!(
             err,
             SnapshotError::UnsupportedVersion {
-                found: 6,
-                supported: 5
+                found: 7,
+                supported: 6
             }
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("version 6"), "{err}");
-    assert!(err.to_string().contains("versions 1 to 5"), "{err}");
+    assert!(err.to_string().contains("version 7"), "{err}");
+    assert!(err.to_string().contains("versions 1 to 6"), "{err}");
 }
 
 #[test]

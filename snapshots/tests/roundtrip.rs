@@ -196,7 +196,7 @@ fn links_are_keyed_by_domain_and_code() {
     }
     builder.write_to(&path).unwrap();
     let snapshot = Snapshot::open(&path).unwrap();
-    assert_eq!(snapshot.header().version, 5);
+    assert_eq!(snapshot.header().version, 6);
     assert_eq!(snapshot.len(), 3);
     assert_eq!(snapshot.get("same").unwrap().org_id(), 1);
     assert_eq!(snapshot.get_in(7, b"same").unwrap().org_id(), 7001);
@@ -391,7 +391,7 @@ fn rules_and_splits_live_in_their_own_map() {
         1,
     );
     let snapshot = Snapshot::open(&path).unwrap();
-    assert_eq!(snapshot.header().version, 5);
+    assert_eq!(snapshot.header().version, 6);
     let view = snapshot.get("ruled").unwrap();
     assert!(view.has_rules() && view.has_extra());
     let (back, back_split) = snapshot
@@ -414,4 +414,41 @@ fn rules_and_splits_live_in_their_own_map() {
     let plain = snapshot.get("plain").unwrap();
     assert!(!plain.has_rules());
     assert!(snapshot.rules_in(0, b"plain").is_none());
+}
+
+/// A password-protected link keeps its verifier (format 6's side table);
+/// the others have none, and a verifier past the bounds engines accept is
+/// refused at the builder.
+#[test]
+fn password_verifiers_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.snap");
+    let phc = "$argon2id$v=19$m=4096,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$Ck1HvCoR4YW0GMpwA4MYS8aWKX9o8D1rtBpNOs7FVd8";
+    let gated = Link {
+        password_hash: Some(phc.into()),
+        valid_since: Some(1_700_000_000),
+        ..Link::new("gated", "https://secret.example/")
+    };
+    common::build(
+        &path,
+        &[gated.clone(), Link::new("plain", "https://plain.example/")],
+        1,
+    );
+    let snapshot = Snapshot::open(&path).unwrap();
+    let view = snapshot.get("gated").unwrap();
+    assert!(view.has_password() && view.has_extra() && !view.has_rules());
+    let verifier = snapshot.password_in(0, b"gated").unwrap();
+    assert_eq!(verifier.m_cost.to_native(), 4096);
+    assert_eq!(verifier.hash.len(), 32);
+    assert_eq!(snapshot.link_in(0, "gated").unwrap(), gated);
+    assert!(!snapshot.get("plain").unwrap().has_password());
+    assert!(snapshot.password_in(0, b"plain").is_none());
+
+    let mut builder = SnapshotBuilder::new(1);
+    let too_costly = Link {
+        password_hash: Some(phc.replace("m=4096", "m=65536")),
+        ..Link::new("costly", "https://secret.example/")
+    };
+    let refused = builder.push(too_costly).unwrap_err().to_string();
+    assert!(refused.contains("memory m=65536"), "{refused}");
 }

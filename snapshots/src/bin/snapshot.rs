@@ -195,14 +195,10 @@ fn inspect(file: PathBuf, json: bool) -> Result<()> {
 
 fn get(file: PathBuf, code: String) -> Result<()> {
     let snapshot = Snapshot::open(&file).with_context(|| format!("{} refused", file.display()))?;
-    match snapshot.get(&code) {
-        Some(link) => {
-            let extra = snapshot.extra_in(link.domain(), code.as_bytes());
-            let mut owned = link.to_link_with(&code, extra);
-            // Rules read back with each rule's and variant's status resolved.
-            if let Some(rules) = snapshot.rules_in(link.domain(), code.as_bytes()) {
-                (owned.rules, owned.split) = rules.to_owned_rules()?;
-            }
+    // Rules read back with each rule's and variant's status resolved; a
+    // password as its verifier (the PHC string), never the password.
+    match snapshot.link_in(snapshots::DEFAULT_DOMAIN, &code) {
+        Some(owned) => {
             println!("{}", serde_json::to_string_pretty(&owned)?);
             Ok(())
         }
