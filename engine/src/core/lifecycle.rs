@@ -31,19 +31,22 @@ pub struct Target<'a> {
     pub has_extra: bool,
     /// The link has redirect rules or a split (`CoreState::rules_in`).
     pub has_rules: bool,
+    /// The link is password-protected (`CoreState::password_in`).
+    pub has_password: bool,
     /// The organisation owning the link, for its click record (0: unknown).
     pub org_id: u64,
 }
 
 impl Target<'_> {
     /// Whether the link simply redirects at `now` (unix seconds): not
-    /// disabled, not expired, no extras, no rules. The others take
+    /// disabled, not expired, no extras, no rules, no password. The others take
     /// [`Target::answer`]'s slower path.
     #[inline]
     pub fn redirects_plainly(&self, now: i64) -> bool {
         !(self.disabled
             || self.has_extra
             || self.has_rules
+            || self.has_password
             || (self.expires_at != 0 && now >= self.expires_at))
     }
 }
@@ -118,6 +121,7 @@ mod tests {
             forward_query: false,
             has_extra: true,
             has_rules: false,
+            has_password: false,
             org_id: 0,
         }
     }

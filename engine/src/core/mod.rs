@@ -18,6 +18,7 @@
 pub mod command;
 pub mod domains;
 pub mod fxhash;
+pub mod gate;
 pub mod lifecycle;
 pub mod rules;
 pub mod session;
@@ -90,6 +91,8 @@ pub struct Core {
     /// The GeoIP database country rules read (`--geoip`), shared by every
     /// core; `None`: country rules never match.
     pub geoip: Option<Arc<crate::geoip::GeoIp>>,
+    /// Password checks and their limits ([`gate`]).
+    pub gate: RefCell<gate::Gate>,
 }
 
 impl Core {
@@ -142,6 +145,7 @@ impl Core {
             ipv6_prefix: config.click_ipv6_prefix,
             tls: RefCell::new(None),
             geoip: None,
+            gate: RefCell::new(gate::Gate::default()),
         }
     }
 

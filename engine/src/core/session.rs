@@ -31,7 +31,7 @@
 
 use super::Core;
 use super::domains::DomainEntry;
-use super::lifecycle::Answer;
+use super::lifecycle::{Answer, Target};
 use super::state::Lookup;
 use crate::clicks::client_ip::{ClientIpHeader, client_ip, cut};
 use crate::http::request::{self, Body, Method, Parse, Reject, Request, Undecodable};
@@ -196,13 +196,36 @@ impl Session {
             // limit, as if the input buffer were exactly that long.
             let window = &input[start..filled.min(start + core.limits.max_head)];
             match request::parse(window, &core.limits) {
-                Parse::Complete(req) => {
+                Parse::Complete(mut req) => {
+                    // A small POST body (a password form) is read whole from
+                    // the window when it fits; whether it is waited for is
+                    // `answer`'s call (only a protected link wants it).
+                    let mut form_len = 0;
+                    if req.method == Method::Post
+                        && let Body::Length(n) = req.body
+                        && n <= super::gate::MAX_FORM_BODY as u64
+                        && req.head_len + n as usize <= core.limits.max_head
+                    {
+                        let end = req.head_len + n as usize;
+                        match window.get(req.head_len..end) {
+                            Some(form) => {
+                                req.form = Some(form);
+                                form_len = n;
+                            }
+                            None => req.form_pending = true,
+                        }
+                    }
+                    let (status, keep) = answer(core, &req, peer, now_ms, self.secure, out);
+                    if status == AWAIT_BODY {
+                        break;
+                    }
                     start += req.head_len;
                     progress.answered += 1;
-                    let (status, keep) = answer(core, &req, peer, now_ms, self.secure, out);
                     count(core, status);
                     if let Body::Length(n) = req.body {
-                        self.discard = n;
+                        // A form read whole is consumed; any other body skipped.
+                        start += form_len as usize;
+                        self.discard = n - form_len;
                     }
                     if !keep {
                         progress.close = true;
@@ -231,6 +254,10 @@ impl Session {
         progress
     }
 }
+
+/// What [`answer`] returns, writing nothing, for a protected link's form
+/// whose body is still on its way: the session waits for more input.
+const AWAIT_BODY: u16 = 0;
 
 /// The answer to a head that did not arrive in time; the connection closes
 /// after it.
@@ -280,6 +307,28 @@ pub fn answer(
         return (405, keep);
     }
     let state = core.state.borrow();
+    if req.method == Method::Post {
+        // Only a protected link's form takes a POST.
+        let mut decoded = [0u8; MAX_CODE_LEN];
+        return match gated_post(core, &state, req, secure, &mut decoded) {
+            Some((domain, code, target)) => {
+                let hsts: &[u8] = if secure { &domain.hsts_line } else { b"" };
+                let link = GatedLink {
+                    domain,
+                    code,
+                    target,
+                    hsts,
+                };
+                gated(
+                    core, &state, req, peer, now_ms, secure, link, persist, out, keep,
+                )
+            }
+            None => {
+                pre.canned(out, Canned::MethodNotAllowed, false, persist);
+                (405, keep)
+            }
+        };
+    }
     let domains = state.domains();
     // The Host, normalised on the stack; no Host (HTTP/1.0) names no domain.
     let mut host_buf = [0u8; MAX_DOMAIN_LEN + 1];
@@ -359,6 +408,17 @@ pub fn answer(
                 target.answer(extra, now)
             };
             match answer {
+                Answer::Redirect { .. } if target.has_password => {
+                    let link = GatedLink {
+                        domain,
+                        code,
+                        target,
+                        hsts,
+                    };
+                    return gated(
+                        core, &state, req, peer, now_ms, secure, link, persist, out, keep,
+                    );
+                }
                 Answer::Redirect { lifetime } => {
                     let query = if target.forward_query { req.query } else { b"" };
                     let (location, status, lifetime, rule) = if target.has_rules {
@@ -448,6 +508,172 @@ fn not_found(
         None => {
             pre.canned_with(out, Canned::NotFound, head_only, persist, hsts);
             (404, keep)
+        }
+    }
+}
+
+/// A protected link found for a request, with what its answers need.
+struct GatedLink<'s> {
+    domain: &'s DomainEntry,
+    code: &'s [u8],
+    target: Target<'s>,
+    hsts: &'s [u8],
+}
+
+/// The protected link a `POST` is for, if it is one that redirects now:
+/// the GET path's domain and code resolution, without its answers (every
+/// other `POST` is a `405`).
+#[cold]
+#[inline(never)]
+fn gated_post<'s, 'c>(
+    core: &Core,
+    state: &'s super::state::CoreState,
+    req: &Request<'c>,
+    secure: bool,
+    decoded: &'c mut [u8; MAX_CODE_LEN],
+) -> Option<(&'s DomainEntry, &'c [u8], Target<'s>)> {
+    let mut host_buf = [0u8; MAX_DOMAIN_LEN + 1];
+    let host = match req.host.is_empty() {
+        true => HostName::Address,
+        false => normalize_host(req.host, &mut host_buf),
+    };
+    let domain = state.domains().resolve(host)?;
+    if domain.redirect_https && !secure && !domain.name.is_empty() {
+        return None;
+    }
+    let raw_code = req.path.strip_prefix(b"/")?;
+    let code = request::percent_decode(raw_code, decoded).ok()?;
+    let Lookup::Found(target) = state.lookup_in(domain.id, code) else {
+        return None;
+    };
+    let now = core.clock.secs();
+    let extra = match target.has_extra {
+        true => state.extra_in(domain.id, code),
+        false => None,
+    };
+    match target.answer(extra, now) {
+        Answer::Redirect { .. } if target.has_password => Some((domain, code, target)),
+        _ => None,
+    }
+}
+
+/// The answer for a protected link: its redirect for a visitor with a pass
+/// or the right password (`303` from the form, with a new pass), else the
+/// form (`200`), the form again for a wrong password (`403`), or `429`.
+/// Off the plain path: only links with a password.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn gated(
+    core: &Core,
+    state: &super::state::CoreState,
+    req: &Request<'_>,
+    peer: IpAddr,
+    now_ms: u64,
+    secure: bool,
+    link: GatedLink<'_>,
+    persist: Persist,
+    out: &mut Vec<u8>,
+    keep: bool,
+) -> (u16, bool) {
+    use super::gate::{Decision, Visitor, pass_cookie};
+    let pre = core.pre.borrow();
+    let head_only = req.method == Method::Head;
+    let post = req.method == Method::Post;
+    let GatedLink {
+        domain,
+        code,
+        target,
+        hsts,
+    } = link;
+    let Some(verifier) = state.password_in(domain.id, code) else {
+        // Flagged without a verifier: opening and decoding refuse that.
+        pre.canned_with(out, Canned::NotFound, head_only, persist, hsts);
+        return (404, keep);
+    };
+    if post && req.form.is_none() {
+        if req.form_pending {
+            return (AWAIT_BODY, keep);
+        }
+        pre.canned(out, Canned::PayloadTooLarge, false, Persist::Close);
+        return (413, false);
+    }
+    let now = core.clock.secs();
+    let visitor = Visitor {
+        domain: domain.id,
+        code,
+        client: self::visitor(core, req, peer),
+        form: req.form,
+        post,
+        cookie: req.cookie,
+        now,
+        now_ms: now_ms.max(1),
+    };
+    let decision = core.gate.borrow_mut().decide(verifier, &visitor);
+    let page = |out: &mut Vec<u8>, status_line: &[u8], body: &[u8], extra: &[u8]| {
+        pre.html(out, status_line, body, head_only, persist, extra)
+    };
+    match decision {
+        Decision::Pass | Decision::Admitted => {
+            let query = if target.forward_query { req.query } else { b"" };
+            let (location, status, rule) = match target.has_rules {
+                true => match choose_rule(core, state, req, peer, (domain.id, code), now) {
+                    Some(chosen) => (chosen.location, chosen.status, chosen.rule),
+                    None => (target.location, target.status, 0),
+                },
+                false => (target.location, target.status, 0),
+            };
+            let answered = if decision == Decision::Admitted {
+                // Rare (a person typed a password): a small allocation is fine.
+                let mut extra = Vec::with_capacity(160 + hsts.len());
+                pass_cookie(verifier, &visitor, req.path, secure, &mut extra);
+                extra.extend_from_slice(hsts);
+                pre.see_other(out, location, query, persist, &extra);
+                303
+            } else {
+                // Depends on the cookie: never cached.
+                pre.redirect_with(out, status, location, query, persist, 0, hsts);
+                status.code()
+            };
+            // The click carries the redirect's own status, as every
+            // redirect's does, so stats count it.
+            capture(
+                core,
+                req,
+                peer,
+                (code, target.org_id, rule),
+                &domain.name,
+                status.code(),
+                now_ms,
+            );
+            (answered, keep)
+        }
+        Decision::Form => {
+            page(out, b"HTTP/1.1 200 OK\r\n", super::gate::PAGE_PROMPT, hsts);
+            (200, keep)
+        }
+        Decision::Wrong => {
+            page(
+                out,
+                b"HTTP/1.1 403 Forbidden\r\n",
+                super::gate::PAGE_WRONG,
+                hsts,
+            );
+            (403, keep)
+        }
+        Decision::Limited { retry_after } => {
+            let mut extra = Vec::with_capacity(32 + hsts.len());
+            extra.extend_from_slice(b"Retry-After: ");
+            crate::http::response::push_decimal(&mut extra, u64::from(retry_after));
+            extra.extend_from_slice(b"\r\n");
+            extra.extend_from_slice(hsts);
+            page(
+                out,
+                b"HTTP/1.1 429 Too Many Requests\r\n",
+                super::gate::PAGE_LIMITED,
+                &extra,
+            );
+            (429, keep)
         }
     }
 }

@@ -5,8 +5,10 @@
 
 use super::domains::{DomainChange, DomainTable, UnknownHost};
 use super::fxhash::FxHasher;
+use super::gate::Verifier;
 use super::lifecycle::{Extra, Target};
 use snapshots::delta::{LinkChange, LinkDelta};
+use snapshots::password::PasswordValue;
 use snapshots::rules::{ArchivedRulesValue, RulesBytes};
 use snapshots::{RedirectStatus, Snapshot};
 use std::collections::HashMap;
@@ -52,6 +54,8 @@ pub struct DeltaLink {
     /// Redirect rules and split, archived once here so the request path
     /// reads them like a snapshot's; `None`: none.
     pub rules: Option<RulesBytes>,
+    /// The password verifier, decoded once here; `None`: no password.
+    pub password: Option<PasswordValue>,
 }
 
 impl DeltaLink {
@@ -67,6 +71,11 @@ impl From<LinkDelta> for DeltaRecord {
                 let rules = link
                     .has_rules()
                     .then(|| RulesBytes::new(&link.rules, &link.split, link.status));
+                // Decoding the delta checked the verifier.
+                let password = link
+                    .password_hash
+                    .as_deref()
+                    .and_then(|phc| PasswordValue::from_phc(phc).ok());
                 DeltaChange::Link {
                     domain: link.domain,
                     code: link.code.into_boxed_str(),
@@ -80,6 +89,7 @@ impl From<LinkDelta> for DeltaRecord {
                         expired_url: link.expired_url.unwrap_or_default().into_boxed_str(),
                         org_id: link.org_id,
                         rules,
+                        password,
                     }),
                 }
             }
@@ -210,6 +220,7 @@ impl CoreState {
                     forward_query: link.forward_query,
                     has_extra: link.has_extra(),
                     has_rules: link.rules.is_some(),
+                    has_password: link.password.is_some(),
                     org_id: link.org_id,
                 }),
                 None => Lookup::Missing,
@@ -227,6 +238,7 @@ impl CoreState {
                 forward_query: view.forward_query(),
                 has_extra: view.has_extra(),
                 has_rules: view.has_rules(),
+                has_password: view.has_password(),
                 org_id: view.org_id(),
             }),
             None => Lookup::Missing,
@@ -265,6 +277,31 @@ impl CoreState {
             return link.as_ref()?.rules.as_ref().map(RulesBytes::get);
         }
         self.snapshot.as_ref()?.rules_in(domain, code)
+    }
+
+    /// The password verifier of `(domain, code)`, from where
+    /// [`CoreState::lookup_in`] found the link; only for a link whose
+    /// target says `has_password`.
+    pub fn password_in(&self, domain: u32, code: &[u8]) -> Option<Verifier<'_>> {
+        let mut buf = [0u8; MAX_KEY_LEN];
+        if let Some(key) = delta_key(domain, code, &mut buf)
+            && let Some(record) = self.deltas.get(key)
+            && let DeltaChange::Link { link, .. } = &record.change
+        {
+            return link.as_ref()?.password.as_ref().map(|p| Verifier {
+                m_cost: p.m_cost,
+                t_cost: p.t_cost,
+                salt: &p.salt,
+                hash: &p.hash,
+            });
+        }
+        let p = self.snapshot.as_ref()?.password_in(domain, code)?;
+        Some(Verifier {
+            m_cost: p.m_cost.to_native(),
+            t_cost: p.t_cost.to_native(),
+            salt: &p.salt,
+            hash: &p.hash,
+        })
     }
 
     /// Swaps the snapshot in and prunes the deltas it covers; returns the

@@ -34,6 +34,8 @@ impl Default for Limits {
 pub enum Method {
     Get,
     Head,
+    /// Answered only for a password-protected link (its form), else `405`.
+    Post,
     Other,
 }
 
@@ -72,6 +74,13 @@ pub struct Request<'b> {
     pub x_forwarded_for: &'b [u8],
     pub forwarded: &'b [u8],
     pub x_real_ip: &'b [u8],
+    /// The `Cookie` header (a password gate's pass); empty when absent.
+    pub cookie: &'b [u8],
+    /// A `POST`'s form body, once whole in the buffer (set by the session,
+    /// not the parser; only small bodies that fit the head window).
+    pub form: Option<&'b [u8]>,
+    /// A `POST` whose small body has not all arrived yet.
+    pub form_pending: bool,
 }
 
 /// Why a head was refused. Each maps to one status; all close the connection.
@@ -91,6 +100,9 @@ pub enum Reject {
 }
 
 /// The outcome of looking at a buffer.
+// A request is a few hundred bytes of slices on the stack; boxing it to
+// shrink the other variants would allocate on every request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parse<'b> {
     Complete(Request<'b>),
@@ -183,6 +195,7 @@ fn interpret<'b>(
     let method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
+        "POST" => Method::Post,
         _ => Method::Other,
     };
     let http11 = version == 1;
@@ -203,6 +216,9 @@ fn interpret<'b>(
         x_forwarded_for: b"",
         forwarded: b"",
         x_real_ip: b"",
+        cookie: b"",
+        form: None,
+        form_pending: false,
     };
     let mut hosts = 0u32;
     let mut content_length: Option<u64> = None;
@@ -246,6 +262,7 @@ fn interpret<'b>(
             15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => request.x_forwarded_for = value,
             9 if name.eq_ignore_ascii_case(b"forwarded") => request.forwarded = value,
             9 if name.eq_ignore_ascii_case(b"x-real-ip") => request.x_real_ip = value,
+            6 if name.eq_ignore_ascii_case(b"cookie") => request.cookie = value,
             _ => {}
         }
     }
@@ -551,7 +568,7 @@ mod tests {
         let r = ok(
             b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
         );
-        assert_eq!((r.method, r.body), (Method::Other, Body::Length(5)));
+        assert_eq!((r.method, r.body), (Method::Post, Body::Length(5)));
         let r = ok(b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
         assert_eq!(r.body, Body::Chunked);
     }

@@ -10,8 +10,8 @@ use crate::http::date::HttpDate;
 use snapshots::RedirectStatus;
 
 /// Every status the engine answers with, in metric order.
-pub const STATUSES: [u16; 16] = [
-    301, 302, 307, 308, 400, 404, 405, 408, 410, 413, 414, 431, 500, 503, 505, 200,
+pub const STATUSES: [u16; 19] = [
+    301, 302, 307, 308, 400, 404, 405, 408, 410, 413, 414, 431, 500, 503, 505, 200, 303, 403, 429,
 ];
 
 /// Index of `status` in [`STATUSES`] (the last slot for anything else).
@@ -33,6 +33,9 @@ pub fn status_index(status: u16) -> usize {
         500 => 12,
         505 => 14,
         200 => 15,
+        303 => 16,
+        403 => 17,
+        429 => 18,
         _ => 13,
     }
 }
@@ -200,18 +203,7 @@ impl Preformatted {
             out.extend_from_slice(&self.permanent_cache);
         } else {
             out.extend_from_slice(b"Cache-Control: public, max-age=");
-            let mut digits = [0u8; 20];
-            let mut at = digits.len();
-            let mut n = lifetime as u64;
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            out.extend_from_slice(&digits[at..]);
+            push_decimal(out, lifetime as u64);
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -314,22 +306,65 @@ impl Preformatted {
         out.extend_from_slice(&self.date_line);
         out.extend_from_slice(persist.header());
         out.extend_from_slice(b"Content-Length: ");
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = body.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(&digits[at..]);
+        push_decimal(out, body.len() as u64);
         out.extend_from_slice(b"\r\n\r\n");
         if !head_only {
             out.extend_from_slice(body);
         }
+    }
+
+    /// An HTML page the engine itself serves (a password gate's form):
+    /// `status_line` such as `HTTP/1.1 403 Forbidden\r\n`, then headers that
+    /// keep it uncached, unframed and unable to load or send anything but
+    /// its own form, `extra` lines, and `body` unless `head_only`.
+    pub fn html(
+        &self,
+        out: &mut Vec<u8>,
+        status_line: &[u8],
+        body: &[u8],
+        head_only: bool,
+        persist: Persist,
+        extra: &[u8],
+    ) {
+        out.extend_from_slice(status_line);
+        out.extend_from_slice(
+            b"Content-Type: text/html; charset=utf-8\r\n\
+              Cache-Control: no-store\r\n\
+              Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; \
+              form-action 'self'; frame-ancestors 'none'; base-uri 'none'\r\n\
+              X-Content-Type-Options: nosniff\r\n\
+              Referrer-Policy: no-referrer\r\n",
+        );
+        out.extend_from_slice(extra);
+        out.extend_from_slice(&self.date_line);
+        out.extend_from_slice(persist.header());
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, body.len() as u64);
+        out.extend_from_slice(b"\r\n\r\n");
+        if !head_only {
+            out.extend_from_slice(body);
+        }
+    }
+
+    /// A `303 See Other` to `location` (plus the merged `query`), never
+    /// cached, with `extra` header lines: the answer to a form that
+    /// passed, which the browser follows with a GET.
+    pub fn see_other(
+        &self,
+        out: &mut Vec<u8>,
+        location: &[u8],
+        query: &[u8],
+        persist: Persist,
+        extra: &[u8],
+    ) {
+        out.extend_from_slice(b"HTTP/1.1 303 See Other\r\nLocation: ");
+        push_location(out, location, query);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(NO_STORE);
+        out.extend_from_slice(extra);
+        out.extend_from_slice(&self.date_line);
+        out.extend_from_slice(persist.header());
+        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     }
 
     /// Appends a canned response; `head_only` (HEAD) omits the body.
@@ -355,6 +390,21 @@ impl Preformatted {
             out.extend_from_slice(canned.body());
         }
     }
+}
+
+/// Writes `n` in decimal, from a stack buffer (no allocation).
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Writes `bytes`, percent-encoding those outside printable ASCII.
