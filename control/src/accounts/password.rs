@@ -126,6 +126,19 @@ impl Passwords {
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2: {e}")))
     }
 
+    /// The PHC string of a link's password (`links::password`'s lighter
+    /// parameters, which engines check), on the same bounded pool.
+    pub async fn hash_link(&self, password: &str) -> ApiResult<String> {
+        let password = password.to_owned();
+        self.run(move || {
+            Self::argon2(crate::links::password::params())
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+        })
+        .await?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("argon2: {e}")))
+    }
+
     /// Whether `phc` was made with other settings than today's (an older,
     /// cheaper setting): sign-in then rehashes the password it just
     /// verified, so raising the parameters upgrades hashes as people sign in.

@@ -183,6 +183,14 @@ pub struct LinkForm {
     pub rules: String,
     /// The A/B split as the API's JSON list; empty: none.
     pub split: String,
+    /// A new password visitors must enter; empty: none on create, the
+    /// current one kept on edit. Never filled back into a form.
+    pub password: crate::links::password::LinkPassword,
+    /// Edit only: remove the link's password.
+    pub remove_password: Option<String>,
+    /// Edit only, shown not sent: whether the link has a password now.
+    #[serde(skip)]
+    pub password_protected: bool,
     pub forward_query: Option<String>,
     /// Edit only.
     pub disabled: Option<String>,
@@ -228,6 +236,7 @@ impl LinkForm {
             utm_content: row.utm.content.clone().unwrap_or_default(),
             rules: json_text(&crate::links::rules::rules_json(&row.rules.0)),
             split: json_text(&row.split.0),
+            password_protected: row.password_hash.is_some(),
             forward_query: row.forward_query.then(|| "on".into()),
             disabled: row.disabled.then(|| "on".into()),
             etag: row.etag(),
@@ -316,6 +325,7 @@ impl LinkForm {
             utm: Some(self.utm()),
             rules: self.json_field("rules", &self.rules)?,
             split: self.json_field("split", &self.split)?,
+            password: (!self.password.is_empty()).then(|| self.password.clone()),
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),
             title: self.title(),
@@ -349,6 +359,11 @@ impl LinkForm {
             utm: Some(Some(self.utm())),
             rules: Some(self.json_field("rules", &self.rules)?),
             split: Some(self.json_field("split", &self.split)?),
+            password: match (&self.remove_password, self.password.is_empty()) {
+                (Some(_), _) => Some(None),
+                (None, false) => Some(Some(self.password.clone())),
+                (None, true) => None,
+            },
             disabled: Some(self.disabled.is_some()),
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),

@@ -226,6 +226,7 @@ fn link_form(
         "utm_content",
         "rules",
         "split",
+        "password",
         "domain",
     ];
     let status_err = error_for(error, "status");
@@ -283,6 +284,21 @@ fn link_form(
                     div.hint { "JSON lists as the API takes them (docs/redirect-rules.md). Empty: none." }
                     (text_area("rules", "Rules", &f.rules, Some(r#"In order; the first whose conditions all hold wins, e.g. [{"when": {"country": ["DE"]}, "target": "https://example.com/de"}]. Conditions: device, os, language, country, query, from, until."#), error))
                     (text_area("split", "Split", &f.split, Some(r#"Variants for visits no rule takes, weights summing to 100, e.g. [{"target": "https://example.com/a", "weight": 50}, {"target": "https://example.com/b", "weight": 50}]."#), error))
+                }
+                fieldset #protection {
+                    legend { "Password" }
+                    @if f.password_protected {
+                        div.hint #password-state { "This link asks visitors for a password. Enter a new one to change it." }
+                    } @else {
+                        div.hint #password-state { "Visitors enter it on a small page before the redirect. Empty: no password." }
+                    }
+                    // Never filled back in: the field starts empty every time.
+                    (text_field("password", "New password", "password", "", Some("4 to 256 bytes. Only a hash is kept."), error))
+                    @if f.password_protected {
+                        div.field {
+                            label.check { input #remove_password type="checkbox" name="remove_password"; "Remove the password" }
+                        }
+                    }
                 }
                 div.field {
                     label.check { input #forward_query type="checkbox" name="forward_query" checked[f.forward_query.is_some()]; "Forward the query string to the target" }

@@ -181,6 +181,11 @@ pub fn check_create(
         forward_query: req.forward_query.unwrap_or(false),
         tags: input::check_tags(req.tags.clone().unwrap_or_default())?,
         title: input::check_title(req.title.clone())?,
+        password: match &req.password {
+            Some(p) => p.checked("password").map(|_| Some(p.clone()))?,
+            None => None,
+        },
+        password_hash: None,
     };
     Ok((new, target.host))
 }
@@ -229,8 +234,14 @@ pub(super) async fn insert_unrecorded(
     let default = state.config.default_domain.as_deref().unwrap_or("");
     let domain_id =
         crate::domains::store::for_link(tx, Owner::Org(new.org_id), default, domain).await?;
+    let password_hash = match &new.password {
+        Some(password) => Some(state.passwords.hash_link(password.expose()).await?),
+        None => new.password_hash.clone(),
+    };
     let new = NewLink {
         domain_id,
+        password: None,
+        password_hash,
         ..new.clone()
     };
     let row = store::insert(tx, &new, state.config.code_length).await?;
@@ -401,11 +412,15 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
         (row.expires_at, row.valid_since, row.expired_url.clone()),
         row.utm.clone(),
         (row.rules.clone(), row.split.clone()),
+        row.password_hash.clone(),
         row.disabled,
         row.forward_query,
         row.tags.clone(),
         row.title.clone(),
     );
+    if let Some(hash) = patch.password_hash {
+        row.password_hash = hash;
+    }
     if let Some(t) = patch.target {
         row.target = t;
     }
@@ -447,6 +462,7 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
             (row.expires_at, row.valid_since, row.expired_url.clone()),
             row.utm.clone(),
             (row.rules.clone(), row.split.clone()),
+            row.password_hash.clone(),
             row.disabled,
             row.forward_query,
             row.tags.clone(),
@@ -513,6 +529,12 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
         },
         rules,
         split,
+        password: match &req.password {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(p)) => Some(Some(p.checked("password")?.to_owned())),
+        },
+        password_hash: None,
         disabled: req.disabled,
         forward_query: req.forward_query,
         tags: req.tags.map(input::check_tags).transpose()?,
@@ -544,10 +566,27 @@ pub(super) struct Patch {
     rules: Option<Vec<snapshots::rules::Rule>>,
     /// Replaces the split (`[]`: clears).
     split: Option<Vec<snapshots::rules::Variant>>,
+    /// A new password (checked, not yet hashed), or `None` to remove it.
+    password: Option<Option<String>>,
+    /// What [`Patch::hash_password`] made of `password`.
+    password_hash: Option<Option<String>>,
     disabled: Option<bool>,
     forward_query: Option<bool>,
     tags: Option<Vec<String>>,
     title: Option<Option<String>>,
+}
+
+impl Patch {
+    /// Hashes a new password into `password_hash` (a removal passes
+    /// through); argon2 runs on the bounded blocking pool.
+    pub(super) async fn hash_password(&mut self, state: &AppState) -> ApiResult<()> {
+        self.password_hash = match self.password.take() {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(password)) => Some(Some(state.passwords.hash_link(&password).await?)),
+        };
+        Ok(())
+    }
 }
 
 /// `PATCH /v1/links/{code}`. A patch that changes nothing (`{}`, or values
@@ -587,8 +626,9 @@ pub async fn update_link(
 ) -> ApiResult<LinkRow> {
     let org_id = auth.org(Scope::LinksWrite)?;
     crate::text::check_code(code)?;
-    // Validate before taking any lock.
-    let (patch, blocklist_hosts) = check_patch(state, req)?;
+    // Validate (and hash a new password) before taking any lock.
+    let (mut patch, blocklist_hosts) = check_patch(state, req)?;
+    patch.hash_password(state).await?;
     let mut tx = state.db.begin().await?;
     for host in &blocklist_hosts {
         check_blocklist(&mut tx, host).await?;

@@ -341,7 +341,8 @@ async fn update_one(
     item: BulkUpdate,
 ) -> ApiResult<Outcome> {
     crate::text::check_code(&item.code)?;
-    let (patch, hosts) = api::check_patch(state, item.set)?;
+    let (mut patch, hosts) = api::check_patch(state, item.set)?;
+    patch.hash_password(state).await?;
     for host in &hosts {
         check_blocklist(conn, host).await?;
     }

@@ -1,5 +1,6 @@
 //! Request bodies for links, and their checks.
 
+use super::password::LinkPassword;
 use super::rules::RuleJson;
 use super::utm::UtmInput;
 use crate::error::{ApiError, ApiResult};
@@ -53,6 +54,12 @@ pub struct CreateLink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = super::rules::split_input_schema)]
     pub split: Option<Value>,
+    /// A password visitors must enter before the redirect (4 to 256 bytes,
+    /// no control characters); engines show a form. Only its argon2id hash
+    /// is kept; the link then shows `password_protected: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Password, write_only, min_length = 4, max_length = 256)]
+    pub password: Option<LinkPassword>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,
     pub title: Option<String>,
@@ -63,8 +70,8 @@ pub struct CreateLink {
 }
 
 /// `PATCH /v1/links/{code}`: absent fields stay; `null` clears
-/// `expires_at`, `valid_since`, `expired_url`, `title` and `utm` (all five
-/// values); `null` or `[]` clears `rules` or `split`, a list replaces them
+/// `expires_at`, `valid_since`, `expired_url`, `title`, `password` and `utm`
+/// (all five values); `null` or `[]` clears `rules` or `split`, a list replaces them
 /// whole. In a `utm` object, an absent field stays, `""` or `null` clears
 /// that one, a value sets it.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -92,6 +99,10 @@ pub struct PatchLink {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::rules::split_input_schema)]
     pub split: Option<Option<Value>>,
+    /// Sets a new password; `null` removes it (the link opens to everyone).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = Password, write_only, min_length = 4, max_length = 256)]
+    pub password: Option<Option<LinkPassword>>,
     pub disabled: Option<bool>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,

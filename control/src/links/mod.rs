@@ -9,6 +9,7 @@ pub mod bulk;
 pub mod clicks;
 pub mod input;
 pub mod model;
+pub mod password;
 pub mod rules;
 pub mod store;
 pub mod times;

@@ -38,13 +38,16 @@ pub struct LinkRow {
     /// The A/B split (`links.split`).
     #[sqlx(try_from = "Option<serde_json::Value>")]
     pub split: StoredSplit,
+    /// The password's argon2id verifier; `None`: not protected. Never shown.
+    pub password_hash: Option<String>,
 }
 
 /// The columns of [`LinkRow`], for `SELECT`/`RETURNING` on `links`.
 pub const LINK_COLUMNS: &str = "id, code, org_id, target, status, expires_at, disabled, \
     forward_query, tags, title, created_at, updated_at, deleted_at, version, seq, domain_id, \
     (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, valid_since, \
-    expired_url, utm_source, utm_medium, utm_campaign, utm_term, utm_content, rules, split";
+    expired_url, utm_source, utm_medium, utm_campaign, utm_term, utm_content, rules, split, \
+    password_hash";
 
 /// [`LINK_COLUMNS`] qualified by the table, for statements that join
 /// another relation with a column of the same name.
@@ -53,7 +56,7 @@ pub const LINK_COLUMNS_QUALIFIED: &str = "links.id, links.code, links.org_id, li
     links.created_at, links.updated_at, links.deleted_at, links.version, links.seq, \
     links.domain_id, (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, \
     links.valid_since, links.expired_url, links.utm_source, links.utm_medium, links.utm_campaign, \
-    links.utm_term, links.utm_content, links.rules, links.split";
+    links.utm_term, links.utm_content, links.rules, links.split, links.password_hash";
 
 /// A link as the API shows it. The same field names are accepted on input.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
@@ -92,6 +95,10 @@ pub struct LinkJson {
     #[serde(default)]
     #[schema(schema_with = super::rules::split_schema)]
     pub split: Vec<snapshots::rules::Variant>,
+    /// Whether visitors must enter a password before the redirect (set
+    /// with `password`; the password itself is never shown).
+    #[serde(default)]
+    pub password_protected: bool,
     pub disabled: bool,
     pub forward_query: bool,
     pub tags: Vec<String>,
@@ -146,6 +153,7 @@ impl LinkRow {
             expired_url: self.expired_url.clone(),
             rules: super::rules::rules_json(&self.rules.0),
             split: self.split.0.clone(),
+            password_protected: self.password_hash.is_some(),
             disabled: self.disabled,
             forward_query: self.forward_query,
             tags: self.tags.clone(),
@@ -232,7 +240,8 @@ impl LinkRow {
             target: self.served_target(),
             status: snapshots::RedirectStatus::try_from(self.status as u16).unwrap_or_default(),
             expires_at: self.expires_at.map(|t| t.unix_timestamp().max(1)),
-            disabled: self.disabled,
+            disabled: self.disabled
+                || (self.password_hash.is_some() && self.served_password().is_none()),
             forward_query: self.forward_query,
             seq: self.seq as u64,
             // Rows written before the API compared whole seconds may hold a
@@ -256,6 +265,22 @@ impl LinkRow {
                 .unwrap_or(0),
             rules,
             split,
+            password_hash: self.served_password(),
+        }
+    }
+
+    /// The verifier engines get. One that snapshots would refuse (a row
+    /// written around the API) must not open the link to everyone, nor keep
+    /// every snapshot from being built: the link is served disabled.
+    fn served_password(&self) -> Option<String> {
+        let phc = self.password_hash.as_ref()?;
+        match snapshots::password::PasswordValue::from_phc(phc) {
+            Ok(_) => Some(phc.clone()),
+            Err(e) => {
+                tracing::warn!(code = %self.code, domain = self.domain_id, error = %e,
+                    "the stored password hash is refused; serving the link disabled");
+                None
+            }
         }
     }
 }

@@ -34,6 +34,12 @@ pub struct NewLink {
     pub forward_query: bool,
     pub tags: Vec<String>,
     pub title: Option<String>,
+    /// A new password, checked and not yet hashed: the insert path
+    /// (`api::insert_unrecorded`) hashes it into `password_hash`.
+    pub password: Option<super::password::LinkPassword>,
+    /// The password's argon2id verifier (`links::password`); `None`: no
+    /// password.
+    pub password_hash: Option<String>,
 }
 
 /// Inserts a link. A random code that collides on its domain (with a link,
@@ -46,9 +52,9 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
         "INSERT INTO links (code, org_id, target, status, expires_at, forward_query, tags, title,
                             seq, domain_id, valid_since, expired_url,
                             utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-                            rules, split)
+                            rules, split, password_hash)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14, $15, $16,
-                $17, $18
+                $17, $18, $19
           WHERE NOT EXISTS (SELECT 1 FROM retired_codes WHERE domain_id = $9 AND code = $1)
          ON CONFLICT (domain_id, code) DO NOTHING RETURNING {LINK_COLUMNS}"
     );
@@ -76,6 +82,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
             .bind(&new.utm.content)
             .bind(super::rules::column(&new.rules))
             .bind(super::rules::column(&new.split))
+            .bind(&new.password_hash)
             .fetch_optional(&mut *conn)
             .await?;
         match row {
@@ -136,7 +143,7 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
                 forward_query = $6, tags = $7, title = $8, deleted_at = $9,
                 valid_since = $10, expired_url = $11,
                 utm_source = $12, utm_medium = $13, utm_campaign = $14, utm_term = $15,
-                utm_content = $16, rules = $17, split = $18,
+                utm_content = $16, rules = $17, split = $18, password_hash = $19,
                 version = version + 1, updated_at = now()
           WHERE id = $1 RETURNING {LINK_COLUMNS}"
     );
@@ -159,6 +166,7 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
         .bind(&row.utm.content)
         .bind(super::rules::column(&row.rules.0))
         .bind(super::rules::column(&row.split.0))
+        .bind(&row.password_hash)
         .fetch_one(&mut *conn)
         .await?)
 }
