@@ -397,15 +397,7 @@ async fn deleting_from_the_edit_page_is_an_editors_and_is_gone() {
         .await
         .unwrap();
     // The form carries the version it shows (maud escapes the ETag's quotes).
-    let at = page
-        .find("name=\"etag\" value=\"")
-        .expect("the version in the form")
-        + 19;
-    let current = page[at..]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&quot;", "\"");
+    let current = common::form_etag(&page);
     assert!(current.ends_with(".1\""), "{current}");
     let r = delete(&ed, &current).await.unwrap();
     assert_eq!(r.status(), 303);
@@ -521,12 +513,7 @@ async fn links_on_the_organizations_own_domains_and_the_code_new() {
         .page(&ed, &format!("/o/{org}/links/promo/edit?domain={BRAND}"))
         .await
         .html;
-    let at = edit.find("name=\"etag\" value=\"").expect("the version") + 19;
-    let etag = edit[at..]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&quot;", "\"");
+    let etag = common::form_etag(&edit);
     let r = app
         .submit(
             &ed,

@@ -106,21 +106,9 @@ async fn valid_since_and_expired_url_reach_the_json_the_change_and_the_snapshot(
     assert!(!snapshot.get("plain").unwrap().has_extra());
 
     // Export: both columns in CSV, both fields in JSON lines.
-    let mut csv = Vec::new();
-    let org: i64 = sqlx::query_scalar("SELECT id FROM organizations WHERE name = 'acme'")
-        .fetch_one(&app.running.state.db)
-        .await
-        .unwrap();
-    control::import::export::export(
-        &app.running.state.db,
-        org,
-        control::import::export::ExportFormat::Csv,
-        "https://sho.rt",
-        &mut csv,
-    )
-    .await
-    .unwrap();
-    let csv = String::from_utf8(csv).unwrap();
+    let csv = app
+        .export("acme", control::import::export::ExportFormat::Csv)
+        .await;
     assert!(
         csv.lines()
             .next()

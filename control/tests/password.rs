@@ -208,12 +208,7 @@ async fn the_link_form_sets_and_removes_a_password_without_showing_it() {
         !edit.contains("form secret") && !edit.contains("argon2"),
         "{edit}"
     );
-    let etag = edit
-        .split("name=\"etag\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .replace("&quot;", "\"");
+    let etag = common::form_etag(&edit);
     // Saving the form with the field left empty keeps the password...
     let r = app
         .submit(
@@ -232,12 +227,7 @@ async fn the_link_form_sets_and_removes_a_password_without_showing_it() {
     assert!(verifies(&kept.password_hash.unwrap(), "form secret"));
     // ...and the box removes it.
     let edit = app.page(&ed, &format!("/o/{org}/links/f/edit")).await.html;
-    let etag = edit
-        .split("name=\"etag\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .replace("&quot;", "\"");
+    let etag = common::form_etag(&edit);
     let r = app
         .submit(
             &ed,

@@ -332,12 +332,7 @@ async fn the_link_form_sets_and_clears_utm_values() {
     // The edit form shows them; emptying one clears it.
     let edit = app.page(&ed, &format!("/o/{org}/links/f/edit")).await.html;
     assert!(edit.contains("value=\"flyer\""), "{edit}");
-    let etag_at = edit.find("name=\"etag\" value=\"").unwrap() + 19;
-    let etag = edit[etag_at..]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&quot;", "\"");
+    let etag = common::form_etag(&edit);
     let r = app
         .submit(
             &ed,
@@ -403,18 +398,9 @@ async fn import_and_export_carry_the_utm_columns() {
         "https://example.com/c?utm_term=new%20term"
     );
 
-    let mut csv = Vec::new();
-    let org = app.org_id("acme").await;
-    control::import::export::export(
-        &app.running.state.db,
-        org,
-        control::import::export::ExportFormat::Csv,
-        "https://sho.rt",
-        &mut csv,
-    )
-    .await
-    .unwrap();
-    let csv = String::from_utf8(csv).unwrap();
+    let csv = app
+        .export("acme", control::import::export::ExportFormat::Csv)
+        .await;
     assert!(
         csv.lines()
             .next()
@@ -429,17 +415,9 @@ async fn import_and_export_carry_the_utm_columns() {
     );
     assert!(csv.contains(",,,,new term,,,\n"), "{csv}");
 
-    let mut jsonl = Vec::new();
-    control::import::export::export(
-        &app.running.state.db,
-        org,
-        control::import::export::ExportFormat::Jsonl,
-        "https://sho.rt",
-        &mut jsonl,
-    )
-    .await
-    .unwrap();
-    let first: Value =
-        serde_json::from_str(String::from_utf8(jsonl).unwrap().lines().next().unwrap()).unwrap();
+    let jsonl = app
+        .export("acme", control::import::export::ExportFormat::Jsonl)
+        .await;
+    let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
     assert_eq!(first["utm"]["source"], "news", "{first}");
 }

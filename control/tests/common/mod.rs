@@ -307,6 +307,16 @@ impl Page {
     }
 }
 
+/// The ETag a dashboard edit form carries (its hidden `etag` field, which
+/// maud escapes), as an `If-Match` value.
+pub fn form_etag(html: &str) -> String {
+    html.split("name=\"etag\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the form carries its version")
+        .replace("&quot;", "\"")
+}
+
 impl TestApp {
     /// `GET` a dashboard page as `session`'s browser (no redirect followed).
     pub async fn page(&self, session: &Session, path: &str) -> Page {
@@ -333,6 +343,22 @@ impl TestApp {
             .await
             .unwrap();
         Page::of(r).await
+    }
+
+    /// `control export` of organization `org`'s links, as text.
+    pub async fn export(&self, org: &str, format: control::import::export::ExportFormat) -> String {
+        let mut out = Vec::new();
+        let org = self.org_id(org).await;
+        control::import::export::export(
+            &self.running.state.db,
+            org,
+            format,
+            "https://sho.rt",
+            &mut out,
+        )
+        .await
+        .unwrap();
+        String::from_utf8(out).unwrap()
     }
 
     /// The id of organization `name`.
