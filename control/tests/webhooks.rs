@@ -704,3 +704,78 @@ async fn only_those_who_manage_the_organization_manage_its_webhooks() {
     .await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn two_instances_on_one_database_send_each_attempt_once() {
+    let (_dir, key) = key_file();
+    let app = start(&key, |_| {}).await;
+    // A second control on the same database, delivering too.
+    let second = control::server::start_with_mailer(
+        Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: app.pg.url().to_owned(),
+            short_base: "https://sho.rt".into(),
+            snapshot_dir: app.snapshot_dir.path().join("second"),
+            webhook_key_file: Some(key.clone()),
+            allow_private_webhooks: true,
+            webhook_poll_ms: 5,
+            webhook_concurrency: 2,
+            ..Config::default()
+        },
+        Arc::new(control::accounts::mailer::MemoryMailer::default()),
+    )
+    .await
+    .expect("a second control starts");
+    let receiver = Receiver::start(&[], 200).await;
+    endpoint(&app, &receiver.url, &["link.created"]).await;
+    let (s, b) = app
+        .send_json(
+            Method::POST,
+            "/v1/links/bulk",
+            &app.admin_key,
+            &json!({ "create": (0..40)
+                .map(|n| json!({ "target": format!("https://example.com/{n}") }))
+                .collect::<Vec<_>>() }),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let got = receiver.wait_for(40).await;
+    let ids: std::collections::HashSet<&str> = got
+        .iter()
+        .map(|r| r.header(sign::EVENT_ID_HEADER))
+        .collect();
+    assert_eq!(ids.len(), 40, "every event once");
+    assert!(got.iter().all(|r| r.header(sign::ATTEMPT_HEADER) == "1"));
+    // Between them the two instances made exactly 40 attempts.
+    let sent = |m: String| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix("control_webhook_deliveries_total "))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let second_metrics = format!("http://{}/metrics", second.addr);
+    testkit::wait_for(WAIT, POLL, || async {
+        let a = sent(metrics(&app).await);
+        let b = sent(
+            reqwest::get(&second_metrics)
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+        a + b == 40
+    })
+    .await
+    .expect("40 attempts in all");
+    assert_eq!(receiver.got().len(), 40, "no attempt sent twice");
+    let all: Vec<(String, i32)> =
+        sqlx::query_as("SELECT state, attempts FROM webhook_deliveries ORDER BY id")
+            .fetch_all(&app.running.state.db)
+            .await
+            .unwrap();
+    assert_eq!(all.len(), 40);
+    assert!(
+        all.iter().all(|(s, a)| s == "delivered" && *a == 1),
+        "{all:?}"
+    );
+}
