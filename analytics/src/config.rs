@@ -98,6 +98,13 @@ pub struct Config {
     pub linger_ms: u64,
     /// Distinct user agents kept parsed in memory. Default 20,000.
     pub ua_cache_size: usize,
+    /// Publish every stored click as JSON on core NATS subject
+    /// `<enriched_subject>.<org id>` (`crate::publish`), e.g.
+    /// `clicks.enriched`. Default: none, nothing is published.
+    pub enriched_subject: Option<String>,
+    /// Parts of stored clicks waiting to be published; beyond, they are
+    /// dropped (counted) rather than slow the inserts. Default 1024.
+    pub enriched_queue: usize,
     /// A batch ClickHouse refuses on its own this many times (with backoff
     /// between tries) is parked in `parked_batches` and acked. Default 5.
     /// Unavailability (ClickHouse down) never counts.
@@ -139,12 +146,28 @@ impl Default for Config {
             max_group_events: 50_000,
             linger_ms: 20,
             ua_cache_size: 20_000,
+            enriched_subject: None,
+            enriched_queue: 1024,
             park_after_attempts: 5,
             parked_retention_days: 30,
             raw_retention_days: 90,
             rollup_retention_days: 730,
         }
     }
+}
+
+/// Whether the NATS filter `filter` (`*` one token, `>` the rest) matches `subject`.
+fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut subject = subject.split('.');
+    for f in filter.split('.') {
+        match (f, subject.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (f, Some(t)) if f == t => {}
+            _ => return false,
+        }
+    }
+    subject.next().is_none()
 }
 
 impl ServiceConfig for Config {
@@ -216,6 +239,31 @@ impl ServiceConfig for Config {
         if self.ua_cache_size == 0 {
             return invalid("ua_cache_size", "must be at least 1");
         }
+        if let Some(prefix) = &self.enriched_subject {
+            let bad_token =
+                |t: &str| t.is_empty() || t.contains(['*', '>']) || t.contains(char::is_whitespace);
+            if prefix.split('.').any(bad_token) {
+                return invalid(
+                    "enriched_subject",
+                    "must be a NATS subject without wildcards (e.g. enriched.clicks)",
+                );
+            }
+            // Published clicks must not land in the click stream itself.
+            let sample = format!("{prefix}.1");
+            if self
+                .subjects
+                .split(',')
+                .any(|f| subject_matches(f.trim(), &sample))
+            {
+                return invalid(
+                    "enriched_subject",
+                    "falls under the click stream's subjects; use another prefix (e.g. enriched.clicks)",
+                );
+            }
+        }
+        if self.enriched_queue == 0 {
+            return invalid("enriched_queue", "must be at least 1");
+        }
         if self.park_after_attempts == 0 {
             return invalid("park_after_attempts", "must be at least 1");
         }
@@ -286,6 +334,27 @@ fn is_identifier(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_enriched_subject_stays_out_of_the_click_stream() {
+        assert!(subject_matches("clicks.>", "clicks.enriched.1"));
+        assert!(!subject_matches("clicks.>", "enriched.clicks.1"));
+        assert!(subject_matches("a.*.c", "a.b.c"));
+        assert!(!subject_matches("a.*", "a.b.c"));
+        let with = |s: &str| Config {
+            enriched_subject: Some(s.into()),
+            ..Config::default()
+        };
+        assert!(with("enriched.clicks").validate().is_ok());
+        assert_eq!(
+            with("clicks.enriched").validate().unwrap_err().field(),
+            Some("enriched_subject")
+        );
+        assert_eq!(
+            with("a.>").validate().unwrap_err().field(),
+            Some("enriched_subject")
+        );
+    }
 
     #[test]
     fn defaults_are_the_documented_ones_and_valid() {

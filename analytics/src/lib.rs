@@ -123,6 +123,7 @@ pub mod group;
 pub mod metrics;
 pub mod nats;
 pub mod pipeline;
+pub mod publish;
 pub mod refusal;
 pub mod rows;
 pub mod schema;
@@ -176,6 +177,14 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> anyhow::Resu
     let client = nats::connect(&config)
         .await
         .with_context(|| format!("connecting to NATS at {}", config.nats))?;
+    let publisher = config.enriched_subject.clone().map(|prefix| {
+        publish::Publisher::spawn(
+            client.clone(),
+            prefix,
+            config.enriched_queue,
+            metrics.clone(),
+        )
+    });
     let js = async_nats::jetstream::new(client);
     backoff.reset();
     loop {
@@ -200,9 +209,15 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> anyhow::Resu
     );
     ready(metrics_addr);
     let enricher = Enricher::new(geoip, config.ua_cache_size);
+    let (publisher, publishing) = match publisher {
+        Some((p, task)) => (Some(p), Some(AbortOnDrop(task))),
+        None => (None, None),
+    };
     let result = Pipeline::new(config, store, enricher, metrics)
+        .with_publisher(publisher)
         .run(&js)
         .await;
+    drop(publishing);
     drop((lag, purge));
     Ok(result?)
 }

@@ -104,6 +104,10 @@ struct RunArgs {
     /// Days the rollups are kept, by whole months [default: 730]
     #[arg(long)]
     rollup_retention_days: Option<u32>,
+    /// Publish every stored click as JSON on NATS subject <this>.<org id>
+    /// (e.g. clicks.enriched) [default: none, off]
+    #[arg(long)]
+    enriched_subject: Option<String>,
 }
 
 impl RunArgs {
@@ -114,7 +118,7 @@ impl RunArgs {
                 clicks_max_age_secs, clicks_max_bytes, clicks_replicas, consumer, ack_wait_secs,
                 park_after_attempts, parked_retention_days, raw_retention_days,
                 rollup_retention_days, clickhouse_insert_quorum;
-                optional: nats_user, nats_password_file);
+                optional: nats_user, nats_password_file, enriched_subject);
             if !self.geoip.is_empty() {
                 c.geoip = self.geoip.clone();
             }

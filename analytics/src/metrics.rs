@@ -36,6 +36,10 @@ pub struct Metrics {
     pub ua_cache_misses: AtomicU64,
     /// Failed attempts to set up the stream/consumer or read from it.
     pub nats_errors: AtomicU64,
+    /// Clicks published on the enriched-click subjects (`crate::publish`).
+    pub enriched_published: AtomicU64,
+    /// Clicks not published: the queue was full or NATS refused.
+    pub enriched_dropped: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -76,6 +80,18 @@ impl Metrics {
             "gauge",
             "Messages delivered but not yet acknowledged.",
             get(&self.consumer_ack_pending).to_string(),
+        );
+        one(
+            "analytics_enriched_published_total",
+            "counter",
+            "Stored clicks published on the enriched-click subjects.",
+            get(&self.enriched_published).to_string(),
+        );
+        one(
+            "analytics_enriched_dropped_total",
+            "counter",
+            "Stored clicks not published (queue full or NATS refused); never slows the inserts.",
+            get(&self.enriched_dropped).to_string(),
         );
         one(
             "analytics_rows_inserted_total",

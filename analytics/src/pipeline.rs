@@ -34,6 +34,7 @@ use crate::enrich::Enricher;
 use crate::group::{Batch, Group, Origin};
 use crate::metrics::Metrics;
 use crate::nats::{self, StreamError};
+use crate::publish::Publisher;
 use crate::refusal::{self, Failure};
 use crate::rows::ClickRow;
 use crate::store::Store;
@@ -45,6 +46,8 @@ pub struct Pipeline {
     store: Store,
     enricher: Enricher,
     metrics: Arc<Metrics>,
+    /// Where stored clicks are published (`crate::publish`), if anywhere.
+    publisher: Option<Publisher>,
 }
 
 /// How one try at a group ended, when ClickHouse answered.
@@ -63,7 +66,14 @@ impl Pipeline {
             store,
             enricher,
             metrics,
+            publisher: None,
         }
+    }
+
+    /// Publishes every stored click through `publisher` (after its insert).
+    pub fn with_publisher(mut self, publisher: Option<Publisher>) -> Self {
+        self.publisher = publisher;
+        self
     }
 
     /// Reads `consumer` until its message stream fails (NATS gone, consumer
@@ -328,6 +338,12 @@ impl Pipeline {
             self.metrics
                 .duplicates_skipped
                 .fetch_add((rows.len() - new.len()) as u64, Relaxed);
+            // Every row of the part, stored now or before: a batch
+            // redelivered after a crash between insert and publish is
+            // published then (at least once; `crate::publish`).
+            if let Some(publisher) = &self.publisher {
+                publisher.offer(&rows);
+            }
         }
         for &i in part {
             batches[i].done = true;

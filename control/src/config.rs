@@ -202,6 +202,40 @@ pub struct Config {
     /// Seconds to wait for every engine to serve a challenge answer before
     /// asking the CA to validate. Default 60.
     pub acme_publish_timeout_secs: u64,
+
+    // --- webhooks (crate::webhooks) ---
+    /// File with the 32-byte key (64 hex digits, mode 0600; `openssl rand
+    /// -hex 32`) that seals webhook signing secrets in PostgreSQL (as
+    /// `acme_key_file` seals certificate keys). Default none: the webhook
+    /// routes answer 503 and nothing is delivered.
+    pub webhook_key_file: Option<PathBuf>,
+    /// Accept webhook URLs over plain http and on loopback, private and
+    /// link-local addresses (development and tests). Default `false`:
+    /// https to public addresses only, checked again at every connection.
+    pub allow_private_webhooks: bool,
+    /// Milliseconds a delivery may take (connect to end of answer) before it
+    /// counts as a failure. Default 10000.
+    pub webhook_timeout_ms: u64,
+    /// Backoff before the second attempt, milliseconds; each further retry
+    /// doubles it up to `webhook_retry_cap_ms`, and the wait is drawn at
+    /// random between 0 and that (full jitter). Default 30000.
+    pub webhook_retry_base_ms: u64,
+    /// Longest backoff, milliseconds. Default 1800000 (30 min): 8 attempts
+    /// then span at most about an hour.
+    pub webhook_retry_cap_ms: u64,
+    /// Attempts before a delivery becomes a dead letter. Default 8.
+    pub webhook_max_attempts: u32,
+    /// Failures in a row that open an endpoint's circuit breaker. Default 5.
+    pub webhook_breaker_failures: u32,
+    /// Milliseconds an open breaker waits before one probe delivery
+    /// (half-open). Default 60000.
+    pub webhook_breaker_cooldown_ms: u64,
+    /// Deliveries this instance sends at once (0: none; other instances
+    /// deliver). Default 8.
+    pub webhook_concurrency: usize,
+    /// Milliseconds between looks for due deliveries when no link write
+    /// wakes the sender. Default 1000.
+    pub webhook_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -268,6 +302,16 @@ impl Default for Config {
             acme_check_interval_secs: 60,
             acme_retry_base_secs: 300,
             acme_publish_timeout_secs: 60,
+            webhook_key_file: None,
+            allow_private_webhooks: false,
+            webhook_timeout_ms: 10_000,
+            webhook_retry_base_ms: 30_000,
+            webhook_retry_cap_ms: 30 * 60 * 1000,
+            webhook_max_attempts: 8,
+            webhook_breaker_failures: 5,
+            webhook_breaker_cooldown_ms: 60_000,
+            webhook_concurrency: 8,
+            webhook_poll_ms: 1000,
         }
     }
 }
@@ -434,7 +478,57 @@ impl ServiceConfig for Config {
         self.links_signer()?;
         self.validate_accounts()?;
         self.validate_acme()?;
+        self.validate_webhooks()?;
         Ok(())
+    }
+}
+
+impl Config {
+    /// The webhook settings.
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("webhook_timeout_ms", self.webhook_timeout_ms),
+            ("webhook_retry_base_ms", self.webhook_retry_base_ms),
+            ("webhook_retry_cap_ms", self.webhook_retry_cap_ms),
+            ("webhook_max_attempts", u64::from(self.webhook_max_attempts)),
+            (
+                "webhook_breaker_failures",
+                u64::from(self.webhook_breaker_failures),
+            ),
+            (
+                "webhook_breaker_cooldown_ms",
+                self.webhook_breaker_cooldown_ms,
+            ),
+            ("webhook_poll_ms", self.webhook_poll_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(name, "must be at least 1, got 0"));
+            }
+        }
+        if self.webhook_retry_cap_ms < self.webhook_retry_base_ms {
+            return Err(ConfigError::invalid(
+                "webhook_retry_cap_ms",
+                format!(
+                    "{} ms is below webhook_retry_base_ms ({} ms)",
+                    self.webhook_retry_cap_ms, self.webhook_retry_base_ms
+                ),
+            ));
+        }
+        if self.webhook_max_attempts > 100 {
+            return Err(ConfigError::invalid(
+                "webhook_max_attempts",
+                format!("{} is over 100", self.webhook_max_attempts),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_timeout_ms)
+    }
+
+    pub fn webhook_poll(&self) -> Duration {
+        Duration::from_millis(self.webhook_poll_ms)
     }
 }
 

@@ -89,6 +89,9 @@
 //!   resumable) and `control export`.
 //! - [`dashboard`]: the web dashboard at `/` (server-rendered pages over
 //!   the same functions the API handlers call).
+//! - [`webhooks`]: an organization's endpoints for link events: events and
+//!   deliveries written with the link write, signed (HMAC-SHA256), retried
+//!   with backoff and jitter, a circuit breaker per endpoint, dead letters.
 //!
 //! Modules depend one way: handlers on [`state`] and below, [`router`] on
 //! handlers, [`server`] on [`router`]; no cycle.
@@ -127,6 +130,7 @@ pub mod state;
 pub mod stats;
 pub mod target;
 pub mod text;
+pub mod webhooks;
 
 // accounts: users, sessions, members, the audit log's reader, CORS.
 pub mod accounts;

@@ -364,6 +364,36 @@ struct ServeArgs {
     /// Seconds to wait for every engine to serve a challenge answer. Default 60.
     #[arg(long)]
     acme_publish_timeout_secs: Option<u64>,
+    /// File with 64 hex digits (mode 0600; openssl rand -hex 32) sealing webhook signing secrets in PostgreSQL. Default: none, webhooks off (their routes answer 503).
+    #[arg(long)]
+    webhook_key_file: Option<PathBuf>,
+    /// Accept webhook URLs over plain http and on loopback/private addresses (development, tests). Default off.
+    #[arg(long)]
+    allow_private_webhooks: bool,
+    /// Milliseconds a webhook delivery may take. Default 10000.
+    #[arg(long)]
+    webhook_timeout_ms: Option<u64>,
+    /// Backoff before a delivery's second attempt, ms, doubling per retry (full jitter). Default 30000.
+    #[arg(long)]
+    webhook_retry_base_ms: Option<u64>,
+    /// Longest backoff between webhook attempts, ms. Default 1800000.
+    #[arg(long)]
+    webhook_retry_cap_ms: Option<u64>,
+    /// Attempts before a webhook delivery becomes a dead letter. Default 8.
+    #[arg(long)]
+    webhook_max_attempts: Option<u32>,
+    /// Failures in a row that open an endpoint's circuit breaker. Default 5.
+    #[arg(long)]
+    webhook_breaker_failures: Option<u32>,
+    /// Milliseconds an open breaker waits before a probe delivery. Default 60000.
+    #[arg(long)]
+    webhook_breaker_cooldown_ms: Option<u64>,
+    /// Webhook deliveries this instance sends at once (0: none here). Default 8.
+    #[arg(long)]
+    webhook_concurrency: Option<usize>,
+    /// Milliseconds between looks for due webhook deliveries. Default 1000.
+    #[arg(long)]
+    webhook_poll_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -380,16 +410,20 @@ impl ServeArgs {
                 burst_per_key, rate_per_ip, burst_per_ip,
                 public_url, domain_verification, session_idle_secs, session_absolute_secs, login_rate_per_ip,
                 login_burst_per_ip, login_rate_per_email, login_burst_per_email, mail_from,
-                acme_check_interval_secs, acme_retry_base_secs, acme_publish_timeout_secs;
+                acme_check_interval_secs, acme_retry_base_secs, acme_publish_timeout_secs,
+                webhook_timeout_ms, webhook_retry_base_ms, webhook_retry_cap_ms,
+                webhook_max_attempts, webhook_breaker_failures, webhook_breaker_cooldown_ms,
+                webhook_concurrency, webhook_poll_ms;
                 optional: nats, nats_user, nats_password_file, links_signing_key, clickhouse,
                 engine_admin_token, smtp_url, smtp_password_file, default_domain, acme_directory,
                 dns_server,
-                acme_ca_root, acme_key_file);
+                acme_ca_root, acme_key_file, webhook_key_file);
             // Switches only switch on: the file's `true` stays without the flag.
             c.links_stream_adopt |= self.links_stream_adopt;
             c.api_only |= self.api_only;
             c.allow_private_targets |= self.allow_private_targets;
             c.allow_unsigned_links |= self.allow_unsigned_links;
+            c.allow_private_webhooks |= self.allow_private_webhooks;
             if !self.engine_admin.is_empty() {
                 c.engine_admin = self.engine_admin.clone();
             }

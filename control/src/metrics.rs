@@ -76,6 +76,19 @@ pub struct Metrics {
     pub password_hashes: Counter,
     /// Sign-ins refused for a wrong e-mail or password.
     pub logins_failed: Counter,
+    // webhooks (this instance's attempts)
+    /// Attempts answered 2xx.
+    pub webhook_delivered: Counter,
+    /// Attempts that failed (another status, a timeout, no connection).
+    pub webhook_failed: Counter,
+    /// Deliveries that used their last attempt (dead letters).
+    pub webhook_dead: Counter,
+    /// Times an endpoint's breaker opened (or reopened after a probe).
+    pub webhook_breaker_opened: Counter,
+    /// Endpoints whose breaker is open now (every instance's view).
+    pub webhook_breakers_open: Gauge,
+    /// Deliveries waiting to be sent (due or not).
+    pub webhook_pending: Gauge,
 }
 
 impl Metrics {
@@ -114,6 +127,19 @@ impl Metrics {
             ),
             ("control_password_hashes_total", self.password_hashes.get()),
             ("control_logins_failed_total", self.logins_failed.get()),
+            (
+                "control_webhook_deliveries_total",
+                self.webhook_delivered.get(),
+            ),
+            ("control_webhook_failures_total", self.webhook_failed.get()),
+            (
+                "control_webhook_dead_letters_total",
+                self.webhook_dead.get(),
+            ),
+            (
+                "control_webhook_breaker_opened_total",
+                self.webhook_breaker_opened.get(),
+            ),
         ];
         for (name, v) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");
@@ -132,6 +158,11 @@ impl Metrics {
                 "control_links_stream_mismatch",
                 u64::from(self.links_stream_problem.get().is_some()),
             ),
+            (
+                "control_webhook_breakers_open",
+                self.webhook_breakers_open.get(),
+            ),
+            ("control_webhook_pending", self.webhook_pending.get()),
         ];
         for (name, v) in gauges {
             let _ = writeln!(out, "# TYPE {name} gauge\n{name} {v}");

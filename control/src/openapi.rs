@@ -99,6 +99,15 @@ use utoipa::OpenApi;
     crate::exports::api::JobJson,
     crate::exports::api::JobList,
     crate::exports::api::JobState,
+    // webhooks
+    crate::webhooks::input::CreateWebhook,
+    crate::webhooks::input::PatchWebhook,
+    crate::webhooks::store::WebhookJson,
+    crate::webhooks::store::DeadLetter,
+    crate::webhooks::api::CreatedWebhook,
+    crate::webhooks::api::WebhookList,
+    crate::webhooks::api::DeadLetterPage,
+    crate::webhooks::api::Redelivery,
 )))]
 struct Schemas;
 
@@ -215,14 +224,14 @@ fn rate_limit_headers() -> Map<String, Value> {
     h
 }
 
-/// The path parameters of `path`; `{id}` and `{user_id}` are integers
+/// The path parameters of `path`; `{id}`, `{user_id}` and `{delivery}` are integers
 /// (the handlers' `Path<i64>`), the others strings.
 fn path_params(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
             let schema = match name {
-                "id" | "user_id" => json!({ "type": "integer", "format": "int64" }),
+                "id" | "user_id" | "delivery" => json!({ "type": "integer", "format": "int64" }),
                 _ => json!({ "type": "string", "minLength": 1 }),
             };
             json!({ "name": name, "in": "path", "required": true, "schema": schema })

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{accounts, acme, audit_log, cors, dashboard};
 use crate::{admin, domains, exports, health, keys, links, middleware, openapi, qr};
-use crate::{snapshot_pull, stats};
+use crate::{snapshot_pull, stats, webhooks};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -44,6 +44,25 @@ pub fn router(state: AppState) -> Router {
         .route("/domains/{name}/verify", post(domains::api::verify))
         .route("/admin/domains", get(domains::api::list_all))
         .route("/keys", post(keys::create).get(keys::list))
+        .route(
+            "/webhooks",
+            post(webhooks::api::create).get(webhooks::api::list),
+        )
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::api::get)
+                .patch(webhooks::api::patch)
+                .delete(webhooks::api::delete),
+        )
+        .route("/webhooks/{id}/rotate-secret", post(webhooks::api::rotate))
+        .route(
+            "/webhooks/{id}/dead-letters",
+            get(webhooks::api::dead_letters),
+        )
+        .route(
+            "/webhooks/{id}/dead-letters/{delivery}/redeliver",
+            post(webhooks::api::redeliver),
+        )
         .route("/keys/{id}", delete(keys::revoke))
         .route(
             "/admin/blocklist",

@@ -103,7 +103,15 @@ pub async fn start_with_mailer(
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let acme = crate::acme::Acme::from_config(db.clone(), &config)?;
-    let state = AppState::new(db.clone(), config.clone(), metrics.clone(), mailer, acme);
+    let webhooks = crate::webhooks::Webhooks::from_config(&config)?;
+    let state = AppState::new(
+        db.clone(),
+        config.clone(),
+        metrics.clone(),
+        mailer,
+        acme,
+        webhooks.clone(),
+    );
     // Every instance serves the API; the one holding the leadership lock
     // runs the deployment-wide tasks (crate::leader).
     let (leader, is_leader) = tokio::sync::watch::channel(false);
@@ -126,6 +134,17 @@ pub async fn start_with_mailer(
         for n in 0..config.export_workers {
             tasks.push(tokio::spawn(crate::exports::worker::run(state.clone(), n)));
         }
+    }
+    // Webhook senders run on every instance (claims never overlap).
+    if let Some(w) = webhooks
+        && w.settings.concurrency > 0
+    {
+        tasks.push(tokio::spawn(crate::webhooks::dispatch::run(
+            db.clone(),
+            w,
+            metrics.clone(),
+            state.short_base().to_owned(),
+        )));
     }
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = tokio::sync::watch::channel(false);

@@ -40,6 +40,8 @@ pub struct AppState {
     pub acme: Option<Arc<Acme>>,
     /// Wakes this instance's export workers when a job is queued here.
     pub export_wake: Arc<tokio::sync::Notify>,
+    /// Webhooks; `None` when `webhook_key_file` is not set.
+    pub webhooks: Option<Arc<crate::webhooks::Webhooks>>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         mailer: Arc<dyn Mailer>,
         acme: Option<Arc<Acme>>,
+        webhooks: Option<Arc<crate::webhooks::Webhooks>>,
     ) -> Self {
         let clickhouse = config
             .clickhouse
@@ -72,6 +75,7 @@ impl AppState {
             passwords: Arc::new(Passwords::new(metrics.clone())),
             mailer,
             acme,
+            webhooks,
             export_wake: Arc::new(tokio::sync::Notify::new()),
             click_totals: Arc::new(crate::links::clicks::ClickTotals::new(
                 config.click_totals_ttl(),

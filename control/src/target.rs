@@ -130,6 +130,23 @@ fn is_loopback_name(domain: &str) -> bool {
         || domain == "ip6-loopback"
 }
 
+/// Why `host` is not a public one (a loopback name, or a loopback,
+/// private, link-local or other non-routable address), or `None`. The
+/// webhook URL policy (`crate::webhooks::url`) shares these rules.
+pub fn non_public_host(host: Host<&str>) -> Option<&'static str> {
+    match HostKey::of(host) {
+        HostKey::Domain(d) if is_loopback_name(&d) => Some("a loopback name"),
+        HostKey::Domain(_) => None,
+        HostKey::Ip(ip) => non_public(ip),
+    }
+}
+
+/// Why a resolved address is not a public one, or `None` (IPv4-mapped IPv6
+/// read as IPv4).
+pub fn non_public_addr(ip: IpAddr) -> Option<&'static str> {
+    non_public(unmap(ip))
+}
+
 /// What targets this service accepts.
 #[derive(Debug, Clone)]
 pub struct TargetPolicy {

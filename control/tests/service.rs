@@ -82,6 +82,7 @@ async fn openapi_routes_exist() {
             let concrete = path
                 .replace("{code}", "nosuchcode")
                 .replace("{id}", "0")
+                .replace("{delivery}", "0")
                 .replace("{host}", "no.such");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let key = if path.starts_with("/v1/admin/") {

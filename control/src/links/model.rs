@@ -118,6 +118,17 @@ pub struct LinkJson {
     pub last_click_at: Option<OffsetDateTime>,
 }
 
+/// A [`LinkRow::relative_short_url`] made absolute: `/CODE` on
+/// `short_base`, `//DOMAIN/CODE` with `short_base`'s scheme.
+pub fn absolute_short_url(short_base: &str, relative: &str) -> String {
+    if relative.starts_with("//") {
+        let scheme = short_base.split_once("://").map_or("https", |(s, _)| s);
+        format!("{scheme}:{relative}")
+    } else {
+        format!("{}{relative}", short_base.trim_end_matches('/'))
+    }
+}
+
 /// One page of `GET /v1/links`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LinkPage {
@@ -135,12 +146,7 @@ impl LinkRow {
     /// The link's JSON. Its short URL is on `short_base` for the default
     /// domain, else on the link's own domain with `short_base`'s scheme.
     pub fn to_json(&self, short_base: &str) -> LinkJson {
-        let short_url = if self.domain_id == 0 {
-            format!("{short_base}/{}", self.code)
-        } else {
-            let scheme = short_base.split_once("://").map_or("https", |(s, _)| s);
-            format!("{scheme}://{}/{}", self.domain, self.code)
-        };
+        let short_url = absolute_short_url(short_base, &self.relative_short_url());
         LinkJson {
             code: self.code.clone(),
             domain: (!self.domain.is_empty()).then(|| self.domain.clone()),
@@ -163,6 +169,18 @@ impl LinkRow {
             version: self.version,
             clicks: None,
             last_click_at: None,
+        }
+    }
+
+    /// The short URL without the deployment's base: `/CODE` on the default
+    /// domain, scheme-relative `//DOMAIN/CODE` on a custom one. Webhook
+    /// events store this form (written where no configuration is at hand)
+    /// and [`absolute_short_url`] completes it when sent.
+    pub fn relative_short_url(&self) -> String {
+        if self.domain_id == 0 {
+            format!("/{}", self.code)
+        } else {
+            format!("//{}/{}", self.domain, self.code)
         }
     }
 

@@ -172,7 +172,8 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
 }
 
 /// Takes the next outbox sequence, stamps it on the link, and writes the
-/// outbox row (an upsert, or a delete for a soft-deleted link). Call it last
+/// outbox row (an upsert, or a delete for a soft-deleted link) and the
+/// link's webhook event (`crate::webhooks::events`). Call it last
 /// in the transaction: the counter's row lock is held until commit, which is
 /// what makes sequence order equal commit order (see the migration).
 pub async fn record_change(conn: &mut PgConnection, link_id: i64) -> ApiResult<LinkRow> {
@@ -200,6 +201,7 @@ pub async fn record_change(conn: &mut PgConnection, link_id: i64) -> ApiResult<L
     .bind(delta.encode())
     .execute(&mut *conn)
     .await?;
+    crate::webhooks::events::record_link_events(conn, std::slice::from_ref(&row)).await?;
     Ok(row)
 }
 
@@ -231,7 +233,8 @@ pub async fn record_changes(conn: &mut PgConnection, ids: &[i64]) -> ApiResult<V
 
 /// The outbox entries of links already stamped with their sequence (in
 /// sequence order): one change each, a delete for a deleted link, else its
-/// state; one multi-row insert and one notification.
+/// state; one multi-row insert and one notification; then their webhook
+/// events (`crate::webhooks::events`).
 pub async fn write_outbox(conn: &mut PgConnection, rows: &[LinkRow]) -> sqlx::Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -260,7 +263,7 @@ pub async fn write_outbox(conn: &mut PgConnection, rows: &[LinkRow]) -> sqlx::Re
     .bind(&deltas)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    crate::webhooks::events::record_link_events(conn, rows).await
 }
 
 /// The first blocklist entry matching `host` or one of its parents.

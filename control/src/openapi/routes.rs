@@ -113,6 +113,34 @@ const KEY_LINKS: &[Link] = &[Link {
     parameters: &[("id", "$response.body#/key/id")],
 }];
 
+/// A new webhook's id leads to the operations on it.
+const WEBHOOK_LINKS: &[Link] = &[
+    Link {
+        name: "GetWebhook",
+        method: "get",
+        path: "/v1/webhooks/{id}",
+        parameters: &[("id", "$response.body#/webhook/id")],
+    },
+    Link {
+        name: "PatchWebhook",
+        method: "patch",
+        path: "/v1/webhooks/{id}",
+        parameters: &[("id", "$response.body#/webhook/id")],
+    },
+    Link {
+        name: "DeleteWebhook",
+        method: "delete",
+        path: "/v1/webhooks/{id}",
+        parameters: &[("id", "$response.body#/webhook/id")],
+    },
+    Link {
+        name: "WebhookDeadLetters",
+        method: "get",
+        path: "/v1/webhooks/{id}/dead-letters",
+        parameters: &[("id", "$response.body#/webhook/id")],
+    },
+];
+
 #[allow(clippy::too_many_arguments)]
 const fn r(
     method: &'static str,
@@ -528,6 +556,89 @@ pub const ROUTES: &[Route] = &[
         None,
         None,
         &[400, 404],
+    ),
+    // --- webhooks ---
+    r(
+        "post",
+        "/v1/webhooks",
+        Scope("admin"),
+        "Add a webhook endpoint of the organization: https on a public host (400 naming url \
+         otherwise), the events it gets; the signing secret is shown once; 409 at 20 \
+         endpoints, 503 when webhooks are off (no webhook_key_file)",
+        201,
+        Some("CreateWebhook"),
+        Some("CreatedWebhook"),
+        &[409, 503],
+    ).headers(&[Location]).links(WEBHOOK_LINKS),
+    r(
+        "get",
+        "/v1/webhooks",
+        Scope("admin"),
+        "The organization's webhook endpoints, with each one's circuit breaker",
+        200,
+        None,
+        Some("WebhookList"),
+        &[503],
+    ),
+    r(
+        "get",
+        "/v1/webhooks/{id}",
+        Scope("admin"),
+        "One webhook endpoint (never its secret)",
+        200,
+        None,
+        Some("WebhookJson"),
+        &[404, 503],
+    ),
+    r(
+        "patch",
+        "/v1/webhooks/{id}",
+        Scope("admin"),
+        "Change a webhook endpoint's url, events or active switch",
+        200,
+        Some("PatchWebhook"),
+        Some("WebhookJson"),
+        &[404, 503],
+    ),
+    r(
+        "delete",
+        "/v1/webhooks/{id}",
+        Scope("admin"),
+        "Delete a webhook endpoint with its queued deliveries and dead letters",
+        204,
+        None,
+        None,
+        &[404, 503],
+    ),
+    r(
+        "post",
+        "/v1/webhooks/{id}/rotate-secret",
+        Scope("admin"),
+        "A new signing secret for the endpoint, shown once; the old one signs nothing from now on",
+        200,
+        None,
+        Some("CreatedWebhook"),
+        &[404, 503],
+    ),
+    r(
+        "get",
+        "/v1/webhooks/{id}/dead-letters",
+        Scope("admin"),
+        "The endpoint's dead letters (deliveries that used every attempt), newest first, paged",
+        200,
+        None,
+        Some("DeadLetterPage"),
+        &[404, 503],
+    ).query(params::<crate::webhooks::api::DeadLetterQuery>),
+    r(
+        "post",
+        "/v1/webhooks/{id}/dead-letters/{delivery}/redeliver",
+        Scope("admin"),
+        "Send a dead letter again: queued with its attempts back to zero (202)",
+        202,
+        None,
+        Some("Redelivery"),
+        &[404, 503],
     ),
     r(
         "post",
