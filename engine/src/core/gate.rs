@@ -55,7 +55,7 @@ pub const FAILURES_PER_LINK: u16 = 100;
 pub const WINDOW_SECS: i64 = 300;
 /// What one check costs, for the docs (measured: `cargo bench -p bench
 /// --bench password`).
-pub const VERIFY_COST_NOTE: &str = "3-4 ms";
+pub const VERIFY_COST_NOTE: &str = "2.4 ms";
 /// The longest form body read, in bytes; larger ones are refused (`413`).
 pub const MAX_FORM_BODY: usize = 1024;
 
