@@ -257,7 +257,7 @@ ch "$(cat "$WORK/clicks.sql")"
 insert_secs=$((SECONDS - t0))
 t0=$SECONDS
 # Every rollup the sidecar made (wide and series), by name, so a new one is merged too.
-ROLLUP_TABLES=$(ch "SELECT name FROM system.tables WHERE database = '$CH_DB' AND match(name, '^org_[a-z]+_per_[a-z]+\$') ORDER BY name FORMAT TabSeparated")
+ROLLUP_TABLES=$(ch "SELECT name FROM system.tables WHERE database = '$CH_DB' AND match(name, '^org_[a-z]+_per_[a-z]+(_hll)?\$') ORDER BY name FORMAT TabSeparated")
 for t in $ROLLUP_TABLES; do
   ch "OPTIMIZE TABLE $CH_DB.$t FINAL"
 done

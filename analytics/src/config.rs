@@ -115,7 +115,7 @@ pub struct Config {
     /// Days raw `clicks` rows are kept, by whole months: a month's partition
     /// is dropped (at start and daily) once all of it is older. Default 90.
     pub raw_retention_days: u32,
-    /// Days the rollups (`org_clicks_per_*`) are kept, likewise. Default
+    /// Days the rollups (`org_*_per_*_hll`) are kept, likewise. Default
     /// 730 (two years).
     pub rollup_retention_days: u32,
 }

@@ -63,8 +63,11 @@ impl Store {
     }
 
     /// Creates the database, tables and views if missing, and upgrades
-    /// tables an older sidecar made: tables, then added columns, then views
-    /// (which read the added columns).
+    /// tables an older sidecar made: tables, then added columns, then the
+    /// fill of new rollups, then views (which read the added columns), then
+    /// the replaced rollups' views are dropped. Run before any insert, and
+    /// with no older sidecar still inserting: a click stored between a
+    /// rollup's fill and its view would miss it.
     pub async fn create_schema(&self) -> clickhouse::error::Result<()> {
         for sql in schema::statements_with(&self.database, self.replication) {
             self.admin.query(&sql).execute().await?;
@@ -84,7 +87,7 @@ impl Store {
         let wide = schema::ROLLUPS
             .iter()
             .filter(|r| r.shape == schema::Shape::Wide);
-        for rollup in wide.clone() {
+        for rollup in wide {
             for (column, kind, after) in schema::added_rollup_dimensions() {
                 if !self.has_column(rollup.table, column).await? {
                     for sql in schema::upgrade_rollup(&self.database, rollup, column, kind, after) {
@@ -93,39 +96,108 @@ impl Store {
                 }
             }
         }
-        // The org-keyed rollups replaced the ones keyed by code (ClickHouse
-        // 18.16 cannot put a column first in a sort key): the old views
-        // stop (their tables stay for the operator to drop), and a new
-        // rollup is filled from the raw clicks while it is still empty and
-        // has no view: no click is written meanwhile, so none is counted
-        // twice.
-        for rollup in wide {
-            let sql = format!(
-                "DROP TABLE IF EXISTS {}.{}_mv",
-                self.database, rollup.replaces
-            );
-            self.admin.query(&sql).execute().await?;
-        }
-        // A rollup made after clicks were stored (the narrow ones came
-        // later) starts with all of them, likewise.
-        for rollup in schema::ROLLUPS {
-            let view = format!("{}_mv", rollup.table);
-            // Not on replicated tables: a server joining the replicas
-            // has no view yet and may have fetched some of `clicks` and
-            // none of the rollup, and a backfill there would be
-            // replicated to every server on top of their own rows.
-            if self.replication == schema::Replication::Single
-                && !self.has_table(&view).await?
-                && self.is_empty(rollup.table).await?
-            {
-                let sql = schema::backfill_rollup(&self.database, rollup);
-                self.admin.query(&sql).execute().await?;
+        // A rollup made after clicks were stored starts with all of them:
+        // filled while it is still empty and has no view (nothing is
+        // inserted meanwhile, so no click is counted twice), then its view
+        // is made, then the views of the rollups it replaced are dropped
+        // (their tables stay for the operator). A replaced view still there
+        // next to a rollup without its own view means a start stopped while
+        // filling it: the fill is done again from scratch. (A rollup without
+        // its view and with rows otherwise had its view dropped to gain a
+        // dimension, [`schema::upgrade_rollup`]: its rows stay.)
+        //
+        // Not on replicated tables: a server joining the replicas has no
+        // view yet and may have fetched some of `clicks` and none of the
+        // rollup, and a fill there would be replicated to every server on
+        // top of their own rows.
+        if self.replication == schema::Replication::Single {
+            let raw_since = self.raw_clicks_since().await?;
+            for rollup in schema::ROLLUPS {
+                if self.has_table(&format!("{}_mv", rollup.table)).await? {
+                    continue;
+                }
+                let mut interrupted = false;
+                for old in rollup.replaces {
+                    interrupted |= self.has_table(&format!("{old}_mv")).await?;
+                }
+                if !self.is_empty(rollup.table).await? {
+                    if !interrupted {
+                        continue;
+                    }
+                    let sql = format!("TRUNCATE TABLE {}.{}", self.database, rollup.table);
+                    self.admin.query(&sql).execute().await?;
+                }
+                self.fill_rollup(rollup, raw_since).await?;
             }
         }
         for sql in schema::views(&self.database) {
             self.admin.query(&sql).execute().await?;
         }
+        for rollup in schema::ROLLUPS {
+            for old in rollup.replaces {
+                let sql = format!("DROP TABLE IF EXISTS {}.{old}_mv", self.database);
+                self.admin.query(&sql).execute().await?;
+            }
+        }
         Ok(())
+    }
+
+    /// Fills the new, empty `rollup`. Its buckets from the start of the
+    /// first month the raw `clicks` hold (`raw_since`) come from them, with
+    /// visitors; the earlier ones (months dropped from `clicks` past the raw
+    /// retention, still in the rollups) are copied from the newest rollup it
+    /// replaced, counts only ([`schema::carry_over`]). No replaced rollup:
+    /// everything from `clicks`.
+    async fn fill_rollup(
+        &self,
+        rollup: &schema::Rollup,
+        raw_since: Option<i64>,
+    ) -> clickhouse::error::Result<()> {
+        let mut old = None;
+        for name in rollup.replaces.iter().rev() {
+            if self.has_table(name).await? {
+                old = Some(*name);
+                break;
+            }
+        }
+        let Some(old) = old else {
+            let sql = schema::backfill_rollup(&self.database, rollup, None);
+            return self.admin.query(&sql).execute().await;
+        };
+        // The first whole bucket from `raw_since` on: a bucket is read from
+        // one table or the other, never both.
+        let width = rollup.bucket_secs;
+        let cut = raw_since.map(|t| (t + width - 1).div_euclid(width) * width);
+        let columns: Vec<String> = self
+            .admin
+            .query("SELECT name FROM system.columns WHERE database = ? AND table = ?")
+            .bind(&self.database)
+            .bind(old)
+            .fetch_all()
+            .await?;
+        let sql = schema::carry_over(&self.database, rollup, old, &columns, cut);
+        self.admin.query(&sql).execute().await?;
+        if let Some(cut) = cut {
+            let sql = schema::backfill_rollup(&self.database, rollup, Some(cut));
+            self.admin.query(&sql).execute().await?;
+        }
+        Ok(())
+    }
+
+    /// From when the raw `clicks` hold every click stored, Unix seconds:
+    /// the start of their first month (server time, as the partitions and
+    /// [`Store::drop_old_partitions`] count months), since only whole months
+    /// are dropped. `None`: `clicks` is empty.
+    async fn raw_clicks_since(&self) -> clickhouse::error::Result<Option<i64>> {
+        if self.is_empty("clicks").await? {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT toUInt32(toDateTime(toStartOfMonth(min(ts)))) FROM {}.clicks",
+            self.database
+        );
+        let since: u32 = self.admin.query(&sql).fetch_one().await?;
+        Ok(Some(i64::from(since)))
     }
 
     /// Replicated tables asked for, but `clicks` exists and is not one
@@ -461,7 +533,7 @@ mod tests {
             "{all}"
         );
         assert!(all.contains(
-            "ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/db/org_clicks_per_minute', '{replica}')"
+            "ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/db/org_clicks_per_minute_hll', '{replica}')"
         ));
         assert!(
             all.contains(

@@ -100,17 +100,21 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
     let dims = dims.join(", ");
     for (table, col, bucket) in [
         (
-            "org_clicks_per_minute",
+            "org_clicks_per_minute_hll",
             "minute",
             "toStartOfMinute(ts, 'UTC')",
         ),
-        ("org_clicks_per_hour", "hour", "toStartOfHour(ts, 'UTC')"),
-        ("org_clicks_per_day", "day", "toDate(ts, 'UTC')"),
+        (
+            "org_clicks_per_hour_hll",
+            "hour",
+            "toStartOfHour(ts, 'UTC')",
+        ),
+        ("org_clicks_per_day_hll", "day", "toDate(ts, 'UTC')"),
     ] {
         let raw = env
             .ch
             .query(&format!(
-                "SELECT code, {bucket} AS b, {dims}, count(), uniq(visitor_hash) FROM clicks \
+                "SELECT code, {bucket} AS b, {dims}, count(), uniqHLL12(visitor_hash) FROM clicks \
                  GROUP BY code, b, {dims} ORDER BY code, b, {dims}"
             ))
             .await
@@ -118,7 +122,7 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         let rolled = env
             .ch
             .query(&format!(
-                "SELECT code, {col}, {dims}, countMerge(clicks), uniqMerge(visitors) FROM {table} \
+                "SELECT code, {col}, {dims}, countMerge(clicks), uniqHLL12Merge(visitors) FROM {table} \
                  GROUP BY code, {col}, {dims} ORDER BY code, {col}, {dims}"
             ))
             .await
@@ -127,7 +131,7 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
         assert_eq!(raw, rolled, "{table} disagrees with clicks");
     }
     assert_eq!(
-        env.number("SELECT countMerge(clicks) FROM org_clicks_per_day")
+        env.number("SELECT countMerge(clicks) FROM org_clicks_per_day_hll")
             .await,
         n
     );
@@ -139,13 +143,13 @@ async fn every_event_becomes_one_enriched_row_and_rollups_agree() {
     );
     assert_eq!(
         env.number(
-            "SELECT countMerge(clicks) FROM org_clicks_per_day WHERE org_id >= 100 AND rule IN (0, 1)"
+            "SELECT countMerge(clicks) FROM org_clicks_per_day_hll WHERE org_id >= 100 AND rule IN (0, 1)"
         )
         .await,
         n
     );
     assert_eq!(
-        env.number("SELECT countMerge(clicks) FROM org_clicks_per_minute WHERE rule = 1")
+        env.number("SELECT countMerge(clicks) FROM org_clicks_per_minute_hll WHERE rule = 1")
             .await,
         env.number("SELECT count() FROM clicks WHERE rule = 1")
             .await

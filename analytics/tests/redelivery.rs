@@ -40,7 +40,7 @@ async fn the_same_batch_under_other_message_ids_counts_once() {
     assert_eq!(m["analytics_duplicates_skipped_total"], 400.0);
     assert_eq!(m["analytics_rows_inserted_total"], 260.0);
     assert_eq!(
-        env.number("SELECT countMerge(clicks) FROM org_clicks_per_minute")
+        env.number("SELECT countMerge(clicks) FROM org_clicks_per_minute_hll")
             .await,
         260,
         "rollup counted a duplicate"

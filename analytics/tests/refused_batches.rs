@@ -92,7 +92,7 @@ async fn a_refused_batch_is_split_out_parked_with_cut_addresses_and_the_rest_cou
         "no row of the refused batch (seed 3)"
     );
     assert_eq!(
-        env.number("SELECT countMerge(clicks) FROM org_clicks_per_minute")
+        env.number("SELECT countMerge(clicks) FROM org_clicks_per_minute_hll")
             .await,
         160,
         "a rollup counted a duplicate or a refused row"

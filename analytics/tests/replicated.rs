@@ -121,9 +121,9 @@ impl Cluster {
         for replica in 0..2 {
             for table in [
                 "clicks",
-                "org_clicks_per_minute",
-                "org_clicks_per_hour",
-                "org_clicks_per_day",
+                "org_clicks_per_minute_hll",
+                "org_clicks_per_hour_hll",
+                "org_clicks_per_day_hll",
             ] {
                 self.query(replica, &format!("SYSTEM SYNC REPLICA {table}"))
                     .await;
@@ -277,8 +277,8 @@ async fn two_sidecars_on_two_replicas_one_killed_then_its_replica_stopped_count_
 
     // The stats API's kind of query (a link's clicks and visitors per day
     // and per country, from the rollups) gives the same on both replicas.
-    let stats = "SELECT day, code, country, countMerge(clicks), uniqMerge(visitors) \
-                 FROM org_clicks_per_day WHERE org_id = 100 AND code = 'abc' \
+    let stats = "SELECT day, code, country, countMerge(clicks), uniqHLL12Merge(visitors) \
+                 FROM org_clicks_per_day_hll WHERE org_id = 100 AND code = 'abc' \
                  GROUP BY day, code, country ORDER BY day, code, country";
     let on_0 = cluster.query(0, stats).await;
     let on_1 = cluster.query(1, stats).await;
@@ -481,18 +481,22 @@ async fn assert_rollups_agree(cluster: &Cluster, replica: usize) {
                 referrer_host, is_bot, is_preview, language";
     for (table, bucket, expr) in [
         (
-            "org_clicks_per_minute",
+            "org_clicks_per_minute_hll",
             "minute",
             "toStartOfMinute(ts, 'UTC')",
         ),
-        ("org_clicks_per_hour", "hour", "toStartOfHour(ts, 'UTC')"),
-        ("org_clicks_per_day", "day", "toDate(ts, 'UTC')"),
+        (
+            "org_clicks_per_hour_hll",
+            "hour",
+            "toStartOfHour(ts, 'UTC')",
+        ),
+        ("org_clicks_per_day_hll", "day", "toDate(ts, 'UTC')"),
     ] {
         let raw = cluster
             .query(
                 replica,
                 &format!(
-                    "SELECT {expr} AS b, {keys}, count(), uniq(visitor_hash) FROM clicks \
+                    "SELECT {expr} AS b, {keys}, count(), uniqHLL12(visitor_hash) FROM clicks \
                      GROUP BY b, {keys} ORDER BY b, {keys}"
                 ),
             )
@@ -501,7 +505,7 @@ async fn assert_rollups_agree(cluster: &Cluster, replica: usize) {
             .query(
                 replica,
                 &format!(
-                    "SELECT {bucket} AS b, {keys}, countMerge(clicks), uniqMerge(visitors) \
+                    "SELECT {bucket} AS b, {keys}, countMerge(clicks), uniqHLL12Merge(visitors) \
                      FROM {table} GROUP BY b, {keys} ORDER BY b, {keys}"
                 ),
             )

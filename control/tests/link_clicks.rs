@@ -1,5 +1,5 @@
 //! A link's `clicks` and `last_click_at` from a real ClickHouse's rollup
-//! (a fresh database per test, `org_series_per_minute` in the sidecar's shape),
+//! (a fresh database per test, `org_series_per_minute_hll` in the sidecar's shape),
 //! cached; `null` when ClickHouse is down, never an error.
 
 mod common;

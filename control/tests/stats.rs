@@ -37,6 +37,9 @@ async fn orgs(app: &TestApp) -> HashMap<String, u64> {
 
 /// Inserts `rows` into `clicks`, each with its code's org from `orgs` (0
 /// when absent, as clicks stored before click records carried the org).
+/// A row's visitor is stored hashed, as the sidecar stores it (a 64-bit
+/// hash): the visitor sketch's error bound holds for hashes, not for small
+/// consecutive integers (`uniqHLL12` of 0..24 is 22).
 async fn insert_clicks(
     ch: &testkit::ClickHouseDatabase,
     rows: &[Click<'_>],
@@ -48,7 +51,7 @@ async fn insert_clicks(
             let city = if *country == "GB" { "London" } else { "Boston" };
             let org = orgs.get(*code).copied().unwrap_or(0);
             format!(
-                "('{event:016}', toDateTime({ts}), {}, '{code}', '', {status}, '{country}', '{city}', '{device}', 'Firefox', 'Linux', 'news.example', {bot}, {visitor}, {org})",
+                "('{event:016}', toDateTime({ts}), {}, '{code}', '', {status}, '{country}', '{city}', '{device}', 'Firefox', 'Linux', 'news.example', {bot}, cityHash64({visitor}), {org})",
                 ts * 1000
             )
         })
@@ -347,7 +350,7 @@ async fn rollups_give_the_numbers_of_the_raw_rows() {
                 );
                 let series = ch
                     .query(&format!(
-                        "SELECT toString({func}(ts, 'UTC'), 'UTC') AS t, count(), uniq(visitor_hash)
+                        "SELECT toString({func}(ts, 'UTC'), 'UTC') AS t, count(), uniqHLL12(visitor_hash)
                            FROM clicks WHERE {raw_where} GROUP BY t ORDER BY t"
                     ))
                     .await
@@ -362,7 +365,7 @@ async fn rollups_give_the_numbers_of_the_raw_rows() {
                 );
                 let totals = ch
                     .query(&format!(
-                        "SELECT count(), uniq(visitor_hash) FROM clicks WHERE {raw_where}"
+                        "SELECT count(), uniqHLL12(visitor_hash) FROM clicks WHERE {raw_where}"
                     ))
                     .await
                     .unwrap();
@@ -372,6 +375,35 @@ async fn rollups_give_the_numbers_of_the_raw_rows() {
                     "totals, {context}"
                 );
                 assert!(b["totals"]["clicks"].as_u64().unwrap() > 0, "{context}");
+                // Against the exact count of distinct visitors: the
+                // documented bound, for the totals and every series point.
+                let exact = ch
+                    .query(&format!(
+                        "SELECT uniqExact(visitor_hash) FROM clicks WHERE {raw_where}"
+                    ))
+                    .await
+                    .unwrap();
+                assert_visitors_within_bound(
+                    b["totals"]["unique_visitors"].as_u64().unwrap(),
+                    exact.trim().parse().unwrap(),
+                    &format!("totals, {context}"),
+                );
+                let exact = ch
+                    .query(&format!(
+                        "SELECT uniqExact(visitor_hash) FROM clicks WHERE {raw_where}
+                          GROUP BY {func}(ts, 'UTC') ORDER BY {func}(ts, 'UTC')"
+                    ))
+                    .await
+                    .unwrap();
+                let points = b["series"].as_array().unwrap();
+                assert_eq!(points.len(), exact.lines().count(), "{context}");
+                for (point, exact) in points.iter().zip(exact.lines()) {
+                    assert_visitors_within_bound(
+                        point["unique_visitors"].as_u64().unwrap(),
+                        exact.parse().unwrap(),
+                        &format!("series point {}, {context}", point["t"]),
+                    );
+                }
                 for (name, column) in [
                     ("country", "country"),
                     ("city", "city"),
@@ -385,7 +417,7 @@ async fn rollups_give_the_numbers_of_the_raw_rows() {
                 ] {
                     let values = ch
                         .query(&format!(
-                            "SELECT {column} AS value, count() AS clicks, uniq(visitor_hash) FROM clicks
+                            "SELECT {column} AS value, count() AS clicks, uniqHLL12(visitor_hash) FROM clicks
                               WHERE {raw_where} GROUP BY value ORDER BY clicks DESC, value"
                         ))
                         .await
@@ -409,7 +441,7 @@ async fn rollups_give_the_numbers_of_the_raw_rows() {
             assert_eq!(s, 200, "{b}");
             let top = ch
                 .query(&format!(
-                    "SELECT code, count() AS clicks, uniq(visitor_hash) FROM clicks
+                    "SELECT code, count() AS clicks, uniqHLL12(visitor_hash) FROM clicks
                       WHERE {counted} AND ts >= toDateTime({lo}) AND ts < toDateTime({hi})
                       GROUP BY code ORDER BY clicks DESC, code"
                 ))
@@ -422,6 +454,39 @@ async fn rollups_give_the_numbers_of_the_raw_rows() {
             );
         }
     }
+}
+
+/// A visitor count from the API against the exact count: equal up to 16,
+/// within the documented relative error above
+/// (`analytics::schema::VISITORS_ERROR`, which control's OpenAPI text and
+/// README state).
+fn assert_visitors_within_bound(estimate: u64, exact: u64, context: &str) {
+    if exact <= 16 {
+        assert_eq!(estimate, exact, "visitors, exact up to 16: {context}");
+    } else {
+        let error = estimate.abs_diff(exact) as f64 * 100.0 / exact as f64;
+        assert!(
+            error <= analytics::schema::VISITORS_ERROR,
+            "visitors {estimate} for {exact}: {error:.2} % off, more than the bound: {context}"
+        );
+    }
+}
+
+/// Control reads the tables and states the sidecar writes, and states
+/// the bound the sidecar documents.
+#[test]
+fn control_reads_the_sidecars_rollups() {
+    use control::stats::rollups::{DAY, HOUR, MINUTE, VISITORS_ERROR_PCT, VISITORS_MERGE};
+    let tables: Vec<&str> = analytics::schema::ROLLUPS.iter().map(|r| r.table).collect();
+    for r in [MINUTE, HOUR, DAY] {
+        assert!(tables.contains(&r.table), "{}", r.table);
+        assert!(tables.contains(&r.series), "{}", r.series);
+    }
+    assert_eq!(
+        VISITORS_MERGE,
+        format!("{}Merge", analytics::schema::VISITORS)
+    );
+    assert_eq!(VISITORS_ERROR_PCT, analytics::schema::VISITORS_ERROR);
 }
 
 /// The fields of each object of `rows`, tab-separated, a line each: what
@@ -555,7 +620,7 @@ async fn summary_answers_for_an_org_with_a_million_links() {
                 toDateTime({T10} + number % 3600), ({T10} + number % 3600) * 1000,
                 multiIf(number < 3000, 'top1', number < 5000, 'top2', number < 6000, 'top3',
                         number < 11000, 'top1', concat('c', toString(number))),
-                '', 301, 'GB', 'desktop', 0, number,
+                '', 301, 'GB', 'desktop', 0, cityHash64(number),
                 if(number >= 6000 AND number < 11000, {other}, {org})
            FROM numbers(1000000)",
         other = org + 1000
@@ -571,14 +636,20 @@ async fn summary_answers_for_an_org_with_a_million_links() {
         )
         .await;
     assert_eq!(s, 200, "{b}");
-    assert_eq!(
-        b["links"],
-        json!([
-            { "code": "top1", "clicks": 3000, "unique_visitors": 3000 },
-            { "code": "top2", "clicks": 2000, "unique_visitors": 2000 },
-            { "code": "top3", "clicks": 1000, "unique_visitors": 1000 },
-        ])
-    );
+    let links = b["links"].as_array().unwrap();
+    let top: Vec<(&str, u64)> = links
+        .iter()
+        .map(|l| (l["code"].as_str().unwrap(), l["clicks"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(top, [("top1", 3000), ("top2", 2000), ("top3", 1000)]);
+    // A visitor per click: the estimates within their bound of the clicks.
+    for l in links {
+        assert_visitors_within_bound(
+            l["unique_visitors"].as_u64().unwrap(),
+            l["clicks"].as_u64().unwrap(),
+            &l.to_string(),
+        );
+    }
     let (s, b) = app
         .call(
             Method::GET,
@@ -588,4 +659,132 @@ async fn summary_answers_for_an_org_with_a_million_links() {
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["totals"]["clicks"], 2000);
+}
+
+/// A ClickHouse database an older sidecar made (rollups with exact `uniq`
+/// visitor states: `testkit/fixtures/clickhouse/schema-uniq-states.sql`)
+/// with clicks in November 2025, whose raw rows were since dropped past
+/// the raw retention, and in January 2026: once a newer sidecar has
+/// upgraded it, the stats answer every day's clicks as before, November's
+/// included; visitors come from the raw clicks, so November has none.
+#[tokio::test]
+async fn stats_keep_every_count_through_the_upgrade_to_fixed_size_visitor_states() {
+    /// 2025-11-10T10:00:00Z, 2026-01-10T10:00:00Z.
+    const NOV: u64 = 1_762_768_800;
+    const JAN: u64 = 1_768_039_200;
+    let ch = testkit::ClickHouseDatabase::create_with_prefix("ctlup")
+        .await
+        .unwrap();
+    for sql in testkit::fixtures::clickhouse_statements("schema-uniq-states.sql", ch.name()) {
+        ch.query(&sql).await.unwrap();
+    }
+    let app = app_with(&ch).await;
+    app.create(json!({ "target": "https://a.com", "custom_alias": "abc" }))
+        .await;
+    let orgs = orgs(&app).await;
+    // 30 clicks over four November days (20 visitors), 50 over five
+    // January days (24 visitors); every seventh a bot, every tenth a 404.
+    let clicks: Vec<Click<'_>> = (0..80u64)
+        .map(|i| {
+            let (start, n, visitors) = if i < 30 {
+                (NOV, i, 20)
+            } else {
+                (JAN, i - 30, 24)
+            };
+            (
+                "abc",
+                i + 1,
+                start + n * 8_000,
+                if i % 10 == 0 { 404 } else { 301 },
+                ["GB", "US", "FR"][(i % 3) as usize],
+                "mobile",
+                u8::from(i % 7 == 0),
+                i % visitors,
+            )
+        })
+        .collect();
+    insert_clicks(&ch, &clicks, &orgs).await;
+    ch.query("ALTER TABLE clicks DROP PARTITION 202511")
+        .await
+        .unwrap();
+    let config = analytics::Config {
+        clickhouse: ch.url().to_owned(),
+        database: ch.name().to_owned(),
+        ..Default::default()
+    };
+    analytics::store::Store::new(&config)
+        .create_schema()
+        .await
+        .unwrap();
+
+    let counted: Vec<&Click<'_>> = clicks.iter().filter(|c| c.3 != 404 && c.6 == 0).collect();
+    let day = |ts: u64| {
+        let t = time::OffsetDateTime::from_unix_timestamp((ts / 86_400 * 86_400) as i64).unwrap();
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let mut per_day: Vec<(String, u64)> = Vec::new();
+    for c in &counted {
+        match per_day.last_mut() {
+            Some((d, n)) if *d == day(c.2) => *n += 1,
+            _ => per_day.push((day(c.2), 1)),
+        }
+    }
+    let (s, b) = app
+        .call(
+            Method::GET,
+            "/v1/links/abc/stats?from=2025-11-01T00:00:00Z&to=2026-02-01T00:00:00Z&bucket=day&dimensions=country",
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let series: Vec<(String, u64)> = b["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["t"].as_str().unwrap().to_owned(),
+                p["clicks"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(series, per_day, "every day's clicks, November's included");
+    assert_eq!(per_day.len(), 9);
+    assert_eq!(b["totals"]["clicks"], counted.len());
+    for p in b["series"].as_array().unwrap() {
+        let t = p["t"].as_str().unwrap();
+        let exact: std::collections::HashSet<u64> = counted
+            .iter()
+            .filter(|c| c.2 >= JAN && day(c.2) == t)
+            .map(|c| c.7)
+            .collect();
+        // November's raw clicks are gone: no visitors. January's: the
+        // estimate of its raw clicks.
+        assert_visitors_within_bound(
+            p["unique_visitors"].as_u64().unwrap(),
+            exact.len() as u64,
+            t,
+        );
+    }
+    let january: std::collections::HashSet<u64> =
+        counted.iter().filter(|c| c.2 >= JAN).map(|c| c.7).collect();
+    assert!(january.len() > 16, "the sketch's estimating range");
+    assert_visitors_within_bound(
+        b["totals"]["unique_visitors"].as_u64().unwrap(),
+        january.len() as u64,
+        "totals",
+    );
+    let mut by_country: HashMap<String, u64> = HashMap::new();
+    for c in &counted {
+        *by_country.entry(c.4.to_owned()).or_default() += 1;
+    }
+    for v in b["dimensions"]["country"].as_array().unwrap() {
+        assert_eq!(
+            v["clicks"].as_u64().unwrap(),
+            by_country[v["value"].as_str().unwrap()],
+            "{v}"
+        );
+    }
+    assert_eq!(b["dimensions"]["country"].as_array().unwrap().len(), 3);
 }

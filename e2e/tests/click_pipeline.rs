@@ -88,7 +88,8 @@ impl Store {
         }
     }
 
-    /// Every rollup equals the raw table per key (clicks and unique visitors).
+    /// Every rollup equals the raw table per key (clicks, and unique visitors
+    /// as the same `uniqHLL12` sketch over the raw rows gives them).
     /// ClickHouse writes an insert's materialized views after the raw table,
     /// so a reader may briefly see the rows before their rollups: allow a
     /// few seconds, then the last comparison must be equal.
@@ -101,21 +102,21 @@ impl Store {
         let day = ("day", "toDate(ts, 'UTC')");
         let mut checks: Vec<(String, String, String)> = Vec::new();
         for (table, (bucket, expr), keys) in [
-            ("org_clicks_per_minute", minute, wide),
-            ("org_clicks_per_hour", hour, wide),
-            ("org_clicks_per_day", day, wide),
-            ("org_series_per_minute", minute, series),
-            ("org_series_per_hour", hour, series),
-            ("org_series_per_day", day, series),
+            ("org_clicks_per_minute_hll", minute, wide),
+            ("org_clicks_per_hour_hll", hour, wide),
+            ("org_clicks_per_day_hll", day, wide),
+            ("org_series_per_minute_hll", minute, series),
+            ("org_series_per_hour_hll", hour, series),
+            ("org_series_per_day_hll", day, series),
         ] {
             checks.push((
                 table.to_owned(),
                 format!(
-                    "SELECT {expr} AS b, {keys}, count(), uniqExact(visitor_hash) FROM clicks \
+                    "SELECT {expr} AS b, {keys}, count(), uniqHLL12(visitor_hash) FROM clicks \
                      GROUP BY b, {keys} ORDER BY b, {keys}"
                 ),
                 format!(
-                    "SELECT {bucket} AS b, {keys}, countMerge(clicks), uniqMerge(visitors) \
+                    "SELECT {bucket} AS b, {keys}, countMerge(clicks), uniqHLL12Merge(visitors) \
                      FROM {table} GROUP BY b, {keys} ORDER BY b, {keys}"
                 ),
             ));

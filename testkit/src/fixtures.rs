@@ -20,3 +20,24 @@ pub fn geoip_city() -> PathBuf {
 pub fn geoip(file: &str) -> PathBuf {
     path(&format!("geoip/{file}"))
 }
+
+/// The statements of the SQL file `fixtures/clickhouse/<file>` for database
+/// `db` (written in for `{db}`), each ending with a semicolon at the end of a
+/// line; `--` comment lines left out. `schema-uniq-states.sql` is the
+/// analytics sidecar's schema before its rollups had fixed-size visitor
+/// states, for tests of the upgrade.
+pub fn clickhouse_statements(file: &str, db: &str) -> Vec<String> {
+    let path = path(&format!("clickhouse/{file}"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .map(|l| l.replace("{db}", db) + "\n")
+        .collect();
+    text.split(";\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

@@ -51,7 +51,8 @@
 //! * [`ReadyChild`]: a service binary as a child process, waited for until it prints its
 //!   readiness line, killed on drop, its stderr in a log kept when the test fails.
 //! * [`prometheus`]: parsing and scraping `/metrics`.
-//! * [`fixtures`]: data files several crates' tests share (MaxMind's GeoIP test databases).
+//! * [`fixtures`]: data files several crates' tests share (MaxMind's GeoIP test databases, an
+//!   older ClickHouse schema of the analytics sidecar).
 //! * [`LinkKeys`]: a link-signing key pair in PEM files (control signs, engines verify).
 //! * [`Pebble`]: a test ACME CA (Debian's pebble and its mock DNS) of the test's own, for
 //!   certificate issuance with real HTTP-01 validation.

@@ -10,7 +10,7 @@
 //!   (which would let a reader follow one visitor across links).
 //! * **Rollups** read the rollups exactly as the stats do
 //!   ([`crate::stats::rollups`]): the range cut into whole days, hours and
-//!   minutes, no part coarser than the bucket, the count and `uniq` states
+//!   minutes, no part coarser than the bucket, the count and visitor states
 //!   merged per bucket, link and dimension value.
 //!
 //! Values are bound (`?`), never spliced; the organization comes first in
@@ -229,8 +229,9 @@ async fn stream_rollup(
         return Ok(());
     }
     let sql = format!(
-        "SELECT key, vals, countMerge(c) AS clicks, uniqMerge(v) AS visitors
+        "SELECT key, vals, countMerge(c) AS clicks, {merge}(v) AS visitors
            FROM ({union}) GROUP BY key, vals ORDER BY key, vals",
+        merge = rollups::VISITORS_MERGE,
         union = rollups::union(
             &parts,
             rollups::Source::Wide,

@@ -20,7 +20,8 @@ pub enum ExportKind {
     /// One row per click (redirects only, as the stats count).
     Clicks,
     /// Clicks and unique visitors per time bucket, link and the chosen
-    /// dimensions, from the rollups the stats read.
+    /// dimensions, from the rollups the stats read (visitors are estimates,
+    /// as in the stats).
     Rollup,
 }
 

@@ -1,5 +1,5 @@
 //! A link's click total and last click (`clicks`, `last_click_at` on the
-//! link JSON), read from the analytics rollup `org_series_per_minute` (a
+//! link JSON), read from the analytics rollup `org_series_per_minute_hll` (a
 //! few rows per link and minute, not one per dimension combination) and
 //! cached here.
 //!
@@ -116,10 +116,11 @@ pub async fn fill(
     let sql = format!(
         "SELECT code, domain, toUInt64(countMerge(clicks)) AS clicks,
                 toUInt32(max(minute)) AS last
-           FROM org_series_per_minute
+           FROM {table}
           WHERE org_id IN ({orgs}) AND code IN ({placeholders})
             AND status IN (301, 302, 307, 308) AND is_bot = 0
           GROUP BY code, domain",
+        table = crate::stats::rollups::MINUTE.series,
         orgs = orgs.join(", ")
     );
     let mut query = ch.query(&sql);

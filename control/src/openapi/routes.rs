@@ -429,7 +429,7 @@ pub const ROUTES: &[Route] = &[
         "get",
         "/v1/links/{code}/stats",
         Scope("stats:read"),
-        "Clicks and unique visitors (domain, from, to, bucket, dimensions, include_bots, format=json|csv)",
+        "Clicks (exact) and unique visitors (an estimate, within 6.5 %) (domain, from, to, bucket, dimensions, include_bots, format=json|csv)",
         200,
         None,
         Some("LinkStats"),

@@ -7,7 +7,9 @@
 //! range it counted) and cut into whole days, hours and minutes, each read
 //! from its rollup, so a year of a busy link reads a few hundred rows per
 //! key, and the numbers are those of the raw rows. Unique visitors are
-//! `uniq(visitor_hash)` states merged. Only redirect statuses count, and bots
+//! estimates: `uniqHLL12(visitor_hash)` states merged, exact up to 16
+//! visitors, within [`rollups::VISITORS_ERROR_PCT`] % above (clicks are
+//! exact). Only redirect statuses count, and bots
 //! are excluded unless `include_bots=true`. ClickHouse 18.16 notes: the
 //! crate's validation must be off, and values are bound client-side (`?`).
 
@@ -150,10 +152,15 @@ fn dimensions_schema() -> utoipa::openapi::Object {
 /// The bucket names, finest first.
 const BUCKETS: [&str; 3] = ["minute", "hour", "day"];
 
-/// Clicks and unique visitors.
+/// Clicks (exact) and unique visitors (an estimate).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub clicks: u64,
+    /// Distinct visitors (truncated address and user agent), an estimate:
+    /// exact up to 16, within 6.5 % of the exact count above (a HyperLogLog
+    /// sketch; clicks are exact). Clicks older than the raw clicks the
+    /// analytics sidecar kept when it moved to these estimates have no
+    /// visitors (0) (analytics/README.md, "Visitor states").
     pub unique_visitors: u64,
 }
 
@@ -164,6 +171,7 @@ pub struct SeriesPoint {
     #[schema(format = DateTime)]
     pub t: String,
     pub clicks: u64,
+    /// Distinct visitors, an estimate (as `Counts.unique_visitors`).
     pub unique_visitors: u64,
 }
 
@@ -172,6 +180,7 @@ pub struct SeriesPoint {
 pub struct DimensionValue {
     pub value: String,
     pub clicks: u64,
+    /// Distinct visitors, an estimate (as `Counts.unique_visitors`).
     pub unique_visitors: u64,
 }
 
@@ -204,6 +213,7 @@ pub struct CrossRow {
     /// The value of each `cross` dimension, by name.
     pub values: std::collections::BTreeMap<String, String>,
     pub clicks: u64,
+    /// Distinct visitors, an estimate (as `Counts.unique_visitors`).
     pub unique_visitors: u64,
 }
 
@@ -212,6 +222,7 @@ pub struct CrossRow {
 pub struct TopLink {
     pub code: String,
     pub clicks: u64,
+    /// Distinct visitors, an estimate (as `Counts.unique_visitors`).
     pub unique_visitors: u64,
 }
 
@@ -418,7 +429,7 @@ fn counted(include_bots: bool) -> &'static str {
     }
 }
 
-/// `SELECT key, countMerge(c), uniqMerge(v)` over the rollup rows of `parts`
+/// `SELECT key, countMerge(c), uniqHLL12Merge(v)` over the rollup rows of `parts`
 /// matching `filter`, grouped by `key` and finished by `tail` (`ORDER
 /// BY`...). `bind` binds the filter's `?` values; it runs once per part.
 async fn merged<T>(
@@ -437,8 +448,9 @@ where
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT {columns}, countMerge(c) AS clicks, uniqMerge(v) AS visitors
+        "SELECT {columns}, countMerge(c) AS clicks, {merge}(v) AS visitors
            FROM ({union}) GROUP BY {columns} {tail}",
+        merge = rollups::VISITORS_MERGE,
         columns = key.columns(),
         union = rollups::union(parts, source, key, filter)
     );
@@ -793,7 +805,7 @@ pub async fn top_links(
     let org = u64::try_from(org_id).unwrap_or(0);
     // Two steps: rank every link by clicks alone (merging count states is
     // cheap), then merge the unique-visitor states of the top ones only.
-    // Merging `uniq` states for every link of a large organization was most
+    // Merging visitor states for every link of a large organization was most
     // of the overview's time (perf/README.md, the dashboard benchmark).
     let sql = format!(
         "SELECT key AS code, countMerge(c) AS clicks
@@ -814,9 +826,10 @@ pub async fn top_links(
     let placeholders = vec!["?"; top.len()].join(", ");
     let visitors_filter = format!("{filter} AND code IN ({placeholders})");
     let sql = format!(
-        "SELECT key AS code, uniqMerge(v) AS visitors
+        "SELECT key AS code, {merge}(v) AS visitors
            FROM ({union})
           GROUP BY code",
+        merge = rollups::VISITORS_MERGE,
         union = rollups::union(
             &parts,
             source,

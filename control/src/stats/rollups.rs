@@ -3,14 +3,20 @@
 //! The sidecar keeps three `AggregatingMergeTree` rollups of `clicks`
 //! (`analytics/src/schema.rs`): per UTC minute, hour and day, keyed by code,
 //! domain and every dimension the stats routes read, holding `countState()`
-//! and `uniqState(visitor_hash)`. A range (whole minutes: see
+//! and `uniqHLL12State(visitor_hash)`. A range (whole minutes: see
 //! [`super::range`]) is cut into its whole days, the whole hours around them
 //! and the whole minutes around those, each read from its own rollup, and
 //! the parts' states are merged in one query (`UNION ALL`, then
-//! `countMerge` / `uniqMerge`). So the numbers are those of the raw rows
-//! (clicks exactly; visitors the same `uniq` sketch merged), a range of 30
-//! days reads 30 day rows per key rather than every click, and the raw table
-//! is never read.
+//! `countMerge` / [`VISITORS_MERGE`]). So the numbers are those of the raw
+//! rows: clicks exactly; visitors the estimate `uniqHLL12(visitor_hash)`
+//! over the raw rows gives (merging the sketches loses nothing), which is
+//! exact up to 16 visitors and within [`VISITORS_ERROR_PCT`] % of the exact
+//! count above. A range of 30 days reads 30 day rows per key rather than
+//! every click, and the raw table is never read.
+//!
+//! Visitor states are fixed-size HyperLogLogs (2.6 KiB at most) rather
+//! than exact `uniq` sets (up to 256 KiB), whose merging was most of a busy
+//! link's query time (perf/README.md, "Fixed-size visitor states").
 //!
 //! A series can only use rollups no coarser than its bucket (an hourly
 //! series cannot come from daily rows), so the planner takes the coarsest
@@ -23,6 +29,15 @@
 //! (totals, series, the traffic split and top links without filters: a few
 //! rows per link and bucket). A query names the narrowest source that
 //! holds what it reads; both give the same numbers.
+
+/// The merge function of the rollups' visitor states (the sidecar's
+/// `analytics::schema::VISITORS`, `uniqHLL12`).
+pub const VISITORS_MERGE: &str = "uniqHLL12Merge";
+
+/// The bound of a visitor count's relative error, percent (the sidecar's
+/// `analytics::schema::VISITORS_ERROR`): four standard errors of the
+/// sketch; up to 16 visitors the count is exact.
+pub const VISITORS_ERROR_PCT: f64 = 6.5;
 
 /// The rollups of one bucket width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,22 +54,22 @@ pub struct Rollup {
 
 /// Per minute (`minute DateTime`).
 pub const MINUTE: Rollup = Rollup {
-    table: "org_clicks_per_minute",
-    series: "org_series_per_minute",
+    table: "org_clicks_per_minute_hll",
+    series: "org_series_per_minute_hll",
     column: "minute",
     secs: 60,
 };
 /// Per hour (`hour DateTime`).
 pub const HOUR: Rollup = Rollup {
-    table: "org_clicks_per_hour",
-    series: "org_series_per_hour",
+    table: "org_clicks_per_hour_hll",
+    series: "org_series_per_hour_hll",
     column: "hour",
     secs: 3600,
 };
 /// Per day (`day Date`).
 pub const DAY: Rollup = Rollup {
-    table: "org_clicks_per_day",
-    series: "org_series_per_day",
+    table: "org_clicks_per_day_hll",
+    series: "org_series_per_day_hll",
     column: "day",
     secs: 86_400,
 };
@@ -214,7 +229,8 @@ impl Key<'_> {
 /// with `?` placeholders, which the caller binds once per part), each as
 /// `(key, c, v)` (or `(key, vals, c, v)`: [`Key::columns`]) with `c` the
 /// count state and `v` the visitors state. Read it as `SELECT key,
-/// countMerge(c), uniqMerge(v) FROM (...) GROUP BY key`.
+/// countMerge(c), uniqHLL12Merge(v) FROM (...) GROUP BY key`
+/// ([`VISITORS_MERGE`]).
 pub fn union(parts: &[Part], source: Source, key: Key<'_>, filter: &str) -> String {
     parts
         .iter()
@@ -320,12 +336,12 @@ mod tests {
         let wide = union(&parts, Source::Wide, column, "org_id = ?");
         assert_eq!(
             tables(wide),
-            ["org_clicks_per_minute", "org_clicks_per_day"]
+            ["org_clicks_per_minute_hll", "org_clicks_per_day_hll"]
         );
         let series = union(&parts, Source::Series, Key::None, "org_id = ?");
         assert_eq!(
             tables(series),
-            ["org_series_per_minute", "org_series_per_day"]
+            ["org_series_per_minute_hll", "org_series_per_day_hll"]
         );
         assert_eq!(Source::for_breakdown("traffic", false), Source::Series);
         assert_eq!(Source::for_breakdown("traffic", true), Source::Wide);
