@@ -141,7 +141,9 @@ echo "== keys"
   [ -s "$KEYS/links-verify.pem" ] || openssl pkey -in "$KEYS/links-signing.pem" -pubout -out "$KEYS/links-verify.pem"
   [ -s "$KEYS/engine-admin-token" ] || head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$KEYS/engine-admin-token"
   # Seals the ACME account key and every certificate's private key in PostgreSQL.
-  [ -s "$KEYS/acme.key" ] || openssl rand -hex 32 >"$KEYS/acme.key" )
+  [ -s "$KEYS/acme.key" ] || openssl rand -hex 32 >"$KEYS/acme.key"
+  # Seals webhook signing secrets in PostgreSQL (docs/webhooks.md).
+  [ -s "$KEYS/webhook.key" ] || openssl rand -hex 32 >"$KEYS/webhook.key" )
 export ENGINE_ADMIN_TOKEN
 ENGINE_ADMIN_TOKEN=$(cat "$KEYS/engine-admin-token")
 
@@ -200,7 +202,8 @@ start control '"event":"ready"' "$BIN/control" serve \
   --default-domain sho.rt --verify-resolve "$DEMO_DOMAIN=$ENGINE_LISTEN" \
   --domain-verification http \
   --public-url "http://$CONTROL_LISTEN" \
-  --engine-admin "$ENGINE_ADMIN" --snapshot-dir "$STACK_DIR/snapshots" "${control_https[@]}"
+  --engine-admin "$ENGINE_ADMIN" --snapshot-dir "$STACK_DIR/snapshots" \
+  --webhook-key-file "$KEYS/webhook.key" "${control_https[@]}"
 start engine '"event":"ready"' "$BIN/engine" serve \
   --listen "$ENGINE_LISTEN" --admin "$ENGINE_ADMIN" --state-dir "$STACK_DIR/engine" \
   --nats "$NATS_URL" --nats-user engine --nats-password-file "$NATS_DIR/engine.password" \
@@ -288,6 +291,12 @@ $https_try
   curl -s -X POST http://$CONTROL_LISTEN/v1/links -H "Authorization: Bearer $KEY" \\
        -H 'Content-Type: application/json' -d '{"target":"https://example.com/hello"}'
   curl -s "http://$CONTROL_LISTEN/v1/links/rust/stats?bucket=minute" -H "Authorization: Bearer $KEY"
+  curl -s -X POST http://$CONTROL_LISTEN/v1/links -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+       -d '{"target":"https://example.com/preview","custom_alias":"preview","password":"open sesame"}'
+  curl -i http://$ENGINE_LISTEN/preview                                      # the password form (docs/password-links.md)
+  curl -i http://$ENGINE_LISTEN/preview -d 'password=open+sesame'            # 303 to the target, with a pass cookie
+  curl -s -X POST http://$CONTROL_LISTEN/v1/webhooks -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+       -d '{"url":"https://hooks.example.com/links","events":["link.created","link.deleted"]}'   # docs/webhooks.md
   clickhouse-client --query 'SELECT ts, code, country, device, browser FROM analytics.clicks ORDER BY ts DESC LIMIT 5'
   deploy/cluster.sh up      # past one machine: a three-node JetStream cluster on 4231-4233 (docs/ARCHITECTURE.md)
   deploy/up.sh down
