@@ -394,20 +394,7 @@ pub fn answer(
     let now = core.clock.secs();
     let canned = match state.lookup_in(domain.id, code) {
         Lookup::Found(target) => {
-            let answer = if target.redirects_plainly(now) {
-                Answer::Redirect {
-                    lifetime: target.lifetime(now),
-                }
-            } else {
-                // Disabled, expired or with extras: the slower path.
-                let extra = if target.has_extra {
-                    state.extra_in(domain.id, code)
-                } else {
-                    None
-                };
-                target.answer(extra, now)
-            };
-            match answer {
+            match link_answer(&state, domain.id, code, &target, now) {
                 Answer::Redirect { .. } if target.has_password => {
                     let link = GatedLink {
                         domain,
@@ -488,6 +475,29 @@ pub fn answer(
     (canned.status(), keep)
 }
 
+/// What the link `target` found at `(domain, code)` answers at `now`: a
+/// plain one straight away, else (disabled, expired, with extras, rules or
+/// a password) through its lifecycle, reading its extras if it has them.
+#[inline]
+fn link_answer<'s>(
+    state: &'s super::state::CoreState,
+    domain: u32,
+    code: &[u8],
+    target: &Target<'s>,
+    now: i64,
+) -> Answer<'s> {
+    if target.redirects_plainly(now) {
+        return Answer::Redirect {
+            lifetime: target.lifetime(now),
+        };
+    }
+    let extra = match target.has_extra {
+        true => state.extra_in(domain, code),
+        false => None,
+    };
+    target.answer(extra, now)
+}
+
 /// A code the domain does not have: its not-found redirect (302), else 404.
 #[inline]
 fn not_found(
@@ -546,12 +556,7 @@ fn gated_post<'s, 'c>(
     let Lookup::Found(target) = state.lookup_in(domain.id, code) else {
         return None;
     };
-    let now = core.clock.secs();
-    let extra = match target.has_extra {
-        true => state.extra_in(domain.id, code),
-        false => None,
-    };
-    match target.answer(extra, now) {
+    match link_answer(state, domain.id, code, &target, core.clock.secs()) {
         Answer::Redirect { .. } if target.has_password => Some((domain, code, target)),
         _ => None,
     }
