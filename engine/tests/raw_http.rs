@@ -176,7 +176,6 @@ fn percent_encoded_paths_are_decoded_before_the_lookup() {
 fn silent_connections_are_closed_by_the_header_timeout_from_accept() {
     const SILENT: usize = 200;
     let (_dir, engine) = engine(&["--header-timeout-ms", "1000", "--idle-timeout-ms", "60000"]);
-    let started = std::time::Instant::now();
     let mut silent: Vec<TcpStream> = (0..SILENT)
         .map(|_| {
             let s = TcpStream::connect(engine.listen).unwrap();
@@ -184,17 +183,14 @@ fn silent_connections_are_closed_by_the_header_timeout_from_accept() {
             s
         })
         .collect();
+    // Each read gives up (and the test fails) after 15 s, long before the
+    // 60 s idle timeout would close a connection.
     for (i, stream) in silent.iter_mut().enumerate() {
         assert!(
             read_to_close(stream).is_empty(),
             "silent connection {i} got an answer"
         );
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "closed after {:?}",
-        started.elapsed()
-    );
     common::eventually(Duration::from_secs(5), "all counted", || {
         engine.metric_sum("engine_first_byte_timeouts_total", "") == SILENT as f64
             && engine.metric_sum("engine_connections_open", "") == 0.0
@@ -230,7 +226,6 @@ fn a_crowded_core_closes_silent_connections_sooner() {
         "--crowded-first-byte-timeout-ms",
         "300",
     ]);
-    let started = std::time::Instant::now();
     let mut silent: Vec<TcpStream> = (0..35)
         .map(|_| {
             let s = TcpStream::connect(engine.listen).unwrap();
@@ -240,14 +235,12 @@ fn a_crowded_core_closes_silent_connections_sooner() {
         .collect();
     // One that speaks at once is answered despite the crowd.
     still_serves(&engine);
+    // Each read gives up (and the test fails) after 15 s, long before the
+    // 60 s header timeout would close a connection: a close seen here is the
+    // crowded core's doing, with no clock in the assertion.
     for stream in &mut silent {
         assert!(read_to_close(stream).is_empty());
     }
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "closed after {:?}",
-        started.elapsed()
-    );
     common::eventually(Duration::from_secs(5), "connections released", || {
         engine.metric_sum("engine_connections_open", "") == 0.0
     });
