@@ -47,13 +47,22 @@
 //! a batch re-published after JetStream's 2-minute duplicate window (an
 //! engine replaying its spool under a new message id) arrives as a first
 //! delivery, and because an insert may have succeeded on the server while
-//! its response was lost. What it does not cover: two sidecars inserting the
-//! same event at the same moment. One sidecar per consumer is the
-//! deployment; a second one only gets messages after `ack_wait`, and
-//! in-progress acks keep that from happening while the first is retrying.
-//! Nor does it cover an engine that re-packs already-published events into a
-//! batch with a new id; `count() != uniqExact(event_id)` on `clicks` would
-//! show it.
+//! its response was lost.
+//!
+//! A lookup only sees committed rows, and an `INSERT` goes on running on
+//! the server after its client is gone: a sidecar killed mid-insert, or a try
+//! that timed out on our side. Its batches come back (redelivered to another
+//! sidecar after `ack_wait`, or retried here) while it may still commit. So a
+//! group that holds a redelivered batch, or is being retried, first waits for
+//! the inserts into this database's `clicks` that the server is running at
+//! that moment (every insert carries a `query_id` naming the database;
+//! [`store::Store::settle_inserts`]). And every try (lookup and insert) sends
+//! in-progress acks while it lasts, so a slow insert is not redelivered to a
+//! second sidecar in the first place.
+//!
+//! What this does not cover: an engine that re-packs already-published
+//! events into a batch with a new id; `count() != uniqExact(event_id)` on
+//! `clicks` would show it.
 //!
 //! # Several ClickHouse servers
 //!

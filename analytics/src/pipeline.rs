@@ -181,33 +181,35 @@ impl Pipeline {
         self.metrics
             .duplicates_skipped
             .fetch_add(std::mem::take(&mut group.duplicates_in_group), Relaxed);
-        // Replicated: a redelivered batch may have been stored, in part or
-        // whole, by a sidecar writing to another replica, and so may a
-        // batch being retried (a try that hung past the ack wait, its
-        // batches redelivered to another sidecar meanwhile); this replica
-        // fetches what the others announced before the lookup asks it.
-        let mut catch_up = self.config.clickhouse_replicated
-            && group
-                .messages
-                .iter()
-                .any(|m| m.info().is_ok_and(|i| i.delivered > 1));
+        // A redelivered batch may have been stored, in part or whole, by
+        // another sidecar, and so may a batch being retried (by a try of
+        // ours that failed on our side but still runs on the server). Before
+        // the lookup asks: the inserts still running on the server finish
+        // (`Store::settle_inserts`), and with replication this replica
+        // fetches what the others announced (`Store::sync_replica`).
+        let mut catch_up = group
+            .messages
+            .iter()
+            .any(|m| m.info().is_ok_and(|i| i.delivered > 1));
         loop {
-            let synced = if catch_up {
-                // The sync lasts as long as the replica takes to fetch:
-                // keep the batches ours meanwhile.
-                keeping(&group.messages, progress_every, self.store.sync_replica()).await
-            } else {
-                Ok(())
-            };
-            let result = match synced {
-                Ok(()) => self.store_once(group).await,
-                Err(error) => Err(error),
-            };
+            // The whole try (waits, lookup, insert) may outlast the ack
+            // wait on a loaded server: keep the batches ours meanwhile, or
+            // JetStream hands them to another sidecar while we insert them.
+            let messages = std::mem::take(&mut group.messages);
+            let result = keeping(&messages, progress_every, async {
+                if catch_up {
+                    self.store.settle_inserts().await?;
+                    self.store.sync_replica().await?;
+                }
+                self.store_once(group).await
+            })
+            .await;
+            group.messages = messages;
             match result {
                 Ok(Outcome::Stored) => return,
                 Ok(Outcome::RefusalsLeft) => {}
                 Err(error) => {
-                    catch_up = self.config.clickhouse_replicated;
+                    catch_up = true;
                     let batches = group.batches.iter().filter(|b| !b.done).count() as u64;
                     self.metrics.batches_retried.fetch_add(batches, Relaxed);
                     tracing::warn!(%error, batches, "ClickHouse unavailable; retrying the click batches");
@@ -377,8 +379,6 @@ impl Pipeline {
     }
 }
 
-/// The record count from a batch header, without checking the batch (0 if
-/// it does not look like one): enough to size a group.
 /// Runs `work`, telling JetStream every `every` that `messages` are still
 /// being handled (in-progress acks), so they are not handed to another
 /// sidecar while it lasts.
@@ -402,6 +402,8 @@ async fn keeping<T>(
     }
 }
 
+/// The record count from a batch header, without checking the batch (0 if
+/// it does not look like one): enough to size a group.
 fn event_count_hint(payload: &[u8]) -> usize {
     if payload.len() >= 12 && payload[..4] == CLICK_MAGIC {
         u32::from_le_bytes([payload[8], payload[9], payload[10], payload[11]]) as usize

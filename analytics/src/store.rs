@@ -2,6 +2,9 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use clickhouse::Client;
 
@@ -30,7 +33,19 @@ pub struct Store {
     replication: schema::Replication,
     /// `insert_quorum` for inserts; 0 is off.
     insert_quorum: u32,
+    /// `clicks-insert:<database>:`: every insert into `clicks` runs under
+    /// a `query_id` that starts with this, so
+    /// [`settle_inserts`](Self::settle_inserts) finds this database's
+    /// inserts in the server's process list, whichever sidecar sent them.
+    insert_id_prefix: String,
+    /// `<pid>.<start>.`: what sets this process's insert ids apart from
+    /// other sidecars' (a counter follows).
+    insert_id_process: String,
+    inserts_sent: Arc<AtomicU64>,
 }
+
+/// How often [`Store::settle_inserts`] looks at the process list again.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,6 +74,9 @@ impl Store {
             database: config.database.clone(),
             replication: config.replication(),
             insert_quorum: config.clickhouse_insert_quorum,
+            insert_id_prefix: insert_id_prefix(&config.database),
+            insert_id_process: insert_id_process(),
+            inserts_sent: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -235,6 +253,55 @@ impl Store {
         self.admin.query(&sql).execute().await
     }
 
+    /// Returns once every insert into this database's `clicks` that the
+    /// server is running now, from any sidecar, has finished (committed or
+    /// failed).
+    ///
+    /// Why: a sidecar killed, or a try that timed out on the client's side,
+    /// leaves its `INSERT` running on the server, and it commits after the
+    /// client is gone. Its batches come back (redelivered to another sidecar
+    /// after `ack_wait`, or retried by this one), and a deduplication lookup
+    /// made before that commit would not see the rows: they would be
+    /// inserted twice. So a group holding a redelivered batch, or being
+    /// retried, waits for the inserts running at that moment before its
+    /// lookup. Inserts that start later are not waited for (they cannot
+    /// hold rows of batches already handed to us), so this ends however
+    /// busy other sidecars are. The process list is the server's own: with
+    /// replication, an insert still running on another replica is not seen
+    /// (README, "Several ClickHouse servers").
+    pub async fn settle_inserts(&self) -> clickhouse::error::Result<()> {
+        let prefix = sql_string(&self.insert_id_prefix);
+        let running: Vec<String> = self
+            .admin
+            .query_raw(&format!(
+                "SELECT query_id FROM system.processes WHERE startsWith(query_id, {prefix})"
+            ))
+            .fetch_all()
+            .await?;
+        if running.is_empty() {
+            return Ok(());
+        }
+        let mut ids = String::new();
+        for (i, id) in running.iter().enumerate() {
+            if i > 0 {
+                ids.push_str(", ");
+            }
+            ids.push_str(&sql_string(id));
+        }
+        let sql = format!("SELECT count() FROM system.processes WHERE query_id IN ({ids})");
+        tracing::info!(
+            inserts = running.len(),
+            "waiting for inserts still running on the server before deduplicating"
+        );
+        loop {
+            let left: u64 = self.admin.query_raw(&sql).fetch_one().await?;
+            if left == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
+    }
+
     /// Whether `table` of the sidecar's database has `column` (ClickHouse
     /// 18.16 has no `ADD COLUMN IF NOT EXISTS`).
     async fn has_column(&self, table: &str, column: &str) -> clickhouse::error::Result<bool> {
@@ -330,7 +397,15 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut insert = self.client.insert::<ClickRow>("clicks").await?;
+        let n = self.inserts_sent.fetch_add(1, Relaxed);
+        let mut insert = self
+            .client
+            .insert::<ClickRow>("clicks")
+            .await?
+            .with_setting(
+                "query_id",
+                format!("{}{}{n}", self.insert_id_prefix, self.insert_id_process),
+            );
         if self.insert_quorum > 0 {
             insert = insert.with_setting("insert_quorum", self.insert_quorum.to_string());
         }
@@ -489,6 +564,28 @@ fn lookup_sql<'a>(
 
 /// A ClickHouse single-quoted literal: backslash and quote are the only
 /// characters with a meaning inside one.
+/// The `query_id` prefix of every insert into `database`'s `clicks`.
+pub fn insert_id_prefix(database: &str) -> String {
+    format!("clicks-insert:{database}:")
+}
+
+/// What tells this process's insert ids apart from other sidecars' on the
+/// same database: its pid and start time.
+fn insert_id_process() -> String {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{}.{started}.", std::process::id())
+}
+
+/// `value` as a quoted SQL string literal.
+fn sql_string(value: &str) -> String {
+    let mut out = String::new();
+    push_string_literal(&mut out, value);
+    out
+}
+
 fn push_string_literal(out: &mut String, value: &str) {
     out.push('\'');
     for c in value.chars() {
