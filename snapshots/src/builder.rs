@@ -12,11 +12,14 @@ use crate::header::{FORMAT_VERSION, HEADER_LEN, Header};
 use crate::link::Link;
 use crate::password::PasswordValue;
 use crate::rules::RulesValue;
+use crate::signed::{self, HEADER_FLAG_SIGNED, SIGNATURE_TRAILER_LEN, StreamingDigest};
+use crate::signing::DeltaSigner;
 use rkyv::rancor;
 use rkyv::ser::writer::IoWriter;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -35,6 +38,8 @@ const ENTRY_OVERHEAD: u64 = 56;
 /// and a control byte per bucket). The archive itself is streamed to disk.
 #[derive(Debug)]
 pub struct SnapshotBuilder {
+    /// Signs the file when set ([`crate::signed`]).
+    signer: Option<Arc<DeltaSigner>>,
     entries: Vec<Entry>,
     /// The extras of the links that have one (few), keyed like `entries`.
     extras: Vec<(LinkKey, LinkExtra)>,
@@ -68,6 +73,7 @@ impl SnapshotBuilder {
     /// Like [`SnapshotBuilder::new`], with room for `links` links.
     pub fn with_capacity(sequence: u64, links: usize) -> Self {
         SnapshotBuilder {
+            signer: None,
             entries: Vec::with_capacity(links),
             extras: Vec::new(),
             rules: Vec::new(),
@@ -84,6 +90,15 @@ impl SnapshotBuilder {
     /// byte-identical fixtures.
     pub fn built_at_ms(mut self, at: i64) -> Self {
         self.built_at_ms = Some(at);
+        self
+    }
+
+    /// Signs the file with `signer`'s key, so engines that trust it open the
+    /// file by its signature instead of checking every entry
+    /// ([`crate::signed`]). Costs a BLAKE3 pass over the payload as it
+    /// streams out.
+    pub fn signed_by(mut self, signer: Arc<DeltaSigner>) -> Self {
+        self.signer = Some(signer);
         self
     }
 
@@ -301,22 +316,35 @@ impl SnapshotBuilder {
 
         let file = tmp.as_file_mut();
         file.write_all(&[0u8; HEADER_LEN]).map_err(io_err)?;
-        let (payload_len, payload_checksum) = write_payload(file, &self).map_err(|e| match e {
+        let written = write_payload(file, &self).map_err(|e| match e {
             PayloadError::Io(source) => io_err(source),
             PayloadError::Archive(message) => BuildError::Serialize { message },
         })?;
+        let (payload_len, payload_checksum) = (written.len, written.checksum);
 
         let header = Header {
             version: FORMAT_VERSION,
-            flags: 0,
+            flags: if self.signer.is_some() {
+                HEADER_FLAG_SIGNED
+            } else {
+                0
+            },
             link_count: self.entries.len() as u64,
             sequence: self.sequence,
             built_at_ms: self.built_at_ms.unwrap_or_else(now_ms),
             payload_len,
             payload_checksum,
         };
+        let encoded = header.encode();
+        let mut trailer_len = 0;
+        if let (Some(signer), Some(digest)) = (&self.signer, written.digest) {
+            // After the payload, which the writer left the file positioned at.
+            file.write_all(&signed::trailer(signer, &encoded, &digest))
+                .map_err(io_err)?;
+            trailer_len = SIGNATURE_TRAILER_LEN as u64;
+        }
         file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-        file.write_all(&header.encode()).map_err(io_err)?;
+        file.write_all(&encoded).map_err(io_err)?;
         // Temporary files are created 0600; a snapshot is read by other
         // services (the engine may run as another user), and holds no secret.
         #[cfg(unix)]
@@ -333,7 +361,7 @@ impl SnapshotBuilder {
             .map_err(io_err)?;
         Ok(BuildSummary {
             header,
-            file_len: HEADER_LEN as u64 + payload_len,
+            file_len: HEADER_LEN as u64 + payload_len + trailer_len,
         })
     }
 }
@@ -388,13 +416,24 @@ enum PayloadError {
     Archive(String),
 }
 
-/// Streams the archive through a checksumming writer; returns its length and
-/// xxh3-64. rkyv positions are relative to the payload start, which sits at
-/// offset 64 in the file, so the archive's alignment holds in the file too.
-fn write_payload(file: &mut File, build: &SnapshotBuilder) -> Result<(u64, u64), PayloadError> {
+/// What [`write_payload`] wrote.
+struct Written {
+    len: u64,
+    /// xxh3-64, the header's checksum.
+    checksum: u64,
+    /// The signed-snapshot digest, when signing.
+    digest: Option<[u8; 32]>,
+}
+
+/// Streams the archive through a checksumming writer; returns its length,
+/// xxh3-64 and (when signing) digest. rkyv positions are relative to the
+/// payload start, which sits at offset 64 in the file, so the archive's
+/// alignment holds in the file too.
+fn write_payload(file: &mut File, build: &SnapshotBuilder) -> Result<Written, PayloadError> {
     let sink = ChecksumWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         hasher: Xxh3::new(),
+        digest: build.signer.as_ref().map(|_| StreamingDigest::new()),
         len: 0,
     };
     let root = RootOut {
@@ -409,12 +448,17 @@ fn write_payload(file: &mut File, build: &SnapshotBuilder) -> Result<(u64, u64),
         .map_err(|e| PayloadError::Archive(e.to_string()))?;
     let mut sink = writer.into_inner();
     sink.inner.flush().map_err(PayloadError::Io)?;
-    Ok((sink.len, sink.hasher.digest()))
+    Ok(Written {
+        len: sink.len,
+        checksum: sink.hasher.digest(),
+        digest: sink.digest.map(StreamingDigest::finish),
+    })
 }
 
 struct ChecksumWriter<W> {
     inner: W,
     hasher: Xxh3,
+    digest: Option<StreamingDigest>,
     len: u64,
 }
 
@@ -422,6 +466,9 @@ impl<W: Write> Write for ChecksumWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
+        if let Some(digest) = &mut self.digest {
+            digest.update(&buf[..n]);
+        }
         self.len += n as u64;
         Ok(n)
     }

@@ -30,10 +30,14 @@ pub enum SnapshotError {
     HeaderLength { found: u32, expected: u32 },
     #[error("header has unknown flags 0x{flags:04x}")]
     UnknownFlags { flags: u16 },
-    #[error("truncated: header says {payload_len} payload bytes, file has {available}")]
+    #[error(
+        "truncated: header calls for {payload_len} bytes after it (payload, and signature if signed), file has {available}"
+    )]
     Truncated { payload_len: u64, available: u64 },
     #[error("{extra} unexpected bytes after the payload")]
     TrailingBytes { extra: u64 },
+    #[error("signed snapshot refused: {reason}")]
+    BadSignature { reason: String },
     #[error("payload checksum mismatch: stored {stored:016x}, computed {computed:016x}")]
     PayloadChecksum { stored: u64, computed: u64 },
     #[error("archive is malformed: {message}")]

@@ -14,6 +14,8 @@ use crate::header::{HEADER_LEN, Header};
 use crate::link::{self, Link, LinkError, RedirectStatus};
 use crate::password::ArchivedPasswordValue;
 use crate::rules::ArchivedRulesValue;
+use crate::signed::{self, Checked, HEADER_FLAG_SIGNED, SIGNATURE_TRAILER_LEN};
+use crate::signing::DeltaVerifier;
 use memmap2::{Advice, Mmap};
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -37,6 +39,8 @@ pub struct Snapshot {
     header: Header,
     /// Which root the payload has.
     layout: Layout,
+    /// How the file was found good.
+    checked: Checked,
 }
 
 /// The payload's root, by format version.
@@ -82,7 +86,21 @@ impl Snapshot {
     /// Maps `path` and checks it completely: header, length, payload checksum,
     /// archive structure and every link. Cost is linear in the file size
     /// (see `FORMAT.md` for measured times); lookups afterwards are unchecked.
+    /// A signature, if the file has one, is not relied on.
     pub fn open(path: &Path) -> Result<Snapshot, SnapshotError> {
+        Self::open_trusting(path, None)
+    }
+
+    /// Like [`open`](Self::open), but a file signed by a key `verifier`
+    /// trusts is checked by its signature instead of completely: a digest at
+    /// memory speed on every core rather than a walk of the archive
+    /// ([`crate::signed`] says what that guarantees). A file signed by a
+    /// trusted key whose signature does not match is refused; unsigned files
+    /// and other keys' are checked completely.
+    pub fn open_trusting(
+        path: &Path,
+        verifier: Option<&DeltaVerifier>,
+    ) -> Result<Snapshot, SnapshotError> {
         let io = |source| SnapshotError::Io {
             path: path.to_path_buf(),
             source,
@@ -98,32 +116,73 @@ impl Snapshot {
         // SAFETY: the map is read-only; the project replaces snapshot files by
         // rename, never in place, so the mapped bytes do not change under us.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-        Self::checked(Backing::Mapped(map))
+        if verifier.is_some() {
+            // The digest reads the whole file once, in order.
+            let _ = map.advise(Advice::Sequential);
+        }
+        Self::checked(Backing::Mapped(map), verifier)
     }
 
     /// Checks a snapshot held in memory (copied into an aligned buffer).
     pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
-        let mut vec = AlignedVec::<16>::with_capacity(bytes.len());
-        vec.extend_from_slice(bytes);
-        Self::checked(Backing::Owned(vec))
+        Self::from_bytes_trusting(bytes, None)
     }
 
-    fn checked(bytes: Backing) -> Result<Snapshot, SnapshotError> {
+    /// [`from_bytes`](Self::from_bytes) with [`open_trusting`](Self::open_trusting)'s rules.
+    pub fn from_bytes_trusting(
+        bytes: &[u8],
+        verifier: Option<&DeltaVerifier>,
+    ) -> Result<Snapshot, SnapshotError> {
+        let mut vec = AlignedVec::<16>::with_capacity(bytes.len());
+        vec.extend_from_slice(bytes);
+        Self::checked(Backing::Owned(vec), verifier)
+    }
+
+    fn checked(
+        bytes: Backing,
+        verifier: Option<&DeltaVerifier>,
+    ) -> Result<Snapshot, SnapshotError> {
         let all = bytes.as_slice();
         let header = Header::decode(all)?;
+        let signed = header.flags & HEADER_FLAG_SIGNED != 0;
+        let trailer_len = if signed {
+            SIGNATURE_TRAILER_LEN as u64
+        } else {
+            0
+        };
         let available = (all.len() - HEADER_LEN) as u64;
-        if header.payload_len > available {
+        let needed = header.payload_len.saturating_add(trailer_len);
+        if needed > available {
             return Err(SnapshotError::Truncated {
-                payload_len: header.payload_len,
+                payload_len: needed,
                 available,
             });
         }
-        if header.payload_len < available {
+        if needed < available {
             return Err(SnapshotError::TrailingBytes {
-                extra: available - header.payload_len,
+                extra: available - needed,
             });
         }
-        let payload = &all[HEADER_LEN..];
+        let layout = match header.version {
+            1 => Layout::V1,
+            2 => Layout::V2,
+            3 | 4 => Layout::V3,
+            5 => Layout::V5,
+            _ => Layout::V6,
+        };
+        let payload_end = HEADER_LEN + header.payload_len as usize;
+        let payload = &all[HEADER_LEN..payload_end];
+        if signed && let Some(verifier) = verifier {
+            let key = signed::verify(verifier, &all[..HEADER_LEN], payload, &all[payload_end..])?;
+            if let Some(key) = key {
+                return Ok(Snapshot {
+                    bytes,
+                    header,
+                    layout,
+                    checked: Checked::Signature(key),
+                });
+            }
+        }
         let computed = xxh3_64(payload);
         if computed != header.payload_checksum {
             return Err(SnapshotError::PayloadChecksum {
@@ -133,13 +192,6 @@ impl Snapshot {
         }
         let archive_error = |e: rancor::Error| SnapshotError::Archive {
             message: e.to_string(),
-        };
-        let layout = match header.version {
-            1 => Layout::V1,
-            2 => Layout::V2,
-            3 | 4 => Layout::V3,
-            5 => Layout::V5,
-            _ => Layout::V6,
         };
         match layout {
             Layout::V1 => {
@@ -213,7 +265,13 @@ impl Snapshot {
             bytes,
             header,
             layout,
+            checked: Checked::Full,
         })
+    }
+
+    /// How the file was found good: completely, or by a trusted signature.
+    pub fn checked_by(&self) -> Checked {
+        self.checked
     }
 
     /// The checked header.
@@ -243,15 +301,17 @@ impl Snapshot {
 
     #[inline]
     fn payload(&self) -> &[u8] {
-        &self.bytes.as_slice()[HEADER_LEN..]
+        // Without the signature trailer: rkyv finds the root at the end.
+        &self.bytes.as_slice()[HEADER_LEN..HEADER_LEN + self.header.payload_len as usize]
     }
 
     /// The version-1 root. Only call when the layout is `V1`.
     #[inline]
     fn table_v1(&self) -> &ArchivedLinkTable {
         // SAFETY: `checked` validated this exact payload as a version-1 root
-        // with rkyv's validator before the Snapshot was constructed, and the
-        // bytes are immutable.
+        // with rkyv's validator before the Snapshot was constructed (or, for
+        // a signed file, a trusted key vouched that these are the bytes the
+        // builder wrote: `crate::signed`), and the bytes are immutable.
         unsafe { rkyv::access_unchecked::<ArchivedLinkTable>(self.payload()) }
     }
 

@@ -61,6 +61,11 @@ impl KeyId {
         id.copy_from_slice(&digest.as_ref()[..4]);
         KeyId(id)
     }
+
+    /// The 4 bytes (a signed snapshot's trailer carries them raw).
+    pub fn bytes(&self) -> [u8; 4] {
+        self.0
+    }
 }
 
 impl fmt::Display for KeyId {
@@ -157,6 +162,14 @@ impl DeltaSigner {
         self.id
     }
 
+    /// A bare signature over `message`, with the key's id (signed
+    /// snapshots, [`crate::signed`]).
+    pub fn sign_raw(&self, message: &[u8]) -> (KeyId, [u8; 64]) {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.pair.sign(message).as_ref());
+        (self.id, out)
+    }
+
     /// The [`SIGNATURE_HEADER`] value for `payload`.
     pub fn sign(&self, payload: &[u8]) -> String {
         let signature = self.pair.sign(payload);
@@ -222,6 +235,30 @@ impl DeltaVerifier {
     /// The key ids trusted, for logs and readiness.
     pub fn key_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
         self.keys.iter().map(|(id, _)| *id)
+    }
+
+    /// Whether the key with this id is trusted.
+    pub fn trusts(&self, id: [u8; 4]) -> bool {
+        self.keys.iter().any(|(key_id, _)| key_id.0 == id)
+    }
+
+    /// Checks a bare signature by the key `id` over `message` (signed
+    /// snapshots, [`crate::signed`]).
+    pub fn verify_raw(
+        &self,
+        id: [u8; 4],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<KeyId, SignatureError> {
+        let (key_id, key) = self
+            .keys
+            .iter()
+            .find(|(key_id, _)| key_id.0 == id)
+            .ok_or_else(|| SignatureError::UnknownKey(KeyId(id).to_string()))?;
+        UnparsedPublicKey::new(&ED25519, key)
+            .verify(message, signature)
+            .map_err(|_| SignatureError::Invalid(*key_id))?;
+        Ok(*key_id)
     }
 
     /// Checks `header` (the [`SIGNATURE_HEADER`] value, if any) over `payload`.
