@@ -1,4 +1,5 @@
-//! Snapshot benchmarks: build, open + validate, and lookups (hit and miss),
+//! Snapshot benchmarks: build, open + validate (complete, and by a trusted
+//! signature), and lookups (hit and miss),
 //! with two alternative lookup structures on the same keys as baselines:
 //! a std `HashMap` (what a general-purpose server would hold) and a sorted
 //! array with binary search.
@@ -6,11 +7,13 @@
 //! `cargo bench -p bench --bench snapshot` runs 1M links; set
 //! `BENCH_SNAPSHOT_SIZES=1000000,10000000` for 10M too (builds a ~1 GB file).
 
-use bench::{build_snapshot, codes, target};
+use bench::{build_snapshot, build_snapshot_signed, codes, target};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use snapshots::Snapshot;
+use snapshots::signing::{DeltaSigner, DeltaVerifier};
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn sizes() -> Vec<usize> {
@@ -60,6 +63,24 @@ fn snapshot_benches(c: &mut Criterion) {
             b.iter(|| Snapshot::open(&path).expect("valid"))
         });
         open.finish();
+
+        // The same links, signed: what an engine trusting control's key does
+        // instead of the complete check (`snapshots::signed`). Opened twice
+        // per build: the file is in the page cache, as after a download.
+        let (signer, _) = DeltaSigner::generate();
+        let mut verifier = DeltaVerifier::default();
+        verifier.trust(&signer);
+        let signed_path = dir.path().join(format!("{label}-signed.snap"));
+        let signed = build_snapshot_signed(&signed_path, &codes, Some(Arc::new(signer)));
+        let mut open = c.benchmark_group("snapshot_open_signed");
+        open.sample_size(10)
+            .measurement_time(Duration::from_secs(20));
+        open.throughput(Throughput::Bytes(signed.file_len));
+        open.bench_function(BenchmarkId::from_parameter(&label), |b| {
+            b.iter(|| Snapshot::open_trusting(&signed_path, Some(&verifier)).expect("valid"))
+        });
+        open.finish();
+        std::fs::remove_file(&signed_path).expect("remove the signed copy");
 
         let snapshot = Snapshot::open(&path).expect("valid");
         snapshot.prefault();

@@ -45,7 +45,19 @@ pub fn target(i: usize) -> String {
 
 /// Writes a snapshot of the given codes to `path`.
 pub fn build_snapshot(path: &Path, codes: &[String]) -> snapshots::BuildSummary {
+    build_snapshot_signed(path, codes, None)
+}
+
+/// [`build_snapshot`], signed by `signer` when given (`snapshots::signed`).
+pub fn build_snapshot_signed(
+    path: &Path,
+    codes: &[String],
+    signer: Option<std::sync::Arc<snapshots::signing::DeltaSigner>>,
+) -> snapshots::BuildSummary {
     let mut builder = SnapshotBuilder::with_capacity(1, codes.len());
+    if let Some(signer) = signer {
+        builder = builder.signed_by(signer);
+    }
     for (i, code) in codes.iter().enumerate() {
         builder
             .push(Link::new(code.clone(), target(i)))

@@ -60,6 +60,10 @@ pub struct SnapshotService {
     build_lock: tokio::sync::Mutex<()>,
     /// Engines that refused the latest generation, and when to try again.
     backoff: crate::snapshot_backoff::PushBackoff,
+    /// The links signing key: generations are signed with it, so engines
+    /// that trust it open them by the signature instead of checking every
+    /// entry (`snapshots::signed`).
+    signer: Option<Arc<snapshots::signing::DeltaSigner>>,
 }
 
 impl SnapshotService {
@@ -84,7 +88,14 @@ impl SnapshotService {
             metrics,
             build_lock: tokio::sync::Mutex::new(()),
             backoff: Default::default(),
+            signer: None,
         }
+    }
+
+    /// Signs the generations it builds with `signer` (none: unsigned).
+    pub fn signed_by(mut self, signer: Option<Arc<snapshots::signing::DeltaSigner>>) -> Self {
+        self.signer = signer;
+        self
     }
 
     pub fn engines(&self) -> &[String] {
@@ -109,6 +120,9 @@ impl SnapshotService {
             .fetch_one(&mut *tx)
             .await?;
         let mut builder = snapshots::SnapshotBuilder::new(seq as u64);
+        if let Some(signer) = &self.signer {
+            builder = builder.signed_by(signer.clone());
+        }
         {
             // Every live domain, pending ones too (engines serve only the
             // verified; their links are in the file, served once verified).

@@ -57,14 +57,23 @@ impl AppState {
             .clickhouse
             .as_deref()
             .map(|url| clickhouse_client(url, &config.clickhouse_database));
-        let snapshots = Arc::new(SnapshotService::new(
-            db.clone(),
-            config.snapshot_dir.clone(),
-            config.snapshot_keep,
-            config.engine_admin.clone(),
-            config.engine_admin_token.clone(),
-            metrics.clone(),
-        ));
+        // Validated at start (`Config::validate` reads the key); a key file
+        // unreadable since then only costs engines the complete check.
+        let signer = config.links_signer().unwrap_or_else(|error| {
+            tracing::warn!(%error, "snapshots will be unsigned");
+            None
+        });
+        let snapshots = Arc::new(
+            SnapshotService::new(
+                db.clone(),
+                config.snapshot_dir.clone(),
+                config.snapshot_keep,
+                config.engine_admin.clone(),
+                config.engine_admin_token.clone(),
+                metrics.clone(),
+            )
+            .signed_by(signer.map(Arc::new)),
+        );
         AppState {
             targets: Arc::new(TargetPolicy::new(
                 &config.short_base,

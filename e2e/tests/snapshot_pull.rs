@@ -2,7 +2,8 @@
 //! real binaries: a new engine nobody pushes to downloads the latest
 //! generation and serves it, then only asks (answered `304`) while the
 //! change stream keeps it current; the route wants the engines' token; an
-//! interrupted download resumes with a range of the same file.
+//! interrupted download resumes with a range of the same file; the file is
+//! signed by control and opened by its signature.
 
 use e2e::stack::{Stack, StackOptions};
 use reqwest::Method;
@@ -94,6 +95,9 @@ async fn a_new_engine_pulls_the_latest_snapshot_then_only_asks() {
         );
     }
     assert_eq!(metric(&admin, "engine_snapshot_pulls_total").await, 1.0);
+    // Control signs what it builds with the links key the engine trusts: the
+    // engine opened the file by its signature, not the complete check.
+    assert_eq!(metric(&admin, "engine_snapshot_signed").await, 1.0);
 
     // Up to date and following the stream: control answers 304 from now on.
     let asked = metric(&control, "control_snapshot_pulls_not_modified_total").await;

@@ -58,7 +58,7 @@ pub enum LoadError {
 /// Opens and checks `path`, pre-faults it, and refuses it if older than the
 /// served snapshot. Blocking and linear in the file size.
 pub fn open_checked(shared: &Shared, path: &Path) -> Result<Arc<Snapshot>, LoadError> {
-    let snapshot = Snapshot::open(path)?;
+    let snapshot = open(&shared.config, path)?;
     if let Some(served) = shared.loaded()
         && snapshot.sequence() < served.sequence
     {
@@ -69,6 +69,26 @@ pub fn open_checked(shared: &Shared, path: &Path) -> Result<Arc<Snapshot>, LoadE
     }
     snapshot.prefault();
     Ok(Arc::new(snapshot))
+}
+
+/// Opens `path`: by its signature when a key of `links_verify_keys` signed
+/// it (control signs what it builds with the links signing key), completely
+/// otherwise (`snapshots::signed` says what each guarantees). Blocking.
+fn open(config: &Config, path: &Path) -> Result<Snapshot, SnapshotError> {
+    // Checked at start (`Config::validate`); a key file gone since only
+    // means the complete check.
+    let verifier = config.links_verifier().ok().flatten();
+    let started = std::time::Instant::now();
+    let snapshot = Snapshot::open_trusting(path, verifier.as_ref())?;
+    tracing::info!(
+        path = %path.display(),
+        sequence = snapshot.sequence(),
+        links = snapshot.len(),
+        checked = ?snapshot.checked_by(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "snapshot opened"
+    );
+    Ok(snapshot)
 }
 
 /// Re-reads the configured snapshot path and installs it (SIGHUP, watcher).
@@ -208,7 +228,7 @@ pub fn at_start(config: &Config, state: &StateDir) -> Result<Option<Initial>, Lo
     remove_leftover_uploads(&dir);
     let mut best = match &config.snapshot {
         Some(path) => Some(Initial {
-            snapshot: Arc::new(Snapshot::open(path)?),
+            snapshot: Arc::new(open(config, path)?),
             source: path.display().to_string(),
         }),
         None => None,
@@ -218,7 +238,7 @@ pub fn at_start(config: &Config, state: &StateDir) -> Result<Option<Initial>, Lo
         if floor.is_some_and(|floor| sequence <= floor) {
             break;
         }
-        match Snapshot::open(&path) {
+        match open(config, &path) {
             Ok(snapshot) => {
                 tracing::info!(path = %path.display(), sequence, "serving the newest pushed snapshot");
                 best = Some(Initial {

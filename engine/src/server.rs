@@ -116,6 +116,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             file_len: s.file_len(),
             loaded_at_ms: crate::clock::unix_ms(),
             source,
+            by_signature: s.checked_by() != snapshots::signed::Checked::Full,
         });
     }
 

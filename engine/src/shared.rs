@@ -27,6 +27,8 @@ pub struct LoadedSnapshot {
     pub loaded_at_ms: u64,
     /// Where it came from: a path, or `push (<generation file>)`.
     pub source: String,
+    /// Opened by a trusted signature rather than the complete check.
+    pub by_signature: bool,
 }
 
 /// (device, inode, length, mtime in ns) of a file.
@@ -197,6 +199,7 @@ impl Shared {
             file_len: snapshot.file_len(),
             loaded_at_ms: crate::clock::unix_ms(),
             source,
+            by_signature: snapshot.checked_by() != snapshots::signed::Checked::Full,
         };
         tracing::info!(
             sequence = loaded.sequence,

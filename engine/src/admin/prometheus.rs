@@ -208,6 +208,13 @@ pub fn render(shared: &Shared) -> String {
     );
     gauge(
         &mut out,
+        "engine_snapshot_signed",
+        "1 when the served snapshot was opened by a trusted signature, not the complete check.",
+        "gauge",
+        u8::from(loaded.as_ref().is_some_and(|s| s.by_signature)).to_string(),
+    );
+    gauge(
+        &mut out,
         "engine_snapshot_loads_total",
         "Snapshots installed.",
         "counter",
