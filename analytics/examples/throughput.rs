@@ -5,6 +5,11 @@
 //! how long it takes until every row is queryable in a fresh ClickHouse
 //! database. Needs the local services (deploy/services.sh).
 //!
+//! Also reports the CPU the sidecar spent (this process's user + system time
+//! over the same interval: the sidecar is all it runs then), as events per
+//! second of one core, and the ClickHouse server's CPU over the interval
+//! (from /proc), since on one machine the two share the cores.
+//!
 //! `EVENTS=1000000 cargo run --release -p analytics --example throughput`
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -110,6 +115,8 @@ async fn main() -> anyhow::Result<()> {
         let _ = tx.send(Instant::now());
     }));
     let ready = rx.await?;
+    let cpu_at_ready = process_cpu_secs();
+    let server_at_ready = clickhouse_server_cpu_secs();
     loop {
         let n: u64 = ch
             .query("SELECT count() FROM clicks")
@@ -122,11 +129,59 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let took = ready.elapsed();
+    let cpu = process_cpu_secs() - cpu_at_ready;
+    let server = clickhouse_server_cpu_secs().zip(server_at_ready).map(|(b, a)| b - a);
     sidecar.abort();
     println!(
         "{events} events enriched and inserted in {:.2} s: {:.0} events/s",
         took.as_secs_f64(),
         f64::from(events) / took.as_secs_f64()
     );
+    println!(
+        "sidecar CPU {cpu:.2} s: {:.2} us per event, {:.0} events/s on one core",
+        cpu * 1e6 / f64::from(events),
+        f64::from(events) / cpu
+    );
+    if let Some(server) = server {
+        println!(
+            "ClickHouse server CPU over the same interval {server:.2} s: {:.2} us per event",
+            server * 1e6 / f64::from(events)
+        );
+    }
     Ok(())
+}
+
+/// User + system CPU seconds of this process so far.
+fn process_cpu_secs() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// User + system CPU seconds of the local clickhouse-server so far, from
+/// /proc (`None` when it is not found, e.g. on another host).
+fn clickhouse_server_cpu_secs() -> Option<f64> {
+    // SAFETY: sysconf only reads a configuration value.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+            continue;
+        };
+        if comm.trim() != "clickhouse-serv" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // Fields after the parenthesised name: utime and stime are 14 and 15.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        return Some((utime + stime) / tick);
+    }
+    None
 }
