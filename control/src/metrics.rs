@@ -89,6 +89,15 @@ pub struct Metrics {
     pub webhook_breakers_open: Gauge,
     /// Deliveries waiting to be sent (due or not).
     pub webhook_pending: Gauge,
+    /// Enriched clicks this instance read from the enriched stream
+    /// (`crate::webhooks::clicks`).
+    pub webhook_clicks_read: Counter,
+    /// Of those, clicks written into `link.clicked` events (their
+    /// organization has an endpoint for them).
+    pub webhook_clicks_evented: Counter,
+    /// Messages on the enriched subjects that are not an enriched click of
+    /// the organization their subject names (dropped).
+    pub webhook_clicks_refused: Counter,
 }
 
 impl Metrics {
@@ -139,6 +148,18 @@ impl Metrics {
             (
                 "control_webhook_breaker_opened_total",
                 self.webhook_breaker_opened.get(),
+            ),
+            (
+                "control_webhook_clicks_read_total",
+                self.webhook_clicks_read.get(),
+            ),
+            (
+                "control_webhook_clicks_evented_total",
+                self.webhook_clicks_evented.get(),
+            ),
+            (
+                "control_webhook_clicks_refused_total",
+                self.webhook_clicks_refused.get(),
             ),
         ];
         for (name, v) in counters {

@@ -135,6 +135,17 @@ pub async fn start_with_mailer(
             tasks.push(tokio::spawn(crate::exports::worker::run(state.clone(), n)));
         }
     }
+    // link.clicked events are read on every instance with webhooks, through
+    // one durable consumer they share (each click to one of them).
+    if webhooks.is_some()
+        && let Some(source) = crate::webhooks::clicks::ClickSource::from_config(&config)
+    {
+        tasks.push(tokio::spawn(crate::webhooks::clicks::run(
+            db.clone(),
+            source,
+            metrics.clone(),
+        )));
+    }
     // Webhook senders run on every instance (claims never overlap).
     if let Some(w) = webhooks
         && w.settings.concurrency > 0
