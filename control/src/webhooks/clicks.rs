@@ -22,7 +22,9 @@
 //! inserted ([`super::events::insert_events`], the path link events take)
 //! and committed, and only then are its messages acknowledged. A crash
 //! before the commit leaves them unacknowledged: JetStream sends them again
-//! after the ack wait. A crash between the commit and the acks sends those
+//! after the ack wait (30 s), as it does the clicks the server had handed
+//! a pull request of an instance that is gone (a request lives
+//! [`PULL_EXPIRES`] at most). A crash between the commit and the acks sends those
 //! clicks again in a later event (at least once, like the sidecar's own
 //! stream); each click carries the engine's `event_id` to deduplicate on,
 //! and each event's id is fixed when it is written, so its retries carry
@@ -57,12 +59,17 @@ use tokio::time::Instant;
 pub const CONSUMER: &str = "control-webhooks";
 /// How long JetStream waits for an acknowledgement before sending a
 /// message again: well past the batching wait and a slow commit.
-const ACK_WAIT: Duration = Duration::from_secs(30);
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
 /// Messages one instance may hold unacknowledged; past it JetStream sends
 /// no more until batches are written (and memory stays bounded).
 const MAX_ACK_PENDING: i64 = 20_000;
 /// Messages asked for per pull.
 const PULL: usize = 500;
+/// How long one pull request stays open at the server. Short: the server
+/// keeps a request after its instance has gone and sends it clicks that then
+/// wait out the ack wait, so a stopped instance delays (never loses) at
+/// most this much of the traffic.
+pub const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// How long a message refused by a failed write waits before it comes back.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -163,6 +170,11 @@ async fn read(
         .connect("control link.clicked", |o| o.retry_on_initial_connect())
         .await
         .with_context(|| format!("connecting to NATS at {}", source.nats.servers))?;
+    // However this connection's life ends (an error, or the task aborted at
+    // shutdown), it is drained: the consumer's pulling runs in tasks of the
+    // client's own, which would otherwise go on taking clicks that nobody
+    // reads (held, unacknowledged, until the ack wait).
+    let _drain = DrainOnDrop(client.clone());
     let js = jetstream::new(client);
     let stream = ensure_stream(&js, &source.stream, &source.subjects(), &source.settings).await?;
     let consumer: consumer::PullConsumer = stream
@@ -172,8 +184,8 @@ async fn read(
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(PULL)
-        .heartbeat(Duration::from_secs(5))
-        .expires(Duration::from_secs(30))
+        .heartbeat(Duration::from_secs(2))
+        .expires(PULL_EXPIRES)
         .messages()
         .await
         .context("pulling from the consumer")?;
@@ -224,6 +236,20 @@ async fn read(
         let due = batches.take_due(Instant::now());
         if !due.is_empty() {
             write(db, metrics, due).await;
+        }
+    }
+}
+
+/// Drains a NATS client when dropped.
+struct DrainOnDrop(async_nats::Client);
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let client = self.0.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = client.drain().await;
+            });
         }
     }
 }
