@@ -3,7 +3,8 @@
 //! `<enriched_subject>.<org>`, its own record type) reach the organization's
 //! endpoint signed, in events of at most `webhook_click_batch` clicks; no
 //! other organization's; none lost while no control runs; none written
-//! twice by two instances sharing the consumer.
+//! twice by two instances sharing the consumer; and the deploy's NATS users
+//! are enough for it.
 
 mod common;
 
@@ -16,7 +17,7 @@ use snapshots::enriched::EnrichedClick;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use testkit::JetStreamScope;
+use testkit::{JetStreamScope, Role as NatsRole};
 
 /// The config of a control reading the scope's enriched stream, with
 /// batches of `batch` clicks.
@@ -319,4 +320,58 @@ async fn clicks_published_while_control_is_down_arrive_and_two_instances_write_e
     assert_eq!(a + b, 300, "each click read once: {a} + {b}");
     drop((first, second));
     scope.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_deploys_nats_users_are_enough_for_link_clicked() {
+    // The deploy's users and permissions (deploy/nats/auth.conf.template),
+    // with its names: control keeps ENRICHED and reads it as `control`, the
+    // sidecar publishes as `analytics`.
+    let names = testkit::StreamNames::default();
+    let nats = testkit::PrivateNats::with_auth(&names).unwrap();
+    let (_dir, key) = key_file();
+    let app = TestApp::start_with(|c| {
+        c.nats = Some(nats.url());
+        c.nats_user = Some(NatsRole::Control.user().into());
+        c.nats_password_file = Some(nats.password_file(NatsRole::Control));
+        c.webhook_key_file = Some(key.clone());
+        c.allow_private_webhooks = true;
+        c.webhook_poll_ms = 20;
+        c.enriched_subject = Some(names.enriched_subject.clone());
+    })
+    .await;
+    assert_eq!(
+        app.running.state.config.enriched_stream,
+        names.enriched_stream
+    );
+    assert_eq!(control::webhooks::clicks::CONSUMER, names.enriched_consumer);
+    let acme = app.org_id("acme").await;
+    let hook = Receiver::start(&[], 200).await;
+    let (_, secret) = endpoint_as(&app, &app.admin_key, &hook.url, &["link.clicked"]).await;
+    let operator = async_nats::jetstream::new(nats.connect_as(NatsRole::Operator).await.unwrap());
+    testkit::wait_for(WAIT, POLL, || async {
+        operator
+            .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                &names.enriched_consumer,
+                &names.enriched_stream,
+            )
+            .await
+            .is_ok()
+    })
+    .await
+    .expect("control makes its stream and consumer as the control user");
+    let sidecar = nats.connect_as(NatsRole::Analytics).await.unwrap();
+    for n in 0..30 {
+        let c = click(acme, n);
+        sidecar
+            .publish(
+                snapshots::enriched::subject(&names.enriched_subject, c.org_id),
+                serde_json::to_vec(&c).unwrap().into(),
+            )
+            .await
+            .unwrap();
+    }
+    sidecar.flush().await.unwrap();
+    wait_clicks(&hook, &secret, 100, 30).await;
+    assert_eq!(clicks_received(&hook, &secret, 100).len(), 30);
 }
