@@ -663,3 +663,60 @@ async fn two_instances_on_one_database_send_each_attempt_once() {
         "{all:?}"
     );
 }
+
+#[tokio::test]
+async fn deleting_a_domain_with_its_links_sends_link_deleted_for_each() {
+    const BRAND: &str = "go.acme.example";
+    let (_dir, key) = key_file();
+    let app = start(&key, |_| {}).await;
+    let receiver = Receiver::start(&[], 200).await;
+    let (s, b) = app
+        .send_json(
+            Method::POST,
+            "/v1/domains",
+            &app.admin_key,
+            &json!({ "name": BRAND }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    for code in ["one", "two"] {
+        app.create(
+            json!({ "target": "https://example.com/x", "custom_alias": code, "domain": BRAND }),
+        )
+        .await;
+    }
+    // A link on the default domain stays.
+    app.create(json!({ "target": "https://example.com/y", "custom_alias": "stays" }))
+        .await;
+    endpoint(&app, &receiver.url, &["link.deleted"]).await;
+    let (s, b) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/domains/{BRAND}?cascade=true"),
+            &app.admin_key,
+        )
+        .await;
+    assert!((200..300).contains(&s), "{s} {b}");
+    let got = receiver.wait_for(2).await;
+    let mut codes: Vec<String> = got
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header(sign::EVENT_TYPE_HEADER), "link.deleted");
+            let data = &r.json()["data"];
+            assert_eq!(data["domain"], BRAND);
+            assert_eq!(data["version"], 2, "the delete's own version: {data}");
+            data["code"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    codes.sort();
+    assert_eq!(codes, ["one", "two"]);
+    // One event per link, written with the delete: nothing for the link
+    // that stays, and every delivery is there already (the same transaction).
+    let events: Vec<(String, String)> =
+        sqlx::query_as("SELECT type, data->>'code' FROM webhook_events ORDER BY id")
+            .fetch_all(&app.running.state.db)
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|(t, _)| t == "link.deleted"));
+}
