@@ -259,6 +259,12 @@ pub struct Config {
     /// Longest a click waits for its event to fill, milliseconds. Default
     /// 1000.
     pub webhook_click_wait_ms: u64,
+    /// Seconds a delivered delivery, and an event no delivery needs any
+    /// more, are kept (`crate::webhooks::prune`); pending deliveries and
+    /// dead letters stay. Default 604800 (7 days).
+    pub webhook_retention_secs: u64,
+    /// Seconds between the leader's pruning rounds. Default 3600.
+    pub webhook_prune_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -341,6 +347,8 @@ impl Default for Config {
             enriched_stream_max_bytes: 1 << 30,
             webhook_click_batch: 100,
             webhook_click_wait_ms: 1000,
+            webhook_retention_secs: 7 * 24 * 3600,
+            webhook_prune_interval_secs: 3600,
         }
     }
 }
@@ -529,6 +537,11 @@ impl Config {
                 self.webhook_breaker_cooldown_ms,
             ),
             ("webhook_poll_ms", self.webhook_poll_ms),
+            ("webhook_retention_secs", self.webhook_retention_secs),
+            (
+                "webhook_prune_interval_secs",
+                self.webhook_prune_interval_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(name, "must be at least 1, got 0"));
@@ -635,6 +648,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    pub fn webhook_retention(&self) -> Duration {
+        Duration::from_secs(self.webhook_retention_secs)
+    }
+
+    pub fn webhook_prune_interval(&self) -> Duration {
+        Duration::from_secs(self.webhook_prune_interval_secs)
     }
 
     pub fn webhook_click_wait(&self) -> Duration {
@@ -982,6 +1003,7 @@ mod tests {
         assert_eq!(c.enriched_stream, "ENRICHED");
         assert_eq!(c.webhook_click_batch, 100);
         assert_eq!(c.webhook_click_wait_ms, 1000);
+        assert_eq!(c.webhook_retention_secs, 604_800);
     }
 
     #[test]

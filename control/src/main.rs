@@ -412,6 +412,12 @@ struct ServeArgs {
     /// Longest a click waits for its link.clicked event to fill, ms. Default 1000.
     #[arg(long)]
     webhook_click_wait_ms: Option<u64>,
+    /// Seconds delivered webhook deliveries and finished events are kept (pending ones and dead letters stay). Default 604800 (7 days).
+    #[arg(long)]
+    webhook_retention_secs: Option<u64>,
+    /// Seconds between pruning rounds of old webhook rows (the leader's). Default 3600.
+    #[arg(long)]
+    webhook_prune_interval_secs: Option<u64>,
 }
 
 impl ServeArgs {
@@ -433,7 +439,7 @@ impl ServeArgs {
                 webhook_max_attempts, webhook_breaker_failures, webhook_breaker_cooldown_ms,
                 webhook_concurrency, webhook_poll_ms, enriched_stream,
                 enriched_stream_max_age_secs, enriched_stream_max_bytes, webhook_click_batch,
-                webhook_click_wait_ms;
+                webhook_click_wait_ms, webhook_retention_secs, webhook_prune_interval_secs;
                 optional: nats, nats_user, nats_password_file, links_signing_key, clickhouse,
                 engine_admin_token, smtp_url, smtp_password_file, default_domain, acme_directory,
                 dns_server,

@@ -98,6 +98,9 @@ pub struct Metrics {
     /// Messages on the enriched subjects that are not an enriched click of
     /// the organization their subject names (dropped).
     pub webhook_clicks_refused: Counter,
+    /// Delivered deliveries and finished events removed by the pruning
+    /// task (`crate::webhooks::prune`).
+    pub webhook_pruned: Counter,
 }
 
 impl Metrics {
@@ -161,6 +164,7 @@ impl Metrics {
                 "control_webhook_clicks_refused_total",
                 self.webhook_clicks_refused.get(),
             ),
+            ("control_webhook_pruned_total", self.webhook_pruned.get()),
         ];
         for (name, v) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");

@@ -180,7 +180,8 @@ pub async fn start_with_mailer(
 }
 
 /// The tasks only the leader runs: the outbox relay, scheduled snapshot
-/// builds, the engine reconcile loop, purges, ACME renewals.
+/// builds, the engine reconcile loop, purges, ACME renewals, the pruning of
+/// old webhook rows.
 fn spawn_leader_tasks(tasks: &mut JoinSet<()>, state: &AppState, relay: Option<RelayTarget>) {
     let config = &state.config;
     if let Some(target) = relay {
@@ -204,6 +205,12 @@ fn spawn_leader_tasks(tasks: &mut JoinSet<()>, state: &AppState, relay: Option<R
         state.db.clone(),
         config.purge_after(),
         config.purge_interval(),
+    ));
+    tasks.spawn(crate::webhooks::prune::run(
+        state.db.clone(),
+        config.webhook_retention(),
+        config.webhook_prune_interval(),
+        state.metrics.clone(),
     ));
     if let Some(acme) = state.acme.clone() {
         tasks.spawn(crate::acme::renewal::run(acme, config.reconcile_interval()));

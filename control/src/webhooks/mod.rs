@@ -50,6 +50,10 @@
 //! `webhook_click_batch` clicks or `webhook_click_wait_ms`) into events
 //! written the same way, acknowledged once committed.
 //!
+//! **Pruning** ([`prune`]): delivered deliveries, and events no delivery
+//! needs, leave once older than `webhook_retention_secs` (7 days), in
+//! short batches, on the leader.
+//!
 //! The body, headers and signature a receiver sees are in
 //! `docs/webhooks.md` and [`sign`].
 
@@ -59,6 +63,7 @@ pub mod clicks;
 pub mod dispatch;
 pub mod events;
 pub mod input;
+pub mod prune;
 pub mod sign;
 pub mod store;
 pub mod url;
