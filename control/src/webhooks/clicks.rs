@@ -259,7 +259,9 @@ impl Drop for DrainOnDrop {
 fn decode(prefix: &str, subject: &str, payload: &[u8]) -> Option<EnrichedClick> {
     let org = subject_org(prefix, subject)?;
     let click: EnrichedClick = serde_json::from_slice(payload).ok()?;
-    (click.org_id == org && org > 0 && i64::try_from(org).is_ok()).then_some(click)
+    // Organization 0 (clicks older than organizations) has no endpoints:
+    // taken like any other, and dropped when its batch finds none.
+    (click.org_id == org && i64::try_from(org).is_ok()).then_some(click)
 }
 
 /// One organization's clicks waiting for their event, with their messages
@@ -457,7 +459,11 @@ mod tests {
             Some(seven.clone())
         );
         assert_eq!(decode(p, "enriched.clicks.8", &json(&seven)), None);
-        assert_eq!(decode(p, "enriched.clicks.0", &json(&click(0, 1))), None);
+        assert_eq!(
+            decode(p, "enriched.clicks.0", &json(&click(0, 1))),
+            Some(click(0, 1))
+        );
+        assert_eq!(decode(p, "enriched.clicks.0", &json(&seven)), None);
         assert_eq!(decode(p, "enriched.clicks.7", b"{\"event_id\":1}"), None);
         assert_eq!(decode(p, "other.7", &json(&seven)), None);
     }
