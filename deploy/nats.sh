@@ -14,7 +14,10 @@
 #
 # Environment: STACK_DIR, STACK_NATS_PORT (default 4223), and the names the permissions
 # are written for: LINKS_STREAM, LINKS_SUBJECT, CLICKS_STREAM, CLICKS_SUBJECT_PREFIX,
-# CLICKS_CONSUMER (defaults: the services' defaults).
+# CLICKS_CONSUMER, ENRICHED_SUBJECT (default enriched.clicks: the sidecar's
+# --enriched-subject and control's), ENRICHED_STREAM, ENRICHED_CONSUMER (defaults: the
+# services' defaults). A server of ours already running gets the config written again and
+# reloaded (SIGHUP), so changed permissions apply without a restart.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +45,9 @@ write_config() {
     -e "s|@CLICKS_STREAM@|${CLICKS_STREAM:-CLICKS}|g"
     -e "s|@CLICKS_SUBJECT_PREFIX@|${CLICKS_SUBJECT_PREFIX:-clicks}|g"
     -e "s|@CLICKS_CONSUMER@|${CLICKS_CONSUMER:-analytics}|g"
+    -e "s|@ENRICHED_SUBJECT@|${ENRICHED_SUBJECT:-enriched.clicks}|g"
+    -e "s|@ENRICHED_STREAM@|${ENRICHED_STREAM:-ENRICHED}|g"
+    -e "s|@ENRICHED_CONSUMER@|${ENRICHED_CONSUMER:-control-webhooks}|g"
   )
   for role in "${ROLES[@]}"; do
     sed_args+=(-e "s|@${role^^}_PASSWORD@|$(cat "$DIR/$role.password")|g")
@@ -53,7 +59,10 @@ write_config() {
 up() {
   if answers; then
     ours_running || die "127.0.0.1:$PORT is taken by another server (set STACK_NATS_PORT)"
-    echo "nats (auth) running on 127.0.0.1:$PORT"
+    # Same passwords, the template's current permissions.
+    write_config
+    kill -HUP "$(cat "$PID")"
+    echo "nats (auth) running on 127.0.0.1:$PORT (permissions reloaded)"
     return
   fi
   command -v nats-server >/dev/null || die "nats-server is missing (deploy/services.sh installs it)"

@@ -33,6 +33,10 @@ ENGINE_LISTEN=127.0.0.1:8080
 ENGINE_ADMIN=127.0.0.1:9080
 CONTROL_LISTEN=127.0.0.1:8000
 ANALYTICS_METRICS=127.0.0.1:9100
+# The sidecar publishes every stored click, enriched, on $ENRICHED_SUBJECT.<org id>; control keeps
+# them in its ENRICHED stream and sends them as link.clicked webhooks (docs/webhooks.md).
+# deploy/nats.sh grants exactly these subjects (analytics publishes, control reads the stream).
+export ENRICHED_SUBJECT=enriched.clicks
 # The https demo: the engine's TLS port, pebble (ACME on 14000, management 15000) and its
 # mock DNS (every name is 127.0.0.1), the demo domain.
 ENGINE_TLS_LISTEN=127.0.0.1:8443
@@ -191,7 +195,7 @@ echo "== components"
 start analytics '"event":"ready"' "$BIN/analytics" run \
   --nats "$NATS_URL" --nats-user analytics --nats-password-file "$NATS_DIR/analytics.password" \
   --clickhouse "$CLICKHOUSE_URL" --database analytics \
-  --geoip "$GEOIP" --metrics "$ANALYTICS_METRICS"
+  --geoip "$GEOIP" --metrics "$ANALYTICS_METRICS" --enriched-subject "$ENRICHED_SUBJECT"
 # The demo domain has no DNS zone, so control proves it by the HTTP token the engine
 # serves (--domain-verification http); a real deployment keeps the default, a DNS TXT record.
 start control '"event":"ready"' "$BIN/control" serve \
@@ -203,7 +207,8 @@ start control '"event":"ready"' "$BIN/control" serve \
   --domain-verification http \
   --public-url "http://$CONTROL_LISTEN" \
   --engine-admin "$ENGINE_ADMIN" --snapshot-dir "$STACK_DIR/snapshots" \
-  --webhook-key-file "$KEYS/webhook.key" "${control_https[@]}"
+  --webhook-key-file "$KEYS/webhook.key" --enriched-subject "$ENRICHED_SUBJECT" \
+  "${control_https[@]}"
 start engine '"event":"ready"' "$BIN/engine" serve \
   --listen "$ENGINE_LISTEN" --admin "$ENGINE_ADMIN" --state-dir "$STACK_DIR/engine" \
   --nats "$NATS_URL" --nats-user engine --nats-password-file "$NATS_DIR/engine.password" \
@@ -297,6 +302,10 @@ $https_try
   curl -i http://$ENGINE_LISTEN/preview -d 'password=open+sesame'            # 303 to the target, with a pass cookie
   curl -s -X POST http://$CONTROL_LISTEN/v1/webhooks -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
        -d '{"url":"https://hooks.example.com/links","events":["link.created","link.deleted"]}'   # docs/webhooks.md
+      (link.clicked: put your own public https receiver in "url" with "events":["link.clicked"], follow
+       http://$ENGINE_LISTEN/rust a few times, and within about a second it gets them, batched and signed;
+       what control has read and written: curl -s http://$CONTROL_LISTEN/metrics | grep webhook_clicks;
+       the events: psql -h 127.0.0.1 -U postgres -d $DATABASE -c "SELECT public_id, jsonb_array_length(data->'clicks') FROM webhook_events WHERE type = 'link.clicked' ORDER BY id DESC LIMIT 5")
   clickhouse-client --query 'SELECT ts, code, country, device, browser FROM analytics.clicks ORDER BY ts DESC LIMIT 5'
   deploy/cluster.sh up      # past one machine: a three-node JetStream cluster on 4231-4233 (docs/ARCHITECTURE.md)
   deploy/up.sh down

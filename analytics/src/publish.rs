@@ -21,44 +21,13 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 use crate::rows::ClickRow;
 
-/// One published click: the enriched fields of its `clicks` row, without
-/// the address prefix and the visitor hash (they stay in ClickHouse).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct EnrichedClick {
-    /// The engine's event id, 32 hex digits: the key to deduplicate on.
-    pub event_id: String,
-    /// The organisation owning the link (0: a click batch older than
-    /// organisations).
-    pub org_id: u64,
-    /// The domain the link was served under (empty: the default domain).
-    pub domain: String,
-    pub code: String,
-    /// Unix milliseconds of the click.
-    pub ts_ms: u64,
-    pub status: u16,
-    pub country: String,
-    pub city: String,
-    /// `desktop`, `mobile`, `tablet`, `bot`...
-    pub device: String,
-    pub browser: String,
-    pub os: String,
-    pub referrer_host: String,
-    pub language: String,
-    /// Not a person (crawler, script, link preview).
-    pub is_bot: bool,
-    /// A link-preview fetcher (`is_bot` too).
-    pub is_preview: bool,
-    /// The redirect rule or A/B variant that served it; 0: the link's own target.
-    pub rule: u16,
-    /// The engine node that served it.
-    pub node: String,
-}
+/// One published click (the record is shared with its readers).
+pub use snapshots::enriched::EnrichedClick;
 
 impl From<&ClickRow> for EnrichedClick {
     fn from(r: &ClickRow) -> Self {
@@ -127,7 +96,7 @@ async fn run(
 ) {
     while let Some(clicks) = rx.recv().await {
         for click in clicks {
-            let subject = format!("{prefix}.{}", click.org_id);
+            let subject = snapshots::enriched::subject(&prefix, click.org_id);
             let payload = serde_json::to_vec(&click).expect("a click serialises");
             match client.publish(subject, payload.into()).await {
                 Ok(()) => metrics.enriched_published.fetch_add(1, Relaxed),

@@ -236,6 +236,35 @@ pub struct Config {
     /// Milliseconds between looks for due deliveries when no link write
     /// wakes the sender. Default 1000.
     pub webhook_poll_ms: u64,
+    /// The analytics sidecar's enriched-click subject prefix (its
+    /// `enriched_subject`, e.g. `enriched.clicks`). With `nats` and
+    /// `webhook_key_file`, control keeps the JetStream stream
+    /// `enriched_stream` on `<prefix>.>` and sends `link.clicked` webhooks
+    /// from it through a durable consumer all instances share
+    /// (`crate::webhooks::clicks`). Default: none, `link.clicked` is not sent.
+    pub enriched_subject: Option<String>,
+    /// The stream that keeps the enriched clicks for control (control owns
+    /// its settings; `links_stream_replicas` and `links_stream_adopt` apply
+    /// to it too). Default `ENRICHED`.
+    pub enriched_stream: String,
+    /// Oldest click that stream keeps, seconds: clicks older than that when
+    /// control gets to them (it was down longer) are not sent. Default
+    /// 86400 (a day).
+    pub enriched_stream_max_age_secs: u64,
+    /// Most bytes that stream keeps (oldest clicks dropped first). Default
+    /// 1073741824 (1 GiB).
+    pub enriched_stream_max_bytes: i64,
+    /// Most clicks in one `link.clicked` event. Default 100.
+    pub webhook_click_batch: usize,
+    /// Longest a click waits for its event to fill, milliseconds. Default
+    /// 1000.
+    pub webhook_click_wait_ms: u64,
+    /// Seconds a delivered delivery, and an event no delivery needs any
+    /// more, are kept (`crate::webhooks::prune`); pending deliveries and
+    /// dead letters stay. Default 604800 (7 days).
+    pub webhook_retention_secs: u64,
+    /// Seconds between the leader's pruning rounds. Default 3600.
+    pub webhook_prune_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -312,6 +341,14 @@ impl Default for Config {
             webhook_breaker_cooldown_ms: 60_000,
             webhook_concurrency: 8,
             webhook_poll_ms: 1000,
+            enriched_subject: None,
+            enriched_stream: "ENRICHED".into(),
+            enriched_stream_max_age_secs: 86_400,
+            enriched_stream_max_bytes: 1 << 30,
+            webhook_click_batch: 100,
+            webhook_click_wait_ms: 1000,
+            webhook_retention_secs: 7 * 24 * 3600,
+            webhook_prune_interval_secs: 3600,
         }
     }
 }
@@ -500,6 +537,11 @@ impl Config {
                 self.webhook_breaker_cooldown_ms,
             ),
             ("webhook_poll_ms", self.webhook_poll_ms),
+            ("webhook_retention_secs", self.webhook_retention_secs),
+            (
+                "webhook_prune_interval_secs",
+                self.webhook_prune_interval_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(name, "must be at least 1, got 0"));
@@ -520,7 +562,104 @@ impl Config {
                 format!("{} is over 100", self.webhook_max_attempts),
             ));
         }
+        self.validate_enriched()
+    }
+
+    /// The `link.clicked` source: off, or everything it needs.
+    fn validate_enriched(&self) -> Result<(), ConfigError> {
+        if !(1..=1000).contains(&self.webhook_click_batch) {
+            return Err(ConfigError::invalid(
+                "webhook_click_batch",
+                format!("{} is out of range 1..=1000", self.webhook_click_batch),
+            ));
+        }
+        if self.webhook_click_wait_ms == 0 {
+            return Err(ConfigError::invalid(
+                "webhook_click_wait_ms",
+                "must be at least 1, got 0",
+            ));
+        }
+        let Some(prefix) = &self.enriched_subject else {
+            return Ok(());
+        };
+        let tokens: Vec<&str> = prefix.split('.').collect();
+        if tokens.iter().any(|t| {
+            t.is_empty() || t.contains(|c: char| c == '*' || c == '>' || c.is_whitespace())
+        }) {
+            return Err(ConfigError::invalid(
+                "enriched_subject",
+                format!(
+                    "{prefix:?} is not a NATS subject without wildcards (e.g. enriched.clicks)"
+                ),
+            ));
+        }
+        // The stream takes `<prefix>.>`: it may not overlap the other streams.
+        let under = |subject: &str| subject.starts_with(&format!("{prefix}."));
+        if tokens[0] == snapshots::streams::CLICKS_SUBJECT_PREFIX || under(&self.links_subject) {
+            return Err(ConfigError::invalid(
+                "enriched_subject",
+                format!(
+                    "{prefix:?} overlaps the click or link stream's subjects \
+                     (use the sidecar's, e.g. enriched.clicks)"
+                ),
+            ));
+        }
+        if self.nats.is_none() {
+            return Err(ConfigError::invalid(
+                "enriched_subject",
+                "needs nats (the enriched clicks come through JetStream)",
+            ));
+        }
+        if self.webhook_key_file.is_none() {
+            return Err(ConfigError::invalid(
+                "enriched_subject",
+                "needs webhook_key_file (the clicks are sent as webhooks)",
+            ));
+        }
+        if let Some(c) = self
+            .enriched_stream
+            .chars()
+            .find(|&c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+        {
+            return Err(ConfigError::invalid(
+                "enriched_stream",
+                format!("{c:?} is not allowed in a stream name"),
+            ));
+        }
+        if self.enriched_stream.is_empty() || self.enriched_stream == self.links_stream {
+            return Err(ConfigError::invalid(
+                "enriched_stream",
+                "must be a name of its own (not links_stream)",
+            ));
+        }
+        if self.enriched_stream_max_age_secs < 60 {
+            return Err(ConfigError::invalid(
+                "enriched_stream_max_age_secs",
+                format!("{} is below 60", self.enriched_stream_max_age_secs),
+            ));
+        }
+        if self.enriched_stream_max_bytes < 1 << 20 {
+            return Err(ConfigError::invalid(
+                "enriched_stream_max_bytes",
+                format!(
+                    "{} is below 1 MiB (1048576)",
+                    self.enriched_stream_max_bytes
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    pub fn webhook_retention(&self) -> Duration {
+        Duration::from_secs(self.webhook_retention_secs)
+    }
+
+    pub fn webhook_prune_interval(&self) -> Duration {
+        Duration::from_secs(self.webhook_prune_interval_secs)
+    }
+
+    pub fn webhook_click_wait(&self) -> Duration {
+        Duration::from_millis(self.webhook_click_wait_ms)
     }
 
     pub fn webhook_timeout(&self) -> Duration {
@@ -860,6 +999,58 @@ mod tests {
         assert_eq!(c.max_body_bytes, 1_048_576);
         assert_eq!(c.links_stream_max_age_secs, 604_800);
         assert!(!c.allow_private_targets);
+        assert_eq!(c.enriched_subject, None);
+        assert_eq!(c.enriched_stream, "ENRICHED");
+        assert_eq!(c.webhook_click_batch, 100);
+        assert_eq!(c.webhook_click_wait_ms, 1000);
+        assert_eq!(c.webhook_retention_secs, 604_800);
+    }
+
+    #[test]
+    fn link_clicked_needs_nats_webhooks_and_a_subject_of_its_own() {
+        let on = || Config {
+            nats: Some("nats://127.0.0.1:4222".into()),
+            allow_unsigned_links: true,
+            webhook_key_file: Some("/etc/shortener/webhooks.key".into()),
+            enriched_subject: Some("enriched.clicks".into()),
+            ..Config::default()
+        };
+        on().validate().unwrap();
+        let refused = |tweak: fn(&mut Config)| {
+            let mut c = on();
+            tweak(&mut c);
+            c.validate().unwrap_err().field()
+        };
+        assert_eq!(refused(|c| c.nats = None), Some("enriched_subject"));
+        assert_eq!(
+            refused(|c| c.webhook_key_file = None),
+            Some("enriched_subject")
+        );
+        for subject in ["clicks.enriched", "links", "enriched.*", "enriched.", "a b"] {
+            let mut c = on();
+            c.enriched_subject = Some(subject.into());
+            assert_eq!(
+                c.validate().unwrap_err().field(),
+                Some("enriched_subject"),
+                "{subject}"
+            );
+        }
+        assert_eq!(
+            refused(|c| c.enriched_stream = "LINKS".into()),
+            Some("enriched_stream")
+        );
+        assert_eq!(
+            refused(|c| c.enriched_stream = "A.B".into()),
+            Some("enriched_stream")
+        );
+        assert_eq!(
+            refused(|c| c.webhook_click_batch = 0),
+            Some("webhook_click_batch")
+        );
+        assert_eq!(
+            refused(|c| c.enriched_stream_max_age_secs = 1),
+            Some("enriched_stream_max_age_secs")
+        );
     }
 
     #[test]

@@ -394,6 +394,30 @@ struct ServeArgs {
     /// Milliseconds between looks for due webhook deliveries. Default 1000.
     #[arg(long)]
     webhook_poll_ms: Option<u64>,
+    /// The analytics sidecar's --enriched-subject (e.g. enriched.clicks): control keeps a JetStream stream on <prefix>.> and sends link.clicked webhooks from it; needs --nats and --webhook-key-file. Default: none, link.clicked not sent.
+    #[arg(long)]
+    enriched_subject: Option<String>,
+    /// The stream control keeps the enriched clicks in. Default ENRICHED.
+    #[arg(long)]
+    enriched_stream: Option<String>,
+    /// Oldest click that stream keeps, seconds. Default 86400 (a day).
+    #[arg(long)]
+    enriched_stream_max_age_secs: Option<u64>,
+    /// Most bytes that stream keeps. Default 1073741824 (1 GiB).
+    #[arg(long)]
+    enriched_stream_max_bytes: Option<i64>,
+    /// Most clicks in one link.clicked event. Default 100.
+    #[arg(long)]
+    webhook_click_batch: Option<usize>,
+    /// Longest a click waits for its link.clicked event to fill, ms. Default 1000.
+    #[arg(long)]
+    webhook_click_wait_ms: Option<u64>,
+    /// Seconds delivered webhook deliveries and finished events are kept (pending ones and dead letters stay). Default 604800 (7 days).
+    #[arg(long)]
+    webhook_retention_secs: Option<u64>,
+    /// Seconds between pruning rounds of old webhook rows (the leader's). Default 3600.
+    #[arg(long)]
+    webhook_prune_interval_secs: Option<u64>,
 }
 
 impl ServeArgs {
@@ -413,11 +437,13 @@ impl ServeArgs {
                 acme_check_interval_secs, acme_retry_base_secs, acme_publish_timeout_secs,
                 webhook_timeout_ms, webhook_retry_base_ms, webhook_retry_cap_ms,
                 webhook_max_attempts, webhook_breaker_failures, webhook_breaker_cooldown_ms,
-                webhook_concurrency, webhook_poll_ms;
+                webhook_concurrency, webhook_poll_ms, enriched_stream,
+                enriched_stream_max_age_secs, enriched_stream_max_bytes, webhook_click_batch,
+                webhook_click_wait_ms, webhook_retention_secs, webhook_prune_interval_secs;
                 optional: nats, nats_user, nats_password_file, links_signing_key, clickhouse,
                 engine_admin_token, smtp_url, smtp_password_file, default_domain, acme_directory,
                 dns_server,
-                acme_ca_root, acme_key_file, webhook_key_file);
+                acme_ca_root, acme_key_file, webhook_key_file, enriched_subject);
             // Switches only switch on: the file's `true` stays without the flag.
             c.links_stream_adopt |= self.links_stream_adopt;
             c.api_only |= self.api_only;

@@ -89,6 +89,18 @@ pub struct Metrics {
     pub webhook_breakers_open: Gauge,
     /// Deliveries waiting to be sent (due or not).
     pub webhook_pending: Gauge,
+    /// Enriched clicks this instance read from the enriched stream
+    /// (`crate::webhooks::clicks`).
+    pub webhook_clicks_read: Counter,
+    /// Of those, clicks written into `link.clicked` events (their
+    /// organization has an endpoint for them).
+    pub webhook_clicks_evented: Counter,
+    /// Messages on the enriched subjects that are not an enriched click of
+    /// the organization their subject names (dropped).
+    pub webhook_clicks_refused: Counter,
+    /// Delivered deliveries and finished events removed by the pruning
+    /// task (`crate::webhooks::prune`).
+    pub webhook_pruned: Counter,
 }
 
 impl Metrics {
@@ -140,6 +152,19 @@ impl Metrics {
                 "control_webhook_breaker_opened_total",
                 self.webhook_breaker_opened.get(),
             ),
+            (
+                "control_webhook_clicks_read_total",
+                self.webhook_clicks_read.get(),
+            ),
+            (
+                "control_webhook_clicks_evented_total",
+                self.webhook_clicks_evented.get(),
+            ),
+            (
+                "control_webhook_clicks_refused_total",
+                self.webhook_clicks_refused.get(),
+            ),
+            ("control_webhook_pruned_total", self.webhook_pruned.get()),
         ];
         for (name, v) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");

@@ -135,6 +135,17 @@ pub async fn start_with_mailer(
             tasks.push(tokio::spawn(crate::exports::worker::run(state.clone(), n)));
         }
     }
+    // link.clicked events are read on every instance with webhooks, through
+    // one durable consumer they share (each click to one of them).
+    if webhooks.is_some()
+        && let Some(source) = crate::webhooks::clicks::ClickSource::from_config(&config)
+    {
+        tasks.push(tokio::spawn(crate::webhooks::clicks::run(
+            db.clone(),
+            source,
+            metrics.clone(),
+        )));
+    }
     // Webhook senders run on every instance (claims never overlap).
     if let Some(w) = webhooks
         && w.settings.concurrency > 0
@@ -169,7 +180,8 @@ pub async fn start_with_mailer(
 }
 
 /// The tasks only the leader runs: the outbox relay, scheduled snapshot
-/// builds, the engine reconcile loop, purges, ACME renewals.
+/// builds, the engine reconcile loop, purges, ACME renewals, the pruning of
+/// old webhook rows.
 fn spawn_leader_tasks(tasks: &mut JoinSet<()>, state: &AppState, relay: Option<RelayTarget>) {
     let config = &state.config;
     if let Some(target) = relay {
@@ -193,6 +205,12 @@ fn spawn_leader_tasks(tasks: &mut JoinSet<()>, state: &AppState, relay: Option<R
         state.db.clone(),
         config.purge_after(),
         config.purge_interval(),
+    ));
+    tasks.spawn(crate::webhooks::prune::run(
+        state.db.clone(),
+        config.webhook_retention(),
+        config.webhook_prune_interval(),
+        state.metrics.clone(),
     ));
     if let Some(acme) = state.acme.clone() {
         tasks.spawn(crate::acme::renewal::run(acme, config.reconcile_interval()));

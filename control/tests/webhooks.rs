@@ -8,115 +8,14 @@
 
 mod common;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use common::webhooks::{POLL, Receiver, WAIT, endpoint, key_file};
 use common::{TestApp, error_code, status_json};
 use control::auth::Role;
 use control::config::Config;
 use control::webhooks::sign;
 use reqwest::Method;
-use serde_json::{Value, json};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name} header"))
-            .to_str()
-            .unwrap()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-#[derive(Default)]
-struct Script {
-    /// Statuses to answer first, in order.
-    first: VecDeque<u16>,
-    /// The status after those.
-    then: u16,
-    got: Vec<Received>,
-}
-
-/// A webhook receiver on 127.0.0.1.
-#[derive(Clone)]
-struct Receiver {
-    url: String,
-    script: Arc<Mutex<Script>>,
-}
-
-impl Receiver {
-    async fn start(first: &[u16], then: u16) -> Receiver {
-        let script = Arc::new(Mutex::new(Script {
-            first: first.iter().copied().collect(),
-            then,
-            got: Vec::new(),
-        }));
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post({
-                let script = script.clone();
-                move |headers: HeaderMap, body: Bytes| {
-                    let script = script.clone();
-                    async move {
-                        let mut s = script.lock().unwrap();
-                        s.got.push(Received { headers, body });
-                        let status = s.first.pop_front().unwrap_or(s.then);
-                        StatusCode::from_u16(status).unwrap()
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver {
-            url: format!("http://{addr}/hook"),
-            script,
-        }
-    }
-
-    fn got(&self) -> Vec<Received> {
-        self.script.lock().unwrap().got.clone()
-    }
-
-    fn answer(&self, status: u16) {
-        self.script.lock().unwrap().then = status;
-    }
-
-    /// Waits until at least `n` requests came, and returns them all.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
-        testkit::wait_for(WAIT, POLL, || async { self.got().len() >= n })
-            .await
-            .unwrap_or_else(|_| panic!("{n} requests, got {:?}", self.got().len()));
-        self.got()
-    }
-}
-
-/// The sealing key file (mode 0600) in its own directory.
-fn key_file() -> (tempfile::TempDir, std::path::PathBuf) {
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("webhooks.key");
-    std::fs::write(&path, "ab".repeat(32)).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    (dir, path)
-}
+use serde_json::json;
+use std::sync::Arc;
 
 /// A service delivering to loopback with tiny backoffs.
 async fn start(key: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
@@ -133,21 +32,6 @@ async fn start(key: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> TestAp
         tweak(c);
     })
     .await
-}
-
-/// Creates an endpoint as the admin key; returns its JSON and secret.
-async fn endpoint(app: &TestApp, url: &str, events: &[&str]) -> (Value, String) {
-    let (s, b) = app
-        .send_json(
-            Method::POST,
-            "/v1/webhooks",
-            &app.admin_key,
-            &json!({ "url": url, "events": events }),
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
-    let secret = b["secret"].as_str().unwrap().to_owned();
-    (b["webhook"].clone(), secret)
 }
 
 fn now() -> i64 {
@@ -778,4 +662,61 @@ async fn two_instances_on_one_database_send_each_attempt_once() {
         all.iter().all(|(s, a)| s == "delivered" && *a == 1),
         "{all:?}"
     );
+}
+
+#[tokio::test]
+async fn deleting_a_domain_with_its_links_sends_link_deleted_for_each() {
+    const BRAND: &str = "go.acme.example";
+    let (_dir, key) = key_file();
+    let app = start(&key, |_| {}).await;
+    let receiver = Receiver::start(&[], 200).await;
+    let (s, b) = app
+        .send_json(
+            Method::POST,
+            "/v1/domains",
+            &app.admin_key,
+            &json!({ "name": BRAND }),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    for code in ["one", "two"] {
+        app.create(
+            json!({ "target": "https://example.com/x", "custom_alias": code, "domain": BRAND }),
+        )
+        .await;
+    }
+    // A link on the default domain stays.
+    app.create(json!({ "target": "https://example.com/y", "custom_alias": "stays" }))
+        .await;
+    endpoint(&app, &receiver.url, &["link.deleted"]).await;
+    let (s, b) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/domains/{BRAND}?cascade=true"),
+            &app.admin_key,
+        )
+        .await;
+    assert!((200..300).contains(&s), "{s} {b}");
+    let got = receiver.wait_for(2).await;
+    let mut codes: Vec<String> = got
+        .iter()
+        .map(|r| {
+            assert_eq!(r.header(sign::EVENT_TYPE_HEADER), "link.deleted");
+            let data = &r.json()["data"];
+            assert_eq!(data["domain"], BRAND);
+            assert_eq!(data["version"], 2, "the delete's own version: {data}");
+            data["code"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    codes.sort();
+    assert_eq!(codes, ["one", "two"]);
+    // One event per link, written with the delete: nothing for the link
+    // that stays, and every delivery is there already (the same transaction).
+    let events: Vec<(String, String)> =
+        sqlx::query_as("SELECT type, data->>'code' FROM webhook_events ORDER BY id")
+            .fetch_all(&app.running.state.db)
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|(t, _)| t == "link.deleted"));
 }

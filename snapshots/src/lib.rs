@@ -28,6 +28,9 @@
 //! - **Click batches** ([`click`]): what engines publish and the sidecar
 //!   consumes; a compact, versioned, length-prefixed binary layout that an
 //!   engine core appends to without allocating.
+//! - **Enriched clicks** ([`enriched::EnrichedClick`]): what the sidecar
+//!   publishes for every stored click (JSON on core NATS) and control reads
+//!   back for `link.clicked` webhooks.
 //! - **Engine readiness** ([`readiness::EngineReadiness`]): the JSON an
 //!   engine's `GET /readyz` answers and the control plane reads to decide
 //!   whether an engine needs the latest snapshot.
@@ -45,7 +48,7 @@
 //! - [`archive`]: the rkyv types of the snapshot payload.
 //! - [`builder`]: streaming, atomic snapshot writes.
 //! - [`reader`]: mapping, checking and reading snapshots.
-//! - [`delta`], [`click`], [`streams`]: the stream records and names.
+//! - [`delta`], [`click`], [`enriched`], [`streams`]: the stream records and names.
 //! - [`signing`]: Ed25519 signatures on link deltas (control signs, engines verify).
 //! - [`signed`]: signed snapshot files, opened by their signature.
 //! - [`readiness`]: the engine's `/readyz` record.
@@ -63,6 +66,7 @@ pub mod builder;
 pub mod click;
 pub mod delta;
 pub mod domain;
+pub mod enriched;
 pub mod error;
 pub mod header;
 #[cfg(feature = "cli")]

@@ -46,6 +46,11 @@ pub struct StreamNames {
     /// Click batches go to `<prefix>.<node>`.
     pub clicks_subject_prefix: String,
     pub clicks_consumer: String,
+    /// The sidecar publishes enriched clicks on `<subject>.<org>`.
+    pub enriched_subject: String,
+    /// Control's stream of them and its durable consumer (`link.clicked`).
+    pub enriched_stream: String,
+    pub enriched_consumer: String,
 }
 
 impl Default for StreamNames {
@@ -57,6 +62,9 @@ impl Default for StreamNames {
             clicks_stream: "CLICKS".into(),
             clicks_subject_prefix: "clicks".into(),
             clicks_consumer: "analytics".into(),
+            enriched_subject: "enriched.clicks".into(),
+            enriched_stream: "ENRICHED".into(),
+            enriched_consumer: "control-webhooks".into(),
         }
     }
 }
@@ -196,7 +204,10 @@ fn write_auth(dir: &Path, names: &StreamNames) -> anyhow::Result<PathBuf> {
         .replace("@LINKS_SUBJECT@", &names.links_subject)
         .replace("@CLICKS_STREAM@", &names.clicks_stream)
         .replace("@CLICKS_SUBJECT_PREFIX@", &names.clicks_subject_prefix)
-        .replace("@CLICKS_CONSUMER@", &names.clicks_consumer);
+        .replace("@CLICKS_CONSUMER@", &names.clicks_consumer)
+        .replace("@ENRICHED_SUBJECT@", &names.enriched_subject)
+        .replace("@ENRICHED_STREAM@", &names.enriched_stream)
+        .replace("@ENRICHED_CONSUMER@", &names.enriched_consumer);
     for role in Role::ALL {
         let password = crate::unique_name("pw");
         let placeholder = format!("@{}_PASSWORD@", role.user().to_ascii_uppercase());

@@ -190,3 +190,78 @@ async fn a_role_cannot_read_another_roles_replies_or_raw_subjects() -> anyhow::R
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn analytics_publishes_enriched_clicks_and_only_control_reads_them() -> anyhow::Result<()> {
+    let (nats, names) = setup().await?;
+    // Control keeps the stream and reads it through its durable consumer
+    // (control/src/webhooks/clicks.rs).
+    let control = js(nats.connect_as(Role::Control).await?);
+    let subjects = format!("{}.>", names.enriched_subject);
+    let stream = control
+        .create_stream(stream::Config {
+            name: names.enriched_stream.clone(),
+            subjects: vec![subjects.clone()],
+            ..Default::default()
+        })
+        .await?;
+    let durable = stream
+        .get_or_create_consumer(
+            &names.enriched_consumer,
+            consumer::pull::Config {
+                durable_name: Some(names.enriched_consumer.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                filter_subject: subjects,
+                ..Default::default()
+            },
+        )
+        .await?;
+    // The sidecar publishes on core NATS, as analytics/src/publish.rs does;
+    // the others may not (the server drops their publishes).
+    let subject = format!("{}.42", names.enriched_subject);
+    for role in [Role::Engine, Role::Control] {
+        let c = nats.connect_as(role).await?;
+        c.publish(subject.clone(), "forged".into()).await?;
+        c.flush().await?;
+    }
+    let analytics = nats.connect_as(Role::Analytics).await?;
+    analytics.publish(subject.clone(), "click".into()).await?;
+    analytics.flush().await?;
+    // A core publish is stored a moment after the server took it.
+    let mut batch = durable
+        .batch()
+        .max_messages(1)
+        .expires(ACK_WAIT)
+        .messages()
+        .await?;
+    let message = tokio::time::timeout(ACK_WAIT, batch.next())
+        .await?
+        .expect("a message")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(&message.payload[..], b"click");
+    message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(
+        stream_len(&nats, &names.enriched_stream).await?,
+        1,
+        "only the sidecar's"
+    );
+
+    // Nobody else reads them: no consumer on ENRICHED for the engine or analytics.
+    for role in [Role::Engine, Role::Analytics] {
+        let stolen = js(nats.connect_as(role).await?)
+            .create_consumer_on_stream(
+                consumer::pull::Config {
+                    durable_name: Some("stolen".into()),
+                    ..Default::default()
+                },
+                names.enriched_stream.clone(),
+            )
+            .await;
+        assert!(
+            stolen.is_err(),
+            "{} made a consumer on ENRICHED",
+            role.user()
+        );
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@
 
 use super::model::{DOMAIN_COLUMNS, DomainRow};
 use crate::error::{ApiError, ApiResult};
+use crate::links::model::{LINK_COLUMNS, LinkRow};
 use crate::links::store::Owner;
 use snapshots::delta::{LinkChange, LinkDelta};
 use snapshots::domain::WellKnown;
@@ -208,13 +209,32 @@ pub async fn live_links(conn: &mut PgConnection, domain_id: i64) -> ApiResult<i6
 /// Soft-deletes a domain, its live links (which engines stop serving with
 /// the domain) and its well-known answers; returns the answers removed.
 pub async fn delete(conn: &mut PgConnection, row: &DomainRow) -> ApiResult<Vec<(String, String)>> {
-    sqlx::query(
-        "UPDATE links SET deleted_at = now(), updated_at = now(), version = version + 1
-          WHERE domain_id = $1 AND deleted_at IS NULL",
+    // The links go with it: one `link.deleted` webhook event each, in this
+    // transaction, as every other path that deletes links sends them
+    // (engines drop them with the domain, so they get no change of their
+    // own). Their rows are read back only when an endpoint wants them.
+    let announce: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM webhook_endpoints e
+                         WHERE e.active AND 'link.deleted' = ANY(e.events)
+                           AND e.org_id IN (SELECT org_id FROM links
+                                             WHERE domain_id = $1 AND deleted_at IS NULL))",
     )
     .bind(row.id)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    let returning = if announce {
+        format!(" RETURNING {LINK_COLUMNS}")
+    } else {
+        String::new()
+    };
+    let deleted: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE links SET deleted_at = now(), updated_at = now(), version = version + 1
+          WHERE domain_id = $1 AND deleted_at IS NULL{returning}"
+    )))
+    .bind(row.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    crate::webhooks::events::record_link_events(conn, &deleted).await?;
     sqlx::query("UPDATE domains SET deleted_at = now(), updated_at = now() WHERE id = $1")
         .bind(row.id)
         .execute(&mut *conn)

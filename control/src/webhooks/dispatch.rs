@@ -21,6 +21,10 @@ const MAX_ERROR_LEN: usize = 500;
 /// Most of an answer's body read (then dropped).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 const USER_AGENT: &str = concat!("shortener-webhooks/", env!("CARGO_PKG_VERSION"));
+/// The notification channel that wakes the senders when events are written
+/// outside a link write (`link.clicked`, [`super::clicks`]); link writes wake
+/// them through the outbox's own `link_outbox`.
+pub const WAKE_CHANNEL: &str = "webhook_events";
 
 /// A delivery this sender holds the lease of.
 #[derive(Debug, sqlx::FromRow)]
@@ -339,7 +343,8 @@ async fn observe(db: &PgPool, metrics: &Metrics) -> sqlx::Result<()> {
 
 /// Runs this instance's sender for ever: up to `concurrency` attempts in
 /// flight; it looks for due deliveries when one finishes, when a link write
-/// commits (the outbox's NOTIFY), on a redelivery and every `poll`.
+/// commits (the outbox's NOTIFY), when `link.clicked` events are written
+/// ([`WAKE_CHANNEL`]), on a redelivery and every `poll`.
 pub async fn run(db: PgPool, w: Arc<Webhooks>, metrics: Arc<Metrics>, short_base: String) {
     let short_base: Arc<str> = short_base.into();
     let concurrency = w.settings.concurrency;
@@ -399,10 +404,10 @@ pub async fn run(db: PgPool, w: Arc<Webhooks>, metrics: Arc<Metrics>, short_base
     }
 }
 
-/// A connection that hears link writes commit; `None` when it cannot be
-/// had now (the poll carries on).
+/// A connection that hears link writes and other events commit; `None`
+/// when it cannot be had now (the poll carries on).
 async fn listen(db: &PgPool) -> Option<PgListener> {
     let mut l = PgListener::connect_with(db).await.ok()?;
-    l.listen("link_outbox").await.ok()?;
+    l.listen_all(["link_outbox", WAKE_CHANNEL]).await.ok()?;
     Some(l)
 }

@@ -3,7 +3,10 @@
 //! `links::store` calls [`record_link_events`] wherever it writes outbox
 //! rows, so every path that changes a link (single, bulk, import,
 //! dashboard, the purge of expired links) records its events the same way,
-//! and only when it commits. One statement inserts the events of the
+//! and only when it commits; so does the deletion of a domain with its
+//! links (`domains::store::delete`: engines drop those with the domain, so
+//! they have no outbox row of their own). `link.clicked` events come from
+//! the enriched clicks ([`super::clicks`]) through [`insert_events`]. One statement inserts the events of the
 //! changed links whose organization has a matching active endpoint and one
 //! delivery per such endpoint; a link of an organization without endpoints
 //! costs an index probe. The type follows the row: deleted (`deleted_at`

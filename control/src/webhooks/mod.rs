@@ -44,14 +44,26 @@
 //! ahead, which no other sender can then win); a success closes the breaker,
 //! a failure opens it again.
 //!
+//! **`link.clicked`** ([`clicks`]): the analytics sidecar's enriched clicks,
+//! read from a JetStream stream control keeps on its subjects through one
+//! durable consumer all instances share, batched per organization (up to
+//! `webhook_click_batch` clicks or `webhook_click_wait_ms`) into events
+//! written the same way, acknowledged once committed.
+//!
+//! **Pruning** ([`prune`]): delivered deliveries, and events no delivery
+//! needs, leave once older than `webhook_retention_secs` (7 days), in
+//! short batches, on the leader.
+//!
 //! The body, headers and signature a receiver sees are in
 //! `docs/webhooks.md` and [`sign`].
 
 pub mod api;
 pub mod backoff;
+pub mod clicks;
 pub mod dispatch;
 pub mod events;
 pub mod input;
+pub mod prune;
 pub mod sign;
 pub mod store;
 pub mod url;

@@ -3,6 +3,8 @@
 //! operator key.
 #![allow(dead_code)]
 
+pub mod webhooks;
+
 use control::accounts::mailer::MemoryMailer;
 use control::auth::Role;
 use control::config::Config;
