@@ -9,7 +9,7 @@ use xxhash_rust::xxh3::xxh3_64;
 /// First eight bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"SHRTSNAP";
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 /// The oldest format version this crate still reads (version 1: one unnamed
 /// domain; its links are read as the default domain's).
 pub const OLDEST_READ_VERSION: u16 = 1;

@@ -284,6 +284,7 @@ impl LinkRow {
             rules,
             split,
             password_hash: self.served_password(),
+            max_visits: None,
         }
     }
 
