@@ -80,6 +80,7 @@ pub mod control;
 pub mod core;
 pub mod geoip;
 pub mod http;
+pub mod leases;
 pub mod links;
 pub mod loader;
 pub mod metrics;
