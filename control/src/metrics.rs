@@ -89,6 +89,14 @@ pub struct Metrics {
     pub webhook_breakers_open: Gauge,
     /// Deliveries waiting to be sent (due or not).
     pub webhook_pending: Gauge,
+    // visit leases (this instance's answers, `crate::leases`)
+    pub lease_requests: Counter,
+    /// Requests refused (malformed, another node's subject).
+    pub lease_refused: Counter,
+    pub lease_visits_granted: Counter,
+    pub lease_visits_returned: Counter,
+    /// Expired leases never given back, forgotten (visits stay counted).
+    pub lease_swept: Counter,
 }
 
 impl Metrics {
@@ -140,6 +148,20 @@ impl Metrics {
                 "control_webhook_breaker_opened_total",
                 self.webhook_breaker_opened.get(),
             ),
+            ("control_lease_requests_total", self.lease_requests.get()),
+            (
+                "control_lease_requests_refused_total",
+                self.lease_refused.get(),
+            ),
+            (
+                "control_lease_visits_granted_total",
+                self.lease_visits_granted.get(),
+            ),
+            (
+                "control_lease_visits_returned_total",
+                self.lease_visits_returned.get(),
+            ),
+            ("control_leases_swept_total", self.lease_swept.get()),
         ];
         for (name, v) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");
