@@ -76,6 +76,9 @@ async fn create_limited(stack: &e2e::stack::Stack, key: &str, max: u32) -> Value
 /// (never more: checked at every answer) or `budget` visits were made; the
 /// redirects and the exhausted answers seen meanwhile (the temporary
 /// undershoot: visits held by another core or engine at that moment).
+/// `budget` only bounds a failing run (a passing one stops at `max`); it is
+/// generous because the exhausted answers meanwhile grow with the machine's
+/// load (up to about two per served visit measured here, docs/max-visits.md).
 async fn drain(engines: &[String], code: &str, max: u32, budget: u32) -> (u32, u32) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
@@ -147,7 +150,7 @@ async fn a_limited_link_redirects_exactly_max_visits_times_on_two_cores() {
 
     let engines = [stack.engine().listen()];
     let started = Instant::now();
-    let (served, refused) = drain(&engines, &code, MAX, 20 * MAX).await;
+    let (served, refused) = drain(&engines, &code, MAX, 50 * MAX).await;
     eprintln!(
         "one engine, 2 cores: {served} of {MAX} served, {refused} answered as exhausted meanwhile, in {:?}",
         started.elapsed()
@@ -201,7 +204,7 @@ async fn two_engines_sharing_max_visits_never_serve_more_in_total() {
 
     let engines = [stack.engine().listen(), second.listen()];
     let started = Instant::now();
-    let (served, refused) = drain(&engines, &code, MAX, 20 * MAX).await;
+    let (served, refused) = drain(&engines, &code, MAX, 50 * MAX).await;
     eprintln!(
         "two engines, 2 cores each: {served} of {MAX} served, {refused} answered as exhausted meanwhile, in {:?}",
         started.elapsed()
