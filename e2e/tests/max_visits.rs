@@ -78,7 +78,7 @@ async fn create_limited(stack: &e2e::stack::Stack, key: &str, max: u32) -> Value
 /// undershoot: visits held by another core or engine at that moment).
 /// `budget` only bounds a failing run (a passing one stops at `max`); it is
 /// generous because the exhausted answers meanwhile grow with the machine's
-/// load (up to about two per served visit measured here, docs/max-visits.md).
+/// load (up to 2.5 per served visit measured here, docs/max-visits.md).
 async fn drain(engines: &[String], code: &str, max: u32, budget: u32) -> (u32, u32) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering::SeqCst};

@@ -45,13 +45,26 @@ use tokio::sync::mpsc::unbounded_channel;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often leases are looked at for their end and renewal.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
-/// After control granted nothing (the budget is spent), a link is asked for
-/// again no sooner than this, unless it changed.
-const SPENT_RETRY: Duration = Duration::from_secs(1);
+/// After control granted nothing (the budget is spent, or all leased to
+/// other engines, which may give some back), a visited link is asked for
+/// again after this, doubling with each further "nothing" up to
+/// [`SPENT_RETRY_MAX`]: quick while other engines still return visits, one
+/// request per engine every few seconds for a link that is sold out.
+const SPENT_RETRY: Duration = Duration::from_millis(50);
+const SPENT_RETRY_MAX: Duration = Duration::from_secs(5);
 /// After a failed request, links are asked for again no sooner than this.
 const ERROR_RETRY: Duration = Duration::from_millis(500);
 /// Most visits asked for at once.
 const MAX_WANT: u32 = 100_000;
+/// Visits per core of a link's first lease: a link that starts busy must
+/// not wait for many rounds of small leases (each a tick, a NATS round trip
+/// and a transaction), and visits an idle engine holds come back when its
+/// lease ends.
+const FIRST_PER_CORE: u32 = 32;
+/// A renewal asks for this many times what the previous lease handed out
+/// (renewals are asked for before the lease is spent, so this is what keeps
+/// up with a link whose traffic grows).
+const GROWTH: u32 = 4;
 
 /// One lease of one link, as the engine holds it.
 #[derive(Debug)]
@@ -95,6 +108,8 @@ struct Tracked {
     not_before_ms: u64,
     /// Control granted nothing the last time.
     spent: bool,
+    /// The wait before asking again after the next "nothing".
+    spent_retry_ms: u64,
     /// Visits to ask for next.
     size: u32,
 }
@@ -292,6 +307,7 @@ impl Task {
                     if changed {
                         link.spent = false;
                         link.not_before_ms = 0;
+                        link.spent_retry_ms = SPENT_RETRY.as_millis() as u64;
                         link.want = link.current.as_ref().is_none_or(|c| c.reserve == 0);
                     }
                 }
@@ -320,7 +336,8 @@ impl Task {
                         asking: false,
                         not_before_ms: 0,
                         spent: false,
-                        size: (8 * cores as u32).min(max),
+                        spent_retry_ms: SPENT_RETRY.as_millis() as u64,
+                        size: (FIRST_PER_CORE * cores as u32).min(max),
                     },
                 );
             }
@@ -604,7 +621,9 @@ impl Task {
             link.asking = false;
             if lease.visits == 0 {
                 link.spent = true;
-                link.not_before_ms = now_ms + SPENT_RETRY.as_millis() as u64;
+                link.not_before_ms = now_ms + link.spent_retry_ms;
+                link.spent_retry_ms =
+                    (link.spent_retry_ms * 2).min(SPENT_RETRY_MAX.as_millis() as u64);
                 settle.push(key);
                 continue;
             }
@@ -629,8 +648,8 @@ impl Task {
                 Some(mut old) => {
                     link.size = old
                         .handed
-                        .saturating_mul(2)
-                        .clamp(8 * cores as u32, MAX_WANT);
+                        .saturating_mul(GROWTH)
+                        .clamp(FIRST_PER_CORE * cores as u32, MAX_WANT);
                     // What the old lease has not handed out moves to the new
                     // one: served at most once either way, and given back
                     // (if unused) with the new one. The old one goes back
@@ -647,6 +666,7 @@ impl Task {
             }
             link.current = Some(held);
             link.spent = false;
+            link.spent_retry_ms = SPENT_RETRY.as_millis() as u64;
             settle.push(key);
         }
         for key in settle {
