@@ -2,7 +2,8 @@
 //! leases a limited link's visits to engines over NATS, engines hand them to
 //! their cores, and the link redirects exactly `max_visits` times in all,
 //! then answers as expired (its `expired_url`), on one engine of two cores
-//! and across two engines sharing the budget.
+//! and across two engines sharing the budget; an engine killed mid-run
+//! takes only its own leases with it.
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -80,10 +81,23 @@ async fn create_limited(stack: &e2e::stack::Stack, key: &str, max: u32) -> Value
 /// generous because the exhausted answers meanwhile grow with the machine's
 /// load (up to 2.5 per served visit measured here, docs/max-visits.md).
 async fn drain(engines: &[String], code: &str, max: u32, budget: u32) -> (u32, u32) {
+    drain_to(engines, code, max, 0, max, budget).await
+}
+
+/// [`drain`] from `already` redirects served, stopping at `stop_at`, never
+/// past `max` in all.
+async fn drain_to(
+    engines: &[String],
+    code: &str,
+    max: u32,
+    already: u32,
+    stop_at: u32,
+    budget: u32,
+) -> (u32, u32) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
     let (served, refused, made) = (
-        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(already)),
         Arc::new(AtomicU32::new(0)),
         Arc::new(AtomicU32::new(0)),
     );
@@ -93,7 +107,7 @@ async fn drain(engines: &[String], code: &str, max: u32, budget: u32) -> (u32, u
             let (engines, code) = (engines.to_vec(), code.to_owned());
             tokio::spawn(async move {
                 let http = fresh_connections();
-                while served.load(SeqCst) < max {
+                while served.load(SeqCst) < stop_at {
                     let n = made.fetch_add(1, SeqCst);
                     if n >= budget {
                         break;
@@ -115,7 +129,7 @@ async fn drain(engines: &[String], code: &str, max: u32, budget: u32) -> (u32, u
     for worker in workers {
         worker.await.unwrap();
     }
-    (served.load(SeqCst), refused.load(SeqCst))
+    (served.load(SeqCst) - already, refused.load(SeqCst))
 }
 
 /// Concurrent visitors.
@@ -218,4 +232,63 @@ async fn two_engines_sharing_max_visits_never_serve_more_in_total() {
             "a visit past max_visits was served"
         );
     }
+}
+
+/// An engine killed mid-run takes its leased visits with it: control keeps
+/// them counted (the engine may have served any of them), so the survivor
+/// serves the rest and never more: in all, at most `max_visits` and at
+/// least `max_visits` less what the dead engine held in leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_killed_mid_run_takes_only_its_leases_with_it() {
+    let mut options = e2e::stack::StackOptions::new("e2e_max_visits3");
+    options.engine_args = ["--cores", "2"].map(str::to_owned).to_vec();
+    let second_admin = testkit::free_addr().to_string();
+    options.extra_engine_admins = vec![second_admin.clone()];
+    let stack = e2e::stack::Stack::start(options).await;
+    let second_dir = tempfile::tempdir().unwrap();
+    let second = stack
+        .spawn_engine_with(&second_admin, second_dir.path(), &["--node-id", "doomed"])
+        .await;
+    stack.wait_following(&second_admin).await;
+    let key = stack.create_key(&["--org", "acme"]).await;
+    const MAX: u32 = 1000;
+    let link = create_limited(&stack, &key, MAX).await;
+    let code = link["code"].as_str().unwrap().to_owned();
+    for admin in [stack.engine_admin(), second_admin.clone()] {
+        testkit::wait_for(Duration::from_secs(15), Duration::from_millis(20), || {
+            let admin = admin.clone();
+            async move { leased(&admin).await > 0.0 }
+        })
+        .await
+        .expect("each engine leased visits of the limited link");
+    }
+    let both = [stack.engine().listen(), second.listen()];
+    let (before, _) = drain_to(&both, &code, MAX, 0, MAX / 2, 50 * MAX).await;
+    second.kill().await.unwrap();
+    // The survivor serves what is left but what the dead engine held; a
+    // fixed number of visits, since those never come back.
+    let survivor = [stack.engine().listen()];
+    let (after, refused) = drain_to(&survivor, &code, MAX, before, MAX, 10 * MAX).await;
+    let total = before + after;
+    // Read last: a lease the dead engine asked for just before it died may
+    // have been granted after it died.
+    let db = sqlx::PgPool::connect(stack.pg.url()).await.unwrap();
+    let held: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(v.visits), 0)::bigint FROM visit_leases v
+           JOIN links l ON l.id = v.link_id WHERE l.code = $1 AND v.node = 'doomed'",
+    )
+    .bind(&code)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let floor = MAX - u32::try_from(held).unwrap().min(MAX);
+    eprintln!(
+        "engine killed after {before} served: the dead engine held {held} visits in leases; \
+         {total} of {MAX} served in all ({refused} expired answers after the kill)"
+    );
+    assert!(total <= MAX);
+    assert!(
+        total >= floor,
+        "{total} served, {held} lost with the dead engine, of {MAX}"
+    );
 }

@@ -51,7 +51,7 @@ const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// [`SPENT_RETRY_MAX`]: quick while other engines still return visits, one
 /// request per engine every few seconds for a link that is sold out.
 const SPENT_RETRY: Duration = Duration::from_millis(50);
-const SPENT_RETRY_MAX: Duration = Duration::from_secs(5);
+const SPENT_RETRY_MAX: Duration = Duration::from_secs(1);
 /// After a failed request, links are asked for again no sooner than this.
 const ERROR_RETRY: Duration = Duration::from_millis(500);
 /// Most visits asked for at once.
@@ -64,7 +64,7 @@ const FIRST_PER_CORE: u32 = 32;
 /// A renewal asks for this many times what the previous lease handed out
 /// (renewals are asked for before the lease is spent, so this is what keeps
 /// up with a link whose traffic grows).
-const GROWTH: u32 = 4;
+const GROWTH: u32 = 2;
 
 /// One lease of one link, as the engine holds it.
 #[derive(Debug)]
