@@ -272,13 +272,17 @@ async fn an_engine_killed_mid_run_takes_only_its_leases_with_it() {
     let total = before + after;
     // Read last: a lease the dead engine asked for just before it died may
     // have been granted after it died.
-    let db = sqlx::PgPool::connect(stack.pg.url()).await.unwrap();
+    // One connection, not a pool: the machine's PostgreSQL is shared by
+    // every test running beside this one.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(stack.pg.url())
+        .await
+        .unwrap();
     let held: i64 = sqlx::query_scalar(
         "SELECT coalesce(sum(v.visits), 0)::bigint FROM visit_leases v
            JOIN links l ON l.id = v.link_id WHERE l.code = $1 AND v.node = 'doomed'",
     )
     .bind(&code)
-    .fetch_one(&db)
+    .fetch_one(&mut db)
     .await
     .unwrap();
     let floor = MAX - u32::try_from(held).unwrap().min(MAX);
