@@ -15,9 +15,11 @@
 //! with its unused visits.
 //!
 //! Never more than leased: every visit a core serves comes from a slice,
-//! every slice from a lease, and a lease's visits are handed out once; a
-//! lease's unused visits are given back only after every core holding a
-//! slice of it has reported that slice ended. A lease ends on this engine
+//! every slice from a lease, and a lease's visits are handed out once (what
+//! a lease had not handed out when the next one arrives moves to the next
+//! one, and goes back with it if unused); a lease's unused visits are given
+//! back only after every core holding a slice of it has reported that slice
+//! ended. A lease ends on this engine
 //! `ttl_ms` after the request that got it was sent, which is before
 //! control counts it expired. When control cannot be reached, the cores
 //! serve what they hold until their leases end and then answer limited
