@@ -42,6 +42,7 @@ write_config() {
   local sed_args=(
     -e "s|@LINKS_STREAM@|${LINKS_STREAM:-LINKS}|g"
     -e "s|@LINKS_SUBJECT@|${LINKS_SUBJECT:-links.changes}|g"
+    -e "s|@LEASE_SUBJECT@|${LEASE_SUBJECT:-links.lease}|g"
     -e "s|@CLICKS_STREAM@|${CLICKS_STREAM:-CLICKS}|g"
     -e "s|@CLICKS_SUBJECT_PREFIX@|${CLICKS_SUBJECT_PREFIX:-clicks}|g"
     -e "s|@CLICKS_CONSUMER@|${CLICKS_CONSUMER:-analytics}|g"

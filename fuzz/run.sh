@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 secs="${1:-300}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(http_request snapshot delta click_batch)
+[ ${#targets[@]} -gt 0 ] || targets=(http_request snapshot delta click_batch lease)
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 mkdir -p results

@@ -130,7 +130,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let took = ready.elapsed();
     let cpu = process_cpu_secs() - cpu_at_ready;
-    let server = clickhouse_server_cpu_secs().zip(server_at_ready).map(|(b, a)| b - a);
+    let server = clickhouse_server_cpu_secs()
+        .zip(server_at_ready)
+        .map(|(b, a)| b - a);
     sidecar.abort();
     println!(
         "{events} events enriched and inserted in {:.2} s: {:.0} events/s",

@@ -39,6 +39,10 @@ pub struct Config {
     pub links_stream: String,
     /// Subject of that stream. Default `links.changes`.
     pub links_subject: String,
+    /// Subject prefix engines ask for visit leases on (every instance
+    /// answers `<lease_subject>.*`; docs/max-visits.md). Default
+    /// `links.lease`.
+    pub lease_subject: String,
     /// Oldest change the stream keeps, seconds. Default 604800 (7 days); at
     /// least 10 snapshot intervals, so an engine that loads any kept snapshot
     /// finds every later change still in the stream.
@@ -275,6 +279,7 @@ impl Default for Config {
             nats: None,
             links_stream: snapshots::streams::LINKS_STREAM.into(),
             links_subject: snapshots::streams::LINKS_SUBJECT.into(),
+            lease_subject: snapshots::lease::DEFAULT_LEASE_SUBJECT.into(),
             links_stream_max_age_secs: 7 * 24 * 3600,
             links_stream_max_bytes: 1 << 30,
             links_stream_adopt: false,

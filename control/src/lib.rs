@@ -70,6 +70,8 @@
 //! - [`cursor`]: the opaque page cursors of the listings.
 //! - [`idempotency`]: `Idempotency-Key` replays.
 //! - [`relay`]: outbox → JetStream, and the stream's settings.
+//! - [`leases`]: visit leases for links with `max_visits`: the NATS
+//!   responder every instance runs, each grant one transaction.
 //! - [`leader`]: which of several instances on one database runs the
 //!   relay, snapshot, reconcile, purge and renewal tasks (an advisory lock).
 //! - [`snapshot`]: build, keep, push, reconcile; [`snapshot_builds`]:
@@ -112,6 +114,7 @@ pub mod idempotency;
 pub mod import;
 pub mod keys;
 pub mod leader;
+pub mod leases;
 pub mod links;
 pub mod metrics;
 pub mod middleware;

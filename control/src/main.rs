@@ -207,6 +207,9 @@ struct ServeArgs {
     /// Subject of that stream. Default links.changes.
     #[arg(long)]
     links_subject: Option<String>,
+    /// Subject prefix engines ask for visit leases on. Default links.lease.
+    #[arg(long)]
+    lease_subject: Option<String>,
     /// Oldest change the stream keeps, seconds (at least 10 snapshot intervals). Default 604800 (7 days).
     #[arg(long)]
     links_stream_max_age_secs: Option<u64>,
@@ -424,7 +427,7 @@ impl ServeArgs {
     fn into_config(self) -> Result<Config, servicekit::ConfigError> {
         servicekit::config::load(self.config.as_deref(), |c: &mut Config| {
             servicekit::override_fields!(self => c;
-                listen, database_url, links_stream, links_subject,
+                listen, database_url, links_stream, links_subject, lease_subject,
                 links_stream_max_age_secs, links_stream_max_bytes, links_stream_replicas,
                 clickhouse_database,
                 short_base, snapshot_dir, snapshot_interval_secs, snapshot_keep,

@@ -101,6 +101,14 @@ pub struct Metrics {
     /// Delivered deliveries and finished events removed by the pruning
     /// task (`crate::webhooks::prune`).
     pub webhook_pruned: Counter,
+    // visit leases (this instance's answers, `crate::leases`)
+    pub lease_requests: Counter,
+    /// Requests refused (malformed, another node's subject).
+    pub lease_refused: Counter,
+    pub lease_visits_granted: Counter,
+    pub lease_visits_returned: Counter,
+    /// Expired leases never given back, forgotten (visits stay counted).
+    pub lease_swept: Counter,
 }
 
 impl Metrics {
@@ -165,6 +173,20 @@ impl Metrics {
                 self.webhook_clicks_refused.get(),
             ),
             ("control_webhook_pruned_total", self.webhook_pruned.get()),
+            ("control_lease_requests_total", self.lease_requests.get()),
+            (
+                "control_lease_requests_refused_total",
+                self.lease_refused.get(),
+            ),
+            (
+                "control_lease_visits_granted_total",
+                self.lease_visits_granted.get(),
+            ),
+            (
+                "control_lease_visits_returned_total",
+                self.lease_visits_returned.get(),
+            ),
+            ("control_leases_swept_total", self.lease_swept.get()),
         ];
         for (name, v) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {v}");

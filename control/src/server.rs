@@ -146,6 +146,18 @@ pub async fn start_with_mailer(
             metrics.clone(),
         )));
     }
+    // Visit leases are answered by every instance (one queue group; the
+    // budget's rule is a row lock in PostgreSQL, crate::leases).
+    if let Some(nats) = config.nats_settings() {
+        tasks.push(tokio::spawn(crate::leases::run(crate::leases::Responder {
+            db: db.clone(),
+            nats,
+            signer: config.links_signer()?.map(Arc::new),
+            metrics: metrics.clone(),
+            ttl: crate::leases::LEASE_TTL,
+            subject: config.lease_subject.clone(),
+        })));
+    }
     // Webhook senders run on every instance (claims never overlap).
     if let Some(w) = webhooks
         && w.settings.concurrency > 0

@@ -698,3 +698,64 @@ async fn the_link_form_sets_valid_since_and_expired_url() {
     assert_eq!(link["valid_since"], "2030-01-01T09:00:00Z");
     assert_eq!(link["expired_url"], "https://example.com/sale-over");
 }
+
+/// The link form takes a visit limit like the API: a number that is not
+/// one, or one out of range, is shown beside its field; a limit is shown on
+/// the link's page and kept by an edit that shows it.
+#[tokio::test]
+async fn the_link_form_sets_max_visits() {
+    let app = TestApp::start().await;
+    app.user("ed@acme.example", Some(("acme", Role::Editor)))
+        .await;
+    let org = org_id(&app).await;
+    let ed = app.login("ed@acme.example", common::PASSWORD).await;
+    let form = app.page(&ed, &format!("/o/{org}/new-link")).await.html;
+    assert!(form.contains("name=\"max_visits\""), "{form}");
+    for bad in ["ten", "0", "1000000001"] {
+        let r = app
+            .submit(
+                &ed,
+                &format!("/o/{org}/links"),
+                &[
+                    ("target", "https://example.com/offer"),
+                    ("custom_alias", "offer"),
+                    ("status", "302"),
+                    ("max_visits", bad),
+                ],
+            )
+            .await;
+        assert!((400..500).contains(&r.status), "{bad}: {}", r.status);
+        assert!(
+            r.html.contains("id=\"max_visits-error\""),
+            "{bad}: {}",
+            r.html
+        );
+    }
+    let r = app
+        .submit(
+            &ed,
+            &format!("/o/{org}/links"),
+            &[
+                ("target", "https://example.com/offer"),
+                ("custom_alias", "offer"),
+                ("status", "302"),
+                ("max_visits", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let (_, link) = app
+        .call(reqwest::Method::GET, "/v1/links/offer", &app.admin_key)
+        .await;
+    assert_eq!(
+        (&link["max_visits"], &link["visits_left"]),
+        (&serde_json::json!(7), &serde_json::json!(7))
+    );
+    let page = app.page(&ed, &format!("/o/{org}/links/offer")).await.html;
+    assert!(page.contains("id=\"max-visits\""), "{page}");
+    let edit = app
+        .page(&ed, &format!("/o/{org}/links/offer/edit"))
+        .await
+        .html;
+    assert!(edit.contains("name=\"max_visits\" value=\"7\""), "{edit}");
+}

@@ -84,6 +84,8 @@ pub struct Stack {
     pub nats: testkit::JetStreamScope,
     pub stream: String,
     pub subject: String,
+    /// Visit lease requests go to `<lease_subject>.<node>` (the test's own).
+    pub lease_subject: String,
     /// Control signs link changes with it; engines trust its public half.
     pub keys: testkit::LinkKeys,
     pub engine_dir: tempfile::TempDir,
@@ -105,6 +107,7 @@ impl Stack {
         let nats = testkit::JetStreamScope::connect().await.unwrap();
         let stream = nats.stream_name("LINKS");
         let subject = nats.subject("links.changes");
+        let lease_subject = nats.subject("links.lease");
         let keys = testkit::LinkKeys::new().unwrap();
         let (engine_dir, control_dir) =
             (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -175,6 +178,7 @@ impl Stack {
             engine_args.push("--no-clicks".to_owned());
             (None, None)
         };
+        engine_args.extend(["--lease-subject".to_owned(), lease_subject.clone()]);
         engine_args.extend(options.engine_args.iter().cloned());
         let engine = spawn_follower(
             None,
@@ -200,6 +204,8 @@ impl Stack {
             &stream,
             "--links-subject",
             &subject,
+            "--lease-subject",
+            &lease_subject,
             // Control owns the stream (the engine never creates it).
             "--links-stream-adopt",
             "--short-base",
@@ -262,6 +268,7 @@ impl Stack {
             nats,
             stream,
             subject,
+            lease_subject,
             keys,
             engine_dir,
             control_dir,
@@ -487,8 +494,6 @@ async fn spawn_follower(
         listen,
         "--admin",
         admin,
-        "--cores",
-        "1",
         "--nats",
         url,
         "--links-stream",
@@ -500,6 +505,10 @@ async fn spawn_follower(
         "--state-dir",
         state_dir.to_str().unwrap(),
     ];
+    // One core unless the test asks for more.
+    if !extra.iter().any(|a| a == "--cores") {
+        args.extend(["--cores", "1"]);
+    }
     args.extend(extra.iter().map(String::as_str));
     match ns {
         None => Proc::spawn("engine", &args).await.unwrap(),

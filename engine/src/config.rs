@@ -67,6 +67,9 @@ pub struct Config {
     pub links_stream: String,
     /// Subject of that stream. Default `links.changes`.
     pub links_subject: String,
+    /// Subject prefix of visit lease requests for links with `max_visits`:
+    /// `<lease_subject>.<node_id>` (docs/max-visits.md). Default `links.lease`.
+    pub lease_subject: String,
     /// Bearer token required by `PUT /snapshot`. Default: none, allowed only
     /// with a loopback `admin` address.
     pub admin_token: Option<String>,
@@ -193,6 +196,7 @@ impl Default for Config {
             allow_unsigned_links: false,
             links_stream: snapshots::streams::LINKS_STREAM.to_owned(),
             links_subject: snapshots::streams::LINKS_SUBJECT.to_owned(),
+            lease_subject: snapshots::lease::DEFAULT_LEASE_SUBJECT.to_owned(),
             admin_token: None,
             pull_snapshot: None,
             pull_interval_ms: 2000,

@@ -1,6 +1,6 @@
 //! The control thread: one small tokio runtime beside the cores that runs
 //! the admin server, the change-stream consumer, the snapshot file watcher
-//! or puller,
+//! or puller, the visit lease task,
 //! the TLS certificate watcher and the signal handlers (SIGTERM/SIGINT: shut down; SIGHUP: reload).
 
 use crate::loader;
@@ -71,6 +71,11 @@ async fn run(
     if let Some(nats) = shared.config.nats_settings() {
         // Checked by Config::validate before start.
         let verifier = shared.config.links_verifier().ok().flatten();
+        tokio::spawn(crate::leases::run(
+            shared.clone(),
+            nats.clone(),
+            verifier.clone(),
+        ));
         tokio::spawn(crate::links::run(shared.clone(), nats, verifier));
     }
     if let Some(url) = shared.config.pull_snapshot.clone() {

@@ -61,6 +61,9 @@
 //!   [`admin`] is its HTTP port (routes and handlers, [`admin::prometheus`],
 //!   [`admin::error`]).
 //! - [`clicks`]: per-core click batches, the publisher thread, the disk spool.
+//! - [`leases`]: visit leases for links with `max_visits`: asked of control
+//!   on NATS, handed to the cores in slices ([`core::visits`]), unused
+//!   visits given back (docs/max-visits.md).
 //! - [`state_dir`]: the engine's private directory (pushed snapshot
 //!   generations, the spool): modes, lock, directory fsyncs.
 //! - [`streams`]: the `LINKS` and `CLICKS` streams the engine uses but does
@@ -80,6 +83,7 @@ pub mod control;
 pub mod core;
 pub mod geoip;
 pub mod http;
+pub mod leases;
 pub mod links;
 pub mod loader;
 pub mod metrics;

@@ -94,6 +94,9 @@ struct ServeArgs {
     /// Subject of the link change stream [default: links.changes].
     #[arg(long)]
     links_subject: Option<String>,
+    /// Subject prefix of visit lease requests (links with max_visits) [default: links.lease].
+    #[arg(long)]
+    lease_subject: Option<String>,
     /// Bearer token required by PUT /snapshot; required when --admin is not a loopback address [default: none].
     #[arg(long, env = "ENGINE_ADMIN_TOKEN")]
     admin_token: Option<String>,
@@ -182,7 +185,7 @@ impl ServeArgs {
     fn into_config(self) -> Result<Config, servicekit::ConfigError> {
         servicekit::config::load(self.config.as_deref(), |config: &mut Config| {
             servicekit::override_fields!(self => config;
-                listen, admin, links_stream, links_subject, permanent_max_age, gone_status,
+                listen, admin, links_stream, links_subject, lease_subject, permanent_max_age, gone_status,
                 io_memory_kib, io, uring_buffers, header_timeout_ms, idle_timeout_ms,
                 crowded_first_byte_timeout_ms, max_connections_per_core, shutdown_grace_ms,
                 clicks_stream, clicks_subject_prefix, click_batch_events, click_batch_age_ms,

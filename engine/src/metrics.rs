@@ -81,6 +81,9 @@ pub struct CoreMetrics {
     /// Visits to a link with a country rule while the engine has no GeoIP
     /// database (the rule could not match).
     pub rules_without_geoip: Counter,
+    /// Visits of links with `max_visits` answered as exhausted because this
+    /// core had none of their leased visits left.
+    pub visits_exhausted: Counter,
     /// Request latency from the read that completed it to the written answer.
     pub latency_buckets: [Counter; LATENCY_BOUNDS_US.len() + 1],
     pub latency_sum_ns: Counter,

@@ -109,6 +109,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         source,
     }) = initial
     {
+        shared.leases.snapshot(&s);
         *shared.snapshot.lock().expect("fresh lock") = Some(crate::shared::LoadedSnapshot {
             sequence: s.sequence(),
             links: s.len() as u64,

@@ -93,6 +93,8 @@ pub struct Shared {
     pub clicks: Option<Arc<crate::clicks::ClickStats>>,
     /// The TLS certificates, when TLS is on.
     pub tls: Option<crate::tls_control::TlsControl>,
+    /// Limited links for the visit lease task ([`crate::leases`]).
+    pub leases: crate::leases::feed::LeaseFeed,
 }
 
 /// Changes skipped because of their signature, by reason.
@@ -138,7 +140,9 @@ impl Shared {
         let config_clicks = config
             .clicks_enabled()
             .then(|| Arc::new(crate::clicks::ClickStats::default()));
+        let leases = crate::leases::feed::LeaseFeed::new(config.nats_settings().is_some());
         let shared = Shared {
+            leases,
             config,
             boot_id: boot_id(),
             senders,
@@ -211,11 +215,13 @@ impl Shared {
             *slot = Some(loaded);
         }
         self.snapshot_loads.fetch_add(1, Relaxed);
+        self.leases.snapshot(&snapshot);
     }
 
     /// Sends one change to every core (waits if a core's channel is full).
     pub fn broadcast_delta(&self, record: DeltaRecord) {
         let seq = record.seq;
+        self.leases.change(&record);
         let record = Arc::new(record);
         for sender in &self.senders {
             let _ = sender.send(Command::Delta(record.clone()));

@@ -1,6 +1,8 @@
 //! The rkyv types inside a snapshot's payload.
 //!
-//! Version 6's root ([`SnapshotRoot`]) is version 5's with a fourth map,
+//! Version 7's root ([`SnapshotRoot`]) is version 6's with a fifth map, the
+//! visit limits of the links flagged [`FLAG_LIMITED`]; version 6's
+//! ([`SnapshotRootV6`]) is version 5's with a fourth map,
 //! the password verifiers of the links flagged [`FLAG_PASSWORD`]; version
 //! 5's ([`SnapshotRootV5`]) is version 3's with the rules map. Version 3's
 //! root ([`SnapshotRootV3`]) holds the domain table, the
@@ -41,6 +43,9 @@ pub type ArchivedRulesMap = ArchivedHashMap<ArchivedLinkKey, ArchivedRulesValue>
 
 /// The archived passwords map of a version-6 payload.
 pub type ArchivedPasswordMap = ArchivedHashMap<ArchivedLinkKey, ArchivedPasswordValue>;
+
+/// The archived limits map of a version-7 payload: `max_visits` per link.
+pub type ArchivedLimitMap = ArchivedHashMap<ArchivedLinkKey, rkyv::rend::u32_le>;
 
 /// A version-2 link's key. Hashed as the domain's four little-endian bytes
 /// then the code's bytes; [`LinkKeyRef`] hashes the same way, so a lookup
@@ -115,7 +120,7 @@ pub struct WellKnownValue {
     pub body: String,
 }
 
-/// The root of a version-6 payload. Only its archived form is used: the
+/// The root of a version-7 payload. Only its archived form is used: the
 /// builder writes it through `RootOut` without building the maps.
 #[derive(Archive, Debug)]
 pub struct SnapshotRoot {
@@ -129,6 +134,21 @@ pub struct SnapshotRoot {
     pub rules: HashMap<LinkKey, RulesValue>,
     /// The password verifiers of the links flagged [`FLAG_PASSWORD`], and
     /// only theirs.
+    pub passwords: HashMap<LinkKey, PasswordValue>,
+    /// The `max_visits` of the links flagged [`FLAG_LIMITED`], and only
+    /// theirs. Engines read it once per snapshot to ask control for leases
+    /// (a few entries), never on a visit.
+    pub limits: HashMap<LinkKey, u32>,
+}
+
+/// The root of a version-6 payload (read, no longer written).
+#[derive(Archive, Debug)]
+pub struct SnapshotRootV6 {
+    pub domains: Vec<DomainValue>,
+    pub well_known: Vec<WellKnownValue>,
+    pub links: HashMap<LinkKey, LinkValue>,
+    pub extras: HashMap<LinkKey, LinkExtra>,
+    pub rules: HashMap<LinkKey, RulesValue>,
     pub passwords: HashMap<LinkKey, PasswordValue>,
 }
 
@@ -188,12 +208,17 @@ pub const FLAG_RULES: u8 = 8;
 /// Bit of [`LinkValue::flags`] (version 6): the link is password-protected
 /// and has an entry in the passwords map.
 pub const FLAG_PASSWORD: u8 = 16;
+/// Bit of [`LinkValue::flags`] (version 7): the link's visits are limited
+/// (an entry in the limits map); engines serve it only from leased visits.
+pub const FLAG_LIMITED: u8 = 32;
 /// Every flag bit versions 3 and 4 define.
 pub const KNOWN_FLAGS_V3: u8 = KNOWN_FLAGS_V2 | FLAG_EXTRA;
 /// Every flag bit version 5 defines.
 pub const KNOWN_FLAGS_V5: u8 = KNOWN_FLAGS_V3 | FLAG_RULES;
 /// Every flag bit version 6 defines.
-pub const KNOWN_FLAGS: u8 = KNOWN_FLAGS_V5 | FLAG_PASSWORD;
+pub const KNOWN_FLAGS_V6: u8 = KNOWN_FLAGS_V5 | FLAG_PASSWORD;
+/// Every flag bit version 7 defines.
+pub const KNOWN_FLAGS: u8 = KNOWN_FLAGS_V6 | FLAG_LIMITED;
 
 /// A link's value in the archive; the code is the map's key.
 ///
@@ -214,7 +239,7 @@ pub struct LinkValue {
     /// 301, 302, 307 or 308.
     pub status: u16,
     /// [`FLAG_DISABLED`] | [`FLAG_FORWARD_QUERY`] | [`FLAG_EXTRA`] |
-    /// [`FLAG_RULES`] | [`FLAG_PASSWORD`].
+    /// [`FLAG_RULES`] | [`FLAG_PASSWORD`] | [`FLAG_LIMITED`].
     pub flags: u8,
     /// The organisation that owns the link (version 4; 0 in older files):
     /// the click record carries it so analytics reads stats by org. 32 bits
@@ -246,6 +271,8 @@ pub(crate) struct RootOut<'a> {
     pub(crate) rules: &'a [(LinkKey, RulesValue)],
     /// The verifiers of the entries flagged [`FLAG_PASSWORD`], distinct keys.
     pub(crate) passwords: &'a [(LinkKey, PasswordValue)],
+    /// The limits of the entries flagged [`FLAG_LIMITED`], distinct keys.
+    pub(crate) limits: &'a [(LinkKey, u32)],
 }
 
 pub(crate) struct RootResolver {
@@ -255,6 +282,7 @@ pub(crate) struct RootResolver {
     extras: HashMapResolver,
     rules: HashMapResolver,
     passwords: HashMapResolver,
+    limits: HashMapResolver,
 }
 
 impl Archive for RootOut<'_> {
@@ -262,7 +290,7 @@ impl Archive for RootOut<'_> {
     type Resolver = RootResolver;
 
     fn resolve(&self, resolver: Self::Resolver, out: Place<Self::Archived>) {
-        munge!(let ArchivedSnapshotRoot { domains, well_known, links, extras, rules, passwords } = out);
+        munge!(let ArchivedSnapshotRoot { domains, well_known, links, extras, rules, passwords, limits } = out);
         ArchivedVec::resolve_from_slice(self.domains, resolver.domains, domains);
         ArchivedVec::resolve_from_slice(self.well_known, resolver.well_known, well_known);
         ArchivedHashMap::resolve_from_len(self.links.len(), LOAD_FACTOR, resolver.links, links);
@@ -274,6 +302,7 @@ impl Archive for RootOut<'_> {
             resolver.passwords,
             passwords,
         );
+        ArchivedHashMap::resolve_from_len(self.limits.len(), LOAD_FACTOR, resolver.limits, limits);
     }
 }
 
@@ -331,6 +360,11 @@ where
                 _,
             >(
                 self.passwords.iter().map(|(key, value)| (key, value)),
+                LOAD_FACTOR,
+                serializer,
+            )?,
+            limits: ArchivedLimitMap::serialize_from_iter::<_, &LinkKey, &u32, LinkKey, u32, _>(
+                self.limits.iter().map(|(key, value)| (key, value)),
                 LOAD_FACTOR,
                 serializer,
             )?,

@@ -3,8 +3,8 @@
 
 use crate::archive::{
     DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, DomainValue, Entry, FLAG_DISABLED,
-    FLAG_EXTRA, FLAG_FORWARD_QUERY, FLAG_PASSWORD, FLAG_RULES, LinkExtra, LinkKey, LinkValue,
-    RootOut, WellKnownValue,
+    FLAG_EXTRA, FLAG_FORWARD_QUERY, FLAG_LIMITED, FLAG_PASSWORD, FLAG_RULES, LinkExtra, LinkKey,
+    LinkValue, RootOut, WellKnownValue,
 };
 use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::BuildError;
@@ -49,6 +49,8 @@ pub struct SnapshotBuilder {
     /// The password verifiers of the protected links (few), keyed like
     /// `entries`.
     passwords: Vec<(LinkKey, PasswordValue)>,
+    /// The `max_visits` of the limited links (few), keyed like `entries`.
+    limits: Vec<(LinkKey, u32)>,
     domains: Vec<DomainValue>,
     well_known: Vec<WellKnownValue>,
     sequence: u64,
@@ -78,6 +80,7 @@ impl SnapshotBuilder {
             extras: Vec::new(),
             rules: Vec::new(),
             passwords: Vec::new(),
+            limits: Vec::new(),
             domains: Vec::new(),
             well_known: Vec::new(),
             sequence,
@@ -184,7 +187,8 @@ impl SnapshotBuilder {
                 FLAG_PASSWORD
             } else {
                 0
-            };
+            }
+            | if link.has_limit() { FLAG_LIMITED } else { 0 };
         self.text_bytes += (link.code.len() + link.target.len()) as u64;
         if link.has_rules() {
             let value = RulesValue::new(&link.rules, &link.split, link.status);
@@ -225,6 +229,16 @@ impl SnapshotBuilder {
                     code: link.code.clone(),
                 },
                 value,
+            ));
+        }
+        if let Some(max) = link.max_visits {
+            self.text_bytes += link.code.len() as u64 + 4 + ENTRY_OVERHEAD;
+            self.limits.push((
+                LinkKey {
+                    domain: link.domain,
+                    code: link.code.clone(),
+                },
+                max,
             ));
         }
         if link.has_extra() {
@@ -443,6 +457,7 @@ fn write_payload(file: &mut File, build: &SnapshotBuilder) -> Result<Written, Pa
         extras: &build.extras,
         rules: &build.rules,
         passwords: &build.passwords,
+        limits: &build.limits,
     };
     let writer = rkyv::api::high::to_bytes_in::<_, rancor::Error>(&root, IoWriter::new(sink))
         .map_err(|e| PayloadError::Archive(e.to_string()))?;

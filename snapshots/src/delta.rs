@@ -3,14 +3,15 @@
 //!
 //! Deltas are JSON (they are few, and an operator can read them with any NATS
 //! client); the snapshot and click batches are binary because they are many.
-//! Every delta carries its version (`"v": 6` now); a reader refuses versions
+//! Every delta carries its version (`"v": 7` now); a reader refuses versions
 //! it does not know rather than guess. Version 2 added the domain of link
 //! changes (absent: the default domain, as every version-1 change is) and
 //! the domain and well-known changes; version 3 the link's `valid_since`
 //! and `expired_url` (absent: none, as in every older change); version 4
 //! the link's `org_id` (absent: 0, unknown); version 5 the link's `rules`
 //! and `split` (absent: none); version 6 the link's `password_hash`
-//! (absent: no password).
+//! (absent: no password); version 7 the link's `max_visits` (absent:
+//! unlimited).
 
 use crate::domain::{DEFAULT_DOMAIN, Domain, DomainError, WellKnown, validate_name};
 use crate::link::{Link, LinkError, validate_code};
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The delta format version this crate writes.
-pub const DELTA_VERSION: u16 = 6;
+pub const DELTA_VERSION: u16 = 7;
 /// The oldest delta version this crate reads.
 pub const OLDEST_DELTA_VERSION: u16 = 1;
 
@@ -98,7 +99,7 @@ pub enum DeltaError {
     #[error("version-1 deltas carry no domain and no domain changes")]
     NotInVersion1,
     #[error(
-        "version-{version} deltas carry no {field} (since version 3; org_id since 4; rules and split since 5; password_hash since 6)"
+        "version-{version} deltas carry no {field} (since version 3; org_id since 4; rules and split since 5; password_hash since 6; max_visits since 7)"
     )]
     NotInVersion { version: u16, field: &'static str },
 }
@@ -211,6 +212,15 @@ impl LinkDelta {
                 field: "password_hash",
             });
         }
+        if delta.v < 7
+            && let LinkChange::Upsert { link } = &delta.change
+            && link.has_limit()
+        {
+            return Err(DeltaError::NotInVersion {
+                version: delta.v,
+                field: "max_visits",
+            });
+        }
         let link_error = |code: &str| {
             let code = code.to_owned();
             move |reason| DeltaError::InvalidLink { code, reason }
@@ -250,7 +260,7 @@ mod tests {
         let bytes = delta.encode();
         let text = std::str::from_utf8(&bytes).unwrap();
         assert!(
-            text.contains(r#""v":6"#) && text.contains(r#""op":"upsert""#),
+            text.contains(r#""v":7"#) && text.contains(r#""op":"upsert""#),
             "{text}"
         );
         assert_eq!(LinkDelta::decode(&bytes).unwrap(), delta);
@@ -258,14 +268,14 @@ mod tests {
         let delete = LinkDelta::delete(8, "abc");
         assert_eq!(
             std::str::from_utf8(&delete.encode()).unwrap(),
-            r#"{"v":6,"seq":8,"op":"delete","code":"abc"}"#
+            r#"{"v":7,"seq":8,"op":"delete","code":"abc"}"#
         );
         assert_eq!(LinkDelta::decode(&delete.encode()).unwrap(), delete);
 
         let delete = LinkDelta::delete_in(9, 7, "abc");
         assert_eq!(
             std::str::from_utf8(&delete.encode()).unwrap(),
-            r#"{"v":6,"seq":9,"op":"delete","domain":7,"code":"abc"}"#
+            r#"{"v":7,"seq":9,"op":"delete","domain":7,"code":"abc"}"#
         );
         let domain = LinkDelta::change(
             10,
@@ -288,9 +298,30 @@ mod tests {
     #[test]
     fn refusals() {
         assert!(matches!(
-            LinkDelta::decode(br#"{"v":7,"seq":1,"op":"delete","code":"a"}"#),
-            Err(DeltaError::UnsupportedVersion { found: 7, .. })
+            LinkDelta::decode(br#"{"v":8,"seq":1,"op":"delete","code":"a"}"#),
+            Err(DeltaError::UnsupportedVersion { found: 8, .. })
         ));
+        let limited = br#"{"v":7,"seq":1,"op":"upsert","link":{"code":"a","target":"https://x.y","max_visits":10}}"#;
+        let decoded = LinkDelta::decode(limited).unwrap();
+        assert!(
+            matches!(&decoded.change, LinkChange::Upsert { link } if link.max_visits == Some(10))
+        );
+        let text = String::from_utf8(limited.to_vec()).unwrap();
+        assert!(matches!(
+            LinkDelta::decode(text.replace(r#""v":7"#, r#""v":6"#).as_bytes()),
+            Err(DeltaError::NotInVersion {
+                version: 6,
+                field: "max_visits"
+            })
+        ));
+        for bad in ["0", "1000000001"] {
+            match LinkDelta::decode(text.replace("10}", &format!("{bad}}}")).as_bytes()) {
+                Err(DeltaError::InvalidLink { reason, .. }) => {
+                    assert!(reason.to_string().contains("max_visits"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
         let gated = br#"{"v":6,"seq":1,"op":"upsert","link":{"code":"a","target":"https://x.y","password_hash":"$argon2id$v=19$m=1024,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Ck1HvCoR4YW0GMpwA4MYS8aWKX9o8D1rtBpNOs7FVd8"}}"#;
         let decoded = LinkDelta::decode(gated).unwrap();
         assert!(matches!(&decoded.change, LinkChange::Upsert { link } if link.has_password()));

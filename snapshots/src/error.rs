@@ -52,6 +52,8 @@ pub enum SnapshotError {
         "{flagged} links are flagged password-protected but the passwords map holds {passwords}"
     )]
     PasswordsMismatch { flagged: usize, passwords: usize },
+    #[error("{flagged} links are flagged limited but the limits map holds {limits}")]
+    LimitsMismatch { flagged: usize, limits: usize },
     #[error("link {code:?} (domain {domain}) is invalid: {reason}")]
     InvalidLink {
         domain: u32,

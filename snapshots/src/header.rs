@@ -9,13 +9,12 @@ use xxhash_rust::xxh3::xxh3_64;
 /// First eight bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"SHRTSNAP";
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 /// The oldest format version this crate still reads (version 1: one unnamed
 /// domain; its links are read as the default domain's).
 pub const OLDEST_READ_VERSION: u16 = 1;
 /// Header flag: a signature trailer follows the payload ([`crate::signed`]).
-/// Defined in version 6; readers from before it refuse such a file for its
-/// unknown flag rather than misread it.
+/// Defined from version 7 on; older versions must not carry it.
 pub const HEADER_FLAG_SIGNED: u16 = 1;
 /// Header size, and so the payload's offset in the file. A multiple of the
 /// archive's alignment (16), so a page-aligned mapping keeps the payload aligned.
@@ -26,7 +25,7 @@ pub const HEADER_LEN: usize = 64;
 pub struct Header {
     /// Format version of the file.
     pub version: u16,
-    /// Feature flags: [`HEADER_FLAG_SIGNED`] from version 6 on, none before.
+    /// Feature flags: [`HEADER_FLAG_SIGNED`] from version 7 on, none before.
     pub flags: u16,
     /// Number of links in the archive (all domains).
     pub link_count: u64,
@@ -93,7 +92,7 @@ impl Header {
             });
         }
         let flags = u16_at(bytes, 10);
-        let known = if version >= 6 { HEADER_FLAG_SIGNED } else { 0 };
+        let known = if version >= 7 { HEADER_FLAG_SIGNED } else { 0 };
         if flags & !known != 0 {
             return Err(SnapshotError::UnknownFlags { flags });
         }

@@ -31,6 +31,8 @@
 //! - **Enriched clicks** ([`enriched::EnrichedClick`]): what the sidecar
 //!   publishes for every stored click (JSON on core NATS) and control reads
 //!   back for `link.clicked` webhooks.
+//! - **Visit leases** ([`lease`]): how control hands the visits of links
+//!   with `max_visits` to engines (request and signed grant, core NATS).
 //! - **Engine readiness** ([`readiness::EngineReadiness`]): the JSON an
 //!   engine's `GET /readyz` answers and the control plane reads to decide
 //!   whether an engine needs the latest snapshot.
@@ -54,6 +56,7 @@
 //! - [`readiness`]: the engine's `/readyz` record.
 //! - [`rules`]: redirect rules and A/B splits, owned and archived.
 //! - [`password`]: the argon2id verifier of a password-protected link.
+//! - [`lease`]: visit lease requests and grants (`max_visits`).
 //! - `input` (feature `cli`, on by default): CSV / JSON-lines input for the
 //!   `snapshot` tool. The feature also builds the tool; the services depend
 //!   on this crate without it, so they never compile csv, indicatif or clap
@@ -71,6 +74,7 @@ pub mod error;
 pub mod header;
 #[cfg(feature = "cli")]
 pub mod input;
+pub mod lease;
 pub mod link;
 pub mod password;
 pub mod reader;

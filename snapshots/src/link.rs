@@ -14,6 +14,8 @@ use thiserror::Error;
 pub const MAX_CODE_LEN: usize = 64;
 /// Longest target URL in bytes.
 pub const MAX_TARGET_LEN: usize = 8 * 1024;
+/// The largest `max_visits` a link may have.
+pub const MAX_VISITS: u32 = 1_000_000_000;
 
 /// A link as it crosses process boundaries (snapshot input, deltas, the API).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +73,12 @@ pub struct Link {
     /// 6 and delta version 6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
+    /// How many visits the link redirects in all, 1 to [`MAX_VISITS`]; then
+    /// it answers as an expired link. `None`: unlimited. Engines serve a
+    /// limited link only from visits leased by control (`lease` module).
+    /// Since snapshot format 7 and delta version 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_visits: Option<u32>,
 }
 
 impl Link {
@@ -91,7 +99,14 @@ impl Link {
             rules: Vec::new(),
             split: Vec::new(),
             password_hash: None,
+            max_visits: None,
         }
+    }
+
+    /// Whether the link's visits are limited (kept in the snapshot's limits
+    /// map, apart from the hot record).
+    pub fn has_limit(&self) -> bool {
+        self.max_visits.is_some()
     }
 
     /// Whether the link is password-protected (its verifier is kept in the
@@ -132,6 +147,9 @@ impl Link {
         validate_rules(&self.rules, &self.split)?;
         if let Some(phc) = &self.password_hash {
             PasswordValue::from_phc(phc)?;
+        }
+        if let Some(max) = self.max_visits {
+            validate_max_visits(max)?;
         }
         Ok(())
     }
@@ -247,6 +265,19 @@ pub enum LinkError {
     ArchivedRules(#[from] crate::rules::ArchivedRulesError),
     #[error("{0}")]
     Password(#[from] PasswordError),
+    #[error("max_visits {value} is not between 1 and {max}")]
+    MaxVisits { value: u64, max: u32 },
+}
+
+/// Checks a visit limit: 1 to [`MAX_VISITS`].
+pub fn validate_max_visits(max: u32) -> Result<(), LinkError> {
+    if max == 0 || max > MAX_VISITS {
+        return Err(LinkError::MaxVisits {
+            value: u64::from(max),
+            max: MAX_VISITS,
+        });
+    }
+    Ok(())
 }
 
 /// Whether `byte` may appear in a code.

@@ -1,12 +1,13 @@
 //! Opening a snapshot: map, check once, then read in place.
 
 use crate::archive::{
-    ArchivedDomainValue, ArchivedExtraMap, ArchivedLinkExtra, ArchivedLinkMap, ArchivedLinkTable,
-    ArchivedLinkValue, ArchivedPasswordMap, ArchivedRulesMap, ArchivedSnapshotRoot,
-    ArchivedSnapshotRootV2, ArchivedSnapshotRootV3, ArchivedSnapshotRootV5, ArchivedWellKnownValue,
-    DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS, DOMAIN_VERIFIED, FLAG_DISABLED, FLAG_EXTRA,
-    FLAG_FORWARD_QUERY, FLAG_PASSWORD, FLAG_RULES, KNOWN_DOMAIN_FLAGS, KNOWN_FLAGS, KNOWN_FLAGS_V2,
-    KNOWN_FLAGS_V3, KNOWN_FLAGS_V5, LinkKeyRef,
+    ArchivedDomainValue, ArchivedExtraMap, ArchivedLimitMap, ArchivedLinkExtra, ArchivedLinkMap,
+    ArchivedLinkTable, ArchivedLinkValue, ArchivedPasswordMap, ArchivedRulesMap,
+    ArchivedSnapshotRoot, ArchivedSnapshotRootV2, ArchivedSnapshotRootV3, ArchivedSnapshotRootV5,
+    ArchivedSnapshotRootV6, ArchivedWellKnownValue, DOMAIN_HSTS, DOMAIN_REDIRECT_HTTPS,
+    DOMAIN_VERIFIED, FLAG_DISABLED, FLAG_EXTRA, FLAG_FORWARD_QUERY, FLAG_LIMITED, FLAG_PASSWORD,
+    FLAG_RULES, KNOWN_DOMAIN_FLAGS, KNOWN_FLAGS, KNOWN_FLAGS_V2, KNOWN_FLAGS_V3, KNOWN_FLAGS_V5,
+    KNOWN_FLAGS_V6, LinkKeyRef,
 };
 use crate::domain::{DEFAULT_DOMAIN, Domain, HttpMode, WellKnown};
 use crate::error::SnapshotError;
@@ -32,7 +33,7 @@ use xxhash_rust::xxh3::xxh3_64;
 ///
 /// Version-1 files (one unnamed domain) are read as version 3 with only the
 /// default domain, unnamed: their links are the default domain's. Version-2
-/// files are read as version 3 without extras, version 3 to 5 as version 6
+/// files are read as version 3 without extras, version 3 to 6 as version 7
 /// without the side tables they did not have yet.
 pub struct Snapshot {
     bytes: Backing,
@@ -55,8 +56,10 @@ enum Layout {
     V3,
     /// Version 5: version 4's and the link rules.
     V5,
-    /// Version 6 (written now): version 5's and the password verifiers.
+    /// Version 6: version 5's and the password verifiers.
     V6,
+    /// Version 7 (written now): version 6's and the visit limits.
+    V7,
 }
 
 enum Backing {
@@ -168,7 +171,8 @@ impl Snapshot {
             2 => Layout::V2,
             3 | 4 => Layout::V3,
             5 => Layout::V5,
-            _ => Layout::V6,
+            6 => Layout::V6,
+            _ => Layout::V7,
         };
         let payload_end = HEADER_LEN + header.payload_len as usize;
         let payload = &all[HEADER_LEN..payload_end];
@@ -218,6 +222,7 @@ impl Snapshot {
                     extras: None,
                     rules: None,
                     passwords: None,
+                    limits: None,
                 };
                 check_root(&header, parts)?;
             }
@@ -231,6 +236,7 @@ impl Snapshot {
                     extras: Some(&root.extras),
                     rules: None,
                     passwords: None,
+                    limits: None,
                 };
                 check_root(&header, parts)?;
             }
@@ -244,10 +250,25 @@ impl Snapshot {
                     extras: Some(&root.extras),
                     rules: Some(&root.rules),
                     passwords: None,
+                    limits: None,
                 };
                 check_root(&header, parts)?;
             }
             Layout::V6 => {
+                let root = rkyv::access::<ArchivedSnapshotRootV6, rancor::Error>(payload)
+                    .map_err(archive_error)?;
+                let parts = RootParts {
+                    domains: &root.domains,
+                    well_known: &root.well_known,
+                    links: &root.links,
+                    extras: Some(&root.extras),
+                    rules: Some(&root.rules),
+                    passwords: Some(&root.passwords),
+                    limits: None,
+                };
+                check_root(&header, parts)?;
+            }
+            Layout::V7 => {
                 let root = rkyv::access::<ArchivedSnapshotRoot, rancor::Error>(payload)
                     .map_err(archive_error)?;
                 let parts = RootParts {
@@ -257,6 +278,7 @@ impl Snapshot {
                     extras: Some(&root.extras),
                     rules: Some(&root.rules),
                     passwords: Some(&root.passwords),
+                    limits: Some(&root.limits),
                 };
                 check_root(&header, parts)?;
             }
@@ -338,8 +360,15 @@ impl Snapshot {
 
     /// The version-6 root. Only call when the layout is `V6`.
     #[inline]
-    fn root(&self) -> &ArchivedSnapshotRoot {
+    fn root_v6(&self) -> &ArchivedSnapshotRootV6 {
         // SAFETY: as in `table_v1`, validated as a version-6 root.
+        unsafe { rkyv::access_unchecked::<ArchivedSnapshotRootV6>(self.payload()) }
+    }
+
+    /// The version-7 root. Only call when the layout is `V7`.
+    #[inline]
+    fn root(&self) -> &ArchivedSnapshotRoot {
+        // SAFETY: as in `table_v1`, validated as a version-7 root.
         unsafe { rkyv::access_unchecked::<ArchivedSnapshotRoot>(self.payload()) }
     }
 
@@ -351,7 +380,8 @@ impl Snapshot {
             Layout::V2 => Some(&self.root_v2().links),
             Layout::V3 => Some(&self.root_v3().links),
             Layout::V5 => Some(&self.root_v5().links),
-            Layout::V6 => Some(&self.root().links),
+            Layout::V6 => Some(&self.root_v6().links),
+            Layout::V7 => Some(&self.root().links),
         }
     }
 
@@ -362,7 +392,8 @@ impl Snapshot {
             Layout::V2 => Some((&self.root_v2().domains, &self.root_v2().well_known)),
             Layout::V3 => Some((&self.root_v3().domains, &self.root_v3().well_known)),
             Layout::V5 => Some((&self.root_v5().domains, &self.root_v5().well_known)),
-            Layout::V6 => Some((&self.root().domains, &self.root().well_known)),
+            Layout::V6 => Some((&self.root_v6().domains, &self.root_v6().well_known)),
+            Layout::V7 => Some((&self.root().domains, &self.root().well_known)),
         }
     }
 
@@ -388,7 +419,7 @@ impl Snapshot {
         {
             return None;
         }
-        if self.layout != Layout::V6 {
+        if self.layout != Layout::V7 {
             return self.get_older(domain, code);
         }
         let key = LinkKeyRef { domain, code };
@@ -398,8 +429,8 @@ impl Snapshot {
             .map(|value| LinkView { domain, value })
     }
 
-    /// [`Snapshot::get_in`] on a file older than version 6: kept off the
-    /// version-6 path, which pays one comparison for them.
+    /// [`Snapshot::get_in`] on a file older than version 7: kept off the
+    /// version-7 path, which pays one comparison for them.
     #[cold]
     #[inline(never)]
     fn get_older(&self, domain: u32, code: &[u8]) -> Option<LinkView<'_>> {
@@ -428,7 +459,8 @@ impl Snapshot {
             Layout::V1 | Layout::V2 => return None,
             Layout::V3 => &self.root_v3().extras,
             Layout::V5 => &self.root_v5().extras,
-            Layout::V6 => &self.root().extras,
+            Layout::V6 => &self.root_v6().extras,
+            Layout::V7 => &self.root().extras,
         };
         let key = LinkKeyRef { domain, code };
         extras
@@ -443,7 +475,8 @@ impl Snapshot {
         let rules = match self.layout {
             Layout::V1 | Layout::V2 | Layout::V3 => return None,
             Layout::V5 => &self.root_v5().rules,
-            Layout::V6 => &self.root().rules,
+            Layout::V6 => &self.root_v6().rules,
+            Layout::V7 => &self.root().rules,
         };
         let key = LinkKeyRef { domain, code };
         rules.get_with(&key, |q, k| q.matches(k))
@@ -453,11 +486,37 @@ impl Snapshot {
     /// says [`LinkView::has_password`] have one (version 6). Not on the path
     /// of a link without one.
     pub fn password_in(&self, domain: u32, code: &[u8]) -> Option<&ArchivedPasswordValue> {
-        if self.layout != Layout::V6 {
+        let passwords = match self.layout {
+            Layout::V1 | Layout::V2 | Layout::V3 | Layout::V5 => return None,
+            Layout::V6 => &self.root_v6().passwords,
+            Layout::V7 => &self.root().passwords,
+        };
+        let key = LinkKeyRef { domain, code };
+        passwords.get_with(&key, |q, k| q.matches(k))
+    }
+
+    /// The `max_visits` of `(domain, code)`: only links whose view says
+    /// [`LinkView::has_limit`] have one (version 7).
+    pub fn limit_in(&self, domain: u32, code: &[u8]) -> Option<u32> {
+        if self.layout != Layout::V7 {
             return None;
         }
         let key = LinkKeyRef { domain, code };
-        self.root().passwords.get_with(&key, |q, k| q.matches(k))
+        self.root()
+            .limits
+            .get_with(&key, |q, k| q.matches(k))
+            .map(|max| max.to_native())
+    }
+
+    /// Every limited link as `(domain, code, max_visits)`: what an engine
+    /// asks control to lease visits of when it installs the snapshot (the
+    /// limits map holds only the limited links, so this reads few entries).
+    pub fn limits(&self) -> impl Iterator<Item = (u32, &str, u32)> + '_ {
+        let limits = (self.layout == Layout::V7).then(|| &self.root().limits);
+        limits.into_iter().flat_map(|map| {
+            map.iter()
+                .map(|(key, max)| (key.domain.to_native(), key.code.as_str(), max.to_native()))
+        })
     }
 
     /// An owned copy of `(domain, code)` with everything it has: extras,
@@ -472,6 +531,7 @@ impl Snapshot {
         link.password_hash = self
             .password_in(domain, code.as_bytes())
             .map(|p| p.to_owned_value().to_phc());
+        link.max_visits = self.limit_in(domain, code.as_bytes());
         Some(link)
     }
 
@@ -583,6 +643,8 @@ struct RootParts<'a> {
     rules: Option<&'a ArchivedRulesMap>,
     /// Version 6's password verifiers; `None` before.
     passwords: Option<&'a ArchivedPasswordMap>,
+    /// Version 7's visit limits; `None` before.
+    limits: Option<&'a ArchivedLimitMap>,
 }
 
 /// The version-2 and version-3 rules beyond rkyv's: domains (known flags,
@@ -659,12 +721,14 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
         });
     }
     check_count(header, root.links.len())?;
-    let known_flags = match (root.extras, root.rules, root.passwords) {
-        (_, _, Some(_)) => KNOWN_FLAGS,
-        (_, Some(_), None) => KNOWN_FLAGS_V5,
-        (Some(_), None, None) => KNOWN_FLAGS_V3,
-        (None, None, None) => KNOWN_FLAGS_V2,
+    let known_flags = match (root.extras, root.rules, root.passwords, root.limits) {
+        (_, _, _, Some(_)) => KNOWN_FLAGS,
+        (_, _, Some(_), None) => KNOWN_FLAGS_V6,
+        (_, Some(_), None, None) => KNOWN_FLAGS_V5,
+        (Some(_), None, None, None) => KNOWN_FLAGS_V3,
+        (None, None, None, None) => KNOWN_FLAGS_V2,
     };
+    let mut limited = 0usize;
     let mut flagged = 0usize;
     let mut with_rules = 0usize;
     let mut with_password = 0usize;
@@ -712,6 +776,15 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
                 .check()
                 .map_err(|reason| invalid(LinkError::Password(reason)))?;
         }
+        if let Some(limits) = root.limits
+            && value.flags & FLAG_LIMITED != 0
+        {
+            limited += 1;
+            let max = limits
+                .get_with(&key, |q, k| q.matches(k))
+                .ok_or_else(|| invalid(LinkError::Flags { flags: value.flags }))?;
+            link::validate_max_visits(max.to_native()).map_err(invalid)?;
+        }
         if ids.binary_search(&domain).is_err() {
             return Err(SnapshotError::UnknownDomain {
                 domain,
@@ -741,6 +814,14 @@ fn check_root(header: &Header, root: RootParts<'_>) -> Result<(), SnapshotError>
         return Err(SnapshotError::PasswordsMismatch {
             flagged: with_password,
             passwords: passwords.len(),
+        });
+    }
+    if let Some(limits) = root.limits
+        && limits.len() != limited
+    {
+        return Err(SnapshotError::LimitsMismatch {
+            flagged: limited,
+            limits: limits.len(),
         });
     }
     Ok(())
@@ -857,6 +938,13 @@ impl<'a> LinkView<'a> {
         self.value.flags & FLAG_RULES != 0
     }
 
+    /// Whether the link's visits are limited ([`Snapshot::limit_in`]):
+    /// served only from visits control leased to this engine.
+    #[inline]
+    pub fn has_limit(&self) -> bool {
+        self.value.flags & FLAG_LIMITED != 0
+    }
+
     /// Whether the link is password-protected ([`Snapshot::password_in`]).
     #[inline]
     pub fn has_password(&self) -> bool {
@@ -910,6 +998,7 @@ impl<'a> LinkView<'a> {
             rules: Vec::new(),
             split: Vec::new(),
             password_hash: None,
+            max_visits: None,
         }
     }
 }

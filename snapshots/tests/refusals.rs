@@ -51,20 +51,20 @@ fn wrong_magic_and_version() {
     ));
 
     let mut bytes = good_bytes();
-    bytes[8..10].copy_from_slice(&7u16.to_le_bytes());
+    bytes[8..10].copy_from_slice(&8u16.to_le_bytes());
     let err = Snapshot::from_bytes(&bytes).unwrap_err();
     assert!(
         matches!(
             err,
             SnapshotError::UnsupportedVersion {
-                found: 7,
-                supported: 6
+                found: 8,
+                supported: 7
             }
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("version 7"), "{err}");
-    assert!(err.to_string().contains("versions 1 to 6"), "{err}");
+    assert!(err.to_string().contains("version 8"), "{err}");
+    assert!(err.to_string().contains("versions 1 to 7"), "{err}");
 }
 
 #[test]

@@ -196,7 +196,7 @@ fn links_are_keyed_by_domain_and_code() {
     }
     builder.write_to(&path).unwrap();
     let snapshot = Snapshot::open(&path).unwrap();
-    assert_eq!(snapshot.header().version, 6);
+    assert_eq!(snapshot.header().version, 7);
     assert_eq!(snapshot.len(), 3);
     assert_eq!(snapshot.get("same").unwrap().org_id(), 1);
     assert_eq!(snapshot.get_in(7, b"same").unwrap().org_id(), 7001);
@@ -391,7 +391,7 @@ fn rules_and_splits_live_in_their_own_map() {
         1,
     );
     let snapshot = Snapshot::open(&path).unwrap();
-    assert_eq!(snapshot.header().version, 6);
+    assert_eq!(snapshot.header().version, 7);
     let view = snapshot.get("ruled").unwrap();
     assert!(view.has_rules() && view.has_extra());
     let (back, back_split) = snapshot
@@ -451,4 +451,62 @@ fn password_verifiers_round_trip() {
     };
     let refused = builder.push(too_costly).unwrap_err().to_string();
     assert!(refused.contains("memory m=65536"), "{refused}");
+}
+
+/// A limited link keeps its `max_visits` (format 7's side table) and is
+/// listed by `limits()`, which holds only the limited links; bad limits are
+/// refused at the builder.
+#[test]
+fn visit_limits_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.snap");
+    let limited = Link {
+        domain: 0,
+        max_visits: Some(1000),
+        expired_url: Some("https://over.example/".into()),
+        ..Link::new("limited", "https://limited.example/")
+    };
+    let one = Link {
+        max_visits: Some(1),
+        ..Link::new("once", "https://once.example/")
+    };
+    common::build(
+        &path,
+        &[
+            limited.clone(),
+            one.clone(),
+            Link::new("plain", "https://plain.example/"),
+        ],
+        1,
+    );
+    let snapshot = Snapshot::open(&path).unwrap();
+    assert_eq!(snapshot.header().version, 7);
+    let view = snapshot.get("limited").unwrap();
+    assert!(view.has_limit() && view.has_extra() && !view.has_password());
+    assert_eq!(snapshot.limit_in(0, b"limited"), Some(1000));
+    assert_eq!(snapshot.link_in(0, "limited").unwrap(), limited);
+    assert_eq!(snapshot.link_in(0, "once").unwrap(), one);
+    assert!(!snapshot.get("plain").unwrap().has_limit());
+    assert_eq!(snapshot.limit_in(0, b"plain"), None);
+    let mut limits: Vec<_> = snapshot
+        .limits()
+        .map(|(domain, code, max)| (domain, code.to_owned(), max))
+        .collect();
+    limits.sort();
+    assert_eq!(
+        limits,
+        vec![(0, "limited".to_owned(), 1000), (0, "once".to_owned(), 1)]
+    );
+
+    let mut builder = SnapshotBuilder::new(1);
+    for bad in [0, 1_000_000_001] {
+        let refused = builder
+            .push(Link {
+                max_visits: Some(bad),
+                ..Link::new("bad", "https://bad.example/")
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("max_visits"), "{refused}");
+    }
 }

@@ -42,6 +42,8 @@ impl Role {
 pub struct StreamNames {
     pub links_stream: String,
     pub links_subject: String,
+    /// Visit lease requests go to `<lease_subject>.<node>`.
+    pub lease_subject: String,
     pub clicks_stream: String,
     /// Click batches go to `<prefix>.<node>`.
     pub clicks_subject_prefix: String,
@@ -59,6 +61,7 @@ impl Default for StreamNames {
         StreamNames {
             links_stream: "LINKS".into(),
             links_subject: "links.changes".into(),
+            lease_subject: "links.lease".into(),
             clicks_stream: "CLICKS".into(),
             clicks_subject_prefix: "clicks".into(),
             clicks_consumer: "analytics".into(),
@@ -202,6 +205,7 @@ fn write_auth(dir: &Path, names: &StreamNames) -> anyhow::Result<PathBuf> {
     let mut config = body
         .replace("@LINKS_STREAM@", &names.links_stream)
         .replace("@LINKS_SUBJECT@", &names.links_subject)
+        .replace("@LEASE_SUBJECT@", &names.lease_subject)
         .replace("@CLICKS_STREAM@", &names.clicks_stream)
         .replace("@CLICKS_SUBJECT_PREFIX@", &names.clicks_subject_prefix)
         .replace("@CLICKS_CONSUMER@", &names.clicks_consumer)

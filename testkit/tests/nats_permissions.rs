@@ -265,3 +265,54 @@ async fn analytics_publishes_enriched_clicks_and_only_control_reads_them() -> an
     }
     Ok(())
 }
+
+/// Visit leases (`snapshots::lease`): an engine asks on `links.lease.<node>`
+/// and control answers on the engine's inbox (responses only); no other
+/// role may ask, and control may not publish on the engines' inboxes
+/// unasked.
+#[tokio::test]
+async fn engines_ask_control_for_visit_leases() -> anyhow::Result<()> {
+    let (nats, _) = setup().await?;
+    let control = nats.connect_as(Role::Control).await?;
+    let mut requests = control.subscribe("links.lease.*").await?;
+    control.flush().await?;
+    let answering = control.clone();
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            if let Some(reply) = request.reply {
+                let _ = answering.publish(reply, "granted".into()).await;
+                let _ = answering.flush().await;
+            }
+        }
+    });
+    let engine = nats.connect_as(Role::Engine).await?;
+    let reply = tokio::time::timeout(ACK_WAIT, engine.request("links.lease.node1", "want".into()))
+        .await??;
+    assert_eq!(&reply.payload[..], b"granted");
+    for role in [Role::Analytics, Role::Control] {
+        let client = nats.connect_as(role).await?;
+        let asked = tokio::time::timeout(
+            Duration::from_millis(500),
+            client.request("links.lease.node1", "want".into()),
+        )
+        .await;
+        assert!(
+            !matches!(asked, Ok(Ok(_))),
+            "{} asked for a lease",
+            role.user()
+        );
+    }
+    // Control cannot write to an engine's inbox it was not asked on.
+    let mut inbox = engine.subscribe("_INBOX_engine.unasked").await?;
+    engine.flush().await?;
+    control
+        .publish("_INBOX_engine.unasked", "forged".into())
+        .await?;
+    control.flush().await?;
+    let got = tokio::time::timeout(Duration::from_millis(300), inbox.next()).await;
+    assert!(
+        !matches!(got, Ok(Some(_))),
+        "control wrote to an engine's inbox"
+    );
+    Ok(())
+}

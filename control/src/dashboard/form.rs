@@ -173,6 +173,8 @@ pub struct LinkForm {
     pub valid_since: String,
     /// Where an expired link redirects, or empty (410).
     pub expired_url: String,
+    /// The visit limit, or empty for none.
+    pub max_visits: String,
     /// UTM values, each empty for none.
     pub utm_source: String,
     pub utm_medium: String,
@@ -229,6 +231,7 @@ impl LinkForm {
                 .and_then(|t| t.format(MINUTES).ok())
                 .unwrap_or_default(),
             expired_url: row.expired_url.clone().unwrap_or_default(),
+            max_visits: row.max_visits.map(|m| m.to_string()).unwrap_or_default(),
             utm_source: row.utm.source.clone().unwrap_or_default(),
             utm_medium: row.utm.medium.clone().unwrap_or_default(),
             utm_campaign: row.utm.campaign.clone().unwrap_or_default(),
@@ -261,6 +264,20 @@ impl LinkForm {
             .trim()
             .parse()
             .map_err(|_| FormError::field("status", "choose one of the redirect statuses"))
+    }
+
+    /// The visit limit: empty for none, else a whole number (its range is
+    /// the API's to check, which names the field).
+    fn max_visits(&self) -> Result<Option<i64>, FormError> {
+        match self.max_visits.trim() {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(|_| {
+                FormError::field(
+                    "max_visits",
+                    "a whole number of visits, or empty for no limit",
+                )
+            }),
+        }
     }
 
     fn expires_at(&self) -> Result<Option<OffsetDateTime>, FormError> {
@@ -326,6 +343,7 @@ impl LinkForm {
             rules: self.json_field("rules", &self.rules)?,
             split: self.json_field("split", &self.split)?,
             password: (!self.password.is_empty()).then(|| self.password.clone()),
+            max_visits: self.max_visits()?,
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),
             title: self.title(),
@@ -364,6 +382,7 @@ impl LinkForm {
                 (None, false) => Some(Some(self.password.clone())),
                 (None, true) => None,
             },
+            max_visits: Some(self.max_visits()?),
             disabled: Some(self.disabled.is_some()),
             forward_query: Some(self.forward_query.is_some()),
             tags: Some(self.tags()),

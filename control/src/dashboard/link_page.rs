@@ -115,6 +115,11 @@ pub async fn page(
                     @if let Some(url) = &row.expired_url {
                         dt { "After expiry" } dd #expired-url { (url) }
                     }
+                    @if let Some(max) = row.max_visits {
+                        dt { "Visit limit" } dd #max-visits {
+                            (max) " in all; " ((i64::from(max) - row.visits_leased).max(0)) " not yet leased to engines"
+                        }
+                    }
                     @if !row.utm.is_empty() {
                         dt { "UTM parameters" } dd #utm {
                             @for (name, value) in row.utm.values() {

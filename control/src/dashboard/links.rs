@@ -219,6 +219,7 @@ fn link_form(
         "expires_at",
         "valid_since",
         "expired_url",
+        "max_visits",
         "utm_source",
         "utm_medium",
         "utm_campaign",
@@ -270,6 +271,7 @@ fn link_form(
                 (text_field("valid_since", "Valid from (UTC)", "datetime-local", &f.valid_since, Some("Empty: at once. Before it the short link answers as if it did not exist."), error))
                 (text_field("expires_at", "Expires at (UTC)", "datetime-local", &f.expires_at, Some("Empty: never."), error))
                 (text_field("expired_url", "After expiry, redirect to", "text", &f.expired_url, Some("Empty: an expired link answers 410. Else an http or https URL."), error))
+                (text_field("max_visits", "Visit limit", "text", &f.max_visits, Some("Empty: no limit. Else 1 to 1000000000 redirects in all; then the link answers as expired. Removing the limit and setting it again starts the count over."), error))
                 fieldset #utm {
                     legend { "UTM parameters" }
                     div.hint { "Added to the target's query when the short link redirects (utm_source=…), replacing a parameter of the same name; the target above stays as written. Each empty: none." }

@@ -186,6 +186,7 @@ pub fn check_create(
             None => None,
         },
         password_hash: None,
+        max_visits: req.max_visits.map(input::check_max_visits).transpose()?,
     };
     Ok((new, target.host))
 }
@@ -412,12 +413,15 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
         (row.expires_at, row.valid_since, row.expired_url.clone()),
         row.utm.clone(),
         (row.rules.clone(), row.split.clone()),
-        row.password_hash.clone(),
+        (row.password_hash.clone(), row.max_visits),
         row.disabled,
         row.forward_query,
         row.tags.clone(),
         row.title.clone(),
     );
+    if let Some(max) = patch.max_visits {
+        row.max_visits = max;
+    }
     if let Some(hash) = patch.password_hash {
         row.password_hash = hash;
     }
@@ -462,7 +466,7 @@ pub(super) fn apply_patch(row: &mut LinkRow, patch: Patch) -> bool {
             (row.expires_at, row.valid_since, row.expired_url.clone()),
             row.utm.clone(),
             (row.rules.clone(), row.split.clone()),
-            row.password_hash.clone(),
+            (row.password_hash.clone(), row.max_visits),
             row.disabled,
             row.forward_query,
             row.tags.clone(),
@@ -535,6 +539,10 @@ pub(super) fn check_patch(state: &AppState, req: PatchLink) -> ApiResult<(Patch,
             Some(Some(p)) => Some(Some(p.checked("password")?.to_owned())),
         },
         password_hash: None,
+        max_visits: req
+            .max_visits
+            .map(|max| max.map(input::check_max_visits).transpose())
+            .transpose()?,
         disabled: req.disabled,
         forward_query: req.forward_query,
         tags: req.tags.map(input::check_tags).transpose()?,
@@ -570,6 +578,8 @@ pub(super) struct Patch {
     password: Option<Option<String>>,
     /// What [`Patch::hash_password`] made of `password`.
     password_hash: Option<Option<String>>,
+    /// A new visit limit, or `None` to remove it.
+    max_visits: Option<Option<i32>>,
     disabled: Option<bool>,
     forward_query: Option<bool>,
     tags: Option<Vec<String>>,

@@ -60,6 +60,12 @@ pub struct CreateLink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Password, write_only, min_length = 4, max_length = 256)]
     pub password: Option<LinkPassword>,
+    /// How many times the link redirects in all, across every engine (1 to
+    /// 1000000000); then it answers as an expired link (`expired_url`, else
+    /// 410). `null`: unlimited. Engines serve it from visit budgets control
+    /// leases them, so it never redirects more than this (docs/max-visits.md).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub max_visits: Option<i64>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,
     pub title: Option<String>,
@@ -70,7 +76,8 @@ pub struct CreateLink {
 }
 
 /// `PATCH /v1/links/{code}`: absent fields stay; `null` clears
-/// `expires_at`, `valid_since`, `expired_url`, `title`, `password` and `utm`
+/// `expires_at`, `valid_since`, `expired_url`, `title`, `password`,
+/// `max_visits` and `utm`
 /// (all five values); `null` or `[]` clears `rules` or `split`, a list replaces them
 /// whole. In a `utm` object, an absent field stays, `""` or `null` clears
 /// that one, a value sets it.
@@ -103,6 +110,11 @@ pub struct PatchLink {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = Password, write_only, min_length = 4, max_length = 256)]
     pub password: Option<Option<LinkPassword>>,
+    /// Sets the visit limit; `null` removes it (and setting one again
+    /// starts the count over).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub max_visits: Option<Option<i64>>,
     pub disabled: Option<bool>,
     pub forward_query: Option<bool>,
     pub tags: Option<Vec<String>>,
@@ -134,6 +146,23 @@ fn nullable_time<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
     time::serde::rfc3339::option::deserialize(d).map(Some)
+}
+
+/// Checks a visit limit: 1 to `snapshots::link::MAX_VISITS`.
+pub fn check_max_visits(max: i64) -> ApiResult<i32> {
+    u32::try_from(max)
+        .ok()
+        .filter(|&m| snapshots::link::validate_max_visits(m).is_ok())
+        .map(|m| m as i32)
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "max_visits",
+                format!(
+                    "must be between 1 and {} (null: unlimited)",
+                    snapshots::link::MAX_VISITS
+                ),
+            )
+        })
 }
 
 pub fn check_status(status: u16) -> ApiResult<i16> {

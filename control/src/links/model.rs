@@ -40,6 +40,10 @@ pub struct LinkRow {
     pub split: StoredSplit,
     /// The password's argon2id verifier; `None`: not protected. Never shown.
     pub password_hash: Option<String>,
+    /// The visit limit; `None`: unlimited.
+    pub max_visits: Option<i32>,
+    /// Visits leased to engines and not given back (`link_visits`).
+    pub visits_leased: i64,
 }
 
 /// The columns of [`LinkRow`], for `SELECT`/`RETURNING` on `links`.
@@ -47,7 +51,8 @@ pub const LINK_COLUMNS: &str = "id, code, org_id, target, status, expires_at, di
     forward_query, tags, title, created_at, updated_at, deleted_at, version, seq, domain_id, \
     (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, valid_since, \
     expired_url, utm_source, utm_medium, utm_campaign, utm_term, utm_content, rules, split, \
-    password_hash";
+    password_hash, max_visits, \
+    coalesce((SELECT granted FROM link_visits WHERE link_id = links.id), 0) AS visits_leased";
 
 /// [`LINK_COLUMNS`] qualified by the table, for statements that join
 /// another relation with a column of the same name.
@@ -56,7 +61,9 @@ pub const LINK_COLUMNS_QUALIFIED: &str = "links.id, links.code, links.org_id, li
     links.created_at, links.updated_at, links.deleted_at, links.version, links.seq, \
     links.domain_id, (SELECT name FROM domains WHERE domains.id = links.domain_id) AS domain, \
     links.valid_since, links.expired_url, links.utm_source, links.utm_medium, links.utm_campaign, \
-    links.utm_term, links.utm_content, links.rules, links.split, links.password_hash";
+    links.utm_term, links.utm_content, links.rules, links.split, links.password_hash, \
+    links.max_visits, \
+    coalesce((SELECT granted FROM link_visits WHERE link_id = links.id), 0) AS visits_leased";
 
 /// A link as the API shows it. The same field names are accepted on input.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
@@ -99,6 +106,15 @@ pub struct LinkJson {
     /// with `password`; the password itself is never shown).
     #[serde(default)]
     pub password_protected: bool,
+    /// How many times the link redirects in all, across every engine;
+    /// `null`: unlimited.
+    #[serde(default)]
+    pub max_visits: Option<u32>,
+    /// Visits of `max_visits` not yet leased to engines (visits leased and
+    /// not served come back when the lease ends); `null` when unlimited.
+    /// At 0 the link answers as expired once the engines' leases are used.
+    #[serde(default)]
+    pub visits_left: Option<u64>,
     pub disabled: bool,
     pub forward_query: bool,
     pub tags: Vec<String>,
@@ -160,6 +176,10 @@ impl LinkRow {
             rules: super::rules::rules_json(&self.rules.0),
             split: self.split.0.clone(),
             password_protected: self.password_hash.is_some(),
+            max_visits: self.max_visits.map(|m| m.max(0) as u32),
+            visits_left: self
+                .max_visits
+                .map(|m| (i64::from(m) - self.visits_leased).max(0) as u64),
             disabled: self.disabled,
             forward_query: self.forward_query,
             tags: self.tags.clone(),
@@ -284,6 +304,11 @@ impl LinkRow {
             rules,
             split,
             password_hash: self.served_password(),
+            // The column's CHECK keeps it within what snapshots accept.
+            max_visits: self
+                .max_visits
+                .and_then(|m| u32::try_from(m).ok())
+                .filter(|&m| snapshots::link::validate_max_visits(m).is_ok()),
         }
     }
 

@@ -40,6 +40,8 @@ pub struct NewLink {
     /// The password's argon2id verifier (`links::password`); `None`: no
     /// password.
     pub password_hash: Option<String>,
+    /// Checked: 1 to 10^9; `None`: unlimited.
+    pub max_visits: Option<i32>,
 }
 
 /// Inserts a link. A random code that collides on its domain (with a link,
@@ -52,9 +54,9 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
         "INSERT INTO links (code, org_id, target, status, expires_at, forward_query, tags, title,
                             seq, domain_id, valid_since, expired_url,
                             utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-                            rules, split, password_hash)
+                            rules, split, password_hash, max_visits)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $12, $13, $14, $15, $16,
-                $17, $18, $19
+                $17, $18, $19, $20
           WHERE NOT EXISTS (SELECT 1 FROM retired_codes WHERE domain_id = $9 AND code = $1)
          ON CONFLICT (domain_id, code) DO NOTHING RETURNING {LINK_COLUMNS}"
     );
@@ -83,6 +85,7 @@ pub async fn insert(conn: &mut PgConnection, new: &NewLink, code_len: usize) -> 
             .bind(super::rules::column(&new.rules))
             .bind(super::rules::column(&new.split))
             .bind(&new.password_hash)
+            .bind(new.max_visits)
             .fetch_optional(&mut *conn)
             .await?;
         match row {
@@ -137,13 +140,27 @@ pub async fn lock(
 }
 
 /// Writes the mutable fields of `row` back, bumping version and update time.
+/// A link without a visit limit keeps no budget: removing the limit
+/// forgets what was leased (setting one again starts the count over, and a
+/// lease of before is never credited to it).
 pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> {
+    if row.max_visits.is_none() {
+        sqlx::query("DELETE FROM visit_leases WHERE link_id = $1")
+            .bind(row.id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM link_visits WHERE link_id = $1")
+            .bind(row.id)
+            .execute(&mut *conn)
+            .await?;
+    }
     let sql = format!(
         "UPDATE links SET target = $2, status = $3, expires_at = $4, disabled = $5,
                 forward_query = $6, tags = $7, title = $8, deleted_at = $9,
                 valid_since = $10, expired_url = $11,
                 utm_source = $12, utm_medium = $13, utm_campaign = $14, utm_term = $15,
                 utm_content = $16, rules = $17, split = $18, password_hash = $19,
+                max_visits = $20,
                 version = version + 1, updated_at = now()
           WHERE id = $1 RETURNING {LINK_COLUMNS}"
     );
@@ -167,6 +184,7 @@ pub async fn save(conn: &mut PgConnection, row: &LinkRow) -> ApiResult<LinkRow> 
         .bind(super::rules::column(&row.rules.0))
         .bind(super::rules::column(&row.split.0))
         .bind(&row.password_hash)
+        .bind(row.max_visits)
         .fetch_one(&mut *conn)
         .await?)
 }

@@ -96,6 +96,12 @@ pub fn render(shared: &Shared) -> String {
         |m| m.rules_without_geoip.get()
     );
     per_core!(
+        "engine_visits_exhausted_total",
+        "counter",
+        "Visits of links with max_visits answered as expired because the core had none of their leased visits left.",
+        |m| m.visits_exhausted.get()
+    );
+    per_core!(
         "engine_core_snapshot_sequence",
         "gauge",
         "Sequence of the snapshot the core serves (-1: none).",
@@ -241,6 +247,41 @@ pub fn render(shared: &Shared) -> String {
         "counter",
         shared.snapshot_pull_errors.load(Relaxed).to_string(),
     );
+    let leases = &shared.leases.stats;
+    for (name, help, kind, value) in [
+        (
+            "engine_lease_requests_total",
+            "Visit lease requests sent to control (links with max_visits).",
+            "counter",
+            &leases.requests,
+        ),
+        (
+            "engine_lease_request_errors_total",
+            "Visit lease requests that failed (no answer, refused grant).",
+            "counter",
+            &leases.request_errors,
+        ),
+        (
+            "engine_lease_visits_leased_total",
+            "Visits of limited links leased to this engine.",
+            "counter",
+            &leases.visits_leased,
+        ),
+        (
+            "engine_lease_visits_returned_total",
+            "Leased visits this engine did not serve and gave back.",
+            "counter",
+            &leases.visits_returned,
+        ),
+        (
+            "engine_lease_links",
+            "Links with max_visits this engine tracks.",
+            "gauge",
+            &leases.links,
+        ),
+    ] {
+        gauge(&mut out, name, help, kind, value.load(Relaxed).to_string());
+    }
     gauge(
         &mut out,
         "engine_delta_seq",

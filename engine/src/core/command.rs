@@ -28,15 +28,37 @@ pub enum Command {
         config: Arc<rustls::ServerConfig>,
         done: Sender<usize>,
     },
+    /// A change to the core's slices of leased visits ([`super::visits`]).
+    Visits(VisitCommand),
     /// Stop accepting, let in-flight requests finish, return.
     Shutdown,
+}
+
+/// What the control thread's lease task asks of a core's visit slices.
+#[derive(Debug)]
+pub enum VisitCommand {
+    /// Report to this from now on (sent once, before any grant).
+    Reporter(super::visits::Reporter),
+    /// Add `visits` of `lease`, served until `until_ms` (unix ms); a grant
+    /// of 0 visits of lease 0 tracks the link without visits.
+    Grant {
+        key: super::visits::LinkKey,
+        lease: u64,
+        visits: u32,
+        until_ms: u64,
+    },
+    /// End the link's slice now and report what it had left.
+    Revoke(super::visits::LinkKey),
+    /// Stop tracking the link (no longer limited).
+    Forget(super::visits::LinkKey),
 }
 
 /// Capacity of each core's command channel. Deltas beyond it make the change
 /// stream wait (back-pressure), never drop.
 pub const COMMAND_CAPACITY: usize = 65_536;
 
-/// One tick: click batch ages, the clock, then every queued command.
+/// One tick: click batch ages, the clock, the visit slices' ends and asks,
+/// then every queued command.
 /// Returns `false` once the core is told to stop (or every sender is gone:
 /// the process is exiting).
 pub fn tick(core: &Core, commands: &Receiver<Command>) -> bool {
@@ -47,6 +69,7 @@ pub fn tick(core: &Core, commands: &Receiver<Command>) -> bool {
     if core.clock.advance(now_ms) {
         core.pre.borrow_mut().set_date(&core.clock.date());
     }
+    core.visits.borrow_mut().tick(now_ms);
     loop {
         match commands.try_recv() {
             Ok(command) => {
@@ -86,6 +109,20 @@ fn handle(core: &Core, command: Command) -> bool {
         Command::Tls { config, done } => {
             *core.tls.borrow_mut() = Some(config);
             let _ = done.send(core.id);
+        }
+        Command::Visits(command) => {
+            let mut visits = core.visits.borrow_mut();
+            match command {
+                VisitCommand::Reporter(reporter) => visits.set_reporter(reporter),
+                VisitCommand::Grant {
+                    key,
+                    lease,
+                    visits: n,
+                    until_ms,
+                } => visits.grant(key, lease, n, until_ms),
+                VisitCommand::Revoke(key) => visits.revoke(&key),
+                VisitCommand::Forget(key) => visits.forget(&key),
+            }
         }
         Command::Shutdown => return false,
     }

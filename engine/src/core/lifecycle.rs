@@ -33,13 +33,17 @@ pub struct Target<'a> {
     pub has_rules: bool,
     /// The link is password-protected (`CoreState::password_in`).
     pub has_password: bool,
+    /// The link has `max_visits`: it redirects only while this core has
+    /// leased visits of it (`super::visits`).
+    pub limited: bool,
     /// The organisation owning the link, for its click record (0: unknown).
     pub org_id: u64,
 }
 
 impl Target<'_> {
     /// Whether the link simply redirects at `now` (unix seconds): not
-    /// disabled, not expired, no extras, no rules, no password. The others take
+    /// disabled, not expired, no extras, no rules, no password, no visit
+    /// limit. The others take
     /// [`Target::answer`]'s slower path.
     #[inline]
     pub fn redirects_plainly(&self, now: i64) -> bool {
@@ -47,6 +51,7 @@ impl Target<'_> {
             || self.has_extra
             || self.has_rules
             || self.has_password
+            || self.limited
             || (self.expires_at != 0 && now >= self.expires_at))
     }
 }
@@ -98,6 +103,15 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// What a limited link answers once this core has none of its visits
+    /// left: what it answers once expired (its expired URL, else gone).
+    pub fn exhausted(&self, extra: Option<Extra<'a>>) -> Answer<'a> {
+        match extra.unwrap_or_default().expired_url {
+            b"" => Answer::Gone,
+            location => Answer::Expired { location },
+        }
+    }
+
     /// How long a permanent redirect may be cached: until the expiry.
     #[inline]
     pub fn lifetime(&self, now: i64) -> i64 {
@@ -122,6 +136,7 @@ mod tests {
             has_extra: true,
             has_rules: false,
             has_password: false,
+            limited: false,
             org_id: 0,
         }
     }

@@ -8,7 +8,7 @@
 //! [`state::CoreState`] (the lookup) through the [`Core`]. A tick every
 //! [`TICK`] ([`command::tick`]) refreshes the cached `Date` (once a second), ages
 //! the click batch and drains the core's command channel ([`command`]:
-//! snapshot swaps, deltas, TLS configurations, shutdown), so cross-thread
+//! snapshot swaps, deltas, TLS configurations, visit slices, shutdown), so cross-thread
 //! messages never touch the request path. Who runs the tick is the backend's choice: a glommio timer
 //! task on glommio's sockets, the ring's own loop on the io_uring backend
 //! (whose glommio timers only fire when glommio's preemption timer lets its
@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod rules;
 pub mod session;
 pub mod state;
+pub mod visits;
 
 use crate::clicks::ClickBuffer;
 use crate::clicks::client_ip::Cidr;
@@ -93,6 +94,9 @@ pub struct Core {
     pub geoip: Option<Arc<crate::geoip::GeoIp>>,
     /// Password checks and their limits ([`gate`]).
     pub gate: RefCell<gate::Gate>,
+    /// This core's slices of the visits leased for links with `max_visits`
+    /// ([`visits`]).
+    pub visits: RefCell<visits::Slices>,
 }
 
 impl Core {
@@ -146,6 +150,7 @@ impl Core {
             tls: RefCell::new(None),
             geoip: None,
             gate: RefCell::new(gate::Gate::default()),
+            visits: RefCell::new(visits::Slices::new(id)),
         }
     }
 

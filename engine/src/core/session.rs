@@ -394,7 +394,7 @@ pub fn answer(
     let now = core.clock.secs();
     let canned = match state.lookup_in(domain.id, code) {
         Lookup::Found(target) => {
-            match link_answer(&state, domain.id, code, &target, now) {
+            match link_answer(core, &state, domain.id, code, &target, now) {
                 Answer::Redirect { .. } if target.has_password => {
                     let link = GatedLink {
                         domain,
@@ -476,10 +476,14 @@ pub fn answer(
 }
 
 /// What the link `target` found at `(domain, code)` answers at `now`: a
-/// plain one straight away, else (disabled, expired, with extras, rules or
-/// a password) through its lifecycle, reading its extras if it has them.
+/// plain one straight away, else (disabled, expired, with extras, rules, a
+/// password or a visit limit) through its lifecycle, reading its extras if
+/// it has them. A limited link's redirect takes one of this core's leased
+/// visits ([`limited_visit`]); a password-protected one's is taken only
+/// when the password lets the visitor through ([`gated`]), not for its form.
 #[inline]
 fn link_answer<'s>(
+    core: &Core,
     state: &'s super::state::CoreState,
     domain: u32,
     code: &[u8],
@@ -495,7 +499,32 @@ fn link_answer<'s>(
         true => state.extra_in(domain, code),
         false => None,
     };
-    target.answer(extra, now)
+    match target.answer(extra, now) {
+        Answer::Redirect { .. } if target.limited && !target.has_password => {
+            limited_visit(core, domain, code, target, extra)
+        }
+        answer => answer,
+    }
+}
+
+/// A visit of a link with `max_visits` that would redirect: the redirect
+/// (never cached: a cached redirect would be a visit nobody counted) while
+/// this core has leased visits of it, else the link's expired answer.
+#[cold]
+#[inline(never)]
+fn limited_visit<'s>(
+    core: &Core,
+    domain: u32,
+    code: &[u8],
+    target: &Target<'s>,
+    extra: Option<super::lifecycle::Extra<'s>>,
+) -> Answer<'s> {
+    if core.visits.borrow_mut().take(domain, code) {
+        Answer::Redirect { lifetime: 0 }
+    } else {
+        core.metrics.visits_exhausted.inc();
+        target.exhausted(extra)
+    }
 }
 
 /// A code the domain does not have: its not-found redirect (302), else 404.
@@ -556,7 +585,7 @@ fn gated_post<'s, 'c>(
     let Lookup::Found(target) = state.lookup_in(domain.id, code) else {
         return None;
     };
-    match link_answer(state, domain.id, code, &target, core.clock.secs()) {
+    match link_answer(core, state, domain.id, code, &target, core.clock.secs()) {
         Answer::Redirect { .. } if target.has_password => Some((domain, code, target)),
         _ => None,
     }
@@ -619,6 +648,44 @@ fn gated(
         pre.html(out, status_line, body, head_only, persist, extra)
     };
     match decision {
+        Decision::Pass | Decision::Admitted
+            if target.limited && !core.visits.borrow_mut().take(domain.id, code) =>
+        {
+            // The password let the visitor through, but this core has no
+            // visit of the link left: the link's expired answer.
+            core.metrics.visits_exhausted.inc();
+            let extra = state.extra_in(domain.id, code);
+            match target.exhausted(extra) {
+                Answer::Expired { location } => {
+                    let found = snapshots::RedirectStatus::Found;
+                    pre.redirect_with(out, found, location, b"", persist, i64::MAX, hsts);
+                    capture(
+                        core,
+                        req,
+                        peer,
+                        (code, target.org_id, 0),
+                        &domain.name,
+                        302,
+                        now_ms,
+                    );
+                    (302, keep)
+                }
+                _ => {
+                    let status = core.gone.status();
+                    capture(
+                        core,
+                        req,
+                        peer,
+                        (code, target.org_id, 0),
+                        &domain.name,
+                        status,
+                        now_ms,
+                    );
+                    pre.canned_with(out, core.gone, head_only, persist, hsts);
+                    (status, keep)
+                }
+            }
+        }
         Decision::Pass | Decision::Admitted => {
             let query = if target.forward_query { req.query } else { b"" };
             let (location, status, rule) = match target.has_rules {

@@ -56,6 +56,8 @@ pub struct DeltaLink {
     pub rules: Option<RulesBytes>,
     /// The password verifier, decoded once here; `None`: no password.
     pub password: Option<PasswordValue>,
+    /// `max_visits`; 0: unlimited.
+    pub max_visits: u32,
 }
 
 impl DeltaLink {
@@ -90,6 +92,7 @@ impl From<LinkDelta> for DeltaRecord {
                         org_id: link.org_id,
                         rules,
                         password,
+                        max_visits: link.max_visits.unwrap_or(0),
                     }),
                 }
             }
@@ -221,6 +224,7 @@ impl CoreState {
                     has_extra: link.has_extra(),
                     has_rules: link.rules.is_some(),
                     has_password: link.password.is_some(),
+                    limited: link.max_visits != 0,
                     org_id: link.org_id,
                 }),
                 None => Lookup::Missing,
@@ -239,6 +243,7 @@ impl CoreState {
                 has_extra: view.has_extra(),
                 has_rules: view.has_rules(),
                 has_password: view.has_password(),
+                limited: view.has_limit(),
                 org_id: view.org_id(),
             }),
             None => Lookup::Missing,
