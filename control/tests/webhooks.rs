@@ -652,11 +652,22 @@ async fn two_instances_on_one_database_send_each_attempt_once() {
     .await
     .expect("40 attempts in all");
     assert_eq!(receiver.got().len(), 40, "no attempt sent twice");
-    let all: Vec<(String, i32)> =
-        sqlx::query_as("SELECT state, attempts FROM webhook_deliveries ORDER BY id")
-            .fetch_all(&app.running.state.db)
-            .await
-            .unwrap();
+    // An attempt is counted when it is answered, and recorded in its own
+    // transaction just after: wait for the last records.
+    let states = || async {
+        sqlx::query_as::<_, (String, i32)>(
+            "SELECT state, attempts FROM webhook_deliveries ORDER BY id",
+        )
+        .fetch_all(&app.running.state.db)
+        .await
+        .unwrap()
+    };
+    let recorded = testkit::wait_for(WAIT, POLL, || async {
+        states().await.iter().all(|(s, _)| s != "pending")
+    })
+    .await;
+    let all = states().await;
+    assert!(recorded.is_ok(), "{all:?}");
     assert_eq!(all.len(), 40);
     assert!(
         all.iter().all(|(s, a)| s == "delivered" && *a == 1),

@@ -215,7 +215,9 @@ fn silent_connections_are_closed_by_the_header_timeout_from_accept() {
 
 /// When more than 3/4 of a core's slots are taken, a new connection must
 /// send its first byte within the crowded deadline, however long the header
-/// timeout is; connections that speak are served.
+/// timeout is; connections that speak are served. The core sheds silent
+/// connections until it is no longer crowded, not below: how many go depends
+/// on how the accepts spread over the sweeps, at least the excess over 3/4.
 #[test]
 fn a_crowded_core_closes_silent_connections_sooner() {
     let (_dir, engine) = engine(&[
@@ -226,21 +228,19 @@ fn a_crowded_core_closes_silent_connections_sooner() {
         "--crowded-first-byte-timeout-ms",
         "300",
     ]);
-    let mut silent: Vec<TcpStream> = (0..35)
-        .map(|_| {
-            let s = TcpStream::connect(engine.listen).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-            s
-        })
+    let silent: Vec<TcpStream> = (0..35)
+        .map(|_| TcpStream::connect(engine.listen).unwrap())
         .collect();
     // One that speaks at once is answered despite the crowd.
     still_serves(&engine);
-    // Each read gives up (and the test fails) after 15 s, long before the
-    // 60 s header timeout would close a connection: a close seen here is the
-    // crowded core's doing, with no clock in the assertion.
-    for stream in &mut silent {
-        assert!(read_to_close(stream).is_empty());
-    }
+    // 35 silent of 40 slots: at least the 5 over 3/4 (30) are cut off, each
+    // unanswered. The wait gives up after 15 s, long before the 60 s header
+    // timeout would close any: a close seen here is the crowded core's doing.
+    common::eventually(Duration::from_secs(15), "silent connections shed", || {
+        engine.metric_sum("engine_first_byte_timeouts_total", "") >= 5.0
+            && engine.metric_sum("engine_connections_open", "") <= 30.0
+    });
+    drop(silent);
     common::eventually(Duration::from_secs(5), "connections released", || {
         engine.metric_sum("engine_connections_open", "") == 0.0
     });
