@@ -465,3 +465,79 @@ async fn lifecycle_columns_are_imported_and_checked_like_the_apis() {
     assert_eq!(a.valid_since, Some(4_039_369_200));
     assert_eq!(a.expired_url.as_deref(), Some("https://example.com/after"));
 }
+
+/// `max_visits` in our CSV: imported and checked as the API checks it, on
+/// the engines' change, and written back by `control export`.
+#[tokio::test]
+async fn max_visits_is_imported_checked_and_exported() {
+    let app = TestApp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("limits.csv");
+    std::fs::write(
+        &csv,
+        "target,code,max_visits\n\
+         https://example.com/a,mv-a,100\n\
+         https://example.com/b,mv-b,\n\
+         https://example.com/c,mv-c,0\n\
+         https://example.com/d,mv-d,ten\n\
+         https://example.com/e,mv-e,2000000000\n",
+    )
+    .unwrap();
+    let r = run(&app.running.state.db, &options(Format::Csv, csv))
+        .await
+        .unwrap();
+    assert_eq!(r.imported, 2, "{r:?}");
+    assert_eq!(
+        problems(&r),
+        vec![(4, "invalid"), (5, "invalid"), (6, "invalid")],
+        "{r:?}"
+    );
+    assert!(
+        r.problems.iter().all(|p| p.message.contains("max_visits")),
+        "{r:?}"
+    );
+    let db = &app.running.state.db;
+    let stored: Vec<(String, Option<i32>)> =
+        sqlx::query_as("SELECT code, max_visits FROM links ORDER BY code")
+            .fetch_all(db)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored,
+        vec![("mv-a".into(), Some(100)), ("mv-b".into(), None)]
+    );
+    let limited = sqlx::query_scalar::<_, Vec<u8>>("SELECT delta FROM link_outbox ORDER BY seq")
+        .fetch_all(db)
+        .await
+        .unwrap()
+        .iter()
+        .find_map(|d| match LinkDelta::decode(d).unwrap().change {
+            LinkChange::Upsert { link } if link.code == "mv-a" => Some(link),
+            _ => None,
+        })
+        .expect("mv-a's change");
+    assert_eq!(limited.max_visits, Some(100));
+
+    let org: i64 = sqlx::query_scalar("SELECT org_id FROM links WHERE code = 'mv-a'")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    control::import::export::export(
+        db,
+        org,
+        control::import::export::ExportFormat::Csv,
+        "https://sho.rt",
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    assert!(
+        lines.next().unwrap().ends_with(",split,max_visits"),
+        "{text}"
+    );
+    assert!(lines.next().unwrap().ends_with(",100"), "{text}");
+    assert!(lines.next().unwrap().ends_with(','), "{text}");
+}

@@ -262,15 +262,15 @@ async fn insert(
         "INSERT INTO links (code, org_id, target, title, tags, seq, domain_id,
                             expires_at, valid_since, expired_url,
                             utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-                            rules, split)
+                            rules, split, max_visits)
          SELECT c, $2, t, ti,
                 CASE WHEN tg = '' THEN '{{}}'::text[] ELSE string_to_array(tg, chr(31)) END,
-                $7 + o, $3, ex, vs, eu, us, um, uc, ut, un, rl::jsonb, sp::jsonb
+                $7 + o, $3, ex, vs, eu, us, um, uc, ut, un, rl::jsonb, sp::jsonb, mv
            FROM unnest($1::text[], $4::text[], $5::text[], $6::text[],
                        $8::timestamptz[], $9::timestamptz[], $10::text[],
                        $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                       $16::text[], $17::text[])
-                WITH ORDINALITY AS v(c, t, ti, tg, ex, vs, eu, us, um, uc, ut, un, rl, sp, o)
+                       $16::text[], $17::text[], $18::int4[])
+                WITH ORDINALITY AS v(c, t, ti, tg, ex, vs, eu, us, um, uc, ut, un, rl, sp, mv, o)
          RETURNING {LINK_COLUMNS}"
     );
     let links: Vec<LinkRow> = sqlx::query_as(AssertSqlSafe(sql))
@@ -291,6 +291,11 @@ async fn insert(
         .bind(utm(|r| r.utm.content.as_deref()))
         .bind(json(|r| crate::links::rules::column(&r.rules)))
         .bind(json(|r| crate::links::rules::column(&r.split)))
+        .bind(
+            rows.iter()
+                .map(|r| r.max_visits)
+                .collect::<Vec<Option<i32>>>(),
+        )
         .fetch_all(&mut *tx)
         .await?;
     anyhow::ensure!(

@@ -30,6 +30,8 @@ pub struct Row {
     pub rules: Vec<snapshots::rules::Rule>,
     pub split: Vec<snapshots::rules::Variant>,
     pub rule_hosts: Vec<String>,
+    /// The API's `max_visits` (none: unlimited).
+    pub max_visits: Option<i32>,
 }
 
 /// `Ok(row)`, or why the record is an invalid row.
@@ -85,6 +87,15 @@ pub fn check(policy: &TargetPolicy, rec: Record) -> Result<Row, String> {
         .map_err(|e| e.to_string())?;
     crate::links::rules::check_split(policy, &mut split, &mut rule_hosts)
         .map_err(|e| e.to_string())?;
+    let max_visits = rec
+        .max_visits
+        .as_deref()
+        .map(|v| {
+            v.parse::<i64>()
+                .map_err(|_| format!("max_visits: {v:?} is not a whole number"))
+                .and_then(|n| crate::links::input::check_max_visits(n).map_err(|e| e.to_string()))
+        })
+        .transpose()?;
     Ok(Row {
         line: rec.line,
         code: rec.code,
@@ -100,6 +111,7 @@ pub fn check(policy: &TargetPolicy, rec: Record) -> Result<Row, String> {
         rules,
         split,
         rule_hosts,
+        max_visits,
     })
 }
 

@@ -16,8 +16,9 @@ pub enum ExportFormat {
 
 /// The CSV header; `tags` are `|`-separated; times are RFC 3339, empty for
 /// none; `target` as written, the UTM values in their own columns (empty:
-/// none); `rules` and `split` as the API's JSON (empty: none).
-pub const CSV_HEADER: [&str; 19] = [
+/// none); `rules` and `split` as the API's JSON (empty: none); `max_visits`
+/// a number (empty: unlimited).
+pub const CSV_HEADER: [&str; 20] = [
     "code",
     "domain",
     "target",
@@ -37,6 +38,7 @@ pub const CSV_HEADER: [&str; 19] = [
     "utm_content",
     "rules",
     "split",
+    "max_visits",
 ];
 
 /// A list as a JSON cell; empty for none.
@@ -93,6 +95,7 @@ pub async fn export(
                     row.utm.content.as_deref().unwrap_or(""),
                     &json_cell(&crate::links::rules::rules_json(&row.rules.0)),
                     &json_cell(&row.split.0),
+                    &row.max_visits.map(|m| m.to_string()).unwrap_or_default(),
                 ])?;
                 n += 1;
             }

@@ -137,6 +137,9 @@ pub struct Record {
     /// CSV's `rules` and `split` columns; checked later).
     pub rules: Option<String>,
     pub split: Option<String>,
+    /// The visit limit, as the file writes it (our CSV's `max_visits`
+    /// column; checked later).
+    pub max_visits: Option<String>,
     /// Where it redirects once expired.
     pub expired_url: Option<String>,
     /// UTM values, source to content, as the file writes them (empty
@@ -178,9 +181,10 @@ pub struct FieldIndex {
     valid_since: Option<usize>,
     expired_url: Option<usize>,
     utm: [Option<usize>; 5],
-    /// Our CSV only: JSON columns.
+    /// Our CSV only: JSON columns, and the visit limit.
     rules: Option<usize>,
     split: Option<usize>,
+    max_visits: Option<usize>,
 }
 
 fn normalize(header: &str) -> String {
@@ -236,6 +240,9 @@ impl<R: Read> Reader<R> {
             utm: columns.utm.map(find),
             rules: (format == Format::Csv).then(|| find(&["rules"])).flatten(),
             split: (format == Format::Csv).then(|| find(&["split"])).flatten(),
+            max_visits: (format == Format::Csv)
+                .then(|| find(&["maxvisits"]))
+                .flatten(),
         };
         Ok(Reader::Csv {
             csv,
@@ -345,6 +352,7 @@ fn csv_record(fields: &FieldIndex, record: &csv::StringRecord, line: u64) -> Rec
         utm: fields.utm.map(|at| cell(record, at)),
         rules: cell(record, fields.rules),
         split: cell(record, fields.split),
+        max_visits: cell(record, fields.max_visits),
     }
 }
 
@@ -386,6 +394,7 @@ fn kutt_records(text: &str, line: u64) -> Result<Vec<Record>, String> {
                 utm: Default::default(),
                 rules: None,
                 split: None,
+                max_visits: None,
             })
         })
         .collect()
