@@ -402,18 +402,17 @@ async fn import_and_export_carry_the_utm_columns() {
         .export("acme", control::import::export::ExportFormat::Csv)
         .await;
     assert!(
-        csv.lines()
-            .next()
-            .unwrap()
-            .ends_with(",utm_source,utm_medium,utm_campaign,utm_term,utm_content,rules,split"),
+        csv.lines().next().unwrap().ends_with(
+            ",utm_source,utm_medium,utm_campaign,utm_term,utm_content,rules,split,max_visits"
+        ),
         "{csv}"
     );
-    assert!(csv.contains(",news,email,,,,,\n"), "{csv}");
+    assert!(csv.contains(",news,email,,,,,,\n"), "{csv}");
     assert!(
         csv.contains("https://example.com/c?utm_term=old,"),
         "the target as written: {csv}"
     );
-    assert!(csv.contains(",,,,new term,,,\n"), "{csv}");
+    assert!(csv.contains(",,,,new term,,,,\n"), "{csv}");
 
     let jsonl = app
         .export("acme", control::import::export::ExportFormat::Jsonl)
