@@ -55,28 +55,7 @@ async fn a_real_redelivery_after_a_partial_insert_without_ack_counts_once() {
 
     // A first sidecar (in-process) stores half the batch (as if an insert
     // spanning two partitions had failed half-way) and "dies" before acking.
-    let config = analytics::Config {
-        ack_wait_secs: 2,
-        ..env.config()
-    };
-    let store = Store::new(&config);
-    store.create_schema().await.unwrap();
-    let consumer = analytics::nats::consumer(env.nats.jetstream(), &config)
-        .await
-        .unwrap();
-    let messages: Vec<_> = consumer
-        .fetch()
-        .max_messages(10)
-        .messages()
-        .await
-        .unwrap()
-        .map(|m| m.unwrap())
-        .collect()
-        .await;
-    assert_eq!(messages.len(), 1);
-    let metrics = Arc::new(Metrics::default());
-    let mut pipeline = Pipeline::new(config, store, Enricher::new(None, 100), metrics);
-    let mut group = pipeline.decode(messages);
+    let (mut pipeline, mut group) = take_the_only_batch(&env).await;
     group.batches[0].rows.truncate(120);
     pipeline.store(&mut group).await;
     drop(group); // never acked
@@ -116,28 +95,7 @@ async fn a_redelivered_batch_waits_for_the_killed_sidecars_insert_still_running(
     env.publish("node-a", "a", batch("node-a", 11, 300)).await;
 
     // The first sidecar (in-process) takes the batch and never acks it.
-    let config = analytics::Config {
-        ack_wait_secs: 2,
-        ..env.config()
-    };
-    let store = Store::new(&config);
-    store.create_schema().await.unwrap();
-    let consumer = analytics::nats::consumer(env.nats.jetstream(), &config)
-        .await
-        .unwrap();
-    let messages: Vec<_> = consumer
-        .fetch()
-        .max_messages(10)
-        .messages()
-        .await
-        .unwrap()
-        .map(|m| m.unwrap())
-        .collect()
-        .await;
-    assert_eq!(messages.len(), 1);
-    let metrics = Arc::new(Metrics::default());
-    let mut pipeline = Pipeline::new(config, store, Enricher::new(None, 100), metrics);
-    let group = pipeline.decode(messages);
+    let (_, group) = take_the_only_batch(&env).await;
 
     // Its insert, as the server goes on running it after the client died:
     // the rows (staged in a table without views) copied into `clicks` 100
@@ -210,4 +168,33 @@ async fn a_redelivered_batch_waits_for_the_killed_sidecars_insert_still_running(
         300,
         "a rollup counted a duplicate"
     );
+}
+
+/// An in-process sidecar (ack wait 2 s, schema created) that has taken the
+/// stream's one batch and decoded it, without acking: what a sidecar about
+/// to die holds.
+async fn take_the_only_batch(env: &Env) -> (Pipeline, analytics::group::Group) {
+    let config = analytics::Config {
+        ack_wait_secs: 2,
+        ..env.config()
+    };
+    let store = Store::new(&config);
+    store.create_schema().await.unwrap();
+    let consumer = analytics::nats::consumer(env.nats.jetstream(), &config)
+        .await
+        .unwrap();
+    let messages: Vec<_> = consumer
+        .fetch()
+        .max_messages(10)
+        .messages()
+        .await
+        .unwrap()
+        .map(|m| m.unwrap())
+        .collect()
+        .await;
+    assert_eq!(messages.len(), 1);
+    let metrics = Arc::new(Metrics::default());
+    let mut pipeline = Pipeline::new(config, store, Enricher::new(None, 100), metrics);
+    let group = pipeline.decode(messages);
+    (pipeline, group)
 }
