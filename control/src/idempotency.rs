@@ -37,6 +37,13 @@ pub fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
             "Idempotency-Key must be 1 to 255 characters",
         ));
     }
+    // What the OpenAPI document promises (`^[!-~]+$`): a space or tab
+    // inside the key is refused too, not only control characters.
+    if !v.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key must be visible ASCII, without spaces",
+        ));
+    }
     Ok(Some(v.to_owned()))
 }
 

@@ -284,6 +284,16 @@ async fn idempotent_replay_and_reuse_with_other_body() {
     )
     .await;
     assert_eq!((s, error_code(&b)), (422, "idempotency_key_reused"));
+    // A key outside the documented `^[!-~]+$` (found by schemathesis): 400,
+    // nothing created.
+    let (s, b) = status_json(
+        send(json!({ "target": "https://spaced.com" }), "k 3")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b.to_string().contains("Idempotency-Key"), "{b}");
 
     // Concurrent requests with one key create one link.
     let futs: Vec<_> = (0..8)
