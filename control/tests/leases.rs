@@ -176,6 +176,82 @@ async fn concurrent_grants_never_pass_max_visits() {
     assert_eq!(g.visits, 0);
 }
 
+/// Visits an engine moves from an older lease into its newer one are
+/// moved between the two rows (once), so a dead engine's rows say what it
+/// held and the newer lease's return can give them all back; a return
+/// never credits more than its row holds.
+#[tokio::test]
+async fn moved_visits_follow_their_lease_and_come_back_with_it() {
+    let app = TestApp::start().await;
+    let code = limited(&app, 100).await;
+    let db = app.running.state.db.clone();
+    let ttl = time::Duration::seconds(30);
+    let rows = |db: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (i64, i32)>("SELECT id, visits FROM visit_leases ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .unwrap()
+    };
+    let granted = |db: sqlx::PgPool, code: String| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT granted FROM link_visits JOIN links ON links.id = link_id WHERE code = $1",
+        )
+        .bind(code)
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    let a = store::grant(&db, "n1", 0, &code, 10, ttl).await.unwrap();
+    let b = store::grant(&db, "n1", 0, &code, 10, ttl).await.unwrap();
+    let other = store::grant(&db, "n2", 0, &code, 10, ttl).await.unwrap();
+    // Not another node's lease, not into another node's, not more than held.
+    assert!(
+        !store::move_visits(&db, "n2", a.lease, b.lease, 4)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store::move_visits(&db, "n1", a.lease, other.lease, 4)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store::move_visits(&db, "n1", a.lease, b.lease, 11)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store::move_visits(&db, "n1", a.lease, b.lease, 4)
+            .await
+            .unwrap()
+    );
+    // A repeated move (a request sent again) changes nothing.
+    assert!(
+        !store::move_visits(&db, "n1", a.lease, b.lease, 4)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        rows(db.clone()).await,
+        vec![(a.lease, 6), (b.lease, 14), (other.lease, 10)]
+    );
+    assert_eq!(
+        granted(db.clone(), code.clone()).await,
+        30,
+        "a move keeps the budget"
+    );
+    // The newer lease gives back what moved into it, unused.
+    assert_eq!(store::give_back(&db, "n1", b.lease, 14).await.unwrap(), 14);
+    assert_eq!(store::give_back(&db, "n1", a.lease, 0).await.unwrap(), 0);
+    // More than the row holds: only the row is credited.
+    assert_eq!(
+        store::give_back(&db, "n2", other.lease, 50).await.unwrap(),
+        10
+    );
+    assert_eq!(granted(db.clone(), code.clone()).await, 6, "a's 6 served");
+    assert!(rows(db.clone()).await.is_empty());
+}
+
 /// The responder over NATS: signed grants for the request's nonce, the
 /// budget shared between nodes, unused visits given back going to the next
 /// asker, nothing for unknown or unlimited links.
@@ -210,6 +286,7 @@ async fn engines_get_signed_leases_over_nats() {
                         })
                         .collect(),
                     returns,
+                    moves: Vec::new(),
                 };
                 let reply = nats
                     .request(lease_subject(&prefix, node), request.encode().into())

@@ -8,8 +8,9 @@
 //!
 //! - [`LeaseRequest`]: an engine's control thread publishes one on
 //!   [`lease_subject`]`(prefix, node)` with a reply inbox: the links it wants visits
-//!   of, and the leases it is done with (each with its unused visits, which
-//!   no core of the engine can serve any more).
+//!   of, the leases it is done with (each with its unused visits, which
+//!   no core of the engine can serve any more), and the visits it moved from
+//!   an older lease of a link into its newer one ([`LeaseMove`]).
 //! - [`LeaseGrant`]: control's reply: per asked link, a lease (an id, the
 //!   visits, a lifetime in milliseconds), possibly of 0 visits (the budget
 //!   is spent). Signed like a link change ([`crate::signing`], the
@@ -60,6 +61,12 @@ pub struct LeaseRequest {
     /// Leases the engine is done with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub returns: Vec<LeaseReturn>,
+    /// Visits moved between leases of one link; control applies them
+    /// before the returns of the same request. Absent in requests of
+    /// engines before moves were reported (same [`LEASE_VERSION`]: an
+    /// older control ignores them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<LeaseMove>,
 }
 
 /// One link an engine wants visits of.
@@ -78,6 +85,20 @@ pub struct LeaseWant {
 pub struct LeaseReturn {
     pub lease: u64,
     pub unused: u32,
+}
+
+/// Visits an engine moved from lease `from` of a link (which it had not
+/// handed to any core when the newer lease `into` of the same link
+/// arrived) into `into`: served at most once either way, and now counted
+/// in `into`. Control moves them between the two leases' rows, so the rows
+/// say what each lease holds: an engine that dies holding `into` is known
+/// to take those visits with it, and `into`'s return may give them back.
+/// A lease moves its visits at most once; a repeated move changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseMove {
+    pub from: u64,
+    pub into: u64,
+    pub visits: u32,
 }
 
 /// Control's reply.
@@ -186,6 +207,7 @@ impl LeaseRequest {
         }
         check_count(request.want.len())?;
         check_count(request.returns.len())?;
+        check_count(request.moves.len())?;
         for want in &request.want {
             check_link(&want.code, want.visits)?;
         }
@@ -194,6 +216,15 @@ impl LeaseRequest {
                 return Err(LeaseError::TooManyVisits {
                     code: String::new(),
                     visits: returned.unused,
+                    max: MAX_VISITS,
+                });
+            }
+        }
+        for moved in &request.moves {
+            if moved.visits > MAX_VISITS {
+                return Err(LeaseError::TooManyVisits {
+                    code: String::new(),
+                    visits: moved.visits,
                     max: MAX_VISITS,
                 });
             }
@@ -244,6 +275,11 @@ mod tests {
                 lease: 3,
                 unused: 2,
             }],
+            moves: vec![LeaseMove {
+                from: 2,
+                into: 4,
+                visits: 5,
+            }],
         }
     }
 
@@ -277,6 +313,16 @@ mod tests {
             LeaseRequest::decode(&bad.encode(), "links.lease.edge-1", DEFAULT_LEASE_SUBJECT),
             Err(LeaseError::InvalidCode { .. })
         ));
+        // A request of an engine that reports no moves (older, or none to
+        // report) reads as one without them.
+        let mut older = request();
+        older.moves.clear();
+        assert!(!String::from_utf8(older.encode()).unwrap().contains("moves"));
+        assert_eq!(
+            LeaseRequest::decode(&older.encode(), "links.lease.edge-1", DEFAULT_LEASE_SUBJECT)
+                .unwrap(),
+            older
+        );
         let mut many = request();
         many.want = vec![many.want[0].clone(); MAX_LEASE_ITEMS + 1];
         assert!(matches!(

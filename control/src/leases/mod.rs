@@ -8,7 +8,9 @@
 //! which `granted + lease <= max_visits` ([`store::grant`]). A request's
 //! returns (leases the engine is done with, with their unused visits) are
 //! credited first, so visits one engine gives back can go to another in
-//! the same round. The grant is signed with the link-signing key, as link
+//! the same round; before them, its moves (visits an older lease had not
+//! handed out, now served from the newer one) are moved between the two
+//! leases' rows, so each row says what its lease holds. The grant is signed with the link-signing key, as link
 //! changes are, and carries the request's nonce.
 //!
 //! Leases last [`LEASE_TTL`]. An engine stops serving one `LEASE_TTL` after
@@ -127,6 +129,22 @@ pub async fn answer(responder: &Responder, subject: &str, payload: &[u8]) -> Opt
     let db = &responder.db;
     let metrics = &responder.metrics;
     metrics.lease_requests.inc();
+    // Moves first: a lease in this request's returns may hold visits moved
+    // into it in the same request.
+    for moved in &request.moves {
+        if let Err(e) = store::move_visits(
+            db,
+            &request.node,
+            moved.from as i64,
+            moved.into as i64,
+            moved.visits,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, from = moved.from, into = moved.into, "moving visits between leases failed");
+            return None;
+        }
+    }
     for returned in &request.returns {
         match store::give_back(db, &request.node, returned.lease as i64, returned.unused).await {
             Ok(credited) => metrics.lease_visits_returned.add(credited as u64),

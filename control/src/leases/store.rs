@@ -81,34 +81,84 @@ pub async fn grant(
 }
 
 /// Closes `node`'s lease `lease`, crediting its `unused` visits back to the
-/// link's budget. A lease already returned (a repeated request), another
-/// node's, or an `unused` above its visits changes nothing. Returns the
-/// visits credited.
+/// link's budget, at most the visits its row holds (an engine cannot give
+/// back more than it was leased). A lease already returned (a repeated
+/// request) or another node's changes nothing. Returns the visits
+/// credited.
 pub async fn give_back(db: &PgPool, node: &str, lease: i64, unused: u32) -> sqlx::Result<i64> {
     let mut tx = db.begin().await?;
     let closed: Option<(i64, i32)> = sqlx::query_as(
-        "DELETE FROM visit_leases WHERE id = $1 AND node = $2 AND visits >= $3
-         RETURNING link_id, visits",
+        "DELETE FROM visit_leases WHERE id = $1 AND node = $2 RETURNING link_id, visits",
     )
     .bind(lease)
     .bind(node)
-    .bind(i64::from(unused))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((link_id, _)) = closed else {
+    let Some((link_id, visits)) = closed else {
         return Ok(0);
     };
-    if unused > 0 {
+    let credit = i64::from(unused).min(i64::from(visits.max(0)));
+    if credit > 0 {
         sqlx::query(
             "UPDATE link_visits SET granted = greatest(granted - $2, 0) WHERE link_id = $1",
         )
         .bind(link_id)
-        .bind(i64::from(unused))
+        .bind(credit)
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await?;
-    Ok(i64::from(unused))
+    Ok(credit)
+}
+
+/// Moves `visits` of `node`'s lease `from` into its lease `into` of the same
+/// link (the engine serves them from `into` now): the budget is unchanged,
+/// the rows say which lease holds them. A lease moves once: a repeated move,
+/// one between two links or nodes, or of more than `from` holds changes
+/// nothing. Returns whether it moved.
+pub async fn move_visits(
+    db: &PgPool,
+    node: &str,
+    from: i64,
+    into: i64,
+    visits: u32,
+) -> sqlx::Result<bool> {
+    if visits == 0 || from == into {
+        return Ok(false);
+    }
+    let mut tx = db.begin().await?;
+    let taken: Option<i64> = sqlx::query_scalar(
+        "UPDATE visit_leases SET visits = visits - $4, moved_into = $3
+          WHERE id = $1 AND node = $2 AND moved_into IS NULL AND visits >= $4
+          RETURNING link_id",
+    )
+    .bind(from)
+    .bind(node)
+    .bind(into)
+    .bind(i64::from(visits) as i32)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(link_id) = taken else {
+        return Ok(false);
+    };
+    let added = sqlx::query(
+        "UPDATE visit_leases SET visits = visits + $4
+          WHERE id = $1 AND node = $2 AND link_id = $3",
+    )
+    .bind(into)
+    .bind(node)
+    .bind(link_id)
+    .bind(i64::from(visits) as i32)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if added == 0 {
+        // `into` is gone or not this link's: leave both rows as they were.
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Forgets leases that expired more than `after` ago without being given

@@ -33,7 +33,8 @@ use crate::shared::Shared;
 use feed::LeaseEvent;
 use servicekit::nats::NatsSettings;
 use snapshots::lease::{
-    LEASE_VERSION, LeaseGrant, LeaseRequest, LeaseReturn, LeaseWant, MAX_LEASE_ITEMS, lease_subject,
+    LEASE_VERSION, LeaseGrant, LeaseMove, LeaseRequest, LeaseReturn, LeaseWant, MAX_LEASE_ITEMS,
+    lease_subject,
 };
 use snapshots::signing::{DeltaVerifier, SIGNATURE_HEADER};
 use std::collections::HashMap;
@@ -125,6 +126,12 @@ struct Task {
     /// Those in the request in flight (sent again if it fails: control
     /// closes a lease once, so a repeat is harmless).
     pending_returns: Vec<LeaseReturn>,
+    /// Visits moved from an older lease into a newer one, to report with
+    /// the next request (control moves them between the leases' rows).
+    moves: Vec<LeaseMove>,
+    /// Those in the request in flight (sent again if it fails: a lease
+    /// moves once, so a repeat is harmless).
+    pending_moves: Vec<LeaseMove>,
 }
 
 /// Runs forever on the control runtime.
@@ -145,6 +152,8 @@ pub async fn run(shared: Arc<Shared>, nats: NatsSettings, verifier: Option<Delta
         links: HashMap::new(),
         returns: Vec::new(),
         pending_returns: Vec::new(),
+        moves: Vec::new(),
+        pending_moves: Vec::new(),
     };
     let mut client: Option<async_nats::Client> = None;
     let mut in_flight: Option<tokio::task::JoinHandle<Result<(u64, LeaseGrant), String>>> = None;
@@ -575,20 +584,30 @@ impl Task {
                 });
             }
         }
-        let take = self.returns.len().min(MAX_LEASE_ITEMS);
+        // Every move before the return of the lease it moved into: control
+        // applies a request's moves before its returns, so returns wait
+        // while moves are left for a later request.
+        let take = self.moves.len().min(MAX_LEASE_ITEMS);
+        let moves: Vec<LeaseMove> = self.moves.drain(..take).collect();
+        let take = match self.moves.is_empty() {
+            true => self.returns.len().min(MAX_LEASE_ITEMS),
+            false => 0,
+        };
         let returns: Vec<LeaseReturn> = self.returns.drain(..take).collect();
-        if want.is_empty() && returns.is_empty() {
+        if want.is_empty() && returns.is_empty() && moves.is_empty() {
             return None;
         }
         let mut nonce = [0u8; 8];
         let _ = getrandom::fill(&mut nonce);
         self.pending_returns = returns.clone();
+        self.pending_moves = moves.clone();
         Some(LeaseRequest {
             v: LEASE_VERSION,
             node: node.to_owned(),
             nonce: u64::from_le_bytes(nonce),
             want,
             returns,
+            moves,
         })
     }
 }
@@ -603,6 +622,7 @@ impl Task {
             .map(|r| u64::from(r.unused))
             .sum();
         stats.visits_returned.fetch_add(returned, Relaxed);
+        self.pending_moves.clear();
         let now_ms = crate::clock::unix_ms();
         let cores = self.cores;
         let mut settle = Vec::new();
@@ -658,6 +678,13 @@ impl Task {
                     // once the cores' slices of it end; they keep serving
                     // them until they run low or the lease ends.
                     held.reserve = held.reserve.saturating_add(old.reserve);
+                    if old.reserve > 0 {
+                        self.moves.push(LeaseMove {
+                            from: old.id,
+                            into: held.id,
+                            visits: old.reserve,
+                        });
+                    }
                     old.reserve = 0;
                     retire(&mut old);
                     link.retired.push(old);
@@ -688,6 +715,7 @@ impl Task {
             }
         }
         self.returns.append(&mut self.pending_returns);
+        self.moves.append(&mut self.pending_moves);
     }
 }
 
