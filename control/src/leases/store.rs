@@ -57,7 +57,7 @@ pub async fn grant(
     .fetch_one(&mut *tx)
     .await?;
     let left = i64::from(max.unwrap_or(0).max(0)) - granted;
-    let visits = left.min(i64::from(want)).max(0) as i32;
+    let visits = left.min(share(left)).min(i64::from(want)).max(0) as i32;
     if visits == 0 {
         return Ok(none);
     }
@@ -79,6 +79,21 @@ pub async fn grant(
     tx.commit().await?;
     Ok(Granted { lease, visits })
 }
+
+/// What is left that one lease may take at most: half of it (rounded up),
+/// or all of a small rest. A lease is what an engine takes with it if it
+/// dies, and what other engines cannot serve until it comes back, so no
+/// one asker holds all of a large rest; the cost is a few more rounds near
+/// the end of a budget.
+fn share(left: i64) -> i64 {
+    match left <= SMALL_REST {
+        true => left,
+        false => (left + 1) / 2,
+    }
+}
+
+/// A rest this small goes whole to one lease.
+const SMALL_REST: i64 = 64;
 
 /// Closes `node`'s lease `lease`, crediting its `unused` visits back to the
 /// link's budget, at most the visits its row holds (an engine cannot give
@@ -185,4 +200,18 @@ pub async fn visits_left(db: &PgPool, link_ids: &[i64]) -> sqlx::Result<Vec<(i64
     .bind(link_ids)
     .fetch_all(db)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_takes_at_most_half_of_a_large_rest() {
+        assert_eq!(share(1000), 500);
+        assert_eq!(share(65), 33);
+        assert_eq!(share(64), 64);
+        assert_eq!(share(1), 1);
+        assert_eq!(share(0), 0);
+    }
 }
