@@ -1,5 +1,6 @@
 //! The engine on a nats-server with the deploy's users and permissions
-//! (`deploy/nats/auth.conf.template`): connected as `engine` it consumes link
+//! (`deploy/nats/auth.conf.template`): connected as its node's user
+//! (`engine-<node>`, for the node id it runs as) it consumes link
 //! changes and publishes clicks with only that role's rights; it applies the
 //! changes control signed and refuses what the operator user (who may publish
 //! anything) sends without control's signature.
@@ -41,13 +42,13 @@ async fn as_its_role_it_applies_control_s_changes_and_refuses_forged_ones() {
         // A list, as for a cluster; the first one is down.
         &format!("nats://127.0.0.1:1,{}", nats.url()),
         "--nats-user",
-        "engine",
+        &Role::ENGINE.user(),
         "--nats-password-file",
-        nats.password_file(Role::Engine).to_str().unwrap(),
+        nats.password_file(Role::ENGINE).to_str().unwrap(),
         "--links-verify-key",
         keys.verify_key().to_str().unwrap(),
         "--node-id",
-        "roles",
+        testkit::ENGINE_NODE,
         "--click-batch-age-ms",
         "20",
         "--trusted-proxy",
