@@ -249,7 +249,7 @@ impl RefusedLog {
                 error = %error,
                 subject = %self.subject,
                 user = self.user.as_deref().unwrap_or(""),
-                "NATS server error on the lease connection (a permissions violation: the user is not this node's, engine-<node id>, the one allowed to ask on this subject)"
+                "NATS server error on the lease connection (a permissions violation on the lease subject: the user is not this node's; each engine-<node id> may ask on its own node's subject only)"
             );
         }
     }
