@@ -30,6 +30,9 @@ KEYS="$STACK_DIR/keys"
 CLICKHOUSE_URL=http://127.0.0.1:8123
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DATABASE"
 ENGINE_LISTEN=127.0.0.1:8080
+# The engine's node id: its click subject, and its own NATS user engine-<node>, the only
+# one allowed to ask control for visit leases in this node's name (deploy/nats.sh).
+ENGINE_NODE=demo
 ENGINE_ADMIN=127.0.0.1:9080
 CONTROL_LISTEN=127.0.0.1:8000
 ANALYTICS_METRICS=127.0.0.1:9100
@@ -133,9 +136,9 @@ if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database W
   psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$DATABASE\""
 fi
 
-echo "== NATS with one user per role"
+echo "== NATS with one user per role (and per engine node)"
 export STACK_DIR STACK_NATS_PORT
-deploy/nats.sh up
+ENGINE_NODES="$ENGINE_NODE" deploy/nats.sh up
 
 echo "== keys"
 # Control signs link changes, engines check them; the admin token guards PUT /snapshot.
@@ -211,9 +214,10 @@ start control '"event":"ready"' "$BIN/control" serve \
   "${control_https[@]}"
 start engine '"event":"ready"' "$BIN/engine" serve \
   --listen "$ENGINE_LISTEN" --admin "$ENGINE_ADMIN" --state-dir "$STACK_DIR/engine" \
-  --nats "$NATS_URL" --nats-user engine --nats-password-file "$NATS_DIR/engine.password" \
+  --nats "$NATS_URL" --nats-user "engine-$ENGINE_NODE" \
+  --nats-password-file "$NATS_DIR/engine-$ENGINE_NODE.password" \
   --links-verify-key "$KEYS/links-verify.pem" \
-  --node-id demo --trusted-proxy 127.0.0.1 "${engine_https[@]}"
+  --node-id "$ENGINE_NODE" --trusted-proxy 127.0.0.1 "${engine_https[@]}"
 
 echo "== demo key and links"
 if [ ! -s "$STACK_DIR/demo-key" ]; then

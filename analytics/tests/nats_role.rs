@@ -36,7 +36,7 @@ async fn the_sidecar_works_with_only_its_roles_permissions() {
     .collect();
     let sidecar = Sidecar::start(&args, &[]);
 
-    let engine = async_nats::jetstream::new(nats.connect_as(Role::Engine).await.unwrap());
+    let engine = async_nats::jetstream::new(nats.connect_as(Role::ENGINE).await.unwrap());
     // The stream appears once the sidecar has made it.
     testkit::wait_for(
         std::time::Duration::from_secs(20),

@@ -1,7 +1,8 @@
 //! `max_visits` in control: the API field (checked, shown with what is left,
 //! patched, removed) and the visit leases engines get over NATS: granted
 //! in one transaction each so that concurrent grants never pass the limit,
-//! signed, answering their request's nonce, unused visits given back.
+//! signed, answering their request's nonce, unused visits given back, and
+//! with the deploy's NATS users only in the asking engine node's own name.
 
 mod common;
 
@@ -365,4 +366,114 @@ async fn engines_get_signed_leases_over_nats() {
         .call(Method::GET, &format!("/v1/links/{code}"), &app.admin_key)
         .await;
     assert_eq!(shown["visits_left"], 0, "{shown}");
+}
+
+/// The deploy's NATS users (one per engine node, `deploy/nats/auth.conf.template`):
+/// control answers node A's credential on A's subject, but a return of node
+/// B's lease sent with A's credential in B's name (which control would take:
+/// the subject and the request name B) is refused by the server, so it never
+/// credits visits B may still serve; B's own return does.
+#[tokio::test]
+async fn an_engine_credential_gives_back_only_its_own_nodes_leases() {
+    let names = testkit::StreamNames::default();
+    let nats = testkit::PrivateNats::with_auth_nodes(&names, &["edge-a", "edge-b"]).unwrap();
+    let app = TestApp::start_with(|c| {
+        c.nats = Some(nats.url());
+        c.nats_user = Some(testkit::Role::Control.user());
+        c.nats_password_file = Some(nats.password_file(testkit::Role::Control));
+        c.lease_subject = names.lease_subject.clone();
+    })
+    .await;
+    let code = limited(&app, 10).await;
+    let a = nats
+        .connect_as(testkit::Role::Engine("edge-a"))
+        .await
+        .unwrap();
+    let b = nats
+        .connect_as(testkit::Role::Engine("edge-b"))
+        .await
+        .unwrap();
+    let request = |node: &str, nonce: u64, visits: u32, returns: Vec<LeaseReturn>| LeaseRequest {
+        v: LEASE_VERSION,
+        node: node.into(),
+        nonce,
+        want: vec![LeaseWant {
+            domain: 0,
+            code: code.clone(),
+            visits,
+        }],
+        returns,
+        moves: Vec::new(),
+    };
+    let ask = |client: &async_nats::Client, request: LeaseRequest| {
+        let (client, prefix) = (client.clone(), names.lease_subject.clone());
+        async move {
+            let reply = client
+                .request(
+                    lease_subject(&prefix, &request.node),
+                    request.encode().into(),
+                )
+                .await
+                .ok()?;
+            Some(LeaseGrant::decode(&reply.payload, request.nonce).unwrap())
+        }
+    };
+    // The responder subscribes at start: B asks until it answers, and takes
+    // every visit.
+    let taken = testkit::wait_for_some(Duration::from_secs(10), Duration::from_millis(50), || {
+        ask(&b, request("edge-b", 1, 10, vec![]))
+    })
+    .await
+    .expect("control answers B");
+    let b_lease = &taken.leases[0];
+    assert_eq!(b_lease.visits, 10);
+    let visits_left = || async {
+        let (_, shown) = app
+            .call(Method::GET, &format!("/v1/links/{code}"), &app.admin_key)
+            .await;
+        shown["visits_left"].clone()
+    };
+    assert_eq!(visits_left().await, 0);
+
+    // A returns B's lease, all of it unused, in B's name: the server drops it
+    // (control, which answers every request it gets, never answers).
+    let forged = request(
+        "edge-b",
+        2,
+        0,
+        vec![LeaseReturn {
+            lease: b_lease.lease,
+            unused: 10,
+        }],
+    );
+    let refused = tokio::time::timeout(Duration::from_secs(2), ask(&a, forged)).await;
+    assert!(
+        !matches!(refused, Ok(Some(_))),
+        "control answered A's request in B's name"
+    );
+    // Control answers A in its own name (nothing left), after which the
+    // forged return would have been applied had it arrived.
+    let own = ask(&a, request("edge-a", 3, 5, vec![]))
+        .await
+        .expect("control answers A");
+    assert_eq!(own.leases[0].visits, 0);
+    assert_eq!(visits_left().await, 0, "B's lease was given back by A");
+
+    // B gives back 4 of its own.
+    let back = ask(
+        &b,
+        request(
+            "edge-b",
+            4,
+            0,
+            vec![LeaseReturn {
+                lease: b_lease.lease,
+                unused: 4,
+            }],
+        ),
+    )
+    .await
+    .expect("control answers B");
+    assert_eq!(back.nonce, 4);
+    assert_eq!(visits_left().await, 4);
 }

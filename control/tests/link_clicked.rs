@@ -332,7 +332,7 @@ async fn the_deploys_nats_users_are_enough_for_link_clicked() {
     let (_dir, key) = key_file();
     let app = TestApp::start_with(|c| {
         c.nats = Some(nats.url());
-        c.nats_user = Some(NatsRole::Control.user().into());
+        c.nats_user = Some(NatsRole::Control.user());
         c.nats_password_file = Some(nats.password_file(NatsRole::Control));
         c.webhook_key_file = Some(key.clone());
         c.allow_private_webhooks = true;

@@ -1,12 +1,15 @@
 //! The engine on a nats-server with the deploy's users and permissions
-//! (`deploy/nats/auth.conf.template`): connected as `engine` it consumes link
+//! (`deploy/nats/auth.conf.template`): connected as its node's user
+//! (`engine-<node>`, for the node id it runs as) it consumes link
 //! changes and publishes clicks with only that role's rights; it applies the
 //! changes control signed and refuses what the operator user (who may publish
-//! anything) sends without control's signature.
+//! anything) sends without control's signature. With another node's user it
+//! may not ask for visit leases.
 
 mod common;
 
 use common::{Engine, eventually, limited_stream, snapshot_dir};
+use futures::StreamExt as _;
 use snapshots::Link;
 use snapshots::click::ClickBatch;
 use snapshots::delta::LinkDelta;
@@ -41,13 +44,13 @@ async fn as_its_role_it_applies_control_s_changes_and_refuses_forged_ones() {
         // A list, as for a cluster; the first one is down.
         &format!("nats://127.0.0.1:1,{}", nats.url()),
         "--nats-user",
-        "engine",
+        &Role::ENGINE.user(),
         "--nats-password-file",
-        nats.password_file(Role::Engine).to_str().unwrap(),
+        nats.password_file(Role::ENGINE).to_str().unwrap(),
         "--links-verify-key",
         keys.verify_key().to_str().unwrap(),
         "--node-id",
-        "roles",
+        testkit::ENGINE_NODE,
         "--click-batch-age-ms",
         "20",
         "--trusted-proxy",
@@ -131,5 +134,73 @@ async fn as_its_role_it_applies_control_s_changes_and_refuses_forged_ones() {
     }
     addresses.sort();
     assert_eq!(addresses, ["127.0.0.0", "127.0.0.0", "198.51.100.0"]);
+    drop(engine);
+}
+
+/// An engine run with another node's NATS user (the deploy makes one per
+/// node, `engine-<node id>`, allowed to ask for visit leases on its own
+/// node's subject only): the server refuses its lease requests, so nothing
+/// reaches control's subject, it serves none of a limited link's visits,
+/// and its log says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_another_nodes_user_it_gets_no_lease_and_says_why() {
+    let names = StreamNames::default();
+    let nats = PrivateNats::with_auth_nodes(&names, &["edge-a"]).unwrap();
+    let js = async_nats::jetstream::new(nats.connect_as(Role::Operator).await.unwrap());
+    js.create_stream(limited_stream(&names.links_stream, &names.links_subject))
+        .await
+        .unwrap();
+    // Control's subjects, watched as control: nothing may arrive.
+    let watcher = nats.connect_as(Role::Control).await.unwrap();
+    let mut requests = watcher
+        .subscribe(format!("{}.*", names.lease_subject))
+        .await
+        .unwrap();
+    watcher.flush().await.unwrap();
+
+    let keys = LinkKeys::new().unwrap();
+    let limited = Link {
+        max_visits: Some(5),
+        ..Link::new("m", "https://m/1")
+    };
+    let (dir, path) = snapshot_dir(1, &[limited]);
+    let user = Role::Engine("edge-a");
+    let args: Vec<String> = [
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--cores",
+        "1",
+        "--nats",
+        &nats.url(),
+        "--nats-user",
+        &user.user(),
+        "--nats-password-file",
+        nats.password_file(user).to_str().unwrap(),
+        "--links-verify-key",
+        keys.verify_key().to_str().unwrap(),
+        "--node-id",
+        "edge-b",
+        "--state-dir",
+        dir.path().join("state").to_str().unwrap(),
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let engine = tokio::task::spawn_blocking(move || {
+        let engine = Engine::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let (status, _) = engine.get("/m");
+        assert_eq!(status, 410, "served without a lease");
+        eventually(Duration::from_secs(20), "the refusal in the log", || {
+            engine.process.log_tail(50).contains("links.lease.edge-b")
+        });
+        let log = engine.process.log_tail(50).to_ascii_lowercase();
+        assert!(log.contains("permissions violation"), "{log}");
+        assert_eq!(engine.get("/m").0, 410);
+        engine
+    })
+    .await
+    .unwrap();
+    let got = tokio::time::timeout(Duration::from_millis(300), requests.next()).await;
+    assert!(!matches!(got, Ok(Some(_))), "a request reached control");
     drop(engine);
 }

@@ -1,14 +1,14 @@
 //! How a service reaches NATS: one or more servers, and its own credentials.
 //!
-//! Every process connects as its role's user (`control`, `engine`,
-//! `analytics`), whose permissions on the server allow only what that role
-//! does (deploy's `nats-server` configuration, `deploy/nats/auth.conf.template`,
-//! lists them). The password comes from a file (mode 0600, the deploy
+//! Every process connects as its role's user (`control`, `analytics`, and
+//! for an engine its node's, `engine-<node id>`), whose permissions on the
+//! server allow only what that role does (deploy's `nats-server`
+//! configuration, `deploy/nats/auth.conf.template`, lists them). The password comes from a file (mode 0600, the deploy
 //! scripts write one per role) or from the `NATS_PASSWORD` environment
 //! variable, never from a flag, where `ps` would show it.
 //!
 //! Each client also takes a private inbox prefix, `_INBOX_<user>`, so the
-//! server can let a role subscribe to its own replies (`_INBOX_engine.>`) and
+//! server can let a role subscribe to its own replies (`_INBOX_control.>`) and
 //! nobody else's: with the shared `_INBOX.>`, any role could read the replies
 //! to every other role's requests.
 //!

@@ -59,7 +59,8 @@
 //! * [`Browser`]: a headless Chromium over WebDriver for browser tests (skipped loudly
 //!   when Debian's `chromium`/`chromium-driver` are missing, failed under `CI`).
 //! * [`PrivateNats`]: a nats-server of the test's own, to stop and restart (outages) or to
-//!   run with the deploy's users and permissions ([`Role`], [`StreamNames`]).
+//!   run with the deploy's users and permissions ([`Role`], [`StreamNames`]; one engine
+//!   user per node, [`Role::Engine`]).
 //! * [`NatsCluster`]: three nats-servers forming a JetStream cluster of the test's own,
 //!   ready when it has a meta leader; a node can be killed and restarted under load.
 //! * [`ClickHouseReplicas`]: ZooKeeper and two ClickHouse servers as replicas of one
@@ -123,7 +124,7 @@ pub use net::{free_addr, free_port};
 pub use netns::NetNs;
 pub use pebble::Pebble;
 pub use pg::{PgDatabase, admin_database_url};
-pub use private_nats::{PrivateNats, Role, StreamNames};
+pub use private_nats::{ENGINE_NODE, PrivateNats, Role, StreamNames};
 pub use ready_child::ReadyChild;
 pub use services::require_services;
 pub use wait::{wait_for, wait_for_ok, wait_for_some};

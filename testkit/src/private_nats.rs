@@ -1,6 +1,7 @@
 //! A nats-server of the test's own: its own port and store directory, so the
 //! test can stop and restart it (outages) or give it users and permissions
-//! (the deploy's `deploy/nats/auth.conf.template`) without touching the
+//! (the deploy's `deploy/nats/auth.conf.template`, with one engine user per
+//! node from `deploy/nats/engine-user.conf.template`) without touching the
 //! shared server on 4222.
 
 use crate::nats_process::NatsProcess;
@@ -12,27 +13,40 @@ use std::time::Duration;
 
 /// The deploy's users-and-permissions template, the very file deploy fills in.
 const AUTH_TEMPLATE: &str = include_str!("../../deploy/nats/auth.conf.template");
+/// One engine node's user, placed at [`ENGINE_USERS`] once per node.
+const ENGINE_USER_TEMPLATE: &str = include_str!("../../deploy/nats/engine-user.conf.template");
+/// The line of [`AUTH_TEMPLATE`] the engine users replace.
+const ENGINE_USERS: &str = "@ENGINE_USERS@";
 
-/// The service roles of the template.
+/// The engine node [`PrivateNats::with_auth`] makes a user for.
+pub const ENGINE_NODE: &str = "node1";
+
+/// The users of the template: one per service role, one per engine node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Control,
-    Engine,
+    /// The engine of this node id: it may ask for visit leases on
+    /// `<lease subject>.<node>` only.
+    Engine(&'static str),
     Analytics,
     /// Full access, for people and tools (and tests that set up streams).
     Operator,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Control, Role::Engine, Role::Analytics, Role::Operator];
+    /// The engine of [`ENGINE_NODE`], the one [`PrivateNats::with_auth`] knows.
+    pub const ENGINE: Role = Role::Engine(ENGINE_NODE);
+    /// The users every server with auth has (engines: one per node asked for).
+    const SERVICES: [Role; 3] = [Role::Control, Role::Analytics, Role::Operator];
 
-    /// The NATS user name.
-    pub fn user(self) -> &'static str {
+    /// The NATS user name (`engine-<node>` for an engine, as deploy/nats.sh
+    /// names them); it also names the client's inbox prefix.
+    pub fn user(self) -> String {
         match self {
-            Role::Control => "control",
-            Role::Engine => "engine",
-            Role::Analytics => "analytics",
-            Role::Operator => "operator",
+            Role::Control => "control".into(),
+            Role::Engine(node) => format!("engine-{node}"),
+            Role::Analytics => "analytics".into(),
+            Role::Operator => "operator".into(),
         }
     }
 }
@@ -100,10 +114,18 @@ impl PrivateNats {
         Ok(nats)
     }
 
-    /// A server with the deploy's users and permissions for `names`; each
-    /// role's password is in [`password_file`](Self::password_file).
+    /// A server with the deploy's users and permissions for `names`, and
+    /// one engine, [`Role::ENGINE`]; each user's password is in
+    /// [`password_file`](Self::password_file).
     pub fn with_auth(names: &StreamNames) -> anyhow::Result<PrivateNats> {
-        Self::launch(Some(names))
+        Self::with_auth_nodes(names, &[ENGINE_NODE])
+    }
+
+    /// [`with_auth`](Self::with_auth) with a user per engine node of `nodes`
+    /// ([`Role::Engine`]`(node)`), as deploy/nats.sh makes them for its
+    /// `ENGINE_NODES`.
+    pub fn with_auth_nodes(names: &StreamNames, nodes: &[&str]) -> anyhow::Result<PrivateNats> {
+        Self::launch(Some((names, nodes)))
     }
 
     /// An open server's port and store, not started yet: for tests of a
@@ -113,16 +135,16 @@ impl PrivateNats {
         Self::prepare(None)
     }
 
-    fn launch(names: Option<&StreamNames>) -> anyhow::Result<PrivateNats> {
+    fn launch(names: Option<(&StreamNames, &[&str])>) -> anyhow::Result<PrivateNats> {
         let mut nats = Self::prepare(names)?;
         nats.restart()?;
         Ok(nats)
     }
 
-    fn prepare(names: Option<&StreamNames>) -> anyhow::Result<PrivateNats> {
+    fn prepare(names: Option<(&StreamNames, &[&str])>) -> anyhow::Result<PrivateNats> {
         let dir = tempfile::Builder::new().prefix("testkit-nats-").tempdir()?;
         let config = match names {
-            Some(names) => Some(write_auth(dir.path(), names)?),
+            Some((names, nodes)) => Some(write_auth(dir.path(), names, nodes)?),
             None => None,
         };
         let port = crate::free_port();
@@ -143,7 +165,8 @@ impl PrivateNats {
         format!("nats://{}", SocketAddr::new(self.ip, self.port))
     }
 
-    /// The file holding `role`'s password (only with [`with_auth`](Self::with_auth)).
+    /// The file holding `role`'s password (only with [`with_auth`](Self::with_auth),
+    /// and for an engine of one of the nodes it was given).
     pub fn password_file(&self, role: Role) -> PathBuf {
         self.dir.path().join(format!("{}.password", role.user()))
     }
@@ -155,10 +178,26 @@ impl PrivateNats {
 
     /// A client connected as `role`, with its private inbox prefix.
     pub async fn connect_as(&self, role: Role) -> anyhow::Result<async_nats::Client> {
+        self.connect_with(role, self.options_as(role)).await
+    }
+
+    /// The options [`connect_as`](Self::connect_as) uses, to add to (an
+    /// event callback that sees the server's permission errors, say) before
+    /// [`connect_with`](Self::connect_with).
+    pub fn options_as(&self, role: Role) -> async_nats::ConnectOptions {
         async_nats::ConnectOptions::new()
-            .user_and_password(role.user().into(), self.password(role))
+            .user_and_password(role.user(), self.password(role))
             .custom_inbox_prefix(format!("_INBOX_{}", role.user()))
             .connection_timeout(Duration::from_secs(3))
+    }
+
+    /// Connects with `options` (from [`options_as`](Self::options_as)`(role)`).
+    pub async fn connect_with(
+        &self,
+        role: Role,
+        options: async_nats::ConnectOptions,
+    ) -> anyhow::Result<async_nats::Client> {
+        options
             .connect(self.url())
             .await
             .with_context(|| format!("connecting to the private nats-server as {}", role.user()))
@@ -192,17 +231,37 @@ impl PrivateNats {
     }
 }
 
-/// Fills in the template with `names` and a fresh password per role (files
-/// mode 0600 in `dir`); returns the config's path.
-fn write_auth(dir: &Path, names: &StreamNames) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    // The comments name the placeholders too: leave them out.
-    let body: String = AUTH_TEMPLATE
-        .lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let mut config = body
+/// Fills in the template with `names`, an engine user per node of `nodes`
+/// and a fresh password per user (files `<user>.password`, mode 0600, in
+/// `dir`, as deploy/nats.sh writes them); returns the config's path.
+fn write_auth(dir: &Path, names: &StreamNames, nodes: &[&str]) -> anyhow::Result<PathBuf> {
+    let mut config = String::new();
+    for line in without_comments(AUTH_TEMPLATE) {
+        if line.trim() != ENGINE_USERS {
+            config.push_str(line);
+            config.push('\n');
+            continue;
+        }
+        for node in nodes {
+            if node.is_empty()
+                || !node
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                bail!("engine node id {node:?}: letters, digits, '_' or '-' only");
+            }
+            let password = new_password(dir, &format!("engine-{node}"))?;
+            for line in without_comments(ENGINE_USER_TEMPLATE) {
+                config.push_str(
+                    &line
+                        .replace("@NODE@", node)
+                        .replace("@ENGINE_PASSWORD@", &password),
+                );
+                config.push('\n');
+            }
+        }
+    }
+    let mut config = config
         .replace("@LINKS_STREAM@", &names.links_stream)
         .replace("@LINKS_SUBJECT@", &names.links_subject)
         .replace("@LEASE_SUBJECT@", &names.lease_subject)
@@ -212,16 +271,11 @@ fn write_auth(dir: &Path, names: &StreamNames) -> anyhow::Result<PathBuf> {
         .replace("@ENRICHED_SUBJECT@", &names.enriched_subject)
         .replace("@ENRICHED_STREAM@", &names.enriched_stream)
         .replace("@ENRICHED_CONSUMER@", &names.enriched_consumer);
-    for role in Role::ALL {
-        let password = crate::unique_name("pw");
-        let placeholder = format!("@{}_PASSWORD@", role.user().to_ascii_uppercase());
+    for role in Role::SERVICES {
+        let user = role.user();
+        let password = new_password(dir, &user)?;
+        let placeholder = format!("@{}_PASSWORD@", user.to_ascii_uppercase());
         config = config.replace(&placeholder, &password);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(dir.join(format!("{}.password", role.user())))?;
-        std::io::Write::write_all(&mut file, password.as_bytes())?;
     }
     if let Some(at) = config.find('@') {
         let near: String = config[at..].chars().take(40).collect();
@@ -230,4 +284,24 @@ fn write_auth(dir: &Path, names: &StreamNames) -> anyhow::Result<PathBuf> {
     let path = dir.join("auth.conf");
     std::fs::write(&path, config)?;
     Ok(path)
+}
+
+/// The template's lines but its comments, which name the placeholders too.
+fn without_comments(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+}
+
+/// A fresh password for `user`, written to `<dir>/<user>.password` (0600).
+fn new_password(dir: &Path, user: &str) -> anyhow::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let password = crate::unique_name("pw");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join(format!("{user}.password")))?;
+    std::io::Write::write_all(&mut file, password.as_bytes())?;
+    Ok(password)
 }

@@ -1,11 +1,13 @@
 //! The deploy's NATS users and permissions (`deploy/nats/auth.conf.template`)
-//! on a real nats-server: each role can do its job and nothing else, and a
-//! client without credentials cannot connect at all.
+//! on a real nats-server: each role can do its job and nothing else, each
+//! engine node only in its own name, and a client without credentials cannot
+//! connect at all.
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt as _;
 use std::time::Duration;
 use testkit::{PrivateNats, Role, StreamNames};
+use tokio::sync::mpsc;
 
 /// Short enough that a refused publish (the server drops it; no ack ever
 /// comes) fails the test quickly, long enough for a loaded machine.
@@ -52,7 +54,7 @@ async fn a_client_without_credentials_is_refused() -> anyhow::Result<()> {
         .await;
     assert!(anonymous.is_err(), "anonymous connection accepted");
     let wrong = async_nats::ConnectOptions::new()
-        .user_and_password("engine".into(), "not-the-password".into())
+        .user_and_password(Role::ENGINE.user(), "not-the-password".into())
         .connection_timeout(Duration::from_secs(2))
         .connect(nats.url())
         .await;
@@ -67,7 +69,7 @@ async fn only_control_publishes_link_changes() -> anyhow::Result<()> {
         .publish(names.links_subject.clone(), "change".into())
         .await?
         .await?;
-    for role in [Role::Engine, Role::Analytics] {
+    for role in [Role::ENGINE, Role::Analytics] {
         let refused = js(nats.connect_as(role).await?)
             .publish(names.links_subject.clone(), "forged".into())
             .await?
@@ -82,7 +84,7 @@ async fn only_control_publishes_link_changes() -> anyhow::Result<()> {
 async fn only_engines_publish_clicks() -> anyhow::Result<()> {
     let (nats, names) = setup().await?;
     let subject = format!("{}.node1", names.clicks_subject_prefix);
-    js(nats.connect_as(Role::Engine).await?)
+    js(nats.connect_as(Role::ENGINE).await?)
         .publish(subject.clone(), "batch".into())
         .await?
         .await?;
@@ -104,13 +106,13 @@ async fn engines_read_link_changes_and_analytics_reads_clicks() -> anyhow::Resul
         .publish(names.links_subject.clone(), "change".into())
         .await?
         .await?;
-    js(nats.connect_as(Role::Engine).await?)
+    js(nats.connect_as(Role::ENGINE).await?)
         .publish(format!("{}.n", names.clicks_subject_prefix), "batch".into())
         .await?
         .await?;
 
     // The engine's ordered consumer on LINKS, as engine/src/links.rs makes it.
-    let engine = nats.connect_as(Role::Engine).await?;
+    let engine = nats.connect_as(Role::ENGINE).await?;
     let links = js(engine.clone()).get_stream(&names.links_stream).await?;
     let mut changes = links
         .create_consumer(consumer::push::OrderedConfig {
@@ -146,7 +148,7 @@ async fn engines_read_link_changes_and_analytics_reads_clicks() -> anyhow::Resul
     message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // Nobody else reads the clicks: the engine cannot make a consumer on CLICKS.
-    let engine_js = js(nats.connect_as(Role::Engine).await?);
+    let engine_js = js(nats.connect_as(Role::ENGINE).await?);
     let stolen = engine_js
         .create_consumer_on_stream(
             consumer::pull::Config {
@@ -163,7 +165,7 @@ async fn engines_read_link_changes_and_analytics_reads_clicks() -> anyhow::Resul
 #[tokio::test]
 async fn a_role_cannot_read_another_roles_replies_or_raw_subjects() -> anyhow::Result<()> {
     let (nats, names) = setup().await?;
-    let engine = nats.connect_as(Role::Engine).await?;
+    let engine = nats.connect_as(Role::ENGINE).await?;
     // Subscriptions outside its inbox are refused by the server (nothing arrives).
     let mut others = engine.subscribe("_INBOX_control.>").await?;
     let mut raw_clicks = engine
@@ -175,7 +177,7 @@ async fn a_role_cannot_read_another_roles_replies_or_raw_subjects() -> anyhow::R
         .await?
         .info()
         .await?;
-    js(nats.connect_as(Role::Engine).await?)
+    js(nats.connect_as(Role::ENGINE).await?)
         .publish(format!("{}.n", names.clicks_subject_prefix), "batch".into())
         .await?
         .await?;
@@ -219,7 +221,7 @@ async fn analytics_publishes_enriched_clicks_and_only_control_reads_them() -> an
     // The sidecar publishes on core NATS, as analytics/src/publish.rs does;
     // the others may not (the server drops their publishes).
     let subject = format!("{}.42", names.enriched_subject);
-    for role in [Role::Engine, Role::Control] {
+    for role in [Role::ENGINE, Role::Control] {
         let c = nats.connect_as(role).await?;
         c.publish(subject.clone(), "forged".into()).await?;
         c.flush().await?;
@@ -247,7 +249,7 @@ async fn analytics_publishes_enriched_clicks_and_only_control_reads_them() -> an
     );
 
     // Nobody else reads them: no consumer on ENRICHED for the engine or analytics.
-    for role in [Role::Engine, Role::Analytics] {
+    for role in [Role::ENGINE, Role::Analytics] {
         let stolen = js(nats.connect_as(role).await?)
             .create_consumer_on_stream(
                 consumer::pull::Config {
@@ -285,7 +287,7 @@ async fn engines_ask_control_for_visit_leases() -> anyhow::Result<()> {
             }
         }
     });
-    let engine = nats.connect_as(Role::Engine).await?;
+    let engine = nats.connect_as(Role::ENGINE).await?;
     let reply = tokio::time::timeout(ACK_WAIT, engine.request("links.lease.node1", "want".into()))
         .await??;
     assert_eq!(&reply.payload[..], b"granted");
@@ -303,16 +305,105 @@ async fn engines_ask_control_for_visit_leases() -> anyhow::Result<()> {
         );
     }
     // Control cannot write to an engine's inbox it was not asked on.
-    let mut inbox = engine.subscribe("_INBOX_engine.unasked").await?;
+    let unasked = format!("_INBOX_{}.unasked", Role::ENGINE.user());
+    let mut inbox = engine.subscribe(unasked.clone()).await?;
     engine.flush().await?;
-    control
-        .publish("_INBOX_engine.unasked", "forged".into())
-        .await?;
+    control.publish(unasked, "forged".into()).await?;
     control.flush().await?;
     let got = tokio::time::timeout(Duration::from_millis(300), inbox.next()).await;
     assert!(
         !matches!(got, Ok(Some(_))),
         "control wrote to an engine's inbox"
     );
+    Ok(())
+}
+
+/// One user per engine node: node A's credential asks for leases on its own
+/// subject and control answers, but the server refuses A's publishes on node
+/// B's subject (a permissions violation; control never sees them), so A
+/// cannot ask for, or give back, B's leases. Nor can A read B's replies.
+#[tokio::test]
+async fn an_engine_asks_for_leases_in_its_own_nodes_name_only() -> anyhow::Result<()> {
+    let names = StreamNames::default();
+    let nats = PrivateNats::with_auth_nodes(&names, &["edge-a", "edge-b"])?;
+    let (a_node, b_node) = (Role::Engine("edge-a"), Role::Engine("edge-b"));
+    let subject = |node: &str| format!("{}.{node}", names.lease_subject);
+
+    // Control answers every request with the subject it came on.
+    let control = nats.connect_as(Role::Control).await?;
+    let mut requests = control
+        .subscribe(format!("{}.*", names.lease_subject))
+        .await?;
+    control.flush().await?;
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let answering = control.clone();
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let _ = seen_tx.send(request.subject.to_string());
+            if let Some(reply) = request.reply {
+                let _ = answering
+                    .publish(reply, request.subject.as_bytes().to_vec().into())
+                    .await;
+                let _ = answering.flush().await;
+            }
+        }
+    });
+
+    // A, with the server's errors in view.
+    let (errors_tx, mut errors) = mpsc::unbounded_channel();
+    let options = nats.options_as(a_node).event_callback(move |event| {
+        let errors_tx = errors_tx.clone();
+        async move {
+            if let async_nats::Event::ServerError(error) = event {
+                let _ = errors_tx.send(error.to_string().to_ascii_lowercase());
+            }
+        }
+    });
+    let a = nats.connect_with(a_node, options).await?;
+    let reply =
+        tokio::time::timeout(ACK_WAIT, a.request(subject("edge-a"), "want".into())).await??;
+    assert_eq!(reply.payload, subject("edge-a").as_bytes());
+
+    // B's subject: a return of B's leases in B's name, refused.
+    let b_inbox = format!("_INBOX_{}.>", b_node.user());
+    let mut b_replies = a.subscribe(b_inbox.clone()).await?;
+    a.publish(subject("edge-b"), "return".into()).await?;
+    a.flush().await?;
+    let mut refused = Vec::new();
+    while refused.len() < 2 {
+        let error = tokio::time::timeout(ACK_WAIT, errors.recv())
+            .await?
+            .expect("a server error");
+        assert!(error.contains("permissions violation"), "{error}");
+        refused.push(error);
+    }
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.contains("publish") && e.contains("links.lease.edge-b")),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.contains("subscription") && e.contains(&b_inbox.to_ascii_lowercase())),
+        "{refused:?}"
+    );
+
+    // B asks in its own name; A reads nothing of it.
+    let b = nats.connect_as(b_node).await?;
+    let reply =
+        tokio::time::timeout(ACK_WAIT, b.request(subject("edge-b"), "want".into())).await??;
+    assert_eq!(reply.payload, subject("edge-b").as_bytes());
+    let got = tokio::time::timeout(Duration::from_millis(300), b_replies.next()).await;
+    assert!(!matches!(got, Ok(Some(_))), "A read B's reply");
+
+    // Control saw A's own request and B's, and nothing of A's in B's name
+    // (the server handles A's publish before the flush that followed it).
+    let mut subjects = Vec::new();
+    while let Ok(subject) = seen.try_recv() {
+        subjects.push(subject);
+    }
+    assert_eq!(subjects, [subject("edge-a"), subject("edge-b")]);
     Ok(())
 }

@@ -192,7 +192,19 @@ pub async fn run(shared: Arc<Shared>, nats: NatsSettings, verifier: Option<Delta
             && let Some(request) = task.next_request(&node, crate::clock::unix_ms())
         {
             if client.is_none() {
-                match nats.connect("engine leases", |options| options).await {
+                let refused = RefusedLog {
+                    subject: subject.clone(),
+                    user: nats.user.clone(),
+                };
+                let connected = nats
+                    .connect("engine leases", |options| {
+                        options.event_callback(move |event| {
+                            refused.log(&event);
+                            std::future::ready(())
+                        })
+                    })
+                    .await;
+                match connected {
                     Ok(c) => client = Some(c),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot reach NATS for visit leases");
@@ -216,6 +228,29 @@ pub async fn run(shared: Arc<Shared>, nats: NatsSettings, verifier: Option<Delta
                 }
                 result.map(|grant| (request.nonce, grant))
             }));
+        }
+    }
+}
+
+/// Says so when the server refuses this engine something, such as a lease
+/// request on its subject: the deploy lets each node's NATS user,
+/// `engine-<node id>`, ask on its own node's subject only, so an engine whose
+/// `--nats-user` is another node's gets no answer and no lease. Without this
+/// the log would only say that requests got no answer in time.
+struct RefusedLog {
+    subject: String,
+    user: Option<String>,
+}
+
+impl RefusedLog {
+    fn log(&self, event: &async_nats::Event) {
+        if let async_nats::Event::ServerError(error) = event {
+            tracing::warn!(
+                error = %error,
+                subject = %self.subject,
+                user = self.user.as_deref().unwrap_or(""),
+                "NATS server error on the lease connection (a permissions violation on the lease subject: the user is not this node's; each engine-<node id> may ask on its own node's subject only)"
+            );
         }
     }
 }
