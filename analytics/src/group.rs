@@ -10,8 +10,10 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use snapshots::click::{ClickBatch, ClickBatchWriter, ClickEvent};
 
+use crate::encoded::ClickRows;
 use crate::enrich::{Enricher, privacy};
-use crate::rows::{ClickRow, ParkedRow};
+use crate::hash::SeededXxh3;
+use crate::rows::ParkedRow;
 
 /// Where a message sat on the stream: what a parked row records about it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,9 +31,10 @@ pub struct Batch {
     /// The message body as received. Parking re-encodes it with addresses
     /// cut ([`Batch::parked_row`]); the bytes themselves are never stored.
     pub payload: Bytes,
-    /// Rows not stored yet. Events an earlier batch of the group already
-    /// carried are left out (counted in [`Group::duplicates_in_group`]).
-    pub rows: Vec<ClickRow>,
+    /// Rows not stored yet, encoded as the insert sends them. Events an
+    /// earlier batch of the group already carried are left out (counted in
+    /// [`Group::duplicates_in_group`]).
+    pub rows: ClickRows,
     /// Stored, or moved to the parked rows: nothing left to do.
     pub done: bool,
     /// Tries in which ClickHouse refused this batch on its own.
@@ -66,15 +69,17 @@ impl Group {
         payloads: impl IntoIterator<Item = (Bytes, Origin)>,
     ) -> Group {
         let mut group = Group::default();
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_hasher(SeededXxh3::default());
         for (payload, origin) in payloads {
             match ClickBatch::parse(&payload) {
                 Ok(batch) => {
                     let node = String::from_utf8_lossy(batch.node_id()).into_owned();
-                    let mut rows = Vec::with_capacity(batch.len());
+                    // A row is about the size of its record in the batch.
+                    let mut rows =
+                        ClickRows::with_capacity(batch.len(), payload.len() / batch.len().max(1));
                     for event in batch.events() {
                         if seen.insert(event.event_id) {
-                            rows.push(enricher.enrich(&node, batch.batch_id(), &event));
+                            enricher.encode(&node, batch.batch_id(), &event, &mut rows);
                         } else {
                             group.duplicates_in_group += 1;
                         }
