@@ -21,13 +21,16 @@
 //! are never inserted twice.
 //!
 //! **Decoding overlaps storing.** While a group is being stored (lookup,
-//! insert, acks: mostly waiting for ClickHouse) the next one is read and
-//! decoded; it is stored only once the previous one is done, so there is
-//! never more than one group in ClickHouse's hands, groups are stored in
-//! order, and each lookup sees every row the groups before it inserted.
-//! The decoded group waiting its turn gets in-progress acks like the one
-//! being stored, so a slow store does not let JetStream hand its messages
-//! to another sidecar meanwhile.
+//! insert, acks: mostly waiting for ClickHouse) the next one is read, each
+//! message decoded as it arrives; the next group is closed when full, or
+//! once the linger is over *and* the previous group is stored, so while
+//! ClickHouse is busy the next group takes everything that arrives (one
+//! larger insert rather than a queue of small ones). It is stored only once
+//! the previous one is done, so there is never more than one group in
+//! ClickHouse's hands, groups are stored in order, and each lookup sees
+//! every row the groups before it inserted. The group waiting its turn gets
+//! in-progress acks like the one being stored, so a slow store does not let
+//! JetStream hand its messages to another sidecar meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -41,7 +44,7 @@ use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::encoded::ClickRows;
 use crate::enrich::Enricher;
-use crate::group::{Batch, Group, Origin};
+use crate::group::{Batch, Group, GroupBuilder, Origin};
 use crate::metrics::Metrics;
 use crate::nats::{self, StreamError};
 use crate::publish::Publisher;
@@ -113,6 +116,7 @@ impl Pipeline {
             config.max_group_events,
             config.linger(),
         );
+        let every = self.writer.progress_every();
         let mut storing: Option<Storing> = None;
         loop {
             let first = match messages.next().await {
@@ -126,28 +130,50 @@ impl Pipeline {
                     anyhow::bail!("message stream ended");
                 }
             };
-            let mut batch = vec![first];
-            let mut events = event_count_hint(&batch[0].payload);
+            let mut group = GroupBuilder::default();
+            let (mut batches, mut events) = (1, self.add(&mut group, first));
             let deadline = tokio::time::Instant::now() + linger;
+            let mut progress = tokio::time::interval_at(deadline + every, every);
             let mut failure = None;
-            while batch.len() < max_batches && events < max_events {
-                match tokio::time::timeout_at(deadline, messages.next()).await {
-                    Ok(Some(Ok(m))) => {
-                        events += event_count_hint(&m.payload);
-                        batch.push(m);
+            // Until full, or the linger is over and the previous group is
+            // stored: a group formed while ClickHouse is busy takes what
+            // arrives meanwhile, so inserts grow with the load instead of
+            // queueing up.
+            while batches < max_batches && events < max_events {
+                let busy = storing.as_ref().is_some_and(|s| !s.is_done());
+                let next = if !busy || tokio::time::Instant::now() < deadline {
+                    match tokio::time::timeout_at(deadline, messages.next()).await {
+                        Ok(next) => next,
+                        Err(_) if busy => continue,
+                        Err(_) => break,
                     }
-                    Ok(Some(Err(e))) => {
+                } else {
+                    let previous = storing.as_mut().expect("busy");
+                    tokio::select! {
+                        next = messages.next() => next,
+                        () = previous.wait() => continue,
+                        _ = progress.tick() => {
+                            for m in group.messages() {
+                                let _ = m.ack_with(AckKind::Progress).await;
+                            }
+                            continue;
+                        }
+                    }
+                };
+                match next {
+                    Some(Ok(m)) => {
+                        batches += 1;
+                        events += self.add(&mut group, m);
+                    }
+                    Some(Err(e)) => {
                         failure = Some(anyhow::Error::from(e));
                         break;
                     }
-                    Ok(None) | Err(_) => break,
+                    None => break,
                 }
             }
-            // CPU work for a while (~1 µs per event): off the runtime's
-            // worker, so the previous group's store runs meanwhile.
-            let group = blocking(|| self.decode(batch));
+            let group = self.finish_group(group);
             if let Some(previous) = storing.take() {
-                let every = self.writer.progress_every();
                 keeping(&group.messages, every, previous.finish()).await;
             }
             storing = Some(Storing::spawn(self.writer.clone(), group));
@@ -158,34 +184,62 @@ impl Pipeline {
         }
     }
 
+    /// Decodes and enriches one message into `group` (CPU work, ~1 ms for
+    /// a batch of 1,000: off the runtime's worker, so the previous group's
+    /// store goes on meanwhile); returns its event count.
+    fn add(&mut self, group: &mut GroupBuilder, msg: Message) -> usize {
+        let events = event_count_hint(&msg.payload);
+        let origin = self.origin(&msg);
+        let now = servicekit::clock::unix_secs() as u32;
+        let (enricher, stream) = (&mut self.enricher, &self.writer.config.stream);
+        blocking(|| group.push(enricher, stream, now, msg.payload.clone(), origin));
+        group.push_message(msg);
+        events
+    }
+
+    /// Where a message sat, counting redeliveries.
+    fn origin(&self, msg: &Message) -> Origin {
+        let info = msg.info().ok();
+        if info.as_ref().is_some_and(|i| i.delivered > 1) {
+            self.writer
+                .metrics
+                .batches_redelivered
+                .fetch_add(1, Relaxed);
+        }
+        Origin {
+            stream_seq: info.as_ref().map_or(0, |i| i.stream_sequence),
+            subject: msg.subject.to_string(),
+            msg_id: msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The group built, with the enricher's cache counts flushed to the metrics.
+    fn finish_group(&mut self, group: GroupBuilder) -> Group {
+        let (hits, misses) = self.enricher.take_cache_counts();
+        self.writer.metrics.ua_cache_hits.fetch_add(hits, Relaxed);
+        self.writer
+            .metrics
+            .ua_cache_misses
+            .fetch_add(misses, Relaxed);
+        group.finish()
+    }
+
     /// Decodes and enriches a group's messages; undecodable ones become parked rows.
     pub fn decode(&mut self, messages: Vec<Message>) -> Group {
-        let payloads: Vec<_> = messages
-            .iter()
-            .map(|msg| {
-                let info = msg.info().ok();
-                if info.as_ref().is_some_and(|i| i.delivered > 1) {
-                    self.writer
-                        .metrics
-                        .batches_redelivered
-                        .fetch_add(1, Relaxed);
-                }
-                let origin = Origin {
-                    stream_seq: info.as_ref().map_or(0, |i| i.stream_sequence),
-                    subject: msg.subject.to_string(),
-                    msg_id: msg
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get("Nats-Msg-Id"))
-                        .map(|v| v.as_str().to_owned())
-                        .unwrap_or_default(),
-                };
-                (msg.payload.clone(), origin)
-            })
-            .collect();
-        let mut group = self.decode_payloads(payloads);
-        group.messages = messages;
-        group
+        let mut group = GroupBuilder::default();
+        for msg in messages {
+            let origin = self.origin(&msg);
+            let now = servicekit::clock::unix_secs() as u32;
+            let stream = &self.writer.config.stream;
+            group.push(&mut self.enricher, stream, now, msg.payload.clone(), origin);
+            group.push_message(msg);
+        }
+        self.finish_group(group)
     }
 
     /// Decodes and enriches payloads (with where they came from) into a
@@ -469,12 +523,25 @@ impl Storing {
 
     /// Waits until the group is stored and acked.
     async fn finish(mut self) {
-        let Some(task) = self.0.take() else { return };
-        if let Err(error) = task.await
+        self.wait().await;
+    }
+
+    /// [`finish`](Self::finish), keeping the handle (cancel-safe: the task
+    /// goes on if this is dropped).
+    async fn wait(&mut self) {
+        let Some(task) = self.0.as_mut() else { return };
+        let result = task.await;
+        self.0 = None;
+        if let Err(error) = result
             && error.is_panic()
         {
             std::panic::resume_unwind(error.into_panic());
         }
+    }
+
+    /// Whether the group is stored and acked.
+    fn is_done(&self) -> bool {
+        self.0.as_ref().is_none_or(|task| task.is_finished())
     }
 }
 
