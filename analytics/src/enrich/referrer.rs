@@ -4,7 +4,7 @@
 //! those the standard's answer is the name itself (lowercased, which the
 //! caller does while copying it into the row): [`fast_host`] returns it as
 //! a slice of the header without parsing a whole `Url` (an allocation and
-//! a few hundred nanoseconds per event). Anything else — a port, user info,
+//! a full parse per event). Anything else — a port, user info,
 //! escapes, IP addresses, IDNA, whitespace — goes to the `url` crate, and a
 //! test checks that the two agree wherever the fast path answers.
 
