@@ -110,6 +110,10 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("published {events} events in {:?}", started.elapsed());
 
+    let before_rules = process_cpu_secs();
+    drop(analytics::enrich::Enricher::new(None, 1));
+    let rules_cpu = process_cpu_secs() - before_rules;
+
     let (tx, rx) = tokio::sync::oneshot::channel();
     let sidecar = tokio::spawn(analytics::run(config, move |_| {
         let _ = tx.send(Instant::now());
@@ -143,6 +147,9 @@ async fn main() -> anyhow::Result<()> {
         "sidecar CPU {cpu:.2} s: {:.2} us per event, {:.0} events/s on one core",
         cpu * 1e6 / f64::from(events),
         f64::from(events) / cpu
+    );
+    println!(
+        "user-agent rules compiled first, once per process: {rules_cpu:.2} s of CPU (not counted above)"
     );
     if let Some(server) = server {
         println!(

@@ -10,8 +10,10 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use snapshots::click::{ClickBatch, ClickBatchWriter, ClickEvent};
 
+use crate::encoded::ClickRows;
 use crate::enrich::{Enricher, privacy};
-use crate::rows::{ClickRow, ParkedRow};
+use crate::hash::SeededXxh3;
+use crate::rows::ParkedRow;
 
 /// Where a message sat on the stream: what a parked row records about it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,9 +31,10 @@ pub struct Batch {
     /// The message body as received. Parking re-encodes it with addresses
     /// cut ([`Batch::parked_row`]); the bytes themselves are never stored.
     pub payload: Bytes,
-    /// Rows not stored yet. Events an earlier batch of the group already
-    /// carried are left out (counted in [`Group::duplicates_in_group`]).
-    pub rows: Vec<ClickRow>,
+    /// Rows not stored yet, encoded as the insert sends them. Events an
+    /// earlier batch of the group already carried are left out (counted in
+    /// [`Group::duplicates_in_group`]).
+    pub rows: ClickRows,
     /// Stored, or moved to the parked rows: nothing left to do.
     pub done: bool,
     /// Tries in which ClickHouse refused this batch on its own.
@@ -65,53 +68,92 @@ impl Group {
         now: u32,
         payloads: impl IntoIterator<Item = (Bytes, Origin)>,
     ) -> Group {
-        let mut group = Group::default();
-        let mut seen = HashSet::new();
+        let mut builder = GroupBuilder::default();
         for (payload, origin) in payloads {
-            match ClickBatch::parse(&payload) {
-                Ok(batch) => {
-                    let node = String::from_utf8_lossy(batch.node_id()).into_owned();
-                    let mut rows = Vec::with_capacity(batch.len());
-                    for event in batch.events() {
-                        if seen.insert(event.event_id) {
-                            rows.push(enricher.enrich(&node, batch.batch_id(), &event));
-                        } else {
-                            group.duplicates_in_group += 1;
-                        }
-                    }
-                    group.batches.push(Batch {
-                        origin,
-                        payload: payload.clone(),
-                        rows,
-                        done: false,
-                        refusals: 0,
-                        last_refusal: String::new(),
-                    });
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        %error, subject = %origin.subject, stream_seq = origin.stream_seq,
-                        msg_id = %origin.msg_id, bytes = payload.len(),
-                        "undecodable click batch; parking it in parked_batches"
-                    );
-                    group.parked.push(ParkedRow {
-                        parked_at: now,
-                        stream: stream.to_owned(),
-                        stream_seq: origin.stream_seq,
-                        subject: origin.subject,
-                        msg_id: origin.msg_id,
-                        error: error.to_string(),
-                        payload: payload.to_vec(),
-                    });
-                }
-            }
+            builder.push(enricher, stream, now, payload, origin);
         }
-        group
+        builder.finish()
     }
 
     /// Whether every batch is done and every parked row written.
     pub fn is_stored(&self) -> bool {
         self.parked.is_empty() && self.batches.iter().all(|b| b.done)
+    }
+}
+
+/// A group decoded one payload at a time, as the messages arrive (what
+/// [`Group::decode`] does for payloads at hand).
+#[derive(Debug, Default)]
+pub struct GroupBuilder {
+    group: Group,
+    /// Event ids of the group so far: a later batch's copies are dropped.
+    seen: HashSet<[u8; 16], SeededXxh3>,
+}
+
+impl GroupBuilder {
+    /// Decodes and enriches one payload into the group (see [`Group::decode`]).
+    pub fn push(
+        &mut self,
+        enricher: &mut Enricher,
+        stream: &str,
+        now: u32,
+        payload: Bytes,
+        origin: Origin,
+    ) {
+        let group = &mut self.group;
+        match ClickBatch::parse(&payload) {
+            Ok(batch) => {
+                let node = String::from_utf8_lossy(batch.node_id()).into_owned();
+                // A row is about the size of its record in the batch.
+                let mut rows =
+                    ClickRows::with_capacity(batch.len(), payload.len() / batch.len().max(1));
+                for event in batch.events() {
+                    if self.seen.insert(event.event_id) {
+                        enricher.encode(&node, batch.batch_id(), &event, &mut rows);
+                    } else {
+                        group.duplicates_in_group += 1;
+                    }
+                }
+                group.batches.push(Batch {
+                    origin,
+                    payload: payload.clone(),
+                    rows,
+                    done: false,
+                    refusals: 0,
+                    last_refusal: String::new(),
+                });
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %error, subject = %origin.subject, stream_seq = origin.stream_seq,
+                    msg_id = %origin.msg_id, bytes = payload.len(),
+                    "undecodable click batch; parking it in parked_batches"
+                );
+                group.parked.push(ParkedRow {
+                    parked_at: now,
+                    stream: stream.to_owned(),
+                    stream_seq: origin.stream_seq,
+                    subject: origin.subject,
+                    msg_id: origin.msg_id,
+                    error: error.to_string(),
+                    payload: payload.to_vec(),
+                });
+            }
+        }
+    }
+
+    /// Attaches a message to be acked with the group.
+    pub fn push_message(&mut self, message: async_nats::jetstream::Message) {
+        self.group.messages.push(message);
+    }
+
+    /// The messages attached so far.
+    pub fn messages(&self) -> &[async_nats::jetstream::Message] {
+        &self.group.messages
+    }
+
+    pub fn finish(self) -> Group {
+        self.group
     }
 }
 

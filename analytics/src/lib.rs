@@ -122,13 +122,18 @@
 //! * [`store`]: ClickHouse client, the deduplication lookup, inserts.
 //! * [`schema`]: the tables and views, created on start.
 //! * [`rows`]: the row types sent to ClickHouse.
+//! * [`encoded`]: rows of `clicks` as the RowBinary bytes the insert sends,
+//!   written in place by enrichment, read in place by the lookups.
+//! * [`hash`]: the seeded XXH3 hasher of the per-event maps.
 //! * [`metrics`]: counters and the Prometheus `/metrics` endpoint.
 //! * [`backoff`]: retry delays.
 
 pub mod backoff;
 pub mod config;
+pub mod encoded;
 pub mod enrich;
 pub mod group;
+pub mod hash;
 pub mod metrics;
 pub mod nats;
 pub mod pipeline;

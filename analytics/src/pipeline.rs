@@ -19,6 +19,18 @@
 //! Every part's lookup asks `clicks` again, so the deduplication holds
 //! across the split: rows a part stored (or a failed insert stored anyway)
 //! are never inserted twice.
+//!
+//! **Decoding overlaps storing.** While a group is being stored (lookup,
+//! insert, acks: mostly waiting for ClickHouse) the next one is read, each
+//! message decoded as it arrives; the next group is closed when full, or
+//! once the linger is over *and* the previous group is stored, so while
+//! ClickHouse is busy the next group takes everything that arrives (one
+//! larger insert rather than a queue of small ones). It is stored only once
+//! the previous one is done, so there is never more than one group in
+//! ClickHouse's hands, groups are stored in order, and each lookup sees
+//! every row the groups before it inserted. The group waiting its turn gets
+//! in-progress acks like the one being stored, so a slow store does not let
+//! JetStream hand its messages to another sidecar meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,21 +42,28 @@ use snapshots::click::CLICK_MAGIC;
 
 use crate::backoff::Backoff;
 use crate::config::Config;
+use crate::encoded::ClickRows;
 use crate::enrich::Enricher;
-use crate::group::{Batch, Group, Origin};
+use crate::group::{Batch, Group, GroupBuilder, Origin};
 use crate::metrics::Metrics;
 use crate::nats::{self, StreamError};
 use crate::publish::Publisher;
 use crate::refusal::{self, Failure};
-use crate::rows::ClickRow;
 use crate::store::Store;
 
-/// Owns the enricher and the store; runs on one task.
+/// Owns the enricher (on the consuming task) and the store side.
 #[derive(Debug)]
 pub struct Pipeline {
+    enricher: Enricher,
+    writer: Writer,
+}
+
+/// What stores and acks a group; a clone runs on its own task while the
+/// next group is decoded.
+#[derive(Debug, Clone)]
+struct Writer {
     config: Config,
     store: Store,
-    enricher: Enricher,
     metrics: Arc<Metrics>,
     /// Where stored clicks are published (`crate::publish`), if anywhere.
     publisher: Option<Publisher>,
@@ -62,17 +81,19 @@ enum Outcome {
 impl Pipeline {
     pub fn new(config: Config, store: Store, enricher: Enricher, metrics: Arc<Metrics>) -> Self {
         Pipeline {
-            config,
-            store,
             enricher,
-            metrics,
-            publisher: None,
+            writer: Writer {
+                config,
+                store,
+                metrics,
+                publisher: None,
+            },
         }
     }
 
     /// Publishes every stored click through `publisher` (after its insert).
     pub fn with_publisher(mut self, publisher: Option<Publisher>) -> Self {
-        self.publisher = publisher;
+        self.writer.publisher = publisher;
         self
     }
 
@@ -82,70 +103,143 @@ impl Pipeline {
         &mut self,
         consumer: &jetstream::consumer::PullConsumer,
     ) -> anyhow::Result<()> {
+        let config = &self.writer.config;
         let mut messages = consumer
             .stream()
-            .max_messages_per_batch(self.config.max_group_batches)
+            .max_messages_per_batch(config.max_group_batches)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
             .await?;
+        let (max_batches, max_events, linger) = (
+            config.max_group_batches,
+            config.max_group_events,
+            config.linger(),
+        );
+        let every = self.writer.progress_every();
+        let mut storing: Option<Storing> = None;
         loop {
-            let Some(first) = messages.next().await else {
-                anyhow::bail!("message stream ended");
+            let first = match messages.next().await {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    finish(storing).await;
+                    return Err(e.into());
+                }
+                None => {
+                    finish(storing).await;
+                    anyhow::bail!("message stream ended");
+                }
             };
-            let first = first?;
-            let mut batch = vec![first];
-            let mut events = event_count_hint(&batch[0].payload);
-            let deadline = tokio::time::Instant::now() + self.config.linger();
+            let mut group = GroupBuilder::default();
+            let (mut batches, mut events) = (1, self.add(&mut group, first));
+            let deadline = tokio::time::Instant::now() + linger;
+            let mut progress = tokio::time::interval_at(deadline + every, every);
             let mut failure = None;
-            while batch.len() < self.config.max_group_batches
-                && events < self.config.max_group_events
-            {
-                match tokio::time::timeout_at(deadline, messages.next()).await {
-                    Ok(Some(Ok(m))) => {
-                        events += event_count_hint(&m.payload);
-                        batch.push(m);
+            // Until full, or the linger is over and the previous group is
+            // stored: a group formed while ClickHouse is busy takes what
+            // arrives meanwhile, so inserts grow with the load instead of
+            // queueing up.
+            while batches < max_batches && events < max_events {
+                let busy = storing.as_ref().is_some_and(|s| !s.is_done());
+                let next = if !busy || tokio::time::Instant::now() < deadline {
+                    match tokio::time::timeout_at(deadline, messages.next()).await {
+                        Ok(next) => next,
+                        Err(_) if busy => continue,
+                        Err(_) => break,
                     }
-                    Ok(Some(Err(e))) => {
+                } else {
+                    let previous = storing.as_mut().expect("busy");
+                    tokio::select! {
+                        next = messages.next() => next,
+                        () = previous.wait() => continue,
+                        _ = progress.tick() => {
+                            for m in group.messages() {
+                                let _ = m.ack_with(AckKind::Progress).await;
+                            }
+                            continue;
+                        }
+                    }
+                };
+                match next {
+                    Some(Ok(m)) => {
+                        batches += 1;
+                        events += self.add(&mut group, m);
+                    }
+                    Some(Err(e)) => {
                         failure = Some(anyhow::Error::from(e));
                         break;
                     }
-                    Ok(None) | Err(_) => break,
+                    None => break,
                 }
             }
-            let group = self.decode(batch);
-            self.store_and_ack(group).await;
+            let group = self.finish_group(group);
+            if let Some(previous) = storing.take() {
+                keeping(&group.messages, every, previous.finish()).await;
+            }
+            storing = Some(Storing::spawn(self.writer.clone(), group));
             if let Some(e) = failure {
+                finish(storing).await;
                 return Err(e);
             }
         }
     }
 
+    /// Decodes and enriches one message into `group` (CPU work, ~1 ms for
+    /// a batch of 1,000: off the runtime's worker, so the previous group's
+    /// store goes on meanwhile); returns its event count.
+    fn add(&mut self, group: &mut GroupBuilder, msg: Message) -> usize {
+        let events = event_count_hint(&msg.payload);
+        let origin = self.origin(&msg);
+        let now = servicekit::clock::unix_secs() as u32;
+        let (enricher, stream) = (&mut self.enricher, &self.writer.config.stream);
+        blocking(|| group.push(enricher, stream, now, msg.payload.clone(), origin));
+        group.push_message(msg);
+        events
+    }
+
+    /// Where a message sat, counting redeliveries.
+    fn origin(&self, msg: &Message) -> Origin {
+        let info = msg.info().ok();
+        if info.as_ref().is_some_and(|i| i.delivered > 1) {
+            self.writer
+                .metrics
+                .batches_redelivered
+                .fetch_add(1, Relaxed);
+        }
+        Origin {
+            stream_seq: info.as_ref().map_or(0, |i| i.stream_sequence),
+            subject: msg.subject.to_string(),
+            msg_id: msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The group built, with the enricher's cache counts flushed to the metrics.
+    fn finish_group(&mut self, group: GroupBuilder) -> Group {
+        let (hits, misses) = self.enricher.take_cache_counts();
+        self.writer.metrics.ua_cache_hits.fetch_add(hits, Relaxed);
+        self.writer
+            .metrics
+            .ua_cache_misses
+            .fetch_add(misses, Relaxed);
+        group.finish()
+    }
+
     /// Decodes and enriches a group's messages; undecodable ones become parked rows.
     pub fn decode(&mut self, messages: Vec<Message>) -> Group {
-        let payloads: Vec<_> = messages
-            .iter()
-            .map(|msg| {
-                let info = msg.info().ok();
-                if info.as_ref().is_some_and(|i| i.delivered > 1) {
-                    self.metrics.batches_redelivered.fetch_add(1, Relaxed);
-                }
-                let origin = Origin {
-                    stream_seq: info.as_ref().map_or(0, |i| i.stream_sequence),
-                    subject: msg.subject.to_string(),
-                    msg_id: msg
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get("Nats-Msg-Id"))
-                        .map(|v| v.as_str().to_owned())
-                        .unwrap_or_default(),
-                };
-                (msg.payload.clone(), origin)
-            })
-            .collect();
-        let mut group = self.decode_payloads(payloads);
-        group.messages = messages;
-        group
+        let mut group = GroupBuilder::default();
+        for msg in messages {
+            let origin = self.origin(&msg);
+            let now = servicekit::clock::unix_secs() as u32;
+            let stream = &self.writer.config.stream;
+            group.push(&mut self.enricher, stream, now, msg.payload.clone(), origin);
+            group.push_message(msg);
+        }
+        self.finish_group(group)
     }
 
     /// Decodes and enriches payloads (with where they came from) into a
@@ -156,18 +250,21 @@ impl Pipeline {
         payloads: impl IntoIterator<Item = (bytes::Bytes, Origin)>,
     ) -> Group {
         let now = servicekit::clock::unix_secs() as u32;
-        let group = Group::decode(&mut self.enricher, &self.config.stream, now, payloads);
+        let stream = &self.writer.config.stream;
+        let group = Group::decode(&mut self.enricher, stream, now, payloads);
         let (hits, misses) = self.enricher.take_cache_counts();
-        self.metrics.ua_cache_hits.fetch_add(hits, Relaxed);
-        self.metrics.ua_cache_misses.fetch_add(misses, Relaxed);
+        self.writer.metrics.ua_cache_hits.fetch_add(hits, Relaxed);
+        self.writer
+            .metrics
+            .ua_cache_misses
+            .fetch_add(misses, Relaxed);
         group
     }
 
     /// Stores a group (retrying, splitting, parking: see the module doc),
     /// then acks its messages.
-    pub async fn store_and_ack(&mut self, mut group: Group) {
-        self.store(&mut group).await;
-        self.ack(&group).await;
+    pub async fn store_and_ack(&mut self, group: Group) {
+        self.writer.store_and_ack(group).await;
     }
 
     /// Stores a group's rows and parked batches: retries with backoff while
@@ -175,9 +272,55 @@ impl Pipeline {
     /// parks each batch refused `park_after_attempts` times. Returns when
     /// every batch is stored or parked. Does not ack.
     pub async fn store(&mut self, group: &mut Group) {
+        self.writer.store(group).await;
+    }
+
+    /// Acknowledges a stored group's messages.
+    pub async fn ack(&self, group: &Group) {
+        self.writer.ack(group).await;
+    }
+
+    /// Consumes until the stream turns out to have settings the sidecar
+    /// does not own (then returns the error): (re)creates the stream and
+    /// consumer with backoff whenever reading fails.
+    pub async fn run(&mut self, js: &jetstream::Context) -> Result<(), StreamError> {
+        let mut backoff = Backoff::new();
+        loop {
+            match nats::consumer(js, &self.writer.config).await {
+                Ok(consumer) => {
+                    backoff.reset();
+                    if let Err(error) = self.consume(&consumer).await {
+                        self.writer.metrics.nats_errors.fetch_add(1, Relaxed);
+                        tracing::warn!(%error, "reading the click stream failed; reconnecting");
+                    }
+                }
+                Err(error) if error.is_unavailable() => {
+                    self.writer.metrics.nats_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(%error, "setting up the click consumer failed; retrying");
+                }
+                Err(error) => return Err(error),
+            }
+            backoff.wait().await;
+        }
+    }
+}
+
+impl Writer {
+    async fn store_and_ack(&self, mut group: Group) {
+        self.store(&mut group).await;
+        self.ack(&group).await;
+    }
+
+    /// How often messages being handled get an in-progress ack.
+    fn progress_every(&self) -> Duration {
+        self.config.ack_wait() / 3
+    }
+
+    /// [`Pipeline::store`].
+    async fn store(&self, group: &mut Group) {
         let mut backoff = Backoff::new();
         let mut last_progress = Instant::now();
-        let progress_every = self.config.ack_wait() / 3;
+        let progress_every = self.progress_every();
         self.metrics
             .duplicates_skipped
             .fetch_add(std::mem::take(&mut group.duplicates_in_group), Relaxed);
@@ -227,8 +370,8 @@ impl Pipeline {
         }
     }
 
-    /// Acknowledges a stored group's messages.
-    pub async fn ack(&self, group: &Group) {
+    /// [`Pipeline::ack`].
+    async fn ack(&self, group: &Group) {
         let mut acked = 0;
         for m in &group.messages {
             match m.ack().await {
@@ -247,7 +390,7 @@ impl Pipeline {
     /// the batches out of tries; write the parked rows. Each step marks what
     /// it finished, so the next try does not repeat it. `Err` only when
     /// ClickHouse is unavailable.
-    async fn store_once(&mut self, group: &mut Group) -> clickhouse::error::Result<Outcome> {
+    async fn store_once(&self, group: &mut Group) -> clickhouse::error::Result<Outcome> {
         // A stack of parts (indices into the batches), halved on refusal.
         let mut parts: Vec<Vec<usize>> = vec![
             (0..group.batches.len())
@@ -294,7 +437,7 @@ impl Pipeline {
                     .parked
                     .push(batch.parked_row(&self.config.stream, now));
                 batch.done = true;
-                batch.rows = Vec::new();
+                batch.rows.clear();
             }
         }
         if !group.parked.is_empty() {
@@ -316,66 +459,114 @@ impl Pipeline {
     /// Looks up and inserts the rows of `part` (indices into `batches`) in
     /// one go; on success the batches are done.
     async fn insert_part(
-        &mut self,
+        &self,
         batches: &mut [Batch],
         part: &[usize],
     ) -> clickhouse::error::Result<()> {
-        let rows: Vec<&ClickRow> = part.iter().flat_map(|&i| &batches[i].rows).collect();
-        if !rows.is_empty() {
+        let rows: Vec<&ClickRows> = part.iter().map(|&i| &batches[i].rows).collect();
+        let total: usize = rows.iter().map(|r| r.len()).sum();
+        if total > 0 {
             let lookup_started = Instant::now();
             let existing = self.store.existing_ids(&rows).await?;
-            tracing::debug!(rows = rows.len(), found = existing.len(), took = ?lookup_started.elapsed(), "deduplication lookup");
-            let new: Vec<&ClickRow> = rows
-                .iter()
-                .copied()
-                .filter(|r| !existing.contains(&r.event_id))
-                .collect();
+            tracing::debug!(rows = total, found = existing.len(), took = ?lookup_started.elapsed(), "deduplication lookup");
+            // The rows not stored yet, as one body: whole batches when none
+            // is (the common case), else row by row.
+            let mut body = Vec::with_capacity(rows.iter().map(|r| r.bytes().len()).sum());
+            let mut new = 0;
+            for batch in &rows {
+                if existing.is_empty() {
+                    body.extend_from_slice(batch.bytes());
+                    new += batch.len();
+                    continue;
+                }
+                for row in batch.iter() {
+                    if !existing.contains(&row.event_id()) {
+                        body.extend_from_slice(row.bytes());
+                        new += 1;
+                    }
+                }
+            }
             let started = Instant::now();
-            self.store.insert_clicks(&new).await?;
+            self.store.insert_clicks(body.into()).await?;
             self.metrics.observe_insert(started.elapsed());
-            tracing::debug!(rows = new.len(), took = ?started.elapsed(), "insert");
-            self.metrics
-                .rows_inserted
-                .fetch_add(new.len() as u64, Relaxed);
+            tracing::debug!(rows = new, took = ?started.elapsed(), "insert");
+            self.metrics.rows_inserted.fetch_add(new as u64, Relaxed);
             self.metrics
                 .duplicates_skipped
-                .fetch_add((rows.len() - new.len()) as u64, Relaxed);
+                .fetch_add((total - new) as u64, Relaxed);
             // Every row of the part, stored now or before: a batch
             // redelivered after a crash between insert and publish is
             // published then (at least once; `crate::publish`).
             if let Some(publisher) = &self.publisher {
-                publisher.offer(&rows);
+                publisher.offer(rows.iter().flat_map(|r| r.iter()));
             }
         }
         for &i in part {
             batches[i].done = true;
-            batches[i].rows = Vec::new();
+            batches[i].rows.clear();
         }
         Ok(())
     }
+}
 
-    /// Consumes until the stream turns out to have settings the sidecar
-    /// does not own (then returns the error): (re)creates the stream and
-    /// consumer with backoff whenever reading fails.
-    pub async fn run(&mut self, js: &jetstream::Context) -> Result<(), StreamError> {
-        let mut backoff = Backoff::new();
-        loop {
-            match nats::consumer(js, &self.config).await {
-                Ok(consumer) => {
-                    backoff.reset();
-                    if let Err(error) = self.consume(&consumer).await {
-                        self.metrics.nats_errors.fetch_add(1, Relaxed);
-                        tracing::warn!(%error, "reading the click stream failed; reconnecting");
-                    }
-                }
-                Err(error) if error.is_unavailable() => {
-                    self.metrics.nats_errors.fetch_add(1, Relaxed);
-                    tracing::warn!(%error, "setting up the click consumer failed; retrying");
-                }
-                Err(error) => return Err(error),
-            }
-            backoff.wait().await;
+/// A group being stored and acked on its own task; dropping it (the
+/// sidecar stopping) aborts that task, leaving the group unacked, as
+/// dropping the work itself did before it had a task.
+struct Storing(Option<tokio::task::JoinHandle<()>>);
+
+impl Storing {
+    fn spawn(writer: Writer, group: Group) -> Storing {
+        Storing(Some(tokio::spawn(async move {
+            writer.store_and_ack(group).await
+        })))
+    }
+
+    /// Waits until the group is stored and acked.
+    async fn finish(mut self) {
+        self.wait().await;
+    }
+
+    /// [`finish`](Self::finish), keeping the handle (cancel-safe: the task
+    /// goes on if this is dropped).
+    async fn wait(&mut self) {
+        let Some(task) = self.0.as_mut() else { return };
+        let result = task.await;
+        self.0 = None;
+        if let Err(error) = result
+            && error.is_panic()
+        {
+            std::panic::resume_unwind(error.into_panic());
         }
+    }
+
+    /// Whether the group is stored and acked.
+    fn is_done(&self) -> bool {
+        self.0.as_ref().is_none_or(|task| task.is_finished())
+    }
+}
+
+impl Drop for Storing {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Waits for the group being stored, if any.
+async fn finish(storing: Option<Storing>) {
+    if let Some(storing) = storing {
+        storing.finish().await;
+    }
+}
+
+/// Runs CPU-bound `work` where it does not hold up the runtime's other
+/// tasks: `block_in_place` on a multi-threaded runtime (the sidecar's), so
+/// this worker's queued tasks move to another thread; inline otherwise.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

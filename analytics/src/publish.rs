@@ -23,6 +23,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::sync::mpsc;
 
+use crate::encoded::RowRef;
 use crate::metrics::Metrics;
 use crate::rows::ClickRow;
 
@@ -76,11 +77,14 @@ impl Publisher {
 
     /// Queues the stored `rows` for publishing; never waits (a full queue
     /// drops them, counted).
-    pub fn offer(&self, rows: &[&ClickRow]) {
-        if rows.is_empty() {
+    pub fn offer<'a>(&self, rows: impl IntoIterator<Item = RowRef<'a>>) {
+        let clicks: Vec<EnrichedClick> = rows
+            .into_iter()
+            .map(|r| EnrichedClick::from(&r.to_row()))
+            .collect();
+        if clicks.is_empty() {
             return;
         }
-        let clicks: Vec<EnrichedClick> = rows.iter().map(|r| EnrichedClick::from(*r)).collect();
         let n = clicks.len() as u64;
         if self.tx.try_send(clicks).is_err() {
             self.metrics.enriched_dropped.fetch_add(n, Relaxed);

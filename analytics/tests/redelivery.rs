@@ -109,8 +109,8 @@ async fn a_redelivered_batch_waits_for_the_killed_sidecars_insert_still_running(
         .insert::<analytics::rows::ClickRow>("staged")
         .await
         .unwrap();
-    for row in &group.batches[0].rows {
-        staging.write(row).await.unwrap();
+    for row in group.batches[0].rows.iter() {
+        staging.write(&row.to_row()).await.unwrap();
     }
     staging.end().await.unwrap();
     drop(group); // never acked

@@ -9,12 +9,18 @@
 //! the young one is full it becomes the old one and the previous old one is
 //! dropped. That keeps the hot agents with no per-entry bookkeeping and never
 //! more than `2 × capacity / 2` entries.
+//!
+//! An entry also holds the agent's three consecutive `clicks` columns
+//! (device, browser, OS) already in RowBinary, so a hit costs one hash
+//! lookup and one copy into the row ([`CachedAgent::columns`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::bots::{self, Traffic};
 use super::{device, models, uap};
+use crate::encoded;
+use crate::hash::SeededXxh3;
 
 /// What the sidecar stores about an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +39,32 @@ pub struct Agent {
     pub is_preview: bool,
 }
 
+/// A parsed agent as the cache holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedAgent {
+    pub agent: Agent,
+    /// `device`, `browser` and `os` as RowBinary `String` columns, in the
+    /// order `clicks` has them.
+    pub columns: Box<[u8]>,
+}
+
+impl CachedAgent {
+    fn new(agent: Agent) -> CachedAgent {
+        let mut columns = Vec::new();
+        encoded::put_string(&mut columns, agent.device.as_bytes());
+        encoded::put_string(&mut columns, agent.browser.as_bytes());
+        encoded::put_string(&mut columns, agent.os.as_bytes());
+        CachedAgent {
+            agent,
+            columns: columns.into(),
+        }
+    }
+}
+
 /// Parses agents through a bounded two-generation cache.
 pub struct AgentCache {
-    young: HashMap<Box<[u8]>, Arc<Agent>>,
-    old: HashMap<Box<[u8]>, Arc<Agent>>,
+    young: HashMap<Box<[u8]>, Arc<CachedAgent>, SeededXxh3>,
+    old: HashMap<Box<[u8]>, Arc<CachedAgent>, SeededXxh3>,
     generation_size: usize,
     hits: u64,
     misses: u64,
@@ -60,8 +88,8 @@ impl AgentCache {
         models::models();
         let generation_size = capacity.div_ceil(2).max(1);
         AgentCache {
-            young: HashMap::with_capacity(generation_size),
-            old: HashMap::new(),
+            young: HashMap::with_capacity_and_hasher(generation_size, SeededXxh3::default()),
+            old: HashMap::default(),
             generation_size,
             hits: 0,
             misses: 0,
@@ -69,7 +97,7 @@ impl AgentCache {
     }
 
     /// The agent for these header bytes.
-    pub fn get(&mut self, user_agent: &[u8]) -> Arc<Agent> {
+    pub fn get(&mut self, user_agent: &[u8]) -> Arc<CachedAgent> {
         if let Some(agent) = self.young.get(user_agent) {
             self.hits += 1;
             return agent.clone();
@@ -81,7 +109,7 @@ impl AgentCache {
             }
             None => {
                 self.misses += 1;
-                Arc::new(parse(user_agent))
+                Arc::new(CachedAgent::new(parse(user_agent)))
             }
         };
         if self.young.len() >= self.generation_size {

@@ -61,6 +61,16 @@ impl GeoIp {
     /// addresses and unreadable records give an empty place (enrichment never
     /// fails a click).
     pub fn lookup(&self, ip: IpAddr) -> Place {
+        let place = self.lookup_ref(ip);
+        Place {
+            country: place.country.to_owned(),
+            city: place.city.to_owned(),
+        }
+    }
+
+    /// [`lookup`](Self::lookup) with the names borrowed from the database
+    /// (what the sidecar copies straight into a row).
+    pub fn lookup_ref(&self, ip: IpAddr) -> PlaceRef<'_> {
         self.readers
             .iter()
             .find_map(|reader| match reader.lookup(ip) {
@@ -71,30 +81,33 @@ impl GeoIp {
     }
 }
 
+/// [`Place`] borrowed from the database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlaceRef<'a> {
+    pub country: &'a str,
+    pub city: &'a str,
+}
+
 /// Reads only the fields needed, by path: decoding whole GeoIP2 records
 /// (names in eight languages, subdivisions, location...) cost more than the
 /// rest of a click's enrichment together.
-fn place<S: AsRef<[u8]>>(result: &maxminddb::LookupResult<'_, S>) -> Place {
-    fn text<S: AsRef<[u8]>>(
-        result: &maxminddb::LookupResult<'_, S>,
+fn place<'a, S: AsRef<[u8]>>(result: &maxminddb::LookupResult<'a, S>) -> PlaceRef<'a> {
+    fn text<'a, S: AsRef<[u8]>>(
+        result: &maxminddb::LookupResult<'a, S>,
         path: &[maxminddb::PathElement<'_>],
-    ) -> Option<String> {
-        result
-            .decode_path::<&str>(path)
-            .ok()
-            .flatten()
-            .map(str::to_owned)
+    ) -> Option<&'a str> {
+        result.decode_path::<&'a str>(path).ok().flatten()
     }
     // Flat shape first: one key, absent from GeoIP2 records.
     if let Some(country) = text(result, &path!["country_code"]) {
         let city = text(result, &path!["city"]).unwrap_or_default();
-        return Place { country, city };
+        return PlaceRef { country, city };
     }
     let country = text(result, &path!["country", "iso_code"])
         .or_else(|| text(result, &path!["registered_country", "iso_code"]))
         .unwrap_or_default();
     let city = text(result, &path!["city", "names", "en"]).unwrap_or_default();
-    Place { country, city }
+    PlaceRef { country, city }
 }
 
 #[cfg(test)]

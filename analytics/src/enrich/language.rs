@@ -7,8 +7,14 @@
 /// with the highest quality, the first of equals; empty when the header is
 /// absent, `*` only, or not made of language tags.
 pub fn primary_language(header: &[u8]) -> String {
+    primary_subtag(header).to_ascii_lowercase()
+}
+
+/// [`primary_language`] before lowercasing, borrowed from the header (the
+/// sidecar lowercases it while copying it into the row).
+pub fn primary_subtag(header: &[u8]) -> &str {
     let Ok(text) = std::str::from_utf8(header) else {
-        return String::new();
+        return "";
     };
     let mut best: Option<(&str, f32)> = None;
     for item in text.split(',') {
@@ -25,8 +31,7 @@ pub fn primary_language(header: &[u8]) -> String {
             best = Some((primary, quality));
         }
     }
-    best.map(|(p, _)| p.to_ascii_lowercase())
-        .unwrap_or_default()
+    best.map_or("", |(p, _)| p)
 }
 
 #[cfg(test)]

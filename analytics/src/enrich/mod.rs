@@ -4,6 +4,7 @@
 //! * [`privacy`]: /24 and /48 truncation and the visitor hash.
 //! * [`geo`]: country and city from a MaxMind-format database.
 //! * [`language`]: the preferred language from `Accept-Language`.
+//! * [`referrer`]: the Referer's host (plain names without a URL parse).
 //! * [`agent`]: browser, OS, device class, bot and preview flags, cached per agent,
 //!   from [`bots`] (isbot's list and rules), [`uap`] (uap-core's regexes) and
 //!   [`device`] (the class from [`models`], Matomo's device database, and
@@ -16,10 +17,12 @@ pub mod geo;
 pub mod language;
 pub mod models;
 pub mod privacy;
+pub mod referrer;
 pub mod uap;
 
 use snapshots::click::ClickEvent;
 
+use crate::encoded::ClickRows;
 use crate::rows::ClickRow;
 use agent::AgentCache;
 use geo::GeoIp;
@@ -42,43 +45,61 @@ impl Enricher {
         }
     }
 
-    /// The row stored for one event of a batch from `node`.
+    /// The row stored for one event of a batch from `node`, owned (tools
+    /// and tests; the sidecar writes rows in place with [`encode`](Self::encode)).
+    pub fn enrich(&mut self, node: &str, batch_id: [u8; 16], event: &ClickEvent<'_>) -> ClickRow {
+        let mut rows = ClickRows::default();
+        self.encode(node, batch_id, event, &mut rows);
+        rows.get(0).to_row()
+    }
+
+    /// Appends the row stored for one event of a batch from `node` to
+    /// `rows`, column by column, allocating nothing once the buffer has
+    /// grown (the strings come from the batch, the GeoIP database and the
+    /// agent cache).
     ///
     /// The full address is used only for the GeoIP lookup, in memory; the row
     /// gets the truncated prefix and a hash of it.
-    pub fn enrich(&mut self, node: &str, batch_id: [u8; 16], event: &ClickEvent<'_>) -> ClickRow {
+    pub fn encode(
+        &mut self,
+        node: &str,
+        batch_id: [u8; 16],
+        event: &ClickEvent<'_>,
+        rows: &mut ClickRows,
+    ) {
         let truncated = privacy::truncate_ip(event.ip);
         let place = self
             .geoip
             .as_ref()
-            .map(|g| g.lookup(event.ip.to_canonical()))
+            .map(|g| g.lookup_ref(event.ip.to_canonical()))
             .unwrap_or_default();
         let agent = self.agents.get(event.user_agent);
-        ClickRow {
-            event_id: event.event_id,
-            ts: (event.ts_ms / 1000).min(u64::from(u32::MAX)) as u32,
-            ts_ms: event.ts_ms,
-            batch_id,
-            node: node.to_owned(),
-            code: lossy(event.code),
-            status: event.status,
-            host: lossy(event.host).to_ascii_lowercase(),
-            domain: lossy(event.domain),
-            ip_prefix: privacy::prefix_string(truncated),
-            country: place.country,
-            city: place.city,
-            device: agent.device.to_owned(),
-            browser: agent.browser.clone(),
-            os: agent.os.clone(),
-            referrer_host: referrer_host(event.referrer),
-            accept_language: lossy(event.accept_language),
-            language: language::primary_language(event.accept_language),
-            is_bot: u8::from(agent.is_bot),
-            is_preview: u8::from(agent.is_preview),
-            visitor_hash: privacy::visitor_hash(truncated, event.user_agent),
-            org_id: event.org_id,
-            rule: event.rule,
-        }
+        let mut prefix = [0u8; 48];
+        let prefix_len = privacy::write_prefix(truncated, &mut prefix);
+
+        // Columns in `ClickRow` field order.
+        let mut row = rows.begin_row();
+        row.fixed(&event.event_id);
+        row.u32((event.ts_ms / 1000).min(u64::from(u32::MAX)) as u32);
+        row.u64(event.ts_ms);
+        row.fixed(&batch_id);
+        row.string(node.as_bytes());
+        row.string_lossy(event.code);
+        row.u16(event.status);
+        row.string_lossy_lowercase(event.host);
+        row.string_lossy(event.domain);
+        row.string(&prefix[..prefix_len]);
+        row.string(place.country.as_bytes());
+        row.string(place.city.as_bytes());
+        row.raw(&agent.columns); // device, browser, os
+        row.string_lowercase(referrer::host(event.referrer).as_bytes());
+        row.string_lossy(event.accept_language);
+        row.string_lowercase(language::primary_subtag(event.accept_language).as_bytes());
+        row.u8(u8::from(agent.agent.is_bot));
+        row.u8(u8::from(agent.agent.is_preview));
+        row.u64(privacy::visitor_hash(truncated, event.user_agent));
+        row.u64(event.org_id);
+        row.u16(event.rule);
     }
 
     /// User-agent cache hits and misses since the last call.
@@ -89,20 +110,7 @@ impl Enricher {
 
 /// The lowercased host of a Referer URL; empty when absent or unparsable.
 pub fn referrer_host(referrer: &[u8]) -> String {
-    let Ok(text) = std::str::from_utf8(referrer) else {
-        return String::new();
-    };
-    match url::Url::parse(text.trim()) {
-        Ok(u) => u
-            .host_str()
-            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-            .unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    referrer::host(referrer).to_ascii_lowercase()
 }
 
 #[cfg(test)]
