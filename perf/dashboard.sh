@@ -5,6 +5,8 @@
 #
 #   perf/dashboard.sh                  100,000 links, 10,000,000 clicks, 200 requests a page
 #   LINKS=10000 CLICKS=1000000 REQUESTS=50 OUT=/tmp/dash perf/dashboard.sh   # a quick check
+#   KEEP=1 SEED_ONLY=1 perf/dashboard.sh   # seed only, and keep both databases (to study queries)
+#   BIN=target/debug SKIP_BUILD=1 ...      # other binaries (timings then mean little)
 #
 # What it does, all on loopback, everything it makes removed at the end (also on failure):
 #  1. builds the release binaries (control, analytics, perf) unless SKIP_BUILD=1;
@@ -48,7 +50,7 @@ PG=${PG:-postgres://postgres@127.0.0.1:5432}
 CH_URL=${CH_URL:-http://127.0.0.1:8123}
 NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 OUT=${OUT:-$ROOT/perf/results/$(date -u +%Y-%m-%dT%H-%M)-dashboard}
-BIN=$ROOT/target/release
+BIN=${BIN:-$ROOT/target/release}
 RUN_ID=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 DB=dashbench_$RUN_ID
 CH_DB=dashbench_$RUN_ID
@@ -82,9 +84,13 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [[ -s $WORK/control.log ]] && cp "$WORK/control.log" "$OUT/control.log"
-  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" > /dev/null 2>&1 ||
-    echo "could not drop PostgreSQL database $DB" >&2
-  ch "DROP DATABASE IF EXISTS $CH_DB" > /dev/null || echo "could not drop ClickHouse database $CH_DB" >&2
+  if [[ -n ${KEEP:-} ]]; then
+    log "kept PostgreSQL database $DB and ClickHouse database $CH_DB (drop them by hand)"
+  else
+    psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" > /dev/null 2>&1 ||
+      echo "could not drop PostgreSQL database $DB" >&2
+    ch "DROP DATABASE IF EXISTS $CH_DB" > /dev/null || echo "could not drop ClickHouse database $CH_DB" >&2
+  fi
   js_api "\$JS.API.STREAM.DELETE.$STREAM" > /dev/null 2>&1 || true
   rm -rf "$WORK"
   [[ $rc == 0 ]] || log "FAILED (exit $rc); what there is is in $OUT"
@@ -278,6 +284,10 @@ psql_db -c "VACUUM ANALYZE"
   echo "seeding took $(( $(date +%s) - seed_start )) s"
 } > "$OUT/seed.txt"
 cat "$OUT/seed.txt" >&2
+if [[ -n ${SEED_ONLY:-} ]]; then
+  log "SEED_ONLY: not asking the pages"
+  exit 0
+fi
 
 # --- 5. the pages ---
 signin

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::links::api::fetch_in;
 use crate::qr::qr_image;
 use crate::state::AppState;
-use crate::stats::{LinkReport, StatsQuery, link_report};
+use crate::stats::{LinkReport, ReportOptions, StatsQuery, link_report};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,34 +36,22 @@ const BUCKETS: [(&str, &str); 3] = [
     ("day", "Last 30 days, per day"),
 ];
 
-/// The report, and the bot clicks over the same range; or why there is none.
+/// The page's report: its series, totals, bot clicks and breakdowns (bars
+/// of clicks), in one round of concurrent queries.
 async fn clicks(
     state: &AppState,
     org_id: i64,
     domain: Option<&str>,
     code: &str,
     bucket: &str,
-) -> Result<(LinkReport, u64), ApiError> {
-    let domain = domain.map(str::to_owned);
+) -> Result<LinkReport, ApiError> {
     let q = StatsQuery {
         bucket: Some(bucket.to_owned()),
         dimensions: Some("country,city,device,browser,os,referrer".into()),
-        domain: domain.clone(),
+        domain: domain.map(str::to_owned),
         ..StatsQuery::default()
     };
-    let with_bots = StatsQuery {
-        bucket: Some(bucket.to_owned()),
-        include_bots: true,
-        domain,
-        ..StatsQuery::default()
-    };
-    // Both at once: the page waits for the slower, not for their sum.
-    let (humans, everyone) = tokio::try_join!(
-        link_report(state, org_id, code, &q),
-        link_report(state, org_id, code, &with_bots)
-    )?;
-    let bots = everyone.total_clicks.saturating_sub(humans.total_clicks);
-    Ok((humans, bots))
+    link_report(state, org_id, code, &q, ReportOptions::PAGE).await
 }
 
 /// `GET /o/{org}/links/{code}` (`?domain=`).
@@ -176,21 +164,21 @@ pub async fn page(
         }
         @match &stats {
             Err(why) => p.form-error #stats-unavailable { "Stats are not available: " (why) },
-            Ok((r, bots)) => {
+            Ok(r) => {
                 div.stats {
                     div.stat { b #total-clicks { (r.total_clicks) } span { "clicks" } }
                     div.stat {
                         b #total-visitors { (r.total_visitors) }
                         span title="an estimate: exact up to 16, within 6.5 % above" { "unique visitors (est.)" }
                     }
-                    div.stat { b #bot-clicks { (bots) } span { "bot clicks (not counted)" } }
+                    div.stat { b #bot-clicks { (r.bot_clicks.unwrap_or(0)) } span { "bot clicks (not counted)" } }
                 }
                 div.card { (chart::series(r)) }
                 div.grid {
                     @for (name, rows) in &r.breakdown {
                         div.card {
                             h2 { (title_of(name)) }
-                            (chart::bars(name, rows, 10))
+                            (chart::bars(name, rows, 10, r.breakdown_visitors))
                         }
                     }
                 }
