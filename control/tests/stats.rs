@@ -788,3 +788,148 @@ async fn stats_keep_every_count_through_the_upgrade_to_fixed_size_visitor_states
     }
     assert_eq!(b["dimensions"]["country"].as_array().unwrap().len(), 3);
 }
+
+/// The text of the element with id `id` in `html` (its first text node).
+fn element_text<'a>(html: &'a str, id: &str) -> &'a str {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let rest = &html[at..];
+    let start = rest.find('>').unwrap() + 1;
+    let end = start + rest[start..].find('<').unwrap();
+    &rest[start..end]
+}
+
+/// `(data-value, data-clicks)` of each bar of the chart with id `id`.
+fn bars(html: &str, id: &str) -> Vec<(String, u64)> {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let chart = &html[at..at + html[at..].find("</svg>").unwrap()];
+    chart
+        .split("<rect ")
+        .skip(1)
+        .map(|rect| {
+            let attr = |name: &str| {
+                let v = rect.split(&format!("{name}=\"")).nth(1).unwrap();
+                v[..v.find('"').unwrap()].to_owned()
+            };
+            (attr("data-value"), attr("data-clicks").parse().unwrap())
+        })
+        .collect()
+}
+
+/// The dashboard's link page asks for less than the API (no visitors per
+/// breakdown value, bot clicks as one total) over whole UTC days: its
+/// numbers must still be the API's for the same range.
+#[tokio::test]
+async fn the_link_page_shows_the_apis_numbers_for_its_whole_days() {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let day_end = now.div_ceil(86_400) * 86_400;
+    let first = day_end - 30 * 86_400;
+    let ch = common::clickhouse_with_schema("ctl").await;
+    let app = app_with(&ch).await;
+    app.create(json!({ "target": "https://a.com", "custom_alias": "abc" }))
+        .await;
+    insert_clicks(
+        &ch,
+        &[
+            ("abc", 1, first - 60, 301, "GB", "desktop", 0, 1),
+            ("abc", 2, first, 301, "GB", "desktop", 0, 1),
+            ("abc", 3, first + 86_400 * 5, 302, "GB", "mobile", 0, 2),
+            ("abc", 4, now - 86_400 * 2, 301, "US", "mobile", 0, 3),
+            ("abc", 5, now - 5, 301, "US", "mobile", 0, 4),
+            ("abc", 6, now - 5, 301, "US", "desktop", 0, 5),
+            ("abc", 7, now - 4, 301, "US", "bot", 1, 6),
+            ("abc", 8, now - 3, 404, "US", "mobile", 0, 7),
+            ("abc", 9, now - 2, 404, "US", "bot", 1, 8),
+            ("abc", 10, first - 1, 301, "US", "bot", 1, 9),
+        ],
+        &orgs(&app).await,
+    )
+    .await;
+    let org = app.org_id("acme").await;
+    app.user(
+        "viewer@acme.example",
+        Some(("acme", control::auth::Role::Viewer)),
+    )
+    .await;
+    let viewer = app.login("viewer@acme.example", common::PASSWORD).await;
+    let page = app
+        .page(&viewer, &format!("/o/{org}/links/abc?bucket=day"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let html = &page.html;
+
+    let range = |t: u64| {
+        time::OffsetDateTime::from_unix_timestamp(t as i64)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let (s, api) = app
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/links/abc/stats?from={}&to={}&bucket=day&dimensions=country,device&include_bots=true",
+                range(first),
+                range(day_end)
+            ),
+            &app.admin_key,
+        )
+        .await;
+    assert_eq!(s, 200, "{api}");
+    let (_, humans) = app
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/links/abc/stats?from={}&to={}&bucket=day&dimensions=country,device",
+                range(first),
+                range(day_end)
+            ),
+            &app.admin_key,
+        )
+        .await;
+    // Clicks before the first day and 404s are not counted, bots' neither.
+    assert_eq!(humans["totals"]["clicks"], 5);
+    assert_eq!(element_text(html, "total-clicks"), "5");
+    assert_eq!(element_text(html, "total-visitors"), "5");
+    let bots = api["totals"]["clicks"].as_u64().unwrap() - 5;
+    assert_eq!(bots, 1);
+    assert_eq!(element_text(html, "bot-clicks"), "1");
+    let of_api = |name: &str| -> Vec<(String, u64)> {
+        humans["dimensions"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let value = v["value"].as_str().unwrap().to_owned();
+                (value, v["clicks"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(
+        bars(html, "chart-country"),
+        [("US".to_owned(), 3), ("GB".to_owned(), 2)]
+    );
+    assert_eq!(bars(html, "chart-country"), of_api("country"));
+    assert_eq!(bars(html, "chart-device"), of_api("device"));
+    // Every day with clicks is a bar of the series, today's included.
+    let series: u64 = humans["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["clicks"].as_u64().unwrap())
+        .sum();
+    assert_eq!(series, 5);
+    let charted = html
+        .split("id=\"clicks-chart\"")
+        .nth(1)
+        .and_then(|chart| chart.split("</svg>").next())
+        .unwrap()
+        .split("data-clicks=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].parse::<u64>().unwrap())
+        .sum::<u64>();
+    assert_eq!(charted, 5);
+}

@@ -24,7 +24,7 @@ use serde::Deserialize;
 #[serde(default)]
 pub struct PeriodParams {
     /// `minute` (the last day), `hour` (the last 7 days, the default) or
-    /// `day` (the last 30 days): the stats API's default ranges.
+    /// `day` (the last 30 days): see [`period`].
     pub bucket: String,
     /// The link's domain (absent: the default domain).
     pub domain: Option<String>,
@@ -33,8 +33,32 @@ pub struct PeriodParams {
 const BUCKETS: [(&str, &str); 3] = [
     ("minute", "Last 24 hours, per minute"),
     ("hour", "Last 7 days, per hour"),
-    ("day", "Last 30 days, per day"),
+    ("day", "Last 30 days, per day (UTC)"),
 ];
+
+/// The range of `bucket`'s chart at `now` (Unix seconds): the last day of
+/// minutes, up to now; the last 7 days of whole hours and the last 30 whole
+/// UTC days, both up to the end of the current one. Whole buckets read
+/// fewer rollups: 30 days are one part of the day rollup, where a range
+/// ending now is five (minutes, hours, days, hours, minutes), each one more
+/// read per query for every link, however few its clicks.
+fn period(bucket: &str, now: i64) -> (i64, i64) {
+    let up_to = |step: i64| (now + step - 1).div_euclid(step) * step;
+    match bucket {
+        "minute" => {
+            let to = up_to(60);
+            (to - 86_400, to)
+        }
+        "day" => {
+            let to = up_to(86_400);
+            (to - 30 * 86_400, to)
+        }
+        _ => {
+            let to = up_to(3600);
+            (to - 7 * 86_400, to)
+        }
+    }
+}
 
 /// The page's report: its series, totals, bot clicks and breakdowns (bars
 /// of clicks), in one round of concurrent queries.
@@ -45,7 +69,11 @@ async fn clicks(
     code: &str,
     bucket: &str,
 ) -> Result<LinkReport, ApiError> {
+    let (from, to) = period(bucket, time::OffsetDateTime::now_utc().unix_timestamp());
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).ok();
     let q = StatsQuery {
+        from: at(from),
+        to: at(to),
         bucket: Some(bucket.to_owned()),
         dimensions: Some("country,city,device,browser,os,referrer".into()),
         domain: domain.map(str::to_owned),
@@ -255,4 +283,28 @@ async fn qr(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::period;
+
+    /// 2026-01-01T00:00:00Z.
+    const D0: i64 = 1_767_225_600;
+
+    #[test]
+    fn charts_end_with_their_current_bucket() {
+        let now = D0 + 10 * 86_400 + 5 * 3600 + 7 * 60 + 30;
+        assert_eq!(period("minute", now), (now + 30 - 86_400, now + 30));
+        let hour_end = D0 + 10 * 86_400 + 6 * 3600;
+        assert_eq!(period("hour", now), (hour_end - 7 * 86_400, hour_end));
+        assert_eq!(period("day", now), (D0 - 19 * 86_400, D0 + 11 * 86_400));
+        // A bucket's first second is in it, and a boundary ends the range.
+        assert_eq!(period("day", D0).1, D0);
+        assert_eq!(period("day", D0 + 1).1, D0 + 86_400);
+        assert_eq!(
+            period("hour", D0 + 3600),
+            (D0 + 3600 - 7 * 86_400, D0 + 3600)
+        );
+    }
 }
