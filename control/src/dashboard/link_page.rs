@@ -206,7 +206,7 @@ pub async fn page(
                     @for (name, rows) in &r.breakdown {
                         div.card {
                             h2 { (title_of(name)) }
-                            (chart::bars(name, rows, 10, r.breakdown_visitors))
+                            (chart::bars(name, rows, ReportOptions::PAGE_ROWS as usize, r.breakdown_visitors))
                         }
                     }
                 }

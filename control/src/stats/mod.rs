@@ -534,17 +534,23 @@ pub struct ReportOptions {
     /// more query, on the series rollups, rather than a second report with
     /// `include_bots`.
     pub bot_clicks: bool,
+    /// Most values per breakdown, most clicked first.
+    pub breakdown_rows: u64,
 }
 
 impl ReportOptions {
     pub const API: ReportOptions = ReportOptions {
         breakdown_visitors: true,
         bot_clicks: false,
+        breakdown_rows: MAX_ROWS,
     };
+    /// The page draws the top [`ReportOptions::PAGE_ROWS`] of each breakdown.
     pub const PAGE: ReportOptions = ReportOptions {
         breakdown_visitors: false,
         bot_clicks: true,
+        breakdown_rows: Self::PAGE_ROWS,
     };
+    pub const PAGE_ROWS: u64 = 10;
 }
 
 /// One link's clicks over a range: what `GET /v1/links/{code}/stats` and
@@ -676,7 +682,10 @@ pub async fn link_report(
         .await?;
         ApiResult::Ok(Some(rows.first().map_or(0, |r| r.clicks)))
     };
-    let breakdown_order = format!("ORDER BY clicks DESC, key LIMIT {MAX_ROWS}");
+    let breakdown_order = format!(
+        "ORDER BY clicks DESC, key LIMIT {}",
+        options.breakdown_rows.min(MAX_ROWS)
+    );
     let breakdown_measures = if options.breakdown_visitors {
         both
     } else {
