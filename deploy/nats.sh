@@ -16,7 +16,8 @@
 #
 # Environment: STACK_DIR, STACK_NATS_PORT (default 4223), ENGINE_NODES (the engines' node
 # ids, separated by spaces or commas; default "demo", the node deploy/up.sh starts: each
-# gets the user engine-<node>, allowed to ask for visit leases as that node only), and the
+# gets the user engine-<node>, allowed to ask for visit leases and publish click batches as
+# that node only; an id is at most 64 characters, what the engine keeps), and the
 # names the permissions are written for: LINKS_STREAM, LINKS_SUBJECT, LEASE_SUBJECT,
 # CLICKS_STREAM, CLICKS_SUBJECT_PREFIX, CLICKS_CONSUMER, ENRICHED_SUBJECT (default
 # enriched.clicks: the sidecar's --enriched-subject and control's), ENRICHED_STREAM,
@@ -48,8 +49,10 @@ engine_users() {
   local node block
   for node in "${ENGINE_NODES[@]}"; do
     # A subject token that also names the user's inbox prefix: the characters the engine
-    # keeps of its --node-id (engine/src/clicks/mod.rs).
-    [[ $node =~ ^[A-Za-z0-9_-]+$ ]] || die "engine node id ${node@Q}: letters, digits, '_' or '-' only"
+    # keeps of its --node-id, and no more than it keeps (engine/src/clicks/mod.rs,
+    # snapshots::click::MAX_NODE_ID_LEN), or its subjects would not be the user's.
+    [[ $node =~ ^[A-Za-z0-9_-]{1,64}$ ]] ||
+      die "engine node id ${node@Q}: 1 to 64 letters, digits, '_' or '-'"
     block=$(grep -v '^[[:space:]]*#' "$repo/deploy/nats/engine-user.conf.template")
     block=${block//@NODE@/$node}
     block=${block//@ENGINE_PASSWORD@/$(cat "$(password_file "engine-$node")")}

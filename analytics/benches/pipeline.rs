@@ -36,6 +36,7 @@ fn payloads() -> Vec<(Bytes, Origin)> {
                 stream_seq: u64::from(b),
                 subject: "clicks.bench-node".into(),
                 msg_id: format!("{b:032x}"),
+                node: Some("bench-node".into()),
             };
             (Bytes::copy_from_slice(writer.finish()), origin)
         })

@@ -64,7 +64,10 @@ pub struct Config {
     pub metrics: SocketAddr,
     /// JetStream stream of click batches, which the sidecar owns. Default `CLICKS`.
     pub stream: String,
-    /// Subjects of the stream. Default `clicks.>`.
+    /// Subjects of the stream. Default `clicks.>`. Of the engines' shape,
+    /// `<prefix>.>` or `<prefix>.*`, the token after the prefix names the
+    /// node whose batches a subject carries, and a batch naming another is
+    /// parked ([`crate::attribution`]); any other filter takes every batch.
     pub subjects: String,
     /// How long the stream keeps a batch, in seconds. Default 259,200 (72 h):
     /// batches hold full client addresses, so the stream keeps them only as

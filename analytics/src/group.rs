@@ -1,5 +1,6 @@
 //! A group of messages decoded for one insert: per batch, its enriched rows
-//! and what is needed to park it; undecodable messages as parked rows.
+//! and what is needed to park it; undecodable messages, and batches naming
+//! another node than their subject ([`crate::attribution`]), as parked rows.
 //!
 //! A batch is the unit the pipeline splits a refused group into, so its rows
 //! stay together, with the message's stream position to park it under.
@@ -10,6 +11,7 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use snapshots::click::{ClickBatch, ClickBatchWriter, ClickEvent};
 
+use crate::attribution;
 use crate::encoded::ClickRows;
 use crate::enrich::{Enricher, privacy};
 use crate::hash::SeededXxh3;
@@ -22,6 +24,9 @@ pub struct Origin {
     pub subject: String,
     /// The `Nats-Msg-Id` header, if any.
     pub msg_id: String,
+    /// The node the subject names ([`attribution::SubjectNodes`]), which
+    /// the batch must name too; `None` takes a batch naming any node.
+    pub node: Option<String>,
 }
 
 /// One decoded click batch of a group.
@@ -56,12 +61,16 @@ pub struct Group {
     pub parked: Vec<ParkedRow>,
     /// Events dropped because an earlier batch of the group had them.
     pub duplicates_in_group: u64,
+    /// Batches parked because they name another node than their subject.
+    pub wrong_node: u64,
 }
 
 impl Group {
     /// Decodes and enriches payloads into a group (no messages attached).
     /// Undecodable payloads become parked rows stamped `now` (Unix seconds)
-    /// with their bytes as received; `stream` names the stream they came from.
+    /// with their bytes as received, and batches naming another node than
+    /// their origin's subject parked rows with their addresses cut
+    /// ([`redacted`]); `stream` names the stream they came from.
     pub fn decode(
         enricher: &mut Enricher,
         stream: &str,
@@ -103,6 +112,22 @@ impl GroupBuilder {
         let group = &mut self.group;
         match ClickBatch::parse(&payload) {
             Ok(batch) => {
+                if let Err(wrong) =
+                    attribution::check(&origin.subject, origin.node.as_deref(), batch.node_id())
+                {
+                    tracing::warn!(
+                        batch_node = %wrong.batch_node, subject_node = %wrong.subject_node,
+                        subject = %origin.subject, stream_seq = origin.stream_seq,
+                        msg_id = %origin.msg_id, events = batch.len(),
+                        "click batch naming another node than its subject; parking it in parked_batches"
+                    );
+                    group.wrong_node += 1;
+                    let redacted = redacted(&payload);
+                    group
+                        .parked
+                        .push(parked(stream, now, origin, wrong.to_string(), redacted));
+                    return;
+                }
                 let node = String::from_utf8_lossy(batch.node_id()).into_owned();
                 // A row is about the size of its record in the batch.
                 let mut rows =
@@ -129,15 +154,13 @@ impl GroupBuilder {
                     msg_id = %origin.msg_id, bytes = payload.len(),
                     "undecodable click batch; parking it in parked_batches"
                 );
-                group.parked.push(ParkedRow {
-                    parked_at: now,
-                    stream: stream.to_owned(),
-                    stream_seq: origin.stream_seq,
-                    subject: origin.subject,
-                    msg_id: origin.msg_id,
-                    error: error.to_string(),
-                    payload: payload.to_vec(),
-                });
+                group.parked.push(parked(
+                    stream,
+                    now,
+                    origin,
+                    error.to_string(),
+                    payload.to_vec(),
+                ));
             }
         }
     }
@@ -162,18 +185,30 @@ impl Batch {
     /// [`refusals`](Self::refusals) times: the batch re-encoded with every
     /// address cut to its stored prefix, never the bytes as received.
     pub fn parked_row(&self, stream: &str, now: u32) -> ParkedRow {
-        ParkedRow {
-            parked_at: now,
-            stream: stream.to_owned(),
-            stream_seq: self.origin.stream_seq,
-            subject: self.origin.subject.clone(),
-            msg_id: self.origin.msg_id.clone(),
-            error: format!(
-                "ClickHouse refused this batch {} times; last: {}",
-                self.refusals, self.last_refusal
-            ),
-            payload: redacted(&self.payload),
-        }
+        let error = format!(
+            "ClickHouse refused this batch {} times; last: {}",
+            self.refusals, self.last_refusal
+        );
+        parked(
+            stream,
+            now,
+            self.origin.clone(),
+            error,
+            redacted(&self.payload),
+        )
+    }
+}
+
+/// The `parked_batches` row of a message from `origin`, parked `now`.
+fn parked(stream: &str, now: u32, origin: Origin, error: String, payload: Vec<u8>) -> ParkedRow {
+    ParkedRow {
+        parked_at: now,
+        stream: stream.to_owned(),
+        stream_seq: origin.stream_seq,
+        subject: origin.subject,
+        msg_id: origin.msg_id,
+        error,
+        payload,
     }
 }
 
@@ -274,5 +309,38 @@ mod tests {
         assert_eq!(group.parked.len(), 1);
         assert_eq!(group.parked[0].payload, b"junk");
         assert_eq!(group.parked[0].parked_at, 7);
+    }
+
+    #[test]
+    fn a_batch_naming_another_node_than_its_subject_is_parked_with_cut_addresses() {
+        let mut enricher = Enricher::new(None, 16);
+        let a = Bytes::from(batch_with(&["81.2.69.142", "81.2.69.143"]));
+        let on = |node: &str| Origin {
+            stream_seq: 4,
+            subject: format!("clicks.{node}"),
+            msg_id: "m".into(),
+            node: Some(node.into()),
+        };
+        // The batch names node-a: refused on node-b's subject, taken on its
+        // own; the refused copy's events do not count as seen.
+        let group = Group::decode(
+            &mut enricher,
+            "CLICKS",
+            7,
+            [(a.clone(), on("node-b")), (a.clone(), on("node-a"))],
+        );
+        assert_eq!(group.wrong_node, 1);
+        assert_eq!(group.duplicates_in_group, 0);
+        assert_eq!(group.batches.len(), 1);
+        assert_eq!(group.batches[0].origin.subject, "clicks.node-a");
+        assert_eq!(group.batches[0].rows.len(), 2);
+        let parked = &group.parked[..];
+        assert_eq!(parked.len(), 1);
+        assert_eq!(parked[0].subject, "clicks.node-b");
+        assert_eq!(
+            parked[0].error,
+            "the batch names node \"node-a\" but arrived on \"clicks.node-b\", the subject of node \"node-b\""
+        );
+        assert_eq!(parked[0].payload, redacted(&a));
     }
 }

@@ -82,6 +82,10 @@
 //! unknown version, cut short) can never succeed, so it is not retried: it is
 //! logged, counted (`analytics_batches_parked_total`) and written byte for
 //! byte with its error to the `parked_batches` table, and only then acked.
+//! So is a batch that names another node than the subject it arrived on
+//! (`clicks.a` carrying node b's clicks: [`attribution`]), with its
+//! addresses cut and both names in its error, counted also in
+//! `analytics_batches_wrong_node_total`.
 //!
 //! A batch that decodes but that ClickHouse refuses (an exception about the
 //! rows, not about the server's state: [`refusal`]) would otherwise be
@@ -116,6 +120,7 @@
 //! * [`pipeline`]: the group loop: decode, enrich, deduplicate, insert,
 //!   split on refusal, park, ack.
 //! * [`group`]: a decoded group, its batches, parked rows with addresses cut.
+//! * [`attribution`]: the node a subject names, which its batches must name.
 //! * [`refusal`]: ClickHouse unavailable, or refusing the rows.
 //! * [`enrich`]: address truncation, GeoIP, user agent (cached; isbot's list and
 //!   uap-core's regexes, vendored in `analytics/data`), referrer, bots and link previews.
@@ -128,6 +133,7 @@
 //! * [`metrics`]: counters and the Prometheus `/metrics` endpoint.
 //! * [`backoff`]: retry delays.
 
+pub mod attribution;
 pub mod backoff;
 pub mod config;
 pub mod encoded;

@@ -66,7 +66,7 @@ struct RunArgs {
     /// JetStream stream of click batches, owned by the sidecar [default: CLICKS]
     #[arg(long)]
     stream: Option<String>,
-    /// Subjects of the stream [default: clicks.>]
+    /// Subjects of the stream; with <prefix>.> a batch on <prefix>.<node> must name that node [default: clicks.>]
     #[arg(long)]
     subjects: Option<String>,
     /// Seconds the stream keeps a batch (batches hold full client addresses)

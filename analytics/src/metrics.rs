@@ -26,8 +26,12 @@ pub struct Metrics {
     pub batches_acked: AtomicU64,
     /// Batches tried again because ClickHouse was unavailable (one per batch per retry).
     pub batches_retried: AtomicU64,
-    /// Batches parked: undecodable, or refused by ClickHouse too often.
+    /// Batches parked: undecodable, naming another node than their subject,
+    /// or refused by ClickHouse too often.
     pub batches_parked: AtomicU64,
+    /// Batches parked because they name another node than their subject
+    /// (`crate::attribution`); counted in `batches_parked` too.
+    pub batches_wrong_node: AtomicU64,
     /// Tries in which ClickHouse refused one batch on its own.
     pub batches_refused: AtomicU64,
     /// Messages seen with a delivery count above 1.
@@ -120,8 +124,14 @@ impl Metrics {
         one(
             "analytics_batches_parked_total",
             "counter",
-            "Batches parked in parked_batches: undecodable, or refused by ClickHouse park_after_attempts times.",
+            "Batches parked in parked_batches: undecodable, naming another node than their subject, or refused by ClickHouse park_after_attempts times.",
             get(&self.batches_parked).to_string(),
+        );
+        one(
+            "analytics_batches_wrong_node_total",
+            "counter",
+            "Batches parked because they name another node than the subject they arrived on.",
+            get(&self.batches_wrong_node).to_string(),
         );
         one(
             "analytics_batches_refused_total",

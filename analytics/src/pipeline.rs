@@ -40,6 +40,7 @@ use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt as _;
 use snapshots::click::CLICK_MAGIC;
 
+use crate::attribution::SubjectNodes;
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::encoded::ClickRows;
@@ -55,6 +56,8 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct Pipeline {
     enricher: Enricher,
+    /// Which node each message's subject names.
+    nodes: SubjectNodes,
     writer: Writer,
 }
 
@@ -82,6 +85,7 @@ impl Pipeline {
     pub fn new(config: Config, store: Store, enricher: Enricher, metrics: Arc<Metrics>) -> Self {
         Pipeline {
             enricher,
+            nodes: SubjectNodes::new(&config.subjects),
             writer: Writer {
                 config,
                 store,
@@ -197,7 +201,7 @@ impl Pipeline {
         events
     }
 
-    /// Where a message sat, counting redeliveries.
+    /// Where a message sat, and the node its subject names; counts redeliveries.
     fn origin(&self, msg: &Message) -> Origin {
         let info = msg.info().ok();
         if info.as_ref().is_some_and(|i| i.delivered > 1) {
@@ -215,6 +219,7 @@ impl Pipeline {
                 .and_then(|h| h.get("Nats-Msg-Id"))
                 .map(|v| v.as_str().to_owned())
                 .unwrap_or_default(),
+            node: self.nodes.node_of(&msg.subject).map(str::to_owned),
         }
     }
 
@@ -229,7 +234,8 @@ impl Pipeline {
         group.finish()
     }
 
-    /// Decodes and enriches a group's messages; undecodable ones become parked rows.
+    /// Decodes and enriches a group's messages; undecodable ones, and
+    /// batches naming another node than their subject, become parked rows.
     pub fn decode(&mut self, messages: Vec<Message>) -> Group {
         let mut group = GroupBuilder::default();
         for msg in messages {
@@ -324,6 +330,9 @@ impl Writer {
         self.metrics
             .duplicates_skipped
             .fetch_add(std::mem::take(&mut group.duplicates_in_group), Relaxed);
+        self.metrics
+            .batches_wrong_node
+            .fetch_add(std::mem::take(&mut group.wrong_node), Relaxed);
         // A redelivered batch may have been stored, in part or whole, by
         // another sidecar, and so may a batch being retried (by a try of
         // ours that failed on our side but still runs on the server). Before

@@ -24,6 +24,7 @@ fn origin(seq: u64, msg_id: &str) -> Origin {
         stream_seq: seq,
         subject: "clicks.node-a".into(),
         msg_id: msg_id.into(),
+        node: Some("node-a".into()),
     }
 }
 

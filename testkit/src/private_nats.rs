@@ -26,7 +26,8 @@ pub const ENGINE_NODE: &str = "node1";
 pub enum Role {
     Control,
     /// The engine of this node id: it may ask for visit leases on
-    /// `<lease subject>.<node>` only.
+    /// `<lease subject>.<node>` only, and publish click batches on
+    /// `<clicks prefix>.<node>` only.
     Engine(&'static str),
     Analytics,
     /// Full access, for people and tools (and tests that set up streams).
@@ -243,12 +244,14 @@ fn write_auth(dir: &Path, names: &StreamNames, nodes: &[&str]) -> anyhow::Result
             continue;
         }
         for node in nodes {
+            // What the engine keeps of its --node-id, as deploy/nats.sh checks.
             if node.is_empty()
+                || node.len() > snapshots::click::MAX_NODE_ID_LEN
                 || !node
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             {
-                bail!("engine node id {node:?}: letters, digits, '_' or '-' only");
+                bail!("engine node id {node:?}: 1 to 64 letters, digits, '_' or '-'");
             }
             let password = new_password(dir, &format!("engine-{node}"))?;
             for line in without_comments(ENGINE_USER_TEMPLATE) {

@@ -40,6 +40,11 @@ async fn setup() -> anyhow::Result<(PrivateNats, StreamNames)> {
     Ok((nats, names))
 }
 
+/// The click subject of [`Role::ENGINE`]'s node, the only one it may publish on.
+fn own_clicks_subject(names: &StreamNames) -> String {
+    format!("{}.{}", names.clicks_subject_prefix, testkit::ENGINE_NODE)
+}
+
 async fn stream_len(nats: &PrivateNats, name: &str) -> anyhow::Result<u64> {
     let js = js(nats.connect_as(Role::Operator).await?);
     Ok(js.get_stream(name).await?.info().await?.state.messages)
@@ -83,7 +88,7 @@ async fn only_control_publishes_link_changes() -> anyhow::Result<()> {
 #[tokio::test]
 async fn only_engines_publish_clicks() -> anyhow::Result<()> {
     let (nats, names) = setup().await?;
-    let subject = format!("{}.node1", names.clicks_subject_prefix);
+    let subject = own_clicks_subject(&names);
     js(nats.connect_as(Role::ENGINE).await?)
         .publish(subject.clone(), "batch".into())
         .await?
@@ -107,7 +112,7 @@ async fn engines_read_link_changes_and_analytics_reads_clicks() -> anyhow::Resul
         .await?
         .await?;
     js(nats.connect_as(Role::ENGINE).await?)
-        .publish(format!("{}.n", names.clicks_subject_prefix), "batch".into())
+        .publish(own_clicks_subject(&names), "batch".into())
         .await?
         .await?;
 
@@ -178,7 +183,7 @@ async fn a_role_cannot_read_another_roles_replies_or_raw_subjects() -> anyhow::R
         .info()
         .await?;
     js(nats.connect_as(Role::ENGINE).await?)
-        .publish(format!("{}.n", names.clicks_subject_prefix), "batch".into())
+        .publish(own_clicks_subject(&names), "batch".into())
         .await?
         .await?;
     // Nothing may arrive: either nothing comes (timeout) or the client ends
@@ -405,5 +410,74 @@ async fn an_engine_asks_for_leases_in_its_own_nodes_name_only() -> anyhow::Resul
         subjects.push(subject);
     }
     assert_eq!(subjects, [subject("edge-a"), subject("edge-b")]);
+    Ok(())
+}
+
+/// One user per engine node for click batches too: node A's credential
+/// publishes batches on its own subject, `clicks.<A>`, and the server
+/// refuses them on node B's (a permissions violation; nothing is stored),
+/// so A cannot send clicks in B's name. (A batch on A's subject that names
+/// B inside is the sidecar's to refuse: analytics/tests/nats_role.rs.)
+#[tokio::test]
+async fn an_engine_publishes_clicks_in_its_own_nodes_name_only() -> anyhow::Result<()> {
+    let names = StreamNames::default();
+    let nats = PrivateNats::with_auth_nodes(&names, &["edge-a", "edge-b"])?;
+    js(nats.connect_as(Role::Analytics).await?)
+        .create_stream(stream::Config {
+            name: names.clicks_stream.clone(),
+            subjects: vec![format!("{}.>", names.clicks_subject_prefix)],
+            ..Default::default()
+        })
+        .await?;
+    let subject = |node: &str| format!("{}.{node}", names.clicks_subject_prefix);
+    let (a_node, b_node) = (Role::Engine("edge-a"), Role::Engine("edge-b"));
+
+    // A, with the server's errors in view.
+    let (errors_tx, mut errors) = mpsc::unbounded_channel();
+    let options = nats.options_as(a_node).event_callback(move |event| {
+        let errors_tx = errors_tx.clone();
+        async move {
+            if let async_nats::Event::ServerError(error) = event {
+                let _ = errors_tx.send(error.to_string().to_ascii_lowercase());
+            }
+        }
+    });
+    let a = js(nats.connect_with(a_node, options).await?);
+    a.publish(subject("edge-a"), "a's batch".into())
+        .await?
+        .await?;
+    // B's subject, and one below it: refused, no ack ever comes.
+    for forged in [subject("edge-b"), format!("{}.core0", subject("edge-a"))] {
+        let refused = a.publish(forged.clone(), "forged".into()).await?.await;
+        assert!(refused.is_err(), "A published clicks on {forged}");
+        let error = tokio::time::timeout(ACK_WAIT, errors.recv())
+            .await?
+            .expect("a server error");
+        assert!(
+            error.contains("permissions violation") && error.contains(&forged),
+            "{error}"
+        );
+    }
+    // B publishes in its own name.
+    js(nats.connect_as(b_node).await?)
+        .publish(subject("edge-b"), "b's batch".into())
+        .await?
+        .await?;
+
+    let operator = js(nats.connect_as(Role::Operator).await?);
+    let mut clicks = operator.get_stream(&names.clicks_stream).await?;
+    let stored = clicks.info().await?.state.messages;
+    let mut got = Vec::new();
+    for seq in 1..=stored {
+        let message = clicks.get_raw_message(seq).await?;
+        got.push((message.subject.to_string(), message.payload.to_vec()));
+    }
+    assert_eq!(
+        got,
+        [
+            (subject("edge-a"), b"a's batch".to_vec()),
+            (subject("edge-b"), b"b's batch".to_vec()),
+        ]
+    );
     Ok(())
 }
