@@ -57,7 +57,7 @@ pub fn series(r: &LinkReport) -> Markup {
 
 /// Horizontal bars of a breakdown (countries, browsers, ...), the top `n`;
 /// their tooltips give visitors too when the rows count them.
-pub fn bars(name: &str, rows: &[(String, u64, u64)], n: usize, visitors: bool) -> Markup {
+pub fn bars(name: &str, rows: &[(String, u64, u64)], n: usize, with_visitors: bool) -> Markup {
     let rows = &rows[..rows.len().min(n)];
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
     let row_h = 22.0;
@@ -69,14 +69,14 @@ pub fn bars(name: &str, rows: &[(String, u64, u64)], n: usize, visitors: bool) -
             @if rows.is_empty() {
                 text x="0" y="15" { "no clicks" }
             }
-            @for (i, (value, clicks, count)) in rows.iter().enumerate() {
+            @for (i, (value, clicks, visitors)) in rows.iter().enumerate() {
                 @let y = i as f64 * row_h + 2.0;
                 @let label = if value.is_empty() { "(unknown)".to_string() } else { value.chars().take(22).collect() };
                 text x="0" y=(y + 14.0) { (label) }
                 rect.bar x=(label_w) y=(y + 3.0) width=(format!("{:.1}", (*clicks as f64 / max as f64 * bar_w).max(1.0))) height="14" data-value=(value) data-clicks=(clicks) {
                     title {
                         (value) ": " (clicks) " clicks"
-                        @if visitors { ", " (count) " visitors" }
+                        @if with_visitors { ", " (visitors) " visitors" }
                     }
                 }
                 text x=(label_w + bar_w + 6.0) y=(y + 14.0) { (clicks) }
