@@ -437,8 +437,8 @@ enum Measures {
     /// Clicks only, visitors 0: the visitor states are then neither read
     /// nor merged, which is most of the time of a query over a busy link's
     /// wide rows (merging half a million states takes 3-4x as long as
-    /// counting their clicks: perf/README.md, "Breakdowns without
-    /// visitors").
+    /// counting their clicks: perf/README.md, "The link page asks for
+    /// less").
     Clicks,
 }
 
@@ -615,11 +615,15 @@ pub async fn link_report(
         .ok_or(ApiError::Unavailable("ClickHouse"))?;
     // The org first: a range of the rollups' sort key. Org 0 too: clicks
     // stored before click records carried the org.
-    let filter = format!(
-        "org_id IN (0, ?) AND code = ? AND has(?, domain) AND {}{}",
-        counted(q.include_bots),
-        filters.sql()
-    );
+    // The link's rows that `counting` selects, with the query's filters;
+    // `bind` binds them.
+    let link_rows = |counting: &str| {
+        format!(
+            "org_id IN (0, ?) AND code = ? AND has(?, domain) AND {counting}{}",
+            filters.sql()
+        )
+    };
+    let filter = link_rows(counted(q.include_bots));
     let org = u64::try_from(org_id).unwrap_or(0);
     let bind =
         |query: clickhouse::query::Query| filters.bind(query.bind(org).bind(code).bind(&domains));
@@ -659,11 +663,7 @@ pub async fn link_report(
         bind,
         "",
     );
-    let bots_filter = format!(
-        "org_id IN (0, ?) AND code = ? AND has(?, domain) AND {} AND is_bot = 1{}",
-        counted(true),
-        filters.sql()
-    );
+    let bots_filter = link_rows(&format!("{} AND is_bot = 1", counted(true)));
     let bots = async {
         if !options.bot_clicks {
             return Ok(None);
@@ -698,9 +698,17 @@ pub async fn link_report(
         async move {
             let source = rollups::Source::for_breakdown(name, filtered);
             let key = rollups::Key::Column(column);
-            let measures = breakdown_measures;
-            let rows: Vec<ValueRow> =
-                merged(ch, parts, source, key, measures, filter, bind, order).await?;
+            let rows: Vec<ValueRow> = merged(
+                ch,
+                parts,
+                source,
+                key,
+                breakdown_measures,
+                filter,
+                bind,
+                order,
+            )
+            .await?;
             ApiResult::Ok((
                 *name,
                 rows.into_iter()
